@@ -1,0 +1,106 @@
+"""Dime.Scheduler's `/import` endpoint through the official `dimescheduler` SDK.
+
+The SDK gives us the API key header and retries of 408/429/5xx that honour Retry-After. What it
+does not know is the import envelope: an HTTP 200 whose inner `statusCode` is not 200 is a
+failure, and we turn every failure into a SyncError with a stable code.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+from shared.core.transactions import ErrorCode, SyncError
+
+
+class DimeGateway:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        max_retries: int = 3,
+        max_delay_seconds: float = 30.0,
+        timeout_seconds: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        from dimescheduler import DimeSchedulerClient, RetryConfig
+
+        # The SDK takes its host from an Environment enum of the three public hosts; anything
+        # with a `.value` works, which is how self-hosted installations and tests are reached.
+        environment: Any = SimpleNamespace(value=base_url.rstrip("/"))
+        retry = RetryConfig(max_retries=max_retries, max_delay_s=max_delay_seconds) if max_retries else False
+        self._client = DimeSchedulerClient(
+            api_key, environment, timeout=timeout_seconds, retry=retry, transport=transport
+        )
+
+    def run_import(self, calls: list[dict[str, object]]) -> dict[str, Any]:
+        """POST /import; the decoded inner content on success, SyncError otherwise."""
+        try:
+            result = self._client.imports.run(calls)
+        except httpx.TimeoutException:
+            raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out") from None
+        except httpx.TransportError as error:
+            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
+        response = result.response
+        if not result.ok:
+            raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
+        return _inner_content(result.data)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def classify_http(status: int, retry_after: str | None, body: Any) -> SyncError:
+    detail = _describe(body)
+    if status == 429:
+        return SyncError(
+            ErrorCode.DIME_THROTTLED, f"Dime.Scheduler throttled the import{detail}", _seconds(retry_after)
+        )
+    if status in (401, 403):
+        return SyncError(ErrorCode.DIME_AUTH_FAILED, f"Dime.Scheduler refused the API key ({status})")
+    if status >= 500 or status == 408:
+        return SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler failed ({status}){detail}", _seconds(retry_after))
+    return SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({status}){detail}")
+
+
+def _inner_content(envelope: Any) -> dict[str, Any]:
+    """Unwrap {"content": "<json>", "statusCode": 200}; some answers are the content itself."""
+    if not isinstance(envelope, dict):
+        raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler answered without a JSON envelope")
+    if "statusCode" not in envelope and "content" not in envelope:
+        return envelope
+    content: Any = envelope.get("content")
+    if isinstance(content, str):
+        try:
+            content = json.loads(content) if content else {}
+        except json.JSONDecodeError:
+            content = {"Description": content[:500]}
+    inner = envelope.get("statusCode")
+    if inner != 200:
+        code = inner if isinstance(inner, int) else 0
+        detail = _describe(content)
+        if code >= 500 or code in (0, 408, 429):
+            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler import failed inside a 200 ({inner}){detail}")
+        if "resource" in detail.lower():
+            raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
+        raise SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({inner}){detail}")
+    return content if isinstance(content, dict) else {}
+
+
+def _describe(body: Any) -> str:
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("Error", "Description", "message", "error", "title") if body.get(k)]
+        if parts:
+            return ": " + "; ".join(parts)[:500]
+    return ""
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,171 @@
+"""Microsoft Graph through msgraph-sdk, imported lazily (it takes over a second to import).
+
+Reads come back as Graph JSON bytes (the SDK's request builders, auth and retry middleware, but no
+model round-trip), because the core reads one format for every path: GET, delta and $batch.
+Every request asks for immutable ids and UTC; at most 4 requests per mailbox run at once (Graph's
+per-mailbox concurrency limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from shared.core.transactions import ErrorCode, SyncError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
+
+GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
+PREFER = ('IdType="ImmutableId"', 'outlook.timezone="UTC"', 'outlook.body-content-type="text"')
+EVENT_FIELDS = [
+    "id",
+    "changeKey",
+    "iCalUId",
+    "subject",
+    "body",
+    "start",
+    "end",
+    "isAllDay",
+    "showAs",
+    "sensitivity",
+    "importance",
+    "categories",
+    "isCancelled",
+    "type",
+]
+MAX_CONCURRENT_PER_MAILBOX = 4
+
+
+def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) -> TokenCredential:
+    """A client secret when configured, else the (user-assigned) managed identity."""
+    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+
+    if client_secret:
+        return ClientSecretCredential(tenant_id, client_id, client_secret)
+    return ManagedIdentityCredential(client_id=client_id)
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+    except AttributeError:
+        return None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_status(status: int, headers: Any = None, what: str = "request") -> SyncError:
+    """A stable error for a failed Graph answer."""
+    if status == 429:
+        return SyncError(ErrorCode.GRAPH_THROTTLED, f"Graph throttled the {what}", _retry_after(headers))
+    if status in (401, 403):
+        return SyncError(ErrorCode.GRAPH_FORBIDDEN, f"Graph refused the {what} ({status}): check permissions")
+    if status == 404:
+        return SyncError(ErrorCode.GRAPH_NOT_FOUND, f"Graph found no such item for the {what}")
+    if status >= 500 or status in (408, 409, 412):
+        return SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"Graph failed the {what} ({status})", _retry_after(headers))
+    return SyncError(ErrorCode.GRAPH_REJECTED, f"Graph rejected the {what} ({status})")
+
+
+class GraphGateway:
+    """The Graph calls the sync needs. Clients are bound to the event loop that created them."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: TokenCredential | AsyncTokenCredential,
+        *,
+        max_retries: int = 3,
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._credential = credential
+        self._max_retries = max_retries
+        self._timeout = timeout_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: Any = None
+        self._limits: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(MAX_CONCURRENT_PER_MAILBOX))
+
+    def _graph(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = self._build()
+            self._loop = loop
+            self._limits.clear()
+        return self._client
+
+    def _build(self) -> Any:
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph_core import GraphClientFactory
+
+        host = httpx.URL(self._base_url).host
+        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=GRAPH_SCOPES, allowed_hosts=[host])
+        options = {RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=self._max_retries)}
+        http_client = GraphClientFactory.create_with_default_middleware(
+            client=httpx.AsyncClient(timeout=self._timeout), options=options
+        )
+        adapter = GraphRequestAdapter(auth, http_client)
+        adapter.base_url = self._base_url  # no trailing slash, or paths become //users
+        return GraphServiceClient(request_adapter=adapter)
+
+    async def _send(self, mailbox: str, request_info: Any, what: str) -> dict[str, Any] | None:
+        """Send one request; None for 404; SyncError for everything that failed."""
+        from kiota_abstractions.api_error import APIError
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        client = self._graph()
+        for value in PREFER:
+            request_info.headers.add("Prefer", value)
+        try:
+            async with self._limits[mailbox.lower()]:
+                raw = await client.request_adapter.send_primitive_async(request_info, "bytes", {"XXX": ODataError})
+        except APIError as error:
+            status = error.response_status_code or 0
+            if status == 404:
+                return None
+            raise classify_status(status, error.response_headers, what) from None
+        except httpx.TimeoutException:
+            raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"Graph timed out on the {what}") from None
+        except httpx.TransportError as error:
+            raise SyncError(
+                ErrorCode.GRAPH_UNAVAILABLE, f"Graph unreachable for the {what}: {type(error).__name__}"
+            ) from None
+        return json.loads(raw) if raw else {}
+
+    async def get_user(self, user: str) -> dict[str, Any] | None:
+        """id, mail and userPrincipalName of a user (by object id or UPN); None if unknown."""
+        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+        builder = self._graph().users.by_user_id(user)
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
+            select=["id", "mail", "userPrincipalName"]
+        )
+        info = builder.to_get_request_information(_config(query))
+        return await self._send(user, info, "user lookup")
+
+    async def get_event(self, mailbox: str, event_id: str) -> dict[str, Any] | None:
+        """The event's current state as Graph JSON; None when it no longer exists."""
+        from msgraph.generated.users.item.events.item.event_item_request_builder import EventItemRequestBuilder
+
+        builder = self._graph().users.by_user_id(mailbox).events.by_event_id(event_id)
+        query = EventItemRequestBuilder.EventItemRequestBuilderGetQueryParameters(select=EVENT_FIELDS)
+        info = builder.to_get_request_information(_config(query))
+        return await self._send(mailbox, info, "event read")
+
+
+def _config(query: Any) -> Any:
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+    return RequestConfiguration(query_parameters=query)

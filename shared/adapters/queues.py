@@ -1,0 +1,46 @@
+"""Sending JSON messages to the app's queues.
+
+host.json sets `messageEncoding: base64`, so every message we send is base64 text: whatever the
+trigger expects, the sender must produce (the SDK sends plain text unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient, QueueServiceClient
+
+
+class QueueSender:
+    def __init__(self, service: QueueServiceClient) -> None:
+        self._service = service
+        self._clients: dict[str, QueueClient] = {}
+
+    def client(self, queue_name: str) -> QueueClient:
+        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+
+        if queue_name not in self._clients:
+            self._clients[queue_name] = self._service.get_queue_client(
+                queue_name,
+                message_encode_policy=BinaryBase64EncodePolicy(),
+                message_decode_policy=BinaryBase64DecodePolicy(),
+            )
+        return self._clients[queue_name]
+
+    def send(self, queue_name: str, message: dict[str, Any], *, delay_seconds: int | None = None) -> None:
+        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
+        self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
+
+    def create_queues(self, names: tuple[str, ...]) -> None:
+        """For local runs and tests; in Azure the Bicep template creates them."""
+        from azure.core.exceptions import ResourceExistsError
+
+        for name in names:
+            with contextlib.suppress(ResourceExistsError):
+                self._service.create_queue(name)
+
+    def depth(self, queue_name: str) -> int:
+        return self.client(queue_name).get_queue_properties().approximate_message_count

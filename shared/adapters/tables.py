@@ -1,0 +1,236 @@
+"""State in Azure Table Storage: resources, links and transactions.
+
+Keys: resources live in one partition keyed by mailbox object id; links and transactions are
+partitioned by mailbox, so "everything of one mailbox" is a single-partition query. Event ids are
+encoded for keys (they may contain '/', which keys forbid).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from shared.core.consent import Consent
+from shared.core.ids import encode_key
+from shared.core.links import Link
+from shared.core.resources import Resource
+from shared.core.transactions import Status, Transaction
+from shared.names import ALL_TABLES, LINKS_TABLE, RESOURCES_TABLE, TRANSACTIONS_TABLE
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
+
+RESOURCE_PARTITION = "resource"
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the row first (412/409): re-read and decide again."""
+
+
+def _conditional(entity_etag: str | None) -> dict[str, Any]:
+    from azure.core import MatchConditions
+
+    return {"etag": entity_etag, "match_condition": MatchConditions.IfNotModified}
+
+
+class StateStore:
+    def __init__(self, service: TableServiceClient) -> None:
+        self._service = service
+        self._tables: dict[str, TableClient] = {}
+
+    def table(self, name: str) -> TableClient:
+        if name not in self._tables:
+            self._tables[name] = self._service.get_table_client(name)
+        return self._tables[name]
+
+    def create_tables(self) -> None:
+        """For local runs and tests; in Azure the Bicep template creates them."""
+        for name in ALL_TABLES:
+            self._service.create_table_if_not_exists(name)
+
+    # Resources -------------------------------------------------------------------------------
+
+    def get_resource(self, object_id: str) -> Resource | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.table(RESOURCES_TABLE).get_entity(RESOURCE_PARTITION, object_id.lower())
+        except ResourceNotFoundError:
+            return None
+        return _resource_from_entity(entity)
+
+    def add_resource(self, resource: Resource) -> Resource:
+        """Insert a first-seen mailbox; if another worker won the race, theirs is kept."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self.table(RESOURCES_TABLE).create_entity(_resource_entity(resource))
+        except ResourceExistsError:
+            existing = self.get_resource(resource.object_id)
+            assert existing is not None
+            return existing
+        return resource
+
+    def put_resource(self, resource: Resource) -> None:
+        from azure.data.tables import UpdateMode
+
+        self.table(RESOURCES_TABLE).upsert_entity(_resource_entity(resource), mode=UpdateMode.REPLACE)
+
+    def list_resources(self) -> Iterator[Resource]:
+        for entity in self.table(RESOURCES_TABLE).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": RESOURCE_PARTITION}
+        ):
+            yield _resource_from_entity(entity)
+
+    # Links -----------------------------------------------------------------------------------
+
+    def get_link(self, mailbox_id: str, event_id: str) -> Link | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.table(LINKS_TABLE).get_entity(mailbox_id, encode_key(event_id))
+        except ResourceNotFoundError:
+            return None
+        return _link_from_entity(entity)
+
+    def save_link(self, link: Link) -> Link:
+        """Insert (link.etag None) or replace only if unchanged since read; ConcurrentUpdate otherwise."""
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        table = self.table(LINKS_TABLE)
+        entity = _link_entity(link)
+        try:
+            if link.etag is None:
+                metadata = table.create_entity(entity)
+            else:
+                metadata = table.update_entity(entity, mode=UpdateMode.REPLACE, **_conditional(link.etag))
+        except (ResourceExistsError, ResourceModifiedError) as error:
+            raise ConcurrentUpdate(str(error)) from error
+        return replace(link, etag=metadata.get("etag"))
+
+    def delete_link(self, link: Link) -> None:
+        from azure.core.exceptions import ResourceModifiedError
+
+        try:
+            self.table(LINKS_TABLE).delete_entity(link.mailbox_id, encode_key(link.event_id), **_conditional(link.etag))
+        except ResourceModifiedError as error:
+            raise ConcurrentUpdate(str(error)) from error
+
+    def links_of(self, mailbox_id: str) -> Iterator[Link]:
+        for entity in self.table(LINKS_TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": mailbox_id}):
+            yield _link_from_entity(entity)
+
+    # Transactions ----------------------------------------------------------------------------
+
+    def add_transaction(self, transaction: Transaction) -> None:
+        self.table(TRANSACTIONS_TABLE).create_entity(_transaction_entity(transaction))
+
+    def transactions_of(self, mailbox_id: str) -> Iterator[Transaction]:
+        for entity in self.table(TRANSACTIONS_TABLE).query_entities(
+            "PartitionKey eq @pk", parameters={"pk": mailbox_id}
+        ):
+            yield _transaction_from_entity(entity)
+
+
+# Entity mapping (kept beside the store: it is the storage format) -------------------------------
+
+
+def _resource_entity(resource: Resource) -> dict[str, Any]:
+    show_as, sensitivities = resource.consent.as_csv()
+    return {
+        "PartitionKey": RESOURCE_PARTITION,
+        "RowKey": resource.object_id.lower(),
+        "Upn": resource.upn,
+        "Email": resource.email,
+        "Enabled": resource.consent.enabled,
+        "ShowAs": show_as,
+        "Sensitivities": sensitivities,
+        "SubscriptionId": resource.subscription_id or "",
+        "SubscriptionExpiry": resource.subscription_expiry or "",
+        "CreatedAt": resource.created_at or "",
+        "UpdatedAt": resource.updated_at or "",
+    }
+
+
+def _resource_from_entity(entity: dict[str, Any]) -> Resource:
+    return Resource(
+        object_id=entity["RowKey"],
+        upn=entity.get("Upn", ""),
+        email=entity.get("Email", ""),
+        consent=Consent.parse(entity.get("Enabled", False), entity.get("ShowAs", ""), entity.get("Sensitivities", "")),
+        subscription_id=entity.get("SubscriptionId") or None,
+        subscription_expiry=entity.get("SubscriptionExpiry") or None,
+        created_at=entity.get("CreatedAt") or None,
+        updated_at=entity.get("UpdatedAt") or None,
+    )
+
+
+def _link_entity(link: Link) -> dict[str, Any]:
+    return {
+        "PartitionKey": link.mailbox_id,
+        "RowKey": encode_key(link.event_id),
+        "EventId": link.event_id,
+        "AppointmentGuid": link.appointment_guid,
+        "Origin": link.origin,
+        "ChangeKey": link.change_key or "",
+        "ContentHash": link.content_hash or "",
+        "ResourceEmail": link.resource_email,
+        "SyncedAt": link.synced_at,
+    }
+
+
+def _link_from_entity(entity: Any) -> Link:
+    return Link(
+        mailbox_id=entity["PartitionKey"],
+        event_id=entity["EventId"],
+        appointment_guid=entity["AppointmentGuid"],
+        origin=entity.get("Origin", "outlook"),
+        change_key=entity.get("ChangeKey") or None,
+        content_hash=entity.get("ContentHash") or None,
+        resource_email=entity.get("ResourceEmail", ""),
+        synced_at=entity.get("SyncedAt", ""),
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _transaction_entity(transaction: Transaction) -> dict[str, Any]:
+    return {
+        "PartitionKey": transaction.mailbox_id,
+        "RowKey": transaction.id,
+        "Direction": transaction.direction,
+        "Operation": transaction.operation,
+        "Status": transaction.status.value,
+        "EventId": transaction.event_id or "",
+        "AppointmentGuid": transaction.appointment_guid or "",
+        "Reason": transaction.reason or "",
+        "ErrorCode": transaction.error_code or "",
+        "Message": (transaction.message or "")[:4000],
+        "Attempts": transaction.attempts,
+        "Payload": json.dumps(transaction.payload),
+        "CreatedAt": transaction.created_at,
+        "UpdatedAt": transaction.updated_at or transaction.created_at,
+        "NextAttemptAt": transaction.next_attempt_at or "",
+    }
+
+
+def _transaction_from_entity(entity: dict[str, Any]) -> Transaction:
+    return Transaction(
+        id=entity["RowKey"],
+        mailbox_id=entity["PartitionKey"],
+        direction=entity.get("Direction", ""),
+        operation=entity.get("Operation", ""),
+        status=Status(entity.get("Status", "pending")),
+        event_id=entity.get("EventId") or None,
+        appointment_guid=entity.get("AppointmentGuid") or None,
+        reason=entity.get("Reason") or None,
+        error_code=entity.get("ErrorCode") or None,
+        message=entity.get("Message") or None,
+        attempts=int(entity.get("Attempts", 1)),
+        payload=json.loads(entity.get("Payload") or "{}"),
+        created_at=entity.get("CreatedAt", ""),
+        updated_at=entity.get("UpdatedAt") or None,
+        next_attempt_at=entity.get("NextAttemptAt") or None,
+    )

@@ -1,0 +1,22 @@
+"""A link: one Outlook event paired with one Dime.Scheduler appointment.
+
+It records the last *synchronised* version (changeKey and content hash), written only after
+Dime.Scheduler accepted the write, so a failed write is retried rather than forgotten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Link:
+    mailbox_id: str
+    event_id: str
+    appointment_guid: str
+    origin: str  # "outlook" or "dime"
+    change_key: str | None
+    content_hash: str | None
+    resource_email: str
+    synced_at: str  # ISO 8601 UTC
+    etag: str | None = None  # storage concurrency token; None = not stored yet

@@ -1,0 +1,30 @@
+"""A tracked person (mailbox): who they are in Graph and in Dime.Scheduler, and their consent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.core.consent import Consent
+
+
+@dataclass(frozen=True)
+class Resource:
+    object_id: str  # Graph user object id (lowercase): the mailbox's stable identity
+    upn: str
+    email: str  # the Dime.Scheduler resource is matched by this e-mail
+    consent: Consent
+    subscription_id: str | None = None
+    subscription_expiry: str | None = None  # ISO 8601 UTC
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    def with_consent(self, consent: Consent) -> Resource:
+        return replace(self, consent=consent)
+
+
+def resource_from_user(user: dict[str, Any], consent: Consent) -> Resource:
+    """A first-seen mailbox: e-mail is `mail`, else `userPrincipalName` (read once from Graph)."""
+    upn = str(user.get("userPrincipalName") or "")
+    mail = user.get("mail") or upn
+    return Resource(object_id=str(user["id"]).lower(), upn=upn, email=str(mail), consent=consent)

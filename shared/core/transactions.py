@@ -1,0 +1,82 @@
+"""Transactions: one row per attempted write, so an administrator can see and retry everything."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    ARCHIVED = "archived"
+
+
+class ErrorCode(StrEnum):
+    """Stable codes (documented in the README); `transient` ones are retried automatically."""
+
+    GRAPH_THROTTLED = "GRAPH_THROTTLED"
+    GRAPH_UNAVAILABLE = "GRAPH_UNAVAILABLE"
+    GRAPH_FORBIDDEN = "GRAPH_FORBIDDEN"
+    GRAPH_NOT_FOUND = "GRAPH_NOT_FOUND"
+    GRAPH_REJECTED = "GRAPH_REJECTED"
+    EVENT_UNREADABLE = "EVENT_UNREADABLE"
+    DIME_UNAVAILABLE = "DIME_UNAVAILABLE"
+    DIME_THROTTLED = "DIME_THROTTLED"
+    DIME_AUTH_FAILED = "DIME_AUTH_FAILED"
+    DIME_REJECTED = "DIME_REJECTED"
+    DIME_RESOURCE_UNKNOWN = "DIME_RESOURCE_UNKNOWN"
+    POISON_MESSAGE = "POISON_MESSAGE"
+    CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
+
+    @property
+    def transient(self) -> bool:
+        return self in _TRANSIENT
+
+
+_TRANSIENT = {
+    ErrorCode.GRAPH_THROTTLED,
+    ErrorCode.GRAPH_UNAVAILABLE,
+    ErrorCode.DIME_UNAVAILABLE,
+    ErrorCode.DIME_THROTTLED,
+    ErrorCode.POISON_MESSAGE,
+}
+
+
+class SyncError(Exception):
+    """A failure with a stable code; `retry_after` (seconds) when the service said so."""
+
+    def __init__(self, code: ErrorCode, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def new_transaction_id(now: datetime) -> str:
+    """Time-ordered, so a mailbox's rows in a date range are one key-range query."""
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Transaction:
+    mailbox_id: str
+    direction: str  # "outlook-to-dime" or "dime-to-outlook"
+    operation: str  # "upsert", "delete", ...
+    status: Status
+    created_at: str
+    event_id: str | None = None
+    appointment_guid: str | None = None
+    reason: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    attempts: int = 1
+    payload: dict[str, Any] = field(default_factory=dict)  # what a retry needs (the queue message)
+    id: str = ""
+    updated_at: str | None = None
+    next_attempt_at: str | None = None

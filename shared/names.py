@@ -1,0 +1,27 @@
+"""Names of the storage queues and tables the app uses.
+
+One place, because the Bicep templates, host.json and the code must agree on them (a test checks
+the templates against this module).
+"""
+
+# Queues (names <= 56 characters, so "<name>-poison" still fits the 63-character limit).
+NOTIFICATIONS_QUEUE = "graph-notifications"
+LIFECYCLE_QUEUE = "graph-lifecycle"
+RESYNC_QUEUE = "mailbox-resync"
+PUBLICATIONS_QUEUE = "dime-publications"
+
+TRIGGER_QUEUES = (NOTIFICATIONS_QUEUE, LIFECYCLE_QUEUE, RESYNC_QUEUE, PUBLICATIONS_QUEUE)
+POISON_SUFFIX = "-poison"
+ALL_QUEUES = TRIGGER_QUEUES + tuple(q + POISON_SUFFIX for q in TRIGGER_QUEUES)
+
+# Tables (alphanumeric only: Azure table names allow no hyphens).
+RESOURCES_TABLE = "resources"
+SUBSCRIPTIONS_TABLE = "subscriptions"
+LINKS_TABLE = "links"
+TRANSACTIONS_TABLE = "transactions"
+SYNCSTATE_TABLE = "syncstate"
+
+ALL_TABLES = (RESOURCES_TABLE, SUBSCRIPTIONS_TABLE, LINKS_TABLE, TRANSACTIONS_TABLE, SYNCSTATE_TABLE)
+
+# The app setting (or setting prefix) that names the storage account for triggers and our clients.
+STORAGE_CONNECTION = "AzureWebJobsStorage"

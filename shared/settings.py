@@ -1,0 +1,204 @@
+"""The app settings, read and validated in one place.
+
+Everything the code reads from the environment is declared in `SETTINGS`, so a missing or
+malformed value fails once, early, with one message naming the setting, and so the Bicep
+templates and the README can be checked against a single list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared.core.consent import Consent, ConsentError
+from shared.names import STORAGE_CONNECTION
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or a setting is malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    required: bool
+    default: str | None
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        STORAGE_CONNECTION,
+        True,
+        None,
+        "storage connection string, or identity-based via __queueServiceUri/__tableServiceUri",
+    ),
+    Setting("GRAPH_TENANT_ID", True, None, "Entra tenant id; notifications from other tenants are refused"),
+    Setting("GRAPH_CLIENT_ID", True, None, "client id of the app registration or user-assigned managed identity"),
+    Setting("GRAPH_CLIENT_SECRET", False, None, "client secret; without it a managed identity is used"),
+    Setting("GRAPH_BASE_URL", False, "https://graph.microsoft.com/v1.0", "Graph endpoint (national clouds, tests)"),
+    Setting("NOTIFICATION_URL", True, None, "public HTTPS URL of /api/notifications, with ?code=<function key>"),
+    Setting("LIFECYCLE_NOTIFICATION_URL", True, None, "public HTTPS URL of /api/lifecycle, with ?code=<function key>"),
+    Setting("CLIENT_STATE_SECRET", True, None, "key from which each subscription's clientState is derived"),
+    Setting("CLIENT_STATE_SECRET_PREVIOUS", False, None, "previous key, still accepted during a rotation"),
+    Setting("DIME_BASE_URL", False, "https://api.dimescheduler.com", "Dime.Scheduler API root"),
+    Setting("DIME_API_KEY", True, None, "Dime.Scheduler API key (X-API-KEY)"),
+    Setting("SYNC_DAYS_BACK", False, "30", "sync window: days before today (0-365)"),
+    Setting("SYNC_DAYS_FORWARD", False, "180", "sync window: days after today (1-365)"),
+    Setting("DEFAULT_ENABLED", False, "true", "consent for a newly seen mailbox: synchronise at all"),
+    Setting("DEFAULT_SHOW_AS", False, "tentative,busy,oof,workingElsewhere", "consent: show-as values synchronised"),
+    Setting("DEFAULT_SENSITIVITY", False, "normal,personal", "consent: sensitivities synchronised"),
+    Setting("SYNC_PRIVATE_DETAILS", False, "false", "send subject and body of private/confidential events"),
+    Setting("DELTA_SCHEDULE", False, "0 */5 * * * *", "NCRONTAB of the delta timer (read by the host)"),
+    Setting("RECONCILE_SCHEDULE", False, "0 30 2 * * *", "NCRONTAB of the reconcile timer (read by the host)"),
+    Setting("RETRY_SCHEDULE", False, "0 */10 * * * *", "NCRONTAB of the retry timer (read by the host)"),
+    Setting("RENEW_SCHEDULE", False, "0 0 */6 * * *", "NCRONTAB of the renewal timer (read by the host)"),
+)
+
+SETTING_NAMES = tuple(s.name for s in SETTINGS)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Either a connection string or identity-based service URIs (managed identity)."""
+
+    connection_string: str | None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    credential: str | None = None  # "managedidentity" or None (DefaultAzureCredential)
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    graph_tenant_id: str
+    graph_client_id: str
+    graph_client_secret: str | None
+    graph_base_url: str
+    notification_url: str
+    lifecycle_notification_url: str
+    client_state_secrets: tuple[str, ...]  # current first, then the previous one
+    dime_base_url: str
+    dime_api_key: str
+    sync_days_back: int
+    sync_days_forward: int
+    default_consent: Consent
+    sync_private_details: bool
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        spec = _BY_NAME[name]
+        if spec.required:
+            raise SettingsError(f"missing required setting {name} ({spec.meaning})")
+        return spec.default
+    return value.strip()
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = _raw(env, name)
+    assert value is not None  # required settings never fall back to None
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, low: int, high: int) -> int:
+    raw = _required(env, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"setting {name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = _required(env, name).lower()
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"setting {name} must be true or false, got {raw!r}")
+
+
+def _url(env: Mapping[str, str], name: str, *, https_only: bool = False) -> str:
+    raw = _required(env, name)
+    parts = urlsplit(raw)
+    allowed = ("https",) if https_only else ("https", "http")
+    if parts.scheme not in allowed or not parts.netloc:
+        raise SettingsError(f"setting {name} must be an absolute {' or '.join(allowed)} URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _storage(env: Mapping[str, str]) -> StorageSettings:
+    prefix = STORAGE_CONNECTION + "__"
+    queue_uri = env.get(prefix + "queueServiceUri")
+    table_uri = env.get(prefix + "tableServiceUri")
+    connection_string = env.get(STORAGE_CONNECTION, "").strip()
+    if connection_string:
+        if connection_string == "UseDevelopmentStorage=true":
+            connection_string = (
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+                "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+                "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+                "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+            )
+        return StorageSettings(connection_string=connection_string)
+    account = env.get(prefix + "accountName")
+    if account and not (queue_uri and table_uri):
+        queue_uri = queue_uri or f"https://{account}.queue.core.windows.net"
+        table_uri = table_uri or f"https://{account}.table.core.windows.net"
+    if queue_uri and table_uri:
+        return StorageSettings(
+            connection_string=None,
+            queue_service_uri=queue_uri.rstrip("/"),
+            table_service_uri=table_uri.rstrip("/"),
+            credential=env.get(prefix + "credential"),
+            client_id=env.get(prefix + "clientId"),
+        )
+    raise SettingsError(
+        f"missing required setting {STORAGE_CONNECTION}: give a connection string, or "
+        f"{prefix}queueServiceUri and {prefix}tableServiceUri (or {prefix}accountName) for a managed identity"
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise SettingsError naming the first bad one."""
+    env = os.environ if env is None else env
+    secrets = [_required(env, "CLIENT_STATE_SECRET")]
+    previous = _raw(env, "CLIENT_STATE_SECRET_PREVIOUS")
+    if previous:
+        secrets.append(previous)
+    for name, secret in zip(("CLIENT_STATE_SECRET", "CLIENT_STATE_SECRET_PREVIOUS"), secrets, strict=False):
+        if len(secret) < 16:
+            raise SettingsError(f"setting {name} must be at least 16 characters long")
+    try:
+        default_consent = Consent.parse(
+            _bool(env, "DEFAULT_ENABLED"),
+            _required(env, "DEFAULT_SHOW_AS"),
+            _required(env, "DEFAULT_SENSITIVITY"),
+        )
+    except ConsentError as error:
+        raise SettingsError(f"setting DEFAULT_SHOW_AS/DEFAULT_SENSITIVITY: {error}") from None
+    return Settings(
+        storage=_storage(env),
+        graph_tenant_id=_required(env, "GRAPH_TENANT_ID").lower(),
+        graph_client_id=_required(env, "GRAPH_CLIENT_ID"),
+        graph_client_secret=_raw(env, "GRAPH_CLIENT_SECRET"),
+        graph_base_url=_url(env, "GRAPH_BASE_URL"),
+        notification_url=_url(env, "NOTIFICATION_URL"),
+        lifecycle_notification_url=_url(env, "LIFECYCLE_NOTIFICATION_URL"),
+        client_state_secrets=tuple(secrets),
+        dime_base_url=_url(env, "DIME_BASE_URL"),
+        dime_api_key=_required(env, "DIME_API_KEY"),
+        sync_days_back=_int(env, "SYNC_DAYS_BACK", 0, 365),
+        sync_days_forward=_int(env, "SYNC_DAYS_FORWARD", 1, 365),
+        default_consent=default_consent,
+        sync_private_details=_bool(env, "SYNC_PRIVATE_DETAILS"),
+    )

@@ -1,0 +1,1 @@
+"""Use cases: one per trigger, composing the pure core with the adapters."""

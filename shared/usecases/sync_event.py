@@ -1,0 +1,209 @@
+"""Bringing one Outlook event to Dime.Scheduler: read, decide, execute, remember.
+
+Every path that learns of a change (the notification worker, delta, reconcile, retries) ends
+here, so the rules live in one place. The order matters: the other side's write first, the link
+(the last *synchronised* version) only after it was accepted, so a failure is retried instead of
+forgotten. Links are updated etag-conditionally; losing a race means re-reading and deciding again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from shared.core.appointments import appointment_for, delete_call, upsert_call
+from shared.core.decision import Action, Decision, decide
+from shared.core.events import EventFormatError, event_from_graph
+from shared.core.ids import appointment_guid
+from shared.core.links import Link
+from shared.core.resources import Resource, resource_from_user
+from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
+from shared.core.webhook import ChangeNotification
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+
+OUTLOOK_TO_DIME = "outlook-to-dime"
+MAX_RACES = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one event: the decision, and the error when executing it failed."""
+
+    decision: Decision
+    error: SyncError | None = None
+
+
+async def ensure_resource(mailbox_id: str, services: Services) -> Resource:
+    """The mailbox's resource; a first-seen mailbox gets one with the tenant defaults."""
+    store = services.store
+    resource = await asyncio.to_thread(store.get_resource, mailbox_id)
+    if resource is not None:
+        return resource
+    user = await services.graph.get_user(mailbox_id)
+    if user is None:
+        raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox_id} is not a user in this tenant")
+    now = services.clock().isoformat()
+    resource = resource_from_user(user, services.settings.default_consent)
+    resource = replace(resource, created_at=now, updated_at=now)
+    log.info("first sight of mailbox %s: resource created with the tenant defaults", mailbox_id)
+    return await asyncio.to_thread(store.add_resource, resource)
+
+
+async def sync_event(
+    services: Services,
+    resource: Resource,
+    event_id: str,
+    *,
+    known_change_key: str | None = None,
+    deleted: bool = False,
+    event_json: dict[str, Any] | None = None,
+) -> Decision:
+    """Decide and execute for one event. Raises SyncError when Graph or Dime.Scheduler failed.
+
+    known_change_key: the changeKey a notification announced (equal to the link's: no Graph call).
+    deleted: Graph said the event is gone. event_json: current state already read (delta, $batch).
+    """
+    force_upsert = False
+    for _ in range(MAX_RACES):
+        link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
+        if deleted:
+            current = None
+        elif event_json is not None:
+            current = event_json
+        elif link and known_change_key and link.change_key == known_change_key and not force_upsert:
+            return Decision(Action.SKIP, "unchanged")
+        else:
+            current = await services.graph.get_event(resource.object_id, event_id)
+        try:
+            return await _execute(services, resource, event_id, current, link, force_upsert)
+        except _LostRace:
+            # Someone else updated the link meanwhile: our read may be stale, read Graph again.
+            # If we already wrote to Dime.Scheduler, rewrite the fresh state so ours cannot win.
+            force_upsert = True
+            event_json = None
+    raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"event {event_id} kept changing under us; retrying later")
+
+
+class _LostRace(Exception):
+    pass
+
+
+async def _execute(
+    services: Services,
+    resource: Resource,
+    event_id: str,
+    current: dict[str, Any] | None,
+    link: Link | None,
+    force_upsert: bool,
+) -> Decision:
+    from shared.adapters.tables import ConcurrentUpdate
+
+    settings, store = services.settings, services.store
+    now = services.clock()
+    try:
+        event = event_from_graph(current) if current is not None else None
+    except EventFormatError as error:
+        raise SyncError(ErrorCode.EVENT_UNREADABLE, str(error)) from None
+    guid = link.appointment_guid if link else appointment_guid(settings.graph_tenant_id, resource.object_id, event_id)
+    appointment = (
+        appointment_for(event, guid, resource.email, private_details=settings.sync_private_details) if event else None
+    )
+    content_hash = appointment.content_hash() if appointment else None
+    window = (now - timedelta(days=settings.sync_days_back), now + timedelta(days=settings.sync_days_forward))
+    decision = decide(event, link, resource.consent, window, content_hash)
+    if force_upsert and decision.action in (Action.SKIP, Action.RELINK) and appointment is not None and link:
+        decision = Decision(Action.UPSERT, "rewrite-after-race")
+    log.info("event %s of %s: %s (%s)", event_id[-12:], resource.object_id, decision.action.value, decision.reason)
+
+    try:
+        if decision.action is Action.UPSERT:
+            assert appointment is not None and event is not None
+            await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment)])
+            fresh = Link(
+                mailbox_id=resource.object_id,
+                event_id=event_id,
+                appointment_guid=guid,
+                origin=link.origin if link else "outlook",
+                change_key=event.change_key,
+                content_hash=content_hash,
+                resource_email=resource.email,
+                synced_at=now.isoformat(),
+                etag=link.etag if link else None,
+            )
+            await asyncio.to_thread(store.save_link, fresh)
+        elif decision.action is Action.DELETE:
+            assert link is not None
+            await asyncio.to_thread(
+                services.dime.run_import, [delete_call(link.appointment_guid, link.event_id, link.resource_email)]
+            )
+            await asyncio.to_thread(store.delete_link, link)
+        elif decision.action is Action.RELINK:
+            assert link is not None and event is not None
+            relinked = replace(link, change_key=event.change_key, synced_at=now.isoformat())
+            await asyncio.to_thread(store.save_link, relinked)
+            return decision
+        else:
+            return decision
+    except ConcurrentUpdate:
+        raise _LostRace() from None
+
+    transaction = Transaction(
+        id=new_transaction_id(now),
+        mailbox_id=resource.object_id,
+        direction=OUTLOOK_TO_DIME,
+        operation=decision.action.value,
+        status=Status.SUCCEEDED,
+        created_at=now.isoformat(),
+        event_id=event_id,
+        appointment_guid=guid,
+        reason=decision.reason,
+    )
+    await asyncio.to_thread(store.add_transaction, transaction)
+    return decision
+
+
+async def apply_notification(message: dict[str, Any], services: Services) -> Outcome:
+    """The notification worker: transient failures raise (the queue redelivers, then poisons);
+    permanent ones become a failed transaction an administrator can see and retry."""
+    change = ChangeNotification.from_message(message)
+    try:
+        resource = await ensure_resource(change.mailbox_id, services)
+        decision = await sync_event(
+            services,
+            resource,
+            change.event_id,
+            known_change_key=change.change_key,
+            deleted=change.change_type == "deleted",
+        )
+        return Outcome(decision)
+    except SyncError as error:
+        if error.code.transient:
+            log.warning("transient failure, the queue will deliver again: %s", error)
+            raise
+        await asyncio.to_thread(record_failure, services, change, error, message)
+        return Outcome(Decision(Action.SKIP, "failed"), error)
+
+
+def record_failure(services: Services, change: ChangeNotification, error: SyncError, payload: dict[str, Any]) -> None:
+    now = services.clock()
+    services.store.add_transaction(
+        Transaction(
+            id=new_transaction_id(now),
+            mailbox_id=change.mailbox_id,
+            direction=OUTLOOK_TO_DIME,
+            operation="delete" if change.change_type == "deleted" else "upsert",
+            status=Status.FAILED,
+            created_at=now.isoformat(),
+            event_id=change.event_id,
+            appointment_guid=appointment_guid(services.settings.graph_tenant_id, change.mailbox_id, change.event_id),
+            error_code=error.code.value,
+            message=error.message,
+            payload={"queue": "graph-notifications", "message": payload},
+        )
+    )
+    log.error("failed permanently (%s): %s", error.code.value, error.message)

@@ -1,0 +1,49 @@
+"""Receiving Graph notifications: answer within milliseconds, never do slow work here.
+
+Graph drops notifications for good when too many answers are slow, so the request only verifies
+and enqueues. If enqueueing fails we answer 503, so Graph delivers again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from shared.core.webhook import MAX_BODY_BYTES, MalformedBody, parse_notifications
+from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: str = ""
+    content_type: str = "text/plain; charset=utf-8"
+
+
+def receive_notifications(body: bytes, validation_token: str | None, services: Services) -> HttpAnswer:
+    """The notification (and lifecycle) endpoint: handshake, or verify and enqueue."""
+    if validation_token is not None:
+        # Graph's handshake: echo the decoded token as plain text, nothing else.
+        return HttpAnswer(200, validation_token)
+    if len(body) > MAX_BODY_BYTES:
+        return HttpAnswer(413, "body too large")
+    settings = services.settings
+    try:
+        parsed = parse_notifications(body, settings.graph_tenant_id, settings.client_state_secrets)
+    except MalformedBody as error:
+        return HttpAnswer(400, str(error))
+    for reason in parsed.rejected:
+        log.warning("dropped a notification item: %s", reason)
+    try:
+        for change in parsed.changes:
+            services.queues.send(NOTIFICATIONS_QUEUE, change.to_message())
+        for lifecycle in parsed.lifecycle:
+            services.queues.send(LIFECYCLE_QUEUE, lifecycle.to_message())
+    except Exception:
+        log.exception("could not enqueue notifications; answering 503 so Graph delivers again")
+        return HttpAnswer(503, "could not accept the notifications now")
+    log.info("queued %d change and %d lifecycle notifications", len(parsed.changes), len(parsed.lifecycle))
+    return HttpAnswer(202)
