@@ -1,0 +1,336 @@
+"""``FakeDime``: a stateful, loopback Dime.Scheduler API for connector tests and offline demos.
+
+Why a fake: the connector writes Outlook events to the planning board through ``POST /import``
+with the Exchange procedures, and must treat an HTTP 200 whose *inner* ``statusCode`` is not 200 as
+a failure. The fake keeps a board (appointment GUID → last upserted parameters) and follows the
+facts in ``/work/shared/reference/dimescheduler.md``: X-API-KEY auth, string-only parallel arrays,
+``yyyy-MM-dd HH:mm:ssZ`` dates, integer enumerations, the response envelope, idempotent upserts
+and deletes, and throttling/outage faults.
+
+Deliberate choices:
+
+* All calls of one ``/import`` request are applied atomically, in order: if one fails, the board is
+  left untouched and the inner failure names the failing call.
+* A delayed request is still applied after the delay, so a client that timed out has nevertheless
+  changed the board (exactly the case idempotent retries must survive).
+* The REST ``/appointment`` routes keep their own store (``rest_appointments``), separate from the
+  board the Exchange procedures write.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from ._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
+
+__all__ = ["FakeDime", "UPSERT", "DELETE"]
+
+UPSERT = "mboc_upsertExchangeAppointment"
+DELETE = "mboc_deleteExchangeAppointment"
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$")
+_ENUMS = {"ShowAs": (1, 6), "Sensitivity": (1, 4), "Importance": (0, 2)}
+
+
+class _CallFailed(Exception):
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(error)
+        self.error, self.description = error, description
+
+
+def _parse_exchange_date(value: str) -> datetime:
+    if not _DATE.match(value):
+        raise ValueError(value)
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def _parse_iso(value: Any) -> datetime:
+    text = str(value).strip().replace("Z", "+00:00").replace("z", "+00:00")
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"message": message}, headers or {})
+
+
+def envelope(content: dict[str, Any], status_code: int) -> dict[str, Any]:
+    """The SDK-visible envelope: the real answer is a JSON *string* inside ``content``."""
+    return {"content": json.dumps(content), "contentType": "application/json", "statusCode": status_code}
+
+
+class FakeDime(LoopbackServer):
+    """A loopback Dime.Scheduler: ``POST /import`` with the Exchange procedures, plus simple
+    ``/appointment`` REST routes. Start it per test (``with FakeDime() as dime:``)."""
+
+    def __init__(
+        self,
+        api_key: str = "test-api-key",
+        known_resources: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Args:
+            api_key: the value every request must carry in ``X-API-KEY``.
+            known_resources: e-mails of resources that exist in Dime.Scheduler (case-insensitive);
+                None accepts any e-mail. Settable later through the attribute of the same name.
+        """
+        super().__init__()
+        self.api_key = api_key
+        self.known_resources: set[str] | None = (
+            None if known_resources is None else {e.lower() for e in known_resources}
+        )
+        self._lock = threading.RLock()
+        self._faults = FaultInjector()
+        self._board: dict[str, dict[str, str]] = {}
+        self._ids: dict[str, int] = {}
+        self._rest: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.writes: int = 0
+        self.requests: list[RecordedRequest] = []
+
+    def __enter__(self) -> "FakeDime":
+        return self.start()  # type: ignore[return-value]
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash)."""
+        return self.origin
+
+    # ---------------------------------------------------------------- accessors
+    @property
+    def appointments(self) -> dict[str, dict[str, str]]:
+        """The board: AppointmentGuid → parameters of the last upsert (a deep copy)."""
+        with self._lock:
+            return copy.deepcopy(self._board)
+
+    @property
+    def rest_appointments(self) -> dict[str, dict[str, Any]]:
+        """Appointments written through the REST routes: appointmentGuid → object (a copy)."""
+        with self._lock:
+            return copy.deepcopy(self._rest)
+
+    def reset_calls(self) -> None:
+        """Forget ``calls``, ``writes`` and ``requests`` (the board stays)."""
+        with self._lock:
+            self.calls.clear()
+            self.writes = 0
+            self.requests.clear()
+
+    def add_resource(self, email: str) -> None:
+        """Make an e-mail known (turns on resource checking if it was off)."""
+        with self._lock:
+            if self.known_resources is None:
+                self.known_resources = set()
+            self.known_resources.add(email.lower())
+
+    # ---------------------------------------------------------------- faults
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: int | None = None,
+        inner_status: int | None = None,
+    ) -> None:
+        """The next ``count`` requests fail before touching the board: with HTTP ``status``
+        (plus ``Retry-After`` when given), or, with ``inner_status``, HTTP 200 carrying an inner
+        failure envelope whose ``statusCode`` is ``inner_status``."""
+        self._faults.add_fault(count, status, retry_after, None, None, inner_status)
+
+    def delay_next(self, seconds: float, count: int = 1) -> None:
+        """Answer the next ``count`` requests after ``seconds`` (they are still applied)."""
+        self._faults.add_delay(seconds, count, None)
+
+    def fault_rate(
+        self,
+        rate: float,
+        statuses: Iterable[int] = (500, 503),
+        seed: int | None = None,
+        retry_after: int | None = 1,
+    ) -> None:
+        """Random HTTP faults with probability ``rate`` (0 = off); 429/503 carry ``Retry-After``."""
+        self._faults.set_rate(rate, statuses, seed, retry_after)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    # ---------------------------------------------------------------- HTTP
+    def handle(self, request: Request) -> Response:
+        with self._lock:
+            self.requests.append(RecordedRequest.of(request))
+        if request.headers.get("x-api-key") != self.api_key:
+            return _message(401, "Unauthorized: a valid X-API-KEY header is required.")
+        self.sleep(self._faults.take_delay(request.path, request.raw_target))
+        fault = self._faults.take_fault(request.path, request.raw_target)
+        if fault is not None:
+            if fault.inner_status is not None:
+                content = {"Error": "Internal server error", "Description": "Injected inner failure."}
+                return Response(200, envelope(content, fault.inner_status))
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return _message(fault.status, f"Injected fault {fault.status}.", headers)
+        route = request.path.lower().rstrip("/")
+        if route == "/import":
+            if request.method != "POST":
+                return _message(405, "Method not allowed.")
+            return self._import(request)
+        if route == "/appointment":
+            if request.method in ("POST", "PUT"):
+                return self._rest_upsert(request, create=request.method == "POST")
+            if request.method == "DELETE":
+                return self._rest_delete(request)
+            if request.method == "GET":
+                return self._rest_list(request)
+            return _message(405, "Method not allowed.")
+        return _message(404, f"No route for {request.method} {request.path}.")
+
+    # ---------------------------------------------------------------- /import
+    def _import(self, request: Request) -> Response:
+        body = request.json
+        if isinstance(body, dict):
+            body = [body]
+        if not isinstance(body, list) or not body:
+            return _message(400, "The body must be an import call or a non-empty array of them.")
+        parsed: list[tuple[str, dict[str, str]]] = []
+        for i, call in enumerate(body):
+            if not isinstance(call, dict):
+                return _message(400, f"Call {i} is not an object.")
+            proc = call.get("StoredProcedureName")
+            names = call.get("ParameterNames")
+            values = call.get("ParameterValues")
+            if not isinstance(proc, str) or not proc:
+                return _message(400, f"Call {i}: StoredProcedureName is required.")
+            if not isinstance(names, list) or not isinstance(values, list):
+                return _message(400, f"Call {i}: ParameterNames and ParameterValues must be arrays.")
+            if len(names) != len(values):
+                return _message(400, f"Call {i}: ParameterNames and ParameterValues differ in length.")
+            if not all(isinstance(n, str) for n in names) or not all(isinstance(v, str) for v in values):
+                return _message(400, f"Call {i}: every parameter name and value must be a string.")
+            parsed.append((proc, dict(zip(names, values))))
+        with self._lock:
+            board = copy.deepcopy(self._board)
+            results: list[dict[str, Any]] = []
+            failure: _CallFailed | None = None
+            for i, (proc, params) in enumerate(parsed):
+                self.calls.append((proc, dict(params)))
+                if proc in (UPSERT, DELETE):
+                    self.writes += 1
+                if failure is not None:
+                    continue
+                try:
+                    results.append(self._apply(board, proc, params))
+                except _CallFailed as exc:
+                    failure = _CallFailed(exc.error, f"Call {i} ({proc}): {exc.description}")
+            if failure is not None:
+                content = {"Error": failure.error, "Description": failure.description}
+                return Response(200, envelope(content, 400))
+            self._board = board
+            content = {
+                "Success": True,
+                "Message": f"{len(parsed)} call(s) imported.",
+                "Status": 1,
+                "Appointments": results,
+            }
+            return Response(200, envelope(content, 200))
+
+    def _appointment_id(self, guid: str) -> int:
+        if guid not in self._ids:
+            self._ids[guid] = 1000 + len(self._ids)
+        return self._ids[guid]
+
+    def _apply(self, board: dict[str, dict[str, str]], proc: str, params: dict[str, str]) -> dict[str, Any]:
+        """Validate and apply one call to ``board`` (a working copy). Caller holds the lock."""
+        if proc not in (UPSERT, DELETE):
+            raise _CallFailed("Unknown procedure", f"Stored procedure '{proc}' does not exist.")
+        guid = params.get("AppointmentGuid", "").strip()
+        if not guid:
+            raise _CallFailed("Invalid parameter", "AppointmentGuid is required.")
+        if proc == DELETE:
+            board.pop(guid, None)  # deleting an unknown appointment succeeds: deletes are idempotent
+            return {"Id": self._appointment_id(guid), "Guid": guid}
+        try:
+            start = _parse_exchange_date(params.get("Start", ""))
+            end = _parse_exchange_date(params.get("End", ""))
+        except ValueError:
+            raise _CallFailed("Invalid date", "Start and End must be formatted 'yyyy-MM-dd HH:mm:ssZ'.")
+        if end < start:
+            raise _CallFailed("Invalid date range", "End is before Start.")
+        for name, (low, high) in _ENUMS.items():
+            if name in params:
+                value = params[name]
+                if not re.fullmatch(r"-?\d+", value) or not low <= int(value) <= high:
+                    raise _CallFailed("Invalid parameter", f"{name} must be an integer from {low} to {high}, got '{value}'.")
+        email = params.get("ResourceEmail", "").strip()
+        if not email:
+            raise _CallFailed("Invalid parameter", "ResourceEmail is required.")
+        if self.known_resources is not None and email.lower() not in self.known_resources:
+            raise _CallFailed("Resource not found", f"No resource with e-mail '{email}'.")
+        board[guid] = dict(params)
+        return {"Id": self._appointment_id(guid), "Guid": guid}
+
+    # ---------------------------------------------------------------- REST /appointment
+    @staticmethod
+    def _objects(request: Request) -> list[dict[str, Any]] | None:
+        body = request.json
+        if isinstance(body, dict):
+            body = [body]
+        if not isinstance(body, list) or not body or not all(isinstance(o, dict) for o in body):
+            return None
+        return body
+
+    def _rest_upsert(self, request: Request, *, create: bool) -> Response:
+        objects = self._objects(request)
+        if objects is None:
+            return _message(400, "The body must be an appointment or an array of appointments.")
+        with self._lock:
+            store = copy.deepcopy(self._rest)
+            for obj in objects:
+                guid = str(obj.get("appointmentGuid") or "").strip()
+                if not guid:
+                    return _message(400, "appointmentGuid is required.")
+                if not create and guid not in store:
+                    return _message(404, f"Appointment '{guid}' not found.")
+                merged = {**store.get(guid, {}), **copy.deepcopy(obj)}
+                if create and guid not in store and not (merged.get("start") and merged.get("end")):
+                    return _message(400, "start and end are required.")
+                try:
+                    if _parse_iso(merged["end"]) < _parse_iso(merged["start"]):
+                        return _message(400, "end is before start.")
+                except (KeyError, ValueError):
+                    return _message(400, "start and end must be ISO 8601 date-times.")
+                store[guid] = merged
+                self.writes += 1
+            self._rest = store
+            return Response(200, [copy.deepcopy(store[str(o["appointmentGuid"]).strip()]) for o in objects])
+
+    def _rest_delete(self, request: Request) -> Response:
+        objects = self._objects(request)
+        if objects is None:
+            return _message(400, "The body must be an appointment or an array of appointments.")
+        with self._lock:
+            for obj in objects:
+                guid = str(obj.get("appointmentGuid") or "").strip()
+                if not guid:
+                    return _message(400, "appointmentGuid is required.")
+            for obj in objects:
+                self._rest.pop(str(obj["appointmentGuid"]).strip(), None)
+                self.writes += 1
+        return Response(200, {"message": f"{len(objects)} appointment(s) deleted."})
+
+    def _rest_list(self, request: Request) -> Response:
+        try:
+            start = _parse_iso(request.query["startDate"]) if "startDate" in request.query else None
+            end = _parse_iso(request.query["endDate"]) if "endDate" in request.query else None
+        except ValueError:
+            return _message(400, "startDate and endDate must be ISO 8601 date-times.")
+        with self._lock:
+            out = []
+            for appt in self._rest.values():
+                a_start, a_end = _parse_iso(appt["start"]), _parse_iso(appt["end"])
+                if (end is None or a_start < end) and (start is None or a_end > start):
+                    out.append(copy.deepcopy(appt))
+        return Response(200, out)
