@@ -25,13 +25,13 @@ def _http(answer) -> func.HttpResponse:
 @app.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications (and the validation handshake)."""
-    return _http(receive_notifications(req.get_body(), req.params.get("validationToken"), services()))
+    return _http(receive_notifications(req.get_body(), req.params.get("validationToken"), services))
 
 
 @app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     """Graph lifecycle notifications: same verification, routed to the lifecycle queue."""
-    return _http(receive_notifications(req.get_body(), req.params.get("validationToken"), services()))
+    return _http(receive_notifications(req.get_body(), req.params.get("validationToken"), services))
 
 
 @app.queue_trigger(arg_name="msg", queue_name=NOTIFICATIONS_QUEUE, connection=STORAGE_CONNECTION)

@@ -7,6 +7,7 @@ and enqueues. If enqueueing fails we answer 503, so Graph delivers again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.core.webhook import MAX_BODY_BYTES, MalformedBody, parse_notifications
@@ -23,13 +24,18 @@ class HttpAnswer:
     content_type: str = "text/plain; charset=utf-8"
 
 
-def receive_notifications(body: bytes, validation_token: str | None, services: Services) -> HttpAnswer:
-    """The notification (and lifecycle) endpoint: handshake, or verify and enqueue."""
+def receive_notifications(body: bytes, validation_token: str | None, get_services: Callable[[], Services]) -> HttpAnswer:
+    """The notification (and lifecycle) endpoint: handshake, or verify and enqueue.
+
+    Services are resolved only after the handshake, which must answer even before the app is
+    fully configured (Graph validates the URL when the first subscription is created).
+    """
     if validation_token is not None:
         # Graph's handshake: echo the decoded token as plain text, nothing else.
         return HttpAnswer(200, validation_token)
     if len(body) > MAX_BODY_BYTES:
         return HttpAnswer(413, "body too large")
+    services = get_services()
     settings = services.settings
     try:
         parsed = parse_notifications(body, settings.graph_tenant_id, settings.client_state_secrets)

@@ -1,0 +1,259 @@
+"""Outlook -> Dime.Scheduler in real time, through the functions themselves.
+
+Webhook POST -> real Azurite queue -> the queue function -> fake Dime.Scheduler, with Graph and
+Dime.Scheduler as stateful HTTP fakes. The host's queue listener is stood in for by tests/host.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+import pytest
+
+import function_app
+from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
+from shared.core.ids import appointment_guid
+from shared.names import NOTIFICATIONS_QUEUE
+from tests.conftest import TENANT_ID, notification_item
+from tests.host import run_queue
+
+
+def post(items: list[dict]) -> func.HttpResponse:
+    body = json.dumps({"value": items}).encode()
+    return function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body))
+
+
+def deliver(services) -> None:
+    """Let the queue function process everything queued (retrying failures like the host)."""
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 0, run.errors
+
+
+@pytest.fixture
+def person(graph):
+    return graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+
+
+def notify(graph, services, person, event, change_type="updated", times=1):
+    item = notification_item(person["id"], event["id"], change_type, event.get("changeKey"))
+    for _ in range(times):
+        assert post([item]).status_code == 202
+    deliver(services)
+
+
+def upserts(dime):
+    return [params for procedure, params in dime.calls if procedure == UPSERT_PROCEDURE]
+
+
+def deletes(dime):
+    return [params for procedure, params in dime.calls if procedure == DELETE_PROCEDURE]
+
+
+def test_create_busy_normal_event_makes_one_upsert(graph, dime, services, person):
+    event = graph.create_event(person["id"], subject="Site visit", show_as="busy", sensitivity="normal")
+
+    notify(graph, services, person, event, "created")
+
+    assert len(upserts(dime)) == 1
+    guid = appointment_guid(TENANT_ID, person["id"], event["id"])
+    stored = dime.appointments[guid]
+    assert stored["Subject"] == "Site visit"
+    assert stored["ResourceEmail"] == "jane@contoso.com"
+    assert stored["ShowAs"] == "3"
+    assert stored["Start"] == "2026-11-23 09:00:00Z"
+    link = services.store.get_link(person["id"], event["id"])
+    assert link is not None and link.change_key == event["changeKey"]
+    transactions = list(services.store.transactions_of(person["id"]))
+    assert [(t.operation, t.status.value) for t in transactions] == [("upsert", "succeeded")]
+
+
+def test_first_seen_mailbox_gets_a_resource_with_the_tenant_defaults(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    notify(graph, services, person, event, "created")
+
+    resource = services.store.get_resource(person["id"])
+    assert resource is not None
+    assert resource.email == "jane@contoso.com"
+    assert resource.consent == services.settings.default_consent
+
+
+def test_mailbox_without_mail_uses_its_upn(graph, dime, services):
+    person = graph.add_user(mail=None, upn="tech@contoso.onmicrosoft.com")
+    event = graph.create_event(person["id"])
+    notify(graph, services, person, event, "created")
+    assert upserts(dime)[0]["ResourceEmail"] == "tech@contoso.onmicrosoft.com"
+
+
+def test_three_duplicate_notifications_make_no_extra_write(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    notify(graph, services, person, event, "created")
+    graph.reset_requests()
+
+    notify(graph, services, person, event, "updated", times=3)
+
+    assert len(upserts(dime)) == 1
+    assert graph.requests == []  # the stored changeKey answered without asking Graph
+
+
+def test_an_edit_with_three_notifications_makes_exactly_one_upsert(graph, dime, services, person):
+    event = graph.create_event(person["id"], subject="Before")
+    notify(graph, services, person, event, "created")
+
+    edited = graph.update_event(person["id"], event["id"], subject="After")
+    notify(graph, services, person, edited, "updated", times=3)
+
+    assert [u["Subject"] for u in upserts(dime)] == ["Before", "After"]
+
+
+def test_replaying_a_processed_message_writes_nothing(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    notify(graph, services, person, event, "created")
+    message = notification_item(person["id"], event["id"], "created", event["changeKey"])
+    graph.reset_requests()
+    dime.reset_calls()
+
+    assert post([message]).status_code == 202
+    deliver(services)
+
+    assert dime.calls == []
+    assert graph.requests == []
+
+
+def test_made_private_without_consent_deletes_the_appointment(graph, dime, services, person):
+    event = graph.create_event(person["id"], subject="Lunch")
+    notify(graph, services, person, event, "created")
+
+    private = graph.update_event(person["id"], event["id"], sensitivity="private")
+    notify(graph, services, person, private)
+
+    guid = appointment_guid(TENANT_ID, person["id"], event["id"])
+    assert [d["AppointmentGuid"] for d in deletes(dime)] == [guid]
+    assert guid not in dime.appointments
+    assert services.store.get_link(person["id"], event["id"]) is None
+
+
+def test_private_event_with_consent_hides_subject_and_body(graph, dime, services, person):
+    from dataclasses import replace
+
+    from shared.core.consent import Consent
+
+    resource_consent = Consent.parse(True, "busy", "normal,private")
+    services.settings = replace(services.settings, default_consent=resource_consent)
+    event = graph.create_event(person["id"], subject="Doctor", body="details", sensitivity="private")
+
+    notify(graph, services, person, event, "created")
+
+    [written] = upserts(dime)
+    assert written["Subject"] == "Private appointment"
+    assert written["Body"] == ""
+    assert written["Sensitivity"] == "3"
+
+
+def test_a_free_event_is_never_written(graph, dime, services, person):
+    event = graph.create_event(person["id"], show_as="free")
+    notify(graph, services, person, event, "created", times=2)
+    assert dime.calls == []
+    assert services.store.get_link(person["id"], event["id"]) is None
+
+
+def test_deleted_event_is_deleted_from_the_board(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    notify(graph, services, person, event, "created")
+    graph.delete_event(person["id"], event["id"])
+    graph.reset_requests()
+
+    notify(graph, services, person, {"id": event["id"]}, "deleted")
+
+    assert len(deletes(dime)) == 1
+    assert dime.appointments == {}
+    assert graph.requests == []  # a deletion needs no read
+
+
+def test_updated_notification_for_a_vanished_event_deletes_it(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    notify(graph, services, person, event, "created")
+    edited = graph.update_event(person["id"], event["id"], subject="Moved")
+    graph.delete_event(person["id"], event["id"])
+
+    notify(graph, services, person, edited, "updated")  # the edit's notification arrives after the delete
+
+    assert len(deletes(dime)) == 1
+    assert dime.appointments == {}
+
+
+def test_all_day_event_stays_whole_days(graph, dime, services, person):
+    event = graph.create_event(
+        person["id"], is_all_day=True, start="2026-11-24T00:00:00", end="2026-11-25T00:00:00", show_as="oof"
+    )
+    notify(graph, services, person, event, "created")
+    [written] = upserts(dime)
+    assert (written["Start"], written["End"]) == ("2026-11-24 00:00:00Z", "2026-11-25 00:00:00Z")
+
+
+def test_event_id_with_slash_and_plus_is_stored_and_read_back(graph, dime, services, person):
+    event = graph.create_event(person["id"], id="AAMkAD/abc+def==")
+    notify(graph, services, person, event, "created")
+    assert services.store.get_link(person["id"], "AAMkAD/abc+def==") is not None
+    assert len(upserts(dime)) == 1
+
+
+def test_graph_429_is_processed_on_redelivery_without_duplicates(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    graph.fail_next(status=429, retry_after=1, path_contains="/events/")
+
+    run_item = notification_item(person["id"], event["id"], "created", event["changeKey"])
+    assert post([run_item]).status_code == 202
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.failed == 1 and run.succeeded == 1
+    assert "GRAPH_THROTTLED" in run.errors[0]
+    assert len(upserts(dime)) == 1
+
+
+def test_dime_500_is_processed_on_redelivery_without_duplicates(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    dime.fail_next(status=500)
+
+    assert post([notification_item(person["id"], event["id"], "created", event["changeKey"])]).status_code == 202
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.failed == 1 and run.succeeded == 1
+    assert "DIME_UNAVAILABLE" in run.errors[0]
+    assert len(dime.appointments) == 1
+    assert len([t for t in services.store.transactions_of(person["id"]) if t.status.value == "succeeded"]) == 1
+
+
+def test_dime_failure_inside_a_200_envelope_is_a_failure(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    dime.fail_next(status=200, inner_status=500)
+
+    post([notification_item(person["id"], event["id"], "created", event["changeKey"])])
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.failed == 1 and run.succeeded == 1
+    assert services.store.get_link(person["id"], event["id"]).change_key == event["changeKey"]
+
+
+def test_unknown_resource_email_becomes_a_visible_failed_transaction(graph, dime, services, person):
+    dime.known_resources = {"someone.else@contoso.com"}
+    event = graph.create_event(person["id"])
+
+    notify(graph, services, person, event, "created")
+
+    [failed] = [t for t in services.store.transactions_of(person["id"]) if t.status.value == "failed"]
+    assert failed.error_code in ("DIME_RESOURCE_UNKNOWN", "DIME_REJECTED")
+    assert failed.payload["message"]["eventId"] == event["id"]
+    assert services.store.get_link(person["id"], event["id"]) is None
+
+
+def test_persistent_outage_ends_in_the_poison_queue_not_silence(graph, dime, services, person):
+    event = graph.create_event(person["id"])
+    dime.fail_next(count=10, status=503)
+
+    post([notification_item(person["id"], event["id"], "created", event["changeKey"])])
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.poisoned == 1
+    poisoned = list(services.queues.client(NOTIFICATIONS_QUEUE + "-poison").peek_messages())
+    assert json.loads(poisoned[0].content)["eventId"] == event["id"]
