@@ -14,9 +14,10 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 
@@ -39,7 +40,7 @@ class Request:
     json: Any = None
 
     @classmethod
-    def parse(cls, method: str, target: str, headers: Mapping[str, str], body: bytes) -> "Request":
+    def parse(cls, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Request:
         """Split a request target into decoded path segments and a query dict."""
         split = urlsplit(target)
         raw_segments = [s for s in split.path.split("/") if s != ""]
@@ -75,7 +76,7 @@ class RecordedRequest:
     json: Any
 
     @classmethod
-    def of(cls, request: Request) -> "RecordedRequest":
+    def of(cls, request: Request) -> RecordedRequest:
         return cls(request.method, request.path, dict(request.query), dict(request.headers), request.json)
 
 
@@ -208,9 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Reads a whole request, hands it to the owning fake, writes the answer. No logging."""
 
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _serve(self) -> None:
@@ -258,7 +259,7 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "LoopbackServer":
+    def start(self) -> LoopbackServer:
         """Bind a free port and serve in a daemon thread. Idempotent."""
         if self._server is None:
             self._server = _Server(self.handle)

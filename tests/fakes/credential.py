@@ -69,7 +69,7 @@ class StaticTokenCredential:
     async def close(self) -> None:
         return None
 
-    async def __aenter__(self) -> "StaticTokenCredential":
+    async def __aenter__(self) -> StaticTokenCredential:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

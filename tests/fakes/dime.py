@@ -23,12 +23,13 @@ import copy
 import json
 import re
 import threading
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from ._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
 
-__all__ = ["FakeDime", "UPSERT", "DELETE"]
+__all__ = ["DELETE", "UPSERT", "FakeDime"]
 
 UPSERT = "mboc_upsertExchangeAppointment"
 DELETE = "mboc_deleteExchangeAppointment"
@@ -46,14 +47,14 @@ class _CallFailed(Exception):
 def _parse_exchange_date(value: str) -> datetime:
     if not _DATE.match(value):
         raise ValueError(value)
-    return datetime.strptime(value, "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _parse_iso(value: Any) -> datetime:
     text = str(value).strip().replace("Z", "+00:00").replace("z", "+00:00")
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _message(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -94,7 +95,7 @@ class FakeDime(LoopbackServer):
         self.writes: int = 0
         self.requests: list[RecordedRequest] = []
 
-    def __enter__(self) -> "FakeDime":
+    def __enter__(self) -> FakeDime:
         return self.start()  # type: ignore[return-value]
 
     @property
@@ -263,7 +264,9 @@ class FakeDime(LoopbackServer):
             if name in params:
                 value = params[name]
                 if not re.fullmatch(r"-?\d+", value) or not low <= int(value) <= high:
-                    raise _CallFailed("Invalid parameter", f"{name} must be an integer from {low} to {high}, got '{value}'.")
+                    raise _CallFailed(
+                        "Invalid parameter", f"{name} must be an integer from {low} to {high}, got '{value}'."
+                    )
         email = params.get("ResourceEmail", "").strip()
         if not email:
             raise _CallFailed("Invalid parameter", "ResourceEmail is required.")

@@ -27,9 +27,10 @@ import random
 import re
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,7 +38,7 @@ import httpx
 
 from ._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
 
-__all__ = ["FakeGraph", "Delivery", "WINDOWS_TIME_ZONES"]
+__all__ = ["WINDOWS_TIME_ZONES", "Delivery", "FakeGraph"]
 
 #: Windows zone names Graph also accepts, mapped to IANA (a useful subset, not the full CLDR table).
 WINDOWS_TIME_ZONES: dict[str, str] = {
@@ -109,14 +110,14 @@ def graph_error(status: int, code: str, message: str, headers: dict[str, str] | 
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def zone(name: str) -> tzinfo:
     """IANA or (a subset of) Windows zone name → tzinfo; unknown → ``KeyError``."""
     iana = WINDOWS_TIME_ZONES.get(name, name)
     if iana.upper() == "UTC":
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -139,7 +140,7 @@ def parse_datetime(value: str | datetime, default_zone: str = "UTC") -> datetime
         dt = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), micro)
         if off:
             if off.upper() == "Z":
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
             else:
                 sign = 1 if off[0] == "+" else -1
                 digits = off[1:].replace(":", "")
@@ -147,7 +148,7 @@ def parse_datetime(value: str | datetime, default_zone: str = "UTC") -> datetime
                 dt = dt.replace(tzinfo=timezone(sign * delta))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone(default_zone))
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)
 
 
 def format_local(dt_utc: datetime, zone_name: str) -> str:
@@ -158,13 +159,13 @@ def format_local(dt_utc: datetime, zone_name: str) -> str:
 
 def format_utc(dt: datetime) -> str:
     """Graph's timestamp text, e.g. ``2026-11-20T10:00:00.1234560Z``."""
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
 
 
 def format_offset(dt: datetime) -> str:
     """Timestamp with an explicit offset, as notifications carry it (``…+00:00``)."""
-    dt = dt.astimezone(timezone.utc)
+    dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0+00:00"
 
 
@@ -316,10 +317,10 @@ class FakeGraph(LoopbackServer):
         """``http://127.0.0.1:<port>/v1.0`` (no trailing slash, as msgraph's adapter needs)."""
         return f"{self.origin}/v1.0"
 
-    def __enter__(self) -> "FakeGraph":
+    def __enter__(self) -> FakeGraph:
         return self.start()
 
-    def start(self) -> "FakeGraph":
+    def start(self) -> FakeGraph:
         super().start()
         if self._pump is None:
             self._pump_stop = False
@@ -431,11 +432,7 @@ class FakeGraph(LoopbackServer):
         out["end"] = {"dateTime": format_local(ev.end_utc, end_zone), "timeZone": end_zone}
         if expand and ev.ext_props:
             wanted = {i.lower() for i in expand} if isinstance(expand, set) else None
-            props = [
-                {"id": k, "value": v}
-                for k, v in ev.ext_props.items()
-                if wanted is None or k.lower() in wanted
-            ]
+            props = [{"id": k, "value": v} for k, v in ev.ext_props.items() if wanted is None or k.lower() in wanted]
             if props:
                 out["singleValueExtendedProperties"] = props
         return out
@@ -453,9 +450,15 @@ class FakeGraph(LoopbackServer):
                     zone(zone_name)
                     when = parse_datetime(str(value["dateTime"]), zone_name)
                 except KeyError:
-                    raise GraphError(400, "TimeZoneNotSupportedException", f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{zone_name}'.")
+                    raise GraphError(
+                        400,
+                        "TimeZoneNotSupportedException",
+                        f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{zone_name}'.",
+                    )
                 except ValueError:
-                    raise GraphError(400, "RequestBodyRead", f"Cannot convert the literal '{value['dateTime']}' to DateTimeOffset.")
+                    raise GraphError(
+                        400, "RequestBodyRead", f"Cannot convert the literal '{value['dateTime']}' to DateTimeOffset."
+                    )
                 if key == "start":
                     ev.start_utc, ev.start_zone = when, zone_name
                     data["originalStartTimeZone"] = zone_name
@@ -475,7 +478,12 @@ class FakeGraph(LoopbackServer):
                 for prop in value or []:
                     ev.ext_props[str(prop["id"])] = str(prop.get("value"))
             elif key in ("showAs", "sensitivity", "importance", "type"):
-                allowed = {"showAs": SHOW_AS, "sensitivity": SENSITIVITY, "importance": IMPORTANCE, "type": EVENT_TYPES}[key]
+                allowed = {
+                    "showAs": SHOW_AS,
+                    "sensitivity": SENSITIVITY,
+                    "importance": IMPORTANCE,
+                    "type": EVENT_TYPES,
+                }[key]
                 if value not in allowed:
                     raise GraphError(400, "RequestBodyRead", f"Requested value '{value}' was not found.")
                 data[key] = value
@@ -508,7 +516,8 @@ class FakeGraph(LoopbackServer):
             "transactionId": None,
             "originalStartTimeZone": "UTC",
             "originalEndTimeZone": "UTC",
-            "iCalUId": "040000008200E00074C5B7101A82E00800000000" + uuid.UUID(int=self._rng.getrandbits(128)).hex.upper(),
+            "iCalUId": "040000008200E00074C5B7101A82E00800000000"
+            + uuid.UUID(int=self._rng.getrandbits(128)).hex.upper(),
             "reminderMinutesBeforeStart": 15,
             "isReminderOn": True,
             "hasAttachments": False,
@@ -526,7 +535,12 @@ class FakeGraph(LoopbackServer):
             "body": {"contentType": "text", "content": ""},
             "location": {"displayName": ""},
             "attendees": [],
-            "organizer": {"emailAddress": {"name": self._users[mailbox]["displayName"], "address": self._users[mailbox]["mail"] or self._users[mailbox]["userPrincipalName"]}},
+            "organizer": {
+                "emailAddress": {
+                    "name": self._users[mailbox]["displayName"],
+                    "address": self._users[mailbox]["mail"] or self._users[mailbox]["userPrincipalName"],
+                }
+            },
         }
         ev = _Event(mailbox, data, now, now + timedelta(minutes=30), "UTC", "UTC")
         self._apply_fields(ev, fields)
@@ -617,9 +631,19 @@ class FakeGraph(LoopbackServer):
         event_id = extra.pop("id", None)
         fields = self._helper_fields(
             dict(
-                subject=subject, start=start, end=end, show_as=show_as, sensitivity=sensitivity,
-                importance=importance, is_all_day=is_all_day, body=body, categories=categories,
-                is_cancelled=is_cancelled, event_type=event_type, time_zone=time_zone, **extra,
+                subject=subject,
+                start=start,
+                end=end,
+                show_as=show_as,
+                sensitivity=sensitivity,
+                importance=importance,
+                is_all_day=is_all_day,
+                body=body,
+                categories=categories,
+                is_cancelled=is_cancelled,
+                event_type=event_type,
+                time_zone=time_zone,
+                **extra,
             )
         )
         with self._lock:
@@ -826,7 +850,9 @@ class FakeGraph(LoopbackServer):
         try:
             zone(tz)
         except KeyError:
-            raise GraphError(400, "TimeZoneNotSupportedException", f"The following TimeZone value is not supported: '{tz}'.")
+            raise GraphError(
+                400, "TimeZoneNotSupportedException", f"The following TimeZone value is not supported: '{tz}'."
+            )
         return tz
 
     @staticmethod
@@ -861,7 +887,9 @@ class FakeGraph(LoopbackServer):
         with self._lock:
             mailbox = self._mailbox(user_ref)
             value = [self._render(ev, tz, expand) for ev in self._events[mailbox].values()]
-        return Response(200, {"@odata.context": f"{self.base_url}/$metadata#users('{user_ref}')/events", "value": value})
+        return Response(
+            200, {"@odata.context": f"{self.base_url}/$metadata#users('{user_ref}')/events", "value": value}
+        )
 
     def _calendar_view(self, request: Request, user_ref: str) -> Response:
         start, end = self._window(request)
@@ -921,9 +949,15 @@ class FakeGraph(LoopbackServer):
             start = parse_datetime(request.query["startDateTime"])
             end = parse_datetime(request.query["endDateTime"])
         except KeyError:
-            raise GraphError(400, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.")
+            raise GraphError(
+                400,
+                "ErrorInvalidParameter",
+                "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+            )
         except ValueError:
-            raise GraphError(400, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not a valid date-time.")
+            raise GraphError(
+                400, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not a valid date-time."
+            )
         return start, end
 
     def _delta_link(self, user_ref: str, kind: str, token: str) -> str:
@@ -945,7 +979,11 @@ class FakeGraph(LoopbackServer):
 
     def _expired_response(self, tok: _DeltaToken | None, user_ref: str, mode: str) -> Response:
         if mode == "resync":
-            return graph_error(400, "resyncRequired", "Resync required. Replace any local cached copy with the latest version from the server.")
+            return graph_error(
+                400,
+                "resyncRequired",
+                "Resync required. Replace any local cached copy with the latest version from the server.",
+            )
         headers = {}
         if tok is not None:
             ws, we = tok.window
@@ -958,7 +996,11 @@ class FakeGraph(LoopbackServer):
     def _delta(self, request: Request, user_ref: str) -> Response:
         bad = sorted(k for k in request.query if k.lower() in ("$select", "$filter", "$expand", "$orderby", "$search"))
         if bad:
-            raise GraphError(400, "ErrorInvalidUrlQuery", f"The following parameters are not supported with change tracking over the 'CalendarView' resource: '{', '.join(bad)}'.")
+            raise GraphError(
+                400,
+                "ErrorInvalidUrlQuery",
+                f"The following parameters are not supported with change tracking over the 'CalendarView' resource: '{', '.join(bad)}'.",
+            )
         prefer = parse_prefer(request.headers)
         tz = self._tz_pref(request)
         try:
@@ -1121,16 +1163,29 @@ class FakeGraph(LoopbackServer):
         if when <= now:
             raise GraphError(400, "InvalidRequest", "Subscription expiration can only be in the future.")
         if when > now + timedelta(minutes=MAX_SUBSCRIPTION_MINUTES):
-            raise GraphError(400, "InvalidRequest", f"Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future.")
+            raise GraphError(
+                400,
+                "InvalidRequest",
+                f"Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future.",
+            )
         return max(when, now + timedelta(minutes=MIN_SUBSCRIPTION_MINUTES))
 
     def _resource_mailbox(self, resource: str) -> str:
         parts = [p for p in resource.strip().split("/") if p]
         low = [p.lower() for p in parts]
-        if len(parts) in (3, 4) and low[0] == "users" and low[-1] == "events" and (len(parts) == 3 or low[2] == "calendar"):
+        if (
+            len(parts) in (3, 4)
+            and low[0] == "users"
+            and low[-1] == "events"
+            and (len(parts) == 3 or low[2] == "calendar")
+        ):
             user = self._find_user(parts[1])
             if user is None:
-                raise GraphError(400, "ExtensionError", "Operation: Create; Exception: [Status Code: NotFound; Reason: The mailbox is either inactive, soft-deleted, or is hosted on-premise.]")
+                raise GraphError(
+                    400,
+                    "ExtensionError",
+                    "Operation: Create; Exception: [Status Code: NotFound; Reason: The mailbox is either inactive, soft-deleted, or is hosted on-premise.]",
+                )
             return str(user["id"])
         raise GraphError(400, "InvalidRequest", f"Resource '{resource}' is not supported by this fake.")
 
@@ -1153,7 +1208,11 @@ class FakeGraph(LoopbackServer):
             self._check_conflict(mailbox, change_types)
         for url in (body["notificationUrl"], body.get("lifecycleNotificationUrl")):
             if url and not self._validate_endpoint(str(url)):
-                raise GraphError(400, "ValidationError", "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.")
+                raise GraphError(
+                    400,
+                    "ValidationError",
+                    "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.",
+                )
         with self._lock:
             self._check_conflict(mailbox, change_types)
             sub_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
@@ -1183,7 +1242,11 @@ class FakeGraph(LoopbackServer):
         self._purge_expired()
         for sub in self._subscriptions.values():
             if sub.mailbox == mailbox and sub.change_types == change_types:
-                raise GraphError(409, "Conflict", f"A subscription for this resource and changeType already exists (id {sub.json['id']}).")
+                raise GraphError(
+                    409,
+                    "Conflict",
+                    f"A subscription for this resource and changeType already exists (id {sub.json['id']}).",
+                )
 
     def _validation_token(self) -> str:
         """Opaque, hostile-looking: spaces, '+', '/', '<', non-ASCII (receivers must decode and
