@@ -1,0 +1,326 @@
+// Outlook <-> Dime.Scheduler calendar connector: a secure, keyless production install.
+//
+// One resource group holds: a user-assigned managed identity; a storage account with shared-key
+// access off (host storage, the app's queues and tables, the Flex deployment container); a Key
+// Vault in RBAC mode with the secrets; Log Analytics + Application Insights with local auth off;
+// a Flex Consumption (FC1) Python function app that reaches all of them with the identity.
+// Optionally (default on) the identity also receives the Microsoft Graph application permissions,
+// so no client secret exists anywhere.
+//
+// Deploy with docs/deploy.md. Every app setting the code reads (shared/settings.py SETTINGS) is set
+// here; tests/infra/test_templates.py checks that, the role ids, the queue/table names and more.
+
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------------------------------------
+// Naming and placement
+// ---------------------------------------------------------------------------------------------
+
+@minLength(3)
+@maxLength(12)
+@description('Short lowercase prefix (letters, digits, inner hyphens) for every resource name.')
+param namePrefix string = 'dimecal'
+
+@description('Azure region; must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Name of the function app (globally unique; becomes <name>.azurewebsites.net).')
+@maxLength(32)
+param functionAppName string = '${namePrefix}-${take(uniqueString(resourceGroup().id, namePrefix), 8)}'
+
+param tags object = {
+  application: 'outlook-dimescheduler-connector'
+}
+
+// ---------------------------------------------------------------------------------------------
+// Microsoft Graph
+// ---------------------------------------------------------------------------------------------
+
+@description('GRAPH_TENANT_ID: the Entra tenant whose mailboxes are synchronised. Defaults to the deploying tenant.')
+param graphTenantId string = tenant().tenantId
+
+@description('managedIdentity (default): Graph is called as the user-assigned identity, no secret. clientSecret: as an app registration with a secret (graphAppClientId + graphClientSecret).')
+@allowed([
+  'managedIdentity'
+  'clientSecret'
+])
+param graphAuthMode string = 'managedIdentity'
+
+@description('managedIdentity mode: grant the Graph application permissions to the identity in this deployment (needs Privileged Role Administrator or Application Administrator in Entra ID). Set false if an Entra administrator grants them separately.')
+param grantGraphPermissions bool = true
+
+@description('Graph permission used to read a mailbox\'s id, mail and userPrincipalName. User.ReadBasic.All is the least privilege; use User.Read.All only if your tenant refuses the basic one.')
+@allowed([
+  'User.ReadBasic.All'
+  'User.Read.All'
+])
+param graphUserReadPermission string = 'User.ReadBasic.All'
+
+@description('clientSecret mode only: the application (client) id of the app registration.')
+param graphAppClientId string = ''
+
+@secure()
+@description('clientSecret mode only: GRAPH_CLIENT_SECRET, stored in Key Vault. Omit in managedIdentity mode.')
+param graphClientSecret string?
+
+@description('GRAPH_BASE_URL: Graph endpoint (change only for national clouds).')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+// ---------------------------------------------------------------------------------------------
+// Secrets (secure parameters: no defaults, stored in Key Vault, referenced from app settings)
+// ---------------------------------------------------------------------------------------------
+
+@secure()
+@minLength(16)
+@description('CLIENT_STATE_SECRET: random key (e.g. openssl rand -hex 32) from which every subscription\'s clientState is derived. Keep it: changing it is a rotation.')
+param clientStateSecret string
+
+@secure()
+@description('CLIENT_STATE_SECRET_PREVIOUS: the old key, only while rotating (docs/deploy.md, "Rotating secrets"). Omit otherwise; omitting it removes the app setting.')
+param clientStateSecretPrevious string?
+
+@secure()
+@description('DIME_API_KEY: API key created in Dime.Scheduler\'s administration.')
+param dimeApiKey string
+
+@secure()
+@description('A function key of the app (exists only after the first publish). When given, the notification and lifecycle URLs with ?code=<key> are written to Key Vault. Omit on the first deployment; later deployments may omit it (the stored URLs stay).')
+param notificationFunctionKey string?
+
+// ---------------------------------------------------------------------------------------------
+// Dime.Scheduler, sync window, tenant-wide consent defaults, timers (defaults = shared/settings.py)
+// ---------------------------------------------------------------------------------------------
+
+@description('DIME_BASE_URL: Dime.Scheduler API root (sandbox, test and self-hosted installs differ).')
+param dimeBaseUrl string = 'https://api.dimescheduler.com'
+
+@minValue(0)
+@maxValue(365)
+@description('SYNC_DAYS_BACK: days before today that are synchronised.')
+param syncDaysBack int = 30
+
+@minValue(1)
+@maxValue(365)
+@description('SYNC_DAYS_FORWARD: days after today that are synchronised.')
+param syncDaysForward int = 180
+
+@description('DEFAULT_ENABLED: a newly seen mailbox is synchronised until an administrator says otherwise.')
+param defaultEnabled bool = true
+
+@description('DEFAULT_SHOW_AS: show-as values synchronised by default (Graph spelling, comma-separated).')
+param defaultShowAs string = 'tentative,busy,oof,workingElsewhere'
+
+@description('DEFAULT_SENSITIVITY: sensitivities synchronised by default (Graph spelling, comma-separated).')
+param defaultSensitivity string = 'normal,personal'
+
+@description('SYNC_PRIVATE_DETAILS: send subject and body of private/confidential events (off: only the busy time).')
+param syncPrivateDetails bool = false
+
+@description('DELTA_SCHEDULE: NCRONTAB (six fields, UTC) of the delta timer.')
+param deltaSchedule string = '0 */5 * * * *'
+
+@description('RECONCILE_SCHEDULE: NCRONTAB of the reconcile (tracked appointments check-up) timer.')
+param reconcileSchedule string = '0 30 2 * * *'
+
+@description('RETRY_SCHEDULE: NCRONTAB of the failed-transaction retry timer.')
+param retrySchedule string = '0 */10 * * * *'
+
+@description('RENEW_SCHEDULE: NCRONTAB of the subscription renewal timer.')
+param renewSchedule string = '0 0 */6 * * *'
+
+// ---------------------------------------------------------------------------------------------
+// Capacity and retention
+// ---------------------------------------------------------------------------------------------
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Key Vault purge protection (recommended). With it, a deleted vault keeps its name for 90 days.')
+param keyVaultPurgeProtection bool = true
+
+// ---------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------
+
+var token = take(uniqueString(resourceGroup().id, namePrefix), 8)
+var compactPrefix = toLower(replace(namePrefix, '-', ''))
+var names = {
+  identity: 'id-${namePrefix}-${token}'
+  storage: take('st${compactPrefix}${token}', 24)
+  keyVault: take('kv-${namePrefix}-${token}', 24)
+  workspace: 'log-${namePrefix}-${token}'
+  appInsights: 'appi-${namePrefix}-${token}'
+  plan: 'plan-${namePrefix}-${token}'
+  deploymentContainer: 'app-package-${take(toLower(functionAppName), 40)}'
+}
+
+var useClientSecret = graphAuthMode == 'clientSecret'
+var hasPreviousClientState = !empty(clientStateSecretPrevious ?? '')
+var hasFunctionKey = !empty(notificationFunctionKey ?? '')
+
+// An app setting value that Azure resolves from Key Vault with keyVaultReferenceIdentity.
+func kvRef(vaultUri string, secretName string) string => '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${secretName})'
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: names.storage
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    deploymentContainerName: names.deploymentContainer
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: names.keyVault
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    enablePurgeProtection: keyVaultPurgeProtection
+    clientStateSecret: clientStateSecret
+    clientStateSecretPrevious: clientStateSecretPrevious
+    dimeApiKey: dimeApiKey
+    graphClientSecret: useClientSecret ? graphClientSecret : null
+  }
+}
+
+// Graph application permissions for the managed identity (no client secret). Skipped in
+// clientSecret mode: there the app registration's permissions are consented in Entra ID.
+module graphPermissions 'modules/graph-permissions.bicep' = if (!useClientSecret && grantGraphPermissions) {
+  name: 'graph-permissions'
+  params: {
+    principalId: identity.outputs.principalId
+    userReadPermission: graphUserReadPermission
+  }
+}
+
+var vaultUri = keyVault.outputs.vaultUri
+var secretNames = keyVault.outputs.secretNames
+
+// Every setting in shared/settings.py SETTINGS, plus the platform's own. Secrets are Key Vault
+// references only. FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION are deliberately absent
+// (Flex Consumption rejects them; the runtime is functionAppConfig.runtime).
+var baseAppSettings = {
+  // Identity-based host storage (AzureWebJobsStorage): no connection string, no key.
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+
+  // Telemetry with Entra ID authentication (local auth is off on the component).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+
+  // Microsoft Graph. Without GRAPH_CLIENT_SECRET the app uses ManagedIdentityCredential(client_id=GRAPH_CLIENT_ID).
+  GRAPH_TENANT_ID: graphTenantId
+  GRAPH_CLIENT_ID: useClientSecret ? graphAppClientId : identity.outputs.clientId
+  GRAPH_BASE_URL: graphBaseUrl
+  NOTIFICATION_URL: kvRef(vaultUri, 'notification-url')
+  LIFECYCLE_NOTIFICATION_URL: kvRef(vaultUri, 'lifecycle-notification-url')
+  CLIENT_STATE_SECRET: kvRef(vaultUri, secretNames.clientState)
+
+  // Dime.Scheduler.
+  DIME_BASE_URL: dimeBaseUrl
+  DIME_API_KEY: kvRef(vaultUri, secretNames.dimeApiKey)
+
+  // Sync window and tenant-wide consent defaults.
+  SYNC_DAYS_BACK: string(syncDaysBack)
+  SYNC_DAYS_FORWARD: string(syncDaysForward)
+  DEFAULT_ENABLED: defaultEnabled ? 'true' : 'false'
+  DEFAULT_SHOW_AS: defaultShowAs
+  DEFAULT_SENSITIVITY: defaultSensitivity
+  SYNC_PRIVATE_DETAILS: syncPrivateDetails ? 'true' : 'false'
+
+  // Timer schedules, read by the host through %NAME% in the trigger declarations.
+  DELTA_SCHEDULE: deltaSchedule
+  RECONCILE_SCHEDULE: reconcileSchedule
+  RETRY_SCHEDULE: retrySchedule
+  RENEW_SCHEDULE: renewSchedule
+}
+
+var optionalAppSettings = union(
+  useClientSecret ? { GRAPH_CLIENT_SECRET: kvRef(vaultUri, secretNames.graphClientSecret) } : {},
+  hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {}
+)
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: functionAppName
+    planName: names.plan
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appSettings: union(baseAppSettings, optionalAppSettings)
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+  }
+  // The Key Vault, storage and monitoring modules (with their role assignments) are dependencies
+  // through the outputs used above, so the identity holds its roles before the app first starts.
+}
+
+// Second pass (after the first publish): store the webhook URLs with the function key in Key Vault.
+module notificationUrls 'modules/notification-urls.bicep' = if (hasFunctionKey) {
+  name: 'notification-urls'
+  params: {
+    keyVaultName: keyVault.outputs.name
+    hostName: functionApp.outputs.defaultHostName
+    functionKey: notificationFunctionKey ?? ''
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outputs (no secrets, no keys)
+// ---------------------------------------------------------------------------------------------
+
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+@description('Graph change notifications endpoint, without ?code=.')
+output notificationUrl string = 'https://${functionApp.outputs.defaultHostName}/api/notifications'
+@description('Graph lifecycle notifications endpoint, without ?code=.')
+output lifecycleNotificationUrl string = 'https://${functionApp.outputs.defaultHostName}/api/lifecycle'
+@description('Dime.Scheduler outbound publication (webhook connector) endpoint, without ?code=.')
+output dimePublicationsUrl string = 'https://${functionApp.outputs.defaultHostName}/api/dime/publications'
+output keyVaultName string = keyVault.outputs.name
+output storageAccountName string = storage.outputs.name
+output managedIdentityClientId string = identity.outputs.clientId
+output managedIdentityPrincipalId string = identity.outputs.principalId
+output notificationUrlsStored bool = hasFunctionKey

@@ -1,0 +1,52 @@
+// Parameters for infra/main.bicep. Edit the plain values below; secrets are NEVER written here:
+// they are read from environment variables of the shell that runs `az deployment group create`
+// (see docs/deploy.md), so they exist only in that shell and in Key Vault.
+using 'main.bicep'
+
+// ---- Edit these ---------------------------------------------------------------------------------
+
+// Short lowercase prefix for resource names (3-12 characters: letters, digits, inner hyphens).
+param namePrefix = 'dimecal'
+
+// Dime.Scheduler API root: https://api.dimescheduler.com (production) or your sandbox/self-hosted URL.
+param dimeBaseUrl = 'https://api.dimescheduler.com'
+
+// managedIdentity (recommended, no secret) or clientSecret (app registration + GRAPH_CLIENT_SECRET).
+param graphAuthMode = 'managedIdentity'
+
+// Grant the Graph application permissions to the managed identity in this deployment
+// (needs Privileged Role Administrator or Application Administrator in Entra ID).
+param grantGraphPermissions = true
+
+// Least privilege for reading a mailbox's id/mail/UPN; switch to 'User.Read.All' only if refused.
+param graphUserReadPermission = 'User.ReadBasic.All'
+
+// clientSecret mode only: the app registration's application (client) id.
+param graphAppClientId = ''
+
+// Sync window and tenant-wide consent defaults (an administrator can override per person later).
+param syncDaysBack = 30
+param syncDaysForward = 180
+param defaultEnabled = true
+param defaultShowAs = 'tentative,busy,oof,workingElsewhere'
+param defaultSensitivity = 'normal,personal'
+param syncPrivateDetails = false
+
+// Timer schedules (NCRONTAB, six fields, UTC).
+param deltaSchedule = '0 */5 * * * *'
+param reconcileSchedule = '0 30 2 * * *'
+param retrySchedule = '0 */10 * * * *'
+param renewSchedule = '0 0 */6 * * *'
+
+// ---- Secrets: from the environment only ----------------------------------------------------------
+
+// Required. Generate once (openssl rand -hex 32) and keep it in your password manager.
+param clientStateSecret = readEnvironmentVariable('CLIENT_STATE_SECRET')
+// Required. Created in Dime.Scheduler's administration.
+param dimeApiKey = readEnvironmentVariable('DIME_API_KEY')
+// Only while rotating CLIENT_STATE_SECRET; empty otherwise.
+param clientStateSecretPrevious = readEnvironmentVariable('CLIENT_STATE_SECRET_PREVIOUS', '')
+// Empty on the first deployment; the function key once the code is published (docs/deploy.md step 5).
+param notificationFunctionKey = readEnvironmentVariable('NOTIFICATION_FUNCTION_KEY', '')
+// clientSecret mode only.
+param graphClientSecret = readEnvironmentVariable('GRAPH_CLIENT_SECRET', '')

@@ -1,0 +1,100 @@
+// Flex Consumption plan + Linux Python function app running as the user-assigned identity.
+// The deployment package lives in a blob container reached with that identity (no keys), HTTP has
+// one always-ready instance so Graph's webhook deliveries (answer within 3 s) never wait for a cold
+// start, and the app settings (built in main.bicep) are applied as one sites/config resource.
+// On Flex, FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION must NOT be app settings: the
+// runtime comes from functionAppConfig.runtime below.
+
+param name string
+param planName string
+param location string
+param tags object
+
+@description('Resource id of the user-assigned identity.')
+param identityId string
+
+@description('https://<account>.blob.core.windows.net/<container> for the deployment package.')
+param deploymentContainerUrl string
+
+@description('App settings (name -> value). Secrets are Key Vault references, never values.')
+param appSettings object
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId // resolve @Microsoft.KeyVault(...) with the user-assigned identity
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: [
+          {
+            name: 'http' // every HTTP-triggered function: notifications, lifecycle, Dime publications, admin
+            instanceCount: 1
+          }
+        ]
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11' // the Python the tests run on (tests/infra checks it)
+      }
+    }
+  }
+}
+
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: appSettings
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,114 @@
+// Key Vault in RBAC mode holding every secret the app reads. The secrets arrive as secure
+// parameters (never defaults, never written to a file or to deployment history) and the app reads
+// them through @Microsoft.KeyVault(SecretUri=...) references resolved with the user-assigned
+// identity (keyVaultReferenceIdentity on the site). The identity gets Key Vault Secrets User
+// (read secret values only), scoped to this vault.
+
+param name string
+param location string
+param tags object
+
+@description('Object (principal) id of the managed identity that the function app runs as.')
+param principalId string
+
+@description('Purge protection: deleted secrets/vault stay recoverable for the retention period. Cannot be turned off once on.')
+param enablePurgeProtection bool = true
+
+@secure()
+@minLength(16)
+@description('CLIENT_STATE_SECRET: key from which each Graph subscription\'s clientState is derived.')
+param clientStateSecret string
+
+@secure()
+@description('CLIENT_STATE_SECRET_PREVIOUS: the previous key, only during a rotation. Omit otherwise.')
+param clientStateSecretPrevious string?
+
+@secure()
+@description('DIME_API_KEY: the Dime.Scheduler API key.')
+param dimeApiKey string
+
+@secure()
+@description('GRAPH_CLIENT_SECRET: only when Graph is reached with an app registration and a secret.')
+param graphClientSecret string?
+
+// Secret names (Key Vault allows letters, digits and hyphens). main.bicep builds the references.
+var secretNames = {
+  clientState: 'client-state-secret'
+  clientStatePrevious: 'client-state-secret-previous'
+  dimeApiKey: 'dime-api-key'
+  graphClientSecret: 'graph-client-secret'
+}
+
+var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true // RBAC mode: no access policies
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: enablePurgeProtection ? true : null // the API accepts only true or absent
+    publicNetworkAccess: 'Enabled' // Flex without VNet integration resolves references over the public endpoint
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource clientStateSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: secretNames.clientState
+  properties: {
+    value: clientStateSecret
+    contentType: 'text/plain'
+  }
+}
+
+resource clientStatePreviousSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(clientStateSecretPrevious ?? '')) {
+  parent: vault
+  name: secretNames.clientStatePrevious
+  properties: {
+    value: clientStateSecretPrevious!
+    contentType: 'text/plain'
+  }
+}
+
+resource dimeApiKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: secretNames.dimeApiKey
+  properties: {
+    value: dimeApiKey
+    contentType: 'text/plain'
+  }
+}
+
+resource graphClientSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(graphClientSecret ?? '')) {
+  parent: vault
+  name: secretNames.graphClientSecret
+  properties: {
+    value: graphClientSecret!
+    contentType: 'text/plain'
+  }
+}
+
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output name string = vault.name
+output vaultUri string = vault.properties.vaultUri
+output secretNames object = secretNames
