@@ -25,3 +25,8 @@ ALL_TABLES = (RESOURCES_TABLE, SUBSCRIPTIONS_TABLE, LINKS_TABLE, TRANSACTIONS_TA
 
 # The app setting (or setting prefix) that names the storage account for triggers and our clients.
 STORAGE_CONNECTION = "AzureWebJobsStorage"
+
+# Route prefix of the admin HTTP APIs (resources, transactions). Not "admin": the Functions host
+# reserves routes starting with "admin" for its own API and refuses (or shadows) such functions
+# (azure-functions-host issues #1781 and #7634), so our admin API lives under /api/manage/...
+ADMIN_ROUTE_PREFIX = "manage"
