@@ -139,8 +139,9 @@ class FakeDime(LoopbackServer):
         inner_status: int | None = None,
     ) -> None:
         """The next ``count`` requests fail before touching the board: with HTTP ``status``
-        (plus ``Retry-After`` when given), or, with ``inner_status``, HTTP 200 carrying an inner
-        failure envelope whose ``statusCode`` is ``inner_status``."""
+        (plus ``Retry-After`` when given; a 429 always has one, 1 s by default), or, with
+        ``inner_status``, HTTP 200 carrying an inner failure envelope whose ``statusCode`` is
+        ``inner_status``."""
         self._faults.add_fault(count, status, retry_after, None, None, inner_status)
 
     def delay_next(self, seconds: float, count: int = 1) -> None:
@@ -172,7 +173,10 @@ class FakeDime(LoopbackServer):
             if fault.inner_status is not None:
                 content = {"Error": "Internal server error", "Description": "Injected inner failure."}
                 return Response(200, envelope(content, fault.inner_status))
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            retry_after = fault.retry_after
+            if retry_after is None and fault.status == 429:
+                retry_after = 1  # Dime.Scheduler's 429 always says when to come back
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return _message(fault.status, f"Injected fault {fault.status}.", headers)
         route = request.path.lower().rstrip("/")
         if route == "/import":
@@ -211,7 +215,7 @@ class FakeDime(LoopbackServer):
                 return _message(400, f"Call {i}: ParameterNames and ParameterValues differ in length.")
             if not all(isinstance(n, str) for n in names) or not all(isinstance(v, str) for v in values):
                 return _message(400, f"Call {i}: every parameter name and value must be a string.")
-            parsed.append((proc, dict(zip(names, values))))
+            parsed.append((proc, dict(zip(names, values, strict=True))))
         with self._lock:
             board = copy.deepcopy(self._board)
             results: list[dict[str, Any]] = []
@@ -257,7 +261,7 @@ class FakeDime(LoopbackServer):
             start = _parse_exchange_date(params.get("Start", ""))
             end = _parse_exchange_date(params.get("End", ""))
         except ValueError:
-            raise _CallFailed("Invalid date", "Start and End must be formatted 'yyyy-MM-dd HH:mm:ssZ'.")
+            raise _CallFailed("Invalid date", "Start and End must be formatted 'yyyy-MM-dd HH:mm:ssZ'.") from None
         if end < start:
             raise _CallFailed("Invalid date range", "End is before Start.")
         for name, (low, high) in _ENUMS.items():

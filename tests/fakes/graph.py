@@ -410,10 +410,7 @@ class FakeGraph(LoopbackServer):
         if user is None:
             if not create:
                 raise GraphError(404, "ErrorInvalidUser", f"The requested user '{ref}' is invalid.")
-            if "@" in ref:
-                user = self.add_user(upn=ref, mail=ref)
-            else:
-                user = self.add_user(object_id=ref)
+            user = self.add_user(upn=ref, mail=ref) if "@" in ref else self.add_user(object_id=ref)
         return str(user["id"])
 
     # ---------------------------------------------------------------- event rendering
@@ -453,12 +450,13 @@ class FakeGraph(LoopbackServer):
                     raise GraphError(
                         400,
                         "TimeZoneNotSupportedException",
-                        f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{zone_name}'.",
-                    )
+                        "A valid TimeZone value must be specified. "
+                        f"The following TimeZone value is not supported: '{zone_name}'.",
+                    ) from None
                 except ValueError:
                     raise GraphError(
                         400, "RequestBodyRead", f"Cannot convert the literal '{value['dateTime']}' to DateTimeOffset."
-                    )
+                    ) from None
                 if key == "start":
                     ev.start_utc, ev.start_zone = when, zone_name
                     data["originalStartTimeZone"] = zone_name
@@ -781,7 +779,8 @@ class FakeGraph(LoopbackServer):
         )
 
     def _route(self, request: Request, segs: list[str], *, member: bool) -> Response:
-        low = [s.lower() for s in segs]
+        # OData functions may be called with parentheses (msgraph-sdk sends ".../delta()")
+        low = [s.lower().removesuffix("()") for s in segs]
         method = request.method
         if low == ["$batch"]:
             if member:
@@ -828,7 +827,8 @@ class FakeGraph(LoopbackServer):
                 raise GraphError(
                     404,
                     "Request_ResourceNotFound",
-                    f"Resource '{user_ref}' does not exist or one of its queried reference-property objects are not present.",
+                    f"Resource '{user_ref}' does not exist or one of its queried reference-property objects "
+                    "are not present.",
                 )
             body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#users/$entity"}
             select = [s.strip() for s in request.query.get("$select", "").split(",") if s.strip()]
@@ -852,7 +852,7 @@ class FakeGraph(LoopbackServer):
         except KeyError:
             raise GraphError(
                 400, "TimeZoneNotSupportedException", f"The following TimeZone value is not supported: '{tz}'."
-            )
+            ) from None
         return tz
 
     @staticmethod
@@ -952,12 +952,13 @@ class FakeGraph(LoopbackServer):
             raise GraphError(
                 400,
                 "ErrorInvalidParameter",
-                "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
-            )
+                "This request requires a time window specified by the query string parameters "
+                "StartDateTime and EndDateTime.",
+            ) from None
         except ValueError:
             raise GraphError(
                 400, "ErrorInvalidParameter", "The value of StartDateTime or EndDateTime is not a valid date-time."
-            )
+            ) from None
         return start, end
 
     def _delta_link(self, user_ref: str, kind: str, token: str) -> str:
@@ -999,7 +1000,8 @@ class FakeGraph(LoopbackServer):
             raise GraphError(
                 400,
                 "ErrorInvalidUrlQuery",
-                f"The following parameters are not supported with change tracking over the 'CalendarView' resource: '{', '.join(bad)}'.",
+                "The following parameters are not supported with change tracking over the 'CalendarView' "
+                f"resource: '{', '.join(bad)}'.",
             )
         prefer = parse_prefer(request.headers)
         tz = self._tz_pref(request)
@@ -1158,7 +1160,7 @@ class FakeGraph(LoopbackServer):
         try:
             when = parse_datetime(str(value))
         except (ValueError, KeyError):
-            raise GraphError(400, "InvalidRequest", "expirationDateTime is not a valid date-time.")
+            raise GraphError(400, "InvalidRequest", "expirationDateTime is not a valid date-time.") from None
         now = self._clock()
         if when <= now:
             raise GraphError(400, "InvalidRequest", "Subscription expiration can only be in the future.")
@@ -1184,7 +1186,8 @@ class FakeGraph(LoopbackServer):
                 raise GraphError(
                     400,
                     "ExtensionError",
-                    "Operation: Create; Exception: [Status Code: NotFound; Reason: The mailbox is either inactive, soft-deleted, or is hosted on-premise.]",
+                    "Operation: Create; Exception: [Status Code: NotFound; Reason: The mailbox is either "
+                    "inactive, soft-deleted, or is hosted on-premise.]",
                 )
             return str(user["id"])
         raise GraphError(400, "InvalidRequest", f"Resource '{resource}' is not supported by this fake.")
@@ -1211,7 +1214,8 @@ class FakeGraph(LoopbackServer):
                 raise GraphError(
                     400,
                     "ValidationError",
-                    "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.",
+                    "Subscription validation request failed. Notification endpoint must respond with "
+                    "200 OK to validation request.",
                 )
         with self._lock:
             self._check_conflict(mailbox, change_types)
