@@ -55,6 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_SCHEDULE", False, "0 30 2 * * *", "NCRONTAB of the reconcile timer (read by the host)"),
     Setting("RETRY_SCHEDULE", False, "0 */10 * * * *", "NCRONTAB of the retry timer (read by the host)"),
     Setting("RENEW_SCHEDULE", False, "0 0 */6 * * *", "NCRONTAB of the renewal timer (read by the host)"),
+    Setting("SUBSCRIPTION_LIFETIME_MINUTES", False, "10000", "lifetime asked for a Graph subscription (45-10000)"),
+    Setting("RENEW_WITHIN_MINUTES", False, "1440", "the renewal timer renews subscriptions expiring within this"),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
@@ -88,6 +90,8 @@ class Settings:
     sync_days_forward: int
     default_consent: Consent
     sync_private_details: bool
+    subscription_lifetime_minutes: int = 10000
+    renew_within_minutes: int = 1440
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -201,4 +205,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sync_days_forward=_int(env, "SYNC_DAYS_FORWARD", 1, 365),
         default_consent=default_consent,
         sync_private_details=_bool(env, "SYNC_PRIVATE_DETAILS"),
+        subscription_lifetime_minutes=_int(env, "SUBSCRIPTION_LIFETIME_MINUTES", 45, 10000),
+        renew_within_minutes=_int(env, "RENEW_WITHIN_MINUTES", 1, 10000),
     )
