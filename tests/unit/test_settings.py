@@ -1,0 +1,345 @@
+"""App settings: read and validated once, with errors naming the setting."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from shared.core.consent import Consent
+from shared.settings import SETTING_NAMES, SETTINGS, SettingsError, StorageSettings, load_settings
+
+STORAGE = "AzureWebJobsStorage"
+CONNECTION_STRING = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+SECRET = "0123456789abcdef"  # exactly 16 characters
+assert len(SECRET) == 16
+
+ALL_SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+ALL_SENSITIVITY = ("normal", "personal", "private", "confidential")
+
+
+def minimal_env(**overrides: str | None) -> dict[str, str]:
+    """Only the required settings; an override of None removes the setting."""
+    env = {
+        STORAGE: CONNECTION_STRING,
+        "GRAPH_TENANT_ID": "7a1f3c5e-0000-4000-8000-00000000aaaa",
+        "GRAPH_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
+        "NOTIFICATION_URL": "https://sync.example.com/api/notifications?code=k1",
+        "LIFECYCLE_NOTIFICATION_URL": "https://sync.example.com/api/lifecycle?code=k2",
+        "CLIENT_STATE_SECRET": SECRET,
+        "DIME_API_KEY": "dime-key",
+    }
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def full_env() -> dict[str, str]:
+    return minimal_env(
+        GRAPH_CLIENT_SECRET="graph-client-secret",
+        GRAPH_BASE_URL="https://graph.microsoft.us/v1.0/",
+        CLIENT_STATE_SECRET_PREVIOUS="previous-secret-0123",
+        DIME_BASE_URL="https://sandbox.api.dimescheduler.com/",
+        SYNC_DAYS_BACK="7",
+        SYNC_DAYS_FORWARD="90",
+        DEFAULT_ENABLED="false",
+        DEFAULT_SHOW_AS="busy,OOF",
+        DEFAULT_SENSITIVITY="normal",
+        SYNC_PRIVATE_DETAILS="true",
+        DELTA_SCHEDULE="0 */1 * * * *",
+    )
+
+
+REQUIRED = [s.name for s in SETTINGS if s.required]
+
+
+def test_required_settings_are_the_expected_ones() -> None:
+    assert set(REQUIRED) == {
+        STORAGE,
+        "GRAPH_TENANT_ID",
+        "GRAPH_CLIENT_ID",
+        "NOTIFICATION_URL",
+        "LIFECYCLE_NOTIFICATION_URL",
+        "CLIENT_STATE_SECRET",
+        "DIME_API_KEY",
+    }
+    assert set(minimal_env()) == set(REQUIRED)
+
+
+def test_setting_names_unique_and_defaults_only_on_optional() -> None:
+    assert len(SETTING_NAMES) == len(set(SETTING_NAMES))
+    for setting in SETTINGS:
+        if setting.required:
+            assert setting.default is None, setting.name
+        assert setting.meaning
+
+
+def test_full_env() -> None:
+    settings = load_settings(full_env())
+    assert settings.storage == StorageSettings(connection_string=CONNECTION_STRING)
+    assert settings.graph_tenant_id == "7a1f3c5e-0000-4000-8000-00000000aaaa"
+    assert settings.graph_client_id == "11111111-2222-3333-4444-555555555555"
+    assert settings.graph_client_secret == "graph-client-secret"
+    assert settings.graph_base_url == "https://graph.microsoft.us/v1.0"
+    assert settings.notification_url == "https://sync.example.com/api/notifications?code=k1"
+    assert settings.lifecycle_notification_url == "https://sync.example.com/api/lifecycle?code=k2"
+    assert settings.client_state_secrets == (SECRET, "previous-secret-0123")
+    assert settings.dime_base_url == "https://sandbox.api.dimescheduler.com"
+    assert settings.dime_api_key == "dime-key"
+    assert settings.sync_days_back == 7
+    assert settings.sync_days_forward == 90
+    assert settings.default_consent == Consent(False, frozenset({"busy", "oof"}), frozenset({"normal"}))
+    assert settings.sync_private_details is True
+
+
+def test_defaults_applied() -> None:
+    settings = load_settings(minimal_env())
+    assert settings.graph_client_secret is None
+    assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert settings.dime_base_url == "https://api.dimescheduler.com"
+    assert settings.client_state_secrets == (SECRET,)
+    assert settings.sync_days_back == 30
+    assert settings.sync_days_forward == 180
+    assert settings.default_consent == Consent(
+        True, frozenset({"tentative", "busy", "oof", "workingElsewhere"}), frozenset({"normal", "personal"})
+    )
+    assert settings.sync_private_details is False
+
+
+def test_blank_optional_values_fall_back_to_defaults() -> None:
+    settings = load_settings(minimal_env(SYNC_DAYS_BACK="", GRAPH_BASE_URL="   ", CLIENT_STATE_SECRET_PREVIOUS=" "))
+    assert settings.sync_days_back == 30
+    assert settings.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert settings.client_state_secrets == (SECRET,)
+
+
+def test_values_are_stripped() -> None:
+    settings = load_settings(minimal_env(DIME_API_KEY="  dime-key \n", SYNC_DAYS_BACK=" 5 "))
+    assert settings.dime_api_key == "dime-key"
+    assert settings.sync_days_back == 5
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("blank", [None, "", "   "])
+def test_missing_required_setting_is_named(name: str, blank: str | None) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(**{name: blank}))
+    assert name in str(caught.value)
+
+
+def test_nothing_set_names_a_setting() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({})
+    assert any(name in str(caught.value) for name in REQUIRED)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SYNC_DAYS_BACK", "abc"),
+        ("SYNC_DAYS_BACK", "3.5"),
+        ("SYNC_DAYS_BACK", "-1"),
+        ("SYNC_DAYS_BACK", "366"),
+        ("SYNC_DAYS_BACK", "1e3"),
+        ("SYNC_DAYS_FORWARD", "0"),
+        ("SYNC_DAYS_FORWARD", "366"),
+        ("SYNC_DAYS_FORWARD", "ten"),
+        ("DEFAULT_ENABLED", "maybe"),
+        ("DEFAULT_ENABLED", "on"),
+        ("SYNC_PRIVATE_DETAILS", "2"),
+        ("SYNC_PRIVATE_DETAILS", "truee"),
+        ("GRAPH_BASE_URL", "ftp://graph.microsoft.com/v1.0"),
+        ("GRAPH_BASE_URL", "graph.microsoft.com/v1.0"),
+        ("GRAPH_BASE_URL", "https://"),
+        ("DIME_BASE_URL", "not a url"),
+        ("DIME_BASE_URL", "file:///etc/passwd"),
+        ("NOTIFICATION_URL", "/api/notifications"),
+        ("NOTIFICATION_URL", "javascript:alert(1)"),
+        ("LIFECYCLE_NOTIFICATION_URL", "sync.example.com/api/lifecycle"),
+        ("CLIENT_STATE_SECRET", "short"),
+        ("CLIENT_STATE_SECRET", SECRET[:-1]),
+        ("CLIENT_STATE_SECRET_PREVIOUS", "short"),
+        ("CLIENT_STATE_SECRET_PREVIOUS", SECRET[:-1]),
+        ("DEFAULT_SHOW_AS", "busy,away"),
+        ("DEFAULT_SENSITIVITY", "normal,secret"),
+    ],
+)
+def test_malformed_setting_is_named(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(**{name: value}))
+    assert name in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL"])
+def test_notification_urls_must_be_https(name: str) -> None:
+    """Graph only delivers to HTTPS endpoints (the setting is documented as "public HTTPS URL")."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(**{name: "http://sync.example.com/api/notifications?code=k"}))
+    assert name in str(caught.value)
+
+
+def test_http_allowed_for_service_base_urls() -> None:
+    # Test servers and self-hosted installations may be plain HTTP.
+    settings = load_settings(minimal_env(GRAPH_BASE_URL="http://127.0.0.1:8080", DIME_BASE_URL="http://localhost:9/"))
+    assert settings.graph_base_url == "http://127.0.0.1:8080"
+    assert settings.dime_base_url == "http://localhost:9"
+
+
+def test_secret_of_exactly_sixteen_characters_accepted() -> None:
+    settings = load_settings(minimal_env(CLIENT_STATE_SECRET_PREVIOUS="f" * 16))
+    assert settings.client_state_secrets == (SECRET, "f" * 16)
+
+
+def test_secret_error_does_not_leak_the_secret() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(CLIENT_STATE_SECRET="hunter2-secret"))
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "low", "high"), [("SYNC_DAYS_BACK", 0, 365), ("SYNC_DAYS_FORWARD", 1, 365)])
+def test_int_bounds_inclusive(name: str, low: int, high: int) -> None:
+    attribute = name.lower()
+    assert getattr(load_settings(minimal_env(**{name: str(low)})), attribute) == low
+    assert getattr(load_settings(minimal_env(**{name: str(high)})), attribute) == high
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("TRUE", True), ("1", True), ("Yes", True), ("false", False), ("No", False), ("0", False)],
+)
+def test_bool_spellings(raw: str, expected: bool) -> None:
+    assert load_settings(minimal_env(SYNC_PRIVATE_DETAILS=raw)).sync_private_details is expected
+    assert load_settings(minimal_env(DEFAULT_ENABLED=raw)).default_consent.enabled is expected
+
+
+def test_invalid_default_show_as_lists_allowed_values() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(DEFAULT_SHOW_AS="busy,sometimes"))
+    message = str(caught.value)
+    assert "DEFAULT_SHOW_AS" in message
+    assert "sometimes" in message
+    for value in ALL_SHOW_AS:
+        assert value in message
+
+
+def test_invalid_default_sensitivity_lists_allowed_values() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(DEFAULT_SENSITIVITY="top-secret"))
+    for value in ALL_SENSITIVITY:
+        assert value in str(caught.value)
+
+
+def test_graph_tenant_id_lower_cased() -> None:
+    settings = load_settings(minimal_env(GRAPH_TENANT_ID="7A1F3C5E-0000-4000-8000-00000000AAAA"))
+    assert settings.graph_tenant_id == "7a1f3c5e-0000-4000-8000-00000000aaaa"
+
+
+def test_previous_secret_is_second() -> None:
+    settings = load_settings(minimal_env(CLIENT_STATE_SECRET_PREVIOUS="the-previous-secret!"))
+    assert settings.client_state_secrets == (SECRET, "the-previous-secret!")
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+def test_identity_based_storage() -> None:
+    env = minimal_env(
+        **{
+            STORAGE: None,
+            STORAGE + "__queueServiceUri": "https://acct.queue.core.windows.net/",
+            STORAGE + "__tableServiceUri": "https://acct.table.core.windows.net",
+            STORAGE + "__credential": "managedidentity",
+            STORAGE + "__clientId": "99999999-8888-7777-6666-555555555555",
+        }
+    )
+    assert load_settings(env).storage == StorageSettings(
+        connection_string=None,
+        queue_service_uri="https://acct.queue.core.windows.net",
+        table_service_uri="https://acct.table.core.windows.net",
+        credential="managedidentity",
+        client_id="99999999-8888-7777-6666-555555555555",
+    )
+
+
+def test_identity_based_storage_without_credential_settings() -> None:
+    env = minimal_env(
+        **{
+            STORAGE: None,
+            STORAGE + "__queueServiceUri": "https://acct.queue.core.windows.net",
+            STORAGE + "__tableServiceUri": "https://acct.table.core.windows.net",
+        }
+    )
+    storage = load_settings(env).storage
+    assert storage.connection_string is None
+    assert (storage.credential, storage.client_id) == (None, None)
+
+
+def test_account_name_alone_derives_uris() -> None:
+    env = minimal_env(**{STORAGE: None, STORAGE + "__accountName": "syncstore42"})
+    storage = load_settings(env).storage
+    assert storage.connection_string is None
+    assert storage.queue_service_uri == "https://syncstore42.queue.core.windows.net"
+    assert storage.table_service_uri == "https://syncstore42.table.core.windows.net"
+
+
+def test_account_name_fills_only_the_missing_uri() -> None:
+    env = minimal_env(
+        **{
+            STORAGE: None,
+            STORAGE + "__accountName": "syncstore42",
+            STORAGE + "__queueServiceUri": "https://custom-queue.example.com",
+        }
+    )
+    storage = load_settings(env).storage
+    assert storage.queue_service_uri == "https://custom-queue.example.com"
+    assert storage.table_service_uri == "https://syncstore42.table.core.windows.net"
+
+
+@pytest.mark.parametrize("only", ["__queueServiceUri", "__tableServiceUri", "__credential", "__clientId"])
+def test_incomplete_identity_storage_is_an_error(only: str) -> None:
+    env = minimal_env(**{STORAGE: None, STORAGE + only: "https://acct.queue.core.windows.net"})
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert STORAGE in str(caught.value)
+
+
+def test_connection_string_wins_over_identity_settings() -> None:
+    env = minimal_env(**{STORAGE + "__queueServiceUri": "https://acct.queue.core.windows.net"})
+    assert load_settings(env).storage == StorageSettings(connection_string=CONNECTION_STRING)
+
+
+def test_development_storage_expands_to_azurite_endpoints() -> None:
+    storage = load_settings(minimal_env(**{STORAGE: "UseDevelopmentStorage=true"})).storage
+    assert storage.queue_service_uri is None
+    parts = dict(p.split("=", 1) for p in (storage.connection_string or "").split(";") if p)
+    assert parts["DefaultEndpointsProtocol"] == "http"
+    assert parts["AccountName"] == "devstoreaccount1"
+    # Azurite's well-known development key (public, documented by Microsoft).
+    assert parts["AccountKey"] == (
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    )
+    assert parts["BlobEndpoint"] == "http://127.0.0.1:10000/devstoreaccount1"
+    assert parts["QueueEndpoint"] == "http://127.0.0.1:10001/devstoreaccount1"
+    assert parts["TableEndpoint"] == "http://127.0.0.1:10002/devstoreaccount1"
+
+
+def test_connection_string_is_stripped() -> None:
+    storage = load_settings(minimal_env(**{STORAGE: "  " + CONNECTION_STRING + "\n"})).storage
+    assert storage.connection_string == CONNECTION_STRING
+
+
+# --- reading os.environ ------------------------------------------------------------------------
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name in SETTING_NAMES or name.startswith(STORAGE):
+            monkeypatch.delenv(name)
+    for name, value in minimal_env(SYNC_DAYS_FORWARD="42").items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.sync_days_forward == 42
+    assert settings.dime_api_key == "dime-key"

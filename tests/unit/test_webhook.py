@@ -1,0 +1,571 @@
+"""Graph change notifications: every item is hostile until verified."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+
+from shared.core.webhook import (
+    MAX_BODY_BYTES,
+    ChangeNotification,
+    LifecycleNotification,
+    MalformedBody,
+    client_state_for,
+    client_state_is_valid,
+    etag_to_change_key,
+    parse_body,
+    parse_notifications,
+    verify_item,
+)
+
+TENANT = "7a1f3c5e-0000-4000-8000-00000000aaaa"
+SECRET = "current-secret-0123456789abcdef"
+PREVIOUS = "previous-secret-fedcba9876543210"
+SECRETS = (SECRET, PREVIOUS)
+MAILBOX = "0b9d2e4f-1111-4222-8333-444455556666"
+EVENT_ID = "AAMkAGI2TG93AAA=/x+y"
+
+
+def hmac_hex(secret: str, mailbox: str) -> str:
+    """The expected clientState, computed independently of the module."""
+    return hmac.new(secret.encode(), mailbox.lower().encode(), hashlib.sha256).hexdigest()
+
+
+def change_item(
+    mailbox: str = MAILBOX,
+    event_id: str = EVENT_ID,
+    *,
+    change_type: str = "updated",
+    etag: str | None = 'W/"DwAAABYAAAB"',
+    secret: str = SECRET,
+    tenant: str = TENANT,
+    resource_casing: str = "Users/{m}/Events/{e}",
+) -> dict[str, Any]:
+    resource = resource_casing.format(m=mailbox, e=event_id)
+    data: dict[str, Any] = {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource, "id": event_id}
+    if etag is not None:
+        data["@odata.etag"] = etag
+    return {
+        "subscriptionId": "sub-1",
+        "subscriptionExpirationDateTime": "2026-11-29T00:00:00Z",
+        "clientState": hmac_hex(secret, mailbox),
+        "changeType": change_type,
+        "resource": resource,
+        "tenantId": tenant,
+        "resourceData": data,
+    }
+
+
+def lifecycle_item(
+    mailbox: str | None = MAILBOX, event: str = "reauthorizationRequired", *, secret: str = SECRET
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "subscriptionId": "sub-9",
+        "subscriptionExpirationDateTime": "2026-11-29T00:00:00Z",
+        "clientState": hmac_hex(secret, mailbox or MAILBOX),
+        "lifecycleEvent": event,
+        "tenantId": TENANT,
+    }
+    if mailbox is not None:
+        item["resource"] = f"Users/{mailbox}/Events"
+    return item
+
+
+def body(*items: Any) -> bytes:
+    return json.dumps({"value": list(items)}).encode()
+
+
+def parse(*items: Any, lookup: Any = None) -> Any:
+    return parse_notifications(body(*items), TENANT, SECRETS, lookup)
+
+
+# --- clientState -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mailbox", [MAILBOX, MAILBOX.upper(), "ünïcødé@contoso.com"])
+def test_client_state_is_hmac_sha256_of_lowercase_mailbox(mailbox: str) -> None:
+    expected = hmac.new(SECRET.encode("utf-8"), mailbox.lower().encode("utf-8"), hashlib.sha256).hexdigest()
+    assert client_state_for(mailbox, SECRET) == expected
+    assert len(expected) == 64
+
+
+def test_client_state_depends_on_secret_and_mailbox() -> None:
+    assert client_state_for(MAILBOX, SECRET) != client_state_for(MAILBOX, PREVIOUS)
+    assert client_state_for(MAILBOX, SECRET) != client_state_for(MAILBOX.replace("0b9d", "0b9e"), SECRET)
+
+
+def test_client_state_fits_graph_limit() -> None:
+    assert len(client_state_for(MAILBOX, SECRET)) <= 128
+
+
+def test_client_state_valid_with_current_or_previous_secret() -> None:
+    assert client_state_is_valid(MAILBOX, hmac_hex(SECRET, MAILBOX), SECRETS)
+    assert client_state_is_valid(MAILBOX, hmac_hex(PREVIOUS, MAILBOX), SECRETS)
+    assert client_state_is_valid(MAILBOX.upper(), hmac_hex(SECRET, MAILBOX), SECRETS)
+
+
+@pytest.mark.parametrize(
+    "client_state",
+    [
+        hmac_hex("a-completely-wrong-secret", MAILBOX),
+        hmac_hex(SECRET, "another-mailbox"),
+        hmac_hex(SECRET, MAILBOX).upper(),
+        hmac_hex(SECRET, MAILBOX)[:-1],
+        hmac_hex(SECRET, MAILBOX) + "0",
+        "",
+        "ünïcødé",
+    ],
+)
+def test_client_state_rejected(client_state: str) -> None:
+    assert not client_state_is_valid(MAILBOX, client_state, SECRETS)
+
+
+def test_previous_secret_no_longer_valid_once_rotated_out() -> None:
+    assert not client_state_is_valid(MAILBOX, hmac_hex(PREVIOUS, MAILBOX), (SECRET,))
+    assert not client_state_is_valid(MAILBOX, hmac_hex(SECRET, MAILBOX), ())
+
+
+# --- etag --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("etag", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ('W/"abc"', "abc"),
+        ('"abc"', "abc"),
+        ("abc", "abc"),
+        ('  W/"DwAAABYAAAB+x/y=="  ', "DwAAABYAAAB+x/y=="),
+        ('W/""', None),
+        ('""', None),
+    ],
+)
+def test_etag_to_change_key(etag: str | None, expected: str | None) -> None:
+    assert etag_to_change_key(etag) == expected
+
+
+# --- valid change notifications ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "casing",
+    [
+        "Users/{m}/Events/{e}",
+        "users/{m}/events/{e}",
+        "USERS/{m}/EVENTS/{e}",
+        "/users/{m}/Events/{e}",
+    ],
+)
+def test_valid_item_becomes_change_notification(casing: str) -> None:
+    parsed = parse(change_item(MAILBOX.upper(), resource_casing=casing))
+    assert parsed.rejected == []
+    assert parsed.lifecycle == []
+    assert parsed.changes == [ChangeNotification(MAILBOX, EVENT_ID, "updated", "DwAAABYAAAB", "sub-1")]
+
+
+@pytest.mark.parametrize("change_type", ["created", "updated", "deleted"])
+def test_every_change_type_accepted(change_type: str) -> None:
+    parsed = parse(change_item(change_type=change_type))
+    assert [c.change_type for c in parsed.changes] == [change_type]
+
+
+def test_event_id_is_taken_from_resource_data() -> None:
+    item = change_item()
+    item["resourceData"]["id"] = "THE-REAL-ID"
+    parsed = parse(item)
+    assert [c.event_id for c in parsed.changes] == ["THE-REAL-ID"]
+
+
+def test_mailbox_from_odata_id_when_resource_missing() -> None:
+    item = change_item()
+    del item["resource"]
+    parsed = parse(item)
+    assert [c.mailbox_id for c in parsed.changes] == [MAILBOX]
+
+
+def test_missing_etag_gives_no_change_key() -> None:
+    parsed = parse(change_item(etag=None))
+    assert len(parsed.changes) == 1
+    assert parsed.changes[0].change_key is None
+
+
+def test_previous_secret_accepted_in_item() -> None:
+    assert len(parse(change_item(secret=PREVIOUS)).changes) == 1
+
+
+def test_tenant_compared_case_insensitively() -> None:
+    assert len(parse(change_item(tenant=TENANT.upper())).changes) == 1
+    assert len(parse_notifications(body(change_item()), TENANT.upper(), SECRETS).changes) == 1
+
+
+# --- invalid change notifications --------------------------------------------------------------
+
+
+def _without(key: str) -> dict[str, Any]:
+    item = change_item()
+    del item[key]
+    return item
+
+
+def _without_data(key: str) -> dict[str, Any]:
+    item = change_item()
+    del item["resourceData"][key]
+    return item
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    item = change_item()
+    item.update(changes)
+    return item
+
+
+def _with_data(**changes: Any) -> dict[str, Any]:
+    item = change_item()
+    item["resourceData"].update(changes)
+    return item
+
+
+def _no_resource_at_all() -> dict[str, Any]:
+    item = _without("resource")
+    del item["resourceData"]["@odata.id"]
+    return item
+
+
+HUGE = "A" * 2049
+
+INVALID_ITEMS: dict[str, Any] = {
+    "foreign tenant": change_item(tenant="00000000-0000-0000-0000-000000000000"),
+    "forged clientState": change_item(secret="attacker-guessed-secret"),
+    "clientState of another mailbox": _with(clientState=hmac_hex(SECRET, "someone-else")),
+    "no tenant": _without("tenantId"),
+    "no subscriptionId": _without("subscriptionId"),
+    "no clientState": _without("clientState"),
+    "no changeType": _without("changeType"),
+    "no resourceData": _without("resourceData"),
+    "no resource nor @odata.id": _no_resource_at_all(),
+    "no event id": _without_data("id"),
+    "empty event id": _with_data(id=""),
+    "unknown changeType": _with(changeType="missed"),
+    "changeType list as string": _with(changeType="created,updated"),
+    "changeType wrong case": _with(changeType="Updated"),
+    "resourceData not an object": _with(resourceData=["id"]),
+    "resource not an event": _with(resource=f"Users/{MAILBOX}/Messages/x", resourceData={"id": EVENT_ID}),
+    "empty mailbox in resource": _with(resource="Users//Events/x", resourceData={"id": EVENT_ID}),
+    "tenant not a string": _with(tenantId=["7a1f3c5e-0000-4000-8000-00000000aaaa"]),
+    "clientState not a string": _with(clientState={"v": hmac_hex(SECRET, MAILBOX)}),
+    "subscriptionId a number": _with(subscriptionId=12345),
+    "event id a number": _with_data(id=12345),
+    "huge tenant": _with(tenantId=HUGE),
+    "huge clientState": _with(clientState=HUGE),
+    "huge subscriptionId": _with(subscriptionId=HUGE),
+    "huge resource": change_item(mailbox=MAILBOX, event_id="E" * 2100),
+    "huge event id only": _with_data(id="E" * 2100),
+    "nested junk tenant": _with(tenantId={"a": [{"b": [1, 2, {"c": None}]}]}),
+    "null everywhere": {k: None for k in change_item()},
+    "empty object": {},
+}
+
+
+@pytest.mark.parametrize("name", list(INVALID_ITEMS))
+def test_invalid_item_dropped(name: str) -> None:
+    parsed = parse(INVALID_ITEMS[name])
+    assert parsed.changes == []
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+    assert isinstance(parsed.rejected[0], str)
+
+
+@pytest.mark.parametrize("junk", [None, 1, 1.5, True, "string", [], [change_item()], ["a", {"b": 1}]])
+def test_non_object_items_dropped(junk: Any) -> None:
+    parsed = parse(junk)
+    assert parsed.changes == []
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "junk"),
+    [
+        ("changeType", ["created"]),
+        ("changeType", {"created": True}),
+        ("lifecycleEvent", {"missed": 1}),
+        ("lifecycleEvent", ["subscriptionRemoved"]),
+    ],
+)
+def test_unhashable_type_or_event_is_dropped_not_a_crash(key: str, junk: Any) -> None:
+    """A list/dict where a string is expected must be rejected, not raise TypeError (-> HTTP 500)."""
+    item = change_item() if key == "changeType" else lifecycle_item()
+    item[key] = junk
+    parsed = parse(item)
+    assert parsed.changes == []
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(rb'{"value": [{"tenantId": "\ud800", "subscriptionId": "s", "clientState": "c"}]}', id="tenant"),
+        pytest.param(
+            b'{"value": [{"tenantId": "' + TENANT.encode() + rb'", "subscriptionId": "s", "clientState": "\udfff",'
+            rb' "changeType": "updated", "resource": "Users/m/Events/e", "resourceData": {"id": "e"}}]}',
+            id="clientState",
+        ),
+        pytest.param(
+            b'{"value": [{"tenantId": "' + TENANT.encode() + rb'", "subscriptionId": "s", "clientState": "c",'
+            rb' "changeType": "updated", "resource": "Users/\udc00/Events/e", "resourceData": {"id": "e"}}]}',
+            id="mailbox",
+        ),
+        pytest.param(b'{"value": [{"tenantId": "\xed\xa0\x80"}]}', id="utf8-encoded-surrogate-bytes"),
+    ],
+)
+def test_lone_surrogates_are_dropped_not_a_crash(raw: bytes) -> None:
+    """JSON may carry lone UTF-16 surrogates (\\ud800); encoding them to UTF-8 raises UnicodeEncodeError."""
+    try:
+        parsed = parse_notifications(raw, TENANT, SECRETS)
+    except MalformedBody:
+        return  # refusing the whole body is acceptable too
+    assert parsed.changes == []
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+def test_rejected_reasons_do_not_echo_the_input() -> None:
+    secret_looking = "hostile-" + "Z" * 50
+    parsed = parse(_with(clientState=secret_looking), _with(tenantId=secret_looking))
+    assert len(parsed.rejected) == 2
+    assert all(secret_looking not in reason for reason in parsed.rejected)
+
+
+def test_mix_of_valid_and_invalid_items() -> None:
+    valid = [
+        change_item(event_id=f"event-{i}", change_type=("created", "updated", "deleted")[i % 3]) for i in range(10)
+    ]
+    invalid = [
+        INVALID_ITEMS["foreign tenant"],
+        INVALID_ITEMS["forged clientState"],
+        "not an object",
+        INVALID_ITEMS["huge clientState"],
+        INVALID_ITEMS["unknown changeType"],
+    ]
+    items = [*valid[:3], invalid[0], *valid[3:6], invalid[1], invalid[2], *valid[6:], invalid[3], invalid[4]]
+    parsed = parse(*items)
+    assert len(parsed.changes) == 10
+    assert len(parsed.rejected) == 5
+    assert parsed.lifecycle == []
+    assert [c.event_id for c in parsed.changes] == [f"event-{i}" for i in range(10)]
+
+
+def test_notifications_from_several_mailboxes() -> None:
+    other = "ffffffff-1111-4222-8333-444455556666"
+    parsed = parse(change_item(MAILBOX, "e1"), change_item(other, "e2"))
+    assert [(c.mailbox_id, c.event_id) for c in parsed.changes] == [(MAILBOX, "e1"), (other, "e2")]
+
+
+def test_duplicate_items_are_all_kept_for_the_worker_to_deduplicate() -> None:
+    parsed = parse(change_item(), change_item())
+    assert len(parsed.changes) == 2
+
+
+def test_verify_item_does_not_mutate_input() -> None:
+    item = change_item()
+    snapshot = copy.deepcopy(item)
+    verify_item(item, TENANT, SECRETS)
+    assert item == snapshot
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])
+def test_lifecycle_with_resource(event: str) -> None:
+    parsed = parse(lifecycle_item(MAILBOX.upper(), event))
+    assert parsed.changes == []
+    assert parsed.rejected == []
+    assert parsed.lifecycle == [LifecycleNotification(MAILBOX, "sub-9", event, "2026-11-29T00:00:00Z")]
+
+
+def test_lifecycle_message_shape() -> None:
+    (notification,) = parse(lifecycle_item(event="missed")).lifecycle
+    assert notification.to_message() == {
+        "mailboxId": MAILBOX,
+        "subscriptionId": "sub-9",
+        "lifecycleEvent": "missed",
+        "subscriptionExpirationDateTime": "2026-11-29T00:00:00Z",
+    }
+
+
+def test_lifecycle_with_bare_user_resource() -> None:
+    item = lifecycle_item()
+    item["resource"] = f"users/{MAILBOX}"
+    assert [n.mailbox_id for n in parse(item).lifecycle] == [MAILBOX]
+
+
+def test_lifecycle_without_resource_uses_lookup() -> None:
+    calls: list[str] = []
+
+    def lookup(subscription_id: str) -> str | None:
+        calls.append(subscription_id)
+        return MAILBOX
+
+    parsed = parse(lifecycle_item(None, "subscriptionRemoved"), lookup=lookup)
+    assert calls == ["sub-9"]
+    assert parsed.lifecycle == [LifecycleNotification(MAILBOX, "sub-9", "subscriptionRemoved", "2026-11-29T00:00:00Z")]
+
+
+def test_lifecycle_resource_wins_over_lookup() -> None:
+    def lookup(subscription_id: str) -> str | None:
+        raise AssertionError("no lookup needed when the resource names the mailbox")
+
+    assert len(parse(lifecycle_item(), lookup=lookup).lifecycle) == 1
+
+
+def test_lifecycle_without_resource_dropped_when_lookup_finds_nothing() -> None:
+    parsed = parse(lifecycle_item(None), lookup=lambda _sid: None)
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+def test_lifecycle_without_resource_dropped_without_lookup() -> None:
+    parsed = parse(lifecycle_item(None))
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+def test_lifecycle_without_resource_dropped_when_client_state_is_not_the_lookups_mailbox() -> None:
+    parsed = parse(lifecycle_item(None), lookup=lambda _sid: "ffffffff-0000-0000-0000-000000000000")
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+def test_lifecycle_forged_client_state_dropped() -> None:
+    parsed = parse(lifecycle_item(secret="not-the-secret-at-all"))
+    assert parsed.lifecycle == []
+    assert len(parsed.rejected) == 1
+
+
+@pytest.mark.parametrize("event", ["unknownEvent", "", "Missed", "subscriptionremoved", 7])
+def test_unknown_lifecycle_event_dropped(event: Any) -> None:
+    parsed = parse(lifecycle_item(event=event))
+    assert parsed.lifecycle == []
+    assert parsed.changes == []
+    assert len(parsed.rejected) == 1
+
+
+def test_lifecycle_foreign_tenant_dropped() -> None:
+    item = lifecycle_item()
+    item["tenantId"] = "00000000-0000-0000-0000-000000000000"
+    assert len(parse(item).rejected) == 1
+
+
+def test_lifecycle_huge_expiration_is_dropped_to_none() -> None:
+    item = lifecycle_item()
+    item["subscriptionExpirationDateTime"] = HUGE
+    (notification,) = parse(item).lifecycle
+    assert notification.expiration is None
+
+
+# --- malformed bodies --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"{not json", id="invalid-json"),
+        pytest.param(b"[]", id="array"),
+        pytest.param(b'"value"', id="string"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b"42", id="number"),
+        pytest.param(b"{}", id="no-value"),
+        pytest.param(b'{"Value": []}', id="wrong-case-key"),
+        pytest.param(b'{"value": {"0": {}}}', id="value-object"),
+        pytest.param(b'{"value": "[]"}', id="value-string"),
+        pytest.param(b'{"value": null}', id="value-null"),
+        pytest.param(b'{"value": [\xff\xfe\xfa]}', id="invalid-utf8-in-array"),
+        pytest.param(b'{"value": ["\xc3\x28"]}', id="invalid-utf8-in-string"),
+        pytest.param(b"[" * 100_000, id="deeply-nested-open"),
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deeply-nested-closed"),
+        pytest.param(b'{"value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", id="deeply-nested-value"),
+        pytest.param(b'{"value": [' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"]}", id="deeply-nested-objects"),
+        pytest.param(b'{"value": [' + b"1" * 5000 + b"]}", id="huge-integer-literal"),
+    ],
+)
+def test_malformed_body(raw: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        parse_notifications(raw, TENANT, SECRETS)
+
+
+def test_body_over_one_mebibyte_refused_before_parsing() -> None:
+    filler = json.dumps({"value": [], "pad": "x" * MAX_BODY_BYTES}).encode()
+    assert len(filler) > 1024 * 1024
+    with pytest.raises(MalformedBody):
+        parse_notifications(filler, TENANT, SECRETS)
+
+
+def test_body_limit_is_one_mebibyte() -> None:
+    assert MAX_BODY_BYTES == 1024 * 1024
+    # A body just under the limit is still parsed.
+    item = change_item()
+    raw = json.dumps({"value": [item], "pad": ""}).encode()
+    raw = raw[:-2] + b"x" * (MAX_BODY_BYTES - len(raw)) + raw[-2:]
+    assert len(raw) == MAX_BODY_BYTES
+    assert len(parse_notifications(raw, TENANT, SECRETS).changes) == 1
+
+
+def test_malformed_body_is_a_value_error_with_a_safe_message() -> None:
+    with pytest.raises(MalformedBody) as caught:
+        parse_body(b"{<script>alert(1)</script>")
+    assert "<script>" not in str(caught.value)
+
+
+def test_empty_value_list_is_fine() -> None:
+    parsed = parse_notifications(b'{"value": []}', TENANT, SECRETS)
+    assert (parsed.changes, parsed.lifecycle, parsed.rejected) == ([], [], [])
+
+
+def test_utf8_bom_and_extra_keys_accepted() -> None:
+    raw = b"\xef\xbb\xbf" + json.dumps({"value": [change_item()], "validationTokens": ["x"]}).encode()
+    assert len(parse_notifications(raw, TENANT, SECRETS).changes) == 1
+
+
+def test_deep_junk_inside_an_item_is_dropped_not_fatal() -> None:
+    junk: Any = "leaf"
+    for _ in range(200):
+        junk = {"x": [junk]}
+    parsed = parse(junk, _with(resourceData={"id": junk}), change_item())
+    assert len(parsed.changes) == 1
+    assert len(parsed.rejected) == 2
+
+
+# --- queue message round trip ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change_key", ["DwAAABYAAAB", None])
+def test_change_notification_message_round_trip(change_key: str | None) -> None:
+    original = ChangeNotification(MAILBOX, EVENT_ID, "deleted", change_key, "sub-1")
+    message = original.to_message()
+    assert message == {
+        "mailboxId": MAILBOX,
+        "eventId": EVENT_ID,
+        "changeType": "deleted",
+        "changeKey": change_key,
+        "subscriptionId": "sub-1",
+    }
+    assert ChangeNotification.from_message(json.loads(json.dumps(message))) == original
+
+
+def test_from_message_tolerates_missing_optional_fields() -> None:
+    restored = ChangeNotification.from_message({"mailboxId": MAILBOX, "eventId": "e", "changeType": "updated"})
+    assert restored == ChangeNotification(MAILBOX, "e", "updated", None, "")
+
+
+def test_from_message_requires_ids() -> None:
+    with pytest.raises(KeyError):
+        ChangeNotification.from_message({"eventId": "e", "changeType": "updated"})
