@@ -8,8 +8,24 @@ import json
 
 import azure.functions as func
 
-from shared.names import NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
+from shared import names
+from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
+from shared.settings import load_settings
+from shared.usecases.admin_transactions import (
+    archive_transactions,
+    get_transaction,
+    list_links,
+    list_transactions,
+    retry_transactions,
+)
+from shared.usecases.admin_transactions import health as health_check
+from shared.usecases.admin_transactions import status as sync_status
+from shared.usecases.lifecycle import handle_lifecycle
+from shared.usecases.poison import record_poisoned
+from shared.usecases.resources_admin import list_resources, resource_request
+from shared.usecases.retry import retry_due
+from shared.usecases.subscriptions import renew_all
 from shared.usecases.sync_event import apply_notification
 from shared.usecases.webhook import receive_notifications
 
@@ -38,3 +54,119 @@ def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
 async def apply_change(msg: func.QueueMessage) -> None:
     """One verified notification: bring that event to Dime.Scheduler."""
     await apply_notification(json.loads(msg.get_body()), services())
+
+
+# Subscriptions and onboarding (issue 3) -------------------------------------------------------
+# Route parameters are read from req.route_params, never declared as arguments (the host would
+# index zero functions). "admin/..." is reserved by the host, hence ADMIN_ROUTE_PREFIX "manage".
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/resources", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def manage_resources_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Every tracked mailbox, with its consent and subscription."""
+    return _http(await list_resources(services()))
+
+
+@app.route(
+    route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}",
+    methods=["GET", "PUT", "PATCH", "DELETE"],
+    auth_level=func.AuthLevel.ADMIN,
+)
+async def manage_resource(req: func.HttpRequest) -> func.HttpResponse:
+    """Onboard (PUT), inspect (GET), change (PATCH) or remove (DELETE) one mailbox."""
+    mailbox = req.route_params.get("mailbox")
+    return _http(await resource_request(req.method, mailbox, req.get_body(), dict(req.params), services()))
+
+
+@app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def renew_subscriptions(timer: func.TimerRequest) -> None:
+    """Renew subscriptions near expiry, create missing ones, delete those of disabled mailboxes."""
+    await renew_all(services())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=LIFECYCLE_QUEUE, connection=STORAGE_CONNECTION)
+async def apply_lifecycle(msg: func.QueueMessage) -> None:
+    """One verified lifecycle notification: renew, recreate, or request a resync."""
+    await handle_lifecycle(json.loads(msg.get_body()), services())
+
+
+# Failures, retries and the admin API (issue 5) ----------------------------------------------------
+# Every trigger queue's "-poison" queue turns what failed every delivery into a failed transaction.
+
+
+@app.queue_trigger(
+    arg_name="msg", queue_name=names.NOTIFICATIONS_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION
+)
+def poisoned_notification(msg: func.QueueMessage) -> None:
+    """A notification that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.NOTIFICATIONS_QUEUE, msg.get_body(), services())
+
+
+@app.queue_trigger(
+    arg_name="msg", queue_name=names.LIFECYCLE_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION
+)
+def poisoned_lifecycle(msg: func.QueueMessage) -> None:
+    """A lifecycle message that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.LIFECYCLE_QUEUE, msg.get_body(), services())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.RESYNC_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION)
+def poisoned_resync(msg: func.QueueMessage) -> None:
+    """A resync request that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.RESYNC_QUEUE, msg.get_body(), services())
+
+
+@app.queue_trigger(
+    arg_name="msg", queue_name=names.PUBLICATIONS_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION
+)
+def poisoned_publication(msg: func.QueueMessage) -> None:
+    """A Dime.Scheduler publication that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.PUBLICATIONS_QUEUE, msg.get_body(), services())
+
+
+@app.timer_trigger(schedule="%RETRY_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def retry_failed(timer: func.TimerRequest) -> None:
+    """Failed transactions that are due (transient codes, backoff, RETRY_MAX_ATTEMPTS) run again."""
+    await retry_due(services())
+
+
+@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Transactions by status, mailbox and date range, paged."""
+    return _http(list_transactions(dict(req.params), services()))
+
+
+@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def manage_transaction(req: func.HttpRequest) -> func.HttpResponse:
+    """One transaction, with the payload a retry uses."""
+    return _http(get_transaction(req.route_params.get("id", ""), services()))
+
+
+@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def manage_transactions_retry(req: func.HttpRequest) -> func.HttpResponse:
+    """Retry the given transactions, or all matching a filter, now (permanent ones too)."""
+    return _http(await retry_transactions(req.get_body(), services()))
+
+
+@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
+    """Archive the given transactions, or all matching a filter."""
+    return _http(archive_transactions(req.get_body(), services()))
+
+
+@app.route(route=names.ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def manage_links(req: func.HttpRequest) -> func.HttpResponse:
+    """Outlook events and their Dime.Scheduler appointments, paged."""
+    return _http(list_links(dict(req.params), services()))
+
+
+@app.route(route=names.ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def manage_status(req: func.HttpRequest) -> func.HttpResponse:
+    """Mailboxes, subscriptions, sync runs, queue depths and failed transactions by code."""
+    return _http(sync_status(services()))
+
+
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Liveness, and whether the settings load (no values)."""
+    return _http(health_check(load_settings))

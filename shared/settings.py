@@ -55,6 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_SCHEDULE", False, "0 30 2 * * *", "NCRONTAB of the reconcile timer (read by the host)"),
     Setting("RETRY_SCHEDULE", False, "0 */10 * * * *", "NCRONTAB of the retry timer (read by the host)"),
     Setting("RENEW_SCHEDULE", False, "0 0 */6 * * *", "NCRONTAB of the renewal timer (read by the host)"),
+    Setting("RETRY_MAX_ATTEMPTS", False, "8", "automatic retries of a failed transaction before it waits for a person"),
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", False, "10000", "lifetime asked for a Graph subscription (45-10000)"),
     Setting("RENEW_WITHIN_MINUTES", False, "1440", "the renewal timer renews subscriptions expiring within this"),
 )
@@ -90,6 +91,7 @@ class Settings:
     sync_days_forward: int
     default_consent: Consent
     sync_private_details: bool
+    retry_max_attempts: int = 8
     subscription_lifetime_minutes: int = 10000
     renew_within_minutes: int = 1440
 
@@ -133,7 +135,8 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
 def _url(env: Mapping[str, str], name: str, *, https_only: bool = False) -> str:
     raw = _required(env, name)
     parts = urlsplit(raw)
-    allowed = ("https",) if https_only else ("https", "http")
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")  # local runs and tests only
+    allowed = ("https",) if https_only and not loopback else ("https", "http")
     if parts.scheme not in allowed or not parts.netloc:
         raise SettingsError(f"setting {name} must be an absolute {' or '.join(allowed)} URL, got {raw!r}")
     return raw.rstrip("/")
@@ -196,8 +199,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_client_id=_required(env, "GRAPH_CLIENT_ID"),
         graph_client_secret=_raw(env, "GRAPH_CLIENT_SECRET"),
         graph_base_url=_url(env, "GRAPH_BASE_URL"),
-        notification_url=_url(env, "NOTIFICATION_URL"),
-        lifecycle_notification_url=_url(env, "LIFECYCLE_NOTIFICATION_URL"),
+        notification_url=_url(env, "NOTIFICATION_URL", https_only=True),
+        lifecycle_notification_url=_url(env, "LIFECYCLE_NOTIFICATION_URL", https_only=True),
         client_state_secrets=tuple(secrets),
         dime_base_url=_url(env, "DIME_BASE_URL"),
         dime_api_key=_required(env, "DIME_API_KEY"),
@@ -205,6 +208,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sync_days_forward=_int(env, "SYNC_DAYS_FORWARD", 1, 365),
         default_consent=default_consent,
         sync_private_details=_bool(env, "SYNC_PRIVATE_DETAILS"),
+        retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", 1, 100),
         subscription_lifetime_minutes=_int(env, "SUBSCRIPTION_LIFETIME_MINUTES", 45, 10000),
         renew_within_minutes=_int(env, "RENEW_WITHIN_MINUTES", 1, 10000),
     )

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import quote
 
 import httpx
 
+from shared.adapters.graph_subscriptions import SubscriptionCalls
 from shared.core.transactions import ErrorCode, SyncError
 
 if TYPE_CHECKING:
@@ -40,6 +42,9 @@ EVENT_FIELDS = [
     "type",
 ]
 MAX_CONCURRENT_PER_MAILBOX = 4
+DELTA_PAGE_SIZE = 100  # Prefer: odata.maxpagesize of delta pages
+DELTA_EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
+BATCH_LIMIT = 20  # members per $batch request
 
 
 def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) -> TokenCredential:
@@ -75,7 +80,7 @@ def classify_status(status: int, headers: Any = None, what: str = "request") -> 
     return SyncError(ErrorCode.GRAPH_REJECTED, f"Graph rejected the {what} ({status})")
 
 
-class GraphGateway:
+class GraphGateway(SubscriptionCalls):
     """The Graph calls the sync needs. Clients are bound to the event loop that created them."""
 
     def __init__(
@@ -135,6 +140,10 @@ class GraphGateway:
             status = error.response_status_code or 0
             if status == 404:
                 return None
+            if status == 410 or _graph_error_code(error) in DELTA_EXPIRED_CODES:
+                from shared.core.delta import DeltaExpired
+
+                raise DeltaExpired(f"Graph no longer knows the delta token of the {what} ({status})") from None
             raise classify_status(status, error.response_headers, what) from None
         except httpx.TimeoutException:
             raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"Graph timed out on the {what}") from None
@@ -163,6 +172,82 @@ class GraphGateway:
         query = EventItemRequestBuilder.EventItemRequestBuilderGetQueryParameters(select=EVENT_FIELDS)
         info = builder.to_get_request_information(_config(query))
         return await self._send(mailbox, info, "event read")
+
+    async def calendar_delta(
+        self, mailbox: str, link: str | None, window: tuple[str, str] | None = None, page_size: int = DELTA_PAGE_SIZE
+    ) -> dict[str, Any]:
+        """One page of calendarView/delta as Graph JSON: a fresh round over `window` (ISO start, end)
+        when `link` is None, else the nextLink or deltaLink followed verbatim. DeltaExpired when
+        Graph no longer knows the token (410, syncStateNotFound, resyncRequired)."""
+        from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
+
+        builder = self._graph().users.by_user_id(mailbox).calendar_view.delta
+        if link:
+            info = builder.with_url(link).to_get_request_information()
+        else:
+            assert window is not None
+            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                start_date_time=window[0], end_date_time=window[1]
+            )
+            info = builder.to_get_request_information(_config(query))
+        info.headers.add("Prefer", f"odata.maxpagesize={page_size}")
+        page = await self._send(mailbox, info, "calendar delta")
+        if page is None:
+            raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox} has no calendar to track")
+        return page
+
+    async def get_events_batch(self, mailbox: str, event_ids: list[str]) -> dict[str, BatchAnswer]:
+        """Read up to 20 events of one mailbox in one $batch request.
+
+        The envelope succeeds even when members fail, so each event gets its own answer: status,
+        Graph JSON (200 only) and Retry-After (429/503). Members are not retried here.
+        """
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        if not 0 < len(event_ids) <= BATCH_LIMIT:
+            raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(event_ids)}")
+        user, select, prefer = quote(mailbox, safe=""), ",".join(EVENT_FIELDS), ", ".join(PREFER)
+        members = [
+            {
+                "id": str(number),
+                "method": "GET",
+                "url": f"/users/{user}/events/{quote(event_id, safe='')}?$select={select}",
+                "headers": {"Prefer": prefer},
+            }
+            for number, event_id in enumerate(event_ids, 1)
+        ]
+        info = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
+        info.headers.try_add("Content-Type", "application/json")
+        info.headers.try_add("Accept", "application/json")
+        info.content = json.dumps({"requests": members}, separators=(",", ":")).encode("utf-8")
+        document = await self._send(mailbox, info, "event batch read") or {}
+        answers: dict[str, BatchAnswer] = {}
+        for response in document.get("responses") or []:
+            try:
+                event_id = event_ids[int(response.get("id")) - 1]
+            except (TypeError, ValueError, IndexError):
+                continue
+            status = int(response.get("status") or 0)
+            body = response.get("body")
+            answers[event_id] = BatchAnswer(
+                status, body if status == 200 and isinstance(body, dict) else None, _retry_after(response.get("headers"))
+            )
+        for event_id in event_ids:  # a member Graph did not answer counts as unavailable
+            answers.setdefault(event_id, BatchAnswer(503, None, None))
+        return answers
+
+
+class BatchAnswer(NamedTuple):
+    status: int
+    body: dict[str, Any] | None
+    retry_after: float | None
+
+
+def _graph_error_code(error: Any) -> str | None:
+    """The Graph error code ("syncStateNotFound", ...) of an ODataError, when it has one."""
+    code = getattr(getattr(error, "error", None), "code", None)
+    return code if isinstance(code, str) else None
 
 
 def _config(query: Any) -> Any:

@@ -24,7 +24,9 @@ class HttpAnswer:
     content_type: str = "text/plain; charset=utf-8"
 
 
-def receive_notifications(body: bytes, validation_token: str | None, get_services: Callable[[], Services]) -> HttpAnswer:
+def receive_notifications(
+    body: bytes, validation_token: str | None, get_services: Callable[[], Services]
+) -> HttpAnswer:
     """The notification (and lifecycle) endpoint: handshake, or verify and enqueue.
 
     Services are resolved only after the handshake, which must answer even before the app is
@@ -38,7 +40,9 @@ def receive_notifications(body: bytes, validation_token: str | None, get_service
     services = get_services()
     settings = services.settings
     try:
-        parsed = parse_notifications(body, settings.graph_tenant_id, settings.client_state_secrets)
+        parsed = parse_notifications(
+            body, settings.graph_tenant_id, settings.client_state_secrets, lambda sid: _mailbox_of(services, sid)
+        )
     except MalformedBody as error:
         return HttpAnswer(400, str(error))
     for reason in parsed.rejected:
@@ -53,3 +57,14 @@ def receive_notifications(body: bytes, validation_token: str | None, get_service
         return HttpAnswer(503, "could not accept the notifications now")
     log.info("queued %d change and %d lifecycle notifications", len(parsed.changes), len(parsed.lifecycle))
     return HttpAnswer(202)
+
+
+def _mailbox_of(services: Services, subscription_id: str) -> str | None:
+    """Lifecycle items may come without `resource`: find the mailbox by subscription id (a table read)."""
+    from shared.adapters.subscription_rows import mailbox_of_subscription
+
+    try:
+        return mailbox_of_subscription(services.store, subscription_id)
+    except Exception:
+        log.exception("could not look subscription %s up", subscription_id)
+        return None

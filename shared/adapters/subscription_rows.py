@@ -1,0 +1,109 @@
+"""Subscriptions and removed mailboxes in Table Storage (beside StateStore, using its tables).
+
+- subscriptions table: PartitionKey "subscription", RowKey = subscription id -> MailboxId, Expiry.
+  Found by id (lifecycle items without `resource`, notifications of unknown mailboxes); found by
+  mailbox through the resource row's SubscriptionId/SubscriptionExpiry.
+- resources table, PartitionKey "removed", RowKey = object id: a mailbox an administrator deleted,
+  so a late notification does not bring it back (list_resources reads only "resource").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shared.names import RESOURCES_TABLE, SUBSCRIPTIONS_TABLE
+
+if TYPE_CHECKING:
+    from shared.adapters.tables import StateStore
+
+SUBSCRIPTION_PARTITION = "subscription"
+REMOVED_PARTITION = "removed"
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    id: str
+    mailbox_id: str
+    expiry: str
+    created_at: str = ""
+
+
+def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
+    from azure.data.tables import UpdateMode
+
+    entity = {
+        "PartitionKey": SUBSCRIPTION_PARTITION,
+        "RowKey": row.id,
+        "MailboxId": row.mailbox_id.lower(),
+        "Expiry": row.expiry,
+        "CreatedAt": row.created_at,
+    }
+    store.table(SUBSCRIPTIONS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+def get_subscription(store: StateStore, subscription_id: str) -> SubscriptionRow | None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    if not subscription_id or any(c in subscription_id for c in "/\\#?'"):
+        return None
+    try:
+        entity = store.table(SUBSCRIPTIONS_TABLE).get_entity(SUBSCRIPTION_PARTITION, subscription_id)
+    except ResourceNotFoundError:
+        return None
+    return SubscriptionRow(entity["RowKey"], entity.get("MailboxId", ""), entity.get("Expiry", ""))
+
+
+def delete_subscription_row(store: StateStore, subscription_id: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with contextlib.suppress(ResourceNotFoundError):
+        store.table(SUBSCRIPTIONS_TABLE).delete_entity(SUBSCRIPTION_PARTITION, subscription_id)
+
+
+def subscriptions_of(store: StateStore, mailbox_id: str) -> list[SubscriptionRow]:
+    entities = store.table(SUBSCRIPTIONS_TABLE).query_entities(
+        "PartitionKey eq @pk and MailboxId eq @mailbox",
+        parameters={"pk": SUBSCRIPTION_PARTITION, "mailbox": mailbox_id.lower()},
+    )
+    return [SubscriptionRow(e["RowKey"], e.get("MailboxId", ""), e.get("Expiry", "")) for e in entities]
+
+
+def mailbox_of_subscription(store: StateStore, subscription_id: str) -> str | None:
+    """The lookup the webhook uses to verify lifecycle items that carry no `resource`."""
+    row = get_subscription(store, subscription_id)
+    return row.mailbox_id if row else None
+
+
+def delete_resource_row(store: StateStore, object_id: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.adapters.tables import RESOURCE_PARTITION
+
+    with contextlib.suppress(ResourceNotFoundError):
+        store.table(RESOURCES_TABLE).delete_entity(RESOURCE_PARTITION, object_id.lower())
+
+
+def mark_removed(store: StateStore, object_id: str, when: str) -> None:
+    from azure.data.tables import UpdateMode
+
+    entity = {"PartitionKey": REMOVED_PARTITION, "RowKey": object_id.lower(), "RemovedAt": when}
+    store.table(RESOURCES_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+def unmark_removed(store: StateStore, object_id: str) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    with contextlib.suppress(ResourceNotFoundError):
+        store.table(RESOURCES_TABLE).delete_entity(REMOVED_PARTITION, object_id.lower())
+
+
+def was_removed(store: StateStore, object_id: str) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        store.table(RESOURCES_TABLE).get_entity(REMOVED_PARTITION, object_id.lower())
+    except ResourceNotFoundError:
+        return False
+    return True

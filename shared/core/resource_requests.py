@@ -1,0 +1,115 @@
+"""The resources admin API's input and output, without I/O: parse, validate, render.
+
+Every refusal is an InputError whose message is safe to return to the caller and says what is
+allowed, so a 400 always explains itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.core.consent import Consent
+from shared.core.resources import Resource
+
+FIELDS = ("email", "enabled", "showAs", "sensitivities")
+MAX_BODY_BYTES = 16 * 1024
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class InputError(ValueError):
+    """A request the API refuses (400); the message is the reason."""
+
+
+@dataclass(frozen=True)
+class ResourceInput:
+    """The fields a PUT or PATCH body may set; None means "not given"."""
+
+    email: str | None = None
+    enabled: bool | None = None
+    show_as: tuple[str, ...] | str | None = None
+    sensitivities: tuple[str, ...] | str | None = None
+
+
+def is_object_id(mailbox: str) -> bool:
+    return bool(_OBJECT_ID.match(mailbox))
+
+
+def parse_mailbox(raw: str | None) -> str:
+    """The {mailbox} route parameter: an object id (GUID) or a UPN."""
+    value = (raw or "").strip()
+    if not value or len(value) > 320 or not (is_object_id(value) or _EMAIL.match(value)):
+        raise InputError("mailbox must be a user principal name (name@domain) or an object id (GUID)")
+    return value.lower()
+
+
+def _values(name: str, raw: Any) -> tuple[str, ...] | str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+        return tuple(raw)
+    raise InputError(f"{name} must be a list of strings (or a comma-separated string)")
+
+
+def parse_resource_body(body: bytes) -> ResourceInput:
+    """A PUT/PATCH body: optional JSON object {"email", "enabled", "showAs", "sensitivities"}."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InputError("body too large")
+    if not body.strip():
+        return ResourceInput()
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InputError("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InputError(f"body must be a JSON object with any of: {', '.join(FIELDS)}")
+    unknown = sorted(set(document) - set(FIELDS))
+    if unknown:
+        raise InputError(f"unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
+    email = document.get("email")
+    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email.strip()) or len(email) > 320):
+        raise InputError("email must be an e-mail address (name@domain)")
+    enabled = document.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise InputError("enabled must be true or false")
+    show_as = document.get("showAs")
+    sensitivities = document.get("sensitivities")
+    return ResourceInput(
+        email=email.strip() if isinstance(email, str) else None,
+        enabled=enabled,
+        show_as=_values("showAs", show_as) if show_as is not None else None,
+        sensitivities=_values("sensitivities", sensitivities) if sensitivities is not None else None,
+    )
+
+
+def apply_input(resource: Resource, change: ResourceInput) -> Resource:
+    """The resource with the given fields changed; ConsentError (a 400) for unknown values."""
+    consent = resource.consent
+    new_consent = Consent.parse(
+        consent.enabled if change.enabled is None else change.enabled,
+        tuple(consent.show_as) if change.show_as is None else change.show_as,
+        tuple(consent.sensitivities) if change.sensitivities is None else change.sensitivities,
+    )
+    return replace(resource, email=change.email or resource.email, consent=new_consent)
+
+
+def resource_json(resource: Resource) -> dict[str, Any]:
+    show_as, sensitivities = resource.consent.as_csv()
+    return {
+        "id": resource.object_id,
+        "upn": resource.upn,
+        "email": resource.email,
+        "enabled": resource.consent.enabled,
+        "showAs": [v for v in show_as.split(",") if v],
+        "sensitivities": [v for v in sensitivities.split(",") if v],
+        "subscription": (
+            {"id": resource.subscription_id, "expiresAt": resource.subscription_expiry}
+            if resource.subscription_id
+            else None
+        ),
+        "createdAt": resource.created_at,
+        "updatedAt": resource.updated_at,
+    }

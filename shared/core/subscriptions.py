@@ -1,0 +1,129 @@
+"""Graph subscriptions, without I/O: what to ask for, which ones are due, and how fast to go.
+
+Every enabled mailbox has exactly one subscription on `/users/{object-id}/events`; the table is
+the only place we look for our own subscriptions (listing them is limited to 25 per 20 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from shared.core.resources import Resource
+
+CHANGE_TYPE = "created,updated,deleted"
+MAX_LIFETIME_MINUTES = 10000  # Graph allows 10,080 on paper, but has answered "only 10070"
+MIN_LIFETIME_MINUTES = 45
+
+# Graph's subscription API, per app per tenant: 500 writes per 20 seconds.
+WRITES_PER_WINDOW = 500
+WINDOW_SECONDS = 20.0
+
+
+def subscription_resource(object_id: str) -> str:
+    return f"/users/{object_id.lower()}/events"
+
+
+def expiry_after(now: datetime, lifetime_minutes: int) -> datetime:
+    """The expirationDateTime to ask for, clamped to what Graph accepts for Outlook events."""
+    minutes = max(MIN_LIFETIME_MINUTES, min(MAX_LIFETIME_MINUTES, lifetime_minutes))
+    return (now + timedelta(minutes=minutes)).replace(microsecond=0)
+
+
+def format_expiry(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_expiry(value: str | None) -> datetime | None:
+    """An ISO 8601 UTC time as Graph or our table writes it; None when absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:  # Graph sends up to 7 fractional digits; fromisoformat wants at most 6
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = head + "." + digits[:6].ljust(6, "0") + rest[len(digits) :]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def matches_mailbox(subscription: dict[str, Any], object_id: str) -> bool:
+    """Whether a listed subscription is the one ours would conflict with (same resource and changeType)."""
+    resource = str(subscription.get("resource") or "").strip("/").lower()
+    change_types = {c.strip() for c in str(subscription.get("changeType") or "").split(",") if c.strip()}
+    return resource in (f"users/{object_id.lower()}/events", f"users/{object_id.lower()}/calendar/events") and (
+        change_types == set(CHANGE_TYPE.split(","))
+    )
+
+
+class Step(StrEnum):
+    RENEW = "renew"  # PATCH a new expiry (404/400 -> create anew)
+    CREATE = "create"  # enabled, but no subscription
+    DELETE = "delete"  # disabled, but still subscribed
+    NONE = "none"
+
+
+def renewal_step(resource: Resource, now: datetime, within: timedelta) -> Step:
+    """What the renewal timer does for one mailbox."""
+    if not resource.consent.enabled:
+        return Step.DELETE if resource.subscription_id else Step.NONE
+    if not resource.subscription_id:
+        return Step.CREATE
+    expiry = parse_expiry(resource.subscription_expiry)
+    if expiry is None:
+        return Step.RENEW  # known id, unknown expiry (first seen through a notification): PATCH tells
+    if expiry <= now:
+        return Step.CREATE  # expired: Graph has deleted it already
+    if expiry - now <= within:
+        return Step.RENEW
+    return Step.NONE
+
+
+def renewal_plan(resources: Iterable[Resource], now: datetime, within: timedelta) -> list[tuple[Step, Resource]]:
+    """The mailboxes that need a subscription write, soonest expiry first."""
+    plan = [(step, r) for r in resources if (step := renewal_step(r, now, within)) is not Step.NONE]
+    plan.sort(key=lambda item: (parse_expiry(item[1].subscription_expiry) or now, item[1].object_id))
+    return plan
+
+
+@dataclass
+class TokenBucket:
+    """A pacer: `take` returns how long to wait before the next write.
+
+    Pure: the caller passes the time and sleeps for the returned delay, so it is tested without
+    clocks. A bucket holding `burst` tokens refilled at `rate` per second lets at most
+    burst + rate * window writes into any window of `window` seconds; `for_limit` splits a limit
+    evenly between the two, so no window ever exceeds it (a full bucket refilled at limit/window
+    would allow twice the limit).
+    """
+
+    burst: float
+    rate: float  # tokens per second
+    tokens: float | None = None
+    updated: float | None = None
+
+    @classmethod
+    def for_limit(cls, limit: int = WRITES_PER_WINDOW, window: float = WINDOW_SECONDS) -> TokenBucket:
+        return cls(burst=limit / 2, rate=limit / 2 / window)
+
+    def take(self, now: float) -> float:
+        """Take one token at time `now` (seconds); the delay before the write may happen."""
+        if self.tokens is None or self.updated is None:
+            self.tokens, self.updated = self.burst, now
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
+        self.tokens -= 1.0
+        if self.tokens >= 0:
+            return 0.0
+        return -self.tokens / self.rate  # the deficit refills in this many seconds

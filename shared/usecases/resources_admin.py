@@ -1,0 +1,237 @@
+"""The resources admin API: onboard, inspect, change and remove the people whose calendars sync.
+
+Routes (see function_app.py; prefix names.ADMIN_ROUTE_PREFIX, host-reserved "admin" avoided):
+  GET    manage/resources                      every tracked mailbox
+  PUT    manage/resources/{mailbox}            onboard (or replace settings of) a mailbox
+  GET    manage/resources/{mailbox}            one mailbox
+  PATCH  manage/resources/{mailbox}            change e-mail or consent
+  DELETE manage/resources/{mailbox}[?removeAppointments=true]
+
+{mailbox} is a UPN or an object id. Input is validated before anything is called; a Graph failure
+answers 502/503 with the reason, and leaves nothing half-created (see usecases/subscriptions.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import replace
+from typing import Any
+
+from shared.core.consent import Consent, ConsentError
+from shared.core.resource_requests import (
+    InputError,
+    ResourceInput,
+    apply_input,
+    is_object_id,
+    parse_mailbox,
+    parse_resource_body,
+    resource_json,
+)
+from shared.core.resources import Resource, resource_from_user
+from shared.core.transactions import SyncError
+from shared.services import Services
+from shared.usecases.subscriptions import request_resync, subscribe, unsubscribe
+from shared.usecases.webhook import HttpAnswer
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json; charset=utf-8"
+DELETE_BATCH = 50
+
+
+def _json(status: int, document: Any) -> HttpAnswer:
+    return HttpAnswer(status, json.dumps(document), JSON)
+
+
+def _error(status: int, reason: str) -> HttpAnswer:
+    return _json(status, {"error": reason})
+
+
+def _upstream_error(error: SyncError, what: str) -> HttpAnswer:
+    """A Graph/Dime.Scheduler failure as an answer: 400 for Graph refusing the subscription (e.g.
+    the validation handshake failed), 503 when it may work later, 502 otherwise."""
+    from shared.adapters.graph_subscriptions import SubscriptionFailed
+
+    if isinstance(error, SubscriptionFailed) and error.status == 400:
+        return _error(400, f"{what}: {error.message}. Check NOTIFICATION_URL and LIFECYCLE_NOTIFICATION_URL")
+    if error.code.transient:
+        return _error(503, f"{what}: {error.message}; try again later")
+    return _error(502, f"{what}: {error.message}")
+
+
+def _check_consent_values(change: ResourceInput) -> None:
+    """Refuse unknown show-as/sensitivity values before calling anything (ConsentError)."""
+    Consent.parse(True, change.show_as or "", change.sensitivities or "")
+
+
+async def _find(services: Services, mailbox: str) -> Resource | None:
+    """A tracked mailbox by object id, UPN or Dime.Scheduler e-mail (no Graph call)."""
+    store = services.store
+    if is_object_id(mailbox):
+        return await asyncio.to_thread(store.get_resource, mailbox)
+    resources = await asyncio.to_thread(lambda: list(store.list_resources()))
+    for resource in resources:
+        if mailbox in (resource.upn.lower(), resource.email.lower()):
+            return resource
+    return None
+
+
+def _flag(params: dict[str, str], name: str) -> bool:
+    raw = (params.get(name) or "false").strip().lower()
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no", ""):
+        return False
+    raise InputError(f"{name} must be true or false")
+
+
+async def list_resources(services: Services) -> HttpAnswer:
+    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    return _json(200, {"value": [resource_json(r) for r in resources]})
+
+
+async def resource_request(
+    method: str, mailbox: str | None, body: bytes, params: dict[str, str], services: Services
+) -> HttpAnswer:
+    """One request on manage/resources/{mailbox}."""
+    try:
+        key = parse_mailbox(mailbox)
+        method = method.upper()
+        if method == "PUT":
+            return await _put(services, key, parse_resource_body(body))
+        if method == "PATCH":
+            return await _patch(services, key, parse_resource_body(body))
+        if method == "DELETE":
+            return await _delete(services, key, _flag(params, "removeAppointments"))
+        if method == "GET":
+            resource = await _find(services, key)
+            return _json(200, resource_json(resource)) if resource else _not_onboarded(key)
+        return _error(405, "method not allowed; use GET, PUT, PATCH or DELETE")
+    except (InputError, ConsentError) as error:
+        return _error(400, str(error))
+
+
+def _not_onboarded(mailbox: str) -> HttpAnswer:
+    return _error(404, f"mailbox {mailbox} is not onboarded (PUT it first)")
+
+
+async def _enable(services: Services, resource: Resource, reason: str) -> Resource:
+    """Subscribe (unless the stored subscription is still live) and request a backfill."""
+    from shared.adapters.subscription_rows import get_subscription, unmark_removed
+
+    row = await asyncio.to_thread(get_subscription, services.store, resource.subscription_id or "")
+    if resource.subscription_id and row is not None:
+        await asyncio.to_thread(services.store.put_resource, resource)
+        live = resource
+    else:
+        live = await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None))
+    await asyncio.to_thread(unmark_removed, services.store, resource.object_id)
+    await asyncio.to_thread(request_resync, services, resource.object_id, reason)
+    return live
+
+
+async def _disable(services: Services, resource: Resource) -> Resource:
+    from shared.adapters.subscription_rows import unmark_removed
+
+    updated = await unsubscribe(services, resource)
+    await asyncio.to_thread(services.store.put_resource, updated)
+    await asyncio.to_thread(unmark_removed, services.store, resource.object_id)
+    return updated
+
+
+async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpAnswer:
+    _check_consent_values(change)
+    try:
+        user = await services.graph.get_user(mailbox)
+    except SyncError as error:
+        return _upstream_error(error, "could not look the mailbox up in Graph")
+    if user is None or not user.get("id"):
+        return _error(404, f"no user {mailbox} in this tenant (Graph answered 404)")
+    object_id = str(user["id"]).lower()
+    existing = await asyncio.to_thread(services.store.get_resource, object_id)
+    now = services.clock().isoformat()
+    if existing is None:
+        base = replace(resource_from_user(user, services.settings.default_consent), created_at=now)
+    else:
+        base = replace(existing, upn=str(user.get("userPrincipalName") or existing.upn))
+    resource = replace(apply_input(base, change), updated_at=now)
+    try:
+        if resource.consent.enabled:
+            resource = await _enable(services, resource, "onboarded")
+        else:
+            resource = await _disable(services, resource)
+    except SyncError as error:
+        return _upstream_error(error, "could not subscribe to the mailbox's calendar")
+    return _json(201 if existing is None else 200, resource_json(resource))
+
+
+async def _patch(services: Services, mailbox: str, change: ResourceInput) -> HttpAnswer:
+    _check_consent_values(change)
+    existing = await _find(services, mailbox)
+    if existing is None:
+        return _not_onboarded(mailbox)
+    resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat())
+    try:
+        if resource.consent.enabled and not existing.consent.enabled:
+            resource = await _enable(services, resource, "onboarded")
+        elif not resource.consent.enabled and existing.consent.enabled:
+            resource = await _disable(services, resource)
+        else:
+            await asyncio.to_thread(services.store.put_resource, resource)
+            if resource.consent.enabled and resource.consent != existing.consent:
+                await asyncio.to_thread(request_resync, services, resource.object_id, "consentChanged")
+    except SyncError as error:
+        return _upstream_error(error, "could not change the mailbox's subscription")
+    return _json(200, resource_json(resource))
+
+
+async def _delete(services: Services, mailbox: str, remove_appointments: bool) -> HttpAnswer:
+    from shared.adapters.subscription_rows import delete_resource_row, mark_removed
+
+    existing = await _find(services, mailbox)
+    if existing is None:
+        return _not_onboarded(mailbox)
+    store = services.store
+    try:
+        await unsubscribe(services, existing)
+        # Marked removed before the row goes, so a notification racing this request is dropped.
+        await asyncio.to_thread(mark_removed, store, existing.object_id, services.clock().isoformat())
+        removed = await _remove_appointments(services, existing) if remove_appointments else 0
+    except SyncError as error:
+        return _upstream_error(error, "could not remove the mailbox")
+    await asyncio.to_thread(delete_resource_row, store, existing.object_id)
+    log.info("mailbox %s removed (%d appointments deleted)", existing.object_id, removed)
+    return _json(200, {"deleted": existing.object_id, "appointmentsRemoved": removed})
+
+
+async def _remove_appointments(services: Services, resource: Resource) -> int:
+    """Delete, through the Dime.Scheduler delete procedure, the appointments this app created for
+    the mailbox (Outlook-originated links), then every link of the mailbox."""
+    from shared.core.appointments import delete_call
+
+    store = services.store
+    links = await asyncio.to_thread(lambda: list(store.links_of(resource.object_id)))
+    ours = [link for link in links if link.origin == "outlook"]
+    for start in range(0, len(ours), DELETE_BATCH):
+        calls = [
+            delete_call(k.appointment_guid, k.event_id, k.resource_email) for k in ours[start : start + DELETE_BATCH]
+        ]
+        await asyncio.to_thread(services.dime.run_import, calls)
+    for link in links:
+        await asyncio.to_thread(_forget_link, store, link)
+    return len(ours)
+
+
+def _forget_link(store: Any, link: Any) -> None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.adapters.tables import ConcurrentUpdate
+
+    try:
+        store.delete_link(link)
+    except ConcurrentUpdate:
+        store.delete_link(replace(link, etag="*"))
+    except ResourceNotFoundError:
+        pass
