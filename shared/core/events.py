@@ -69,7 +69,10 @@ def parse_graph_time(value: Any, *, all_day: bool) -> datetime:
     if all_day:
         return datetime.combine(local.date(), time(0), tzinfo=UTC)
     zone = _zone(str(value.get("timeZone") or "UTC"))
-    return local.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        raise EventFormatError(f"dateTime out of range {value['dateTime']!r}") from None
 
 
 def _str(document: dict[str, Any], key: str, default: str = "") -> str:

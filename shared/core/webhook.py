@@ -113,7 +113,7 @@ def parse_body(body: bytes) -> list[Any]:
         raise MalformedBody("body too large")
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, too many digits, too deep
         raise MalformedBody("body is not valid JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("value"), list):
         raise MalformedBody('body must be a JSON object with a "value" list')
@@ -121,10 +121,15 @@ def parse_body(body: bytes) -> list[Any]:
 
 
 def _text(item: dict[str, Any], key: str) -> str | None:
+    """A non-empty, bounded, encodable string field (lone surrogates are hostile input)."""
     value = item.get(key)
-    if isinstance(value, str) and 0 < len(value) <= _MAX_FIELD:
-        return value
-    return None
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_FIELD:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def _mailbox_from_resource(resource: str | None, pattern: re.Pattern[str]) -> str | None:
@@ -153,8 +158,8 @@ def verify_item(
     if subscription_id is None or client_state is None:
         return "missing subscriptionId or clientState"
 
-    lifecycle_event = item.get("lifecycleEvent")
-    if lifecycle_event is not None:
+    lifecycle_event = _text(item, "lifecycleEvent")
+    if "lifecycleEvent" in item:
         mailbox = _mailbox_from_resource(_text(item, "resource"), _USER_RESOURCE)
         if mailbox is None and mailbox_of_subscription is not None:
             mailbox = mailbox_of_subscription(subscription_id)
@@ -165,7 +170,7 @@ def verify_item(
         expiration = _text(item, "subscriptionExpirationDateTime")
         return LifecycleNotification(mailbox, subscription_id, lifecycle_event, expiration)
 
-    change_type = item.get("changeType")
+    change_type = _text(item, "changeType")
     resource_data = item.get("resourceData")
     if change_type not in CHANGE_TYPES or not isinstance(resource_data, dict):
         return "missing changeType or resourceData"

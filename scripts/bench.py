@@ -1,0 +1,163 @@
+"""`make bench`: honest figures from one run on one workload, beside the naive design.
+
+Starts a real Azurite and the HTTP fakes of Graph and Dime.Scheduler on loopback, then measures:
+the webhook's answer time, the real-time path end to end, Graph requests and Dime.Scheduler
+writes per distinct change (ours vs. the naive "one read and one write per notification" of the
+low-code flow recipes), and the cost of importing `function_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import azure.functions as func  # noqa: E402
+
+import function_app  # noqa: E402
+from shared.core.appointments import appointment_for, upsert_call  # noqa: E402
+from shared.core.events import event_from_graph  # noqa: E402
+from shared.core.ids import appointment_guid  # noqa: E402
+from shared.names import NOTIFICATIONS_QUEUE  # noqa: E402
+from tests.azurite import start_azurite  # noqa: E402
+from tests.conftest import TENANT_ID, clean_storage, make_services, notification_item, settings_env  # noqa: E402
+from tests.fakes import FakeDime, FakeGraph  # noqa: E402
+from tests.host import run_queue  # noqa: E402
+
+DUPLICATES = 3  # Graph commonly sends three notifications per edit
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def import_cost() -> tuple[float, float]:
+    """Median seconds and peak MiB of a cold `import function_app`, in fresh interpreters."""
+    code = (
+        "import time, resource; t = time.perf_counter(); import function_app; "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True) for _ in range(5)]
+    seconds, mib = zip(*(map(float, r.stdout.split()) for r in runs), strict=True)
+    return statistics.median(seconds), max(mib)
+
+
+def post(items: list[dict]) -> float:
+    body = json.dumps({"value": items}).encode()
+    started = time.perf_counter()
+    response = function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body))
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 202, response.get_body()
+    return elapsed
+
+
+def bench_webhook(services, posts: int) -> dict[str, tuple[float, float]]:
+    figures = {}
+    for size in (1, 20):
+        times = [post([notification_item("0b1c2d3e-0000-4000-8000-000000000001", f"e{i}-{j}") for j in range(size)]) for i in range(posts)]
+        figures[size] = (percentile(times, 0.5) * 1000, percentile(times, 0.99) * 1000)
+        services.queues.client(NOTIFICATIONS_QUEUE).clear_messages()
+    return figures
+
+
+def workload(graph: FakeGraph, mailboxes: int, changes_per_mailbox: int) -> list[dict]:
+    """Creates and then edits events; returns the notifications Graph would send (x3 each)."""
+    items = []
+    for m in range(mailboxes):
+        person = graph.add_user(mail=f"tech{m}@contoso.com")
+        for c in range(changes_per_mailbox):
+            event = graph.create_event(person["id"], subject=f"Job {c}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00")
+            if c % 2:
+                event = graph.update_event(person["id"], event["id"], subject=f"Job {c} (moved)")
+            items += [notification_item(person["id"], event["id"], "updated", event["changeKey"])] * DUPLICATES
+    return items
+
+
+def naive_apply(services):
+    """The low-code recipe: every notification = one Graph read + one Dime.Scheduler write."""
+
+    async def handle(msg: func.QueueMessage) -> None:
+        message = json.loads(msg.get_body())
+        mailbox, event_id = message["mailboxId"], message["eventId"]
+        user = await services.graph.get_user(mailbox)
+        event = event_from_graph(await services.graph.get_event(mailbox, event_id))
+        guid = appointment_guid(TENANT_ID, mailbox, event_id)
+        appointment = appointment_for(event, guid, user["mail"], private_details=False)
+        await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment)])
+
+    return handle
+
+
+def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_for) -> dict[str, float]:
+    with FakeGraph(tenant_id=TENANT_ID) as graph, FakeDime(api_key="test-api-key") as dime:
+        services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
+        clean_storage(services)
+        function_app.services = lambda: services
+        items = workload(graph, mailboxes, changes_per_mailbox)
+        graph.reset_requests()
+        started = time.perf_counter()
+        for start in range(0, len(items), 20):
+            post(items[start : start + 20])
+        run = run_queue(services, NOTIFICATIONS_QUEUE, handler_for(services), max_rounds=1000)
+        elapsed = time.perf_counter() - started
+        distinct = mailboxes * changes_per_mailbox
+        assert run.poisoned == 0 and len(dime.appointments) == distinct, (run.errors[:3], len(dime.appointments))
+        return {
+            "seconds": elapsed,
+            "changes_per_second": distinct / elapsed,
+            "graph_per_change": len(graph.requests) / distinct,
+            "writes_per_change": dime.writes / distinct,
+            "messages_per_second": len(items) / elapsed,
+        }
+
+
+def main() -> None:
+    print("Measuring… (real Azurite, loopback fakes; 2-core machine figures)", flush=True)
+    seconds, mib = import_cost()
+    azurite = start_azurite()
+    try:
+        with FakeGraph(tenant_id=TENANT_ID) as graph, FakeDime(api_key="test-api-key") as dime:
+            services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
+            clean_storage(services)
+            function_app.services = lambda: services
+            webhook = bench_webhook(services, posts=200)
+        ours = {n: bench_end_to_end(azurite, n, max(2, 200 // n), lambda s: function_app.apply_change) for n in (1, 10, 100)}
+        naive = bench_end_to_end(azurite, 10, 20, naive_apply)
+    finally:
+        azurite.stop()
+
+    rows = [
+        ("webhook answer, 1 notification/POST (p50 / p99)", f"{webhook[1][0]:.1f} / {webhook[1][1]:.1f} ms"),
+        ("webhook answer, 20 notifications/POST (p50 / p99)", f"{webhook[20][0]:.1f} / {webhook[20][1]:.1f} ms"),
+    ]
+    for n, figures in ours.items():
+        rows.append(
+            (
+                f"end to end, {n} mailbox(es): distinct changes/s (messages/s)",
+                f"{figures['changes_per_second']:.1f} ({figures['messages_per_second']:.1f})",
+            )
+        )
+    mid = ours[10]
+    rows += [
+        ("Graph requests per distinct change: ours / naive", f"{mid['graph_per_change']:.2f} / {naive['graph_per_change']:.2f}"),
+        ("Dime.Scheduler writes per distinct change: ours / naive", f"{mid['writes_per_change']:.2f} / {naive['writes_per_change']:.2f}"),
+        ("import function_app: median time, peak RSS", f"{seconds * 1000:.0f} ms, {mib:.0f} MiB"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"\n{'figure'.ljust(width)} | value")
+    print(f"{'-' * width}-|-{'-' * 24}")
+    for label, value in rows:
+        print(f"{label.ljust(width)} | {value}")
+    print(f"\n(workload: events created and half of them edited, each change notified x{DUPLICATES}, 20 per POST)")
+
+
+if __name__ == "__main__":
+    main()
