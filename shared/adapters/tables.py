@@ -7,7 +7,6 @@ encoded for keys (they may contain '/', which keys forbid).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from shared.core.consent import Consent
 from shared.core.ids import encode_key
 from shared.core.links import Link
 from shared.core.resources import Resource
-from shared.core.transactions import Status, Transaction
+from shared.core.transactions import Transaction
 from shared.names import ALL_TABLES, LINKS_TABLE, RESOURCES_TABLE, TRANSACTIONS_TABLE
 
 if TYPE_CHECKING:
@@ -125,14 +124,17 @@ class StateStore:
 
     # Transactions ----------------------------------------------------------------------------
 
+    # (Layout, failure index and paging live in shared/adapters/transactions_store.py.)
+
     def add_transaction(self, transaction: Transaction) -> None:
-        self.table(TRANSACTIONS_TABLE).create_entity(_transaction_entity(transaction))
+        from shared.adapters.transactions_store import TransactionStore
+
+        TransactionStore(self.table(TRANSACTIONS_TABLE)).add(transaction)
 
     def transactions_of(self, mailbox_id: str) -> Iterator[Transaction]:
-        for entity in self.table(TRANSACTIONS_TABLE).query_entities(
-            "PartitionKey eq @pk", parameters={"pk": mailbox_id}
-        ):
-            yield _transaction_from_entity(entity)
+        from shared.adapters.transactions_store import TransactionStore
+
+        yield from TransactionStore(self.table(TRANSACTIONS_TABLE)).of_mailbox(mailbox_id)
 
 
 # Entity mapping (kept beside the store: it is the storage format) -------------------------------
@@ -193,44 +195,4 @@ def _link_from_entity(entity: Any) -> Link:
         resource_email=entity.get("ResourceEmail", ""),
         synced_at=entity.get("SyncedAt", ""),
         etag=entity.metadata.get("etag"),
-    )
-
-
-def _transaction_entity(transaction: Transaction) -> dict[str, Any]:
-    return {
-        "PartitionKey": transaction.mailbox_id,
-        "RowKey": transaction.id,
-        "Direction": transaction.direction,
-        "Operation": transaction.operation,
-        "Status": transaction.status.value,
-        "EventId": transaction.event_id or "",
-        "AppointmentGuid": transaction.appointment_guid or "",
-        "Reason": transaction.reason or "",
-        "ErrorCode": transaction.error_code or "",
-        "Message": (transaction.message or "")[:4000],
-        "Attempts": transaction.attempts,
-        "Payload": json.dumps(transaction.payload),
-        "CreatedAt": transaction.created_at,
-        "UpdatedAt": transaction.updated_at or transaction.created_at,
-        "NextAttemptAt": transaction.next_attempt_at or "",
-    }
-
-
-def _transaction_from_entity(entity: dict[str, Any]) -> Transaction:
-    return Transaction(
-        id=entity["RowKey"],
-        mailbox_id=entity["PartitionKey"],
-        direction=entity.get("Direction", ""),
-        operation=entity.get("Operation", ""),
-        status=Status(entity.get("Status", "pending")),
-        event_id=entity.get("EventId") or None,
-        appointment_guid=entity.get("AppointmentGuid") or None,
-        reason=entity.get("Reason") or None,
-        error_code=entity.get("ErrorCode") or None,
-        message=entity.get("Message") or None,
-        attempts=int(entity.get("Attempts", 1)),
-        payload=json.loads(entity.get("Payload") or "{}"),
-        created_at=entity.get("CreatedAt", ""),
-        updated_at=entity.get("UpdatedAt") or None,
-        next_attempt_at=entity.get("NextAttemptAt") or None,
     )

@@ -167,9 +167,12 @@ async def _execute(
     return decision
 
 
-async def apply_notification(message: dict[str, Any], services: Services) -> Outcome:
+async def apply_notification(message: dict[str, Any], services: Services, *, record_failures: bool = True) -> Outcome:
     """The notification worker: transient failures raise (the queue redelivers, then poisons);
-    permanent ones become a failed transaction an administrator can see and retry."""
+    permanent ones become a failed transaction an administrator can see and retry.
+
+    record_failures=False: the retry of an existing failed transaction, which updates that row
+    itself (the permanent error comes back in the Outcome), so no second failed row is written."""
     change = ChangeNotification.from_message(message)
     try:
         resource = await ensure_resource(change.mailbox_id, services)
@@ -185,6 +188,8 @@ async def apply_notification(message: dict[str, Any], services: Services) -> Out
         if error.code.transient:
             log.warning("transient failure, the queue will deliver again: %s", error)
             raise
+        if not record_failures:
+            return Outcome(Decision(Action.SKIP, "failed"), error)
         await asyncio.to_thread(record_failure, services, change, error, message)
         return Outcome(Decision(Action.SKIP, "failed"), error)
 

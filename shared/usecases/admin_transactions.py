@@ -1,0 +1,289 @@
+"""The admin API: see every transaction, retry or archive them, links, status, health.
+
+JSON in and out. Lists are paged: `pageSize` (default 100, at most 1000) and an opaque
+`continuationToken` (the table's own token, base64url-encoded); a page without `continuationToken`
+is the last. Malformed input answers 400 with the reason, unknown ids 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.adapters.transactions_store import TransactionStore, transaction_store
+from shared.core.transaction_query import (
+    QueryError,
+    TransactionFilter,
+    decode_token,
+    encode_token,
+    is_key_safe,
+    parse_filter,
+    parse_page_size,
+    parse_public_id,
+    public_id,
+)
+from shared.core.transactions import Status, Transaction
+from shared.names import ALL_QUEUES, LINKS_TABLE, SYNCSTATE_TABLE
+from shared.services import Services
+from shared.usecases.retry import retry_transaction
+from shared.usecases.webhook import HttpAnswer
+
+MAX_IDS = 1000
+MAX_FIELD_CHARS = 500
+
+
+def _json(status: int, body: Any) -> HttpAnswer:
+    return HttpAnswer(status, json.dumps(body, default=_jsonable), "application/json; charset=utf-8")
+
+
+def _error(status: int, reason: str) -> HttpAnswer:
+    return _json(status, {"error": reason})
+
+
+def transaction_json(transaction: Transaction, *, detail: bool = False) -> dict[str, Any]:
+    body = {
+        "id": public_id(transaction.mailbox_id, transaction.id),
+        "mailboxId": transaction.mailbox_id,
+        "direction": transaction.direction,
+        "operation": transaction.operation,
+        "status": transaction.status.value,
+        "eventId": transaction.event_id,
+        "appointmentGuid": transaction.appointment_guid,
+        "reason": transaction.reason,
+        "errorCode": transaction.error_code,
+        "message": transaction.message,
+        "attempts": transaction.attempts,
+        "nextAttemptAt": transaction.next_attempt_at,
+        "createdAt": transaction.created_at,
+        "updatedAt": transaction.updated_at,
+    }
+    if detail:
+        body["payload"] = transaction.payload
+    return body
+
+
+# Transactions -------------------------------------------------------------------------------------
+
+
+def list_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
+    """GET {prefix}/transactions?status=&mailbox=&since=&until=&pageSize=&continuationToken="""
+    try:
+        query = parse_filter({k: params[k] for k in ("status", "mailbox", "since", "until") if k in params})
+        size = parse_page_size(params.get("pageSize"))
+        token = decode_token(params.get("continuationToken"))
+    except QueryError as error:
+        return _error(400, str(error))
+    items, next_token = transaction_store(services).page(query, size, token)
+    return _json(200, {"items": [transaction_json(t) for t in items], "continuationToken": encode_token(next_token)})
+
+
+def get_transaction(transaction_id: str, services: Services) -> HttpAnswer:
+    """GET {prefix}/transactions/{id}: a point read."""
+    keys = parse_public_id(transaction_id or "")
+    found = transaction_store(services).get(*keys) if keys else None
+    if found is None:
+        return _error(404, "no such transaction")
+    return _json(200, transaction_json(found, detail=True))
+
+
+@dataclass(frozen=True)
+class Selection:
+    ids: list[str] | None
+    query: TransactionFilter | None
+
+
+def parse_selection(body: bytes) -> Selection:
+    """{"ids": [...]} or {"all": true, "filter": {status, mailbox, since, until}} (status: failed)."""
+    try:
+        document = json.loads(body or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise QueryError("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise QueryError('body must be a JSON object: {"ids": [...]} or {"all": true, "filter": {...}}')
+    ids, everything = document.get("ids"), document.get("all")
+    if (ids is None) == (everything is None):
+        raise QueryError('give either "ids" or "all": true')
+    if ids is not None:
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise QueryError('"ids" must be a non-empty list of transaction ids')
+        if len(ids) > MAX_IDS:
+            raise QueryError(f'at most {MAX_IDS} "ids" at once (use "all" with a filter)')
+        return Selection(list(dict.fromkeys(ids)), None)
+    if everything is not True:
+        raise QueryError('"all" must be true')
+    raw_filter = document.get("filter") or {}
+    if not isinstance(raw_filter, dict):
+        raise QueryError('"filter" must be an object')
+    return Selection(None, parse_filter(raw_filter, default_status=Status.FAILED))
+
+
+def _selected(selection: Selection, store: TransactionStore) -> list[Transaction] | HttpAnswer:
+    if selection.query is not None:
+        return list(store.matching(selection.query))
+    found: list[Transaction] = []
+    unknown: list[str] = []
+    for item in selection.ids or []:
+        keys = parse_public_id(item)
+        transaction = store.get(*keys) if keys else None
+        if transaction is None:
+            unknown.append(item)
+        else:
+            found.append(transaction)
+    if unknown:
+        return _json(404, {"error": "no such transaction(s); nothing was done", "unknownIds": unknown})
+    return found
+
+
+async def retry_transactions(body: bytes, services: Services) -> HttpAnswer:
+    """POST {prefix}/transactions/retry: runs them now, whatever their code or attempt count."""
+    try:
+        selection = parse_selection(body)
+    except QueryError as error:
+        return _error(400, str(error))
+    store = transaction_store(services)
+    selected = await asyncio.to_thread(_selected, selection, store)
+    if isinstance(selected, HttpAnswer):
+        return selected
+    results = []
+    counts = Counter[str]()
+    for transaction in selected:
+        outcome = await retry_transaction(services, transaction, store)
+        result = "succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"
+        result = result if outcome.retried else "not-retryable"
+        counts[result] += 1
+        results.append({**transaction_json(outcome.transaction), "result": result})
+    return _json(200, {"matched": len(selected), **counts, "items": results})
+
+
+def archive_transactions(body: bytes, services: Services) -> HttpAnswer:
+    """POST {prefix}/transactions/archive: status archived (no longer listed as failed)."""
+    try:
+        selection = parse_selection(body)
+    except QueryError as error:
+        return _error(400, str(error))
+    store = transaction_store(services)
+    selected = _selected(selection, store)
+    if isinstance(selected, HttpAnswer):
+        return selected
+    now = services.clock().isoformat()
+    for transaction in selected:
+        transaction.status = Status.ARCHIVED
+        transaction.next_attempt_at = None
+        transaction.updated_at = now
+        store.save(transaction)
+    return _json(200, {"matched": len(selected), "archived": [public_id(t.mailbox_id, t.id) for t in selected]})
+
+
+# Links, status, health ----------------------------------------------------------------------------
+
+
+def list_links(params: Mapping[str, str], services: Services) -> HttpAnswer:
+    """GET {prefix}/links?mailbox=: Outlook events and their Dime.Scheduler appointments."""
+    try:
+        mailbox = (params.get("mailbox") or "").strip().lower() or None
+        if mailbox is not None and not is_key_safe(mailbox):
+            raise QueryError("mailbox is not a valid mailbox id")
+        size = parse_page_size(params.get("pageSize"))
+        token = decode_token(params.get("continuationToken"))
+    except QueryError as error:
+        return _error(400, str(error))
+    table = services.store.table(LINKS_TABLE)
+    text, parameters = ("PartitionKey eq @pk", {"pk": mailbox}) if mailbox else (None, None)
+    pager = table.query_entities(text or "", parameters=parameters, results_per_page=size).by_page(
+        continuation_token=token
+    )
+    items: list[dict[str, Any]] = []
+    for entities in pager:
+        items = [_link_json(e) for e in entities]
+        if items or not pager.continuation_token:
+            break
+    return _json(200, {"items": items, "continuationToken": encode_token(pager.continuation_token)})
+
+
+def _link_json(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "mailboxId": entity["PartitionKey"],
+        "eventId": entity.get("EventId"),
+        "appointmentGuid": entity.get("AppointmentGuid"),
+        "origin": entity.get("Origin"),
+        "changeKey": entity.get("ChangeKey") or None,
+        "resourceEmail": entity.get("ResourceEmail"),
+        "syncedAt": entity.get("SyncedAt"),
+    }
+
+
+def status(services: Services) -> HttpAnswer:
+    """GET {prefix}/status: mailboxes, their subscription and sync runs, queue depths, failures."""
+    mailboxes = []
+    for resource in services.store.list_resources():
+        mailboxes.append(
+            {
+                "mailboxId": resource.object_id,
+                "upn": resource.upn,
+                "email": resource.email,
+                "enabled": resource.consent.enabled,
+                "subscriptionId": resource.subscription_id,
+                "subscriptionExpiry": resource.subscription_expiry,
+                "syncState": _sync_state(services, resource.object_id),
+            }
+        )
+    queues: dict[str, int | None] = {}
+    for name in ALL_QUEUES:
+        try:
+            queues[name] = services.queues.depth(name)
+        except Exception:  # a missing queue is shown as unknown, not a failed status page
+            queues[name] = None
+    by_code = Counter(
+        e.get("ErrorCode") or "UNKNOWN" for e in transaction_store(services).failed_entities(select=["ErrorCode"])
+    )
+    return _json(
+        200,
+        {
+            "mailboxes": mailboxes,
+            "queues": queues,
+            "failedTransactions": {"total": sum(by_code.values()), "byCode": dict(sorted(by_code.items()))},
+        },
+    )
+
+
+def _sync_state(services: Services, mailbox_id: str) -> list[dict[str, Any]]:
+    """Whatever rows the delta/reconcile runs keep under the mailbox (none is fine)."""
+    try:
+        table = services.store.table(SYNCSTATE_TABLE)
+        rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": mailbox_id}))
+    except Exception:
+        return []
+    return [{k: _short(v) for k, v in row.items() if k != "PartitionKey"} for row in rows]
+
+
+def _short(value: Any) -> Any:
+    value = _jsonable(value)
+    if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+        return value[:MAX_FIELD_CHARS] + "…"
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    inner = getattr(value, "value", None)  # EntityProperty (Int64, Guid ...)
+    return _jsonable(inner) if inner is not None else str(value)
+
+
+def health(load_settings: Callable[[], Any]) -> HttpAnswer:
+    """GET /api/health (anonymous): no values, only whether the settings load."""
+    try:
+        load_settings()
+    except Exception:
+        return _json(503, {"status": "degraded", "settings": "invalid"})
+    return _json(200, {"status": "ok", "settings": "ok"})

@@ -1,0 +1,71 @@
+"""The poison handlers: a message that failed every delivery becomes a visible failed transaction.
+
+Nothing is dropped: a message that is not even JSON is kept verbatim (mailbox "unknown"). The code
+is POISON_MESSAGE, which the retry timer retries with backoff: a notification is re-run through the
+notification worker, a message of another queue is sent back to its queue. If a re-queued message
+poisons again, its fingerprint finds the same transaction, which is reopened (attempts + 1), so
+retries stay bounded by RETRY_MAX_ATTEMPTS instead of cycling for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.adapters.transactions_store import transaction_store
+from shared.core.backoff import next_attempt_at
+from shared.core.poison import describe_poison
+from shared.core.transactions import ErrorCode, Status, Transaction, new_transaction_id
+from shared.names import POISON_SUFFIX
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+
+REQUEUED = "requeued to "
+
+
+def record_poisoned(queue: str, body: bytes, services: Services) -> Transaction:
+    """Turn one poisoned message of `queue` into a failed transaction (or reopen its old one)."""
+    poisoned = describe_poison(queue, body)
+    store = transaction_store(services)
+    now = services.clock()
+    text = f"the message failed every delivery on queue {queue} and was moved to {queue}{POISON_SUFFIX}"
+    if not poisoned.readable:
+        text += "; it is not valid JSON and is kept verbatim"
+    existing = store.by_fingerprint(poisoned.fingerprint)
+    if existing is not None and _reopenable(existing):
+        existing.status = Status.FAILED
+        existing.attempts += 1
+        existing.error_code = ErrorCode.POISON_MESSAGE.value
+        existing.message = text
+        existing.updated_at = now.isoformat()
+        existing.next_attempt_at = next_attempt_at(now, existing.attempts).isoformat()
+        store.save(existing)
+        log.error("poisoned again on %s: transaction %s reopened (attempt %d)", queue, existing.id, existing.attempts)
+        return existing
+    transaction = Transaction(
+        id=new_transaction_id(now),
+        mailbox_id=poisoned.mailbox_id,
+        direction=poisoned.direction,
+        operation=poisoned.operation,
+        status=Status.FAILED,
+        created_at=now.isoformat(),
+        updated_at=now.isoformat(),
+        event_id=poisoned.event_id,
+        appointment_guid=poisoned.appointment_guid,
+        error_code=ErrorCode.POISON_MESSAGE.value,
+        message=text,
+        attempts=1,
+        payload=poisoned.payload,
+        next_attempt_at=next_attempt_at(now, 1).isoformat(),
+    )
+    store.add(transaction)
+    store.remember_fingerprint(poisoned.fingerprint, transaction)
+    log.error("poisoned message on %s became failed transaction %s", queue, transaction.id)
+    return transaction
+
+
+def _reopenable(transaction: Transaction) -> bool:
+    """Still failing, or handed back to its queue by a retry (whose outcome we never saw)."""
+    return transaction.status is Status.FAILED or (
+        transaction.status is Status.SUCCEEDED and (transaction.reason or "").startswith(REQUEUED)
+    )

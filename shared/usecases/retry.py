@@ -1,0 +1,138 @@
+"""Retrying failed transactions: the timer (automatic, transient codes, backoff) and the admin API.
+
+A retry runs the same use case as the first attempt: a notification payload goes through
+`apply_notification` again (idempotent: deterministic GUIDs, links written after the write);
+a message of another queue is sent back to that queue, whose own function then runs it (if it
+poisons again, the poison handler reopens this transaction). Success turns the row into
+`succeeded` (the failure index row is removed); failure counts an attempt and pushes the next one
+out (1, 2, 4 ... minutes, capped at 6 h). Permanent codes are never retried by the timer, and
+nothing is retried automatically after RETRY_MAX_ATTEMPTS attempts: those wait, listed, for a
+person (a manual retry runs them whatever their code or count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.adapters.transactions_store import TransactionStore, transaction_store
+from shared.core.backoff import is_due, next_attempt_at
+from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
+from shared.names import NOTIFICATIONS_QUEUE, TRIGGER_QUEUES
+from shared.services import Services
+from shared.usecases.poison import REQUEUED
+
+log = logging.getLogger(__name__)
+
+MAX_PER_RUN = 200  # the timer's share of work per run; the rest waits for the next run
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    transaction: Transaction
+    retried: bool  # False: nothing to retry (no payload a retry could use)
+
+
+def is_retryable(transaction: Transaction) -> bool:
+    payload = transaction.payload
+    return payload.get("queue") in TRIGGER_QUEUES and ("message" in payload or "raw" in payload)
+
+
+def automatically_retried(code: str | None) -> bool:
+    try:
+        return ErrorCode(code or "").transient
+    except ValueError:
+        return False
+
+
+def _moment(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def due_for_retry(transaction: Transaction, now: datetime, max_attempts: int) -> bool:
+    return (
+        transaction.status is Status.FAILED
+        and automatically_retried(transaction.error_code)
+        and transaction.attempts < max_attempts
+        and is_due(_moment(transaction.next_attempt_at), now)
+        and is_retryable(transaction)
+    )
+
+
+async def retry_due(services: Services) -> dict[str, int]:
+    """The retry timer: every due, transient failure is run again."""
+    store = transaction_store(services)
+    now = services.clock()
+    failed = await asyncio.to_thread(lambda: list(store.failed()))
+    due = [t for t in failed if due_for_retry(t, now, services.settings.retry_max_attempts)][:MAX_PER_RUN]
+    summary = {"open": len(failed), "due": len(due), "succeeded": 0, "failed": 0}
+    for transaction in due:
+        outcome = await retry_transaction(services, transaction, store)
+        summary["succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"] += 1
+    log.info("retry timer: %s", summary)
+    return summary
+
+
+async def retry_transaction(
+    services: Services, transaction: Transaction, store: TransactionStore | None = None
+) -> RetryOutcome:
+    """Run one transaction again (any status, any code: callers decide what is eligible)."""
+    store = store or transaction_store(services)
+    if not is_retryable(transaction):
+        return RetryOutcome(transaction, retried=False)
+    payload: dict[str, Any] = transaction.payload
+    queue = payload["queue"]
+    try:
+        if queue == NOTIFICATIONS_QUEUE and isinstance(payload.get("message"), dict):
+            from shared.usecases.sync_event import apply_notification
+
+            outcome = await apply_notification(payload["message"], services, record_failures=False)
+            if outcome.error is not None:
+                raise outcome.error
+            reason = f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
+        else:
+            await asyncio.to_thread(_requeue, services, queue, payload)
+            reason = REQUEUED + queue
+    except SyncError as error:
+        _failed(services, transaction, error.code.value, error.message, error.retry_after)
+    except Exception as error:  # an unreadable message, a storage hiccup: still counted and visible
+        log.exception("retry of transaction %s failed", transaction.id)
+        _failed(services, transaction, transaction.error_code or ErrorCode.POISON_MESSAGE.value, _describe(error))
+    else:
+        transaction.status = Status.SUCCEEDED
+        transaction.attempts += 1
+        transaction.reason = reason
+        transaction.next_attempt_at = None
+        transaction.updated_at = services.clock().isoformat()
+    await asyncio.to_thread(store.save, transaction)
+    return RetryOutcome(transaction, retried=True)
+
+
+def _failed(
+    services: Services, transaction: Transaction, code: str, message: str, retry_after: float | None = None
+) -> None:
+    now = services.clock()
+    transaction.status = Status.FAILED
+    transaction.attempts += 1
+    transaction.error_code = code
+    transaction.message = message
+    transaction.updated_at = now.isoformat()
+    transaction.next_attempt_at = next_attempt_at(now, transaction.attempts, retry_after).isoformat()
+
+
+def _requeue(services: Services, queue: str, payload: dict[str, Any]) -> None:
+    if "message" in payload:
+        services.queues.send(queue, payload["message"])
+    else:
+        services.queues.client(queue).send_message(str(payload["raw"]).encode("utf-8"))
+
+
+def _describe(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}"[:1000] if text else type(error).__name__

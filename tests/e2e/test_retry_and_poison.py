@@ -1,0 +1,224 @@
+"""Failures end visible and heal: poison queues -> failed transactions -> the retry timer / admin retry.
+
+The clock is injected (services.clock), so backoff is exercised without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+
+import function_app
+from shared.adapters.transactions_store import transaction_store
+from shared.core.appointments import UPSERT_PROCEDURE
+from shared.core.ids import appointment_guid
+from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, POISON_SUFFIX
+from tests.conftest import TENANT_ID, drain_queue, notification_item
+from tests.host import call_function, run_queue
+
+START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(services) -> Clock:
+    clock = Clock()
+    services.clock = clock
+    return clock
+
+
+@pytest.fixture
+def person(graph):
+    return graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+
+
+def post(*items: dict) -> None:
+    body = json.dumps({"value": list(items)}).encode()
+    assert function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body)).status_code == 202
+
+
+def run_retry_timer() -> None:
+    call_function(function_app.retry_failed, TimerRequest(past_due=False))
+
+
+def admin_retry(body: dict) -> tuple[int, dict]:
+    request = func.HttpRequest("POST", "/api/manage/transactions/retry", body=json.dumps(body).encode())
+    response = call_function(function_app.manage_transactions_retry, request)
+    return response.status_code, json.loads(response.get_body())
+
+
+def poison_notifications(services) -> None:
+    run = run_queue(services, NOTIFICATIONS_QUEUE + POISON_SUFFIX, function_app.poisoned_notification)
+    assert run.failed == 0, run.errors
+
+
+def failed(services) -> list:
+    return list(transaction_store(services).failed())
+
+
+def upserts(dime) -> list:
+    return [params for procedure, params in dime.calls if procedure == UPSERT_PROCEDURE]
+
+
+def test_dime_outage_poisons_then_the_retry_timer_heals_the_board_without_duplicates(
+    graph, dime, services, clock, person
+):
+    events = [graph.create_event(person["id"], subject=f"Visit {i}") for i in range(3)]
+    dime.fail_next(count=1000, status=500)
+
+    post(*(notification_item(person["id"], e["id"], "created", e["changeKey"]) for e in events))
+    assert run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change).poisoned == 3
+    poison_notifications(services)
+
+    open_failures = failed(services)
+    assert len(open_failures) == 3
+    assert {t.error_code for t in open_failures} == {"POISON_MESSAGE"}
+    assert {t.event_id for t in open_failures} == {e["id"] for e in events}
+    assert all(t.mailbox_id == person["id"] and t.payload["queue"] == NOTIFICATIONS_QUEUE for t in open_failures)
+
+    run_retry_timer()  # not due yet: the first retry waits a minute
+    assert [t.attempts for t in failed(services)] == [1, 1, 1]
+
+    clock.advance(minutes=1)
+    run_retry_timer()  # Dime.Scheduler still down: counted, pushed out by 2 minutes
+    assert [t.attempts for t in failed(services)] == [2, 2, 2]
+    assert {t.next_attempt_at for t in failed(services)} == {(clock.now + timedelta(minutes=2)).isoformat()}
+
+    dime.clear_faults()
+    clock.advance(minutes=1)
+    run_retry_timer()  # healthy again, but not due yet
+    assert dime.appointments == {}
+
+    clock.advance(minutes=1)
+    run_retry_timer()
+
+    assert failed(services) == []
+    board = dime.appointments
+    assert len(board) == 3
+    for event in events:
+        written = board[appointment_guid(TENANT_ID, person["id"], event["id"])]
+        assert written["Subject"] == event["subject"]
+        assert written["ResourceEmail"] == "jane@contoso.com"
+    assert len(upserts(dime)) == 3  # one accepted write per event
+    rows = list(services.store.transactions_of(person["id"]))
+    healed = [t for t in rows if t.payload]  # the poisoned ones, now succeeded (last error kept)
+    assert len(healed) == 3 and {t.status.value for t in healed} == {"succeeded"}
+    assert {t.attempts for t in healed} == {3}
+    assert len([t for t in rows if t.status.value == "succeeded"]) == 6  # + the writes themselves
+
+    run_retry_timer()  # nothing left to do
+    assert len(upserts(dime)) == 3
+
+
+def test_message_failing_past_the_dequeue_limit_is_healed_by_an_admin_retry(graph, dime, services, clock, person):
+    event = graph.create_event(person["id"], subject="Workshop")
+    graph.fail_next(count=1000, status=500, retry_after=None, path_contains="/events/")
+
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 1 and "GRAPH_UNAVAILABLE" in run.errors[-1]
+    poison_notifications(services)
+    [transaction] = failed(services)
+    graph.clear_faults()
+
+    status, answer = admin_retry({"ids": [transaction_id(transaction)]})
+
+    assert status == 200 and answer["succeeded"] == 1 and answer["matched"] == 1
+    assert answer["items"][0]["status"] == "succeeded"
+    assert failed(services) == []
+    assert dime.appointments[appointment_guid(TENANT_ID, person["id"], event["id"])]["Subject"] == "Workshop"
+
+
+def test_dime_400_is_permanent_not_retried_by_the_timer_but_by_an_admin(graph, dime, services, clock, person):
+    event = graph.create_event(person["id"], subject="Audit")
+    dime.fail_next(status=400)
+
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    assert run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change).failed == 0
+
+    [transaction] = failed(services)
+    assert transaction.error_code == "DIME_REJECTED"
+    dime.reset_calls()
+    clock.advance(days=2)
+    run_retry_timer()
+    assert dime.calls == [] and len(failed(services)) == 1
+
+    status, answer = admin_retry({"all": True, "filter": {"mailbox": person["id"]}})
+
+    assert status == 200 and answer["matched"] == 1 and answer["succeeded"] == 1
+    assert failed(services) == []
+    assert len(dime.appointments) == 1 and len(upserts(dime)) == 1
+
+
+def test_transient_failures_stop_after_the_maximum_attempts_but_stay_listed(graph, dime, services, clock, person):
+    event = graph.create_event(person["id"])
+    dime.fail_next(count=1000, status=503)
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    poison_notifications(services)
+
+    for _ in range(services.settings.retry_max_attempts + 3):
+        clock.advance(hours=7)
+        run_retry_timer()
+
+    [transaction] = failed(services)
+    assert transaction.attempts == services.settings.retry_max_attempts
+    assert transaction.error_code == "DIME_UNAVAILABLE"
+
+
+def test_a_message_that_is_not_json_becomes_a_visible_failed_transaction(services, clock):
+    services.queues.client(NOTIFICATIONS_QUEUE + POISON_SUFFIX).send_message(b"\xffnot json {")
+    services.queues.client(LIFECYCLE_QUEUE + POISON_SUFFIX).send_message(b"<xml/>")
+
+    poison_notifications(services)
+    run = run_queue(services, LIFECYCLE_QUEUE + POISON_SUFFIX, function_app.poisoned_lifecycle)
+    assert run.failed == 0
+
+    rows = failed(services)
+    assert {t.mailbox_id for t in rows} == {"unknown"}
+    assert {t.payload["queue"] for t in rows} == {NOTIFICATIONS_QUEUE, LIFECYCLE_QUEUE}
+    assert {t.payload["raw"] for t in rows} == {"\ufffdnot json {", "<xml/>"}
+    assert all(t.error_code == "POISON_MESSAGE" for t in rows)
+
+
+def test_other_queues_are_requeued_and_a_message_poisoning_again_reopens_its_transaction(services, clock):
+    message = {"mailboxId": "c0ffee00-0000-4000-8000-000000000001", "lifecycleEvent": "missed"}
+    body = json.dumps(message).encode()
+    poison_queue = LIFECYCLE_QUEUE + POISON_SUFFIX
+    services.queues.client(poison_queue).send_message(body)
+    run_queue(services, poison_queue, function_app.poisoned_lifecycle)
+    [transaction] = failed(services)
+    assert transaction.mailbox_id == message["mailboxId"] and transaction.operation == "lifecycle"
+
+    clock.advance(minutes=1)
+    run_retry_timer()
+
+    assert failed(services) == []
+    assert drain_queue(services, LIFECYCLE_QUEUE) == [message]  # back on its own queue, unchanged
+
+    services.queues.client(poison_queue).send_message(body)  # it failed again
+    run_queue(services, poison_queue, function_app.poisoned_lifecycle)
+
+    [reopened] = failed(services)
+    assert reopened.id == transaction.id and reopened.attempts == 3
+    assert len(list(services.store.transactions_of(message["mailboxId"]))) == 1
+
+
+def transaction_id(transaction) -> str:
+    from shared.core.transaction_query import public_id
+
+    return public_id(transaction.mailbox_id, transaction.id)
