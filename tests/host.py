@@ -35,6 +35,9 @@ class QueueRun:
     errors: list[str] = field(default_factory=list)
 
 
+BATCH_SIZE = HOST_JSON["extensions"]["queues"]["batchSize"]
+
+
 def call_function(function: Callable[..., Any], *args: Any) -> Any:
     """Call a (sync or async) function the way the Python worker does."""
     result = function(*args)
@@ -43,26 +46,40 @@ def call_function(function: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
+async def _invoke(function: Callable[..., Any], message: QueueMessage) -> None:
+    """Sync functions run on a worker thread (as the host does); async ones on the loop."""
+    result = await asyncio.to_thread(function, message)
+    if inspect.isawaitable(result):
+        await result
+
+
 def run_queue(services: Services, queue_name: str, function: Callable[..., Any], *, max_rounds: int = 20) -> QueueRun:
-    """Deliver every message (again and again on failure) until the queue is empty."""
+    """Deliver every message (again on failure) until the queue is empty.
+
+    Like the host: one event loop for the worker's lifetime, and up to `batchSize` messages
+    handled concurrently, so duplicates of one notification really do arrive at the same time.
+    """
+    return asyncio.run(_run_queue(services, queue_name, function, max_rounds))
+
+
+async def _run_queue(services: Services, queue_name: str, function: Callable[..., Any], max_rounds: int) -> QueueRun:
     client = services.queues.client(queue_name)
     run = QueueRun()
     for _ in range(max_rounds):
-        batch = list(client.receive_messages(messages_per_page=32, visibility_timeout=60))
+        batch = list(
+            client.receive_messages(messages_per_page=BATCH_SIZE, max_messages=BATCH_SIZE, visibility_timeout=60)
+        )
         if not batch:
             break
-        for message in batch:
-            trigger_input = QueueMessage(
-                id=message.id,
-                body=message.content,
-                dequeue_count=message.dequeue_count,
-                pop_receipt=message.pop_receipt,
-            )
-            try:
-                call_function(function, trigger_input)
-            except Exception as error:
+        inputs = [
+            QueueMessage(id=m.id, body=m.content, dequeue_count=m.dequeue_count, pop_receipt=m.pop_receipt)
+            for m in batch
+        ]
+        outcomes = await asyncio.gather(*(_invoke(function, i) for i in inputs), return_exceptions=True)
+        for message, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
                 run.failed += 1
-                run.errors.append(f"{type(error).__name__}: {error}")
+                run.errors.append(f"{type(outcome).__name__}: {outcome}")
                 if message.dequeue_count >= MAX_DEQUEUE_COUNT:
                     services.queues.client(queue_name + POISON_SUFFIX).send_message(message.content)
                     client.delete_message(message)

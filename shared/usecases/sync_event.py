@@ -9,7 +9,9 @@ forgotten. Links are updated etag-conditionally; losing a race means re-reading 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -38,18 +40,27 @@ class Outcome:
     error: SyncError | None = None
 
 
-async def ensure_resource(mailbox_id: str, services: Services) -> Resource:
-    """The mailbox's resource; a first-seen mailbox gets one with the tenant defaults."""
+async def ensure_resource(mailbox_id: str, services: Services, subscription_id: str | None = None) -> Resource:
+    """The mailbox's resource; a first-seen mailbox gets one with the tenant defaults.
+
+    A mailbox an administrator removed is not brought back (MailboxRemoved), unless the
+    notification's subscription is a live one of ours. A first-seen mailbox remembers the
+    notification's subscription id, so the renewal timer renews it (PATCH; 404 creates anew).
+    """
+    from shared.usecases.subscriptions import MailboxRemoved, is_removed_mailbox
+
     store = services.store
     resource = await asyncio.to_thread(store.get_resource, mailbox_id)
     if resource is not None:
         return resource
+    if await asyncio.to_thread(is_removed_mailbox, services, mailbox_id, subscription_id):
+        raise MailboxRemoved(mailbox_id)
     user = await services.graph.get_user(mailbox_id)
     if user is None:
         raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox_id} is not a user in this tenant")
     now = services.clock().isoformat()
     resource = resource_from_user(user, services.settings.default_consent)
-    resource = replace(resource, created_at=now, updated_at=now)
+    resource = replace(resource, created_at=now, updated_at=now, subscription_id=subscription_id or None)
     log.info("first sight of mailbox %s: resource created with the tenant defaults", mailbox_id)
     return await asyncio.to_thread(store.add_resource, resource)
 
@@ -68,29 +79,67 @@ async def sync_event(
     known_change_key: the changeKey a notification announced (equal to the link's: no Graph call).
     deleted: Graph said the event is gone. event_json: current state already read (delta, $batch).
     """
-    force_upsert = False
-    for _ in range(MAX_RACES):
-        link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
-        if deleted:
-            current = None
-        elif event_json is not None:
-            current = event_json
-        elif link and known_change_key and link.change_key == known_change_key and not force_upsert:
-            return Decision(Action.SKIP, "unchanged")
-        else:
-            current = await services.graph.get_event(resource.object_id, event_id)
-        try:
-            return await _execute(services, resource, event_id, current, link, force_upsert)
-        except _LostRace:
-            # Someone else updated the link meanwhile: our read may be stale, read Graph again.
-            # If we already wrote to Dime.Scheduler, rewrite the fresh state so ours cannot win.
-            force_upsert = True
-            event_json = None
+    async with _event_locks.hold((resource.object_id, event_id)):
+        written_hash: str | None = None
+        for _ in range(MAX_RACES):
+            link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
+            # After a lost race in which we had written: rewrite the fresh state unless the
+            # winner recorded exactly what we wrote (then the board is already right).
+            force_upsert = written_hash is not None and (link is None or link.content_hash != written_hash)
+            if deleted:
+                current = None
+            elif event_json is not None:
+                current = event_json
+            elif link and known_change_key and link.change_key == known_change_key and not force_upsert:
+                return Decision(Action.SKIP, "unchanged")
+            else:
+                current = await services.graph.get_event(resource.object_id, event_id)
+            try:
+                return await _execute(services, resource, event_id, current, link, force_upsert)
+            except _LostRace as race:
+                # Another instance updated the link meanwhile: our read may be stale; read again.
+                written_hash = race.written_hash or written_hash
+                event_json = None
     raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"event {event_id} kept changing under us; retrying later")
 
 
 class _LostRace(Exception):
-    pass
+    def __init__(self, written_hash: str | None) -> None:
+        super().__init__("the link changed under us")
+        self.written_hash = written_hash  # what we had already written to Dime.Scheduler, if anything
+
+
+class _EventLocks:
+    """Serialises work on one event within this process.
+
+    Graph often sends three notifications for one edit and the host hands them to us at once
+    (host.json batchSize); taking turns lets the second and third see the first one's link and
+    skip, instead of all three writing. Across instances the etag-conditional link decides.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # locks belong to one event loop
+            self._loop, self._locks = loop, {}
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+_event_locks = _EventLocks()
 
 
 async def _execute(
@@ -150,7 +199,8 @@ async def _execute(
         else:
             return decision
     except ConcurrentUpdate:
-        raise _LostRace() from None
+        wrote = content_hash if decision.action is Action.UPSERT else None
+        raise _LostRace(wrote) from None
 
     transaction = Transaction(
         id=new_transaction_id(now),
@@ -173,9 +223,11 @@ async def apply_notification(message: dict[str, Any], services: Services, *, rec
 
     record_failures=False: the retry of an existing failed transaction, which updates that row
     itself (the permanent error comes back in the Outcome), so no second failed row is written."""
+    from shared.usecases.subscriptions import MailboxRemoved
+
     change = ChangeNotification.from_message(message)
     try:
-        resource = await ensure_resource(change.mailbox_id, services)
+        resource = await ensure_resource(change.mailbox_id, services, change.subscription_id)
         decision = await sync_event(
             services,
             resource,
@@ -184,6 +236,9 @@ async def apply_notification(message: dict[str, Any], services: Services, *, rec
             deleted=change.change_type == "deleted",
         )
         return Outcome(decision)
+    except MailboxRemoved:
+        log.info("dropped a notification for removed mailbox %s", change.mailbox_id)
+        return Outcome(Decision(Action.SKIP, "mailbox-removed"))
     except SyncError as error:
         if error.code.transient:
             log.warning("transient failure, the queue will deliver again: %s", error)

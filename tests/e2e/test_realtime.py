@@ -257,3 +257,16 @@ def test_persistent_outage_ends_in_the_poison_queue_not_silence(graph, dime, ser
     assert run.poisoned == 1
     poisoned = list(services.queues.client(NOTIFICATIONS_QUEUE + "-poison").peek_messages())
     assert json.loads(poisoned[0].content)["eventId"] == event["id"]
+
+
+def test_duplicates_delivered_in_one_batch_make_one_write(graph, dime, services, person):
+    """The host hands a batch of messages to the worker at once: duplicates arrive together."""
+    event = graph.create_event(person["id"])
+    edited = graph.update_event(person["id"], event["id"], subject="Edited")
+    item = notification_item(person["id"], event["id"], "updated", edited["changeKey"])
+
+    assert post([item, item, item]).status_code == 202
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.succeeded == 3
+    assert len(upserts(dime)) == 1
