@@ -21,9 +21,12 @@ from shared.usecases.admin_transactions import (
 )
 from shared.usecases.admin_transactions import health as health_check
 from shared.usecases.admin_transactions import status as sync_status
+from shared.usecases.delta_sync import run_delta
 from shared.usecases.lifecycle import handle_lifecycle
 from shared.usecases.poison import record_poisoned
+from shared.usecases.reconcile import run_reconcile
 from shared.usecases.resources_admin import list_resources, resource_request
+from shared.usecases.resync import request_resync, resync
 from shared.usecases.retry import retry_due
 from shared.usecases.subscriptions import renew_all
 from shared.usecases.sync_event import apply_notification
@@ -170,3 +173,30 @@ def manage_status(req: func.HttpRequest) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness, and whether the settings load (no values)."""
     return _http(health_check(load_settings))
+
+
+# Delta and reconcile (issue 4): nothing missed when notifications are lost ------------------------
+
+
+@app.timer_trigger(schedule="%DELTA_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def delta_timer(timer: func.TimerRequest) -> None:
+    """calendarView/delta for every enabled mailbox: what changed reaches Dime.Scheduler."""
+    await run_delta(services())
+
+
+@app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def reconcile_timer(timer: func.TimerRequest) -> None:
+    """The nightly check-up: every linked event read again ($batch) and decided again."""
+    await run_reconcile(services())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.RESYNC_QUEUE, connection=STORAGE_CONNECTION)
+async def resync_mailbox(msg: func.QueueMessage) -> None:
+    """{"mailboxId", "reason"}: delta for that mailbox now (or continue its reconcile pass)."""
+    await resync(json.loads(msg.get_body()), services())
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
+    """Queue a resync of one mailbox (202), e.g. after fixing its consent or permissions."""
+    return _http(request_resync(req.route_params.get("mailbox", ""), services()))

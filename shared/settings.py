@@ -58,6 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RETRY_MAX_ATTEMPTS", False, "8", "automatic retries of a failed transaction before it waits for a person"),
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", False, "10000", "lifetime asked for a Graph subscription (45-10000)"),
     Setting("RENEW_WITHIN_MINUTES", False, "1440", "the renewal timer renews subscriptions expiring within this"),
+    Setting("DELETE_BREAKER_SHARE", False, "0.2", "delta/reconcile delete nothing if they would delete more (0-1)"),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
@@ -94,6 +95,7 @@ class Settings:
     retry_max_attempts: int = 8
     subscription_lifetime_minutes: int = 10000
     renew_within_minutes: int = 1440
+    delete_breaker_share: float = 0.2
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -120,6 +122,17 @@ def _int(env: Mapping[str, str], name: str, low: int, high: int) -> int:
         raise SettingsError(f"setting {name} must be a whole number, got {raw!r}") from None
     if not low <= value <= high:
         raise SettingsError(f"setting {name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str) -> float:
+    raw = _required(env, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"setting {name} must be between 0 and 1, got {value}")
     return value
 
 
@@ -211,4 +224,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", 1, 100),
         subscription_lifetime_minutes=_int(env, "SUBSCRIPTION_LIFETIME_MINUTES", 45, 10000),
         renew_within_minutes=_int(env, "RENEW_WITHIN_MINUTES", 1, 10000),
+        delete_breaker_share=_share(env, "DELETE_BREAKER_SHARE"),
     )

@@ -174,7 +174,7 @@ class GraphGateway(SubscriptionCalls):
         return await self._send(mailbox, info, "event read")
 
     async def calendar_delta(
-        self, mailbox: str, link: str | None, window: tuple[str, str] | None = None, page_size: int = DELTA_PAGE_SIZE
+        self, mailbox: str, link: str | None, window: tuple[str, str] | None = None, page_size: int | None = None
     ) -> dict[str, Any]:
         """One page of calendarView/delta as Graph JSON: a fresh round over `window` (ISO start, end)
         when `link` is None, else the nextLink or deltaLink followed verbatim. DeltaExpired when
@@ -190,7 +190,7 @@ class GraphGateway(SubscriptionCalls):
                 start_date_time=window[0], end_date_time=window[1]
             )
             info = builder.to_get_request_information(_config(query))
-        info.headers.add("Prefer", f"odata.maxpagesize={page_size}")
+        info.headers.add("Prefer", f"odata.maxpagesize={page_size or DELTA_PAGE_SIZE}")
         page = await self._send(mailbox, info, "calendar delta")
         if page is None:
             raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox} has no calendar to track")
@@ -230,9 +230,8 @@ class GraphGateway(SubscriptionCalls):
                 continue
             status = int(response.get("status") or 0)
             body = response.get("body")
-            answers[event_id] = BatchAnswer(
-                status, body if status == 200 and isinstance(body, dict) else None, _retry_after(response.get("headers"))
-            )
+            body = body if status == 200 and isinstance(body, dict) else None
+            answers[event_id] = BatchAnswer(status, body, _retry_after(response.get("headers")))
         for event_id in event_ids:  # a member Graph did not answer counts as unavailable
             answers.setdefault(event_id, BatchAnswer(503, None, None))
         return answers

@@ -1,0 +1,193 @@
+"""The syncstate table: delta position, reconcile cursor and run records, one partition per mailbox.
+
+Rows (PartitionKey = mailbox object id):
+  "delta"            deltaLink / nextLink, round start, window, last run summary
+  "delta-seen-NNN"   fingerprints of what a paused full listing has seen so far
+  "reconcile"        cursor (last processed link RowKey) of an unfinished pass
+  "delta-run"        what the last delta run did (read by the status view)
+  "reconcile-run"    what the last reconcile run did
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.core.delta import DeltaState, Window
+from shared.core.links import Link
+from shared.core.runs import RunStats
+from shared.names import LINKS_TABLE, SYNCSTATE_TABLE
+
+if TYPE_CHECKING:
+    from shared.adapters.tables import StateStore
+
+DELTA_ROW = "delta"
+SEEN_ROW_PREFIX = "delta-seen-"
+RECONCILE_ROW = "reconcile"
+RUN_ROW_SUFFIX = "-run"
+_CHUNK_CHARS = 30_000  # a string property holds 32K UTF-16 characters
+_CHUNKS_PER_ROW = 12  # an entity holds at most 1 MiB
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value)
+    return None
+
+
+class SyncStateStore:
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    @property
+    def _table(self) -> Any:
+        return self._store.table(SYNCSTATE_TABLE)
+
+    def _get(self, mailbox_id: str, row: str) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return dict(self._table.get_entity(mailbox_id, row))
+        except ResourceNotFoundError:
+            return None
+
+    def _put(self, mailbox_id: str, row: str, values: dict[str, Any]) -> None:
+        from azure.data.tables import UpdateMode
+
+        self._table.upsert_entity({"PartitionKey": mailbox_id, "RowKey": row, **values}, mode=UpdateMode.REPLACE)
+
+    def _delete(self, mailbox_id: str, row: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with contextlib.suppress(ResourceNotFoundError):
+            self._table.delete_entity(mailbox_id, row)
+
+    # Delta ---------------------------------------------------------------------------------
+
+    def delta_state(self, mailbox_id: str) -> DeltaState:
+        entity = self._get(mailbox_id, DELTA_ROW)
+        if entity is None:
+            return DeltaState()
+        start, end = _time(entity.get("WindowStart")), _time(entity.get("WindowEnd"))
+        return DeltaState(
+            delta_link=entity.get("DeltaLink") or None,
+            next_link=entity.get("NextLink") or None,
+            round_started_at=_time(entity.get("RoundStartedAt")),
+            window=Window(start, end) if start and end else None,
+            fresh=bool(entity.get("Fresh")),
+        )
+
+    def save_delta_state(self, mailbox_id: str, state: DeltaState, run: RunStats | None = None) -> None:
+        values: dict[str, Any] = {
+            "DeltaLink": state.delta_link or "",
+            "NextLink": state.next_link or "",
+            "RoundStartedAt": state.round_started_at.isoformat() if state.round_started_at else "",
+            "WindowStart": state.window.start.isoformat() if state.window else "",
+            "WindowEnd": state.window.end.isoformat() if state.window else "",
+            "Fresh": state.fresh,
+        }
+        if run is not None:
+            values.update(LastRunAt=run.started_at.isoformat(), LastOutcome=run.outcome, LastChanges=run.changes)
+        self._put(mailbox_id, DELTA_ROW, values)
+
+    def seen(self, mailbox_id: str) -> set[str]:
+        """Fingerprints a paused full listing has seen (empty when none was paused)."""
+        seen: set[str] = set()
+        for entity in self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": mailbox_id, "lo": SEEN_ROW_PREFIX, "hi": SEEN_ROW_PREFIX + "~"},
+        ):
+            for key, value in entity.items():
+                if key.startswith("Ids") and value:
+                    seen.update(value.split(","))
+        return seen
+
+    def save_seen(self, mailbox_id: str, fingerprints: set[str]) -> None:
+        self.clear_seen(mailbox_id)
+        chunks: list[str] = []
+        current = ""
+        for fingerprint in sorted(fingerprints):
+            if len(current) + len(fingerprint) + 1 > _CHUNK_CHARS:
+                chunks.append(current)
+                current = ""
+            current = f"{current},{fingerprint}" if current else fingerprint
+        if current:
+            chunks.append(current)
+        for row, start in enumerate(range(0, len(chunks), _CHUNKS_PER_ROW)):
+            values = {f"Ids{i:02d}": chunk for i, chunk in enumerate(chunks[start : start + _CHUNKS_PER_ROW])}
+            self._put(mailbox_id, f"{SEEN_ROW_PREFIX}{row:03d}", values)
+
+    def clear_seen(self, mailbox_id: str) -> None:
+        for entity in self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": mailbox_id, "lo": SEEN_ROW_PREFIX, "hi": SEEN_ROW_PREFIX + "~"},
+            select=["PartitionKey", "RowKey"],
+        ):
+            self._delete(mailbox_id, entity["RowKey"])
+
+    # Reconcile -----------------------------------------------------------------------------
+
+    def reconcile_cursor(self, mailbox_id: str) -> str | None:
+        entity = self._get(mailbox_id, RECONCILE_ROW)
+        return (entity or {}).get("Cursor") or None
+
+    def save_reconcile_cursor(self, mailbox_id: str, cursor: str | None, now: datetime) -> None:
+        values: dict[str, Any] = {"Cursor": cursor or "", "UpdatedAt": now.isoformat()}
+        if cursor is None:
+            values["PassCompletedAt"] = now.isoformat()
+        self._put(mailbox_id, RECONCILE_ROW, values)
+
+    # Links, read in key order --------------------------------------------------------------
+
+    def links_after(self, mailbox_id: str, cursor: str | None) -> Iterator[tuple[str, Link]]:
+        """(RowKey, link) of a mailbox's links with RowKey > cursor, in key order (paged lazily)."""
+        from shared.adapters.tables import _link_from_entity
+
+        if cursor:
+            query, parameters = "PartitionKey eq @pk and RowKey gt @rk", {"pk": mailbox_id, "rk": cursor}
+        else:
+            query, parameters = "PartitionKey eq @pk", {"pk": mailbox_id}
+        for entity in self._store.table(LINKS_TABLE).query_entities(query, parameters=parameters):
+            yield entity["RowKey"], _link_from_entity(entity)
+
+    def count_links(self, mailbox_id: str) -> int:
+        return sum(
+            1
+            for _ in self._store.table(LINKS_TABLE).query_entities(
+                "PartitionKey eq @pk", parameters={"pk": mailbox_id}, select=["RowKey"]
+            )
+        )
+
+    # Run records ---------------------------------------------------------------------------
+
+    def save_run(self, run: RunStats) -> None:
+        values = asdict(run)
+        self._put(
+            run.mailbox_id,
+            run.kind + RUN_ROW_SUFFIX,
+            {
+                "Kind": run.kind,
+                "StartedAt": run.started_at.isoformat(),
+                "Reason": run.reason,
+                "Outcome": run.outcome,
+                "Round": run.round,
+                "Changes": run.changes,
+                "Writes": run.writes,
+                "Deletes": run.deletes,
+                "Skipped": run.skipped,
+                "Errors": run.errors,
+                "GraphRequests": run.graph_requests,
+                "DurationMs": run.duration_ms,
+                "LastError": run.last_error,
+                "Breaker": run.breaker,
+                "ErrorMessages": "\n".join(values["error_messages"])[:30_000],
+            },
+        )
+
+    def run(self, mailbox_id: str, kind: str) -> dict[str, Any] | None:
+        return self._get(mailbox_id, kind + RUN_ROW_SUFFIX)

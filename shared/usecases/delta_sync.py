@@ -1,0 +1,141 @@
+"""Delta: every few minutes, what changed in each enabled mailbox's calendar reaches Dime.Scheduler,
+even when every notification was lost.
+
+Per mailbox: follow calendarView/delta from the stored deltaLink (or list the whole window in a
+fresh round), page by page, and bring every reported event through `sync_event`. `@removed` is
+also how Graph reports an event that moved out of the window, so a removed event is only acted on
+when it is linked, and then only after reading it again: gone (404) means delete, found means
+sync_event decides (outside the window: delete). After a full round, linked events the round did
+not list are read again the same way (a fresh round does not report earlier deletions). Deletes
+inferred from absence pass the circuit breaker as a set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from shared.core.delta import DeltaExpired, DeltaState, Window, digest, read_page
+from shared.core.links import Link
+from shared.core.resources import Resource
+from shared.core.runs import DELTA, RunStats
+from shared.core.transactions import ErrorCode, SyncError
+from shared.services import Services
+from shared.usecases.mailbox_runs import (
+    RUN_BUDGET_SECONDS,
+    Budget,
+    MailboxRun,
+    for_each_mailbox,
+    guarded_run,
+    state_store,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def run_delta(
+    services: Services, *, reason: str = "timer", budget_seconds: float | None = None
+) -> list[RunStats]:
+    """The delta timer: every enabled mailbox, a few at a time, within one time budget."""
+    budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
+    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    enabled = [resource for resource in resources if resource.consent.enabled]
+    return await for_each_mailbox(enabled, lambda resource: delta_mailbox(services, resource, reason, budget))
+
+
+async def delta_mailbox(services: Services, resource: Resource, reason: str, budget: Budget) -> RunStats:
+    stats = RunStats(DELTA, resource.object_id, services.clock(), reason)
+    store = state_store(services)
+    run = MailboxRun(services, resource, stats, budget)
+    return await guarded_run(services, stats, lambda: _delta(run), store)
+
+
+async def _delta(run: MailboxRun) -> str:
+    services, mailbox = run.services, run.mailbox_id
+    store = state_store(services)
+    settings = services.settings
+    now = services.clock()
+    window = Window.around(now, settings.sync_days_back, settings.sync_days_forward)
+    state = await asyncio.to_thread(store.delta_state, mailbox)
+    fresh_reason = state.fresh_round_due(now, window)
+    seen: set[str] = set()
+    if fresh_reason:
+        state = state.start_fresh(now, window)
+        run.stats.round = fresh_reason
+    elif state.fresh:
+        run.stats.round = "full-listing-continued"
+        seen = await asyncio.to_thread(store.seen, mailbox)
+    else:
+        run.stats.round = "incremental"
+    full_listing = state.fresh
+
+    try:
+        state, finished, removed = await _follow(run, state, seen)
+    except DeltaExpired:
+        log.warning("delta token of %s expired: a fresh round, then a check of what it did not list", mailbox)
+        run.stats.round = "token-expired"
+        state, seen, full_listing = state.start_fresh(now, window), set(), True
+        state, finished, removed = await _follow(run, state, seen)
+
+    candidates: list[Link] = []
+    if removed:
+        gone, _ = await run.check_links(removed)
+        candidates.extend(gone)
+    empty_listing = False
+    if finished and full_listing:
+        if not seen:
+            empty_listing = True  # the breaker trips if links exist
+        else:
+            links = await asyncio.to_thread(lambda: [link for _, link in store.links_after(mailbox, None)])
+            unseen = [link for link in links if digest(link.event_id) not in seen]
+            if unseen:
+                log.info("%d linked events of %s not listed by the full round: reading them", len(unseen), mailbox)
+                gone, _ = await run.check_links(unseen)
+                candidates.extend(gone)
+    verdict = await run.delete_guarded(candidates, empty_listing=empty_listing)
+
+    if full_listing:
+        if finished:
+            await asyncio.to_thread(store.clear_seen, mailbox)
+        else:
+            await asyncio.to_thread(store.save_seen, mailbox, seen)
+    await asyncio.to_thread(store.save_delta_state, mailbox, state, run.stats)
+    if verdict is not None and not verdict.allowed:
+        return "breaker-tripped"
+    return "completed" if finished else "paused"
+
+
+async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[DeltaState, bool, list[Link]]:
+    """Follow the round page by page until the deltaLink (finished) or the budget (paused).
+
+    Events go through sync_event as they come; linked @removed ones are returned for a re-read.
+    """
+    services, mailbox = run.services, run.mailbox_id
+    fresh = state.fresh
+    link = state.next_link or (None if fresh else state.delta_link)
+    window = state.window.iso() if state.window else None
+    removed: dict[str, Link] = {}
+    while True:
+        run.stats.graph_requests += 1
+        page = read_page(await services.graph.calendar_delta(mailbox, link, None if link else window))
+        run.stats.changes += len(page.events) + len(page.removed)
+        if fresh:
+            seen.update(digest(event["id"]) for event in page.events)
+        for event in page.events:
+            removed.pop(event["id"], None)
+        await run.apply_all(
+            run.apply(event["id"], event_json=event, change_key=event.get("changeKey")) for event in page.events
+        )
+        for event_id in page.removed:
+            linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
+            if linked is not None:
+                removed[event_id] = linked
+            else:
+                run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
+        if page.delta_link:
+            return state.finished(page.delta_link), True, list(removed.values())
+        if not page.next_link:
+            raise SyncError(ErrorCode.GRAPH_REJECTED, "a delta page carried neither a nextLink nor a deltaLink")
+        link = page.next_link
+        if run.budget.expired():
+            return state.paused_at(link), False, list(removed.values())

@@ -1,0 +1,264 @@
+"""What delta and reconcile share: running mailboxes concurrently within a time budget, applying a
+change through the one sync path, checking linked events with $batch, and guarded deletes.
+
+Every change goes through `sync_event`, the same decision and write path as the real-time worker.
+Deletes inferred from absence (a 404, not listed by a full round) are collected first, decided as
+a set by the circuit breaker, then executed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared.core.breaker import Verdict, check_deletes
+from shared.core.decision import Action
+from shared.core.links import Link
+from shared.core.resources import Resource
+from shared.core.runs import RunStats
+from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
+from shared.core.webhook import ChangeNotification
+from shared.names import NOTIFICATIONS_QUEUE
+from shared.services import Services
+from shared.usecases.sync_event import OUTLOOK_TO_DIME, record_failure, sync_event
+
+if TYPE_CHECKING:
+    from shared.adapters.graph import BatchAnswer
+    from shared.adapters.syncstate_store import SyncStateStore
+
+log = logging.getLogger(__name__)
+
+RUN_BUDGET_SECONDS = 8 * 60  # the host stops a run at 10 minutes (host.json functionTimeout)
+MAILBOX_CONCURRENCY = 8  # mailboxes processed at once (Graph's own limit is 4 requests per mailbox)
+EVENT_CONCURRENCY = 8  # sync_event calls in flight per mailbox (tables and Dime.Scheduler only)
+MEMBER_ATTEMPTS = 5  # a throttled $batch member is asked again up to this many times
+MAX_RETRY_AFTER_SECONDS = 60.0
+BREAKER_SAMPLE = 50  # event ids kept in a breaker alert
+
+sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests may replace it
+
+
+class Budget:
+    """A run's deadline (monotonic): work stops at the next safe point once it has passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+def state_store(services: Services) -> SyncStateStore:
+    from shared.adapters.syncstate_store import SyncStateStore
+
+    return SyncStateStore(services.store)
+
+
+async def for_each_mailbox(
+    resources: Iterable[Resource],
+    work: Callable[[Resource], Awaitable[RunStats]],
+    concurrency: int = MAILBOX_CONCURRENCY,
+) -> list[RunStats]:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(resource: Resource) -> RunStats:
+        async with limit:
+            return await work(resource)
+
+    return list(await asyncio.gather(*(one(resource) for resource in resources)))
+
+
+@dataclass
+class MailboxRun:
+    """One mailbox's run: its figures, and a bound on its concurrent sync_event calls."""
+
+    services: Services
+    resource: Resource
+    stats: RunStats
+    budget: Budget
+    _limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(EVENT_CONCURRENCY))
+
+    @property
+    def mailbox_id(self) -> str:
+        return self.resource.object_id
+
+    async def apply(
+        self, event_id: str, *, event_json: dict | None = None, deleted: bool = False, change_key: str | None = None
+    ) -> None:
+        """sync_event for one event; a failure never stops the run and is never dropped:
+        transient ones go to the notification queue (retried, then poisoned), permanent ones
+        become a failed transaction an administrator can see and retry."""
+        async with self._limit:
+            try:
+                decision = await sync_event(
+                    self.services, self.resource, event_id, event_json=event_json, deleted=deleted
+                )
+            except SyncError as error:
+                await self._failed(event_id, deleted, change_key, error)
+                return
+        if decision.action is Action.UPSERT:
+            self.stats.writes += 1
+        elif decision.action is Action.DELETE:
+            self.stats.deletes += 1
+        else:
+            self.stats.skipped += 1
+
+    async def apply_all(self, coroutines: Iterable[Awaitable[None]]) -> None:
+        await asyncio.gather(*coroutines)
+
+    async def _failed(self, event_id: str, deleted: bool, change_key: str | None, error: SyncError) -> None:
+        self.stats.error(f"{event_id[-12:]}: {error}")
+        change = ChangeNotification(
+            self.mailbox_id, event_id, "deleted" if deleted else "updated", None if deleted else change_key, ""
+        )
+        if error.code.transient:
+            log.warning("event %s of %s: %s; queued for the worker", event_id[-12:], self.mailbox_id, error)
+            await asyncio.to_thread(self.services.queues.send, NOTIFICATIONS_QUEUE, change.to_message())
+        else:
+            await asyncio.to_thread(record_failure, self.services, change, error, change.to_message())
+
+    # Checking linked events with $batch ------------------------------------------------------
+
+    async def check_links(self, links: list[Link]) -> tuple[list[Link], int]:
+        """Re-read linked events, 20 per $batch, and bring every one that exists through sync_event.
+
+        Returns the links whose event is gone (404: candidates for a guarded delete) and how many
+        of `links`, in order, were fully handled (fewer when the budget ran out or Graph kept
+        throttling: the caller continues from there next time).
+        """
+        from shared.adapters.graph import BATCH_LIMIT
+
+        missing: list[Link] = []
+        pending: list[asyncio.Task[None]] = []
+        handled = 0
+        for start in range(0, len(links), BATCH_LIMIT):
+            if start and self.budget.expired():
+                break  # at least one $batch per call, so every run makes progress
+            chunk = links[start : start + BATCH_LIMIT]
+            answers = await self._read_batch([link.event_id for link in chunk])
+            unresolved = False
+            for link in chunk:
+                answer = answers.get(link.event_id)
+                if answer is None or answer.status in (429, 503, 504):
+                    unresolved = True
+                    break
+            if unresolved:
+                self.stats.error(f"Graph kept throttling a $batch of {len(chunk)} event reads; continuing next run")
+                break
+            for link in chunk:
+                answer = answers[link.event_id]
+                if answer.status == 200 and answer.body is not None:
+                    change_key = answer.body.get("changeKey")
+                    pending.append(
+                        asyncio.create_task(self.apply(link.event_id, event_json=answer.body, change_key=change_key))
+                    )
+                elif answer.status == 404:
+                    missing.append(link)
+                else:
+                    self.stats.error(f"{link.event_id[-12:]}: Graph answered {answer.status} to the event read")
+            handled = start + len(chunk)
+        await asyncio.gather(*pending)
+        return missing, handled
+
+    async def _read_batch(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
+        """One $batch, then the throttled members again after their Retry-After (members are
+        throttled one by one inside a 200, and no middleware retries them)."""
+        answers: dict[str, BatchAnswer] = {}
+        ask = event_ids
+        for attempt in range(MEMBER_ATTEMPTS):
+            self.stats.graph_requests += 1
+            got = await self.services.graph.get_events_batch(self.mailbox_id, ask)
+            answers.update(got)
+            throttled = [event_id for event_id in ask if got[event_id].status in (429, 503, 504)]
+            if not throttled or attempt == MEMBER_ATTEMPTS - 1:
+                break
+            wait = min(max((got[e].retry_after or 1.0) for e in throttled), MAX_RETRY_AFTER_SECONDS)
+            if wait >= self.budget.remaining():
+                break
+            log.info("%d of %d $batch members throttled; again in %.0f s", len(throttled), len(ask), wait)
+            await sleep(wait)
+            ask = throttled
+        return answers
+
+    # Guarded deletes -------------------------------------------------------------------------
+
+    async def delete_guarded(self, candidates: list[Link], *, empty_listing: bool = False) -> Verdict | None:
+        """Delete the events known to be gone, unless the breaker forbids the set as a whole."""
+        unique = list({link.event_id: link for link in candidates}.values())
+        if not unique and not empty_listing:
+            return None
+        store = state_store(self.services)
+        links = await asyncio.to_thread(store.count_links, self.mailbox_id)
+        verdict = check_deletes(
+            len(unique), links, share=self.services.settings.delete_breaker_share, empty_listing=empty_listing
+        )
+        if not verdict.allowed:
+            await asyncio.to_thread(self._alert, verdict, unique, links)
+            return verdict
+        await self.apply_all(self.apply(link.event_id, deleted=True) for link in unique)
+        return verdict
+
+    def _alert(self, verdict: Verdict, candidates: list[Link], links: int) -> None:
+        message = f"circuit breaker ({self.stats.kind}): {verdict.message}"
+        log.error("mailbox %s: %s", self.mailbox_id, message)
+        self.stats.breaker = message
+        now = self.services.clock()
+        self.services.store.add_transaction(
+            Transaction(
+                id=new_transaction_id(now),
+                mailbox_id=self.mailbox_id,
+                direction=OUTLOOK_TO_DIME,
+                operation="delete",
+                status=Status.FAILED,
+                created_at=now.isoformat(),
+                reason=verdict.reason,
+                error_code=ErrorCode.CIRCUIT_BREAKER_TRIPPED.value,
+                message=message,
+                payload={
+                    "source": self.stats.kind,
+                    "deletes": len(candidates),
+                    "links": links,
+                    "eventIds": [link.event_id for link in candidates[:BREAKER_SAMPLE]],
+                },
+            )
+        )
+
+
+async def guarded_run(
+    services: Services, stats: RunStats, work: Callable[[], Awaitable[str]], store: SyncStateStore
+) -> RunStats:
+    """Run one mailbox's work, turning any failure into a recorded outcome, and save the record."""
+    try:
+        outcome = await work()
+    except SyncError as error:
+        stats.error(str(error))
+        outcome = "failed"
+    except Exception as error:  # one mailbox must never stop the others
+        log.exception("%s run of %s failed", stats.kind, stats.mailbox_id)
+        stats.error(f"{type(error).__name__}: {error}")
+        outcome = "failed"
+    stats.finish(outcome, services.clock())
+    try:
+        await asyncio.to_thread(store.save_run, stats)
+    except Exception:
+        log.exception("could not save the %s run record of %s", stats.kind, stats.mailbox_id)
+    log.info(
+        "%s %s: %s, %d changes, %d writes, %d deletes, %d errors, %d Graph requests, %d ms",
+        stats.kind,
+        stats.mailbox_id,
+        stats.outcome,
+        stats.changes,
+        stats.writes,
+        stats.deletes,
+        stats.errors,
+        stats.graph_requests,
+        stats.duration_ms,
+    )
+    return stats

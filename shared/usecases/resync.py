@@ -1,0 +1,62 @@
+"""Resynchronising one mailbox on request: a message {"mailboxId", "reason"} on the resync queue.
+
+Senders: lifecycle handling (`missed`, `subscriptionRemoved`), a new subscription, an
+administrator (POST .../resources/{mailbox}/resync), and reconcile itself when a pass must
+continue (reason "reconcile-continue").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from shared.core.runs import RunStats
+from shared.names import RESYNC_QUEUE
+from shared.services import Services
+from shared.usecases.delta_sync import delta_mailbox
+from shared.usecases.mailbox_runs import RUN_BUDGET_SECONDS, Budget
+from shared.usecases.reconcile import RECONCILE_CONTINUE, reconcile_mailbox
+from shared.usecases.webhook import HttpAnswer
+
+log = logging.getLogger(__name__)
+
+ADMIN_REASON = "admin"
+
+
+async def resync(
+    message: dict[str, Any], services: Services, *, budget_seconds: float | None = None
+) -> RunStats | None:
+    """Run delta (or continue reconcile) for the mailbox named in the message."""
+    mailbox_id = str(message.get("mailboxId") or "").strip().lower()
+    reason = str(message.get("reason") or "resync")[:100]
+    if not mailbox_id:
+        log.warning("resync message without mailboxId ignored: %s", message)
+        return None
+    resource = await asyncio.to_thread(services.store.get_resource, mailbox_id)
+    if resource is None:
+        log.warning("resync of unknown mailbox %s ignored (reason %s)", mailbox_id, reason)
+        return None
+    budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
+    if reason == RECONCILE_CONTINUE:
+        return await reconcile_mailbox(services, resource, reason, budget)
+    if not resource.consent.enabled:
+        log.info("resync of %s skipped: the mailbox is disabled", mailbox_id)
+        return None
+    return await delta_mailbox(services, resource, reason, budget)
+
+
+def request_resync(mailbox_id: str, services: Services, reason: str = ADMIN_REASON) -> HttpAnswer:
+    """The admin endpoint: queue a resync of a known mailbox (202), 404 for an unknown one."""
+    mailbox_id = mailbox_id.strip().lower()
+    resource = services.store.get_resource(mailbox_id) if mailbox_id else None
+    if resource is None:
+        return _json(404, {"error": "unknown mailbox", "mailboxId": mailbox_id})
+    message = {"mailboxId": resource.object_id, "reason": reason}
+    services.queues.send(RESYNC_QUEUE, message)
+    return _json(202, {"queued": True, **message})
+
+
+def _json(status: int, body: dict[str, Any]) -> HttpAnswer:
+    return HttpAnswer(status, json.dumps(body), "application/json; charset=utf-8")
