@@ -1,0 +1,258 @@
+"""The resources admin API through the real functions, FakeGraph's real handshake and Azurite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import function_app
+from shared.adapters.subscription_rows import get_subscription, subscriptions_of, was_removed
+from shared.core.appointments import DELETE_PROCEDURE
+from shared.core.consent import SHOW_AS_VALUES
+from shared.names import NOTIFICATIONS_QUEUE, RESYNC_QUEUE
+from shared.usecases import webhook as webhook_usecase
+from shared.usecases.webhook import HttpAnswer
+from tests.conftest import drain_queue, notification_item
+from tests.e2e.live import admin, subscription_writes, validations, wire
+from tests.functions_server import FunctionsServer
+from tests.host import run_queue
+
+
+@pytest.fixture
+def server():
+    with FunctionsServer() as running:
+        yield running
+
+
+@pytest.fixture
+def services(azurite, graph, dime, monkeypatch, server):
+    return wire(azurite, graph, dime, monkeypatch, server)
+
+
+def test_onboarding_five_mailboxes_makes_five_subscriptions_after_ten_handshakes(graph, services, server):
+    people = [graph.add_user(mail=f"p{i}@contoso.com", upn=f"p{i}@contoso.onmicrosoft.com") for i in range(5)]
+
+    answers = [admin("PUT", p["userPrincipalName"]) for p in people]
+
+    assert [status for status, _ in answers] == [201] * 5
+    subscriptions = graph.subscriptions()
+    assert len(subscriptions) == 5
+    assert {s["resource"] for s in subscriptions} == {f"/users/{p['id']}/events" for p in people}
+    # Each creation validated the notification URL and the lifecycle URL through the real functions.
+    assert len(validations(graph)) == 10 and all(d.status == 200 for d in validations(graph))
+    assert sorted(route for route, _ in server.calls) == ["lifecycle"] * 5 + ["notifications"] * 5
+    for person, (_, body) in zip(people, answers, strict=True):
+        sub_id = body["subscription"]["id"]
+        assert body["id"] == person["id"] and body["email"] == person["mail"] and body["enabled"] is True
+        assert get_subscription(services.store, sub_id).mailbox_id == person["id"]
+        assert graph.subscription_used_immutable_ids(sub_id)
+        assert services.store.get_resource(person["id"]).subscription_id == sub_id
+    created = {s["id"]: s for s in subscriptions}
+    sample = created[answers[0][1]["subscription"]["id"]]
+    assert sample["changeType"] == "created,updated,deleted"
+    assert sample["notificationUrl"] == services.settings.notification_url
+    assert sample["lifecycleNotificationUrl"] == services.settings.lifecycle_notification_url
+    resyncs = drain_queue(services, RESYNC_QUEUE)
+    assert sorted(m["mailboxId"] for m in resyncs) == sorted(p["id"] for p in people)
+    assert {m["reason"] for m in resyncs} == {"onboarded"}
+
+
+def test_put_by_object_id_with_overrides_and_again_is_idempotent(graph, services):
+    person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    body = {"email": "Jane.Planner@contoso.com", "showAs": ["busy", "OOF"], "sensitivities": "normal"}
+
+    status, first = admin("PUT", person["id"], body)
+    status_again, again = admin("PUT", person["id"], body)
+
+    assert (status, status_again) == (201, 200)
+    assert first["email"] == "Jane.Planner@contoso.com" and first["upn"] == "jane@contoso.onmicrosoft.com"
+    assert first["showAs"] == ["busy", "oof"] and first["sensitivities"] == ["normal"]
+    assert again["subscription"] == first["subscription"]
+    assert subscription_writes(graph)["create"] == 1 and len(graph.subscriptions()) == 1
+
+
+def test_get_list_and_one_by_upn(graph, services):
+    person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    admin("PUT", person["userPrincipalName"])
+
+    status, listing = admin("GET")
+    status_one, one = admin("GET", "JANE@contoso.onmicrosoft.com")
+
+    assert status == 200 and [r["id"] for r in listing["value"]] == [person["id"]]
+    assert status_one == 200 and one == listing["value"][0]
+    assert admin("GET", "nobody@contoso.com")[0] == 404
+
+
+BAD_BODIES = [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "JSON object"),
+    ({"showAs": ["busy", "away"]}, "allowed: " + ", ".join(SHOW_AS_VALUES)),
+    ({"sensitivities": ["secret"]}, "allowed: normal, personal, private, confidential"),
+    ({"enabled": "yes"}, "enabled must be true or false"),
+    ({"email": "not-an-address"}, "email must be an e-mail address"),
+    ({"colour": "red"}, "unknown field 'colour'"),
+]
+
+
+def test_bad_input_is_400_with_a_reason_and_calls_nothing(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    graph.reset_requests()
+    for method in ("PUT", "PATCH"):
+        for body, reason in BAD_BODIES:
+            status, answer = admin(method, person["id"], body)
+            assert status == 400 and reason in answer["error"], (method, body, answer)
+    assert graph.requests == [] and services.store.get_resource(person["id"]) is None
+
+
+def test_bad_mailbox_and_bad_flag_are_400(graph, services):
+    assert admin("PUT", "no spaces allowed")[0] == 400
+    person = graph.add_user(mail="jane@contoso.com")
+    admin("PUT", person["id"])
+    status, answer = admin("DELETE", person["id"], removeAppointments="maybe")
+    assert status == 400 and "removeAppointments" in answer["error"]
+
+
+def test_unknown_mailbox_is_404_with_a_reason(graph, services):
+    status, answer = admin("PUT", "ghost@contoso.com")
+    assert status == 404 and "ghost@contoso.com" in answer["error"]
+    assert graph.subscriptions() == []
+    assert admin("PATCH", "ghost@contoso.com", {"enabled": False})[0] == 404
+    assert admin("DELETE", "ghost@contoso.com")[0] == 404
+
+
+def test_a_wrong_handshake_answer_fails_visibly_and_stores_nothing(graph, services, monkeypatch):
+    person = graph.add_user(mail="jane@contoso.com")
+    monkeypatch.setattr(
+        function_app, "receive_notifications", lambda body, token, get: HttpAnswer(200, "wrong " + (token or ""))
+    )
+
+    status, answer = admin("PUT", person["id"])
+
+    assert status == 400 and "ValidationError" in answer["error"]
+    assert graph.subscriptions() == []
+    assert validations(graph) and validations(graph)[0].status == 200  # answered, but not the token
+    assert services.store.get_resource(person["id"]) is None
+    assert subscriptions_of(services.store, person["id"]) == []
+    assert drain_queue(services, RESYNC_QUEUE) == []
+
+
+def test_handshake_answered_as_html_is_refused(graph, services, monkeypatch):
+    person = graph.add_user(mail="jane@contoso.com")
+    original = webhook_usecase.receive_notifications
+
+    def as_html(body, token, get):
+        answer = original(body, token, get)
+        return HttpAnswer(answer.status, answer.body, "text/html")
+
+    monkeypatch.setattr(function_app, "receive_notifications", as_html)
+    assert admin("PUT", person["id"])[0] == 400
+    assert graph.subscriptions() == []
+
+
+def test_graph_503_mid_onboarding_leaves_nothing_behind(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    graph.fail_next(1, status=503, path_contains="/subscriptions")
+
+    status, answer = admin("PUT", person["id"])
+
+    assert status == 503 and "try again later" in answer["error"]
+    assert services.store.get_resource(person["id"]) is None
+    assert subscriptions_of(services.store, person["id"]) == []
+    assert admin("PUT", person["id"])[0] == 201  # and a retry simply works
+    assert len(graph.subscriptions()) == 1
+
+
+def test_graph_failure_on_user_lookup_is_503(graph, services):
+    graph.fail_next(1, status=503, path_contains="/users/")
+    status, answer = admin("PUT", "jane@contoso.com")
+    assert status == 503 and "Graph" in answer["error"]
+
+
+def test_disable_removes_the_subscription_and_enable_creates_one(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    _, first = admin("PUT", person["id"])
+    drain_queue(services, RESYNC_QUEUE)
+
+    status, disabled = admin("PATCH", person["id"], {"enabled": False})
+    assert status == 200 and disabled["enabled"] is False and disabled["subscription"] is None
+    assert graph.subscriptions() == []
+    assert get_subscription(services.store, first["subscription"]["id"]) is None
+
+    status, enabled = admin("PATCH", person["id"], {"enabled": True})
+    assert status == 200 and enabled["subscription"]["id"] != first["subscription"]["id"]
+    assert [s["id"] for s in graph.subscriptions()] == [enabled["subscription"]["id"]]
+    assert [m["reason"] for m in drain_queue(services, RESYNC_QUEUE)] == ["onboarded"]
+
+
+def test_put_disabled_creates_no_subscription(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    status, body = admin("PUT", person["id"], {"enabled": False})
+    assert status == 201 and body["enabled"] is False and body["subscription"] is None
+    assert subscription_writes(graph)["create"] == 0
+
+
+def test_consent_change_requests_a_resync_without_touching_the_subscription(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    admin("PUT", person["id"])
+    drain_queue(services, RESYNC_QUEUE)
+    graph.reset_requests()
+
+    status, body = admin("PATCH", person["id"], {"showAs": ["busy"]})
+
+    assert status == 200 and body["showAs"] == ["busy"]
+    assert graph.requests == []
+    assert drain_queue(services, RESYNC_QUEUE) == [{"mailboxId": person["id"], "reason": "consentChanged"}]
+
+
+def test_delete_with_remove_appointments_deletes_our_appointments_and_links(graph, dime, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    admin("PUT", person["id"])
+    events = [graph.create_event(person["id"], subject=f"Visit {i}") for i in range(3)]
+    for event in events:
+        body = json.dumps({"value": [notification_item(person["id"], event["id"], "created", event["changeKey"])]})
+        function_app.notifications(function_app.func.HttpRequest("POST", "/api/notifications", body=body.encode()))
+    assert run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change).succeeded == 3
+    assert len(dime.appointments) == 3
+    dime.reset_calls()
+
+    status, answer = admin("DELETE", person["userPrincipalName"], removeAppointments="true")
+
+    assert status == 200 and answer == {"deleted": person["id"], "appointmentsRemoved": 3}
+    assert len([c for c in dime.calls if c[0] == DELETE_PROCEDURE]) == 3 and dime.appointments == {}
+    assert list(services.store.links_of(person["id"])) == []
+    assert services.store.get_resource(person["id"]) is None and graph.subscriptions() == []
+    assert was_removed(services.store, person["id"])
+
+
+def test_delete_without_flag_keeps_appointments(graph, dime, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    admin("PUT", person["id"])
+    status, answer = admin("DELETE", person["id"])
+    assert status == 200 and answer["appointmentsRemoved"] == 0
+    assert dime.calls == [] and graph.subscriptions() == []
+
+
+def test_a_late_notification_for_a_deleted_mailbox_is_dropped_not_recreated(graph, dime, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    _, body = admin("PUT", person["id"])
+    event = graph.create_event(person["id"])
+    admin("DELETE", person["id"])
+    item = notification_item(person["id"], event["id"], "created", event["changeKey"])
+    item["subscriptionId"] = body["subscription"]["id"]  # the subscription we just deleted
+    payload = json.dumps({"value": [item]}).encode()
+
+    function_app.notifications(function_app.func.HttpRequest("POST", "/api/notifications", body=payload))
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.succeeded == 1
+    assert services.store.get_resource(person["id"]) is None
+    assert dime.calls == []
+
+
+def test_onboarding_again_after_delete_works(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    admin("PUT", person["id"])
+    admin("DELETE", person["id"])
+    assert admin("PUT", person["id"])[0] == 201
+    assert not was_removed(services.store, person["id"]) and len(graph.subscriptions()) == 1
