@@ -90,7 +90,13 @@ class MailboxRun:
         return self.resource.object_id
 
     async def apply(
-        self, event_id: str, *, event_json: dict | None = None, deleted: bool = False, change_key: str | None = None
+        self,
+        event_id: str,
+        *,
+        event_json: dict | None = None,
+        deleted: bool = False,
+        change_key: str | None = None,
+        link: Link | None = None,
     ) -> None:
         """sync_event for one event; a failure never stops the run and is never dropped:
         transient ones go to the notification queue (retried, then poisoned), permanent ones
@@ -98,7 +104,7 @@ class MailboxRun:
         async with self._limit:
             try:
                 decision = await sync_event(
-                    self.services, self.resource, event_id, event_json=event_json, deleted=deleted
+                    self.services, self.resource, event_id, event_json=event_json, deleted=deleted, link_read=link
                 )
             except SyncError as error:
                 await self._failed(event_id, deleted, change_key, error)
@@ -157,7 +163,9 @@ class MailboxRun:
                 if answer.status == 200 and answer.body is not None:
                     change_key = answer.body.get("changeKey")
                     pending.append(
-                        asyncio.create_task(self.apply(link.event_id, event_json=answer.body, change_key=change_key))
+                        asyncio.create_task(
+                            self.apply(link.event_id, event_json=answer.body, change_key=change_key, link=link)
+                        )
                     )
                 elif answer.status == 404:
                     missing.append(link)
@@ -202,7 +210,7 @@ class MailboxRun:
         if not verdict.allowed:
             await asyncio.to_thread(self._alert, verdict, unique, links)
             return verdict
-        await self.apply_all(self.apply(link.event_id, deleted=True) for link in unique)
+        await self.apply_all(self.apply(link.event_id, deleted=True, link=link) for link in unique)
         return verdict
 
     def _alert(self, verdict: Verdict, candidates: list[Link], links: int) -> None:

@@ -53,16 +53,21 @@ async def ensure_resource(mailbox_id: str, services: Services, subscription_id: 
     resource = await asyncio.to_thread(store.get_resource, mailbox_id)
     if resource is not None:
         return resource
-    if await asyncio.to_thread(is_removed_mailbox, services, mailbox_id, subscription_id):
-        raise MailboxRemoved(mailbox_id)
-    user = await services.graph.get_user(mailbox_id)
-    if user is None:
-        raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox_id} is not a user in this tenant")
-    now = services.clock().isoformat()
-    resource = resource_from_user(user, services.settings.default_consent)
-    resource = replace(resource, created_at=now, updated_at=now, subscription_id=subscription_id or None)
-    log.info("first sight of mailbox %s: resource created with the tenant defaults", mailbox_id)
-    return await asyncio.to_thread(store.add_resource, resource)
+    # A new mailbox's first batch of notifications arrives at once: look it up in Graph once.
+    async with _event_locks.hold((mailbox_id, "")):
+        resource = await asyncio.to_thread(store.get_resource, mailbox_id)
+        if resource is not None:
+            return resource
+        if await asyncio.to_thread(is_removed_mailbox, services, mailbox_id, subscription_id):
+            raise MailboxRemoved(mailbox_id)
+        user = await services.graph.get_user(mailbox_id)
+        if user is None:
+            raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox_id} is not a user in this tenant")
+        now = services.clock().isoformat()
+        resource = resource_from_user(user, services.settings.default_consent)
+        resource = replace(resource, created_at=now, updated_at=now, subscription_id=subscription_id or None)
+        log.info("first sight of mailbox %s: resource created with the tenant defaults", mailbox_id)
+        return await asyncio.to_thread(store.add_resource, resource)
 
 
 async def sync_event(
@@ -73,16 +78,22 @@ async def sync_event(
     known_change_key: str | None = None,
     deleted: bool = False,
     event_json: dict[str, Any] | None = None,
+    link_read: Link | None = None,
 ) -> Decision:
     """Decide and execute for one event. Raises SyncError when Graph or Dime.Scheduler failed.
 
     known_change_key: the changeKey a notification announced (equal to the link's: no Graph call).
     deleted: Graph said the event is gone. event_json: current state already read (delta, $batch).
+    link_read: the link as the caller just read it (reconcile: saves a table read per event); links
+    are written etag-conditionally, so a stale one only costs a lost race and a re-read.
     """
     async with _event_locks.hold((resource.object_id, event_id)):
         written_hash: str | None = None
         for _ in range(MAX_RACES):
-            link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
+            if link_read is not None:
+                link, link_read = link_read, None
+            else:
+                link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
             # After a lost race in which we had written: rewrite the fresh state unless the
             # winner recorded exactly what we wrote (then the board is already right).
             force_upsert = written_hash is not None and (link is None or link.content_hash != written_hash)

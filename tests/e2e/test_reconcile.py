@@ -1,0 +1,154 @@
+"""Reconcile: the nightly check-up of every tracked appointment, through function_app's timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from azure.functions.timer import TimerRequest
+
+import function_app
+import shared.usecases.mailbox_runs as mailbox_runs
+from shared.adapters.syncstate_store import SyncStateStore
+from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
+from shared.core.ids import appointment_guid
+from shared.names import RESYNC_QUEUE
+from shared.usecases.reconcile import run_reconcile
+from tests.conftest import TENANT_ID, drain_queue
+from tests.host import call_function, run_queue
+from tests.linkseed import add_mailbox, seed_linked_events
+
+
+@pytest.fixture
+def person(graph, services):
+    return add_mailbox(graph, services, mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """Record the Retry-After waits instead of sleeping them."""
+    recorded: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(mailbox_runs, "sleep", fake_sleep)
+    return recorded
+
+
+def reconcile_timer():
+    call_function(function_app.reconcile_timer, TimerRequest(past_due=False))
+
+
+def upserts(dime):
+    return [params for procedure, params in dime.calls if procedure == UPSERT_PROCEDURE]
+
+
+def deleted_guids(dime):
+    return sorted(params["AppointmentGuid"] for procedure, params in dime.calls if procedure == DELETE_PROCEDURE)
+
+
+def run_record(services, mailbox_id):
+    return SyncStateStore(services.store).run(mailbox_id, "reconcile")
+
+
+def test_a_thousand_unchanged_links_cost_fifty_requests_and_no_write_then_k_changes_k_writes(
+    graph, dime, services, person
+):
+    events = seed_linked_events(graph, services, person, 1000)
+    graph.reset_requests()
+
+    reconcile_timer()
+
+    assert len(graph.requests) <= 50
+    assert all(r.path == "/v1.0/$batch" for r in graph.requests)
+    assert len(graph.batch_members) == 1000
+    member = graph.batch_members[0]
+    assert "$select" in member.query and 'IdType="ImmutableId"' in member.headers["prefer"]
+    assert dime.calls == []
+    record = run_record(services, person["id"])
+    assert (record["Outcome"], record["Changes"], record["Writes"], record["GraphRequests"]) == (
+        "completed",
+        1000,
+        0,
+        50,
+    )
+
+    changed = events[100:107]
+    for event in changed:
+        graph.update_event(person["id"], event["id"], subject=event["subject"] + " (moved)")
+    graph.reset_requests()
+
+    reconcile_timer()
+
+    assert len(upserts(dime)) == len(changed)
+    assert {u["Subject"] for u in upserts(dime)} == {e["subject"] + " (moved)" for e in changed}
+    assert len(graph.requests) <= 50
+
+
+def test_gone_events_are_deleted_and_throttled_members_are_asked_again_after_retry_after(
+    graph, dime, services, person, waits
+):
+    events = seed_linked_events(graph, services, person, 10)
+    for event in events[:2]:
+        graph.delete_event(person["id"], event["id"])
+    graph.fail_next(count=3, status=429, retry_after=1, path_contains="/events/")
+    graph.reset_requests()
+
+    reconcile_timer()
+
+    assert waits == [1.0]  # Retry-After honoured once for the three throttled members
+    assert len(graph.requests) == 2 and len(graph.batch_members) == 13
+    assert deleted_guids(dime) == sorted(appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events[:2])
+    assert upserts(dime) == []
+    assert len(list(services.store.links_of(person["id"]))) == 8
+
+
+def test_the_breaker_stops_reconcile_from_deleting_most_links(graph, dime, services, person):
+    events = seed_linked_events(graph, services, person, 10)
+    for event in events[:9]:
+        graph.delete_event(person["id"], event["id"])
+
+    reconcile_timer()
+
+    assert dime.calls == []
+    assert len(list(services.store.links_of(person["id"]))) == 10
+    [alert] = [t for t in services.store.transactions_of(person["id"]) if t.status.value == "failed"]
+    assert alert.error_code == "CIRCUIT_BREAKER_TRIPPED" and "9 of 10" in alert.message
+    assert run_record(services, person["id"])["Outcome"] == "breaker-tripped"
+
+
+def test_consent_withdrawn_is_a_rule_not_an_absence_so_reconcile_deletes(graph, dime, services, person):
+    from dataclasses import replace
+
+    from shared.core.consent import Consent
+
+    seed_linked_events(graph, services, person, 3)
+    resource = services.store.get_resource(person["id"])
+    services.store.put_resource(replace(resource, consent=Consent.parse(False, "busy", "normal")))
+
+    reconcile_timer()
+
+    assert len(deleted_guids(dime)) == 3
+    assert list(services.store.links_of(person["id"])) == []
+
+
+def test_a_pass_out_of_time_continues_from_its_cursor_through_the_resync_queue(graph, dime, services, person):
+    seed_linked_events(graph, services, person, 45)
+    graph.reset_requests()
+
+    [first] = asyncio.run(run_reconcile(services, budget_seconds=0))  # one $batch, then the place is kept
+
+    assert first.outcome == "paused" and first.changes == 20
+    assert SyncStateStore(services.store).reconcile_cursor(person["id"])
+    queued = drain_queue(services, RESYNC_QUEUE)
+    assert queued == [{"mailboxId": person["id"], "reason": "reconcile-continue"}]
+    services.queues.send(RESYNC_QUEUE, queued[0])
+
+    run = run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+
+    assert run.succeeded == 1
+    assert len(graph.batch_members) == 45  # every link read exactly once over the two runs
+    assert SyncStateStore(services.store).reconcile_cursor(person["id"]) is None
+    assert run_record(services, person["id"])["Outcome"] == "completed"
+    assert dime.calls == []
