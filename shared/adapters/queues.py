@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient
+
+
+_SENDERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="queue-send")
 
 
 class QueueSender:
@@ -33,6 +37,17 @@ class QueueSender:
     def send(self, queue_name: str, message: dict[str, Any], *, delay_seconds: int | None = None) -> None:
         body = json.dumps(message, separators=(",", ":")).encode("utf-8")
         self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
+
+    def send_many(self, queue_name: str, messages: list[dict[str, Any]]) -> None:
+        """Send concurrently (the queue service has no batch send): a 20-item POST from Graph
+        costs about one round trip instead of twenty. Raises if any send failed."""
+        if len(messages) <= 1:
+            for message in messages:
+                self.send(queue_name, message)
+            return
+        futures = [_SENDERS.submit(self.send, queue_name, message) for message in messages]
+        for future in futures:
+            future.result()
 
     def create_queues(self, names: tuple[str, ...]) -> None:
         """For local runs and tests; in Azure the Bicep template creates them."""

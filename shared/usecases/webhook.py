@@ -48,10 +48,8 @@ def receive_notifications(
     for reason in parsed.rejected:
         log.warning("dropped a notification item: %s", reason)
     try:
-        for change in parsed.changes:
-            services.queues.send(NOTIFICATIONS_QUEUE, change.to_message())
-        for lifecycle in parsed.lifecycle:
-            services.queues.send(LIFECYCLE_QUEUE, lifecycle.to_message())
+        services.queues.send_many(NOTIFICATIONS_QUEUE, [change.to_message() for change in parsed.changes])
+        services.queues.send_many(LIFECYCLE_QUEUE, [item.to_message() for item in parsed.lifecycle])
     except Exception:
         log.exception("could not enqueue notifications; answering 503 so Graph delivers again")
         return HttpAnswer(503, "could not accept the notifications now")
