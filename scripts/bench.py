@@ -45,7 +45,10 @@ def import_cost() -> tuple[float, float]:
         "import time, resource; t = time.perf_counter(); import function_app; "
         "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
-    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True) for _ in range(5)]
+    runs = [
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        for _ in range(5)
+    ]
     seconds, mib = zip(*(map(float, r.stdout.split()) for r in runs), strict=True)
     return statistics.median(seconds), max(mib)
 
@@ -62,7 +65,10 @@ def post(items: list[dict]) -> float:
 def bench_webhook(services, posts: int) -> dict[str, tuple[float, float]]:
     figures = {}
     for size in (1, 20):
-        times = [post([notification_item("0b1c2d3e-0000-4000-8000-000000000001", f"e{i}-{j}") for j in range(size)]) for i in range(posts)]
+        times = [
+            post([notification_item("0b1c2d3e-0000-4000-8000-000000000001", f"e{i}-{j}") for j in range(size)])
+            for i in range(posts)
+        ]
         figures[size] = (percentile(times, 0.5) * 1000, percentile(times, 0.99) * 1000)
         services.queues.client(NOTIFICATIONS_QUEUE).clear_messages()
     return figures
@@ -74,7 +80,9 @@ def workload(graph: FakeGraph, mailboxes: int, changes_per_mailbox: int) -> list
     for m in range(mailboxes):
         person = graph.add_user(mail=f"tech{m}@contoso.com")
         for c in range(changes_per_mailbox):
-            event = graph.create_event(person["id"], subject=f"Job {c}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00")
+            event = graph.create_event(
+                person["id"], subject=f"Job {c}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00"
+            )
             if c % 2:
                 event = graph.update_event(person["id"], event["id"], subject=f"Job {c} (moved)")
             items += [notification_item(person["id"], event["id"], "updated", event["changeKey"])] * DUPLICATES
@@ -129,7 +137,9 @@ def main() -> None:
             clean_storage(services)
             function_app.services = lambda: services
             webhook = bench_webhook(services, posts=200)
-        ours = {n: bench_end_to_end(azurite, n, max(2, 200 // n), lambda s: function_app.apply_change) for n in (1, 10, 100)}
+        ours = {
+            n: bench_end_to_end(azurite, n, max(2, 200 // n), lambda s: function_app.apply_change) for n in (1, 10, 100)
+        }
         naive = bench_end_to_end(azurite, 10, 20, naive_apply)
     finally:
         azurite.stop()
@@ -147,8 +157,14 @@ def main() -> None:
         )
     mid = ours[10]
     rows += [
-        ("Graph requests per distinct change: ours / naive", f"{mid['graph_per_change']:.2f} / {naive['graph_per_change']:.2f}"),
-        ("Dime.Scheduler writes per distinct change: ours / naive", f"{mid['writes_per_change']:.2f} / {naive['writes_per_change']:.2f}"),
+        (
+            "Graph requests per distinct change: ours / naive",
+            f"{mid['graph_per_change']:.2f} / {naive['graph_per_change']:.2f}",
+        ),
+        (
+            "Dime.Scheduler writes per distinct change: ours / naive",
+            f"{mid['writes_per_change']:.2f} / {naive['writes_per_change']:.2f}",
+        ),
         ("import function_app: median time, peak RSS", f"{seconds * 1000:.0f} ms, {mib:.0f} MiB"),
     ]
     width = max(len(label) for label, _ in rows)
