@@ -189,7 +189,9 @@ async def renew(services: Services, resource: Resource, pacer: Pacer | None = No
             error.status,
         )
         await asyncio.to_thread(delete_subscription_row, services.store, resource.subscription_id)
-        return await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None), pacer)
+        live = await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None), pacer)
+        request_resync(services, resource.object_id, "subscriptionRecreated")  # notifications may be lost
+        return live
     if "id" not in renewed:
         renewed = {**renewed, "id": resource.subscription_id}
     return await _store_live(services, resource, renewed, created=False)
