@@ -1,0 +1,120 @@
+"""Lifecycle notifications: FakeGraph posts to the real /api/lifecycle, the queue worker acts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+import function_app
+from shared.adapters.subscription_rows import get_subscription
+from shared.core.subscriptions import parse_expiry
+from shared.core.webhook import client_state_for
+from shared.names import LIFECYCLE_QUEUE, RESYNC_QUEUE
+from tests.conftest import CLIENT_STATE_SECRET, TENANT_ID, drain_queue
+from tests.e2e.live import admin, run_lifecycle, subscription_writes, wire
+from tests.functions_server import FunctionsServer
+
+
+@pytest.fixture
+def server():
+    with FunctionsServer() as running:
+        yield running
+
+
+@pytest.fixture
+def services(azurite, graph, dime, monkeypatch, server):
+    return wire(azurite, graph, dime, monkeypatch, server)
+
+
+@pytest.fixture
+def onboarded(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    status, body = admin("PUT", person["id"])
+    assert status == 201
+    drain_queue(services, RESYNC_QUEUE)
+    graph.reset_requests()
+    return person, body["subscription"]["id"]
+
+
+def test_reauthorization_required_renews_by_patch_only(graph, services, onboarded):
+    person, sub_id = onboarded
+    before = services.store.get_resource(person["id"]).subscription_expiry
+
+    assert graph.send_lifecycle(sub_id, "reauthorizationRequired") == 202
+    run_lifecycle(services)
+
+    assert subscription_writes(graph) == {"create": 0, "renew": 1, "delete": 0, "list": 0, "reauthorize": 0}
+    assert graph.subscription_reauthorizations(sub_id) == 0
+    resource = services.store.get_resource(person["id"])
+    assert resource.subscription_id == sub_id
+    assert parse_expiry(resource.subscription_expiry) >= parse_expiry(before)
+    assert get_subscription(services.store, sub_id).expiry == resource.subscription_expiry
+    assert drain_queue(services, RESYNC_QUEUE) == []
+
+
+def test_subscription_removed_creates_it_again_then_requests_a_resync(graph, services, onboarded):
+    person, sub_id = onboarded
+
+    assert graph.send_lifecycle(sub_id, "subscriptionRemoved") == 202
+    run_lifecycle(services)
+
+    (current,) = graph.subscriptions()
+    assert current["id"] != sub_id and current["resource"] == f"/users/{person['id']}/events"
+    assert subscription_writes(graph)["create"] == 1
+    assert services.store.get_resource(person["id"]).subscription_id == current["id"]
+    assert get_subscription(services.store, sub_id) is None
+    assert get_subscription(services.store, current["id"]).mailbox_id == person["id"]
+    assert drain_queue(services, RESYNC_QUEUE) == [{"mailboxId": person["id"], "reason": "subscriptionRemoved"}]
+
+
+def test_missed_requests_a_resync_and_writes_nothing(graph, services, onboarded):
+    person, sub_id = onboarded
+
+    assert graph.send_lifecycle(sub_id, "missed") == 202
+    run_lifecycle(services)
+
+    assert subscription_writes(graph) == {"create": 0, "renew": 0, "delete": 0, "list": 0, "reauthorize": 0}
+    assert drain_queue(services, RESYNC_QUEUE) == [{"mailboxId": person["id"], "reason": "missed"}]
+    assert [s["id"] for s in graph.subscriptions()] == [sub_id]
+
+
+def test_a_lifecycle_item_without_resource_is_verified_through_the_table(graph, services, onboarded):
+    person, sub_id = onboarded
+    item = {
+        "subscriptionId": sub_id,
+        "subscriptionExpirationDateTime": "2030-01-01T00:00:00+00:00",
+        "tenantId": TENANT_ID,
+        "clientState": client_state_for(person["id"], CLIENT_STATE_SECRET),
+        "lifecycleEvent": "missed",
+    }
+    forged = {**item, "subscriptionId": "00000000-0000-4000-8000-000000000000"}
+    body = json.dumps({"value": [item, forged]}).encode()
+
+    response = function_app.lifecycle(function_app.func.HttpRequest("POST", "/api/lifecycle", body=body))
+
+    assert response.status_code == 202
+    assert drain_queue(services, LIFECYCLE_QUEUE) == [
+        {
+            "mailboxId": person["id"],
+            "subscriptionId": sub_id,
+            "lifecycleEvent": "missed",
+            "subscriptionExpirationDateTime": "2030-01-01T00:00:00+00:00",
+        }
+    ]
+
+
+def test_lifecycle_events_of_a_disabled_mailbox_are_dropped(graph, services, onboarded):
+    person, sub_id = onboarded
+    # Disabled behind our back (the subscription is still live at Graph, as after a failed DELETE).
+    resource = services.store.get_resource(person["id"])
+    services.store.put_resource(replace(resource, consent=replace(resource.consent, enabled=False)))
+
+    graph.send_lifecycle(sub_id, "missed")
+    graph.send_lifecycle(sub_id, "reauthorizationRequired")
+    run_lifecycle(services)
+
+    assert drain_queue(services, RESYNC_QUEUE) == []
+    assert subscription_writes(graph)["delete"] == 1 and graph.subscriptions() == []  # unwanted: stopped
+    assert subscription_writes(graph)["renew"] == 0
