@@ -46,6 +46,15 @@ class FunctionsServer:
             def do_GET(self) -> None:
                 bridge._serve(self)
 
+            def do_PUT(self) -> None:
+                bridge._serve(self)
+
+            def do_PATCH(self) -> None:
+                bridge._serve(self)
+
+            def do_DELETE(self) -> None:
+                bridge._serve(self)
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 

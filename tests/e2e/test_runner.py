@@ -1,0 +1,91 @@
+"""The local runner (tests/runner.py): real HTTP routes, queue polling and timers on demand."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from shared.core.ids import appointment_guid
+from shared.names import NOTIFICATIONS_QUEUE
+from tests.conftest import TENANT_ID, clean_storage, settings_env
+from tests.runner import LocalRunner, _route_pattern, build_services
+
+
+@pytest.fixture
+def runner(azurite, graph, dime, monkeypatch):
+    client = httpx.Client()
+    monkeypatch.setattr(httpx, "post", client.post)  # the fakes' deliveries reuse one client
+    runner = LocalRunner()
+    env = settings_env(
+        azurite,
+        graph.base_url,
+        dime.base_url,
+        NOTIFICATION_URL=runner.url("notifications"),
+        LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
+    )
+    runner.services = build_services(env, clock=runner.clock)
+    clean_storage(runner.services)
+    with runner:
+        yield runner
+    client.close()
+
+
+def test_route_templates_match_parameters_and_literals():
+    pattern = _route_pattern("manage/resources/{mailbox}/resync")
+    assert pattern.match("manage/resources/jane@contoso.com/resync").groupdict() == {"mailbox": "jane@contoso.com"}
+    assert pattern.match("manage/resources/a/b/resync") is None
+
+
+def test_every_trigger_is_indexed(runner):
+    assert {"notifications", "lifecycle", "health"} <= {r.name for r in runner.http_routes}
+    assert NOTIFICATIONS_QUEUE in runner.queues and NOTIFICATIONS_QUEUE + "-poison" in runner.queues
+    assert "retry_failed" in runner.timers
+
+
+def test_http_keys_methods_and_anonymous_routes(runner):
+    assert runner.request("GET", "health")[0] in (200, 503)  # anonymous: no key needed (503: env unset)
+    assert httpx.get(f"{runner.origin}/api/manage/status").status_code == 401  # no key
+    assert httpx.get(f"{runner.origin}/api/manage/status?code=wrong").status_code == 401
+    assert httpx.get(f"{runner.origin}/api/manage/status", headers={"x-functions-key": runner.key}).status_code == 200
+    assert httpx.get(f"{runner.origin}/api/nothing-here").status_code == 404
+    assert httpx.delete(f"{runner.origin}/api/notifications?code={runner.key}").status_code == 405
+
+
+def test_onboard_over_http_then_changes_flow_through_webhook_queue_and_timers(runner, graph, dime):
+    person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    status, body = runner.request("PUT", f"manage/resources/{person['userPrincipalName']}", {"showAs": ["busy"]})
+    assert status == 201 and body["subscription"]["id"] in {s["id"] for s in graph.subscriptions()}
+    runner.drain()  # the onboarding resync
+
+    graph.auto_notify = True
+    graph.notify_duplicates = 3
+    event = graph.create_event(person["id"], subject="Visit", start="2026-11-24T09:00:00", end="2026-11-24T10:00:00")
+    graph.create_event(person["id"], subject="Lunch", show_as="free")
+    dime.fail_next(count=1000, status=503)  # every delivery fails: poisoned, then a failed transaction
+    assert set(graph.flush_notifications()) == {202}
+    summary = runner.drain()
+    dime.clear_faults()
+    assert summary.runs[NOTIFICATIONS_QUEUE].poisoned >= 1 and dime.appointments == {}
+
+    runner.clock.advance(timedelta(hours=7))  # past any backoff
+    runner.fire("retry_failed")
+    runner.drain()
+    guid = appointment_guid(TENANT_ID, person["id"], event["id"])
+    assert list(dime.appointments) == [guid] and dime.appointments[guid]["Subject"] == "Visit"
+
+
+def test_background_polling_delivers_without_drain(runner, graph, dime):
+    person = graph.add_user(mail="jane@contoso.com")
+    assert runner.request("PUT", f"manage/resources/{person['id']}")[0] == 201
+    graph.auto_notify = True
+    runner.start_polling(interval=0.05)
+    graph.create_event(person["id"], subject="Polled", start="2026-11-24T09:00:00", end="2026-11-24T10:00:00")
+    graph.flush_notifications()
+    deadline = time.monotonic() + 20
+    while not dime.appointments and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runner.stop_polling()
+    assert [a["Subject"] for a in dime.appointments.values()] == ["Polled"]

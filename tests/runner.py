@@ -1,0 +1,329 @@
+"""A local runner for function_app: a development aid, not a replacement for Core Tools.
+
+It runs the real function code, unchanged, the way the Functions host would:
+
+* **HTTP**: a loopback ThreadingHTTPServer (an extension of `tests.functions_server`) maps
+  `METHOD /api/<route>` to the indexed function whose trigger declares that route and method
+  (route parameters such as `{mailbox}` become `req.route_params`). Functions with auth level
+  FUNCTION or ADMIN want the runner's key in `?code=` or `x-functions-key`; ANONYMOUS ones do not.
+* **Queues**: every queue-triggered function is fed from Azurite by `tests.host` (base64
+  messages, up to `batchSize` at once, the dequeue count, `<queue>-poison` after
+  `maxDequeueCount`), either on demand (`drain()`) or by a background poller (`start_polling()`).
+* **Timers**: fired on demand, `runner.fire("retry_failed")`, with `TimerRequest(past_due=False)`.
+
+The app's services are injected by setting `function_app.services = lambda: services`, as the
+tests do; `runner.clock` is a clock the services can use, which `advance()` moves forward (so a
+failed transaction's backoff can elapse without waiting).
+
+    runner = LocalRunner()
+    env = {..., "NOTIFICATION_URL": runner.url("notifications"), ...}
+    runner.services = build_services(env, clock=runner.clock)
+    with runner:
+        runner.request("PUT", "manage/resources/jane@contoso.com", {"showAs": ["busy"]})
+        runner.drain()
+        runner.fire("retry_failed")
+
+The indexed functions are read once per app object (`app.get_functions()` may be called only
+once: it builds and validates the function list) and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import azure.functions as func
+import httpx
+from azure.functions.timer import TimerRequest
+
+from shared.names import POISON_SUFFIX
+from shared.services import Services
+from tests.functions_server import FunctionsServer
+from tests.host import QueueRun, call_function, run_queue
+
+_INDEX_CACHE: dict[int, list[Any]] = {}
+
+
+def indexed_functions(app: func.FunctionApp) -> list[Any]:
+    """`app.get_functions()`, called once per app object."""
+    key = id(app)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = list(app.get_functions())
+    return _INDEX_CACHE[key]
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    name: str
+    template: str  # e.g. "manage/resources/{mailbox}"
+    methods: frozenset[str]
+    pattern: re.Pattern[str]
+    anonymous: bool
+    function: Callable[..., Any]
+
+    @property
+    def literal_segments(self) -> int:
+        return sum(1 for s in self.template.split("/") if not s.startswith("{"))
+
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    parts = []
+    for segment in template.strip("/").split("/"):
+        match = re.fullmatch(r"\{(\w+)(?::[^}]*)?\??\}", segment)
+        parts.append(f"(?P<{match.group(1)}>[^/]+)" if match else re.escape(segment))
+    return re.compile("^" + "/".join(parts) + "$", re.IGNORECASE)
+
+
+@dataclass
+class DrainSummary:
+    """What one `drain()` did, per queue."""
+
+    runs: dict[str, QueueRun] = field(default_factory=dict)
+
+    def add(self, queue: str, run: QueueRun) -> None:
+        total = self.runs.setdefault(queue, QueueRun())
+        total.succeeded += run.succeeded
+        total.failed += run.failed
+        total.poisoned += run.poisoned
+        total.errors += run.errors
+
+    @property
+    def handled(self) -> int:
+        return sum(r.succeeded + r.failed for r in self.runs.values())
+
+
+class ShiftableClock:
+    """UTC now, plus an offset that `advance()` grows (thread-safe enough: one float)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+class _AppServer(FunctionsServer):
+    """FunctionsServer routing by the function index instead of a fixed table."""
+
+    def __init__(self, routes: list[HttpRoute], key: str) -> None:
+        super().__init__(routes={}, key=key)
+        self.http_routes = sorted(routes, key=lambda r: -r.literal_segments)  # literal before {param}
+
+    def resolve(self, method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | str | None:
+        """The route and its parameters; "405" if the path exists for other methods; None if none."""
+        other_method = False
+        for route in self.http_routes:
+            match = route.pattern.match(path)
+            if match is None:
+                continue
+            if method.upper() not in route.methods:
+                other_method = True
+                continue
+            return route, match.groupdict()
+        return "405" if other_method else None
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        path = parts.path.removeprefix("/api/").strip("/")
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        found = self.resolve(handler.command, path)
+        if found is None:
+            self._answer(handler, 404, b"no such function", "text/plain")
+            return
+        if found == "405":
+            self._answer(handler, 405, b"method not allowed", "text/plain")
+            return
+        assert not isinstance(found, str)
+        route, route_params = found
+        keyed = params.get("code") == self.key or handler.headers.get("x-functions-key") == self.key
+        if not route.anonymous and not keyed:
+            self._answer(handler, 401, b"", "text/plain")
+            return
+        request = func.HttpRequest(
+            method=handler.command,
+            url=self.origin + handler.path,
+            headers=dict(handler.headers.items()),
+            params=params,
+            route_params=route_params,
+            body=body,
+        )
+        try:
+            response = call_function(route.function, request)
+        except Exception as error:  # the host answers 500 when a function raises
+            self.calls.append((route.name, 500))
+            self._answer(handler, 500, f"{type(error).__name__}: {error}".encode(), "text/plain")
+            return
+        self.calls.append((route.name, response.status_code))
+        mimetype = response.mimetype or "text/plain"
+        content_type = f"{mimetype}; charset={response.charset}" if response.charset else mimetype
+        handler.send_response(response.status_code)
+        answer = response.get_body() or b""
+        for name, value in response.headers.items():
+            if name.lower() not in ("content-type", "content-length"):
+                handler.send_header(name, value)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(answer)))
+        handler.end_headers()
+        handler.wfile.write(answer)
+
+
+class LocalRunner:
+    """Serve, poll and fire function_app's functions against the given services."""
+
+    def __init__(self, services: Services | None = None, *, key: str = "local-key", module: Any = None) -> None:
+        """services may be set later (before start()): the settings' NOTIFICATION_URL usually
+        needs the runner's port, which `url()` knows as soon as the runner exists."""
+        if module is None:
+            import function_app as module
+        self.module = module
+        self.services: Services = services  # type: ignore[assignment]
+        self.key = key
+        self.http_routes: list[HttpRoute] = []
+        self.queues: dict[str, Callable[..., Any]] = {}
+        self.timers: dict[str, Callable[..., Any]] = {}
+        for function in indexed_functions(module.app):
+            trigger = function.get_trigger()
+            kind = type(trigger).__name__
+            name = function.get_function_name()
+            user_function = function.get_user_function()
+            if kind == "HttpTrigger":
+                methods = frozenset(str(getattr(m, "value", m)).upper() for m in (trigger.methods or ["GET", "POST"]))
+                auth = str(getattr(trigger.auth_level, "value", trigger.auth_level) or "function").lower()
+                template = trigger.route or name
+                self.http_routes.append(
+                    HttpRoute(name, template, methods, _route_pattern(template), auth == "anonymous", user_function)
+                )
+            elif kind == "QueueTrigger":
+                self.queues[trigger.queue_name] = user_function
+            elif kind == "TimerTrigger":
+                self.timers[name] = user_function
+        self.server = _AppServer(self.http_routes, key)
+        self._previous_services: Any = None
+        self._poller: threading.Thread | None = None
+        self._polling = threading.Event()
+        self._drain_lock = threading.Lock()
+        self.drained = DrainSummary()  # everything the poller (and drain()) handled
+        self._client = httpx.Client(timeout=30.0)
+        self.clock = ShiftableClock()
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> LocalRunner:
+        if self.services is None:
+            raise RuntimeError("set runner.services before start()")
+        self._previous_services = self.module.services
+        self.module.services = lambda: self.services
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_polling()
+        self.server.stop()
+        self._client.close()
+        if self._previous_services is not None:
+            self.module.services = self._previous_services
+
+    def __enter__(self) -> LocalRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -------------------------------------------------------------- HTTP
+    @property
+    def origin(self) -> str:
+        return self.server.origin
+
+    def url(self, route: str, **params: str) -> str:
+        """Public URL of an HTTP function, with the key in ?code= (as Graph is given it)."""
+        query = urlencode({"code": self.key, **params})
+        return f"{self.origin}/api/{route.strip('/')}?{query}"
+
+    def request(self, method: str, route: str, body: Any = None, **params: str) -> tuple[int, Any]:
+        """Call an HTTP function over real HTTP; returns (status, decoded JSON or text)."""
+        content = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
+        response = self._client.request(method, self.url(route, **params), content=content)
+        text = response.text
+        if response.headers.get("content-type", "").startswith("application/json") and text:
+            return response.status_code, json.loads(text)
+        return response.status_code, text
+
+    # -------------------------------------------------------------- timers
+    def fire(self, name: str) -> Any:
+        """Run a timer function now, as the host does on schedule."""
+        if name not in self.timers:
+            raise KeyError(f"no timer function {name!r}; indexed: {', '.join(sorted(self.timers))}")
+        return call_function(self.timers[name], TimerRequest(past_due=False))
+
+    def has_timer(self, name: str) -> bool:
+        return name in self.timers
+
+    # -------------------------------------------------------------- queues
+    def _queue_order(self) -> Iterator[str]:
+        """Trigger queues first, their poison queues last (as failures land there)."""
+        names = sorted(self.queues, key=lambda q: (q.endswith(POISON_SUFFIX), q))
+        yield from names
+
+    def drain(self, *, max_passes: int = 200) -> DrainSummary:
+        """Deliver messages of every queue-triggered function until all queues are empty."""
+        summary = DrainSummary()
+        with self._drain_lock:
+            for _ in range(max_passes):
+                handled = 0
+                for queue in self._queue_order():
+                    run = run_queue(self.services, queue, self.queues[queue], max_rounds=1000)
+                    summary.add(queue, run)
+                    self.drained.add(queue, run)
+                    handled += run.succeeded + run.failed
+                if handled == 0:
+                    break
+        return summary
+
+    def start_polling(self, interval: float = 0.1) -> None:
+        """Poll every queue in a background thread (like the host's listener) until stopped."""
+        if self._poller is not None:
+            return
+        self._polling.set()
+
+        def loop() -> None:
+            while self._polling.is_set():
+                if self.drain(max_passes=1).handled == 0:
+                    time.sleep(interval)
+
+        self._poller = threading.Thread(target=loop, name="runner-queues", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._polling.clear()
+        if self._poller is not None:
+            self._poller.join(timeout=60)
+            self._poller = None
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {}
+        for queue in self.queues:
+            properties = self.services.queues.client(queue).get_queue_properties()
+            depths[queue] = properties.approximate_message_count or 0
+        return depths
+
+
+def build_services(env: dict[str, str], *, clock: Callable[[], datetime] | None = None, retries: int = 0) -> Services:
+    """Services as tests/conftest.py's make_services builds them (Graph via StaticTokenCredential)."""
+    from tests.conftest import make_services
+
+    built = make_services(env, retries=retries)
+    if clock is not None:
+        built.clock = clock
+    return built
