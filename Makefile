@@ -1,10 +1,10 @@
-# Everything a new user needs, from a fresh clone: `make test`.
+# Everything a new user needs, from a fresh clone: `make demo`, `make test`, `make bench`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: test lint format install clean
+.PHONY: test lint format install clean demo bench
 
 install: $(VENV)/.installed $(AZURITE)
 
@@ -22,6 +22,12 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python scripts/bench.py
 
 lint: install
 	$(BIN)/ruff check .
