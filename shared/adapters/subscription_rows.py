@@ -28,6 +28,7 @@ class SubscriptionRow:
     mailbox_id: str
     expiry: str
     created_at: str = ""
+    key_id: str = ""  # fingerprint of the CLIENT_STATE_SECRET it was created under
 
 
 def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
@@ -39,6 +40,7 @@ def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
         "MailboxId": row.mailbox_id.lower(),
         "Expiry": row.expiry,
         "CreatedAt": row.created_at,
+        "KeyId": row.key_id,
     }
     store.table(SUBSCRIPTIONS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -52,7 +54,7 @@ def get_subscription(store: StateStore, subscription_id: str) -> SubscriptionRow
         entity = store.table(SUBSCRIPTIONS_TABLE).get_entity(SUBSCRIPTION_PARTITION, subscription_id)
     except ResourceNotFoundError:
         return None
-    return SubscriptionRow(entity["RowKey"], entity.get("MailboxId", ""), entity.get("Expiry", ""))
+    return _row(entity)
 
 
 def delete_subscription_row(store: StateStore, subscription_id: str) -> None:
@@ -67,7 +69,17 @@ def subscriptions_of(store: StateStore, mailbox_id: str) -> list[SubscriptionRow
         "PartitionKey eq @pk and MailboxId eq @mailbox",
         parameters={"pk": SUBSCRIPTION_PARTITION, "mailbox": mailbox_id.lower()},
     )
-    return [SubscriptionRow(e["RowKey"], e.get("MailboxId", ""), e.get("Expiry", "")) for e in entities]
+    return [_row(e) for e in entities]
+
+
+def _row(entity: dict) -> SubscriptionRow:
+    return SubscriptionRow(
+        entity["RowKey"],
+        entity.get("MailboxId", ""),
+        entity.get("Expiry", ""),
+        entity.get("CreatedAt", ""),
+        entity.get("KeyId", ""),
+    )
 
 
 def mailbox_of_subscription(store: StateStore, subscription_id: str) -> str | None:

@@ -35,6 +35,13 @@ def client_state_for(mailbox_id: str, secret: str) -> str:
     return hmac.new(secret.encode("utf-8"), mailbox_id.lower().encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def secret_fingerprint(secret: str) -> str:
+    """Names which CLIENT_STATE_SECRET a subscription was created under, without revealing it,
+    so the renewal timer can recreate subscriptions after a key rotation (PATCH cannot change a
+    subscription's clientState)."""
+    return hmac.new(secret.encode("utf-8"), b"clientState key id", hashlib.sha256).hexdigest()[:16]
+
+
 def client_state_is_valid(mailbox_id: str, client_state: str, secrets: tuple[str, ...]) -> bool:
     """Constant-time check against the current and (during rotation) previous secret."""
     candidate = client_state.encode("utf-8")

@@ -27,7 +27,7 @@ from shared.core.subscriptions import (
     matches_mailbox,
     renewal_plan,
 )
-from shared.core.webhook import client_state_for
+from shared.core.webhook import client_state_for, secret_fingerprint
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
 
@@ -62,14 +62,20 @@ def request_resync(services: Services, mailbox_id: str, reason: str) -> None:
 
 async def _store_live(services: Services, resource: Resource, subscription: dict, created: bool) -> Resource:
     """Record a live subscription: its row, then the resource pointing at it."""
-    from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+    from shared.adapters.subscription_rows import SubscriptionRow, get_subscription, save_subscription
 
     now = services.clock().isoformat()
     sub_id, expiry = str(subscription["id"]), str(subscription.get("expirationDateTime") or "")
     live = replace(resource, subscription_id=sub_id, subscription_expiry=expiry, updated_at=now)
     store = services.store
+    if created:  # we chose its clientState: under the current key
+        key_id = secret_fingerprint(services.settings.client_state_secrets[0])
+    else:  # renewed or adopted: its clientState is whatever it was ("" = unknown, recreated on rotation)
+        previous = await asyncio.to_thread(get_subscription, store, sub_id)
+        key_id = previous.key_id if previous else ""
     try:
-        await asyncio.to_thread(save_subscription, store, SubscriptionRow(sub_id, resource.object_id, expiry, now))
+        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, key_id)
+        await asyncio.to_thread(save_subscription, store, row)
         await asyncio.to_thread(store.put_resource, live)
     except Exception:
         if created:
@@ -213,6 +219,7 @@ async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalRe
     resources = await asyncio.to_thread(lambda: list(store.list_resources()))
     within = timedelta(minutes=services.settings.renew_within_minutes)
     report = RenewalReport()
+    await _recreate_under_current_key(services, resources, pacer, report)
     for step, resource in renewal_plan(resources, services.clock(), within):
         try:
             if step is Step.RENEW:
@@ -239,6 +246,34 @@ async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalRe
         report.writes,
     )
     return report
+
+
+async def _recreate_under_current_key(
+    services: Services, resources: list[Resource], pacer: Pacer, report: RenewalReport
+) -> None:
+    """After a CLIENT_STATE_SECRET rotation, move every subscription to the new key.
+
+    A renewal cannot change a subscription's clientState, so subscriptions made under the previous
+    key are recreated (and their mailboxes resynchronised by delta, since notifications may have
+    been missed in between); once none is left, CLIENT_STATE_SECRET_PREVIOUS can be removed.
+    """
+    from shared.adapters.subscription_rows import get_subscription
+
+    current = secret_fingerprint(services.settings.client_state_secrets[0])
+    for index, resource in enumerate(resources):
+        if not (resource.consent.enabled and resource.subscription_id):
+            continue
+        row = await asyncio.to_thread(get_subscription, services.store, resource.subscription_id)
+        if row is None or row.key_id == current:
+            continue
+        try:
+            emptied = await unsubscribe(services, resource, pacer)
+            resources[index] = await subscribe(services, emptied, pacer)
+            request_resync(services, resource.object_id, "subscriptionRecreated")
+            report.created.append(resource.object_id)
+        except Exception as error:  # one mailbox must not stop the others
+            log.exception("could not move mailbox %s to the current clientState key", resource.object_id)
+            report.failed[resource.object_id] = str(error)
 
 
 class MailboxRemoved(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -47,16 +48,20 @@ def subscribe_all(services, resources: list[Resource]) -> list[Resource]:
     return asyncio.run(run())
 
 
-def seed(graph, services, users: list[dict], expiries: list[datetime]) -> list[Resource]:
-    """Live subscriptions in the fake and the tables at once (no handshakes; two table batches)."""
+def seed(graph, services, users: list[dict], expiries: list[datetime], key: str | None = None) -> list[Resource]:
+    """Live subscriptions in the fake and the tables at once (no handshakes; two table batches),
+    created under `key` (default: the current CLIENT_STATE_SECRET)."""
     from shared.adapters.subscription_rows import SUBSCRIPTION_PARTITION
+    from shared.core.webhook import secret_fingerprint
+
+    key_id = secret_fingerprint(key or services.settings.client_state_secrets[0])
     from shared.adapters.tables import _resource_entity
     from shared.names import RESOURCES_TABLE, SUBSCRIPTIONS_TABLE
     from tests.fakes.graph import _Subscription
 
     resources, rows = [], []
     for user, expiry in zip(users, expiries, strict=True):
-        sub_id = f"00000000-0000-4000-8000-{len(resources):012d}"
+        sub_id = str(uuid.uuid4())
         stamp = format_expiry(expiry)
         with graph._lock:
             graph._subscriptions[sub_id] = _Subscription(
@@ -76,7 +81,13 @@ def seed(graph, services, users: list[dict], expiries: list[datetime]) -> list[R
         resource = replace(resource_of(user), subscription_id=sub_id, subscription_expiry=stamp)
         resources.append(resource)
         rows.append(
-            {"PartitionKey": SUBSCRIPTION_PARTITION, "RowKey": sub_id, "MailboxId": user["id"], "Expiry": stamp}
+            {
+                "PartitionKey": SUBSCRIPTION_PARTITION,
+                "RowKey": sub_id,
+                "MailboxId": user["id"],
+                "Expiry": stamp,
+                "KeyId": key_id,
+            }
         )
     services.store.table(RESOURCES_TABLE).submit_transaction([("create", _resource_entity(r)) for r in resources])
     services.store.table(SUBSCRIPTIONS_TABLE).submit_transaction([("create", row) for row in rows])
@@ -220,3 +231,26 @@ def test_renewal_is_paced_under_the_write_limit(graph, services):
     assert len(report.renewed) == 25 and report.writes == 25 == subscription_writes(graph)["renew"]
     for start in write_times:
         assert sum(1 for t in write_times if start <= t < start + 20.0) <= 10
+
+
+def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(graph, services):
+    """PATCH cannot change a clientState: subscriptions made under the previous key are recreated."""
+    from shared.adapters.subscription_rows import get_subscription
+    from shared.core.webhook import secret_fingerprint
+
+    users = [graph.add_user(mail=f"rotate{i}@contoso.com") for i in range(3)]
+    old = seed(graph, services, users[:2], [now() + timedelta(days=5)] * 2, key="the-previous-secret-0123456789")
+    seed_current = seed(graph, services, users[2:], [now() + timedelta(days=5)])  # not due, current key
+    graph.reset_requests()
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in graph.requests if "/subscriptions" in r.path]
+    assert sorted(m for m, _ in methods) == ["DELETE", "DELETE", "POST", "POST"]
+    current = secret_fingerprint(services.settings.client_state_secrets[0])
+    for resource in old:
+        fresh = services.store.get_resource(resource.object_id)
+        assert fresh.subscription_id != resource.subscription_id
+        assert get_subscription(services.store, fresh.subscription_id).key_id == current
+    kept = services.store.get_resource(seed_current[0].object_id)
+    assert kept.subscription_id == seed_current[0].subscription_id
