@@ -32,6 +32,10 @@ from shared.usecases.mailbox_runs import (
 
 log = logging.getLogger(__name__)
 
+# Resync reasons that list the whole window again: what consent now allows may never have changed
+# in Outlook, so an incremental round would not report it.
+FULL_ROUND_REASONS = frozenset({"onboarded", "consentChanged", "admin"})
+
 
 async def run_delta(
     services: Services, *, reason: str = "timer", budget_seconds: float | None = None
@@ -58,6 +62,8 @@ async def _delta(run: MailboxRun) -> str:
     window = Window.around(now, settings.sync_days_back, settings.sync_days_forward)
     state = await asyncio.to_thread(store.delta_state, mailbox)
     fresh_reason = state.fresh_round_due(now, window)
+    if run.stats.reason in FULL_ROUND_REASONS:
+        fresh_reason = "requested-" + run.stats.reason
     seen: set[str] = set()
     if fresh_reason:
         state = state.start_fresh(now, window)

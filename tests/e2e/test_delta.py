@@ -272,3 +272,23 @@ def test_a_resync_message_from_lifecycle_runs_delta(graph, dime, services, perso
     services.queues.send(RESYNC_QUEUE, {"mailboxId": person["id"], "reason": "missed"})
     run = run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
     assert run.succeeded == 1 and len(upserts(dime)) == 1
+
+
+def test_a_consent_change_resync_lists_the_window_again(graph, dime, services, person):
+    from dataclasses import replace
+
+    from shared.core.consent import Consent
+
+    graph.create_event(person["id"], subject="Free slot", show_as="free")
+    delta_timer()
+    assert dime.calls == []
+    resource = services.store.get_resource(person["id"])
+    services.store.put_resource(replace(resource, consent=Consent.parse(True, "free,busy", "normal")))
+    delta_timer()
+    assert dime.calls == []  # nothing changed in Outlook: an incremental round reports nothing
+
+    services.queues.send(RESYNC_QUEUE, {"mailboxId": person["id"], "reason": "consentChanged"})
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+
+    assert [u["Subject"] for u in upserts(dime)] == ["Free slot"]
+    assert run_record(services, person["id"])["Round"] == "requested-consentChanged"
