@@ -30,6 +30,7 @@ from tests.azurite import start_azurite  # noqa: E402
 from tests.conftest import TENANT_ID, clean_storage, make_services, notification_item, settings_env  # noqa: E402
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
 from tests.host import run_queue  # noqa: E402
+from tests.linkseed import add_mailbox, seed_linked_events  # noqa: E402
 
 DUPLICATES = 3  # Graph commonly sends three notifications per edit
 
@@ -127,6 +128,21 @@ def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_
         }
 
 
+def bench_reconcile(azurite, links: int = 1000) -> tuple[int, int, int]:
+    """Reconcile over `links` unchanged links (seeded as tests/linkseed.py does): Graph HTTP requests,
+    $batch members and Dime.Scheduler writes. The naive check-up reads each event: `links` GETs."""
+    from shared.usecases.reconcile import run_reconcile
+
+    with FakeGraph(tenant_id=TENANT_ID, seed=1) as graph, FakeDime(api_key="test-api-key") as dime:
+        services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
+        clean_storage(services)
+        seed_linked_events(graph, services, add_mailbox(graph, services), links)
+        graph.reset_requests()
+        dime.reset_calls()
+        asyncio.run(run_reconcile(services))
+        return len(graph.requests), len(graph.batch_members), dime.writes
+
+
 def main() -> None:
     print("Measuring… (real Azurite, loopback fakes; 2-core machine figures)", flush=True)
     seconds, mib = import_cost()
@@ -141,6 +157,7 @@ def main() -> None:
             n: bench_end_to_end(azurite, n, max(2, 200 // n), lambda s: function_app.apply_change) for n in (1, 10, 100)
         }
         naive = bench_end_to_end(azurite, 10, 20, naive_apply)
+        reconcile = bench_reconcile(azurite)
     finally:
         azurite.stop()
 
@@ -164,6 +181,10 @@ def main() -> None:
         (
             "Dime.Scheduler writes per distinct change: ours / naive",
             f"{mid['writes_per_change']:.2f} / {naive['writes_per_change']:.2f}",
+        ),
+        (
+            "reconcile, 1,000 unchanged links: Graph requests ($batch members), writes: ours / naive",
+            f"{reconcile[0]} ({reconcile[1]}), {reconcile[2]} / 1000 GETs, 0",
         ),
         ("import function_app: median time, peak RSS", f"{seconds * 1000:.0f} ms, {mib:.0f} MiB"),
     ]
