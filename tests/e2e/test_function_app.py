@@ -6,17 +6,17 @@ import inspect
 import json
 import subprocess
 import sys
-from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@cache
 def indexed_functions():
+    """The app's functions as the host indexes them (shared cache: get_functions() runs once)."""
     import function_app
+    from tests.runner import indexed_functions as index
 
-    return function_app.app.get_functions()  # may be called only once per app object
+    return index(function_app.app)
 
 
 def test_every_parameter_name_equals_a_binding_name():
