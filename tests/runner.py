@@ -56,7 +56,10 @@ def indexed_functions(app: func.FunctionApp) -> list[Any]:
     """`app.get_functions()`, called once per app object."""
     key = id(app)
     if key not in _INDEX_CACHE:
-        _INDEX_CACHE[key] = list(app.get_functions())
+        functions = list(app.get_functions())
+        _INDEX_CACHE[key] = functions
+        # Code calling app.get_functions() directly afterwards gets the same list, not an error.
+        app.get_functions = lambda: list(functions)  # type: ignore[method-assign]
     return _INDEX_CACHE[key]
 
 
