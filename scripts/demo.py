@@ -35,9 +35,9 @@ import httpx  # noqa: E402
 from shared.core.ids import appointment_guid  # noqa: E402
 from shared.core.transactions import Status  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
-from tests.conftest import DIME_API_KEY, TENANT_ID, clean_storage, settings_env  # noqa: E402
+from tests.conftest import DIME_API_KEY, TENANT_ID  # noqa: E402
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
-from tests.runner import LocalRunner, build_services  # noqa: E402
+from tests.runner import LocalRunner, runner_for  # noqa: E402
 
 DEADLINE_SECONDS = 50
 DEFAULT_SHOW_AS = ["busy", "tentative", "oof", "workingElsewhere"]
@@ -236,16 +236,7 @@ def main() -> int:
     try:
         graph = FakeGraph(tenant_id=TENANT_ID, seed=2026, auto_notify=True, notify_duplicates=3, notify_reorder=True)
         with graph, FakeDime(api_key=DIME_API_KEY) as dime:
-            runner = LocalRunner()
-            env = settings_env(
-                azurite,
-                graph.base_url,
-                dime.base_url,
-                NOTIFICATION_URL=runner.url("notifications"),
-                LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
-            )
-            runner.services = build_services(env, clock=runner.clock)
-            clean_storage(runner.services)
+            runner = runner_for(azurite, graph, dime)
             with runner:
                 return run(runner, graph, dime, started)
     finally:

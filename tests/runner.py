@@ -330,3 +330,21 @@ def build_services(env: dict[str, str], *, clock: Callable[[], datetime] | None 
     if clock is not None:
         built.clock = clock
     return built
+
+
+def runner_for(azurite: Any, graph: Any, dime: Any) -> LocalRunner:
+    """A runner wired to Azurite and the fakes, with Graph's webhook URLs pointing at itself and
+    empty storage: what the demo, the convergence test and the runner tests all start from."""
+    from tests.conftest import clean_storage, settings_env
+
+    runner = LocalRunner()
+    env = settings_env(
+        azurite,
+        graph.base_url,
+        dime.base_url,
+        NOTIFICATION_URL=runner.url("notifications"),
+        LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
+    )
+    runner.services = build_services(env, clock=runner.clock)
+    clean_storage(runner.services)
+    return runner

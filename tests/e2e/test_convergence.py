@@ -32,9 +32,9 @@ import httpx
 import pytest
 
 from shared.core.ids import appointment_guid
-from tests.conftest import DIME_API_KEY, TENANT_ID, clean_storage, settings_env
+from tests.conftest import DIME_API_KEY, TENANT_ID
 from tests.fakes import FakeDime, FakeGraph
-from tests.runner import LocalRunner, build_services
+from tests.runner import runner_for
 
 SEED = int(os.environ.get("CONVERGENCE_SEED") or random.SystemRandom().randrange(1, 1_000_000))
 OPERATIONS = int(os.environ.get("CONVERGENCE_EVENTS") or 300)
@@ -191,16 +191,7 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
         notify_batch_size=rng.choice([1, 3, 20]),
     )
     with graph, FakeDime(api_key=DIME_API_KEY) as dime:
-        runner = LocalRunner()
-        env = settings_env(
-            azurite,
-            graph.base_url,
-            dime.base_url,
-            NOTIFICATION_URL=runner.url("notifications"),
-            LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
-        )
-        runner.services = build_services(env, clock=runner.clock)
-        clean_storage(runner.services)
+        runner = runner_for(azurite, graph, dime)
         with runner:
             people = [
                 graph.add_user(mail=f"tech{n}@contoso.com", upn=f"tech{n}@contoso.onmicrosoft.com")

@@ -10,24 +10,15 @@ import pytest
 
 from shared.core.ids import appointment_guid
 from shared.names import NOTIFICATIONS_QUEUE
-from tests.conftest import TENANT_ID, clean_storage, settings_env
-from tests.runner import LocalRunner, _route_pattern, build_services
+from tests.conftest import TENANT_ID
+from tests.runner import _route_pattern, runner_for
 
 
 @pytest.fixture
 def runner(azurite, graph, dime, monkeypatch):
     client = httpx.Client()
     monkeypatch.setattr(httpx, "post", client.post)  # the fakes' deliveries reuse one client
-    runner = LocalRunner()
-    env = settings_env(
-        azurite,
-        graph.base_url,
-        dime.base_url,
-        NOTIFICATION_URL=runner.url("notifications"),
-        LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
-    )
-    runner.services = build_services(env, clock=runner.clock)
-    clean_storage(runner.services)
+    runner = runner_for(azurite, graph, dime)
     with runner:
         yield runner
     client.close()
