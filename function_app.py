@@ -59,7 +59,7 @@ async def apply_change(msg: func.QueueMessage) -> None:
     await apply_notification(json.loads(msg.get_body()), services())
 
 
-# Subscriptions and onboarding (issue 3) -------------------------------------------------------
+# Subscriptions and onboarding -------------------------------------------------------
 # Route parameters are read from req.route_params, never declared as arguments (the host would
 # index zero functions). "admin/..." is reserved by the host, hence ADMIN_ROUTE_PREFIX "manage".
 
@@ -93,7 +93,7 @@ async def apply_lifecycle(msg: func.QueueMessage) -> None:
     await handle_lifecycle(json.loads(msg.get_body()), services())
 
 
-# Failures, retries and the admin API (issue 5) ----------------------------------------------------
+# Failures, retries and the management API ----------------------------------------------------
 # Every trigger queue's "-poison" queue turns what failed every delivery into a failed transaction.
 
 
@@ -133,37 +133,37 @@ async def retry_failed(timer: func.TimerRequest) -> None:
     await retry_due(services())
 
 
-@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
     """Transactions by status, mailbox and date range, paged."""
     return _http(list_transactions(dict(req.params), services()))
 
 
-@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_transaction(req: func.HttpRequest) -> func.HttpResponse:
     """One transaction, with the payload a retry uses."""
     return _http(get_transaction(req.route_params.get("id", ""), services()))
 
 
-@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 async def manage_transactions_retry(req: func.HttpRequest) -> func.HttpResponse:
     """Retry the given transactions, or all matching a filter, now (permanent ones too)."""
     return _http(await retry_transactions(req.get_body(), services()))
 
 
-@app.route(route=names.ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
     """Archive the given transactions, or all matching a filter."""
     return _http(archive_transactions(req.get_body(), services()))
 
 
-@app.route(route=names.ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_links(req: func.HttpRequest) -> func.HttpResponse:
     """Outlook events and their Dime.Scheduler appointments, paged."""
     return _http(list_links(dict(req.params), services()))
 
 
-@app.route(route=names.ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_status(req: func.HttpRequest) -> func.HttpResponse:
     """Mailboxes, subscriptions, sync runs, queue depths and failed transactions by code."""
     return _http(sync_status(services()))
@@ -175,7 +175,7 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return _http(health_check(load_settings))
 
 
-# Delta and reconcile (issue 4): nothing missed when notifications are lost ------------------------
+# Delta and reconcile: nothing missed when notifications are lost ------------------------
 
 
 @app.timer_trigger(schedule="%DELTA_SCHEDULE%", arg_name="timer", run_on_startup=False)
