@@ -35,9 +35,6 @@ class Window:
     def iso(self) -> tuple[str, str]:
         return (format_graph_time(self.start), format_graph_time(self.end))
 
-    def span_days(self) -> int:
-        return (self.end - self.start).days
-
 
 def format_graph_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from shared.core.consent import Consent
@@ -18,9 +18,6 @@ class Resource:
     subscription_expiry: str | None = None  # ISO 8601 UTC
     created_at: str | None = None
     updated_at: str | None = None
-
-    def with_consent(self, consent: Consent) -> Resource:
-        return replace(self, consent=consent)
 
 
 def resource_from_user(user: dict[str, Any], consent: Consent) -> Resource:
