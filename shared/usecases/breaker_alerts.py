@@ -40,6 +40,7 @@ async def guarded(
     from shared.adapters.syncstate_store import SyncStateStore
 
     links = await asyncio.to_thread(SyncStateStore(services.store).count_links, mailbox_id)
+    links += recent  # the share counts against the links the mailbox had before those deletes
     verdict = check_deletes(
         recent + len(candidates), links, share=services.settings.delete_breaker_share, empty_listing=empty_listing
     )
