@@ -7,9 +7,10 @@ function code is the deployed code, unchanged.
 
 The story: five people are onboarded through the admin API (PUT /api/manage/resources/{mailbox})
 with different consent; their week happens in Outlook (meetings, edits, cancellations, private
-appointments, all-day absences, a daily stand-up series with one moved instance, a weekly meeting,
-free-time blocks). Graph notifies every change three times (a series on its master only), throttles now and then, and Dime.Scheduler has a short outage. At the end the
-retry and delta timers run, and the board is checked against what the consent rules predict:
+appointments, all-day absences, a daily stand-up series with one moved instance, a weekly
+meeting, free-time blocks). Graph notifies every change three times (a series on its master
+only), throttles now and then, and Dime.Scheduler has a short outage. At the end the retry and
+delta timers run, and the board is checked against what the consent rules predict:
 exit status 0 only if they agree exactly.
 
     .venv/bin/python scripts/demo.py [--verbose]

@@ -75,6 +75,8 @@ class FakeGraph(EventsMixin, SeriesMixin, DeltaMixin, BatchMixin, SubscriptionsM
                 return self._get_user(request, user_ref)
             if rest_low[:1] == ["calendar"] and rest_low[1:2] in (["events"], ["calendarview"]):
                 rest, rest_low = rest[1:], rest_low[1:]  # /calendar/events aliases /events (primary calendar)
+            if rest_low[:1] == ["calendars"]:
+                return self._calendars(request, user_ref, rest)
             if rest_low == ["calendarview", "delta"] and method == "GET":
                 return self._delta(request, user_ref)
             if rest_low == ["calendarview"] and method == "GET":

@@ -136,6 +136,8 @@ class EventsMixin(GraphBase):
             },
         }
         ev = _Event(mailbox, data, now, now + timedelta(minutes=30), "UTC", "UTC", calendar=calendar)
+        if fields.get("recurrence") and "type" not in fields:
+            fields = {**fields, "type": "seriesMaster"}  # Graph makes an event with a pattern a master
         self._apply_fields(ev, fields)
         self._touch(ev)
         self._events[mailbox][eid] = ev
@@ -353,7 +355,29 @@ class EventsMixin(GraphBase):
             value = [self._render(ev, tz) for ev in self._view_events(mailbox) if ev.overlaps(start, end)]
         return Response(200, {"@odata.context": f"{self.base_url}/$metadata#Collection(event)", "value": value})
 
-    def _post_event(self, request: Request, user_ref: str) -> Response:
+    def _calendars(self, request: Request, user_ref: str, rest: list[str]) -> Response:
+        """``POST /calendars`` (a second calendar), ``DELETE /calendars/{id}`` (with its events),
+        ``POST /calendars/{id}/events``: enough to model a mailbox with more than one calendar."""
+        with self._lock:
+            mailbox = self._mailbox(user_ref)
+            names = self.__dict__.setdefault("_calendar_names", {})
+            if len(rest) == 1 and request.method == "POST":
+                body = request.json if isinstance(request.json, dict) else {}
+                calendar_id = "AAkALgCal" + self._b64(24, urlsafe=True)
+                names[calendar_id] = str(body.get("name") or "Calendar")
+                return Response(201, {"id": calendar_id, "name": names[calendar_id]})
+            if len(rest) >= 2 and rest[1] not in names:
+                raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            if len(rest) == 2 and request.method == "DELETE":
+                for ev in [e for e in self._events[mailbox].values() if e.calendar == rest[1]]:
+                    self._delete(ev)
+                del names[rest[1]]
+                return Response(204)
+        if len(rest) == 3 and rest[2].lower() == "events" and request.method == "POST":
+            return self._post_event(request, user_ref, calendar=rest[1])
+        raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
+
+    def _post_event(self, request: Request, user_ref: str, calendar: str = "primary") -> Response:
         body = request.json
         if not isinstance(body, dict):
             raise GraphError(400, "RequestBodyRead", "Empty or invalid payload.")
@@ -369,7 +393,7 @@ class EventsMixin(GraphBase):
                 if existing is not None:  # Graph drops the duplicate create
                     return Response(201, self._render(existing, tz), self._etag_header(existing))
             fields = {k: v for k, v in body.items() if not k.startswith("@odata")}
-            ev = self._create(mailbox, fields)
+            ev = self._create(mailbox, fields, calendar=calendar)
             if tx:
                 self._transactions[(mailbox, str(tx))] = ev.id
             result = self._render(ev, tz)
