@@ -46,7 +46,8 @@ async def sync_series(
 
     async def one(instance: dict[str, Any]) -> None:
         async with limit:
-            await sync_event(services, resource, str(instance["id"]), event_json=instance)
+            event_id = str(instance["id"])
+            await sync_event(services, resource, event_id, event_json=instance, link_read=by_id.get(event_id))
 
     listed = [i for i in instances if isinstance(i.get("id"), str)]
     await asyncio.gather(*(one(instance) for instance in listed))
