@@ -172,3 +172,24 @@ def test_notification_deletes_pass_the_breaker(graph, dime, services, person):
 
     delta_timer()  # delta still sees them gone; its own breaker allows 3 of 5
     assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in staying}
+
+
+@pytest.mark.parametrize("deleted_get_status", [404, 200])
+def test_delta_deletes_what_was_deleted_whatever_a_get_answers(graph, dime, services, person, deleted_get_status):
+    graph.deleted_get_status = deleted_get_status
+    events = [graph.create_event(person["id"], f"Job {n}", start=day(1, 8 + n), end=day(1, 9 + n)) for n in range(4)]
+    delta_timer()
+    graph.delete_event(person["id"], events[0]["id"])
+
+    delta_timer()  # @removed, read again: 404, or 200 but absent from the calendar view
+
+    gone = appointment_guid(TENANT_ID, person["id"], events[0]["id"])
+    assert [p["AppointmentGuid"] for proc, p in dime.calls if proc == DELETE_PROCEDURE] == [gone]
+    assert len(dime.appointments) == 3
+
+    # a fresh round (expired token) does not report earlier deletions: a linked event it does not list
+    # is read again, and again a 200 alone does not keep it
+    graph.delete_event(person["id"], events[1]["id"])
+    graph.expire_delta_tokens(person["id"])
+    delta_timer()
+    assert len(dime.appointments) == 2
