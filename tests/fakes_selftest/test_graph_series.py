@@ -130,3 +130,21 @@ def test_second_calendar_is_notified_but_not_in_calendar_view_or_delta(graph: Fa
     assert [e["subject"] for e in get(graph, "/calendar/calendarView", **WINDOW).json()["value"]] == ["Primary"]
     items, _ = delta_items(graph)
     assert [i["subject"] for i in items] == ["Primary"]
+
+
+def test_rest_calendars_and_a_posted_recurrence_make_a_series(graph: FakeGraph) -> None:
+    base = f"{graph.base_url}/users/ann@contoso.com"
+    calendar = httpx.post(f"{base}/calendars", json={"name": "Side"}, headers=AUTH).json()
+    event = {"subject": "x", "start": {"dateTime": "2026-11-23T09:00:00", "timeZone": "UTC"}}
+    event["end"] = {"dateTime": "2026-11-23T10:00:00", "timeZone": "UTC"}
+    side = httpx.post(f"{base}/calendars/{calendar['id']}/events", json=event, headers=AUTH).json()
+    assert get(graph, "/calendarView", **WINDOW).json()["value"] == []
+    recurrence = {
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {"type": "numbered", "startDate": "2026-11-23", "numberOfOccurrences": 2},
+    }
+    master = httpx.post(f"{base}/events", json={**event, "recurrence": recurrence}, headers=AUTH).json()
+    assert master["type"] == "seriesMaster"
+    assert [e["seriesMasterId"] for e in get(graph, "/calendarView", **WINDOW).json()["value"]] == [master["id"]] * 2
+    assert httpx.delete(f"{base}/calendars/{calendar['id']}", headers=AUTH).status_code == 204
+    assert graph.get_event("ann@contoso.com", side["id"]) is None
