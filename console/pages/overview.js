@@ -51,7 +51,7 @@ export async function render(main, ctx) {
       card("queued messages", sum(names.filter((n) => !n.endsWith("-poison")))),
       card("failed transactions", failed.total, "#/transactions?status=failed"),
       card("succeeded in the last hour", succeeded.count, `#/transactions${query({ status: "succeeded", since: hourAgo })}`),
-      card("poison messages (waiting in -poison queues)", sum(poisonQueues), "#/transactions?status=failed&errorCode=POISON_MESSAGE"),
+      card("poison (failed every delivery)", ((failed.byCode || {}).POISON_MESSAGE || 0) + sum(poisonQueues), "#/transactions?status=failed&errorCode=POISON_MESSAGE"),
       card("breaker alerts", alerts, "#/transactions?status=failed&errorCode=CIRCUIT_BREAKER_TRIPPED")),
     h("h2", {}, "Failed by error code"),
     byCode.length
