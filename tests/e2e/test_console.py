@@ -130,6 +130,28 @@ def onboard(runner: Any, graph: Any, mail: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ tests
 
 
+def test_static_files_over_http_carry_the_headers_and_refuse_traversal(runner):
+    page = httpx.get(f"{runner.origin}/api/console/")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    script = httpx.get(f"{runner.origin}/api/console/pages/transactions.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    again = httpx.get(f"{runner.origin}/api/console/app.js", headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 200  # another file's ETag
+    unchanged = httpx.get(f"{runner.origin}/api/console/", headers={"If-None-Match": page.headers["etag"]})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    for raw in (
+        "/api/console/%2e%2e/function_app.py",
+        "/api/console/..%2Fshared%2Fsettings.py",
+        "/api/console/%2Fetc%2Fpasswd",
+    ):
+        with httpx.Client() as client:
+            answer = client.send(httpx.Request("GET", runner.origin + raw))  # sent as written, not normalised
+        assert answer.status_code == 404 and b"import" not in answer.content, raw
+    assert httpx.get(f"{runner.origin}/api/manage/console").status_code == 401  # the settings need the key
+
+
 def test_a_wrong_key_gets_the_401_message_and_the_key_stays_out_of_urls(console, runner):
     page = console.open()
     console.sign_in("not-the-key")

@@ -111,3 +111,12 @@ def test_no_asset_has_inline_script_inline_handlers_or_a_foreign_url():
 def test_the_console_is_small():
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
     assert total < 64 * 1024, total
+
+
+def test_the_local_runner_matches_catch_all_routes_as_the_host_does():
+    from tests.runner import _route_pattern
+
+    pattern = _route_pattern("console/{*path}")
+    assert pattern.match("console").groupdict() == {"path": None}
+    assert pattern.match("console/pages/overview.js").groupdict() == {"path": "pages/overview.js"}
+    assert pattern.match("consoles/app.js") is None
