@@ -88,8 +88,9 @@ export async function render(main, ctx) {
   const sort = ctx.params.get("sort") || "createdAt";
   const descending = ctx.params.get("order") !== "asc";
   const page = Math.max(0, Number(ctx.params.get("page") || 0) | 0);
-  const { items, capped } = await listAll("transactions", filter, LIMIT);
+  const [{ items, capped }, people] = await Promise.all([listAll("transactions", filter, LIMIT), api("resources")]);
   if (!ctx.current()) return;
+  const upn = new Map((people.items || people.value || []).map((p) => [p.id, p.upn]));
   items.sort((a, b) => {
     const x = a[sort] ?? "", y = b[sort] ?? "";
     return (x < y ? -1 : x > y ? 1 : 0) * (descending ? -1 : 1);
@@ -112,11 +113,16 @@ export async function render(main, ctx) {
   const header = ([field, label]) => h("th", { scope: "col", "aria-sort": field === sort ? (descending ? "descending" : "ascending") : null },
     h("button", { type: "button", onclick: () => ctx.go(hashWith({ sort: field, order: field === sort && descending ? "asc" : "desc", page: "" })) },
       label, field === sort ? (descending ? " ▼" : " ▲") : ""));
-  const rows = shown.map((t) => h("tr", {},
-    h("td", {}, h("input", { type: "checkbox", "aria-label": `Select transaction ${t.id}`, onchange: (e) => { if (e.target.checked) selected.add(t.id); else selected.delete(t.id); refreshCount(); } })),
+  const toggle = (id, on) => { if (on) selected.add(id); else selected.delete(id); refreshCount(); };
+  const boxes = shown.map((t) => h("input", { type: "checkbox", "aria-label": `Select transaction ${t.id}`, onchange: (e) => toggle(t.id, e.target.checked) }));
+  const everyBox = h("input", { type: "checkbox", "aria-label": "Select every transaction on this page", onchange: (e) => {
+    for (const [i, box] of boxes.entries()) { box.checked = e.target.checked; toggle(shown[i].id, e.target.checked); }
+  } });
+  const rows = shown.map((t, i) => h("tr", {},
+    h("td", {}, boxes[i]),
     h("td", {}, link(`#/transactions/${encodeURIComponent(t.id)}`, time(t.createdAt))),
     h("td", {}, statusCell(t.status)), h("td", {}, t.direction), h("td", {}, t.operation),
-    h("td", { class: "wrap" }, t.mailboxId), h("td", {}, t.errorCode || ""), h("td", {}, String(t.attempts ?? "")),
+    h("td", { class: "wrap", title: t.mailboxId }, upn.get(t.mailboxId) || t.mailboxId), h("td", {}, t.errorCode || ""), h("td", {}, String(t.attempts ?? "")),
     h("td", { class: "wrap" }, t.message || "")));
   show(main,
     h("h1", {}, "Transactions"),
@@ -131,7 +137,7 @@ export async function render(main, ctx) {
     capped ? message("status", `Showing the first ${LIMIT} matching transactions: narrow the filter (a shorter date range or a mailbox) to see the rest.`) : null,
     items.length
       ? h("div", { class: "scroll" }, h("table", { "aria-label": "Transactions" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, h("span", { class: "muted" }, "Select")), COLUMNS.map(header))),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, everyBox), COLUMNS.map(header))),
         h("tbody", {}, rows)))
       : message("empty", "No transaction matches this filter. Widen the date range or clear the filter."),
     h("div", { class: "bar" },

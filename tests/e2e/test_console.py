@@ -294,6 +294,31 @@ def test_people_edit_disable_resync_and_remove_with_confirmation(console, runner
     assert runner.request("GET", f"manage/resources/{person['id']}")[0] == 404
 
 
+def test_select_many_and_archive_them_after_confirming(console, runner):
+    from shared.adapters.transactions_store import transaction_store
+    from tests.e2e.test_transactions_admin import tx
+
+    now = datetime.now(UTC)
+    rows = [tx("aaaaaaaa-0000-4000-8000-000000000001", now - timedelta(minutes=i), message=XSS) for i in range(3)]
+    transaction_store(runner.services).add_many(rows)
+    page = console.open("#/transactions?status=failed")
+    console.sign_in(runner.key)
+    page.locator("tbody tr").first.wait_for()
+    assert page.locator("tbody tr").count() == 3
+    assert page.get_by_role("cell", name=XSS).count() == 3 and page.locator("main img").count() == 0
+    page.get_by_label("Select every transaction on this page").check()
+    page.get_by_label(f"Select transaction {rows[0].id}", exact=False).uncheck()
+    assert page.get_by_text("2 selected").is_visible()
+    page.get_by_role("button", name="Archive selected").click()
+    dialog = page.get_by_role("dialog")
+    assert "Archive 2 selected transaction(s)?" in dialog.inner_text()
+    dialog.get_by_role("button", name="Archive").click()
+    page.get_by_text("Archived 2 transaction(s).").wait_for()
+    assert page.locator("tbody tr").count() == 1
+    assert runner.request("GET", "manage/transactions/count", status="archived")[1]["count"] == 2
+    assert console.dialogs == []
+
+
 def test_keyboard_only_sign_in_and_navigation(console, runner):
     page = console.open()
     page.get_by_label("Management key").wait_for()
