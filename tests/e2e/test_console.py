@@ -105,6 +105,14 @@ def console(browser, runner) -> Iterator[Console]:
     tab.close()
 
 
+def rendered(page: Any, action: Callable[[], Any]) -> None:
+    """Do `action` (a click that navigates within the console) and wait until the page it leads to
+    has been drawn: the shell numbers each finished render in main's data-renders."""
+    before = page.get_attribute("main", "data-renders") or "0"
+    action()
+    page.wait_for_function("n => Number(document.querySelector('main').dataset.renders || 0) > n", arg=int(before))
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -194,14 +202,14 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     phone.screenshot(path=str(SCREENSHOTS / "overview-phone.png"), full_page=True)
     phone.close()
 
-    failed_card.get_by_role("link").click()
+    rendered(page, failed_card.get_by_role("link").click)
     page.get_by_role("heading", name="Transactions").wait_for()
     rows = page.locator("tbody tr")
     rows.first.wait_for()
     assert rows.count() == 2 and page.locator("tbody .status-failed").count() == 2
     console.shot("transactions")
 
-    rows.first.get_by_role("link").click()
+    rendered(page, rows.first.get_by_role("link").click)
     page.get_by_role("heading", name="Transaction").wait_for()
     detail = page.locator("dl").inner_text()
     assert "POISON_MESSAGE" in detail or "DIME_" in detail
@@ -209,9 +217,9 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     console.shot("transaction-detail")
 
     dime.clear_faults()  # the outage ends
-    page.get_by_role("link", name="← Transactions").click()
+    rendered(page, page.get_by_role("link", name="← Transactions").click)
     page.get_by_label("Status").select_option("failed")
-    page.get_by_role("button", name="Apply").click()
+    rendered(page, page.get_by_role("button", name="Apply").click)
     page.locator("tbody tr").first.wait_for()
     page.get_by_role("button", name="Retry all matching…").click()
     dialog = page.get_by_role("dialog")
@@ -240,7 +248,7 @@ def test_onboard_a_person_and_see_their_events_arrive_with_hostile_text_kept_as_
     page.get_by_role("cell", name="ben@contoso.com").first.wait_for()
     console.shot("people")
 
-    page.get_by_role("link", name="Transactions").click()
+    rendered(page, page.get_by_role("link", name="Transactions").click)
     page.locator("tbody tr").first.wait_for()
     assert page.locator("tbody .status-succeeded").count() == 2
     # Subjects are not kept by the app (only ids, codes and messages are): the hostile event id is
@@ -249,19 +257,19 @@ def test_onboard_a_person_and_see_their_events_arrive_with_hostile_text_kept_as_
     page.goto(f"{runner.origin}/api/console/#/links")
     page.get_by_role("cell", name=XSS_ID).wait_for()
     assert page.locator("main img").count() == 0 and console.dialogs == []
-    page.get_by_role("link", name="Appointments").click()
+    rendered(page, page.get_by_role("link", name="Appointments").click)
     page.get_by_role("heading", name="Appointments").wait_for()
     assert page.locator("tbody tr").count() == 2
     console.shot("appointments")
-    page.get_by_role("link", name="Links").click()
+    rendered(page, page.get_by_role("link", name="Links").click)
     page.locator("tbody tr").first.wait_for()
     assert page.locator("tbody tr").count() == 2 and page.locator("main img").count() == 0
     console.shot("links")
-    page.get_by_role("link", name="Log").click()
+    rendered(page, page.get_by_role("link", name="Log").click)
     page.get_by_role("heading", name="Log").wait_for()
     assert "CONSOLE_APPINSIGHTS_RESOURCE_ID" in page.locator("main").inner_text()
     console.shot("log")
-    page.get_by_role("link", name="Unmatched").click()
+    rendered(page, page.get_by_role("link", name="Unmatched").click)
     page.get_by_role("heading", name="Unmatched").wait_for()
     page.get_by_text("Not available").or_(page.locator("table")).or_(page.get_by_text("Nothing unmatched")).wait_for()
     console.shot("unmatched")
