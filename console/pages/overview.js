@@ -70,7 +70,9 @@ export async function render(main, ctx) {
     ], mailboxes, "No mailbox is tracked yet: onboard people on the People page."));
   const tick = () => {
     if (!ctx.current()) return;
-    if (sessionStorage.getItem("console.noRefresh") || document.visibilityState === "hidden") setTimeout(tick, REFRESH_MS);
+    const focus = document.activeElement; // do not pull the page from under the keyboard focus
+    const busy = main.contains(focus) && focus !== main && focus.id !== "auto";
+    if (busy || sessionStorage.getItem("console.noRefresh") || document.visibilityState === "hidden") setTimeout(tick, REFRESH_MS);
     else render(main, ctx).catch((error) => ctx.failed(error, ctx));
   };
   setTimeout(tick, REFRESH_MS);

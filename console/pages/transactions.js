@@ -62,15 +62,19 @@ export function statusCell(value) {
   return h("span", { class: `status-${value}` }, value);
 }
 
+// "All matching": retry works on failed (or archived) rows, archive on failed ones, whatever status
+// the list shows; the count is confirmed first, then watched until nothing matches any more.
 async function bulkAll(action, filter, ctx, status) {
-  const target = { ...filter, status: filter.status || "failed" };
+  const keep = action === "retry" && filter.status === "archived";
+  const target = { ...filter, status: keep ? "archived" : "failed" };
   const { count } = await api("transactions/count", { params: target });
-  if (!count) { show(status, message("empty", "Nothing matches this filter.")); return; }
+  const verb = action === "retry" ? "Retry" : "Archive";
+  if (!count) { show(status, message("empty", `No ${target.status} transaction matches this filter: nothing to ${action}.`)); return; }
   const what = `${count} ${target.status} transaction${count === 1 ? "" : "s"} matching this filter`;
-  if (!(await confirmDialog(`${action === "retry" ? "Retry" : "Archive"} all ${what}?`, `${action === "retry" ? "Retry" : "Archive"} ${count}`))) return;
+  if (!(await confirmDialog(`${verb} all ${what}?`, `${verb} ${count}`))) return;
   show(status, message("status", `${action === "retry" ? "Retrying" : "Archiving"} ${what}…`));
   await api(`transactions/${action}`, { method: "POST", body: { all: true, filter: target } });
-  // The API may finish the work later (202): watch the count until nothing matches any more.
+  // The API may finish the work later (202 for large sets): watch the count.
   let remaining = count;
   for (let round = 0; round < 60 && ctx.current(); round++) {
     remaining = (await api("transactions/count", { params: target })).count;
@@ -79,7 +83,9 @@ async function bulkAll(action, filter, ctx, status) {
     if (!remaining) break;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
-  return remaining;
+  if (remaining && ctx.current()) {
+    flash += " Those that failed again show their new error; the rest may still be in progress: reload in a minute.";
+  }
 }
 
 export async function render(main, ctx) {

@@ -327,6 +327,21 @@ def test_select_many_and_archive_them_after_confirming(console, runner):
     assert console.dialogs == []
 
 
+def test_the_overview_refreshes_by_itself(console, runner):
+    from shared.adapters.transactions_store import transaction_store
+    from tests.e2e.test_transactions_admin import tx
+
+    page = console.open()
+    console.sign_in(runner.key)
+    card = page.locator(".card", has_text="failed transactions").locator(".n")
+    assert card.inner_text() == "0"
+    transaction_store(runner.services).add_many([tx("aaaaaaaa-0000-4000-8000-000000000001", datetime.now(UTC))])
+    page.locator(".card", has_text="failed transactions").get_by_text("1", exact=True).wait_for(timeout=25_000)
+    assert page.locator(".card", has_text="DIME_REJECTED").locator("a").get_attribute("href") == (
+        "#/transactions?status=failed&errorCode=DIME_REJECTED"
+    )
+
+
 def test_keyboard_only_sign_in_and_navigation(console, runner):
     page = console.open()
     page.get_by_label("Management key").wait_for()
