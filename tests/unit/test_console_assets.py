@@ -120,3 +120,22 @@ def test_the_local_runner_matches_catch_all_routes_as_the_host_does():
     assert pattern.match("console").groupdict() == {"path": None}
     assert pattern.match("console/pages/overview.js").groupdict() == {"path": "pages/overview.js"}
     assert pattern.match("consoles/app.js") is None
+
+
+def test_make_test_stops_with_the_install_command_when_chromium_is_missing():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    missing = subprocess.run(
+        ["make", "--no-print-directory", "chromium", "CHROMIUM=/nonexistent/chromium"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode != 0
+    assert "apt-get update && sudo apt-get install -y chromium" in missing.stdout
+    makefile = (root / "Makefile").read_text()
+    assert "test: install chromium" in makefile
+    assert "apt-get install -y chromium" in (root / ".ci" / "run").read_text()
