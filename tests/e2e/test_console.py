@@ -166,6 +166,7 @@ def test_a_wrong_key_gets_the_401_message_and_the_key_stays_out_of_urls(console,
     alert = page.get_by_role("alert")
     assert "refused (401 Unauthorized)" in alert.inner_text()
     assert page.get_by_label("Management key").is_visible()  # asked again
+    assert not page.locator("#nav").is_visible() and not page.get_by_role("button", name="Sign out").is_visible()
     assert page.evaluate("sessionStorage.length") == 0 and page.evaluate("localStorage.length") == 0
     console.shot("sign-in-401")
     console.sign_in(runner.key)
