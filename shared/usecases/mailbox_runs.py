@@ -55,12 +55,6 @@ class Budget:
         return self.remaining() <= 0
 
 
-def state_store(services: Services) -> SyncStateStore:
-    from shared.adapters.syncstate_store import SyncStateStore
-
-    return SyncStateStore(services.store)
-
-
 async def for_each_mailbox(
     resources: Iterable[Resource],
     work: Callable[[Resource], Awaitable[RunStats]],

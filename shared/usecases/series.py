@@ -50,7 +50,10 @@ async def sync_series(
             await sync_event(services, resource, event_id, event_json=instance, link_read=by_id.get(event_id))
 
     listed = [i for i in instances if isinstance(i.get("id"), str)]
-    await asyncio.gather(*(one(instance) for instance in listed))
+    results = await asyncio.gather(*(one(instance) for instance in listed), return_exceptions=True)
+    failures = [result for result in results if isinstance(result, BaseException)]
+    if failures:  # every instance had its turn; the message is delivered again (idempotent)
+        raise failures[0]
     seen = {str(i["id"]) for i in listed}
     gone = [link for link in by_id.values() if link.event_id not in seen]
     if gone:

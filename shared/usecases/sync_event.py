@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.core.appointments import (
     MissingDeleteValues,
@@ -32,6 +32,9 @@ from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, 
 from shared.core.webhook import ChangeNotification
 from shared.services import Services
 from shared.usecases.breaker_alerts import OUTLOOK_TO_DIME, guarded
+
+if TYPE_CHECKING:
+    from shared.adapters.syncstate_store import SyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +139,17 @@ async def sync_event(
                     from shared.usecases.series import delete_instances
 
                     return await delete_instances(services, resource, event_id, series)
-            proof_needed = current is not None and await _needs_proof(
-                services, resource, event_id, link, claimed_deleted, prove_membership
-            )
-            if proof_needed and not await in_primary_calendar(services, resource.object_id, current or {}):
+            proof = await _needs_proof(services, resource, event_id, link, claimed_deleted, prove_membership)
+            proof = proof if current is not None else None
+            if proof and not await in_primary_calendar(services, resource.object_id, current or {}):
                 if link is None:
                     return Decision(Action.SKIP, "not-in-calendar")
                 current = None  # a deleted event that still answers GET, or moved to another calendar
             try:
-                return await _execute(services, resource, event_id, current, link, force_upsert, breaker_passed)
+                decision = await _execute(services, resource, event_id, current, link, force_upsert, breaker_passed)
+                if proof in ("new", "tombstone") and decision.action is Action.UPSERT:  # (back) in the calendar
+                    await asyncio.to_thread(state_store(services).remove_tombstone, resource.object_id, event_id)
+                return decision
             except _LostRace as race:
                 # Another instance updated the link meanwhile: our read may be stale; read again.
                 written_hash = race.written_hash or written_hash
@@ -163,18 +168,17 @@ async def _needs_proof(
     link: Link | None,
     claimed_deleted: bool,
     prove_membership: bool,
-) -> bool:
-    """When a 200 from Graph is not enough: a claimed delete, an event new to us from a
-    notification, or one we deleted before (a tombstone: a late `updated` must not revive it)."""
+) -> str | None:
+    """Why a 200 from Graph is not enough (None when it is): a claimed delete, an event new to us
+    from a notification, or one we deleted before (a tombstone: a late `updated` must not revive it)."""
     if claimed_deleted:
-        return True
+        return "claimed-deleted"
     if link is not None:
-        return False
+        return None
     if prove_membership:
-        return True
-    from shared.usecases.mailbox_runs import state_store
-
-    return await asyncio.to_thread(state_store(services).is_tombstoned, resource.object_id, event_id)
+        return "new"
+    tombstoned = await asyncio.to_thread(state_store(services).is_tombstoned, resource.object_id, event_id)
+    return "tombstone" if tombstoned else None
 
 
 async def in_primary_calendar(services: Services, mailbox_id: str, event_json: dict[str, Any]) -> bool:
@@ -192,6 +196,13 @@ async def in_primary_calendar(services: Services, mailbox_id: str, event_json: d
     return await services.graph.in_primary_calendar(
         mailbox_id, event_id, format_graph_time(start), format_graph_time(end)
     )
+
+
+def state_store(services: Services) -> SyncStateStore:
+    """The syncstate table (delta position, runs, leases, tombstones), built on first use."""
+    from shared.adapters.syncstate_store import SyncStateStore
+
+    return SyncStateStore(services.store)
 
 
 class _LostRace(Exception):
@@ -243,7 +254,6 @@ async def _execute(
     breaker_passed: bool,
 ) -> Decision:
     from shared.adapters.tables import ConcurrentUpdate
-    from shared.usecases.mailbox_runs import state_store
 
     settings, store = services.settings, services.store
     now = services.clock()

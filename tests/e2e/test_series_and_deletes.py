@@ -185,3 +185,21 @@ def test_success_false_inside_a_200_is_a_failure_and_retried(graph, dime, servic
 
     assert len(dime.appointments) == 1
     assert services.store.get_link(person["id"], event["id"]) is not None
+
+
+def test_a_deleted_event_that_comes_back_is_synchronised_again_and_loses_its_tombstone(graph, dime, services, person):
+    from shared.usecases.sync_event import state_store
+
+    event = graph.create_event(person["id"], "Restored", start=day(1, 9), end=day(1, 10))
+    notify(services, person, event["id"], "created")
+    graph.delete_event(person["id"], event["id"])
+    notify(services, person, event["id"], "deleted")
+    assert state_store(services).is_tombstoned(person["id"], event["id"])
+    assert dime.appointments == {}
+
+    # restored from Deleted Items (the immutable id is kept): it is in the calendar again
+    graph.create_event(person["id"], "Restored", start=day(1, 9), end=day(1, 10), id=event["id"])
+    notify(services, person, event["id"], "updated")
+
+    assert list(dime.appointments) == [guid(person, event["id"])]
+    assert not state_store(services).is_tombstoned(person["id"], event["id"])
