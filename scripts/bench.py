@@ -3,13 +3,17 @@
 Starts a real Azurite and the HTTP fakes of Graph and Dime.Scheduler on loopback, then measures:
 the webhook's answer time, the real-time path end to end, Graph requests and Dime.Scheduler
 writes per distinct change (ours vs. the naive "one read and one write per notification" of the
-low-code flow recipes), and the cost of importing `function_app`.
+low-code flow recipes), and the cost of importing `function_app`; then (scripts/bench_scale.py)
+the floor of this machine, each figure as a share of it, Azurite round trips per change (counted
+at the storage transport), the backfill of 10 mailboxes x 1,000 events, scale-out over 1, 2 and 4
+worker processes, and each fake's cost per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import azure.functions as func  # noqa: E402
 
 import function_app  # noqa: E402
+from scripts import bench_scale  # noqa: E402
 from shared.core.appointments import appointment_for, upsert_call  # noqa: E402
 from shared.core.events import event_from_graph  # noqa: E402
 from shared.core.ids import appointment_guid  # noqa: E402
@@ -31,6 +36,7 @@ from tests.conftest import TENANT_ID, clean_storage, make_services, notification
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
 from tests.host import run_queue  # noqa: E402
 from tests.linkseed import add_mailbox, seed_linked_events  # noqa: E402
+from tests.storage_counter import StorageCounter  # noqa: E402
 
 DUPLICATES = 3  # Graph commonly sends three notifications per edit
 
@@ -105,13 +111,24 @@ def naive_apply(services):
     return handle
 
 
+def post_workload(graph: FakeGraph, services, mailboxes: int, changes_per_mailbox: int) -> list[str]:
+    """The workload, posted to the webhook 20 notifications at a time; returns the mailbox ids."""
+    items = workload(graph, mailboxes, changes_per_mailbox)
+    for start in range(0, len(items), 20):
+        post(items[start : start + 20])
+    return sorted({item["resource"].split("/")[1] for item in items})
+
+
 def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_for) -> dict[str, float]:
+    counter = StorageCounter.install()
     with FakeGraph(tenant_id=TENANT_ID) as graph, FakeDime(api_key="test-api-key") as dime:
         services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
         clean_storage(services)
         function_app.services = lambda: services
         items = workload(graph, mailboxes, changes_per_mailbox)
         graph.reset_requests()
+        dime.reset_calls()
+        counter.reset()
         started = time.perf_counter()
         for start in range(0, len(items), 20):
             post(items[start : start + 20])
@@ -119,11 +136,15 @@ def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_
         elapsed = time.perf_counter() - started
         distinct = mailboxes * changes_per_mailbox
         assert run.poisoned == 0 and len(dime.appointments) == distinct, (run.errors[:3], len(dime.appointments))
+        storage = counter.by_service()
         return {
             "seconds": elapsed,
             "changes_per_second": distinct / elapsed,
             "graph_per_change": len(graph.requests) / distinct,
             "writes_per_change": dime.writes / distinct,
+            "dime_requests_per_change": len(dime.requests) / distinct,
+            "table_per_change": storage.get("table", 0) / distinct,
+            "queue_per_change": storage.get("queue", 0) / distinct,
             "messages_per_second": len(items) / elapsed,
         }
 
@@ -147,53 +168,92 @@ def main() -> None:
     print("Measuring… (real Azurite, loopback fakes; 2-core machine figures)", flush=True)
     seconds, mib = import_cost()
     azurite = start_azurite()
+    backfill_events = int(os.environ.get("BENCH_BACKFILL_EVENTS") or 1000)
     try:
         with FakeGraph(tenant_id=TENANT_ID) as graph, FakeDime(api_key="test-api-key") as dime:
             services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
             clean_storage(services)
             function_app.services = lambda: services
+            floor = bench_scale.measure_floor(services, graph, dime)
             webhook = bench_webhook(services, posts=200)
+            floor_fakes = bench_scale.fake_costs(graph, dime)
         ours = {
             n: bench_end_to_end(azurite, n, max(2, 200 // n), lambda s: function_app.apply_change) for n in (1, 10, 100)
         }
         naive = bench_end_to_end(azurite, 10, 20, naive_apply)
         reconcile = bench_reconcile(azurite)
+        backfill = bench_scale.bench_backfill(azurite, 10, backfill_events)
+        scale = [bench_scale.bench_scale_out(azurite, n, 10, 30, post_workload) for n in (1, 2, 4)]
     finally:
         azurite.stop()
 
-    rows = [
+    best = floor.per_notification
+    rows = floor.rows()
+    rows += [
         ("webhook answer, 1 notification/POST (p50 / p99)", f"{webhook[1][0]:.1f} / {webhook[1][1]:.1f} ms"),
         ("webhook answer, 20 notifications/POST (p50 / p99)", f"{webhook[20][0]:.1f} / {webhook[20][1]:.1f} ms"),
+        ("webhook answer, 20/POST p99 / one queue put", f"{webhook[20][1] / (floor.ops['queue put'] * 1000):.1f}x"),
     ]
     for n, figures in ours.items():
         rows.append(
             (
-                f"end to end, {n} mailbox(es): distinct changes/s (messages/s)",
-                f"{figures['changes_per_second']:.1f} ({figures['messages_per_second']:.1f})",
+                f"end to end, {n} mailbox(es): distinct changes/s (messages/s), share of the floor",
+                f"{figures['changes_per_second']:.1f} ({figures['messages_per_second']:.1f}), "
+                f"{figures['changes_per_second'] / best:.0%}",
             )
         )
     mid = ours[10]
+    rows.append(
+        (
+            "end to end, naive recipe, 10 mailboxes: distinct changes/s, share of the floor",
+            f"{naive['changes_per_second']:.1f}, {naive['changes_per_second'] / best:.0%}",
+        )
+    )
+    for label, key in (
+        ("Graph requests", "graph_per_change"),
+        ("Dime.Scheduler requests", "dime_requests_per_change"),
+        ("Dime.Scheduler writes", "writes_per_change"),
+        ("Azurite table round trips", "table_per_change"),
+        ("Azurite queue round trips", "queue_per_change"),
+    ):
+        rows.append((f"{label} per distinct change: ours / naive", f"{mid[key]:.2f} / {naive[key]:.2f}"))
     rows += [
-        (
-            "Graph requests per distinct change: ours / naive",
-            f"{mid['graph_per_change']:.2f} / {naive['graph_per_change']:.2f}",
-        ),
-        (
-            "Dime.Scheduler writes per distinct change: ours / naive",
-            f"{mid['writes_per_change']:.2f} / {naive['writes_per_change']:.2f}",
-        ),
         (
             "reconcile, 1,000 unchanged links: Graph requests ($batch members), writes: ours / naive",
             f"{reconcile[0]} ({reconcile[1]}), {reconcile[2]} / 1000 GETs, 0",
         ),
+        (
+            f"backfill {backfill['events']:,} events (10 mailboxes): seconds, events/s",
+            f"{backfill['seconds']:.1f} s, {backfill['events_per_second']:.0f}/s",
+        ),
+        (
+            "backfill: Graph requests ($batch members), Dime.Scheduler requests, table operations",
+            f"{backfill['graph_requests']} ({backfill['graph_batch_members']}), {backfill['dime_requests']}, "
+            f"{backfill['table_operations']}",
+        ),
+        ("backfill: CPU seconds inside the fakes", f"{backfill['fakes_cpu_seconds']:.1f} s"),
         ("import function_app: median time, peak RSS", f"{seconds * 1000:.0f} ms, {mib:.0f} MiB"),
     ]
+    rows += floor_fakes
     width = max(len(label) for label, _ in rows)
     print(f"\n{'figure'.ljust(width)} | value")
     print(f"{'-' * width}-|-{'-' * 24}")
     for label, value in rows:
         print(f"{label.ljust(width)} | {value}")
     print(f"\n(workload: events created and half of them edited, each change notified x{DUPLICATES}, 20 per POST)")
+    print("\nscale-out: 300 distinct changes (900 notifications, 10 mailboxes) drained by worker processes")
+    print("processes | changes/s | vs 1 process | share of floor | board exact | Azurite CPU | fakes CPU | poisoned")
+    one = scale[0]["changes_per_second"]
+    for run in scale:
+        print(
+            f"{run['processes']:>9} | {run['changes_per_second']:>9.1f} | {run['changes_per_second'] / one:>11.2f}x | "
+            f"{run['changes_per_second'] / best:>14.0%} | {'yes' if run['exact'] else 'NO':>11} | "
+            f"{run['azurite_cpu_share']:>11.0%} | {run['fakes_cpu_share']:>9.0%} | {run['poisoned']:>8}"
+        )
+    print(
+        f"(CPU shares: CPU seconds per second of the run; {os.cpu_count()} cores; "
+        f"load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

@@ -211,9 +211,15 @@ class FaultInjector:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Reads a whole request, hands it to the owning fake, writes the answer. No logging."""
+    """Reads a whole request, hands it to the owning fake, writes the answer. No logging.
+
+    The answer leaves in one write with Nagle off: headers and body written separately with Nagle
+    on meet the client's delayed ACK and stall each response ~40 ms, which would make the fakes,
+    not the code under test, what a benchmark measures.
+    """
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY on every accepted socket
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -226,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in self.headers.items():  # repeated headers (e.g. Prefer) are joined
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        started, cpu_started = time.perf_counter(), time.thread_time()
         request = Request.parse(self.command, self.path, headers, body)
         try:
             response = self.server.owner_handle(request)
@@ -236,19 +243,46 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        # end_headers() without its flush, then headers and body leave in one write
+        self._headers_buffer.append(b"\r\n")
         if data and self.command != "HEAD":
-            self.wfile.write(data)
+            self._headers_buffer.append(data)
+        self.flush_headers()
+        self.server.stats.add(time.perf_counter() - started, time.thread_time() - cpu_started)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+
+@dataclass
+class ServerStats:
+    """What serving cost the fake itself: requests, seconds inside the fake (parse, handle, encode;
+    injected delays included) and the CPU seconds of that work. A benchmark prints the cost per
+    request so that a fake that became the bottleneck shows."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, seconds: float, cpu_seconds: float) -> None:
+        with self._lock:
+            self.requests += 1
+            self.seconds += seconds
+            self.cpu_seconds += cpu_seconds
+
+    def snapshot(self) -> tuple[int, float, float]:
+        with self._lock:
+            return self.requests, self.seconds, self.cpu_seconds
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # several worker processes connect at once
 
     def __init__(self, owner_handle: Callable[[Request], Response]) -> None:
         self.owner_handle = owner_handle
+        self.stats = ServerStats()
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -306,6 +340,13 @@ class LoopbackServer:
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
         return int(self._server.server_address[1])
+
+    @property
+    def stats(self) -> ServerStats:
+        """Requests served and the time spent serving them (see ``ServerStats``)."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._server.stats
 
     @property
     def origin(self) -> str:

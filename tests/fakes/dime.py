@@ -79,6 +79,27 @@ def envelope(content: dict[str, Any], status_code: int, keys: str = "camel") -> 
     return {"content": json.dumps(content), "contentType": "application/json", "statusCode": status_code}
 
 
+class _Staged:
+    """The writes of one ``/import`` request, kept aside until all its calls succeeded."""
+
+    def __init__(self, board: dict[str, dict[str, str]]) -> None:
+        self._board = board
+        self._writes: dict[str, dict[str, str] | None] = {}  # None: deleted
+
+    def put(self, guid: str, params: dict[str, str]) -> None:
+        self._writes[guid] = params
+
+    def delete(self, guid: str) -> None:
+        self._writes[guid] = None
+
+    def commit(self) -> None:
+        for guid, params in self._writes.items():
+            if params is None:
+                self._board.pop(guid, None)
+            else:
+                self._board[guid] = params
+
+
 class FakeDime(LoopbackServer):
     """A loopback Dime.Scheduler: ``POST /import`` with the Exchange procedures, plus simple
     ``/appointment`` REST routes. Start it per test (``with FakeDime() as dime:``)."""
@@ -246,7 +267,9 @@ class FakeDime(LoopbackServer):
                 return _message(400, f'Call {i}: AppointmentId must be the first parameter ("0" when unknown).')
             parsed.append((proc, dict(zip(names, values, strict=True))))
         with self._lock:
-            board = copy.deepcopy(self._board)
+            # The calls are staged on a view of the board (only the rows they touch), applied at
+            # once if all succeed: atomic without copying the whole board per request.
+            board = _Staged(self._board)
             results: list[dict[str, Any]] = []
             failure: _CallFailed | None = None
             for i, (proc, params) in enumerate(parsed):
@@ -262,7 +285,7 @@ class FakeDime(LoopbackServer):
             if failure is not None:
                 content = {"Error": failure.error, "Description": failure.description}
                 return Response(200, envelope(content, 400, self.envelope_keys))
-            self._board = board
+            board.commit()
             content = {
                 "Success": True,
                 "Message": f"{len(parsed)} call(s) imported.",
@@ -276,8 +299,8 @@ class FakeDime(LoopbackServer):
             self._ids[guid] = 1000 + len(self._ids)
         return self._ids[guid]
 
-    def _apply(self, board: dict[str, dict[str, str]], proc: str, params: dict[str, str]) -> dict[str, Any]:
-        """Validate and apply one call to ``board`` (a working copy). Caller holds the lock."""
+    def _apply(self, board: _Staged, proc: str, params: dict[str, str]) -> dict[str, Any]:
+        """Validate and apply one call to ``board`` (staged until the request succeeds). Caller holds the lock."""
         if proc not in (UPSERT, DELETE):
             raise _CallFailed("Unknown procedure", f"Stored procedure '{proc}' does not exist.")
         guid = params.get("AppointmentGuid", "").strip()
@@ -292,7 +315,7 @@ class FakeDime(LoopbackServer):
             empty = [name for name in _TYPED if params.get(name, "") == ""]
             if empty:
                 raise _CallFailed("Invalid parameter", f"Typed values must not be empty: {', '.join(empty)}.")
-            board.pop(guid, None)  # deleting an unknown appointment succeeds: deletes are idempotent
+            board.delete(guid)  # deleting an unknown appointment succeeds: deletes are idempotent
             return {"Id": self._appointment_id(guid), "Guid": guid}
         try:
             start = _parse_exchange_date(params.get("Start", ""))
@@ -313,7 +336,7 @@ class FakeDime(LoopbackServer):
             raise _CallFailed("Invalid parameter", "ResourceEmail is required.")
         if self.known_resources is not None and email.lower() not in self.known_resources:
             raise _CallFailed("Resource not found", f"No resource with e-mail '{email}'.")
-        board[guid] = dict(params)
+        board.put(guid, dict(params))
         return {"Id": self._appointment_id(guid), "Guid": guid}
 
     # ---------------------------------------------------------------- REST /appointment
