@@ -128,6 +128,28 @@ param retrySchedule string = '0 */10 * * * *'
 @description('RENEW_SCHEDULE: NCRONTAB of the subscription renewal timer.')
 param renewSchedule string = '0 0 */6 * * *'
 
+// Dime.Scheduler -> Outlook (defaults = shared/settings.py)
+
+@allowed(['free', 'tentative', 'busy', 'oof', 'workingElsewhere'])
+@description('DIME_EVENT_SHOW_AS: show-as of the Outlook events written for planner appointments.')
+param dimeEventShowAs string = 'busy'
+
+@allowed(['revert', 'keep'])
+@description('DIME_OUTLOOK_EDITS: a person\'s Outlook edit of a planner-owned event is reverted at once, or kept and recorded.')
+param dimeOutlookEdits string = 'revert'
+
+@description('DIME_CATEGORY_TIME_MARKER: also put the time marker name into the Outlook categories.')
+param dimeCategoryTimeMarker bool = false
+
+@description('DIME_TIME_ZONE: IANA zone of Dime.Scheduler date-times that arrive without an offset.')
+param dimeTimeZone string = 'UTC'
+
+@description('DIME_RECONCILE_SCHEDULE: NCRONTAB of the Dime.Scheduler -> Outlook reconcile (and backfill) timer.')
+param dimeReconcileSchedule string = '0 15 3 * * *'
+
+@description('DIME_SOURCE_APPS: comma-separated source apps whose appointments reach Outlook (hook registration).')
+param dimeSourceApps string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Capacity and retention
 // ---------------------------------------------------------------------------------------------
@@ -259,6 +281,15 @@ var baseAppSettings = {
   // Dime.Scheduler.
   DIME_BASE_URL: dimeBaseUrl
   DIME_API_KEY: kvRef(vaultUri, secretNames.dimeApiKey)
+
+  // Dime.Scheduler -> Outlook.
+  DIME_EVENT_SHOW_AS: dimeEventShowAs
+  DIME_OUTLOOK_EDITS: dimeOutlookEdits
+  DIME_CATEGORY_TIME_MARKER: dimeCategoryTimeMarker ? 'true' : 'false'
+  DIME_TIME_ZONE: dimeTimeZone
+  DIME_RECONCILE_SCHEDULE: dimeReconcileSchedule
+  DIME_SOURCE_APPS: dimeSourceApps
+  DIME_PUBLICATIONS_URL: kvRef(vaultUri, 'dime-publications-url')
 
   // Sync window and tenant-wide consent defaults.
   SYNC_DAYS_BACK: string(syncDaysBack)

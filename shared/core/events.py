@@ -13,6 +13,8 @@ from datetime import UTC, datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.core.dime_to_outlook.tag import tag_of
+
 
 class EventFormatError(ValueError):
     """Graph returned an event we cannot read (a permanent problem for this event)."""
@@ -34,6 +36,7 @@ class Event:
     categories: tuple[str, ...]
     is_cancelled: bool
     type: str
+    planner_tag: str | None = None  # our tag (Dime.Scheduler → Outlook wrote it), when read with $expand
 
     @property
     def is_private(self) -> bool:
@@ -110,4 +113,5 @@ def event_from_graph(document: dict[str, Any]) -> Event:
         categories=tuple(c for c in categories if isinstance(c, str)) if isinstance(categories, list) else (),
         is_cancelled=bool(document.get("isCancelled")),
         type=_str(document, "type", "singleInstance"),
+        planner_tag=tag_of(document),
     )

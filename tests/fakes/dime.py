@@ -15,6 +15,9 @@ Deliberate choices:
   changed the board (exactly the case idempotent retries must survive).
 * The REST ``/appointment`` routes keep their own store (``rest_appointments``), separate from the
   board the Exchange procedures write.
+* The planning board (``dime.board``, ``tests/fakes/dime_board.py``) plans appointments, publishes
+  them to registered hooks and connectors, and serves ``GET /resource``, ``GET /appointment``
+  (its planned appointments, before the REST store's) and the ``/webhooks`` routes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
+from .dime_board import PlanningBoard
 
 __all__ = ["DELETE", "UPSERT", "FakeDime"]
 
@@ -74,6 +78,7 @@ class FakeDime(LoopbackServer):
         self,
         api_key: str = "test-api-key",
         known_resources: Iterable[str] | None = None,
+        board: PlanningBoard | None = None,
     ) -> None:
         """
         Args:
@@ -94,6 +99,7 @@ class FakeDime(LoopbackServer):
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.writes: int = 0
         self.requests: list[RecordedRequest] = []
+        self.board = board or PlanningBoard()
 
     def __enter__(self) -> FakeDime:
         return self.start()  # type: ignore[return-value]
@@ -179,6 +185,11 @@ class FakeDime(LoopbackServer):
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return _message(fault.status, f"Injected fault {fault.status}.", headers)
         route = request.path.lower().rstrip("/")
+        served = self.board.route(request, route)
+        if served is not None:
+            if route == "/appointment" and isinstance(served.body, list):
+                served.body = served.body + self._rest_list(request).body  # the REST store's too
+            return served
         if route == "/import":
             if request.method != "POST":
                 return _message(405, "Method not allowed.")
