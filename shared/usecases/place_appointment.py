@@ -196,8 +196,11 @@ async def place(services: Services, pub: Publication, *, deleting: bool = False)
         )
         try:
             # The intent first: a tombstone or the planner's version is in place before Graph is
-            # touched, so a replay racing this write is already refused.
-            await asyncio.to_thread(store.save_state, fresh)
+            # touched, so a replay racing this write is already refused. (Unchanged: no write.)
+            if state is None or replace(state, updated_at=None, etag=None) != replace(
+                fresh, updated_at=None, etag=None
+            ):
+                await asyncio.to_thread(store.save_state, fresh)
         except ConcurrentUpdate:
             raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"appointment {pub.guid} changed under us") from None
         outcome = PublicationOutcome()

@@ -78,7 +78,11 @@ def planned(dime, guid: str) -> dict:
 
 
 def ours(graph, mailbox: str) -> list[dict]:
-    return [e for e in graph.events(mailbox) if TAG_PROPERTY_ID in {p["id"] for p in e.get("singleValueExtendedProperties", [])}]
+    return [
+        e
+        for e in graph.events(mailbox)
+        if TAG_PROPERTY_ID in {p["id"] for p in e.get("singleValueExtendedProperties", [])}
+    ]
 
 
 def graph_writes(graph) -> list[str]:
@@ -413,4 +417,80 @@ def test_throttled_graph_is_retried_by_the_queue_and_never_duplicates(graph, dim
     graph.fail_next(2, status=503, path_contains="/events")
     publish(planned(dime, guid), "created")
     work(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+# Reconcile -----------------------------------------------------------------------------------
+
+
+def reconcile(services):
+    import asyncio
+
+    from shared.usecases.dime_reconcile import run_dime_reconcile
+
+    return asyncio.run(run_dime_reconcile(services))
+
+
+def near(days: int, hour: int) -> datetime:
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    from datetime import timedelta
+
+    return (today + timedelta(days=days)).replace(hour=hour)
+
+
+@pytest.mark.parametrize("shape", ["pascal", "flat", "envelope"])
+def test_reconcile_creates_missing_updates_stale_deletes_vanished(graph, dime, services, people, shape):
+    dime.board.listing_shape = shape
+    jane = people["jane"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    moved = dime.board.plan("Moved", near(2, 8), near(2, 9), ["R-JANE"])
+    gone = dime.board.plan("Gone", near(3, 8), near(3, 9), ["R-JANE"])
+    for guid in (kept, moved, gone):
+        publish(planned(dime, guid), "created")
+    work(services)
+    dime.board.update(moved, start=near(2, 14), end=near(2, 15))  # publications lost
+    dime.board.delete(gone)
+    missing = dime.board.plan("Never published", near(4, 8), near(4, 9), ["R-JANE", "R-TOM"])
+    dime.board.outbox.clear()
+
+    stats = reconcile(services)
+    subjects = sorted(e["subject"] for e in ours(graph, jane))
+    assert subjects == ["Kept", "Moved", "Never published"]
+    [moved_event] = [e for e in ours(graph, jane) if e["subject"] == "Moved"]
+    assert moved_event["start"]["dateTime"].startswith(near(2, 14).strftime("%Y-%m-%dT%H"))
+    assert [e["subject"] for e in ours(graph, people["tom"]["id"])] == ["Never published"]
+    assert (stats.created, stats.updated, stats.deleted, stats.unchanged) == (2, 1, 1, 1)
+    assert missing in {t.appointment_guid for t in services.store.transactions_of(jane)}
+
+    graph.reset_requests()
+    again = reconcile(services)
+    assert (again.created, again.updated, again.deleted) == (0, 0, 0)
+    assert [r.method for r in graph.requests] == []  # an idle reconcile writes nothing and reads no event
+
+
+def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, people):
+    jane = people["jane"]["id"]
+    guids = [dime.board.plan(f"Visit {n}", near(1, 6 + n), near(1, 7 + n), ["R-JANE"]) for n in range(8)]
+    for guid in guids:
+        publish(planned(dime, guid), "created")
+    work(services)
+    for guid in guids:
+        dime.board.delete(guid)
+    dime.board.outbox.clear()
+    stats = reconcile(services)
+    assert stats.held_back == {jane: 8} and len(ours(graph, jane)) == 8
+    alerts = [t for t in services.store.transactions_of(jane) if t.error_code == "CIRCUIT_BREAKER_TRIPPED"]
+    assert len(alerts) == 1
+
+
+def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, people):
+    from shared.core.transactions import SyncError
+
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    dime.board.delete(guid)
+    dime.fail_next(5, status=503)
+    with pytest.raises(SyncError):
+        reconcile(services)
     assert len(ours(graph, people["jane"]["id"])) == 1
