@@ -180,6 +180,12 @@ async def place(services: Services, pub: Publication, *, deleting: bool = False)
             return PublicationOutcome(skipped=why)
         if deleting:
             targets, unmatched = {}, []
+        elif not pub.assignments_known:
+            # The payload said nothing about resources: keep placing it where it is; nothing is
+            # deleted on a missing field (reconcile's listing settles assignments).
+            known = [link for link in links.values() if link.event_id]
+            targets = {k.mailbox_id: Target(k.mailbox_id, k.resource, k.resource_email) for k in known}
+            unmatched = list(state.unmatched) if state else []
         else:
             targets, unmatched = await targets_of(services, pub)
         newest = pub.last_modified
@@ -420,6 +426,8 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
     if state is None or state.deleted or not state.publication or pair is None or pair.event_id != event_id:
         return Decision(Action.SKIP, "planner-owned")  # the publication worker owns what happens next
     pub = Publication.from_message(state.publication)
+    if pub.assignments_known and not pub.names_resource(pair.resource):
+        return Decision(Action.SKIP, "planner-owned")  # unassigned meanwhile: the worker deletes it
     body = _body(services, pub, pair.resource)
     keep = services.settings.dime_outlook_edits == "keep"
     if event is not None:

@@ -47,6 +47,7 @@ class Publication:
     category: str | None
     time_marker: str | None
     assignments: tuple[Assignment, ...] = field(default_factory=tuple)
+    assignments_known: bool = True  # False: the payload said nothing about resources (not "none")
 
     def to_message(self) -> dict[str, Any]:
         data = asdict(self)
@@ -62,6 +63,10 @@ class Publication:
     @property
     def has_times(self) -> bool:
         return self.start is not None and self.end is not None
+
+    def names_resource(self, resource: str) -> bool:
+        """Whether a resource (number or e-mail, as a link's tag names it) is assigned."""
+        return any(resource in (a.resource_no, a.email) for a in self.assignments)
 
 
 def _lower_keys(value: Any) -> Any:
@@ -175,6 +180,7 @@ def parse_publication(item: Any, naive_zone: tzinfo = UTC) -> Publication:
         category=_text(_first(doc, "category", "categoryname"), 255),
         time_marker=_text(_first(doc, "timemarker", "timemarkername"), 255),
         assignments=_assignments(doc),
+        assignments_known=any(k in doc for k in ("assignments", "resources", "resourceno")),
     )
 
 
