@@ -83,6 +83,13 @@ param clientStateSecretPrevious string?
 @description('DIME_API_KEY: API key created in Dime.Scheduler\'s administration.')
 param dimeApiKey string
 
+@description('DIME_WEBHOOK_USERNAME: Basic user name Dime.Scheduler sends with publications (Webhook connector). Omit for none.')
+param dimeWebhookUsername string = ''
+
+@secure()
+@description('DIME_WEBHOOK_PASSWORD: the Basic password (at least 16 characters) that goes with dimeWebhookUsername, stored in Key Vault. Omit for none.')
+param dimeWebhookSecret string?
+
 @secure()
 @description('A function key of the app (exists only after the first publish). When given, the notification and lifecycle URLs with ?code=<key> are written to Key Vault. Omit on the first deployment; later deployments may omit it (the stored URLs stay).')
 param notificationFunctionKey string?
@@ -186,6 +193,7 @@ var names = {
 
 var useClientSecret = graphAuthMode == 'clientSecret'
 var hasPreviousClientState = !empty(clientStateSecretPrevious ?? '')
+var hasDimeWebhookCredentials = !empty(dimeWebhookUsername) && !empty(dimeWebhookSecret ?? '')
 var hasFunctionKey = !empty(notificationFunctionKey ?? '')
 
 // An app setting value that Azure resolves from Key Vault with keyVaultReferenceIdentity.
@@ -239,6 +247,7 @@ module keyVault 'modules/keyvault.bicep' = {
     clientStateSecretPrevious: clientStateSecretPrevious
     dimeApiKey: dimeApiKey
     graphClientSecret: useClientSecret ? graphClientSecret : null
+    dimeWebhookPassword: hasDimeWebhookCredentials ? dimeWebhookSecret : null
   }
 }
 
@@ -308,7 +317,9 @@ var baseAppSettings = {
 
 var optionalAppSettings = union(
   useClientSecret ? { GRAPH_CLIENT_SECRET: kvRef(vaultUri, secretNames.graphClientSecret) } : {},
-  hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {}
+  hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {},
+  hasDimeWebhookCredentials ? { DIME_WEBHOOK_USERNAME: dimeWebhookUsername } : {},
+  hasDimeWebhookCredentials ? { DIME_WEBHOOK_PASSWORD: kvRef(vaultUri, secretNames.dimeWebhookPassword) } : {}
 )
 
 module functionApp 'modules/functionapp.bicep' = {
