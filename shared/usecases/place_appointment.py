@@ -423,13 +423,18 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
     store = EventLinkStore(services.store)
     state, links = await asyncio.to_thread(store.read, link.appointment_guid)
     pair = links.get(mailbox)
-    if state is None or state.deleted or not state.publication or pair is None or pair.event_id != event_id:
+    if pair is None or pair.event_id != event_id:
+        if event is None:
+            await _forget_outlook_side(services, mailbox, event_id)  # a leftover of an event we replaced
+        return Decision(Action.SKIP, "planner-owned")
+    if state is None or state.deleted or not state.publication:
         return Decision(Action.SKIP, "planner-owned")  # the publication worker owns what happens next
     pub = Publication.from_message(state.publication)
     if pub.assignments_known and not pub.names_resource(pair.resource):
         return Decision(Action.SKIP, "planner-owned")  # unassigned meanwhile: the worker deletes it
     body = _body(services, pub, pair.resource)
     keep = services.settings.dime_outlook_edits == "keep"
+    target = Target(mailbox, pair.resource, pair.resource_email)
     if event is not None:
         if stored_hash(event) == link.content_hash or same_content(event, body):
             relinked = replace(link, change_key=event.change_key, content_hash=stored_hash(event))
@@ -443,17 +448,19 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
             await _transaction(services, mailbox, event_id, link.appointment_guid, "keep", "outlook-edit-kept")
             return Decision(Action.RELINK, "outlook-edit-kept")
         reverted = Decision(Action.UPSERT, "outlook-edit-reverted")
-        await _write(services, store, pub, Target(mailbox, pair.resource, pair.resource_email), pair, body, reverted)
+        await _write(services, store, pub, target, pair, body, reverted)
         return reverted
-    # Deleted in Outlook.
-    await _forget_outlook_side(services, mailbox, event_id)
+    # Deleted in Outlook. The new state is saved before the old link is forgotten, so a failure in
+    # between leaves this notification retryable (the old link still routes it here).
     gone = replace(pair, event_id=None, generation=pair.generation + 1)
     if keep:
         await _save_event_link(store, replace(gone, dismissed=True))
+        await _forget_outlook_side(services, mailbox, event_id)
         await _transaction(services, mailbox, event_id, link.appointment_guid, "keep", "outlook-delete-kept")
         return Decision(Action.DELETE, "outlook-delete-kept")
     recreated = Decision(Action.UPSERT, "outlook-delete-reverted")
-    await _write(services, store, pub, Target(mailbox, pair.resource, pair.resource_email), gone, body, recreated)
+    await _write(services, store, pub, target, gone, body, recreated)
+    await _forget_outlook_side(services, mailbox, event_id)
     return recreated
 
 

@@ -8,8 +8,9 @@ Follows ``/work/shared/reference/dime-to-outlook.md`` (facts from the vendor's w
   ``Task {TaskNo, Job {SourceApp, SourceType, JobNo}}``, ``Category``, ``TimeMarker``,
   ``Assignments [{Resource {ResourceNo, Email}}]``, ``LastModifiedDate``). It carries no change
   type: the hook URL (or our route) tells created/updated/deleted.
-* **Delivery**: a delivery counts on HTTP 200 and nothing else; failed ones are kept and sent
-  again by ``retry_deliveries()`` (Dime.Scheduler's timer job). Cadence and ordering are
+* **Delivery**: a delivery counts on HTTP 200 and nothing else; failed ones (any other answer,
+  or ``fail_rate`` of them lost on the way) are kept and sent again by ``retry_deliveries()``
+  (Dime.Scheduler's timer job). Cadence and ordering are
   undocumented, so the fake sends ``duplicates`` copies and can shuffle (``reorder``).
 * **Hooks** (swagger): ``POST /webhooks/AppointmentCreated|Updated|Deleted`` with
   ``{sourceApp, notificationURL, resource: "Appointments", changeType: [...]}`` → 201, 429 past
@@ -81,6 +82,7 @@ class PlanningBoard:
     hook_id_in: str = "both"
     listing_shape: str = "pascal"
     max_hooks: int = 50
+    fail_rate: float = 0.0  # share of deliveries that fail on the way (kept for retry_deliveries)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     appointments: dict[str, _Planned] = field(default_factory=dict)
     hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -242,6 +244,12 @@ class PlanningBoard:
             token = base64.b64encode(f"{publication.auth[0]}:{publication.auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         publication.attempts += 1
+        if self.fail_rate and self._rng.random() < self.fail_rate:
+            status = 0  # lost on the way (connection reset): Dime.Scheduler keeps it for its retry job
+            publication.status = status
+            with self._lock:
+                self.failed.append(publication)
+            return status
         try:
             status = httpx.post(publication.url, json=publication.payload, headers=headers, timeout=30.0).status_code
         except httpx.HTTPError:
