@@ -8,6 +8,7 @@ templates and the README can be checked against a single list.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -68,6 +69,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DIME_PUBLICATIONS_URL", False, None, "public HTTPS URL of /api/dime/publications, with ?code=<key>"),
     Setting("DIME_WEBHOOK_USERNAME", False, None, "Basic user name Dime.Scheduler must send (optional)"),
     Setting("DIME_WEBHOOK_PASSWORD", False, None, "Basic password Dime.Scheduler must send (with the user name)"),
+    Setting(
+        "CONSOLE_APPINSIGHTS_RESOURCE_ID",
+        False,
+        None,
+        "resource id of the Application Insights component the console's Log page links to",
+    ),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
@@ -112,6 +119,7 @@ class Settings:
     dime_source_apps: tuple[str, ...] = ()
     dime_publications_url: str | None = None
     dime_webhook_credentials: tuple[str, str] | None = None  # (user name, password) for Basic
+    appinsights_resource_id: str | None = None
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -169,6 +177,24 @@ def _url(env: Mapping[str, str], name: str, *, https_only: bool = False) -> str:
     if parts.scheme not in allowed or not parts.netloc:
         raise SettingsError(f"setting {name} must be an absolute {' or '.join(allowed)} URL, got {raw!r}")
     return raw.rstrip("/")
+
+
+_COMPONENT_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[\w.()-]{1,90}/providers/Microsoft\.Insights/components/[\w.()-]{1,260}$",
+    re.IGNORECASE,
+)
+
+
+def _resource_id(env: Mapping[str, str], name: str) -> str | None:
+    """An Application Insights component's resource id, or None; anything else is refused (the
+    console builds a portal link from it)."""
+    raw = _raw(env, name)
+    if raw is not None and not _COMPONENT_ID.match(raw):
+        raise SettingsError(
+            f"setting {name} must be an Application Insights resource id "
+            "(/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Insights/components/<name>)"
+        )
+    return raw
 
 
 def _storage(env: Mapping[str, str]) -> StorageSettings:
@@ -250,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if _raw(env, "DIME_PUBLICATIONS_URL")
         else None,
         dime_webhook_credentials=_credentials(env),
+        appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
     )
 
 

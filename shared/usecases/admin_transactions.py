@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.adapters.transactions_store import TransactionStore, transaction_store
 from shared.core.transaction_query import (
+    FILTER_FIELDS,
     QueryError,
     TransactionFilter,
     decode_token,
@@ -74,13 +75,30 @@ def transaction_json(transaction: Transaction, *, detail: bool = False) -> dict[
 def list_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/transactions?status=&mailbox=&since=&until=&pageSize=&continuationToken="""
     try:
-        query = parse_filter({k: params[k] for k in ("status", "mailbox", "since", "until") if k in params})
+        query = parse_filter({k: params[k] for k in FILTER_FIELDS if k in params})
         size = parse_page_size(params.get("pageSize"))
         token = decode_token(params.get("continuationToken"))
     except QueryError as error:
         return _error(400, str(error))
     items, next_token = transaction_store(services).page(query, size, token)
     return _json(200, {"items": [transaction_json(t) for t in items], "continuationToken": encode_token(next_token)})
+
+
+MAX_COUNT = 100_000
+
+
+def count_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
+    """GET {prefix}/transactions/count?<the list's filters>: {"count": n, "capped": bool}; what the
+    console shows before "retry/archive all matching", and the Overview's numbers."""
+    try:
+        unknown = set(params) - set(FILTER_FIELDS) - {"code"}  # the host passes ?code= (the key) along
+        if unknown:
+            raise QueryError(f"unknown parameter(s): {', '.join(sorted(unknown))[:200]}")
+        query = parse_filter({k: v for k, v in params.items() if k in FILTER_FIELDS})
+    except QueryError as error:
+        return _error(400, str(error))
+    total = transaction_store(services).count(query, MAX_COUNT)
+    return _json(200, {"count": total, "capped": total >= MAX_COUNT})
 
 
 def get_transaction(transaction_id: str, services: Services) -> HttpAnswer:

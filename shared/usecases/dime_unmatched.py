@@ -1,5 +1,8 @@
 """`GET /api/manage/unmatched`: what could not be matched between the planning board and Outlook.
 
+`{"items": [{kind, reason, resource, subject, start, appointmentGuid, mailboxId, eventId}],
+"truncated"}`, kind `outlook-event` or `assignment` (the console's Unmatched page lists them).
+
 The page the official connector offers as "events that could not be matched": Outlook events this
 app wrote whose appointment no longer exists (a delete that has not gone through yet, or one the
 circuit breaker held back), and assigned resources whose appointment could not reach a calendar
@@ -24,7 +27,7 @@ async def unmatched(services: Services) -> HttpAnswer:
     store = EventLinkStore(services.store)
     states = {s.guid: s for s in await asyncio.to_thread(lambda: list(store.states()))}
     links = await asyncio.to_thread(lambda: list(store.links()))
-    events: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
     for link in links:
         if link.event_id is None:
             continue
@@ -35,35 +38,39 @@ async def unmatched(services: Services) -> HttpAnswer:
         elif state.deleted:
             reason = "appointment-deleted"
         if reason:
-            events.append(
-                {
-                    "mailboxId": link.mailbox_id,
-                    "eventId": link.event_id,
-                    "appointmentGuid": link.appointment_guid,
-                    "resource": link.resource,
-                    "start": link.start,
-                    "reason": reason,
-                }
-            )
-    assignments: list[dict[str, Any]] = []
+            subject = (state.publication or {}).get("subject") if state else None
+            items.append(_item("outlook-event", reason, link.resource, subject, link.start, link.appointment_guid,
+                               link.mailbox_id, link.event_id))  # fmt: skip
     for state in states.values():
         if state.deleted or not state.unmatched:
             continue
         publication = state.publication or {}
         for resource, reason in state.unmatched:
-            assignments.append(
-                {
-                    "appointmentGuid": state.guid,
-                    "appointmentNo": publication.get("appointment_no"),
-                    "subject": publication.get("subject"),
-                    "start": publication.get("start"),
-                    "resource": resource,
-                    "reason": reason,
-                }
-            )
-    body = {
-        "events": events[:MAX_ROWS],
-        "assignments": sorted(assignments, key=lambda a: (a["start"] or "", a["resource"]))[:MAX_ROWS],
-        "truncated": len(events) > MAX_ROWS or len(assignments) > MAX_ROWS,
-    }
+            items.append(_item("assignment", reason, resource, publication.get("subject"), publication.get("start"),
+                               state.guid, None, None))  # fmt: skip
+    items.sort(key=lambda i: (i["kind"], i["start"] or "", i["resource"]))
+    body = {"items": items[:MAX_ROWS], "truncated": len(items) > MAX_ROWS}
     return HttpAnswer(200, json.dumps(body), "application/json; charset=utf-8")
+
+
+def _item(
+    kind: str,
+    reason: str,
+    resource: str,
+    subject: str | None,
+    start: str | None,
+    guid: str,
+    mailbox: str | None,
+    event_id: str | None,
+) -> dict[str, Any]:
+    """One row, the same fields for both kinds (the console shows them as one table)."""
+    return {
+        "kind": kind,
+        "reason": reason,
+        "resource": resource,
+        "subject": subject,
+        "start": start,
+        "appointmentGuid": guid,
+        "mailboxId": mailbox,
+        "eventId": event_id,
+    }

@@ -130,8 +130,8 @@ def test_unmatched_report(runner, graph, dime):
     runner.drain()
     status, body = runner.request("GET", "manage/unmatched")
     assert status == 200
-    assert {(a["resource"], a["reason"]) for a in body["assignments"]} == {
-        ("R-OFF", "integration-disabled"),
-        ("R-NOBODY", "no-mailbox"),
+    assert {(a["kind"], a["resource"], a["reason"]) for a in body["items"]} == {
+        ("assignment", "R-OFF", "integration-disabled"),
+        ("assignment", "R-NOBODY", "no-mailbox"),
     }
-    assert body["events"] == [] and body["assignments"][0]["subject"] == "Crew day"
+    assert body["items"][0]["subject"] == "Crew day" and body["truncated"] is False

@@ -343,3 +343,18 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.sync_days_forward == 42
     assert settings.dime_api_key == "dime-key"
+
+
+COMPONENT = (
+    "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg-dimecal"
+    "/providers/Microsoft.Insights/components/appi-dimecal-abc"
+)
+
+
+def test_console_appinsights_resource_id_is_optional_and_validated() -> None:
+    assert load_settings(minimal_env()).appinsights_resource_id is None
+    assert load_settings(minimal_env(CONSOLE_APPINSIGHTS_RESOURCE_ID=COMPONENT)).appinsights_resource_id == COMPONENT
+    wrong_type = COMPONENT.replace("components", "workspaces")
+    for bad in ("appi-dimecal-abc", COMPONENT + "/extra", wrong_type, "javascript:x"):
+        with pytest.raises(SettingsError, match="CONSOLE_APPINSIGHTS_RESOURCE_ID"):
+            load_settings(minimal_env(CONSOLE_APPINSIGHTS_RESOURCE_ID=bad))
