@@ -186,6 +186,22 @@ class GraphGateway(SubscriptionCalls):
             raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"Graph knows no mailbox {mailbox} to write into")
         return created
 
+    async def find_tagged_event(self, mailbox: str, value: str) -> dict[str, Any] | None:
+        """The event carrying our tag with this value (GET /events?$filter on the extended property)."""
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        literal = value.replace("'", "''")  # OData string literal
+        text = f"singleValueExtendedProperties/any(ep: ep/id eq '{TAG_PROPERTY_ID}' and ep/value eq '{literal}')"
+        query = "&".join(
+            f"{name}={quote(v, safe='(),$')}"
+            for name, v in (("$filter", text), ("$select", ",".join(EVENT_FIELDS)), ("$expand", EXPAND_TAG))
+        )
+        info = RequestInformation(Method.GET, "{+baseurl}" + f"/users/{quote(mailbox, safe='')}/events?{query}", {})
+        found = await self._send(mailbox, info, "tagged event lookup") or {}
+        items = found.get("value") if isinstance(found.get("value"), list) else []
+        return items[0] if items else None
+
     async def update_event(self, mailbox: str, event_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PATCH an event; None when it no longer exists."""
         path = f"/users/{quote(mailbox, safe='')}/events/{quote(event_id, safe='')}"

@@ -38,6 +38,7 @@ from shared.core.dime_to_outlook.outlook_event import (
     transaction_id,
 )
 from shared.core.dime_to_outlook.publication import Publication
+from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import Link
 from shared.core.resources import Resource
@@ -272,7 +273,19 @@ async def _write(
     if answer is None:
         operation = "create"
         create = {**body, "transactionId": transaction_id(guid, mailbox, generation)}
-        answer = await services.graph.create_event(mailbox, create)
+        try:
+            answer = await services.graph.create_event(mailbox, create)
+        except SyncError as error:
+            # How Graph answers a duplicate transactionId is unverified (201 with the event, or an
+            # error), and a timeout may hide a create that happened: find our event by its tag.
+            if error.code not in (ErrorCode.GRAPH_UNAVAILABLE, ErrorCode.GRAPH_REJECTED):
+                raise
+            answer = await services.graph.find_tagged_event(mailbox, tag_value(guid, target.resource))
+            if answer is None:
+                raise
+        if not _shows(answer, body):
+            # An earlier create of ours came back (same transactionId) with older content.
+            answer = await services.graph.update_event(mailbox, answer["id"], body) or answer
     now = services.clock().isoformat()
     fresh = EventLink(
         appointment_guid=guid,
@@ -290,6 +303,13 @@ async def _write(
     await _remember_outlook_side(services, mailbox, answer, guid, target.email)
     await _transaction(services, mailbox, answer["id"], guid, operation, decision.reason)
     return saved
+
+
+def _shows(answer: dict[str, Any], body: dict[str, Any]) -> bool:
+    try:
+        return same_content(event_from_graph(answer), body)
+    except EventFormatError:
+        return False
 
 
 async def _remove(services: Services, store: Any, link: EventLink, reason: str) -> None:

@@ -494,3 +494,45 @@ def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, peo
     with pytest.raises(SyncError):
         reconcile(services)
     assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_unmatched_lists_an_event_whose_appointment_was_deleted_but_not_yet_removed(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    graph.fail_next(1, status=403, path_contains="/events/")
+    publish({"AppointmentGuid": guid}, "deleted")
+    work(services)
+    import asyncio
+
+    from shared.usecases.dime_unmatched import unmatched
+
+    body = json.loads(asyncio.run(unmatched(services)).body)
+    [item] = body["items"]
+    assert (item["kind"], item["reason"], item["appointmentGuid"]) == ("outlook-event", "appointment-deleted", guid)
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert failed.error_code == "GRAPH_FORBIDDEN"
+
+
+@pytest.mark.parametrize("answer", ["existing", "conflict"])
+def test_a_create_whose_link_was_lost_is_found_again_not_duplicated(graph, dime, services, people, answer):
+    """A crash after Graph's create and before our links were saved: the replayed create carries the
+    same transactionId; whether Graph answers with the event or with an error (unverified), the
+    event is found again by its tag, linked, and never duplicated."""
+    from shared.core.ids import encode_key
+    from shared.names import EVENT_LINKS_TABLE, LINKS_TABLE
+
+    graph.duplicate_create = answer
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    services.store.table(EVENT_LINKS_TABLE).delete_entity(guid, jane)
+    services.store.table(LINKS_TABLE).delete_entity(jane, encode_key(event["id"]))
+    dime.board.update(guid, subject="Visit (replayed)")
+    publish(planned(dime, guid), "updated")
+    work(services)
+    [again] = ours(graph, jane)
+    assert again["id"] == event["id"] and again["subject"] == "Visit (replayed)"
+    assert services.store.get_link(jane, event["id"]).origin == "dime"

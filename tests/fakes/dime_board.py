@@ -42,6 +42,7 @@ import httpx
 from ._http import Request, Response
 
 HOOK_TYPES = {"appointmentcreated": "created", "appointmentupdated": "updated", "appointmentdeleted": "deleted"}
+HOOK_NAMES = {"created": "AppointmentCreated", "updated": "AppointmentUpdated", "deleted": "AppointmentDeleted"}
 
 
 @dataclass
@@ -266,7 +267,7 @@ class PlanningBoard:
             with self._lock:
                 return Response(200, copy.deepcopy(list(self.resources.values())))
         if route.startswith("/webhooks/"):
-            return self._webhooks(request, route.split("/")[2:])
+            return self._webhooks(request, request.segments[1:])  # original case: hook ids are case-sensitive
         if route == "/appointment" and request.method == "GET":
             return self._listing(request)
         return None
@@ -284,8 +285,8 @@ class PlanningBoard:
                 if len(self.hooks) >= self.max_hooks:
                     return Response(429, {"message": "More than expected number of webhooks have been created."})
                 hook_id = uuid.uuid4().hex
-                self.hooks[hook_id] = {**body, "change": change, "type": parts[0]}
-                location = f"/webhooks/{parts[0]}/{hook_id}"
+                self.hooks[hook_id] = {**body, "change": change, "type": HOOK_NAMES[change]}
+                location = f"/webhooks/{HOOK_NAMES[change]}/{hook_id}"
                 headers = {"Location": location} if self.hook_id_in in ("location", "both") else {}
                 answer = {"id": hook_id} if self.hook_id_in in ("body", "both") else None
                 return Response(201, answer, headers)

@@ -18,7 +18,8 @@ Deliberate choices (documented so nobody mistakes them for Graph facts):
   the Python accessors (``get_event``/``events``) always include them when present.
 
 Layout: ``common`` (constants, time helpers, records), ``base`` (state, users, rendering, faults,
-HTTP entry), and one mixin per concern: ``events``, ``delta``, ``batch``, ``subscriptions``.
+HTTP entry), and one mixin per concern: ``events``, ``tagged`` (duplicate creates, lookups by
+extended property), ``delta``, ``batch``, ``subscriptions``.
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ from .common import (  # noqa: F401
 from .delta import DeltaMixin
 from .events import EventsMixin
 from .subscriptions import SubscriptionsMixin
+from .tagged import TaggedEventsMixin
 
 __all__ = ["WINDOWS_TIME_ZONES", "Delivery", "FakeGraph"]
 
 
-class FakeGraph(EventsMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBase):
+class FakeGraph(TaggedEventsMixin, EventsMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBase):
     """A loopback Graph v1.0 for users, events, calendarView delta, ``$batch`` and subscriptions.
 
     Start it per test (``with FakeGraph() as graph:``), point the client at ``graph.base_url``.
