@@ -135,3 +135,17 @@ def test_unmatched_report(runner, graph, dime):
         ("assignment", "R-NOBODY", "no-mailbox"),
     }
     assert body["items"][0]["subject"] == "Crew day" and body["truncated"] is False
+
+
+def test_onboarding_backfills_the_planners_appointments(runner, graph, dime):
+    from datetime import timedelta
+
+    soon = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    dime.board.add_resource("R-JANE", "jane@contoso.com")
+    dime.board.plan("Already planned", soon, soon + timedelta(hours=2), ["R-JANE"])
+    dime.board.outbox.clear()  # published before the app was listening
+    jane = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    status, _ = runner.request("PUT", "manage/resources/jane@contoso.onmicrosoft.com")
+    assert status == 201
+    runner.drain()
+    assert [e["subject"] for e in ours(graph, jane["id"])] == ["Already planned"]
