@@ -35,6 +35,7 @@ demo: install
 
 bench: install
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_dime_to_outlook.py
 
 lint: install
 	$(BIN)/ruff check .
