@@ -8,6 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# The partition of transactions about a Dime.Scheduler appointment rather than one mailbox (a rejected
+# publication, a publication that failed before reaching a calendar).
+DIME_PARTITION = "dime-scheduler"
+
 
 class Status(StrEnum):
     PENDING = "pending"

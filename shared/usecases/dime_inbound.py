@@ -25,7 +25,7 @@ from shared.core.dime_to_outlook.publication import (
     parse_publication,
     zone_named,
 )
-from shared.core.transactions import ErrorCode, Status, Transaction, new_transaction_id
+from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.webhook import HttpAnswer
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 500
-DIME_PARTITION = "dime-scheduler"
 KEPT_BODY_CHARACTERS = 20_000  # of a rejected body, for the administrator
 
 
@@ -63,6 +62,7 @@ def receive_publications(
         return HttpAnswer(413, "body too large")
     services = get_services()
     if not authorised(authorization, services.settings.dime_webhook_credentials):
+        log.warning("refused a publication: missing or wrong Basic credentials (%d bytes)", len(body))
         return HttpAnswer(401, "credentials required")
     try:
         document = json.loads(body)

@@ -42,7 +42,7 @@ from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import Link
 from shared.core.resources import Resource
-from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
+from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.sync_event import DIME_ORIGIN
@@ -50,7 +50,6 @@ from shared.usecases.sync_event import DIME_ORIGIN
 log = logging.getLogger(__name__)
 
 DIME_TO_OUTLOOK = "dime-to-outlook"
-DIME_PARTITION = "dime-scheduler"  # transactions about an appointment rather than one mailbox
 DIRECTORY_TTL_SECONDS = 300.0
 MAILBOX_TTL_SECONDS = 300.0
 

@@ -536,3 +536,27 @@ def test_a_create_whose_link_was_lost_is_found_again_not_duplicated(graph, dime,
     [again] = ours(graph, jane)
     assert again["id"] == event["id"] and again["subject"] == "Visit (replayed)"
     assert services.store.get_link(jane, event["id"]).origin == "dime"
+
+
+def test_a_publication_failing_every_delivery_is_poisoned_then_healed_by_the_retry_timer(graph, dime, services, people):
+    from datetime import timedelta
+
+    from shared.names import POISON_SUFFIX
+    from shared.usecases.retry import retry_due
+
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    graph.fail_next(100, status=503, path_contains="/events")
+    publish(planned(dime, guid), "created")
+    run = run_queue(services, PUBLICATIONS_QUEUE, function_app.apply_dime_publication)
+    assert run.poisoned == 1
+    poisoned = run_queue(services, PUBLICATIONS_QUEUE + POISON_SUFFIX, function_app.poisoned_publication)
+    assert poisoned.succeeded == 1
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert (failed.error_code, failed.direction, failed.appointment_guid) == ("POISON_MESSAGE", "dime-to-outlook", guid)
+    graph.clear_faults()
+    later = services.clock() + timedelta(hours=1)
+    services.clock = lambda: later
+    import asyncio
+
+    assert asyncio.run(retry_due(services))["succeeded"] == 1
+    assert len(ours(graph, people["jane"]["id"])) == 1
