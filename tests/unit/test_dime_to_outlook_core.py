@@ -131,6 +131,10 @@ def graph_answer(body, **changes):
         "showAs": body["showAs"],
         "importance": body.get("importance", "normal"),
         "categories": body["categories"],
+        "isAllDay": False,
+        "sensitivity": "normal",
+        "isCancelled": False,
+        "type": "singleInstance",
         "singleValueExtendedProperties": body["singleValueExtendedProperties"],
     }
     document.update(changes)

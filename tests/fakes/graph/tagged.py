@@ -27,7 +27,7 @@ _EXT_FILTER = re.compile(
 class TaggedEventsMixin(EventsMixin):
     duplicate_create: str = "existing"  # or "conflict"
 
-    def _post_event(self, request: Request, user_ref: str) -> Response:
+    def _post_event(self, request: Request, user_ref: str, calendar: str = "primary") -> Response:
         body = request.json
         if self.duplicate_create == "conflict" and isinstance(body, dict) and body.get("transactionId"):
             with self._lock:
@@ -35,7 +35,7 @@ class TaggedEventsMixin(EventsMixin):
                 existing_id = self._transactions.get((mailbox, str(body["transactionId"])))
                 if existing_id and existing_id in self._events[mailbox]:
                     raise GraphError(409, "ErrorDuplicateTransactionId", "An item with this transactionId exists.")
-        return super()._post_event(request, user_ref)
+        return super()._post_event(request, user_ref, calendar)
 
     def _list_events(self, request: Request, user_ref: str) -> Response:
         text = request.query.get("$filter")
