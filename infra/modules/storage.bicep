@@ -33,6 +33,8 @@ var tableNames = [
   'subscriptions'
   'links'
   'transactions'
+  'eventlinks'
+  'dimehooks'
   'syncstate'
 ]
 

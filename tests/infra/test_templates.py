@@ -37,7 +37,6 @@ AZURE_ROLES = {
 }
 GRAPH_APP_ROLES = {
     "Calendars.ReadWrite": "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
-    "MailboxSettings.Read": "40f97065-369a-49f4-947c-6a255697ae91",
     "User.ReadBasic.All": "97235f07-e226-4f63-ace3-39588e11d3a1",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
 }
@@ -48,6 +47,8 @@ SECRET_SETTINGS = {
     "DIME_API_KEY",
     "GRAPH_CLIENT_SECRET",
     "NOTIFICATION_URL",  # carries the function key in ?code=
+    "DIME_PUBLICATIONS_URL",  # likewise
+    "DIME_WEBHOOK_PASSWORD",
     "LIFECYCLE_NOTIFICATION_URL",
 }
 
@@ -564,13 +565,13 @@ def test_graph_app_role_ids_are_correct():
 def test_graph_roles_granted_to_the_identity():
     code = read(MODULES / "graph-permissions.bicep")
     grants = resource_blocks(code, "Microsoft.Graph/appRoleAssignedTo")
-    assert len(grants) == 3
+    assert len(grants) == 2  # exactly what the code uses: no MailboxSettings.Read (times are asked in UTC)
     role_refs = set()
     for _, block in grants:
         assert re.search(r"principalId:\s*principalId\b", block)
         assert re.search(r"resourceId:\s*graph\.id\b", block)
         role_refs.add(re.search(r"appRoleId:\s*appRoleIds\[([^\]]+)\]", block).group(1))
-    assert role_refs == {"'Calendars.ReadWrite'", "'MailboxSettings.Read'", "userReadPermission"}
+    assert role_refs == {"'Calendars.ReadWrite'", "userReadPermission"}
     main = params(read(MAIN))
     module = params(code)
     assert literal(main["graphUserReadPermission"]["default"]) == "User.ReadBasic.All"
