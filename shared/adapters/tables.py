@@ -96,8 +96,9 @@ class StateStore:
         return _link_from_entity(entity)
 
     def save_link(self, link: Link) -> Link:
-        """Insert (link.etag None) or replace only if unchanged since read; ConcurrentUpdate otherwise."""
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        """Insert (link.etag None) or replace only if unchanged since read; ConcurrentUpdate otherwise,
+        also when the row is gone (another instance deleted it since we read it)."""
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         table = self.table(LINKS_TABLE)
@@ -107,11 +108,13 @@ class StateStore:
                 metadata = table.create_entity(entity)
             else:
                 metadata = table.update_entity(entity, mode=UpdateMode.REPLACE, **_conditional(link.etag))
-        except (ResourceExistsError, ResourceModifiedError) as error:
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrentUpdate(str(error)) from error
         return replace(link, etag=metadata.get("etag"))
 
     def delete_link(self, link: Link) -> None:
+        """Delete only if unchanged since read (ConcurrentUpdate otherwise); a row already gone is
+        the same outcome (another instance deleted it) and is not an error."""
         from azure.core.exceptions import ResourceModifiedError
 
         try:

@@ -105,56 +105,89 @@ async def sync_event(
     the caller's circuit breaker already allowed this delete (a run's set of deletes).
     """
     async with _event_locks.hold((resource.object_id, event_id)):
-        written_hash: str | None = None
-        for _ in range(MAX_RACES):
-            if link_read is not None:
-                link, link_read = link_read, None
-            else:
-                link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
-            # After a lost race in which we had written: rewrite the fresh state unless the
-            # winner recorded exactly what we wrote (then the board is already right).
-            force_upsert = written_hash is not None and (link is None or link.content_hash != written_hash)
-            if deleted:
-                current = None
-            elif event_json is not None and not missing_fields(event_json):
-                current = event_json
-            elif (
-                link
-                and known_change_key
-                and link.change_key == known_change_key
-                and not force_upsert
-                and not claimed_deleted
-            ):
-                return Decision(Action.SKIP, "unchanged")
-            elif claimed_deleted and link is None and not await _series_links(services, resource, event_id):
-                return Decision(Action.SKIP, "deleted-never-synced")  # nothing of ours to delete: no Graph call
-            else:
-                current = await services.graph.get_event(resource.object_id, event_id)
-            if current is not None and current.get("type") == "seriesMaster":
-                from shared.usecases.series import sync_series
+        race = _Race()
+        decision = await _settle(
+            services,
+            resource,
+            event_id,
+            race,
+            known_change_key=known_change_key,
+            deleted=deleted,
+            claimed_deleted=claimed_deleted,
+            event_json=event_json,
+            link_read=link_read,
+            prove_membership=prove_membership,
+            breaker_passed=breaker_passed,
+        )
+        if race.upserted is not None and decision.action is not Action.UPSERT:
+            await _remove_orphan(services, race.upserted)
+        return decision
 
-                return await sync_series(services, resource, current, prove_membership=prove_membership)
-            if current is None and link is None:
-                series = await _series_links(services, resource, event_id)
-                if series:  # a deleted series master: its instances go, through the breaker
-                    from shared.usecases.series import delete_instances
 
-                    return await delete_instances(services, resource, event_id, series)
-            proof = await _needs_proof(services, resource, event_id, link, claimed_deleted, prove_membership)
-            proof = proof if current is not None else None
-            if proof and not await in_primary_calendar(services, resource.object_id, current or {}):
-                if link is None:
-                    return Decision(Action.SKIP, "not-in-calendar")
-                current = None  # a deleted event that still answers GET, or moved to another calendar
-            try:
-                decision = await _execute(services, resource, event_id, current, link, force_upsert, breaker_passed)
-                if proof in ("new", "tombstone") and decision.action is Action.UPSERT:  # (back) in the calendar
-                    await asyncio.to_thread(state_store(services).remove_tombstone, resource.object_id, event_id)
-                return decision
-            except _LostRace as race:
-                # Another instance updated the link meanwhile: our read may be stale; read again.
-                written_hash = race.written_hash or written_hash
-                event_json = None
+async def _settle(
+    services: Services,
+    resource: Resource,
+    event_id: str,
+    race: _Race,
+    *,
+    known_change_key: str | None,
+    deleted: bool,
+    claimed_deleted: bool,
+    event_json: dict[str, Any] | None,
+    link_read: Link | None,
+    prove_membership: bool,
+    breaker_passed: bool,
+) -> Decision:
+    """Read, decide, execute; after a lost race on the link, read and decide again (`race` keeps
+    what we had already done to the board, so the fresh decision can repair it)."""
+    for _ in range(MAX_RACES):
+        if link_read is not None:
+            link, link_read = link_read, None
+        else:
+            link = await asyncio.to_thread(services.store.get_link, resource.object_id, event_id)
+        force_upsert = race.must_rewrite(link)
+        if deleted:
+            current = None
+        elif event_json is not None and not missing_fields(event_json):
+            current = event_json
+        elif (
+            link
+            and known_change_key
+            and link.change_key == known_change_key
+            and not force_upsert
+            and not claimed_deleted
+        ):
+            return Decision(Action.SKIP, "unchanged")
+        elif claimed_deleted and link is None and not await _series_links(services, resource, event_id):
+            return Decision(Action.SKIP, "deleted-never-synced")  # nothing of ours to delete: no Graph call
+        else:
+            current = await services.graph.get_event(resource.object_id, event_id)
+        if current is not None and current.get("type") == "seriesMaster":
+            from shared.usecases.series import sync_series
+
+            return await sync_series(services, resource, current, prove_membership=prove_membership)
+        if current is None and link is None:
+            series = await _series_links(services, resource, event_id)
+            if series:  # a deleted series master: its instances go, through the breaker
+                from shared.usecases.series import delete_instances
+
+                return await delete_instances(services, resource, event_id, series)
+        proof = await _needs_proof(services, resource, event_id, link, claimed_deleted, prove_membership)
+        proof = proof if current is not None else None
+        if proof and not await in_primary_calendar(services, resource.object_id, current or {}):
+            if link is None:
+                return Decision(Action.SKIP, "not-in-calendar")
+            current = None  # a deleted event that still answers GET, or moved to another calendar
+        try:
+            decision = await _execute(services, resource, event_id, current, link, force_upsert, breaker_passed)
+            if proof in ("new", "tombstone") and decision.action is Action.UPSERT:  # (back) in the calendar
+                await asyncio.to_thread(state_store(services).remove_tombstone, resource.object_id, event_id)
+            return decision
+        except _LostRace as lost:
+            # Another instance changed the link meanwhile: our read may be stale; read again.
+            race.upserted = lost.upserted or race.upserted
+            race.deleted = race.deleted or lost.deleted
+            event_json = None
     raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"event {event_id} kept changing under us; retrying later")
 
 
@@ -207,9 +240,62 @@ def state_store(services: Services) -> SyncStateStore:
 
 
 class _LostRace(Exception):
-    def __init__(self, written_hash: str | None) -> None:
+    def __init__(self, upserted: Link | None, deleted: bool) -> None:
         super().__init__("the link changed under us")
-        self.written_hash = written_hash  # what we had already written to Dime.Scheduler, if anything
+        self.upserted = upserted  # the link of what we had already written to Dime.Scheduler, if anything
+        self.deleted = deleted  # we had already deleted the appointment
+
+
+@dataclass
+class _Race:
+    """What this call did to the board before it lost the link to another instance (the per-event
+    lock holds within one process only; across instances the etag-conditional link decides)."""
+
+    upserted: Link | None = None
+    deleted: bool = False
+
+    def must_rewrite(self, link: Link | None) -> bool:
+        """Rewrite the fresh state unless the winner recorded exactly what we wrote (then the board
+        is right), or, after our delete, when the winner kept a link (its appointment is gone)."""
+        if self.upserted is not None and (link is None or link.content_hash != self.upserted.content_hash):
+            return True
+        return self.deleted and link is not None
+
+
+async def _remove_orphan(services: Services, written: Link) -> None:
+    """We wrote an appointment, lost the link to another instance, and the fresh decision keeps no
+    appointment (the winner deleted the event, or it left the calendar or the consent): unless a
+    link exists now, delete what we wrote, or it would stay on the board with nothing pointing at it."""
+    link = await asyncio.to_thread(services.store.get_link, written.mailbox_id, written.event_id)
+    if link is not None:
+        return
+    try:
+        call = delete_call(
+            written.appointment_guid, written.resource_email, written.kept_values, written.appointment_id
+        )
+    except MissingDeleteValues as error:
+        raise SyncError(
+            ErrorCode.DIME_REJECTED, f"cannot delete appointment {written.appointment_guid}: {error}"
+        ) from None
+    await asyncio.to_thread(services.dime.run_import, [call])
+    log.info(
+        "event %s of %s: deleted the appointment our lost race left unlinked",
+        written.event_id[-12:],
+        written.mailbox_id,
+    )
+    now = services.clock()
+    transaction = Transaction(
+        id=new_transaction_id(now),
+        mailbox_id=written.mailbox_id,
+        direction=OUTLOOK_TO_DIME,
+        operation=Action.DELETE.value,
+        status=Status.SUCCEEDED,
+        created_at=now.isoformat(),
+        event_id=written.event_id,
+        appointment_guid=written.appointment_guid,
+        reason="unlinked-after-race",
+    )
+    await asyncio.to_thread(services.store.add_transaction, transaction)
 
 
 class _EventLocks:
@@ -290,6 +376,7 @@ async def _execute(
             raise SyncError(ErrorCode.CIRCUIT_BREAKER_TRIPPED, f"circuit breaker (notifications): {verdict.message}")
     log.info("event %s of %s: %s (%s)", event_id[-12:], resource.object_id, decision.action.value, decision.reason)
 
+    fresh: Link | None = None
     try:
         if decision.action is Action.UPSERT:
             assert appointment is not None and event is not None
@@ -340,8 +427,7 @@ async def _execute(
         else:
             return decision
     except ConcurrentUpdate:
-        wrote = content_hash if decision.action is Action.UPSERT else None
-        raise _LostRace(wrote) from None
+        raise _LostRace(fresh, deleted=decision.action is Action.DELETE) from None
 
     transaction = Transaction(
         id=new_transaction_id(now),
