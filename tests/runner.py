@@ -226,6 +226,7 @@ class LocalRunner:
         self._polling = threading.Event()
         self._drain_lock = threading.Lock()
         self.drained = DrainSummary()  # everything the poller (and drain()) handled
+        self.env: dict[str, str] = {}  # the settings, when built by runner_for
         self._client = httpx.Client(timeout=30.0)
         self.clock = ShiftableClock()
 
@@ -355,5 +356,6 @@ def runner_for(azurite: Any, graph: Any, dime: Any) -> LocalRunner:
         DIME_SOURCE_APPS="BC",
     )
     runner.services = build_services(env, clock=runner.clock)
+    runner.env = env  # what more instances of the app (tests/worker_process.py) are started with
     clean_storage(runner.services)
     return runner

@@ -35,9 +35,14 @@ operations, default 300).
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -346,6 +351,55 @@ def board_differences(expected: dict[str, dict[str, str]], board: dict[str, dict
     return problems
 
 
+class InstancePool:
+    """Who drains the queues: the runner in this process (0), or that many worker processes
+    (tests/worker_process.py) sharing Azurite and the fakes, this process then only waiting until
+    every queue is empty (Azurite counts messages being handled, so empty means done)."""
+
+    def __init__(self, runner: Any, processes: int) -> None:
+        self.runner, self.count = runner, processes
+        self.workers: list[subprocess.Popen[str]] = []
+        self.results: list[dict[str, Any]] = []
+
+    def __enter__(self) -> InstancePool:
+        root = Path(__file__).resolve().parents[2]
+        for _ in range(self.count):
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "tests.worker_process", "serve"],
+                cwd=root,
+                env={**os.environ, "WORKER_SETTINGS": json.dumps(self.runner.env)},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.workers.append(worker)
+        for worker in self.workers:
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        return self
+
+    def drain(self) -> None:
+        if not self.workers:
+            self.runner.drain()
+            return
+        quiet = 0
+        deadline = time.monotonic() + 600
+        while quiet < 3:
+            assert time.monotonic() < deadline, "the worker processes did not empty the queues"
+            assert all(w.poll() is None for w in self.workers), "a worker process died"
+            quiet = quiet + 1 if sum(self.runner.queue_depths().values()) == 0 else 0
+            time.sleep(0.05)
+
+    def runs(self) -> dict[str, Any]:
+        return self.runner.drained.runs if not self.workers else {}
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
+            out, _ = worker.communicate(timeout=120)  # closing stdin stops it
+            self.results.append(json.loads(out.strip().splitlines()[-1]))
+        if self.workers:
+            print(f"worker processes: {[(r['handled'], r['failed'], r['poisoned']) for r in self.results]}")
+
+
 @pytest.fixture
 def shared_http_client(monkeypatch):
     client = httpx.Client()
@@ -355,6 +409,17 @@ def shared_http_client(monkeypatch):
 
 
 def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, shared_http_client, request):
+    converge(azurite, request, worker_processes=0)
+
+
+def test_board_converges_with_three_worker_processes(azurite, shared_http_client, request):
+    """The same, with the queues drained by three worker processes at once (as three Flex
+    Consumption instances would): duplicates of one change land on different processes, so no
+    per-process lock can help; the etag-conditional links must keep the board exact."""
+    converge(azurite, request, worker_processes=3)
+
+
+def converge(azurite, request, *, worker_processes: int) -> None:
     seed = SEED
     request.node.user_properties.append(("convergence_seed", seed))
     print(f"CONVERGENCE_SEED={seed} CONVERGENCE_EVENTS={OPERATIONS}")
@@ -378,7 +443,8 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
     board = PlanningBoard(duplicates=2, reorder=True, seed=seed, fail_rate=0.1)
     with graph, FakeDime(api_key=DIME_API_KEY, board=board) as dime:
         runner = runner_for(azurite, graph, dime)
-        with runner:
+        with runner, InstancePool(runner, worker_processes) as instances:
+            drain = instances.drain
             people = [
                 graph.add_user(mail=f"tech{n}@contoso.com", upn=f"tech{n}@contoso.onmicrosoft.com")
                 for n in range(MAILBOXES)
@@ -387,7 +453,7 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
                 status, body = runner.request("PUT", f"manage/resources/{person['userPrincipalName']}")
                 assert status == 201, body
                 board.add_resource(f"R{n}", person["mail"])
-            runner.drain()  # the onboarding resyncs (empty calendars)
+            drain()  # the onboarding resyncs (empty calendars)
             assert len(graph.subscriptions()) == MAILBOXES
             assert runner.request("PUT", "manage/dime/hooks")[0] == 201
 
@@ -406,43 +472,43 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
                 done += burst
                 board.flush()
                 graph.flush_notifications()
-                runner.drain()
+                drain()
                 graph.flush_notifications()  # the notifications of the app's own writes
-                runner.drain()
+                drain()
                 if rng.random() < 0.15:
                     try:
                         runner.fire("delta_timer")  # the timer runs whenever it is due, faults or not
                     except Exception as error:  # the host logs a failed timer run and carries on
                         print(f"delta timer under faults: {type(error).__name__}: {error}")
-                    runner.drain()
+                    drain()
                 if rng.random() < 0.2:
                     board.retry_deliveries()
-                    runner.drain()
+                    drain()
             board.flush()
             graph.flush_notifications()
-            runner.drain()
+            drain()
 
             graph.clear_faults()
             dime.clear_faults()
             board.fail_rate = 0.0
             runner.clock.advance(timedelta(hours=7))  # past every backoff (capped at 6 h)
             board.retry_deliveries()
-            runner.drain()
+            drain()
             runner.fire("retry_failed")
-            runner.drain()
+            drain()
             graph.flush_notifications()
-            runner.drain()
+            drain()
             runner.fire("delta_timer")
-            runner.drain()
+            drain()
             runner.fire("dime_reconcile_timer")
-            runner.drain()
+            drain()
             graph.flush_notifications()
-            runner.drain()
+            drain()
 
             expected = expected_board(graph, people, runner.clock())
             problems = board_differences(expected, dime.appointments)
             problems += calendar_differences(board, graph, people)
-            queue_runs = {q: (r.succeeded, r.failed, r.poisoned) for q, r in runner.drained.runs.items() if r.failed}
+            queue_runs = {q: (r.succeeded, r.failed, r.poisoned) for q, r in instances.runs().items() if r.failed}
             if problems and os.environ.get("CONVERGENCE_DEBUG"):
                 from shared.adapters.event_links_store import EventLinkStore
 
@@ -477,7 +543,7 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
             dime.reset_calls()
             for timer in ("retry_failed", "delta_timer", "reconcile_timer", "dime_reconcile_timer"):
                 runner.fire(timer)
-                runner.drain()
+                drain()
             graph.flush_notifications()
-            runner.drain()
+            drain()
             assert graph_event_writes(graph) == 0 and dime.writes == 0
