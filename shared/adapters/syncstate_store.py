@@ -237,6 +237,14 @@ class SyncStateStore:
         entity = self._get(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
         return entity is not None and entity.get("EventId") == event_id
 
+    def tombstoned_events(self, mailbox_id: str) -> set[str]:
+        """The event ids of every tombstone of the mailbox: one range query (a batch of new events
+        asks once instead of once per event)."""
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        parameters = {"pk": mailbox_id, "low": TOMBSTONE_PREFIX, "high": TOMBSTONE_PREFIX[:-1] + chr(ord("-") + 1)}
+        rows = self._table.query_entities(query, parameters=parameters, select=["EventId"])
+        return {str(row.get("EventId") or "") for row in rows}
+
     def remove_tombstone(self, mailbox_id: str, event_id: str) -> None:
         self._delete(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
 

@@ -112,6 +112,21 @@ class StateStore:
             raise ConcurrentUpdate(str(error)) from error
         return replace(link, etag=metadata.get("etag"))
 
+    def insert_links(self, links: list[Link]) -> None:
+        """Insert new links of one mailbox, 100 per table transaction (all or nothing each);
+        ConcurrentUpdate when one of a batch exists already (another instance linked it)."""
+        from azure.data.tables import TableTransactionError
+
+        table = self.table(LINKS_TABLE)
+        for start in range(0, len(links), 100):
+            operations = [("create", _link_entity(link)) for link in links[start : start + 100]]
+            try:
+                table.submit_transaction(operations)
+            except TableTransactionError as error:
+                if error.status_code == 409:
+                    raise ConcurrentUpdate(str(error)) from error
+                raise
+
     def delete_link(self, link: Link) -> None:
         """Delete only if unchanged since read (ConcurrentUpdate otherwise); a row already gone is
         the same outcome (another instance deleted it) and is not an error."""

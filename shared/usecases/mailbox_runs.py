@@ -185,18 +185,22 @@ class MailboxRun:
 
     async def read_and_apply(self, items: list[tuple[str, Link | None]]) -> list[Link]:
         """Delta items are signals: read each event in full (20 per $batch) and bring it through
-        sync_event. Returns the links of events that are gone (404). A member Graph kept
-        throttling goes to the notification queue, like any transient failure of a run."""
+        sync_event; events never linked go as one batch (`sync_batch`: one import, one table batch
+        of links) once the page is read. Returns the links of events that are gone (404). A member
+        Graph kept throttling goes to the notification queue, like any transient failure of a run."""
         from shared.adapters.graph import BATCH_LIMIT
 
         missing: list[Link] = []
         pending: list[asyncio.Task[None]] = []
+        new: list[dict] = []
         for start in range(0, len(items), BATCH_LIMIT):
             chunk = items[start : start + BATCH_LIMIT]
             answers = await self._read_batch([event_id for event_id, _ in chunk])
             for event_id, link in chunk:
                 answer = answers[event_id]
-                if answer.status == 200 and answer.body is not None:
+                if answer.status == 200 and answer.body is not None and link is None:
+                    new.append(answer.body)
+                elif answer.status == 200 and answer.body is not None:
                     body = answer.body
                     pending.append(
                         asyncio.create_task(
@@ -213,8 +217,27 @@ class MailboxRun:
 
                     error = classify_status(answer.status, {"Retry-After": answer.retry_after}, "event read")
                     await self._failed(event_id, False, None, error)
+        pending.extend(
+            asyncio.create_task(self.apply(e["id"], event_json=e, change_key=e.get("changeKey")))
+            for e in await self._apply_new(new)
+        )
         await asyncio.gather(*pending)
         return missing
+
+    async def _apply_new(self, events: list[dict]) -> list[dict]:
+        """Events never linked, as one batch; returns those to bring through sync_event one by one."""
+        from shared.usecases.sync_batch import sync_new_events
+
+        if len(events) < 2:
+            return events
+        outcome = await sync_new_events(self.services, self.resource, events)
+        for decision in outcome.decisions.values():
+            if decision.action is Action.UPSERT:
+                self.stats.writes += 1
+            else:
+                self.stats.skipped += 1
+        by_id = {str(event.get("id")): event for event in events}
+        return [by_id[event_id] for event_id in outcome.one_by_one]
 
     async def _read_batch(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
         """One $batch, then the throttled members again after their Retry-After (members are

@@ -182,16 +182,18 @@ class FakeDime(LoopbackServer):
         retry_after: int | None = None,
         inner_status: int | None = None,
         success_false: bool = False,
+        path_contains: str | None = None,
     ) -> None:
         """The next ``count`` requests fail before touching the board: with HTTP ``status``
         (plus ``Retry-After`` when given; a 429 always has one, 1 s by default), or, with
         ``inner_status``, HTTP 200 carrying an inner failure envelope whose ``statusCode`` is
-        ``inner_status``. ``success_false``: HTTP 200, inner 200, content ``"Success": false``."""
+        ``inner_status``. ``success_false``: HTTP 200, inner 200, content ``"Success": false``.
+        ``path_contains``: only requests whose path contains it (e.g. "/import") count."""
         if success_false:
             with self._lock:
                 self._success_false += count
             return
-        self._faults.add_fault(count, status, retry_after, None, None, inner_status)
+        self._faults.add_fault(count, status, retry_after, path_contains, None, inner_status)
 
     def delay_next(self, seconds: float, count: int = 1) -> None:
         """Answer the next ``count`` requests after ``seconds`` (they are still applied)."""

@@ -1,0 +1,64 @@
+"""Onboarding in pages: events new to us go to Dime.Scheduler one import per page, their links and
+success transactions one table batch each; a failed batch falls back to one event at a time, so a
+bad event becomes its own failed transaction and the others still reach the board."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from shared.core.transactions import Status
+from shared.usecases.resync import resync
+from tests.linkseed import add_mailbox
+
+
+def create_events(graph, person, count: int) -> None:
+    base = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    for n in range(count):
+        start = base + timedelta(days=n // 10, hours=n % 10)
+        graph.create_event(
+            person["id"],
+            subject=f"Job {n}",
+            start=start.replace(tzinfo=None).isoformat(),
+            end=(start + timedelta(minutes=45)).replace(tzinfo=None).isoformat(),
+            show_as="free" if n % 25 == 0 else "busy",  # some the default consent refuses
+        )
+
+
+def test_onboarding_writes_a_page_of_new_events_in_one_import_and_one_table_batch(graph, dime, services):
+    person = add_mailbox(graph, services, mail="onboard@contoso.com")
+    create_events(graph, person, 250)
+    dime.reset_calls()
+
+    asyncio.run(resync({"mailboxId": person["id"], "reason": "onboarded"}, services))
+
+    consented = 250 - 10  # every 25th is "free"
+    assert len(dime.appointments) == consented
+    imports = [r for r in dime.requests if r.path == "/import"]
+    assert len(imports) == 3  # pages of 100: one import each
+    assert sum(len(r.json) for r in imports) == consented
+    links = list(services.store.links_of(person["id"]))
+    assert len(links) == consented and all(link.appointment_id for link in links)
+    transactions = list(services.store.transactions_of(person["id"]))
+    assert len(transactions) == consented and {t.status for t in transactions} == {Status.SUCCEEDED}
+
+    dime.reset_calls()  # a second full round finds everything linked: nothing written
+    asyncio.run(resync({"mailboxId": person["id"], "reason": "admin"}, services))
+    assert dime.writes == 0
+
+
+def test_a_failed_batch_falls_back_to_one_event_at_a_time(graph, dime, services):
+    person = add_mailbox(graph, services, mail="onboard@contoso.com")
+    create_events(graph, person, 24)  # the first is "free": 23 to write
+    dime.reset_calls()
+    dime.fail_next(count=2, status=400, path_contains="/import")  # the batch, then the first event on its own
+
+    asyncio.run(resync({"mailboxId": person["id"], "reason": "onboarded"}, services))
+
+    assert len(dime.appointments) == 22
+    assert len([r for r in dime.requests if r.path == "/import"]) == 1 + 23
+    failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
+    assert len(failed) == 1 and failed[0].event_id not in {
+        link.event_id for link in services.store.links_of(person["id"])
+    }
+    assert len(list(services.store.links_of(person["id"]))) == 22
