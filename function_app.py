@@ -29,6 +29,7 @@ from shared.usecases.dime_inbound import receive_publications
 from shared.usecases.dime_reconcile import run_dime_reconcile
 from shared.usecases.dime_unmatched import unmatched
 from shared.usecases.lifecycle import handle_lifecycle
+from shared.usecases.notification_batch import apply_notifications
 from shared.usecases.place_appointment import apply_publication
 from shared.usecases.poison import record_poisoned
 from shared.usecases.reconcile import run_reconcile
@@ -36,7 +37,6 @@ from shared.usecases.resources_admin import list_resources, resource_request
 from shared.usecases.resync import request_resync, resync
 from shared.usecases.retry import retry_due
 from shared.usecases.subscriptions import renew_all
-from shared.usecases.sync_event import apply_notification
 from shared.usecases.webhook import receive_notifications
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -66,8 +66,8 @@ def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.queue_trigger(arg_name="msg", queue_name=NOTIFICATIONS_QUEUE, connection=STORAGE_CONNECTION)
 async def apply_change(msg: func.QueueMessage) -> None:
-    """One verified notification: bring that event to Dime.Scheduler."""
-    await apply_notification(json.loads(msg.get_body()), services())
+    """The verified notifications of one POST (or one): bring those events to Dime.Scheduler."""
+    await apply_notifications(json.loads(msg.get_body()), services())
 
 
 # Subscriptions and onboarding -------------------------------------------------------

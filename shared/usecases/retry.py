@@ -24,6 +24,7 @@ from shared.core.backoff import is_due, next_attempt_at
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES
 from shared.services import Services
+from shared.usecases.notification_batch import is_packed
 from shared.usecases.poison import REQUEUED
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,11 @@ async def retry_transaction(
     payload: dict[str, Any] = transaction.payload
     queue = payload["queue"]
     try:
-        if queue == NOTIFICATIONS_QUEUE and isinstance(payload.get("message"), dict):
+        if (
+            queue == NOTIFICATIONS_QUEUE
+            and isinstance(payload.get("message"), dict)
+            and not is_packed(payload["message"])
+        ):
             from shared.usecases.sync_event import apply_notification
 
             outcome = await apply_notification(payload["message"], services, record_failures=False)

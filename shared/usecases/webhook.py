@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from shared.core.webhook import MAX_BODY_BYTES, MalformedBody, parse_notifications
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
 from shared.services import Services
+from shared.usecases.notification_batch import pack
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def receive_notifications(
     for reason in parsed.rejected:
         log.warning("dropped a notification item: %s", reason)
     try:
-        services.queues.send_many(NOTIFICATIONS_QUEUE, [change.to_message() for change in parsed.changes])
+        services.queues.send_many(NOTIFICATIONS_QUEUE, pack([change.to_message() for change in parsed.changes]))
         services.queues.send_many(LIFECYCLE_QUEUE, [item.to_message() for item in parsed.lifecycle])
     except Exception:
         log.exception("could not enqueue notifications; answering 503 so Graph delivers again")

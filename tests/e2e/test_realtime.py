@@ -265,13 +265,46 @@ def test_persistent_outage_ends_in_the_poison_queue_not_silence(graph, dime, ser
 
 
 def test_duplicates_delivered_in_one_batch_make_one_write(graph, dime, services, person):
-    """The host hands a batch of messages to the worker at once: duplicates arrive together."""
+    """The host hands a batch of messages to the worker at once: duplicates posted separately
+    arrive together, and take turns on the event."""
     event = graph.create_event(person["id"])
     edited = graph.update_event(person["id"], event["id"], subject="Edited")
     item = notification_item(person["id"], event["id"], "updated", edited["changeKey"])
 
-    assert post([item, item, item]).status_code == 202
+    for _ in range(3):
+        assert post([item]).status_code == 202
     run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
 
     assert run.succeeded == 3
     assert len(upserts(dime)) == 1
+
+
+def test_duplicates_in_one_post_are_one_message_and_one_read(graph, dime, services, person):
+    """Graph's three notifications of one edit in one POST: one message, folded to one change."""
+    event = graph.create_event(person["id"])
+    edited = graph.update_event(person["id"], event["id"], subject="Edited")
+    item = notification_item(person["id"], event["id"], "updated", edited["changeKey"])
+    other = graph.create_event(person["id"], subject="Other")
+    graph.reset_requests()
+
+    assert post([item, item, item, notification_item(person["id"], other["id"], "created", "x")]).status_code == 202
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.succeeded == 1
+    assert len(upserts(dime)) == 2
+    event_reads = [r for r in graph.requests if r.method == "GET" and r.path.endswith(event["id"])]
+    assert len(event_reads) == 1
+
+
+def test_a_transient_failure_in_a_packed_message_requeues_only_that_change(graph, dime, services, person):
+    first = graph.create_event(person["id"], subject="First")
+    second = graph.create_event(person["id"], subject="Second")
+    items = [notification_item(person["id"], e["id"], "created", e["changeKey"]) for e in (first, second)]
+    assert post(items).status_code == 202
+    graph.fail_next(count=1, status=503, path_contains=second["id"])
+
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.failed == 0 and run.succeeded == 2  # the packed message, then the requeued change
+    assert len(dime.appointments) == 2
+    assert len([p for p in upserts(dime) if p["Subject"] == "First"]) == 1  # never re-run

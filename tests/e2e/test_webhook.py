@@ -37,14 +37,26 @@ def test_validation_needs_no_settings(monkeypatch):
     assert call(b"", {"validationToken": "abc"}, route="lifecycle").get_body() == b"abc"
 
 
-def test_ten_valid_notifications_make_ten_messages(services):
+def test_ten_valid_notifications_make_one_message(services):
+    """One put per POST: the changes travel packed, the worker folds and applies them."""
     items = [notification_item(MAILBOX, f"event-{i}", "updated", f"ck{i}") for i in range(10)]
     response = call(json.dumps({"value": items}).encode())
 
     assert response.status_code == 202
     stored = raw_queue_bodies(services, NOTIFICATIONS_QUEUE)  # base64, as host.json expects
-    assert sorted(json.loads(b)["eventId"] for b in stored) == sorted(f"event-{i}" for i in range(10))
-    assert json.loads(stored[0])["mailboxId"] == MAILBOX
+    assert len(stored) == 1
+    changes = json.loads(stored[0])["changes"]
+    assert sorted(c["eventId"] for c in changes) == sorted(f"event-{i}" for i in range(10))
+    assert {c["mailboxId"] for c in changes} == {MAILBOX}
+    assert {c["changeKey"] for c in changes} == {f"ck{i}" for i in range(10)}
+
+
+def test_one_notification_stays_a_plain_message(services):
+    response = call(json.dumps({"value": [notification_item(MAILBOX, "event-1", "updated", "ck1")]}).encode())
+
+    assert response.status_code == 202
+    (stored,) = raw_queue_bodies(services, NOTIFICATIONS_QUEUE)
+    assert json.loads(stored)["eventId"] == "event-1"
 
 
 def test_forged_client_state_queues_nothing(services):
