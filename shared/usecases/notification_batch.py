@@ -66,7 +66,10 @@ async def apply_notifications(message: dict[str, Any], services: Services) -> No
         await apply_notification(message, services)
         return
     changes = fold(message[PACKED_KEY])
-    outcomes = await asyncio.gather(*(apply_notification(c, services) for c in changes), return_exceptions=True)
+    resources: dict[str, Any] = {}  # one resource read per mailbox for the whole message
+    outcomes = await asyncio.gather(
+        *(apply_notification(c, services, resources=resources) for c in changes), return_exceptions=True
+    )
     again = [change for change, outcome in zip(changes, outcomes, strict=True) if isinstance(outcome, BaseException)]
     if again:
         log.warning(

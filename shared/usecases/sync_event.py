@@ -444,17 +444,31 @@ async def _execute(
     return decision
 
 
-async def apply_notification(message: dict[str, Any], services: Services, *, record_failures: bool = True) -> Outcome:
+async def apply_notification(
+    message: dict[str, Any],
+    services: Services,
+    *,
+    record_failures: bool = True,
+    resources: dict[str, asyncio.Task[Resource]] | None = None,
+) -> Outcome:
     """The notification worker: transient failures raise (the queue redelivers, then poisons);
     permanent ones become a failed transaction an administrator can see and retry.
 
     record_failures=False: the retry of an existing failed transaction, which updates that row
-    itself (the permanent error comes back in the Outcome), so no second failed row is written."""
+    itself (the permanent error comes back in the Outcome), so no second failed row is written.
+    resources: the changes of one packed message share one resource read per mailbox."""
     from shared.usecases.subscriptions import MailboxRemoved
 
     change = ChangeNotification.from_message(message)
     try:
-        resource = await ensure_resource(change.mailbox_id, services, change.subscription_id)
+        if resources is None:
+            resource = await ensure_resource(change.mailbox_id, services, change.subscription_id)
+        else:
+            if change.mailbox_id not in resources:
+                resources[change.mailbox_id] = asyncio.ensure_future(
+                    ensure_resource(change.mailbox_id, services, change.subscription_id)
+                )
+            resource = await asyncio.shield(resources[change.mailbox_id])
         decision = await sync_event(
             services,
             resource,
