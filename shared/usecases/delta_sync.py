@@ -168,8 +168,7 @@ async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link |
     """Delta items are signals, not content (partial, and their body format unverified): which
     ones must be read in full. Not those whose changeKey equals the link's (nothing changed), nor
     series masters (delta lists their instances itself)."""
-    store = run.services.store
-    links = await asyncio.gather(*(asyncio.to_thread(store.get_link, run.mailbox_id, item["id"]) for item in items))
+    links = await run.links_for([item["id"] for item in items])
     out: list[tuple[str, Link | None]] = []
     for item, link in zip(items, links, strict=True):
         if item.get("type") == "seriesMaster" or (link is not None and link.change_key == change_key_of(item)):

@@ -69,6 +69,9 @@ async def for_each_mailbox(
     return list(await asyncio.gather(*(one(resource) for resource in resources)))
 
 
+LINK_SNAPSHOT_MIN = 20  # a page with this many events reads the mailbox's links in one query
+
+
 @dataclass
 class MailboxRun:
     """One mailbox's run: its figures, and a bound on its concurrent sync_event calls."""
@@ -78,10 +81,26 @@ class MailboxRun:
     stats: RunStats
     budget: Budget
     _limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(EVENT_CONCURRENCY))
+    _links: dict[str, Link] | None = None
 
     @property
     def mailbox_id(self) -> str:
         return self.resource.object_id
+
+    async def links_for(self, event_ids: list[str]) -> list[Link | None]:
+        """The links of a page's events: point reads for a few, else the mailbox's links read
+        once per run (one partition query instead of a read per event, e.g. a full listing). A
+        link written meanwhile by another path is met again where it matters: a batch insert
+        conflicts and those events go through sync_event, which reads the link itself."""
+        store = self.services.store
+        if len(event_ids) < LINK_SNAPSHOT_MIN and self._links is None:
+            return list(
+                await asyncio.gather(*(asyncio.to_thread(store.get_link, self.mailbox_id, e) for e in event_ids))
+            )
+        if self._links is None:
+            links = await asyncio.to_thread(lambda: list(store.links_of(self.mailbox_id)))
+            self._links = {link.event_id: link for link in links}
+        return [self._links.get(event_id) for event_id in event_ids]
 
     async def apply(
         self,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from shared.core.transactions import Status
 from shared.usecases.resync import resync
 from tests.linkseed import add_mailbox
+from tests.storage_counter import StorageCounter
 
 
 def create_events(graph, person, count: int) -> None:
@@ -29,9 +30,13 @@ def test_onboarding_writes_a_page_of_new_events_in_one_import_and_one_table_batc
     person = add_mailbox(graph, services, mail="onboard@contoso.com")
     create_events(graph, person, 250)
     dime.reset_calls()
+    counter = StorageCounter.install()
+    counter.reset()
 
     asyncio.run(resync({"mailboxId": person["id"], "reason": "onboarded"}, services))
 
+    table_operations = counter.by_service().get("table", 0)
+    assert table_operations < 250 / 5, table_operations  # per page, not per event (~5 per event before)
     consented = 250 - 10  # every 25th is "free"
     assert len(dime.appointments) == consented
     imports = [r for r in dime.requests if r.path == "/import"]
