@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import azure.functions as func
 import httpx
@@ -133,7 +134,8 @@ class _AppServer(FunctionsServer):
             if method.upper() not in route.methods:
                 other_method = True
                 continue
-            return route, match.groupdict()
+            # The host URL-decodes route parameters (".../resources/ann%40contoso.com" -> "ann@contoso.com").
+            return route, {name: unquote(value) for name, value in match.groupdict().items()}
         return "405" if other_method else None
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
@@ -214,8 +216,8 @@ class LocalRunner:
             elif kind == "TimerTrigger":
                 self.timers[name] = user_function
         self.server = _AppServer(self.http_routes, key)
-        self._previous_services: Any = None
         self._poller: threading.Thread | None = None
+        self.poller_error: BaseException | None = None  # set when the poller thread died
         self._polling = threading.Event()
         self._drain_lock = threading.Lock()
         self.drained = DrainSummary()  # everything the poller (and drain()) handled
@@ -301,9 +303,14 @@ class LocalRunner:
         self._polling.set()
 
         def loop() -> None:
-            while self._polling.is_set():
-                if self.drain(max_passes=1).handled == 0:
-                    time.sleep(interval)
+            try:
+                while self._polling.is_set():
+                    if self.drain(max_passes=1).handled == 0:
+                        time.sleep(interval)
+            except BaseException as error:  # a silent dead poller looks like a hung app: say so
+                self.poller_error = error
+                print(f"runner: the queue poller died: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+                raise
 
         self._poller = threading.Thread(target=loop, name="runner-queues", daemon=True)
         self._poller.start()

@@ -15,7 +15,7 @@ from shared.adapters.transactions_store import transaction_store
 from shared.core.backoff import next_attempt_at
 from shared.core.poison import describe_poison
 from shared.core.transactions import ErrorCode, Status, Transaction, new_transaction_id
-from shared.names import POISON_SUFFIX
+from shared.names import POISON_POISON_QUEUES, POISON_SUFFIX
 from shared.services import Services
 
 log = logging.getLogger(__name__)
@@ -69,3 +69,27 @@ def _reopenable(transaction: Transaction) -> bool:
     return transaction.status is Status.FAILED or (
         transaction.status is Status.SUCCEEDED and (transaction.reason or "").startswith(REQUEUED)
     )
+
+
+DRAIN_BATCH = 32
+
+
+def drain_poison_poison(services: Services, *, max_messages: int = 500) -> int:
+    """Messages that poisoned the poison function too land in "<queue>-poison-poison", which no
+    function reads: turn each into a failed transaction of its trigger queue, then delete it
+    (a message we cannot record stays in the queue for the next run). Returns how many."""
+    drained = 0
+    for queue in POISON_POISON_QUEUES:
+        trigger = queue.removesuffix(POISON_SUFFIX * 2)
+        client = services.queues.client(queue)
+        while drained < max_messages:
+            batch = list(client.receive_messages(messages_per_page=DRAIN_BATCH, max_messages=DRAIN_BATCH))
+            if not batch:
+                break
+            for message in batch:
+                record_poisoned(trigger, message.content, services)
+                client.delete_message(message)
+                drained += 1
+    if drained:
+        log.error("drained %d messages from the -poison-poison queues into failed transactions", drained)
+    return drained

@@ -66,12 +66,16 @@ def due_for_retry(transaction: Transaction, now: datetime, max_attempts: int) ->
 
 
 async def retry_due(services: Services) -> dict[str, int]:
-    """The retry timer: every due, transient failure is run again."""
+    """The retry timer: every due, transient failure is run again (after the messages that even
+    the poison functions could not handle became failed transactions too)."""
+    from shared.usecases.poison import drain_poison_poison
+
+    poison_poison = await asyncio.to_thread(drain_poison_poison, services)
     store = transaction_store(services)
     now = services.clock()
     failed = await asyncio.to_thread(lambda: list(store.failed()))
     due = [t for t in failed if due_for_retry(t, now, services.settings.retry_max_attempts)][:MAX_PER_RUN]
-    summary = {"open": len(failed), "due": len(due), "succeeded": 0, "failed": 0}
+    summary = {"open": len(failed), "due": len(due), "succeeded": 0, "failed": 0, "poisonPoison": poison_poison}
     for transaction in due:
         outcome = await retry_transaction(services, transaction, store)
         summary["succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"] += 1
@@ -130,7 +134,7 @@ def _requeue(services: Services, queue: str, payload: dict[str, Any]) -> None:
     if "message" in payload:
         services.queues.send(queue, payload["message"])
     else:
-        services.queues.client(queue).send_message(str(payload["raw"]).encode("utf-8"))
+        services.queues.send_raw(queue, str(payload["raw"]).encode("utf-8"))
 
 
 def _describe(error: Exception) -> str:

@@ -55,9 +55,21 @@ class Pacer:
         self.writes += 1
 
 
-def request_resync(services: Services, mailbox_id: str, reason: str) -> None:
-    """Ask the delta worker to resynchronise one mailbox (onboarded, subscriptionRemoved, missed)."""
+RESYNC_DEBOUNCE = timedelta(seconds=60)
+
+
+def request_resync(services: Services, mailbox_id: str, reason: str, *, debounce: bool = False) -> bool:
+    """Ask the delta worker to resynchronise one mailbox (onboarded, subscriptionRemoved, missed).
+
+    debounce: at most one such request per mailbox per RESYNC_DEBOUNCE (lifecycle floods); returns
+    whether a message was queued."""
+    if debounce:
+        from shared.adapters.resync_requests import claim_resync
+
+        if not claim_resync(services.store, mailbox_id.lower(), services.clock(), RESYNC_DEBOUNCE):
+            return False
     services.queues.send(RESYNC_QUEUE, {"mailboxId": mailbox_id.lower(), "reason": reason})
+    return True
 
 
 async def _store_live(services: Services, resource: Resource, subscription: dict, created: bool) -> Resource:
@@ -276,19 +288,5 @@ async def _recreate_under_current_key(
             report.failed[resource.object_id] = str(error)
 
 
-class MailboxRemoved(Exception):
-    """A notification for a mailbox an administrator removed, from a subscription we do not own."""
-
-
-def is_removed_mailbox(services: Services, mailbox_id: str, subscription_id: str | None) -> bool:
-    """Whether a notification for an untracked mailbox must be dropped instead of onboarding it.
-
-    A first-seen mailbox is still onboarded automatically (tenant defaults); one an administrator
-    deleted is not, unless the notification comes from a live subscription in our table.
-    """
-    from shared.adapters.subscription_rows import get_subscription, was_removed
-
-    if not was_removed(services.store, mailbox_id):
-        return False
-    row = get_subscription(services.store, subscription_id or "")
-    return row is None or row.mailbox_id != mailbox_id.lower()
+class MailboxNotTracked(Exception):
+    """A notification for a mailbox that is not onboarded (never onboarded, or removed since)."""

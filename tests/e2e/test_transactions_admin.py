@@ -145,8 +145,12 @@ def test_point_read_and_unknown_ids(services):
 
 
 def test_retry_all_and_archive_all_act_on_exactly_the_matching_rows(graph, dime, services):
+    from tests.conftest import track
+
     person = graph.add_user(mail="ann@contoso.com")
     other = graph.add_user(mail="bob@contoso.com")
+    track(services, person)
+    track(services, other)
     store = transaction_store(services)
 
     def failed_notification(user, when):
@@ -212,10 +216,11 @@ def test_unknown_ids_answer_404_and_change_nothing(services):
 
 
 def test_links_status_and_health(graph, dime, services, monkeypatch):
-    from tests.conftest import notification_item
+    from tests.conftest import notification_item, track
     from tests.host import run_queue
 
     person = graph.add_user(mail="kim@contoso.com")
+    track(services, person)
     event = graph.create_event(person["id"])
     body = json.dumps({"value": [notification_item(person["id"], event["id"], "created", event["changeKey"])]})
     function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body.encode()))
