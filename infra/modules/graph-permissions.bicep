@@ -19,12 +19,12 @@ param principalId string
 param userReadPermission string = 'User.ReadBasic.All'
 
 // Application-permission (app role) ids of Microsoft Graph; the same in every tenant.
+// Least privilege: only what the code calls. MailboxSettings.Read is not granted: every request asks
+// Graph for UTC (Prefer: outlook.timezone="UTC"), so no mailbox's time zone is ever read.
 var appRoleIds = {
   // Read events of the tracked mailboxes, subscribe to their changes, run calendarView/delta, and
   // create/update/delete the appointments the planner publishes to Outlook.
   'Calendars.ReadWrite': 'ef54d2bf-783f-4e0f-bca1-3210c0444d99'
-  // Read a mailbox's time zone and working hours, to place all-day and local-time events correctly.
-  'MailboxSettings.Read': '40f97065-369a-49f4-947c-6a255697ae91'
   // Resolve a mailbox's object id, mail and userPrincipalName (GET /users/{id}?$select=id,mail,userPrincipalName).
   // Basic profile only: the least privilege that answers this call.
   'User.ReadBasic.All': '97235f07-e226-4f63-ace3-39588e11d3a1'
@@ -42,12 +42,6 @@ resource calendarsReadWrite 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
   appRoleId: appRoleIds['Calendars.ReadWrite']
 }
 
-resource mailboxSettingsRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
-  principalId: principalId
-  resourceId: graph.id
-  appRoleId: appRoleIds['MailboxSettings.Read']
-}
-
 resource userRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
   principalId: principalId
   resourceId: graph.id
@@ -56,6 +50,5 @@ resource userRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
 
 output grantedPermissions array = [
   'Calendars.ReadWrite'
-  'MailboxSettings.Read'
   userReadPermission
 ]

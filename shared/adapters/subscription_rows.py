@@ -32,7 +32,7 @@ class SubscriptionRow:
     mailbox_id: str
     expiry: str
     created_at: str = ""
-    key_id: str = ""  # fingerprint of the CLIENT_STATE_SECRET it was created under
+    made_with: str = ""  # subscription_fingerprint() of the secret and URLs it was created with
 
 
 def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
@@ -44,7 +44,7 @@ def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
         "MailboxId": row.mailbox_id.lower(),
         "Expiry": row.expiry,
         "CreatedAt": row.created_at,
-        "KeyId": row.key_id,
+        "MadeWith": row.made_with,
     }
     store.table(SUBSCRIPTIONS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -82,7 +82,7 @@ def _row(entity: dict) -> SubscriptionRow:
         entity.get("MailboxId", ""),
         entity.get("Expiry", ""),
         entity.get("CreatedAt", ""),
-        entity.get("KeyId", ""),
+        entity.get("MadeWith", ""),
     )
 
 

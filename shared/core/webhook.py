@@ -61,11 +61,14 @@ def client_state_for(mailbox_id: str, secret: str) -> str:
     return mailbox + _STATE_SEPARATOR + digest
 
 
-def secret_fingerprint(secret: str) -> str:
-    """Names which CLIENT_STATE_SECRET (and clientState format) a subscription was created under,
-    without revealing it, so the renewal timer can recreate subscriptions after a key rotation
-    (PATCH cannot change a subscription's clientState)."""
-    return hmac.new(secret.encode("utf-8"), b"clientState key id v2", hashlib.sha256).hexdigest()[:16]
+def subscription_fingerprint(secret: str, notification_url: str, lifecycle_notification_url: str) -> str:
+    """What a subscription was made with: the CLIENT_STATE_SECRET (and clientState format) and
+    both notification URLs (they carry the function key in ?code=), without revealing any of them.
+    The renewal timer recreates every subscription whose fingerprint is not the current one: a
+    PATCH can change neither the clientState nor the lifecycle URL, so rotating the secret or the
+    function key completes on the next renewal run."""
+    made_with = "\n".join(("clientState v2", notification_url, lifecycle_notification_url))
+    return hmac.new(secret.encode("utf-8"), made_with.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 def verified_mailbox(client_state: str, secrets: tuple[str, ...]) -> str | None:

@@ -27,7 +27,7 @@ from shared.core.subscriptions import (
     matches_mailbox,
     renewal_plan,
 )
-from shared.core.webhook import client_state_for, secret_fingerprint
+from shared.core.webhook import client_state_for, subscription_fingerprint
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
 
@@ -58,6 +58,12 @@ class Pacer:
 RESYNC_DEBOUNCE = timedelta(seconds=60)
 
 
+def current_fingerprint(services: Services) -> str:
+    """What a subscription made now is made with (current key, current notification URLs)."""
+    s = services.settings
+    return subscription_fingerprint(s.client_state_secrets[0], s.notification_url, s.lifecycle_notification_url)
+
+
 def request_resync(services: Services, mailbox_id: str, reason: str, *, debounce: bool = False) -> bool:
     """Ask the delta worker to resynchronise one mailbox (onboarded, subscriptionRemoved, missed).
 
@@ -81,12 +87,12 @@ async def _store_live(services: Services, resource: Resource, subscription: dict
     live = replace(resource, subscription_id=sub_id, subscription_expiry=expiry, updated_at=now)
     store = services.store
     if created:  # we chose its clientState: under the current key
-        key_id = secret_fingerprint(services.settings.client_state_secrets[0])
+        made_with = current_fingerprint(services)
     else:  # renewed or adopted: its clientState is whatever it was ("" = unknown, recreated on rotation)
         previous = await asyncio.to_thread(get_subscription, store, sub_id)
-        key_id = previous.key_id if previous else ""
+        made_with = previous.made_with if previous else ""
     try:
-        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, key_id)
+        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, made_with)
         await asyncio.to_thread(save_subscription, store, row)
         await asyncio.to_thread(store.put_resource, live)
     except Exception:
@@ -271,12 +277,12 @@ async def _recreate_under_current_key(
     """
     from shared.adapters.subscription_rows import get_subscription
 
-    current = secret_fingerprint(services.settings.client_state_secrets[0])
+    current = current_fingerprint(services)
     for index, resource in enumerate(resources):
         if not (resource.consent.enabled and resource.subscription_id):
             continue
         row = await asyncio.to_thread(get_subscription, services.store, resource.subscription_id)
-        if row is None or row.key_id == current:
+        if row is None or row.made_with == current:
             continue
         try:
             emptied = await unsubscribe(services, resource, pacer)

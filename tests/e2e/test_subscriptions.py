@@ -52,9 +52,12 @@ def seed(graph, services, users: list[dict], expiries: list[datetime], key: str 
     """Live subscriptions in the fake and the tables at once (no handshakes; two table batches),
     created under `key` (default: the current CLIENT_STATE_SECRET)."""
     from shared.adapters.subscription_rows import SUBSCRIPTION_PARTITION
-    from shared.core.webhook import secret_fingerprint
+    from shared.core.webhook import subscription_fingerprint
 
-    key_id = secret_fingerprint(key or services.settings.client_state_secrets[0])
+    settings = services.settings
+    made_with = subscription_fingerprint(
+        key or settings.client_state_secrets[0], settings.notification_url, settings.lifecycle_notification_url
+    )
     from shared.adapters.tables import _resource_entity
     from shared.names import RESOURCES_TABLE, SUBSCRIPTIONS_TABLE
     from tests.fakes.graph import _Subscription
@@ -86,7 +89,7 @@ def seed(graph, services, users: list[dict], expiries: list[datetime], key: str 
                 "RowKey": sub_id,
                 "MailboxId": user["id"],
                 "Expiry": stamp,
-                "KeyId": key_id,
+                "MadeWith": made_with,
             }
         )
     services.store.table(RESOURCES_TABLE).submit_transaction([("create", _resource_entity(r)) for r in resources])
@@ -236,7 +239,7 @@ def test_renewal_is_paced_under_the_write_limit(graph, services):
 def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(graph, services):
     """PATCH cannot change a clientState: subscriptions made under the previous key are recreated."""
     from shared.adapters.subscription_rows import get_subscription
-    from shared.core.webhook import secret_fingerprint
+    from shared.usecases.subscriptions import current_fingerprint
 
     users = [graph.add_user(mail=f"rotate{i}@contoso.com") for i in range(3)]
     old = seed(graph, services, users[:2], [now() + timedelta(days=5)] * 2, key="the-previous-secret-0123456789")
@@ -247,10 +250,33 @@ def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(
 
     methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in graph.requests if "/subscriptions" in r.path]
     assert sorted(m for m, _ in methods) == ["DELETE", "DELETE", "POST", "POST"]
-    current = secret_fingerprint(services.settings.client_state_secrets[0])
+    current = current_fingerprint(services)
     for resource in old:
         fresh = services.store.get_resource(resource.object_id)
         assert fresh.subscription_id != resource.subscription_id
-        assert get_subscription(services.store, fresh.subscription_id).key_id == current
+        assert get_subscription(services.store, fresh.subscription_id).made_with == current
     kept = services.store.get_resource(seed_current[0].object_id)
     assert kept.subscription_id == seed_current[0].subscription_id
+
+
+def test_after_a_function_key_rotation_renewal_moves_subscriptions_to_the_new_urls(graph, services, server):
+    """The webhook URLs carry the function key; a PATCH cannot change the lifecycle URL, so the
+    renewal timer recreates subscriptions made with other URLs (docs/deploy.md "Function keys")."""
+    users = [graph.add_user(mail=f"key{i}@contoso.com") for i in range(2)]
+    old = seed(graph, services, users, [now() + timedelta(days=5)] * 2)
+    new_key = "the-new-function-key"
+    server.key = new_key
+    services.settings = replace(
+        services.settings,
+        notification_url=server.url("notifications"),
+        lifecycle_notification_url=server.url("lifecycle"),
+    )
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    live = graph.subscriptions()
+    assert len(live) == 2 and {s["id"] for s in live}.isdisjoint({r.subscription_id for r in old})
+    assert all(
+        f"code={new_key}" in s["notificationUrl"] and f"code={new_key}" in s["lifecycleNotificationUrl"] for s in live
+    )
+    assert sorted(m["reason"] for m in drain_queue(services, RESYNC_QUEUE)) == ["subscriptionRecreated"] * 2

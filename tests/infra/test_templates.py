@@ -37,7 +37,6 @@ AZURE_ROLES = {
 }
 GRAPH_APP_ROLES = {
     "Calendars.ReadWrite": "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
-    "MailboxSettings.Read": "40f97065-369a-49f4-947c-6a255697ae91",
     "User.ReadBasic.All": "97235f07-e226-4f63-ace3-39588e11d3a1",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
 }
@@ -564,13 +563,13 @@ def test_graph_app_role_ids_are_correct():
 def test_graph_roles_granted_to_the_identity():
     code = read(MODULES / "graph-permissions.bicep")
     grants = resource_blocks(code, "Microsoft.Graph/appRoleAssignedTo")
-    assert len(grants) == 3
+    assert len(grants) == 2
     role_refs = set()
     for _, block in grants:
         assert re.search(r"principalId:\s*principalId\b", block)
         assert re.search(r"resourceId:\s*graph\.id\b", block)
         role_refs.add(re.search(r"appRoleId:\s*appRoleIds\[([^\]]+)\]", block).group(1))
-    assert role_refs == {"'Calendars.ReadWrite'", "'MailboxSettings.Read'", "userReadPermission"}
+    assert role_refs == {"'Calendars.ReadWrite'", "userReadPermission"}
     main = params(read(MAIN))
     module = params(code)
     assert literal(main["graphUserReadPermission"]["default"]) == "User.ReadBasic.All"
@@ -619,3 +618,23 @@ def test_deploy_md_names_every_parameter():
     docs = DEPLOY_MD.read_text(encoding="utf-8")
     for name in params(read(MAIN)):
         assert f"`{name}`" in docs, f"parameter {name} not explained in docs/deploy.md"
+
+
+def test_mailbox_settings_permission_only_if_the_code_reads_mailbox_settings():
+    """Least privilege: MailboxSettings.Read is granted (and documented) only if some code calls
+    /mailboxSettings; today every request asks Graph for UTC instead."""
+    uses = any("mailboxsettings" in path.read_text().lower() for path in (ROOT / "shared").rglob("*.py"))
+    granted = "MailboxSettings.Read" in read(MODULES / "graph-permissions.bicep")
+    documented = "MailboxSettings.Read" in (ROOT / "docs" / "deploy.md").read_text()
+    assert uses == granted == documented
+
+
+def test_client_state_secret_minimum_matches_the_settings():
+    from shared.settings import MIN_CLIENT_STATE_SECRET
+
+    for path in (MAIN, MODULES / "keyvault.bicep"):
+        code = read(path)
+        assert (
+            f"@minLength({MIN_CLIENT_STATE_SECRET})"
+            in code[: code.index("param clientStateSecret")].split("param ")[-1]
+        )
