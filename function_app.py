@@ -171,8 +171,8 @@ def manage_status(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness, and whether the settings load (no values)."""
-    return _http(health_check(load_settings))
+    """Whether the settings load, no Key Vault reference is unresolved and storage answers (no values)."""
+    return _http(health_check(load_settings, services))
 
 
 # Delta and reconcile: nothing missed when notifications are lost ------------------------

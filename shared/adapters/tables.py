@@ -58,7 +58,8 @@ class StateStore:
 
     def ping(self) -> None:
         """A cheap call that proves the table service answers (health): one page of one row."""
-        next(iter(self._service.list_tables(results_per_page=1).by_page()), None)
+        pages = self._service.list_tables(results_per_page=1, retry_total=0, connection_timeout=3, read_timeout=3)
+        next(iter(pages.by_page()), None)
 
     # Resources -------------------------------------------------------------------------------
 

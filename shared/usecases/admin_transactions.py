@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ from shared.names import ALL_QUEUES, LINKS_TABLE, SYNCSTATE_TABLE
 from shared.services import Services
 from shared.usecases.retry import retry_transaction
 from shared.usecases.webhook import HttpAnswer
+
+log = logging.getLogger(__name__)
 
 MAX_IDS = 1000
 MAX_FIELD_CHARS = 500
@@ -280,10 +284,58 @@ def _jsonable(value: Any) -> Any:
     return _jsonable(inner) if inner is not None else str(value)
 
 
-def health(load_settings: Callable[[], Any]) -> HttpAnswer:
-    """GET /api/health (anonymous): no values, only whether the settings load."""
+HEALTH_CACHE_SECONDS = 5.0  # a probe hammering /api/health costs one storage call per 5 s
+
+
+class StorageProbe:
+    """Whether storage answers a cheap call (one page of one table name), cached a few seconds."""
+
+    def __init__(self, ttl: float = HEALTH_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._last: tuple[float, bool] | None = None
+
+    def ok(self, services: Services) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last[0] < self._ttl:
+            return self._last[1]
+        try:
+            services.store.ping()
+            answer = True
+        except Exception:
+            log.exception("health: storage did not answer")
+            answer = False
+        self._last = (now, answer)
+        return answer
+
+
+storage_probe = StorageProbe()
+
+
+def health(
+    load_settings: Callable[[], Any], get_services: Callable[[], Services], probe: StorageProbe | None = None
+) -> HttpAnswer:
+    """GET /api/health (anonymous): which checks pass, never a value.
+
+    settings: every setting loads and validates; keyVault: no setting still holds an unresolved
+    "@Microsoft.KeyVault(...)" reference; storage: the account answers (cached for a few seconds).
+    503 names the failed checks."""
+    import os
+
+    from shared.settings import unresolved_key_vault_references
+
+    checks = {"settings": "ok", "keyVault": "ok", "storage": "ok"}
+    if unresolved_key_vault_references(os.environ):
+        checks["keyVault"] = "unresolved"
     try:
         load_settings()
     except Exception:
-        return _json(503, {"status": "degraded", "settings": "invalid"})
-    return _json(200, {"status": "ok", "settings": "ok"})
+        checks["settings"] = "invalid"
+    if checks["settings"] != "ok":
+        checks["storage"] = "unknown"  # no usable connection to try
+    elif not (probe or storage_probe).ok(get_services()):
+        checks["storage"] = "unavailable"
+    failed = sorted(name for name, value in checks.items() if value != "ok")
+    if failed:
+        return _json(503, {"status": "degraded", "failed": failed, "checks": checks})
+    return _json(200, {"status": "ok", "checks": checks})

@@ -13,6 +13,7 @@ from shared.adapters.transactions_store import transaction_store
 from shared.core.transaction_query import public_id
 from shared.core.transactions import Status, Transaction, new_transaction_id
 from shared.names import NOTIFICATIONS_QUEUE, POISON_SUFFIX, SYNCSTATE_TABLE
+from shared.usecases import admin_transactions
 from tests.conftest import settings_env
 from tests.host import call_function
 
@@ -245,11 +246,38 @@ def test_links_status_and_health(graph, dime, services, monkeypatch):
 
     for name, value in settings_env(_azurite(services), graph.base_url, dime.base_url).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(admin_transactions, "storage_probe", admin_transactions.StorageProbe())
     status, body = get(function_app.health)
-    assert status == 200 and body == {"status": "ok", "settings": "ok"}
+    assert status == 200 and body == {"status": "ok", "checks": {"settings": "ok", "keyVault": "ok", "storage": "ok"}}
     monkeypatch.delenv("DIME_API_KEY")
     status, body = get(function_app.health)
-    assert status == 503 and "DIME" not in json.dumps(body)
+    assert status == 503 and body["failed"] == ["settings", "storage"] and "DIME" not in json.dumps(body)
+
+
+def test_health_names_an_unresolved_key_vault_reference_without_its_value(services, monkeypatch):
+    for name, value in settings_env(_azurite(services), "http://127.0.0.1:1", "http://127.0.0.1:2").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DIME_API_KEY", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/dime-key)")
+    status, body = get(function_app.health)
+    assert status == 503 and body["checks"]["keyVault"] == "unresolved" and "keyVault" in body["failed"]
+    assert "vault.azure.net" not in json.dumps(body) and "dime-key" not in json.dumps(body)
+
+
+def test_health_reports_storage_that_does_not_answer_and_caches_the_probe(services, monkeypatch):
+    for name, value in settings_env(_azurite(services), "http://127.0.0.1:1", "http://127.0.0.1:2").items():
+        monkeypatch.setenv(name, value)
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise ConnectionError("storage is down")
+
+    monkeypatch.setattr(services.store, "ping", down)
+    monkeypatch.setattr(admin_transactions, "storage_probe", admin_transactions.StorageProbe())
+    for _ in range(5):
+        status, body = get(function_app.health)
+        assert status == 503 and body["failed"] == ["storage"] and body["checks"]["storage"] == "unavailable"
+    assert len(calls) == 1  # cached: a probe hammering /api/health costs one storage call per few seconds
 
 
 def _azurite(services):
