@@ -21,6 +21,7 @@ from shared.usecases.admin_transactions import (
 )
 from shared.usecases.admin_transactions import health as health_check
 from shared.usecases.admin_transactions import status as sync_status
+from shared.usecases.bulk_transactions import run_bulk
 from shared.usecases.delta_sync import run_delta
 from shared.usecases.lifecycle import handle_lifecycle
 from shared.usecases.poison import record_poisoned
@@ -67,7 +68,7 @@ async def apply_change(msg: func.QueueMessage) -> None:
 @app.route(route=ADMIN_ROUTE_PREFIX + "/resources", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def manage_resources_list(req: func.HttpRequest) -> func.HttpResponse:
     """Every tracked mailbox, with its consent and subscription."""
-    return _http(await list_resources(services()))
+    return _http(await list_resources(dict(req.params), services()))
 
 
 @app.route(
@@ -134,15 +135,15 @@ async def retry_failed(timer: func.TimerRequest) -> None:
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
     """Transactions by status, mailbox and date range, paged."""
-    return _http(list_transactions(dict(req.params), services()))
+    return _http(await list_transactions(dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_transaction(req: func.HttpRequest) -> func.HttpResponse:
     """One transaction, with the payload a retry uses."""
-    return _http(get_transaction(req.route_params.get("id", ""), services()))
+    return _http(get_transaction(req.route_params.get("id", ""), dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
@@ -152,21 +153,33 @@ async def manage_transactions_retry(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
-    """Archive the given transactions, or all matching a filter."""
-    return _http(archive_transactions(req.get_body(), services()))
+async def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
+    """Archive the given failed transactions, or all matching a filter."""
+    return _http(await archive_transactions(req.get_body(), services()))
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.BULK_QUEUE, connection=STORAGE_CONNECTION)
+async def bulk_transactions(msg: func.QueueMessage) -> None:
+    """One page of a retry/archive of "all" that matched more than a page (then the next page)."""
+    await run_bulk(json.loads(msg.get_body()), services())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.BULK_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION)
+def poisoned_bulk(msg: func.QueueMessage) -> None:
+    """A bulk page that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.BULK_QUEUE, msg.get_body(), services())
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-def manage_links(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_links(req: func.HttpRequest) -> func.HttpResponse:
     """Outlook events and their Dime.Scheduler appointments, paged."""
-    return _http(list_links(dict(req.params), services()))
+    return _http(await list_links(dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_status(req: func.HttpRequest) -> func.HttpResponse:
     """Mailboxes, subscriptions, sync runs, queue depths and failed transactions by code."""
-    return _http(sync_status(services()))
+    return _http(sync_status(dict(req.params), services()))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -197,6 +210,6 @@ async def resync_mailbox(msg: func.QueueMessage) -> None:
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a resync of one mailbox (202), e.g. after fixing its consent or permissions."""
-    return _http(request_resync(req.route_params.get("mailbox", ""), services()))
+    return _http(await request_resync(req.route_params.get("mailbox", ""), dict(req.params), services()))

@@ -22,14 +22,17 @@ var queueNames = [
   'graph-lifecycle'
   'mailbox-resync'
   'dime-publications'
+  'transactions-bulk'
   'graph-notifications-poison'
   'graph-lifecycle-poison'
   'mailbox-resync-poison'
   'dime-publications-poison'
+  'transactions-bulk-poison'
   'graph-notifications-poison-poison'
   'graph-lifecycle-poison-poison'
   'mailbox-resync-poison-poison'
   'dime-publications-poison-poison'
+  'transactions-bulk-poison-poison'
 ]
 
 // Must equal shared/names.py ALL_TABLES; a test checks.

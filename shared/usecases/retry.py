@@ -4,9 +4,9 @@ A retry runs the same use case as the first attempt: a notification payload goes
 `apply_notification` again (idempotent: deterministic GUIDs, links written after the write);
 a message of another queue is sent back to that queue, whose own function then runs it (if it
 poisons again, the poison handler reopens this transaction). Success turns the row into
-`succeeded` (the failure index row is removed); failure counts an attempt and pushes the next one
-out (1, 2, 4 ... minutes, capped at 6 h). Permanent codes are never retried by the timer, and
-nothing is retried automatically after RETRY_MAX_ATTEMPTS attempts: those wait, listed, for a
+`succeeded` (the failure index row is removed, the error fields are cleared); failure counts an
+attempt and pushes the next one out (1, 2, 4 ... minutes, capped at 6 h). Permanent codes are never
+retried by the timer, and nothing is retried automatically after RETRY_MAX_ATTEMPTS attempts: those wait, listed, for a
 person (a manual retry runs them whatever their code or count).
 """
 
@@ -112,6 +112,8 @@ async def retry_transaction(
         transaction.status = Status.SUCCEEDED
         transaction.attempts += 1
         transaction.reason = reason
+        transaction.error_code = None  # a success carries no stale error (the attempts count tells it was retried)
+        transaction.message = None
         transaction.next_attempt_at = None
         transaction.updated_at = services.clock().isoformat()
     await asyncio.to_thread(store.save, transaction)
