@@ -169,16 +169,23 @@ class ParsedNotifications:
         return {c.subscription_id for c in self.changes} | {item.subscription_id for item in self.lifecycle}
 
     def keep_owned(self, owner_of: Mapping[str, str | None]) -> set[tuple[str, str]]:
-        """Keep the items whose subscription id is held for their mailbox; drop the others (strays)
-        and return them as (subscription id, mailbox id): Graph holds a subscription we do not
-        know for that mailbox (a lost create answer, a duplicate, someone else's), to delete."""
+        """Keep the items whose subscription id the table holds for their mailbox; drop the others.
+
+        Returns the strays, as (subscription id, mailbox id): ids the table holds for no mailbox at
+        all, which Graph holds for this one (a lost create answer, a duplicate) and which are to be
+        deleted. An id held for *another* mailbox is dropped but never a stray: deleting it would
+        let anyone holding one mailbox's clientState stop another person's subscription."""
         strays: set[tuple[str, str]] = set()
 
         def owned(subscription_id: str, mailbox_id: str) -> bool:
-            if owner_of.get(subscription_id) == mailbox_id:
+            owner = owner_of.get(subscription_id)
+            if owner == mailbox_id:
                 return True
-            strays.add((subscription_id, mailbox_id))
-            self.rejected["subscription not held for the mailbox"] += 1
+            if owner is None:
+                strays.add((subscription_id, mailbox_id))
+                self.rejected["subscription unknown to the table"] += 1
+            else:
+                self.rejected["subscription of another mailbox"] += 1
             return False
 
         self.changes = [c for c in self.changes if owned(c.subscription_id, c.mailbox_id)]

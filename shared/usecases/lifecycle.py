@@ -87,7 +87,7 @@ async def _delete_stray(services: Services, mailbox_id: str, subscription_id: st
     from shared.adapters.subscription_rows import get_subscription
 
     row = await asyncio.to_thread(get_subscription, services.store, subscription_id)
-    if row is not None and row.mailbox_id == mailbox_id:
+    if row is not None:  # its row appeared meanwhile (a create that was still being recorded)
         outcome = "stray-now-known"
     else:
         await _stray_pacer.write()

@@ -11,14 +11,16 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from shared.adapters.subscription_rows import delete_subscription_row, get_subscription, subscriptions_of
+from shared.adapters.graph_subscriptions import SubscriptionFailed
+from shared.adapters.subscription_rows import get_subscription, subscriptions_of
+from shared.adapters.transactions_store import transaction_store
 from shared.core.consent import Consent
 from shared.core.resources import Resource
 from shared.core.subscriptions import TokenBucket, format_expiry, parse_expiry
-from shared.names import RESYNC_QUEUE
+from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
 from shared.usecases.subscriptions import Pacer, renew_all, subscribe
 from tests.conftest import drain_queue
-from tests.e2e.live import subscription_writes, wire
+from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
 from tests.host import call_function
 
@@ -171,32 +173,90 @@ def test_missing_subscriptions_are_created_and_disabled_ones_deleted(graph, serv
     assert subscriptions_of(services.store, disabled["id"]) == []
 
 
-def test_a_409_adopts_the_subscription_the_table_knows_without_listing(graph, services):
+def test_a_lost_create_answer_is_not_retried_by_the_sdk_and_the_stray_is_deleted_later(
+    graph, services, server, monkeypatch
+):
+    """Graph answers no 409 to a duplicate: a create retried after a lost answer would leave two
+    live subscriptions. The create goes out once even with the SDK's retries on; the one Graph kept
+    is a stray: its first notification is dropped and it is deleted (graph.md "Subscriptions")."""
+    from shared.adapters.graph import GraphGateway
+    from shared.usecases import webhook
+    from tests.fakes.credential import StaticTokenCredential
+    from tests.host import run_queue
+
+    services.graph = GraphGateway(services.settings.graph_base_url, StaticTokenCredential(), max_retries=3)
+    user = graph.add_user(mail="jane@contoso.com")
+    graph.lose_create_answers = 1
+
+    with pytest.raises(SubscriptionFailed) as failed:
+        subscribe_all(services, [resource_of(user)])
+
+    assert failed.value.status == 504 and failed.value.code.transient  # try again later, visibly
+    assert subscription_writes(graph)["create"] == 1  # not retried by the SDK
+    (stray,) = graph.subscriptions()
+    assert subscriptions_of(services.store, user["id"]) == []
+
+    (live,) = subscribe_all(services, [resource_of(user)])  # the administrator tries again
+    assert len(graph.subscriptions()) == 2  # Graph holds both: no 409
+
+    monkeypatch.setattr(webhook, "STRAY_DELAY_SECONDS", None)
+    graph.notify(user["id"], graph.create_event(user["id"])["id"], "created")
+    run = run_queue(services, LIFECYCLE_QUEUE, function_app.apply_lifecycle)
+
+    assert run.succeeded == 1
+    assert [s["id"] for s in graph.subscriptions()] == [live.subscription_id] != [stray["id"]]
+    assert [m["subscriptionId"] for m in drain_queue(services, NOTIFICATIONS_QUEUE)] == [live.subscription_id]
+
+
+def test_renewal_recreates_on_404_only_and_shows_other_400s(graph, services):
     user = graph.add_user(mail="jane@contoso.com")
     (live,) = subscribe_all(services, [resource_of(user)])
-    services.store.put_resource(replace(live, subscription_id=None, subscription_expiry=None))  # a lost write
+    set_expiry(services, live, now() + timedelta(minutes=10))
+    graph.fail_next(1, status=400, retry_after=None, path_contains=live.subscription_id, code="InvalidRequest")
     graph.reset_requests()
 
-    (adopted,) = subscribe_all(services, [services.store.get_resource(user["id"])])
+    report = asyncio.run(renew_all(services))
 
-    assert adopted.subscription_id == live.subscription_id
-    assert subscription_writes(graph) == {"create": 1, "renew": 1, "delete": 0, "list": 0, "reauthorize": 0}
-    assert len(graph.subscriptions()) == 1
-    assert services.store.get_resource(user["id"]).subscription_id == live.subscription_id
+    assert list(report.failed) == [user["id"]] and "400" in report.failed[user["id"]]
+    assert subscription_writes(graph) == {"create": 0, "renew": 1, "delete": 0, "list": 0, "reauthorize": 0}
+    assert [s["id"] for s in graph.subscriptions()] == [live.subscription_id]  # not recreated
+    [failed] = transaction_store(services).failed()
+    assert failed.mailbox_id == user["id"] and failed.error_code == "GRAPH_REJECTED"
 
 
-def test_a_409_unknown_to_the_table_lists_once_and_adopts(graph, services):
+def test_a_400_naming_the_lifetime_cap_is_retried_with_fewer_minutes(graph, services):
     user = graph.add_user(mail="jane@contoso.com")
     (live,) = subscribe_all(services, [resource_of(user)])
-    delete_subscription_row(services.store, live.subscription_id)
-    fresh = resource_of(user)
+    set_expiry(services, live, now() + timedelta(minutes=10))
+    graph.max_subscription_minutes = 4230  # this service caps lower than the docs say
     graph.reset_requests()
 
-    (adopted,) = subscribe_all(services, [fresh])
+    report = asyncio.run(renew_all(services))
 
-    assert adopted.subscription_id == live.subscription_id
-    assert subscription_writes(graph) == {"create": 1, "renew": 1, "delete": 0, "list": 1, "reauthorize": 0}
-    assert get_subscription(services.store, live.subscription_id).mailbox_id == user["id"]
+    assert report.renewed == [user["id"]] and report.failed == {}
+    assert subscription_writes(graph)["renew"] == 2 and subscription_writes(graph)["create"] == 0
+    expiry = parse_expiry(services.store.get_resource(user["id"]).subscription_expiry)
+    assert now() + timedelta(minutes=4100) < expiry <= now() + timedelta(minutes=4230)
+    other = graph.add_user(mail="john@contoso.com")
+    (created,) = subscribe_all(services, [resource_of(other)])  # the same on create
+    assert parse_expiry(created.subscription_expiry) <= now() + timedelta(minutes=4230)
+
+
+def test_subscription_count_reached_is_permanent_and_visible(graph, services):
+    user = graph.add_user(mail="jane@contoso.com")
+    graph.subscriptions_per_mailbox = 0  # other apps hold the mailbox's 1,000
+    services.store.put_resource(resource_of(user))
+
+    for _ in range(2):  # two timer runs: one visible row, reopened
+        report = asyncio.run(renew_all(services))
+        assert "SubscriptionCountReached" in report.failed[user["id"]]
+    [failed] = transaction_store(services).failed()
+    assert failed.error_code == "GRAPH_REJECTED" and "SubscriptionCountReached" in failed.message
+    assert failed.attempts == 2 and failed.next_attempt_at is None
+    assert subscription_writes(graph)["create"] == 2  # once per run: the SDK did not retry the 429
+
+    status, body = admin("PUT", user["id"])
+    assert status == 502 and "SubscriptionCountReached" in body["error"]
 
 
 def test_one_failing_mailbox_does_not_stop_the_others(graph, services):
