@@ -310,7 +310,6 @@ class LocalRunner:
             except BaseException as error:  # a silent dead poller looks like a hung app: say so
                 self.poller_error = error
                 print(f"runner: the queue poller died: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-                raise
 
         self._poller = threading.Thread(target=loop, name="runner-queues", daemon=True)
         self._poller.start()

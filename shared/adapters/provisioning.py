@@ -11,8 +11,9 @@ table or queue is missing after all (the account was emptied under a running pro
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 
 class Provisioner:
@@ -39,8 +40,74 @@ class Provisioner:
         with self._lock:
             self._done.clear()
 
+    def again(self, name: str) -> None:
+        """Storage said a table or queue is missing after all: provision everything once more."""
+        self.forget()
+        self.ensure(name)
+
 
 def is_missing_container(error: BaseException) -> bool:
     """Storage says the table or queue itself does not exist (not: the entity or message)."""
-    code = str(getattr(error, "error_code", "") or "")
-    return code in ("TableNotFound", "QueueNotFound")
+    code = getattr(error, "error_code", None)
+    code = getattr(code, "value", code)  # the tables SDK gives an enum (str() would be its name)
+    return str(code or "") in ("TableNotFound", "QueueNotFound")
+
+
+class HealingTable:
+    """A TableClient that survives its table vanishing under a running process (a restarted
+    in-memory Azurite, an emptied account): a TableNotFound provisions every table again and
+    repeats the call once. Plain queries heal too (the error surfaces on first iteration);
+    `by_page` paging is passed through as is."""
+
+    def __init__(self, client: Any, heal: Callable[[], None]) -> None:
+        self._client = client
+        self._heal = heal
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            from azure.core.exceptions import ResourceNotFoundError
+            from azure.core.paging import ItemPaged
+
+            try:
+                result = attribute(*args, **kwargs)
+            except ResourceNotFoundError as error:
+                if not is_missing_container(error):
+                    raise
+                self._heal()
+                return attribute(*args, **kwargs)
+            if isinstance(result, ItemPaged):
+                return _HealingPages(result, lambda: attribute(*args, **kwargs), self._heal)
+            return result
+
+        return call
+
+
+class _HealingPages:
+    def __init__(self, pages: Any, again: Callable[[], Any], heal: Callable[[], None]) -> None:
+        self._pages = pages
+        self._again = again
+        self._heal = heal
+
+    def by_page(self, *args: Any, **kwargs: Any) -> Any:
+        return self._pages.by_page(*args, **kwargs)
+
+    def __iter__(self) -> Iterator[Any]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        iterator = iter(self._pages)
+        try:
+            first = next(iterator)
+        except StopIteration:
+            return
+        except ResourceNotFoundError as error:
+            if not is_missing_container(error):
+                raise
+            self._heal()
+            yield from self._again()
+            return
+        yield first
+        yield from iterator

@@ -53,7 +53,7 @@ class QueueSender:
         except ResourceNotFoundError as error:
             if not is_missing_container(error):
                 raise
-            self.provisioner.forget()
+            self.provisioner.again(queue_name)
             self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
 
     def send_many(self, queue_name: str, messages: list[dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.provisioning import Provisioner
+from shared.adapters.provisioning import HealingTable, Provisioner
 from shared.core.consent import Consent
 from shared.core.ids import encode_key
 from shared.core.links import Link
@@ -45,7 +45,8 @@ class StateStore:
         """The table's client; the first use in this process creates every table of the app."""
         self.provisioner.ensure(name)
         if name not in self._tables:
-            self._tables[name] = self._service.get_table_client(name)
+            client = self._service.get_table_client(name)
+            self._tables[name] = HealingTable(client, lambda: self.provisioner.again(name))  # type: ignore[assignment]
         return self._tables[name]
 
     def _create_table(self, name: str) -> None:

@@ -85,3 +85,24 @@ def test_poison_poison_messages_become_failed_transactions(runner):
     failed = list(transaction_store(runner.services).failed())
     assert len(failed) == 2 and {t.error_code for t in failed} == {ErrorCode.POISON_MESSAGE.value}
     assert {t.mailbox_id for t in failed} == {"m1", "unknown"}
+
+
+def test_storage_emptied_under_a_running_process_provisions_again(runner, graph, dime):
+    """A restarted in-memory Azurite (or an emptied account) while the process keeps running."""
+    person = graph.add_user(mail="jane@contoso.com")
+    assert runner.request("PUT", f"manage/resources/{person['id']}")[0] == 201
+    runner.drain()
+    store, queues = runner.services.store._service, runner.services.queues._service
+    for table in list(store.list_tables()):
+        store.delete_table(table.name)
+    for queue in list(queues.list_queues()):
+        queues.delete_queue(queue.name)
+
+    assert runner.request("PUT", f"manage/resources/{person['id']}")[0] == 201  # the resource row was lost too
+    graph.auto_notify = True
+    graph.create_event(person["id"], subject="After", start="2026-11-24T09:00:00", end="2026-11-24T10:00:00")
+    assert set(graph.flush_notifications()) == {202}
+    runner.drain()
+
+    assert "After" in [a["Subject"] for a in dime.appointments.values()]
+    assert existing(runner) == (set(ALL_TABLES), set(ALL_QUEUES))
