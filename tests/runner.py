@@ -308,8 +308,8 @@ class LocalRunner:
                     if self.drain(max_passes=1).handled == 0:
                         time.sleep(interval)
             except BaseException as error:  # a silent dead poller looks like a hung app: say so
-                self.poller_error = error
                 print(f"runner: the queue poller died: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+                self.poller_error = error
 
         self._poller = threading.Thread(target=loop, name="runner-queues", daemon=True)
         self._poller.start()
