@@ -1,9 +1,10 @@
 """`make bench`: honest figures from one run on one workload, beside the naive design.
 
 Starts a real Azurite and the HTTP fakes of Graph and Dime.Scheduler on loopback, then measures:
-the webhook's answer time, the real-time path end to end, Graph requests and Dime.Scheduler
-writes per distinct change (ours vs. the naive "one read and one write per notification" of the
-low-code flow recipes), and the cost of importing `function_app`.
+the webhook's answer time (for Graph's POSTs, and for 1 MiB of forged items: scripts/bench_forged.py),
+the real-time path end to end, Graph requests and Dime.Scheduler writes per distinct change (ours
+vs. the naive "one read and one write per notification" of the low-code flow recipes), retrying
+1,500 failed transactions through the bulk queue, and the cost of importing `function_app`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ from shared.core.events import event_from_graph  # noqa: E402
 from shared.core.ids import appointment_guid  # noqa: E402
 from shared.names import NOTIFICATIONS_QUEUE  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
-from tests.conftest import TENANT_ID, clean_storage, make_services, notification_item, settings_env  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    TENANT_ID,
+    clean_storage,
+    make_services,
+    notification_item,
+    settings_env,
+    subscription_id_of,
+    track,
+)
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
-from tests.host import run_queue  # noqa: E402
+from tests.host import call_function, run_queue  # noqa: E402
 from tests.linkseed import add_mailbox, seed_linked_events  # noqa: E402
 
 DUPLICATES = 3  # Graph commonly sends three notifications per edit
@@ -64,6 +73,10 @@ def post(items: list[dict]) -> float:
 
 
 def bench_webhook(services, posts: int) -> dict[str, tuple[float, float]]:
+    from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+
+    mailbox = "0b1c2d3e-0000-4000-8000-000000000001"
+    save_subscription(services.store, SubscriptionRow(subscription_id_of(mailbox), mailbox, "2026-11-29T00:00:00Z"))
     figures = {}
     for size in (1, 20):
         times = [
@@ -75,11 +88,13 @@ def bench_webhook(services, posts: int) -> dict[str, tuple[float, float]]:
     return figures
 
 
-def workload(graph: FakeGraph, mailboxes: int, changes_per_mailbox: int) -> list[dict]:
-    """Creates and then edits events; returns the notifications Graph would send (x3 each)."""
+def workload(graph: FakeGraph, services, mailboxes: int, changes_per_mailbox: int) -> list[dict]:
+    """Creates and then edits events of onboarded people; returns the notifications Graph would
+    send (x3 each)."""
     items = []
     for m in range(mailboxes):
         person = graph.add_user(mail=f"tech{m}@contoso.com")
+        track(services, person)
         for c in range(changes_per_mailbox):
             event = graph.create_event(
                 person["id"], subject=f"Job {c}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00"
@@ -110,7 +125,7 @@ def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_
         services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
         clean_storage(services)
         function_app.services = lambda: services
-        items = workload(graph, mailboxes, changes_per_mailbox)
+        items = workload(graph, services, mailboxes, changes_per_mailbox)
         graph.reset_requests()
         started = time.perf_counter()
         for start in range(0, len(items), 20):
@@ -143,6 +158,52 @@ def bench_reconcile(azurite, links: int = 1000) -> tuple[int, int, int]:
         return len(graph.requests), len(graph.batch_members), dime.writes
 
 
+def bench_bulk_retry(azurite, rows: int = 1500) -> tuple[float, int, int]:
+    """POST .../transactions/retry {"all": true} over `rows` failed notifications: the 202, then the
+    bulk queue until empty. Seconds from the request to the last row, messages, board size."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.adapters.transactions_store import transaction_store
+    from shared.core.transactions import Status, Transaction, new_transaction_id
+    from shared.names import BULK_QUEUE
+
+    with FakeGraph(tenant_id=TENANT_ID, seed=2) as graph, FakeDime(api_key="test-api-key") as dime:
+        services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
+        clean_storage(services)
+        function_app.services = lambda: services
+        person = graph.add_user(mail="bulk@contoso.com")
+        track(services, person)
+        when = datetime.now(UTC) - timedelta(days=1)
+        failed = []
+        for i in range(rows):
+            event = graph.create_event(
+                person["id"], subject=f"Job {i}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00"
+            )
+            message = {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": "x"}
+            failed.append(
+                Transaction(
+                    id=new_transaction_id(when + timedelta(milliseconds=i)),
+                    mailbox_id=person["id"],
+                    direction="outlook-to-dime",
+                    operation="upsert",
+                    status=Status.FAILED,
+                    created_at=when.isoformat(),
+                    error_code="DIME_UNAVAILABLE",
+                    payload={"queue": NOTIFICATIONS_QUEUE, "message": message},
+                )
+            )
+        transaction_store(services).add_many(failed)
+        started = time.perf_counter()
+        request = func.HttpRequest("POST", "/api/manage/transactions/retry", body=b'{"all": true}')
+        response = call_function(function_app.manage_transactions_retry, request)
+        assert response.status_code == 202, response.get_body()
+        run = run_queue(services, BULK_QUEUE, function_app.bulk_transactions, max_rounds=1000)
+        elapsed = time.perf_counter() - started
+        assert run.failed == 0 and len(dime.appointments) == rows, (run.errors[:3], len(dime.appointments))
+        assert list(transaction_store(services).failed()) == []
+        return elapsed, run.succeeded, len(dime.appointments)
+
+
 def main() -> None:
     print("Measuring… (real Azurite, loopback fakes; 2-core machine figures)", flush=True)
     seconds, mib = import_cost()
@@ -158,8 +219,12 @@ def main() -> None:
         }
         naive = bench_end_to_end(azurite, 10, 20, naive_apply)
         reconcile = bench_reconcile(azurite)
+        bulk = bench_bulk_retry(azurite)
     finally:
         azurite.stop()
+    from scripts.bench_forged import measure as forged_posts
+
+    forged = forged_posts()
 
     rows = [
         ("webhook answer, 1 notification/POST (p50 / p99)", f"{webhook[1][0]:.1f} / {webhook[1][1]:.1f} ms"),
@@ -187,7 +252,14 @@ def main() -> None:
             f"{reconcile[0]} ({reconcile[1]}), {reconcile[2]} / 1000 GETs, 0",
         ),
         ("import function_app: median time, peak RSS", f"{seconds * 1000:.0f} ms, {mib:.0f} MiB"),
+        (
+            "retry 1,500 failed transactions ('all' -> 202 -> bulk queue): seconds, messages",
+            f"{bulk[0]:.1f} s, {bulk[1]}",
+        ),
     ]
+    for label, _bytes, count, median, worst, status in forged:
+        figure = f"webhook, forged {label} ({count} items, HTTP {status}): median / max"
+        rows.append((figure, f"{median:.1f} / {worst:.1f} ms"))
     width = max(len(label) for label, _ in rows)
     print(f"\n{'figure'.ljust(width)} | value")
     print(f"{'-' * width}-|-{'-' * 24}")
