@@ -83,6 +83,9 @@ def answer_times(body: bytes, repeats: int) -> tuple[float, float, int]:
 
 
 def measure(repeats: int = 5) -> list[tuple[str, int, int, float, float, int]]:
+    import logging
+
+    logging.disable(logging.WARNING)  # the refusals' log lines are not the figure
     azurite = start_azurite()
     try:
         services = make_services(settings_env(azurite, "http://127.0.0.1:9/v1.0", "http://127.0.0.1:9"))
@@ -101,12 +104,10 @@ def measure(repeats: int = 5) -> list[tuple[str, int, int, float, float, int]]:
         return rows
     finally:
         azurite.stop()
+        logging.disable(logging.NOTSET)
 
 
 def main() -> None:
-    import logging
-
-    logging.disable(logging.WARNING)  # the refusals' log lines are not the figure
     print("forged POST                           | bytes     | items | median ms | max ms | status")
     for label, size, count, median, worst, status in measure():
         print(f"{label:<37} | {size:>9} | {count:>5} | {median:>9.1f} | {worst:>6.1f} | {status}")
