@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: test lint format install clean demo bench
+.PHONY: test lint format install clean demo bench chromium
 
 install: $(VENV)/.installed $(AZURITE)
 
@@ -18,10 +18,17 @@ $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: install
+CHROMIUM := /usr/bin/chromium
+
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive the system's Chromium (Playwright's own download cannot work here).
+chromium:
+	@test -x $(CHROMIUM) || { echo "Chromium is missing (the console's browser tests need it). Install it with:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y chromium"; exit 1; }
 
 demo: install
 	$(BIN)/python scripts/demo.py

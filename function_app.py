@@ -14,6 +14,7 @@ from shared.services import services
 from shared.settings import load_settings
 from shared.usecases.admin_transactions import (
     archive_transactions,
+    count_transactions,
     get_transaction,
     list_links,
     list_transactions,
@@ -22,6 +23,7 @@ from shared.usecases.admin_transactions import (
 from shared.usecases.admin_transactions import health as health_check
 from shared.usecases.admin_transactions import status as sync_status
 from shared.usecases.bulk_transactions import run_bulk
+from shared.usecases.console import console_asset, console_settings
 from shared.usecases.delta_sync import run_delta
 from shared.usecases.lifecycle import handle_lifecycle
 from shared.usecases.poison import record_poisoned
@@ -38,7 +40,11 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 def _http(answer) -> func.HttpResponse:
     return func.HttpResponse(
-        answer.body, status_code=answer.status, mimetype=answer.content_type.split(";")[0], charset="utf-8"
+        answer.body,
+        status_code=answer.status,
+        headers=dict(answer.headers),
+        mimetype=answer.content_type.split(";")[0],
+        charset="utf-8",
     )
 
 
@@ -140,6 +146,12 @@ async def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
     return _http(await list_transactions(dict(req.params), services()))
 
 
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/count", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def manage_transactions_count(req: func.HttpRequest) -> func.HttpResponse:
+    """How many transactions match the list's filters (before "retry/archive all matching")."""
+    return _http(await count_transactions(dict(req.params), services()))
+
+
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_transaction(req: func.HttpRequest) -> func.HttpResponse:
     """One transaction, with the payload a retry uses."""
@@ -213,3 +225,18 @@ async def resync_mailbox(msg: func.QueueMessage) -> None:
 async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a resync of one mailbox (202), e.g. after fixing its consent or permissions."""
     return _http(await request_resync(req.route_params.get("mailbox", ""), dict(req.params), services()))
+
+
+# The admin console: static files (anonymous, they hold no data) on top of the management API ----
+
+
+@app.route(route="console/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console(req: func.HttpRequest) -> func.HttpResponse:
+    """The console's page, scripts and styles, with a strict Content-Security-Policy."""
+    return _http(console_asset(req.route_params.get("path"), req.headers.get("if-none-match")))
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/console", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+def manage_console_settings(req: func.HttpRequest) -> func.HttpResponse:
+    """What the console reads from the settings (the Application Insights link)."""
+    return _http(console_settings(services()))

@@ -247,6 +247,8 @@ var baseAppSettings = {
   // Telemetry with Entra ID authentication (local auth is off on the component).
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // The admin console's Log page links to this component's logs.
+  CONSOLE_APPINSIGHTS_RESOURCE_ID: monitoring.outputs.appInsightsId
 
   // Microsoft Graph. Without GRAPH_CLIENT_SECRET the app uses ManagedIdentityCredential(client_id=GRAPH_CLIENT_ID).
   GRAPH_TENANT_ID: graphTenantId

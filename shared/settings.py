@@ -60,6 +60,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", False, "10000", "lifetime asked for a Graph subscription (45-10000)"),
     Setting("RENEW_WITHIN_MINUTES", False, "1440", "the renewal timer renews subscriptions expiring within this"),
     Setting("DELETE_BREAKER_SHARE", False, "0.2", "delta/reconcile delete nothing if they would delete more (0-1)"),
+    Setting(
+        "CONSOLE_APPINSIGHTS_RESOURCE_ID",
+        False,
+        None,
+        "resource id of the Application Insights component the console's Log page links to",
+    ),
 )
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
@@ -116,6 +122,7 @@ class Settings:
     subscription_lifetime_minutes: int = 10000
     renew_within_minutes: int = 1440
     delete_breaker_share: float = 0.2
+    appinsights_resource_id: str | None = None
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -173,6 +180,24 @@ def _url(env: Mapping[str, str], name: str, *, https_only: bool = False) -> str:
     if parts.scheme not in allowed or not parts.netloc:
         raise SettingsError(f"setting {name} must be an absolute {' or '.join(allowed)} URL, got {raw!r}")
     return raw.rstrip("/")
+
+
+_COMPONENT_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[\w.()-]{1,90}/providers/Microsoft\.Insights/components/[\w.()-]{1,260}$",
+    re.IGNORECASE,
+)
+
+
+def _resource_id(env: Mapping[str, str], name: str) -> str | None:
+    """An Application Insights component's resource id, or None; anything else is refused (the
+    console builds a portal link from it)."""
+    raw = _raw(env, name)
+    if raw is not None and not _COMPONENT_ID.match(raw):
+        raise SettingsError(
+            f"setting {name} must be an Application Insights resource id "
+            "(/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Insights/components/<name>)"
+        )
+    return raw
 
 
 def _storage(env: Mapping[str, str]) -> StorageSettings:
@@ -252,4 +277,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         subscription_lifetime_minutes=_int(env, "SUBSCRIPTION_LIFETIME_MINUTES", 45, 10000),
         renew_within_minutes=_int(env, "RENEW_WITHIN_MINUTES", 1, 10000),
         delete_breaker_share=_share(env, "DELETE_BREAKER_SHARE"),
+        appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
     )

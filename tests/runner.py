@@ -79,11 +79,18 @@ class HttpRoute:
 
 
 def _route_pattern(template: str) -> re.Pattern[str]:
+    """The template as a regex; a last segment `{*name}` is a catch-all (may be empty or hold "/")."""
     parts = []
-    for segment in template.strip("/").split("/"):
+    catch_all = ""
+    segments = template.strip("/").split("/")
+    tail = re.fullmatch(r"\{\*(\w+)\}", segments[-1])
+    if tail:
+        segments = segments[:-1]
+        catch_all = f"(?:/(?P<{tail.group(1)}>.*))?"
+    for segment in segments:
         match = re.fullmatch(r"\{(\w+)(?::[^}]*)?\??\}", segment)
         parts.append(f"(?P<{match.group(1)}>[^/]+)" if match else re.escape(segment))
-    return re.compile("^" + "/".join(parts) + "$", re.IGNORECASE)
+    return re.compile("^" + "/".join(parts) + catch_all + "$", re.IGNORECASE)
 
 
 @dataclass
@@ -140,7 +147,7 @@ class _AppServer(FunctionsServer):
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
-        path = parts.path.removeprefix("/api/").strip("/")
+        path = unquote(parts.path.removeprefix("/api/")).strip("/")
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         params = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -121,6 +121,16 @@ class TransactionStore:
                 break  # a scan may answer an empty page with a token: follow it
         return items, pager.continuation_token
 
+    def count(self, query: TransactionFilter, limit: int) -> int:
+        """How many transactions match (reading only the keys), counting at most `limit`."""
+        text, parameters = query_for(query)
+        total = 0
+        for _ in self._table.query_entities(text, parameters=parameters, select=["RowKey"]):
+            total += 1
+            if total >= limit:
+                break
+        return total
+
     def matching(self, query: TransactionFilter, *, after: str | None = None) -> Iterator[Transaction]:
         """Every match; `after` (failed only: a public id) continues a walk of the failure index in
         its time order, so a bulk retry visits each row once even when it fails again."""
@@ -176,6 +186,12 @@ def query_for(query: TransactionFilter) -> tuple[str, dict[str, Any]]:
         if query.status is not None:
             clauses.append("Status eq @status")
             parameters["status"] = query.status.value
+    if query.direction:
+        clauses.append("Direction eq @direction")
+        parameters["direction"] = query.direction
+    if query.error_code:
+        clauses.append("ErrorCode eq @code")
+        parameters["code"] = query.error_code
     if query.since:
         clauses.append("RowKey ge @since")
         parameters["since"] = row_key_bound(query.since)

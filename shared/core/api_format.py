@@ -62,7 +62,5 @@ def page(items: list[Any], continuation_token: str | None) -> dict[str, Any]:
 
 
 def camel(name: str) -> str:
-    """A table column ("LastRunAt") as an API key ("lastRunAt"); "RowKey" names the row's kind."""
-    if name == "RowKey":
-        return "kind"
+    """A table column ("LastRunAt", "RowKey") as an API key ("lastRunAt", "rowKey")."""
     return name[:1].lower() + name[1:]

@@ -76,11 +76,19 @@ class TransactionFilter:
     mailbox: str | None = None
     since: datetime | None = None
     until: datetime | None = None  # exclusive
+    direction: str | None = None
+    error_code: str | None = None
+
+
+DIRECTIONS = ("outlook-to-dime", "dime-to-outlook")
+FILTER_FIELDS = ("status", "mailbox", "since", "until", "direction", "errorCode")
+_ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 
 def parse_filter(values: Mapping[str, Any], *, default_status: Status | None = None) -> TransactionFilter:
-    """status, mailbox, since, until (query string or the JSON `filter` object); QueryError if bad."""
-    unknown = set(values) - {"status", "mailbox", "since", "until"}
+    """status, mailbox, since, until, direction, errorCode (query string or the JSON `filter`
+    object); QueryError if bad."""
+    unknown = set(values) - set(FILTER_FIELDS)
     if unknown:
         raise QueryError(f"unknown filter field(s): {', '.join(sorted(unknown))}")
     for key, value in values.items():
@@ -101,7 +109,19 @@ def parse_filter(values: Mapping[str, Any], *, default_status: Status | None = N
     until = parse_moment(values["until"], "until") if values.get("until") else None
     if since and until and until <= since:
         raise QueryError("until must be after since")
-    return TransactionFilter(status, mailbox, since, until)
+    direction, error_code = _direction_and_code(values)
+    return TransactionFilter(status, mailbox, since, until, direction, error_code)
+
+
+def _direction_and_code(values: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The console's two extra filters: a known direction, an error code as the codes are spelled."""
+    direction = (values.get("direction") or "").strip().lower() or None
+    if direction is not None and direction not in DIRECTIONS:
+        raise QueryError(f"unknown direction {direction[:40]!r} (one of: {', '.join(DIRECTIONS)})")
+    error_code = (values.get("errorCode") or "").strip().upper() or None
+    if error_code is not None and not _ERROR_CODE.match(error_code):
+        raise QueryError("errorCode must be an error code such as DIME_UNAVAILABLE")
+    return direction, error_code
 
 
 def parse_page_size(value: str | None) -> int:

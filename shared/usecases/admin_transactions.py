@@ -23,6 +23,7 @@ from typing import Any
 from shared.adapters.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
 from shared.core.transaction_query import (
+    FILTER_FIELDS,
     QueryError,
     TransactionFilter,
     decode_token,
@@ -76,7 +77,7 @@ def transaction_json(transaction: Transaction, *, detail: bool = False) -> dict[
     return body
 
 
-LIST_PARAMS = ("status", "mailbox", "since", "until", "pageSize", "continuationToken")
+LIST_PARAMS = (*FILTER_FIELDS, "pageSize", "continuationToken")
 LINK_PARAMS = ("mailbox", "pageSize", "continuationToken")
 SELECTION_FIELDS = ("ids", "all", "filter")
 INLINE_LIMIT = 100  # "all" beyond this many rows answers 202 and works through the bulk queue
@@ -117,7 +118,7 @@ async def list_transactions(params: Mapping[str, str], services: Services) -> Ht
     try:
         if reason := unknown_params_reason(params, LIST_PARAMS):
             raise QueryError(reason)
-        query = parse_filter({k: params[k] for k in ("status", "mailbox", "since", "until") if k in params})
+        query = parse_filter({k: params[k] for k in FILTER_FIELDS if k in params})
         size = parse_page_size(params.get("pageSize"))
         token = decode_token(params.get("continuationToken"))
         query = await _resolved(services, query)
@@ -127,6 +128,24 @@ async def list_transactions(params: Mapping[str, str], services: Services) -> Ht
         return _error(problem.status, str(problem))
     items, next_token = await asyncio.to_thread(transaction_store(services).page, query, size, token)
     return _json(200, page([transaction_json(t) for t in items], encode_token(next_token)))
+
+
+MAX_COUNT = 100_000
+
+
+async def count_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
+    """GET {prefix}/transactions/count?<the list's filters>: {"count": n, "capped": bool}; what the
+    console shows before "retry/archive all matching", and the Overview's numbers."""
+    try:
+        if reason := unknown_params_reason(params, FILTER_FIELDS):
+            raise QueryError(reason)
+        query = await _resolved(services, parse_filter({k: v for k, v in params.items() if k in FILTER_FIELDS}))
+    except QueryError as error:
+        return _error(400, str(error))
+    except FilterProblem as problem:
+        return _error(problem.status, str(problem))
+    total = await asyncio.to_thread(transaction_store(services).count, query, MAX_COUNT)
+    return _json(200, {"count": total, "capped": total >= MAX_COUNT})
 
 
 def get_transaction(transaction_id: str, params: Mapping[str, str], services: Services) -> HttpAnswer:

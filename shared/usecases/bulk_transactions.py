@@ -29,9 +29,15 @@ OPERATIONS = ("retry", "archive")
 
 
 def bulk_message(operation: str, query: TransactionFilter, after: str | None = None) -> dict[str, Any]:
-    raw = {"status": query.status.value if query.status else None, "mailbox": query.mailbox}
-    raw |= {"since": query.since.isoformat() if query.since else None}
-    raw |= {"until": query.until.isoformat() if query.until else None}
+    """The filter as parse_filter reads it back (every field of TransactionFilter)."""
+    raw = {
+        "status": query.status.value if query.status else None,
+        "mailbox": query.mailbox,
+        "since": query.since.isoformat() if query.since else None,
+        "until": query.until.isoformat() if query.until else None,
+        "direction": query.direction,
+        "errorCode": query.error_code,
+    }
     return {"operation": operation, "filter": {k: v for k, v in raw.items() if v}, "after": after}
 
 

@@ -36,6 +36,7 @@ class HttpAnswer:
     status: int
     body: str = ""
     content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (the console's security headers)
 
 
 def receive_notifications(

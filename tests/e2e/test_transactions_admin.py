@@ -247,7 +247,7 @@ def test_links_status_and_health(graph, dime, services, monkeypatch):
     assert status == 200
     [mailbox] = body["mailboxes"]
     assert mailbox["mailboxId"] == person["id"]
-    assert mailbox["syncState"][0]["kind"] == "delta" and mailbox["syncState"][0]["result"] == "ok"
+    assert mailbox["syncState"][0]["rowKey"] == "delta" and mailbox["syncState"][0]["result"] == "ok"
     assert mailbox["syncState"][0]["lastRunAt"] == "2026-11-22T12:00:00Z"  # camelCase, ISO 8601 UTC
     assert "RowKey" not in json.dumps(body) and "PartitionKey" not in json.dumps(body)
     assert body["queues"][NOTIFICATIONS_QUEUE + POISON_SUFFIX] == 1

@@ -41,8 +41,28 @@ def test_the_last_page_has_no_continuation_token() -> None:
 
 def test_table_columns_become_camel_case() -> None:
     assert [camel(n) for n in ("RowKey", "LastRunAt", "Result", "deltaLink")] == [
-        "kind",
+        "rowKey",
         "lastRunAt",
         "result",
         "deltaLink",
     ]
+
+
+def test_a_bulk_message_carries_every_filter_field_back() -> None:
+    """The bulk queue re-reads the filter of each page: no field of TransactionFilter may be lost."""
+    import dataclasses
+
+    from shared.core.transaction_query import TransactionFilter, parse_filter
+    from shared.usecases.bulk_transactions import bulk_message
+
+    raw = {
+        "status": "failed",
+        "mailbox": "m1",
+        "since": "2026-11-01",
+        "until": "2026-11-03",
+        "direction": "outlook-to-dime",
+        "errorCode": "DIME_REJECTED",
+    }
+    query = parse_filter(raw)
+    assert all(getattr(query, f.name) is not None for f in dataclasses.fields(TransactionFilter))
+    assert parse_filter(bulk_message("retry", query)["filter"]) == query

@@ -381,3 +381,18 @@ def test_example_settings_file_lists_every_setting_and_fails_validation_as_is() 
     with pytest.raises(SettingsError) as caught:
         load_settings(values)
     assert "placeholder" in str(caught.value)
+
+
+COMPONENT = (
+    "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg-dimecal"
+    "/providers/Microsoft.Insights/components/appi-dimecal-abc"
+)
+
+
+def test_console_appinsights_resource_id_is_optional_and_validated() -> None:
+    assert load_settings(minimal_env()).appinsights_resource_id is None
+    assert load_settings(minimal_env(CONSOLE_APPINSIGHTS_RESOURCE_ID=COMPONENT)).appinsights_resource_id == COMPONENT
+    wrong_type = COMPONENT.replace("components", "workspaces")
+    for bad in ("appi-dimecal-abc", COMPONENT + "/extra", wrong_type, "javascript:x"):
+        with pytest.raises(SettingsError, match="CONSOLE_APPINSIGHTS_RESOURCE_ID"):
+            load_settings(minimal_env(CONSOLE_APPINSIGHTS_RESOURCE_ID=bad))

@@ -1,0 +1,59 @@
+// The management API (/api/manage/...) with the master key from sessionStorage, sent in the
+// x-functions-key header only (never in a URL, never in localStorage).
+
+const KEY = "console.managementKey";
+
+export class AuthError extends Error {}
+export class ApiError extends Error {
+  constructor(status, reason) {
+    super(reason);
+    this.status = status;
+  }
+}
+
+export const key = {
+  get: () => sessionStorage.getItem(KEY),
+  set: (value) => sessionStorage.setItem(KEY, value),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params || {})) if (value) search.set(name, value);
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+export async function api(path, { method = "GET", params, body } = {}) {
+  const headers = { "x-functions-key": key.get() || "" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(`/api/manage/${path}${query(params)}`, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+    });
+  } catch (error) {
+    throw new ApiError(0, "the app did not answer; check your connection and try again");
+  }
+  if (response.status === 401 || response.status === 403) throw new AuthError("the key was refused");
+  const text = await response.text();
+  let document = null;
+  try { document = text ? JSON.parse(text) : null; } catch { document = null; }
+  if (!response.ok) {
+    const reason = (document && document.error) || text.slice(0, 300) || response.statusText;
+    throw new ApiError(response.status, `${response.status}: ${reason}`);
+  }
+  return document;
+}
+
+// Every item of a paged list (items + continuationToken), up to `limit`; `capped` if there is more.
+export async function listAll(path, params, limit = 1000) {
+  const items = [];
+  let token = null;
+  do {
+    const page = await api(path, { params: { ...params, pageSize: String(Math.min(500, limit)), continuationToken: token } });
+    items.push(...(page.items || page.value || []));
+    token = page.continuationToken || null;
+  } while (token && items.length < limit);
+  return { items: items.slice(0, limit), capped: Boolean(token) || items.length > limit };
+}

@@ -1,0 +1,84 @@
+// The console's shell: sign-in with the management key, navigation (#/page?filters), errors.
+import { ApiError, AuthError, key } from "./api.js";
+import { h, message, show } from "./dom.js";
+import * as overview from "./pages/overview.js";
+import * as people from "./pages/people.js";
+import * as transactions from "./pages/transactions.js";
+import * as appointments from "./pages/appointments.js";
+import * as links from "./pages/links.js";
+import * as unmatched from "./pages/unmatched.js";
+import * as log from "./pages/log.js";
+
+const PAGES = [
+  ["overview", "Overview", overview], ["people", "People", people], ["transactions", "Transactions", transactions],
+  ["appointments", "Appointments", appointments], ["links", "Links", links], ["unmatched", "Unmatched", unmatched],
+  ["log", "Log", log],
+];
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const signout = document.getElementById("signout");
+let generation = 0;
+
+function route() {
+  const [path, search] = (location.hash.replace(/^#\/?/, "") || "overview").split("?");
+  const [name, ...rest] = path.split("/");
+  return { name, id: rest.length ? decodeURIComponent(rest.join("/")) : null, params: new URLSearchParams(search || "") };
+}
+
+export function go(hash) {
+  if (location.hash === hash) render(); else location.hash = hash;
+}
+
+function signIn(reason) {
+  key.clear();
+  main.dataset.renders = String(generation);
+  nav.hidden = true;
+  signout.hidden = true;
+  const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
+  const form = h("form", { class: "signin", onsubmit: async (event) => {
+    event.preventDefault();
+    key.set(input.value.trim());
+    render();
+  } },
+  h("h1", {}, "Sign in"),
+  reason ? message("error", reason) : null,
+  h("p", {}, "Enter the app's management key: the master (host) key, from the Function App's ",
+    h("strong", {}, "App keys"), " page in the Azure portal. It is kept in this tab only (sessionStorage) and sent in the x-functions-key header."),
+  h("label", { for: "key" }, "Management key", input),
+  h("p", {}, h("button", { type: "submit", class: "primary" }, "Sign in")));
+  show(main, form);
+  input.focus();
+}
+
+async function render() {
+  const mine = ++generation;
+  if (!key.get()) return signIn();
+  const { name, id, params } = route();
+  const page = PAGES.find(([slug]) => slug === name) || PAGES[0];
+  nav.hidden = false;
+  signout.hidden = false;
+  show(nav, PAGES.map(([slug, label]) => h("a", { href: `#/${slug}`, "aria-current": slug === page[0] ? "page" : null }, label)));
+  document.title = `${page[1]} · Outlook ⇄ Dime.Scheduler console`;
+  const context = { id, params, current: () => mine === generation, go, failed };
+  try {
+    await page[2].render(main, context);
+  } catch (error) {
+    failed(error, context);
+  }
+  if (mine === generation) main.dataset.renders = String(mine); // tests wait for this, people never see it
+}
+
+function failed(error, context) {
+  if (error instanceof AuthError) {
+    return signIn("The management key was refused (401 Unauthorized). Enter the master key again: it may have been rotated, or mistyped.");
+  }
+  if (context && !context.current()) return;
+  const reason = error instanceof ApiError ? error.message : `unexpected error: ${error && error.message}`;
+  show(main, message("error", `Could not load this page (${reason}). `,
+    h("button", { type: "button", onclick: render }, "Try again")));
+  console.error(error);
+}
+
+signout.addEventListener("click", () => { key.clear(); location.hash = "#/overview"; signIn(); });
+window.addEventListener("hashchange", render);
+render();

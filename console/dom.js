@@ -1,0 +1,75 @@
+// Building the page without innerHTML: every piece of data becomes a text node, so a subject such
+// as <img src=x onerror=alert(1)> is shown as text and never parsed as markup.
+
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "class") node.className = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function show(target, ...children) {
+  target.replaceChildren();
+  append(target, children);
+}
+
+const LOCAL = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+// A time in the browser's zone, with the UTC value on hover and in the datetime attribute.
+export function time(value) {
+  if (!value) return h("span", { class: "muted" }, "—");
+  const moment = new Date(value);
+  if (Number.isNaN(moment.getTime())) return h("span", {}, String(value));
+  const utc = moment.toISOString().replace(".000Z", "Z");
+  return h("time", { datetime: utc, title: `${utc} (UTC)` }, LOCAL.format(moment));
+}
+
+export function message(kind, ...text) {
+  return h("p", { class: `msg ${kind}`, role: kind === "error" ? "alert" : "status" }, ...text);
+}
+
+export function table(columns, rows, empty) {
+  if (!rows.length) return message("empty", empty);
+  return h("div", { class: "scroll" },
+    h("table", {},
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.head)))),
+      h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.cell(row))))))));
+}
+
+// A field from the API, whichever casing it comes in (status rows are PascalCase table columns).
+export function pick(row, name) {
+  if (!row) return undefined;
+  if (row[name] !== undefined) return row[name];
+  const pascal = name[0].toUpperCase() + name.slice(1);
+  return row[pascal];
+}
+
+export function confirmDialog(text, confirmLabel, extra) {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { "aria-label": "Confirm" },
+      h("p", {}, text), extra || null,
+      h("div", { class: "bar" },
+        h("button", { type: "button", class: "primary", onclick: () => { dialog.close(); resolve(true); } }, confirmLabel),
+        h("button", { type: "button", onclick: () => { dialog.close(); resolve(false); } }, "Cancel")));
+    dialog.addEventListener("cancel", () => resolve(false));
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+export function link(href, ...text) {
+  return h("a", { href }, ...text);
+}
