@@ -142,7 +142,7 @@ class _AppServer(FunctionsServer):
                 other_method = True
                 continue
             # The host URL-decodes route parameters (".../resources/ann%40contoso.com" -> "ann@contoso.com").
-            return route, {name: unquote(value) for name, value in match.groupdict().items()}
+            return route, {name: unquote(value) if value else value for name, value in match.groupdict().items()}
         return "405" if other_method else None
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:

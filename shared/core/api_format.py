@@ -28,7 +28,7 @@ def unknown_params_reason(params: Mapping[str, Any], allowed: Iterable[str]) -> 
     if not unknown:
         return None
     names = ", ".join(sorted(allowed)) or "none"
-    return f"unknown query parameter(s): {', '.join(n[:40] for n in unknown)} (allowed: {names})"
+    return f"unknown parameter(s): {', '.join(n[:40] for n in unknown)} (allowed: {names})"
 
 
 def iso_utc(value: Any) -> str | None:
