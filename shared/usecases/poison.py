@@ -23,12 +23,13 @@ log = logging.getLogger(__name__)
 REQUEUED = "requeued to "
 
 
-def record_poisoned(queue: str, body: bytes, services: Services) -> Transaction:
-    """Turn one poisoned message of `queue` into a failed transaction (or reopen its old one)."""
+def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: str | None = None) -> Transaction:
+    """Turn one poisoned message of `queue` into a failed transaction (or reopen its old one);
+    `found_in` names the queue it was taken from ("<queue>-poison" unless said otherwise)."""
     poisoned = describe_poison(queue, body)
     store = transaction_store(services)
     now = services.clock()
-    text = f"the message failed every delivery on queue {queue} and was moved to {queue}{POISON_SUFFIX}"
+    text = f"the message failed every delivery on queue {queue} and was moved to {found_in or queue + POISON_SUFFIX}"
     if not poisoned.readable:
         text += "; it is not valid JSON and is kept verbatim"
     existing = store.by_fingerprint(poisoned.fingerprint)
@@ -87,7 +88,7 @@ def drain_poison_poison(services: Services, *, max_messages: int = 500) -> int:
             if not batch:
                 break
             for message in batch:
-                record_poisoned(trigger, message.content, services)
+                record_poisoned(trigger, message.content, services, found_in=queue)
                 client.delete_message(message)
                 drained += 1
     if drained:

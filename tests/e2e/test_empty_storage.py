@@ -85,6 +85,7 @@ def test_poison_poison_messages_become_failed_transactions(runner):
     failed = list(transaction_store(runner.services).failed())
     assert len(failed) == 2 and {t.error_code for t in failed} == {ErrorCode.POISON_MESSAGE.value}
     assert {t.mailbox_id for t in failed} == {"m1", "unknown"}
+    assert all(poison_poison in t.message for t in failed)
 
 
 def test_storage_emptied_under_a_running_process_provisions_again(runner, graph, dime):
