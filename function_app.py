@@ -239,4 +239,4 @@ def console(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route=ADMIN_ROUTE_PREFIX + "/console", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_console_settings(req: func.HttpRequest) -> func.HttpResponse:
     """What the console reads from the settings (the Application Insights link)."""
-    return _http(console_settings(services()))
+    return _http(console_settings(dict(req.params), services()))
