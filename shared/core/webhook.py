@@ -40,6 +40,7 @@ _EVENT_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,512}$")
 # Mailbox object ids are GUIDs; the clientState carries one in front of its HMAC.
 _MAILBOX_ID = re.compile(r"^[0-9a-f-]{1,64}$")
 _STATE_SEPARATOR = "."
+_SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class MalformedBody(ValueError):
@@ -182,7 +183,8 @@ class ParsedNotifications:
             if owner == mailbox_id:
                 return True
             if owner is None:
-                strays.add((subscription_id, mailbox_id))
+                if _SUBSCRIPTION_ID.match(subscription_id):  # Graph's ids are GUIDs: nothing else to delete
+                    strays.add((subscription_id, mailbox_id))
                 self.rejected["subscription unknown to the table"] += 1
             else:
                 self.rejected["subscription of another mailbox"] += 1

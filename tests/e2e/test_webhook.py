@@ -164,13 +164,13 @@ def test_items_of_foreign_or_unknown_subscriptions_are_dropped_and_unknown_ones_
     monkeypatch.setattr(webhook, "STRAY_DELAY_SECONDS", None)  # paced by a delay in production
     item = notification_item(OTHER, "e1")
     item["subscriptionId"] = subscription_id_of(MAILBOX)  # ours, but for MAILBOX, not OTHER
-    stray = lifecycle_item(services, MAILBOX, "missed", subscription_id="unknown-sub")
+    stray = lifecycle_item(services, MAILBOX, "missed", subscription_id="5e1d0c3b-0000-4000-8000-000000000009")
     assert call(json.dumps({"value": [item, item, stray, stray]}).encode()).status_code == 202
     assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
     cleanups = drain_queue(services, LIFECYCLE_QUEUE)
     # only the unknown one: MAILBOX's own subscription is never deleted because of OTHER's item
     assert [(m["lifecycleEvent"], m["subscriptionId"], m["mailboxId"]) for m in cleanups] == [
-        (STRAY_EVENT, "unknown-sub", MAILBOX)
+        (STRAY_EVENT, "5e1d0c3b-0000-4000-8000-000000000009", MAILBOX)
     ]
 
 

@@ -446,12 +446,16 @@ def test_our_own_stray_event_is_not_accepted_from_outside() -> None:
 
 def test_keep_owned_drops_items_of_unknown_or_foreign_subscriptions_and_only_unknown_ones_are_strays() -> None:
     other = "ffffffff-1111-4222-8333-444455556666"
-    parsed = parse(change_item(MAILBOX, "e1"), change_item(other, "e2"), lifecycle_item(None, "missed"))
-    strays = parsed.keep_owned({"sub-1": MAILBOX, "sub-9": None})
+    stray_id = "5e1d0c3b-0000-4000-8000-000000000009"
+    unknown = lifecycle_item(None, "missed")
+    unknown["subscriptionId"] = stray_id
+    not_graphs = lifecycle_item(None, "reauthorizationRequired")  # "sub-9": no GUID, nothing to delete
+    parsed = parse(change_item(MAILBOX, "e1"), change_item(other, "e2"), unknown, not_graphs)
+    strays = parsed.keep_owned({"sub-1": MAILBOX})
     assert [c.event_id for c in parsed.changes] == ["e1"]
     assert parsed.lifecycle == []
-    assert strays == {("sub-9", MAILBOX)}  # sub-1 is MAILBOX's: never deleted because of `other`
-    assert parsed.rejected == {"subscription unknown to the table": 1, "subscription of another mailbox": 1}
+    assert strays == {(stray_id, MAILBOX)}  # sub-1 is MAILBOX's: never deleted because of `other`
+    assert parsed.rejected == {"subscription unknown to the table": 2, "subscription of another mailbox": 1}
 
 
 def test_lifecycle_forged_client_state_dropped() -> None:
