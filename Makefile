@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: test lint format install clean demo bench chromium
+.PHONY: test lint format install clean demo bench chromium tenant-check
 
 install: $(VENV)/.installed $(AZURITE)
 
@@ -35,6 +35,11 @@ demo: install
 
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# Opt-in, never in CI: checks what the fakes assume against a real tenant and a Dime.Scheduler
+# sandbox (credentials from TENANT_CHECK_* environment variables; see docs/verification.md).
+tenant-check: install
+	$(BIN)/python scripts/tenant_check.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,9 +7,10 @@ function code is the deployed code, unchanged.
 
 The story: five people are onboarded through the admin API (PUT /api/manage/resources/{mailbox})
 with different consent; their week happens in Outlook (meetings, edits, cancellations, private
-appointments, all-day absences, a daily stand-up series, free-time blocks). Graph notifies every
-change three times, throttles now and then, and Dime.Scheduler has a short outage. At the end the
-retry and delta timers run, and the board is checked against what the consent rules predict:
+appointments, all-day absences, a daily stand-up series with one moved instance, a weekly
+meeting, free-time blocks). Graph notifies every change three times (a series on its master
+only), throttles now and then, and Dime.Scheduler has a short outage. At the end the retry and
+delta timers run, and the board is checked against what the consent rules predict:
 exit status 0 only if they agree exactly.
 
     .venv/bin/python scripts/demo.py [--verbose]
@@ -142,6 +143,20 @@ class Week:
 
         self.steps.append((f"{person.name}: {label}", run))
 
+    def series(self, person: Person, key: str, label: str, **fields: Any) -> None:
+        def run() -> None:
+            master = self.graph.create_series(person.id, **fields)
+            self.ids[(person.name, key)] = master["id"]
+
+        self.steps.append((f"{person.name}: {label}", run))
+
+    def move_instance(self, person: Person, key: str, index: int, label: str, **changes: Any) -> None:
+        def run() -> None:
+            instances = self.graph.instances(person.id, self.ids[(person.name, key)])
+            self.graph.update_instance(person.id, instances[index]["id"], **changes)
+
+        self.steps.append((f"{person.name}: {label}", run))
+
     def edit(self, person: Person, key: str, label: str, **changes: Any) -> None:
         self.steps.append(
             (
@@ -156,14 +171,11 @@ class Week:
         )
 
     def plan(self) -> list[tuple[str, Callable[[], None]]]:
-        days = ["Mon", "Tue", "Wed", "Thu", "Fri"]
         for p in self.people:
-            # A daily stand-up: the series master plus one occurrence per day (calendarView lists them).
-            self.create(p, "standup", "daily stand-up (series)", subject="Daily stand-up", event_type="seriesMaster",
+            # A daily stand-up, Monday to Friday: a real series (Graph notifies its master only; the
+            # connector expands the master into its five instances).
+            self.series(p, "standup", "daily stand-up (series of 5)", subject="Daily stand-up", count=5,
                         **self.at(0, 8.75, 15))  # fmt: skip
-            for d, name in enumerate(days):
-                self.create(p, f"standup{d}", f"stand-up {name}", subject="Daily stand-up", event_type="occurrence",
-                            **self.at(d, 8.75, 15))  # fmt: skip
             self.create(p, "visit", "site visit Mon", subject="Site visit Acme", **self.at(0, 10, 120))
             self.create(p, "call", "customer call Tue (tentative)", subject="Customer call", show_as="tentative",
                         **self.at(1, 14, 30))  # fmt: skip
@@ -175,6 +187,8 @@ class Week:
             self.create(p, "drinks", "team drinks Fri (personal)", subject="Team drinks", sensitivity="personal",
                         show_as="workingElsewhere", **self.at(4, 16, 90))  # fmt: skip
         ann, ben, cleo, dan, eva = self.people
+        self.series(ann, "weekly", "weekly team meeting Tue (series of 4)", subject="Team meeting", pattern="weekly",
+                    count=4, **self.at(1, 16, 60))  # fmt: skip
         self.create(eva, "holiday", "holiday Thu-Fri (all day, away)", subject="Holiday", show_as="oof",
                     **self.all_day(3, 2))  # fmt: skip
         self.create(ben, "training", "training Wed (all day, away)", subject="Training", show_as="oof",
@@ -185,7 +199,7 @@ class Week:
             self.edit(p, "visit", "site visit moved to Tue 13:00", **self.at(1, 13, 120))
             self.edit(p, "call", "customer call accepted (busy)", show_as="busy", subject="Customer call (confirmed)")
             self.edit(p, "review", "project review cancelled", is_cancelled=True)
-            self.edit(p, "standup2", "Wed stand-up moved to 9:30", **self.at(2, 9.5, 15))
+            self.move_instance(p, "standup", 2, "Wed stand-up moved to 9:30 (one instance)", **self.at(2, 9.5, 15))
         self.delete(ann, "install", "install Fri deleted")
         self.delete(eva, "install", "install Fri deleted (on holiday)")
         self.edit(cleo, "dentist", "dentist made normal", sensitivity="normal", subject="Dentist (shared)")
@@ -330,13 +344,23 @@ def run(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float) -
     return report(runner, graph, dime, started)
 
 
+def outlook_events(graph: FakeGraph, person: Person) -> list[dict[str, Any]]:
+    """Single events, series masters and every instance of each series."""
+    out = []
+    for event in graph.events(person.id):
+        out.append(event)
+        if event["type"] == "seriesMaster":
+            out.extend(graph.instances(person.id, event["id"]))
+    return out
+
+
 def report(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float) -> int:
     board = dime.appointments
     now = runner.clock()
     problems: list[str] = []
     rows = []
     for person in PEOPLE:
-        events = graph.events(person.id)
+        events = outlook_events(graph, person)
         reasons: Counter[str] = Counter()
         on_board = 0
         for event in events:
@@ -360,7 +384,7 @@ def report(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float
         still_failed = sum(1 for t in transactions if t.status is Status.FAILED)
         filtered = ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items())) or "-"
         rows.append((person.name, len(events), on_board, filtered, healed, still_failed))
-    known = {appointment_guid(TENANT_ID, p.id, e["id"]) for p in PEOPLE for e in graph.events(p.id)}
+    known = {appointment_guid(TENANT_ID, p.id, e["id"]) for p in PEOPLE for e in outlook_events(graph, p)}
     problems += [f"unknown appointment on the board: {guid}" for guid in sorted(set(board) - known)]
 
     headers = HEADERS

@@ -40,6 +40,8 @@ def link_for(services: Services, resource: Resource, event_json: dict[str, Any])
         content_hash=appointment.content_hash(),
         resource_email=resource.email,
         synced_at=datetime.now(UTC).isoformat(),
+        series_master_id=event.series_master_id,
+        kept_values=appointment.kept_values(),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from shared.core.envelope import content_failure, get_ci, has_ci
 from shared.core.transactions import ErrorCode, SyncError
 
 
@@ -68,18 +69,25 @@ def classify_http(status: int, retry_after: str | None, body: Any) -> SyncError:
 
 
 def _inner_content(envelope: Any) -> dict[str, Any]:
-    """Unwrap {"content": "<json>", "statusCode": 200}; some answers are the content itself."""
+    """Unwrap {"content": "<json>", "statusCode": 200} (keys read case-insensitively, as the
+    vendor's .NET SDK does); some answers are the content itself. A 200 whose inner status is not
+    200, or whose content says ``"Success": false`` or carries a non-empty ``Error``, is a failure
+    (dimescheduler.md "Responses")."""
     if not isinstance(envelope, dict):
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler answered without a JSON envelope")
-    if "statusCode" not in envelope and "content" not in envelope:
-        return envelope
-    content: Any = envelope.get("content")
+    if not has_ci(envelope, "statusCode") and not has_ci(envelope, "content"):
+        content: Any = envelope
+        inner: Any = 200
+    else:
+        content = get_ci(envelope, "content")
+        inner = get_ci(envelope, "statusCode")
     if isinstance(content, str):
         try:
             content = json.loads(content) if content else {}
         except json.JSONDecodeError:
             content = {"Description": content[:500]}
-    inner = envelope.get("statusCode")
+    if isinstance(inner, str) and inner.strip().isdigit():
+        inner = int(inner)
     if inner != 200:
         code = inner if isinstance(inner, int) else 0
         detail = _describe(content)
@@ -88,12 +96,20 @@ def _inner_content(envelope: Any) -> dict[str, Any]:
         if "resource" in detail.lower():
             raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
         raise SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({inner}){detail}")
+    failure = content_failure(content)
+    if failure is not None:
+        detail = _describe(content) or f": {failure}"
+        if "resource" in detail.lower():
+            raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
+        # A failure the answer does not classify: retried (visible as a failed transaction meanwhile).
+        raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler reported a failure inside a 200{detail}")
     return content if isinstance(content, dict) else {}
 
 
 def _describe(body: Any) -> str:
     if isinstance(body, dict):
-        parts = [str(body[k]) for k in ("Error", "Description", "message", "error", "title") if body.get(k)]
+        names = ("Error", "Description", "Message", "title")
+        parts = [str(get_ci(body, k)) for k in names if get_ci(body, k) not in (None, "", [], {})]
         if parts:
             return ": " + "; ".join(parts)[:500]
     return ""

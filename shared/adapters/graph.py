@@ -9,8 +9,10 @@ per-mailbox concurrency limit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
@@ -40,20 +42,29 @@ EVENT_FIELDS = [
     "categories",
     "isCancelled",
     "type",
+    "seriesMasterId",
 ]
 MAX_CONCURRENT_PER_MAILBOX = 4
 DELTA_PAGE_SIZE = 100  # Prefer: odata.maxpagesize of delta pages
-DELTA_EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
+DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})  # compared lower-cased (docs spell both)
+INSTANCES_PAGE_SIZE = 100  # $top of /instances and calendarView pages
 BATCH_LIMIT = 20  # members per $batch request
 
 
-def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) -> TokenCredential:
-    """A client secret when configured, else the (user-assigned) managed identity."""
-    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) -> Callable[[], AsyncTokenCredential]:
+    """A factory of async credentials: a client secret when configured, else the (user-assigned)
+    managed identity. From ``azure.identity.aio``, because kiota awaits the credential on the
+    event loop (a sync credential blocks the loop at each token refresh, graph.md); a factory,
+    because an async credential belongs to the loop that created it (one per GraphGateway client)."""
 
-    if client_secret:
-        return ClientSecretCredential(tenant_id, client_id, client_secret)
-    return ManagedIdentityCredential(client_id=client_id)
+    def build() -> AsyncTokenCredential:
+        from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
+
+        if client_secret:
+            return ClientSecretCredential(tenant_id, client_id, client_secret)
+        return ManagedIdentityCredential(client_id=client_id)
+
+    return build
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -86,7 +97,7 @@ class GraphGateway(SubscriptionCalls):
     def __init__(
         self,
         base_url: str,
-        credential: TokenCredential | AsyncTokenCredential,
+        credential: TokenCredential | AsyncTokenCredential | Callable[[], AsyncTokenCredential],
         *,
         max_retries: int = 3,
         timeout_seconds: float = 30.0,
@@ -97,7 +108,7 @@ class GraphGateway(SubscriptionCalls):
         self._timeout = timeout_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None
-        self._limits: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(MAX_CONCURRENT_PER_MAILBOX))
+        self._limits: dict[str, MailboxLimit] = defaultdict(lambda: MailboxLimit(MAX_CONCURRENT_PER_MAILBOX))
 
     def _graph(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -116,7 +127,10 @@ class GraphGateway(SubscriptionCalls):
         from msgraph_core import GraphClientFactory
 
         host = httpx.URL(self._base_url).host
-        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=GRAPH_SCOPES, allowed_hosts=[host])
+        credential = self._credential
+        if not hasattr(credential, "get_token"):  # a factory: one async credential per event loop
+            credential = credential()  # type: ignore[operator]
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES, allowed_hosts=[host])
         options = {RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=self._max_retries)}
         http_client = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(timeout=self._timeout), options=options
@@ -125,8 +139,11 @@ class GraphGateway(SubscriptionCalls):
         adapter.base_url = self._base_url  # no trailing slash, or paths become //users
         return GraphServiceClient(request_adapter=adapter)
 
-    async def _send(self, mailbox: str, request_info: Any, what: str) -> dict[str, Any] | None:
-        """Send one request; None for 404; SyncError for everything that failed."""
+    async def _send(self, mailbox: str, request_info: Any, what: str, weight: int = 1) -> dict[str, Any] | None:
+        """Send one request; None for 404; SyncError for everything that failed.
+
+        weight: how many of the mailbox's 4 concurrent requests it uses (a $batch of n members
+        counts as min(n, 4): Outlook runs up to 4 members of one batch in parallel, graph.md)."""
         from kiota_abstractions.api_error import APIError
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
@@ -134,13 +151,13 @@ class GraphGateway(SubscriptionCalls):
         for value in PREFER:
             request_info.headers.add("Prefer", value)
         try:
-            async with self._limits[mailbox.lower()]:
+            async with self._limits[mailbox.lower()].hold(weight):
                 raw = await client.request_adapter.send_primitive_async(request_info, "bytes", {"XXX": ODataError})
         except APIError as error:
             status = error.response_status_code or 0
             if status == 404:
                 return None
-            if status == 410 or _graph_error_code(error) in DELTA_EXPIRED_CODES:
+            if status == 410 or (_graph_error_code(error) or "").lower() in DELTA_EXPIRED_CODES:
                 from shared.core.delta import DeltaExpired
 
                 raise DeltaExpired(f"Graph no longer knows the delta token of the {what} ({status})") from None
@@ -196,6 +213,51 @@ class GraphGateway(SubscriptionCalls):
             raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox} has no calendar to track")
         return page
 
+    async def list_instances(self, mailbox: str, master_id: str, window: tuple[str, str]) -> list[dict[str, Any]]:
+        """Every instance (occurrences and exceptions, full data) of a series in `window` (ISO
+        start, end), following nextLinks: what an edit of a series or of one instance changed
+        (Graph notifies only the master, graph.md "Notifications")."""
+        from msgraph.generated.users.item.events.item.instances.instances_request_builder import (
+            InstancesRequestBuilder,
+        )
+
+        builder = self._graph().users.by_user_id(mailbox).events.by_event_id(master_id).instances
+        query = InstancesRequestBuilder.InstancesRequestBuilderGetQueryParameters(
+            start_date_time=window[0], end_date_time=window[1], select=EVENT_FIELDS, top=INSTANCES_PAGE_SIZE
+        )
+        return await self._collect(mailbox, builder, builder.to_get_request_information(_config(query)), "instances")
+
+    async def in_primary_calendar(self, mailbox: str, event_id: str, start: str, end: str) -> bool:
+        """Whether the primary calendar lists the event over its own time range (ISO start, end).
+
+        The proof that an event is in the calendar: a GET answering 200 is not (an immutable id
+        survives the move to Deleted Items, graph.md), and notifications cover every calendar of
+        the mailbox while the sync covers the primary one."""
+        from msgraph.generated.users.item.calendar.calendar_view.calendar_view_request_builder import (
+            CalendarViewRequestBuilder,
+        )
+
+        builder = self._graph().users.by_user_id(mailbox).calendar.calendar_view
+        query = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
+            start_date_time=start, end_date_time=end, select=["id"], top=INSTANCES_PAGE_SIZE
+        )
+        info = builder.to_get_request_information(_config(query))
+        listed = await self._collect(mailbox, builder, info, "calendar view")
+        return any(item.get("id") == event_id for item in listed)
+
+    async def _collect(self, mailbox: str, builder: Any, info: Any, what: str) -> list[dict[str, Any]]:
+        """Every item of a paged collection; a 404 (no such series or mailbox) is an empty list."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = await self._send(mailbox, info, what)
+            if page is None:
+                return items
+            items.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return items
+            info = builder.with_url(next_link).to_get_request_information()
+
     async def get_events_batch(self, mailbox: str, event_ids: list[str]) -> dict[str, BatchAnswer]:
         """Read up to 20 events of one mailbox in one $batch request.
 
@@ -221,7 +283,8 @@ class GraphGateway(SubscriptionCalls):
         info.headers.try_add("Content-Type", "application/json")
         info.headers.try_add("Accept", "application/json")
         info.content = json.dumps({"requests": members}, separators=(",", ":")).encode("utf-8")
-        document = await self._send(mailbox, info, "event batch read") or {}
+        weight = min(len(members), MAX_CONCURRENT_PER_MAILBOX)
+        document = await self._send(mailbox, info, "event batch read", weight) or {}
         answers: dict[str, BatchAnswer] = {}
         for response in document.get("responses") or []:
             try:
@@ -235,6 +298,30 @@ class GraphGateway(SubscriptionCalls):
         for event_id in event_ids:  # a member Graph did not answer counts as unavailable
             answers.setdefault(event_id, BatchAnswer(503, None, None))
         return answers
+
+
+class MailboxLimit:
+    """Graph's 4 concurrent requests per mailbox, where one request may count several times."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self.peak = 0  # the most ever in use at once (tests and benchmarks read it)
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, weight: int = 1) -> AsyncIterator[None]:
+        weight = max(1, min(weight, self.capacity))
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_use + weight <= self.capacity)
+            self.in_use += weight
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.in_use -= weight
+                self._changed.notify_all()
 
 
 class BatchAnswer(NamedTuple):

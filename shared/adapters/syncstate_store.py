@@ -6,17 +6,21 @@ Rows (PartitionKey = mailbox object id):
   "reconcile"        cursor (last processed link RowKey) of an unfinished pass
   "delta-run"        what the last delta run did (read by the status view)
   "reconcile-run"    what the last reconcile run did
+  "delta-lease"      who runs delta for the mailbox until when (etag-conditional take)
+  "tomb-<digest>"    an event deleted because it was gone (a late "updated" needs proof to revive it)
+  "webhook-deletes"  when notification-driven deletes happened in the last 10 minutes (for the breaker)
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.core.delta import DeltaState, Window
+from shared.core.delta import DeltaState, Window, digest
 from shared.core.links import Link
 from shared.core.runs import RunStats
 from shared.names import LINKS_TABLE, SYNCSTATE_TABLE
@@ -28,6 +32,10 @@ DELTA_ROW = "delta"
 SEEN_ROW_PREFIX = "delta-seen-"
 RECONCILE_ROW = "reconcile"
 RUN_ROW_SUFFIX = "-run"
+LEASE_ROW = "delta-lease"
+TOMBSTONE_PREFIX = "tomb-"
+WEBHOOK_DELETES_ROW = "webhook-deletes"
+WEBHOOK_DELETES_WINDOW = timedelta(minutes=10)
 _CHUNK_CHARS = 30_000  # a string property holds 32K UTF-16 characters
 _CHUNKS_PER_ROW = 12  # an entity holds at most 1 MiB
 
@@ -166,6 +174,90 @@ class SyncStateStore:
                 "PartitionKey eq @pk", parameters={"pk": mailbox_id}, select=["RowKey"]
             )
         )
+
+    # Delta lease ---------------------------------------------------------------------------
+
+    def take_lease(self, mailbox_id: str, owner: str, now: datetime, duration: timedelta) -> bool:
+        """Take the mailbox's delta lease unless another owner holds an unexpired one.
+
+        Etag-conditional (insert, or replace the row as read), so two processes racing for it
+        cannot both win: Outlook keeps few sync-state generations, and two runs following links of
+        the same mailbox at once invalidate each other (graph.md "Delta for events")."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        entity = {
+            "PartitionKey": mailbox_id,
+            "RowKey": LEASE_ROW,
+            "Owner": owner,
+            "ExpiresAt": (now + duration).isoformat(),
+        }
+        try:
+            current = self._table.get_entity(mailbox_id, LEASE_ROW)
+        except ResourceNotFoundError:
+            try:
+                self._table.create_entity(entity)
+                return True
+            except ResourceExistsError:
+                return False
+        expires = _time(current.get("ExpiresAt"))
+        if current.get("Owner") not in (owner, "") and expires is not None and expires > now:
+            return False
+        try:
+            self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    def release_lease(self, mailbox_id: str, owner: str) -> None:
+        """Give the lease back (only when still ours; an expired-and-taken lease is someone else's)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            current = self._table.get_entity(mailbox_id, LEASE_ROW)
+            if current.get("Owner") != owner:
+                return
+            self._table.update_entity(
+                {"PartitionKey": mailbox_id, "RowKey": LEASE_ROW, "Owner": "", "ExpiresAt": ""},
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return
+
+    # Tombstones and notification-driven deletes --------------------------------------------
+
+    def add_tombstone(self, mailbox_id: str, event_id: str, now: datetime) -> None:
+        self._put(mailbox_id, TOMBSTONE_PREFIX + digest(event_id), {"EventId": event_id, "DeletedAt": now.isoformat()})
+
+    def is_tombstoned(self, mailbox_id: str, event_id: str) -> bool:
+        entity = self._get(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
+        return entity is not None and entity.get("EventId") == event_id
+
+    def remove_tombstone(self, mailbox_id: str, event_id: str) -> None:
+        self._delete(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
+
+    def recent_webhook_deletes(self, mailbox_id: str, now: datetime) -> list[str]:
+        """Times (ISO) of the notification-driven deletes of the last 10 minutes."""
+        entity = self._get(mailbox_id, WEBHOOK_DELETES_ROW) or {}
+        try:
+            times = json.loads(entity.get("Times") or "[]")
+        except ValueError:
+            times = []
+        since = now - WEBHOOK_DELETES_WINDOW
+        return [t for t in times if isinstance(t, str) and (_time(t) or since) > since]
+
+    def note_webhook_delete(self, mailbox_id: str, now: datetime) -> None:
+        """Remember one more delete (last writer wins: concurrent deletes may be undercounted)."""
+        times = [*self.recent_webhook_deletes(mailbox_id, now), now.isoformat()][-500:]
+        self._put(mailbox_id, WEBHOOK_DELETES_ROW, {"Times": json.dumps(times)})
 
     # Run records ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ encoded for keys (they may contain '/', which keys forbid).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,14 @@ class StateStore:
         for entity in self.table(LINKS_TABLE).query_entities("PartitionKey eq @pk", parameters={"pk": mailbox_id}):
             yield _link_from_entity(entity)
 
+    def links_of_series(self, mailbox_id: str, series_master_id: str) -> list[Link]:
+        """The links of one series' instances (a scan of the mailbox's partition)."""
+        query = "PartitionKey eq @pk and SeriesMasterId eq @master"
+        entities = self.table(LINKS_TABLE).query_entities(
+            query, parameters={"pk": mailbox_id, "master": series_master_id}
+        )
+        return [_link_from_entity(entity) for entity in entities]
+
     # Transactions ----------------------------------------------------------------------------
 
     # (Layout, failure index and paging live in shared/adapters/transactions_store.py.)
@@ -194,6 +203,9 @@ def _link_entity(link: Link) -> dict[str, Any]:
         "ContentHash": link.content_hash or "",
         "ResourceEmail": link.resource_email,
         "SyncedAt": link.synced_at,
+        "SeriesMasterId": link.series_master_id or "",
+        "AppointmentId": link.appointment_id or "",
+        "KeptValues": json.dumps(link.kept_values, separators=(",", ":")) if link.kept_values else "",
     }
 
 
@@ -208,4 +220,15 @@ def _link_from_entity(entity: Any) -> Link:
         resource_email=entity.get("ResourceEmail", ""),
         synced_at=entity.get("SyncedAt", ""),
         etag=entity.metadata.get("etag"),
+        series_master_id=entity.get("SeriesMasterId") or None,
+        appointment_id=entity.get("AppointmentId") or None,
+        kept_values=_kept(entity.get("KeptValues")),
     )
+
+
+def _kept(value: Any) -> dict[str, str] | None:
+    try:
+        kept = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in kept.items()} if isinstance(kept, dict) else None

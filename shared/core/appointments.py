@@ -22,6 +22,7 @@ SENSITIVITY_CODES = {"normal": 1, "personal": 2, "private": 3, "confidential": 4
 IMPORTANCE_CODES = {"normal": 0, "high": 1, "low": 2}
 
 PARAMETER_NAMES = (
+    "AppointmentId",
     "AppointmentGuid",
     "ExchangeId",
     "ICalUId",
@@ -38,6 +39,24 @@ PARAMETER_NAMES = (
 )
 
 PRIVATE_SUBJECT = "Private appointment"
+UNKNOWN_APPOINTMENT_ID = "0"  # what the vendor's SDK sends while Dime.Scheduler's id is unknown
+# The typed values a delete must repeat (dimescheduler.md: never "" for a date, an enumeration or a
+# boolean); the link keeps them. Body is left out (it can be large, and a delete needs no text).
+KEPT_FOR_DELETE = (
+    "ExchangeId",
+    "ICalUId",
+    "Start",
+    "End",
+    "Subject",
+    "Importance",
+    "ShowAs",
+    "Sensitivity",
+    "Categories",
+)
+
+
+class MissingDeleteValues(ValueError):
+    """A link without the values its last upsert sent: a delete cannot be built faithfully."""
 
 
 def format_time(value: datetime) -> str:
@@ -62,8 +81,10 @@ class Appointment:
     sensitivity: str
     categories: str
 
-    def parameters(self) -> list[str]:
+    def parameters(self, appointment_id: str | None = None) -> list[str]:
+        """Values in PARAMETER_NAMES order; AppointmentId "0" until Dime.Scheduler named one."""
         return [
+            appointment_id or UNKNOWN_APPOINTMENT_ID,
             self.guid,
             self.exchange_id,
             self.ical_uid,
@@ -79,7 +100,13 @@ class Appointment:
             "True",
         ]
 
+    def kept_values(self) -> dict[str, str]:
+        """What the link remembers for a later delete (see KEPT_FOR_DELETE)."""
+        named = dict(zip(PARAMETER_NAMES, self.parameters(), strict=True))
+        return {name: named[name] for name in KEPT_FOR_DELETE}
+
     def content_hash(self) -> str:
+        """Over the content only: Dime.Scheduler's AppointmentId is identity, not content."""
         canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -111,12 +138,40 @@ def import_call(procedure: str, parameters: list[str]) -> dict[str, object]:
     }
 
 
-def upsert_call(appointment: Appointment) -> dict[str, object]:
-    return import_call(UPSERT_PROCEDURE, appointment.parameters())
+def upsert_call(appointment: Appointment, appointment_id: str | None = None) -> dict[str, object]:
+    return import_call(UPSERT_PROCEDURE, appointment.parameters(appointment_id))
 
 
-def delete_call(guid: str, exchange_id: str, resource_email: str) -> dict[str, object]:
-    """The .NET SDK sends the upsert's parameter set to the delete procedure too."""
-    values = dict.fromkeys(PARAMETER_NAMES, "")
-    values.update(AppointmentGuid=guid, ExchangeId=exchange_id, ResourceEmail=resource_email, CreatedByExchange="True")
+def delete_call(
+    guid: str,
+    resource_email: str,
+    kept: dict[str, str] | None,
+    appointment_id: str | None = None,
+) -> dict[str, object]:
+    """The .NET SDK sends the upsert's parameter set to the delete procedure too, typed values
+    included: the last values sent (kept with the link), never "" for a date, enum or boolean."""
+    missing = [name for name in KEPT_FOR_DELETE if name not in (kept or {})]
+    if missing:
+        raise MissingDeleteValues(f"the link does not hold the last values sent ({', '.join(missing)})")
+    assert kept is not None
+    values = {name: kept[name] for name in KEPT_FOR_DELETE}
+    values.update(
+        AppointmentId=appointment_id or UNKNOWN_APPOINTMENT_ID,
+        AppointmentGuid=guid,
+        Body="",
+        ResourceEmail=resource_email,
+        CreatedByExchange="True",
+    )
     return import_call(DELETE_PROCEDURE, [values[name] for name in PARAMETER_NAMES])
+
+
+def appointment_id_of(content: dict[str, object], guid: str) -> str | None:
+    """Dime.Scheduler's internal id for `guid` in an import answer (``Appointments[].Id``)."""
+    from shared.core.envelope import get_ci
+
+    for item in get_ci(content, "Appointments") or []:
+        if isinstance(item, dict) and str(get_ci(item, "Guid") or "").lower() == guid.lower():
+            value = get_ci(item, "Id")
+            if isinstance(value, int | str) and str(value).strip() not in ("", "0"):
+                return str(value).strip()
+    return None

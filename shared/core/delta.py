@@ -10,6 +10,7 @@ settings change.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,3 +100,17 @@ def read_page(document: dict[str, Any]) -> DeltaPage:
 def digest(event_id: str) -> str:
     """A short, stable fingerprint of an event id, to remember what a paused full listing saw."""
     return hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).hexdigest()
+
+
+_ETAG = re.compile(r'^(?:W/)?"(.*)"$')
+
+
+def change_key_of(item: dict[str, Any]) -> str | None:
+    """The changeKey a delta item announces: its ``changeKey``, else its ``@odata.etag``
+    (``W/"<changeKey>"``), the only version stamp partial items carry."""
+    key = item.get("changeKey")
+    if isinstance(key, str) and key:
+        return key
+    etag = item.get("@odata.etag")
+    match = _ETAG.match(etag) if isinstance(etag, str) else None
+    return match.group(1) if match and match.group(1) else None

@@ -34,6 +34,7 @@ class Event:
     categories: tuple[str, ...]
     is_cancelled: bool
     type: str
+    series_master_id: str | None = None  # occurrences and exceptions: the series they belong to
 
     @property
     def is_private(self) -> bool:
@@ -75,16 +76,58 @@ def parse_graph_time(value: Any, *, all_day: bool) -> datetime:
         raise EventFormatError(f"dateTime out of range {value['dateTime']!r}") from None
 
 
-def _str(document: dict[str, Any], key: str, default: str = "") -> str:
+#: What a complete event carries (what the adapters $select). Delta items often lack some of
+#: these (occurrences come with id, type, seriesMasterId, start and end only): such an item is a
+#: signal to read the event in full, never something to fill with defaults.
+REQUIRED_FIELDS = (
+    "id",
+    "changeKey",
+    "subject",
+    "body",
+    "start",
+    "end",
+    "isAllDay",
+    "showAs",
+    "sensitivity",
+    "importance",
+    "categories",
+    "isCancelled",
+    "type",
+)
+
+
+class EventIncomplete(EventFormatError):
+    """The JSON lacks fields the decision needs (a partial delta item): read the event in full."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__("partial event, missing " + ", ".join(missing))
+        self.missing = missing
+
+
+def missing_fields(document: dict[str, Any]) -> list[str]:
+    """The required fields a document lacks (null counts as missing, except for body's content)."""
+    return [name for name in REQUIRED_FIELDS if document.get(name) is None]
+
+
+def _text(document: dict[str, Any], key: str) -> str:
     value = document.get(key)
-    return value if isinstance(value, str) else default
+    if not isinstance(value, str):
+        raise EventFormatError(f"{key} is not text: {type(value).__name__}")
+    return value
 
 
 def event_from_graph(document: dict[str, Any]) -> Event:
-    """Read an event from Graph JSON (as returned with Prefer: outlook.timezone="UTC")."""
+    """Read a complete event from Graph JSON (as returned with Prefer: outlook.timezone="UTC").
+
+    EventIncomplete when a required field is missing: nothing is ever defaulted, because a
+    default such as sensitivity "normal" would publish what a person did not consent to share.
+    """
     event_id = document.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise EventFormatError("event without id")
+    missing = missing_fields(document)
+    if missing:
+        raise EventIncomplete(missing)
     all_day = bool(document.get("isAllDay"))
     start = parse_graph_time(document.get("start"), all_day=all_day)
     end = parse_graph_time(document.get("end"), all_day=all_day)
@@ -93,21 +136,25 @@ def event_from_graph(document: dict[str, Any]) -> Event:
     body = document.get("body")
     body_text = body.get("content") if isinstance(body, dict) else None
     if not isinstance(body_text, str):
-        body_text = _str(document, "bodyPreview")
+        raise EventFormatError("body without text content")
     categories = document.get("categories")
+    if not isinstance(categories, list):
+        raise EventFormatError("categories is not a list")
+    ical_uid = document.get("iCalUId")
     return Event(
         id=event_id,
-        change_key=document.get("changeKey") if isinstance(document.get("changeKey"), str) else None,
-        ical_uid=document.get("iCalUId") if isinstance(document.get("iCalUId"), str) else None,
-        subject=_str(document, "subject"),
+        change_key=_text(document, "changeKey"),
+        ical_uid=ical_uid if isinstance(ical_uid, str) else None,
+        subject=_text(document, "subject"),
         body=body_text,
         start=start,
         end=end,
         is_all_day=all_day,
-        show_as=_str(document, "showAs", "unknown"),
-        sensitivity=_str(document, "sensitivity", "normal"),
-        importance=_str(document, "importance", "normal"),
-        categories=tuple(c for c in categories if isinstance(c, str)) if isinstance(categories, list) else (),
+        show_as=_text(document, "showAs"),
+        sensitivity=_text(document, "sensitivity"),
+        importance=_text(document, "importance"),
+        categories=tuple(c for c in categories if isinstance(c, str)),
         is_cancelled=bool(document.get("isCancelled")),
-        type=_str(document, "type", "singleInstance"),
+        type=_text(document, "type"),
+        series_master_id=document.get("seriesMasterId") if isinstance(document.get("seriesMasterId"), str) else None,
     )

@@ -6,7 +6,7 @@ Dime.Scheduler accepted the write, so a failed write is retried rather than forg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,6 @@ class Link:
     resource_email: str
     synced_at: str  # ISO 8601 UTC
     etag: str | None = None  # storage concurrency token; None = not stored yet
+    series_master_id: str | None = None  # occurrences and exceptions: their series master
+    appointment_id: str | None = None  # Dime.Scheduler's internal id (Appointments[].Id of the answer)
+    kept_values: dict[str, str] | None = field(default=None, compare=False)  # last typed values sent

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from datetime import timedelta
 
-from shared.core.delta import DeltaExpired, DeltaState, Window, digest, read_page
+from shared.core.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
 from shared.core.links import Link
 from shared.core.resources import Resource
 from shared.core.runs import DELTA, RunStats
@@ -27,14 +29,15 @@ from shared.usecases.mailbox_runs import (
     MailboxRun,
     for_each_mailbox,
     guarded_run,
-    state_store,
 )
+from shared.usecases.sync_event import state_store
 
 log = logging.getLogger(__name__)
 
 # Resync reasons that list the whole window again: what consent now allows may never have changed
 # in Outlook, so an incremental round would not report it.
 FULL_ROUND_REASONS = frozenset({"onboarded", "consentChanged", "admin"})
+LEASE_MARGIN_SECONDS = 120  # a lease outlives the run's budget by this much (then a crashed holder's expires)
 
 
 async def run_delta(
@@ -51,7 +54,22 @@ async def delta_mailbox(services: Services, resource: Resource, reason: str, bud
     stats = RunStats(DELTA, resource.object_id, services.clock(), reason)
     store = state_store(services)
     run = MailboxRun(services, resource, stats, budget)
-    return await guarded_run(services, stats, lambda: _delta(run), store)
+    return await guarded_run(services, stats, lambda: _leased(run), store)
+
+
+async def _leased(run: MailboxRun) -> str:
+    """Run delta only while holding the mailbox's lease (a Table Storage row, so it holds across
+    processes and instances): two runs following links of one mailbox would invalidate each
+    other's sync state. Another holder means this run has nothing to do."""
+    store, mailbox, owner = state_store(run.services), run.mailbox_id, uuid.uuid4().hex
+    lease = timedelta(seconds=max(run.budget.remaining(), 0) + LEASE_MARGIN_SECONDS)
+    if not await asyncio.to_thread(store.take_lease, mailbox, owner, run.services.clock(), lease):
+        run.stats.round = "leased-elsewhere"
+        return "skipped-leased"
+    try:
+        return await _delta(run)
+    finally:
+        await asyncio.to_thread(store.release_lease, mailbox, owner)
 
 
 async def _delta(run: MailboxRun) -> str:
@@ -85,7 +103,7 @@ async def _delta(run: MailboxRun) -> str:
 
     candidates: list[Link] = []
     if removed:
-        gone, _ = await run.check_links(removed)
+        gone, _ = await run.check_links(removed, prove_membership=True)
         candidates.extend(gone)
     empty_listing = False
     if finished and full_listing:
@@ -96,7 +114,7 @@ async def _delta(run: MailboxRun) -> str:
             unseen = [link for link in links if digest(link.event_id) not in seen]
             if unseen:
                 log.info("%d linked events of %s not listed by the full round: reading them", len(unseen), mailbox)
-                gone, _ = await run.check_links(unseen)
+                gone, _ = await run.check_links(unseen, prove_membership=True)
                 candidates.extend(gone)
     verdict = await run.delete_guarded(candidates, empty_listing=empty_listing)
 
@@ -129,9 +147,8 @@ async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[D
             seen.update(digest(event["id"]) for event in page.events)
         for event in page.events:
             removed.pop(event["id"], None)
-        await run.apply_all(
-            run.apply(event["id"], event_json=event, change_key=event.get("changeKey")) for event in page.events
-        )
+        gone = await run.read_and_apply(await _to_read(run, page.events))
+        removed.update((link.event_id, link) for link in gone)
         for event_id in page.removed:
             linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
             if linked is not None:
@@ -145,3 +162,18 @@ async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[D
         link = page.next_link
         if run.budget.expired():
             return state.paused_at(link), False, list(removed.values())
+
+
+async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link | None]]:
+    """Delta items are signals, not content (partial, and their body format unverified): which
+    ones must be read in full. Not those whose changeKey equals the link's (nothing changed), nor
+    series masters (delta lists their instances itself)."""
+    store = run.services.store
+    links = await asyncio.gather(*(asyncio.to_thread(store.get_link, run.mailbox_id, item["id"]) for item in items))
+    out: list[tuple[str, Link | None]] = []
+    for item, link in zip(items, links, strict=True):
+        if item.get("type") == "seriesMaster" or (link is not None and link.change_key == change_key_of(item)):
+            run.stats.skipped += 1
+            continue
+        out.append((item["id"], link))
+    return out

@@ -15,16 +15,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.core.breaker import Verdict, check_deletes
+from shared.core.breaker import Verdict
 from shared.core.decision import Action
 from shared.core.links import Link
 from shared.core.resources import Resource
 from shared.core.runs import RunStats
-from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
+from shared.core.transactions import SyncError
 from shared.core.webhook import ChangeNotification
 from shared.names import NOTIFICATIONS_QUEUE
 from shared.services import Services
-from shared.usecases.sync_event import OUTLOOK_TO_DIME, record_failure, sync_event
+from shared.usecases.breaker_alerts import guarded
+from shared.usecases.sync_event import in_primary_calendar, record_failure, sync_event
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
@@ -37,7 +38,6 @@ MAILBOX_CONCURRENCY = 8  # mailboxes processed at once (Graph's own limit is 4 r
 EVENT_CONCURRENCY = 8  # sync_event calls in flight per mailbox (tables and Dime.Scheduler only)
 MEMBER_ATTEMPTS = 5  # a throttled $batch member is asked again up to this many times
 MAX_RETRY_AFTER_SECONDS = 60.0
-BREAKER_SAMPLE = 50  # event ids kept in a breaker alert
 
 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests may replace it
 
@@ -53,12 +53,6 @@ class Budget:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
-
-
-def state_store(services: Services) -> SyncStateStore:
-    from shared.adapters.syncstate_store import SyncStateStore
-
-    return SyncStateStore(services.store)
 
 
 async def for_each_mailbox(
@@ -104,7 +98,13 @@ class MailboxRun:
         async with self._limit:
             try:
                 decision = await sync_event(
-                    self.services, self.resource, event_id, event_json=event_json, deleted=deleted, link_read=link
+                    self.services,
+                    self.resource,
+                    event_id,
+                    event_json=event_json,
+                    deleted=deleted,
+                    link_read=link,
+                    breaker_passed=deleted,  # deletes from a run were decided as a set (delete_guarded)
                 )
             except SyncError as error:
                 await self._failed(event_id, deleted, change_key, error)
@@ -132,12 +132,15 @@ class MailboxRun:
 
     # Checking linked events with $batch ------------------------------------------------------
 
-    async def check_links(self, links: list[Link]) -> tuple[list[Link], int]:
+    async def check_links(self, links: list[Link], *, prove_membership: bool = False) -> tuple[list[Link], int]:
         """Re-read linked events, 20 per $batch, and bring every one that exists through sync_event.
 
         Returns the links whose event is gone (404: candidates for a guarded delete) and how many
         of `links`, in order, were fully handled (fewer when the budget ran out or Graph kept
-        throttling: the caller continues from there next time).
+        throttling: the caller continues from there next time). prove_membership: the events are
+        suspected gone (delta said @removed, a full round did not list them): a 200 is not proof
+        that an event is still in the calendar (a deleted one may still be readable), so those
+        answering 200 must also be listed by the primary calendar over their own time range.
         """
         from shared.adapters.graph import BATCH_LIMIT
 
@@ -161,6 +164,11 @@ class MailboxRun:
             for link in chunk:
                 answer = answers[link.event_id]
                 if answer.status == 200 and answer.body is not None:
+                    if prove_membership:
+                        self.stats.graph_requests += 1
+                        if not await in_primary_calendar(self.services, self.mailbox_id, answer.body):
+                            missing.append(link)
+                            continue
                     change_key = answer.body.get("changeKey")
                     pending.append(
                         asyncio.create_task(
@@ -174,6 +182,39 @@ class MailboxRun:
             handled = start + len(chunk)
         await asyncio.gather(*pending)
         return missing, handled
+
+    async def read_and_apply(self, items: list[tuple[str, Link | None]]) -> list[Link]:
+        """Delta items are signals: read each event in full (20 per $batch) and bring it through
+        sync_event. Returns the links of events that are gone (404). A member Graph kept
+        throttling goes to the notification queue, like any transient failure of a run."""
+        from shared.adapters.graph import BATCH_LIMIT
+
+        missing: list[Link] = []
+        pending: list[asyncio.Task[None]] = []
+        for start in range(0, len(items), BATCH_LIMIT):
+            chunk = items[start : start + BATCH_LIMIT]
+            answers = await self._read_batch([event_id for event_id, _ in chunk])
+            for event_id, link in chunk:
+                answer = answers[event_id]
+                if answer.status == 200 and answer.body is not None:
+                    body = answer.body
+                    pending.append(
+                        asyncio.create_task(
+                            self.apply(event_id, event_json=body, change_key=body.get("changeKey"), link=link)
+                        )
+                    )
+                elif answer.status == 404:
+                    if link is not None:
+                        missing.append(link)
+                    else:
+                        self.stats.skipped += 1
+                else:
+                    from shared.adapters.graph import classify_status
+
+                    error = classify_status(answer.status, {"Retry-After": answer.retry_after}, "event read")
+                    await self._failed(event_id, False, None, error)
+        await asyncio.gather(*pending)
+        return missing
 
     async def _read_batch(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
         """One $batch, then the throttled members again after their Retry-After (members are
@@ -202,41 +243,14 @@ class MailboxRun:
         unique = list({link.event_id: link for link in candidates}.values())
         if not unique and not empty_listing:
             return None
-        store = state_store(self.services)
-        links = await asyncio.to_thread(store.count_links, self.mailbox_id)
-        verdict = check_deletes(
-            len(unique), links, share=self.services.settings.delete_breaker_share, empty_listing=empty_listing
+        verdict, message = await guarded(
+            self.services, self.mailbox_id, self.stats.kind, unique, empty_listing=empty_listing
         )
         if not verdict.allowed:
-            await asyncio.to_thread(self._alert, verdict, unique, links)
+            self.stats.breaker = message
             return verdict
         await self.apply_all(self.apply(link.event_id, deleted=True, link=link) for link in unique)
         return verdict
-
-    def _alert(self, verdict: Verdict, candidates: list[Link], links: int) -> None:
-        message = f"circuit breaker ({self.stats.kind}): {verdict.message}"
-        log.error("mailbox %s: %s", self.mailbox_id, message)
-        self.stats.breaker = message
-        now = self.services.clock()
-        self.services.store.add_transaction(
-            Transaction(
-                id=new_transaction_id(now),
-                mailbox_id=self.mailbox_id,
-                direction=OUTLOOK_TO_DIME,
-                operation="delete",
-                status=Status.FAILED,
-                created_at=now.isoformat(),
-                reason=verdict.reason,
-                error_code=ErrorCode.CIRCUIT_BREAKER_TRIPPED.value,
-                message=message,
-                payload={
-                    "source": self.stats.kind,
-                    "deletes": len(candidates),
-                    "links": links,
-                    "eventIds": [link.event_id for link in candidates[:BREAKER_SAMPLE]],
-                },
-            )
-        )
 
 
 async def guarded_run(

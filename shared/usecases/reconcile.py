@@ -25,8 +25,8 @@ from shared.usecases.mailbox_runs import (
     MailboxRun,
     for_each_mailbox,
     guarded_run,
-    state_store,
 )
+from shared.usecases.sync_event import state_store
 
 log = logging.getLogger(__name__)
 

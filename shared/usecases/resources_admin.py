@@ -233,19 +233,22 @@ async def _delete(services: Services, mailbox: str, remove_appointments: bool) -
 async def _remove_appointments(services: Services, resource: Resource) -> int:
     """Delete, through the Dime.Scheduler delete procedure, the appointments this app created for
     the mailbox (Outlook-originated links), then every link of the mailbox."""
-    from shared.core.appointments import delete_call
+    from shared.core.appointments import MissingDeleteValues, delete_call
 
     store = services.store
     links = await asyncio.to_thread(lambda: list(store.links_of(resource.object_id)))
     ours = [link for link in links if link.origin == "outlook"]
-    for start in range(0, len(ours), DELETE_BATCH):
-        calls = [
-            delete_call(k.appointment_guid, k.event_id, k.resource_email) for k in ours[start : start + DELETE_BATCH]
-        ]
-        await asyncio.to_thread(services.dime.run_import, calls)
+    calls = []
+    for k in ours:
+        try:
+            calls.append(delete_call(k.appointment_guid, k.resource_email, k.kept_values, k.appointment_id))
+        except MissingDeleteValues as error:  # never send "" for typed values: leave it, say so
+            log.warning("appointment %s of %s not deleted: %s", k.appointment_guid, resource.object_id, error)
+    for start in range(0, len(calls), DELETE_BATCH):
+        await asyncio.to_thread(services.dime.run_import, calls[start : start + DELETE_BATCH])
     for link in links:
         await asyncio.to_thread(_forget_link, store, link)
-    return len(ours)
+    return len(calls)
 
 
 def _forget_link(store: Any, link: Any) -> None:

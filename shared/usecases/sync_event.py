@@ -14,21 +14,30 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.core.appointments import appointment_for, delete_call, upsert_call
+from shared.core.appointments import (
+    MissingDeleteValues,
+    appointment_for,
+    appointment_id_of,
+    delete_call,
+    upsert_call,
+)
 from shared.core.decision import Action, Decision, decide
-from shared.core.events import EventFormatError, event_from_graph
+from shared.core.events import EventFormatError, event_from_graph, missing_fields, parse_graph_time
 from shared.core.ids import appointment_guid
 from shared.core.links import Link
 from shared.core.resources import Resource
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.core.webhook import ChangeNotification
 from shared.services import Services
+from shared.usecases.breaker_alerts import OUTLOOK_TO_DIME, guarded
+
+if TYPE_CHECKING:
+    from shared.adapters.syncstate_store import SyncStateStore
 
 log = logging.getLogger(__name__)
 
-OUTLOOK_TO_DIME = "outlook-to-dime"
 MAX_RACES = 3
 
 
@@ -59,15 +68,22 @@ async def sync_event(
     *,
     known_change_key: str | None = None,
     deleted: bool = False,
+    claimed_deleted: bool = False,
     event_json: dict[str, Any] | None = None,
     link_read: Link | None = None,
+    prove_membership: bool = False,
+    breaker_passed: bool = False,
 ) -> Decision:
     """Decide and execute for one event. Raises SyncError when Graph or Dime.Scheduler failed.
 
     known_change_key: the changeKey a notification announced (equal to the link's: no Graph call).
-    deleted: Graph said the event is gone. event_json: current state already read (delta, $batch).
-    link_read: the link as the caller just read it (reconcile: saves a table read per event); links
-    are written etag-conditionally, so a stale one only costs a lost race and a re-read.
+    deleted: known gone (Graph answered 404). claimed_deleted: a `deleted` notification, a claim
+    to confirm with Graph (at least once, and forgeable), never a fact. event_json: current state
+    already read in full ($batch, /instances); a partial item (delta) is read again. link_read: the
+    link as the caller just read it (saves a table read; links are written etag-conditionally).
+    prove_membership: an event we do not hold a link for must be listed by the primary calendar
+    (notifications cover every calendar; a deleted event may still answer GET). breaker_passed:
+    the caller's circuit breaker already allowed this delete (a run's set of deletes).
     """
     async with _event_locks.hold((resource.object_id, event_id)):
         written_hash: str | None = None
@@ -81,19 +97,94 @@ async def sync_event(
             force_upsert = written_hash is not None and (link is None or link.content_hash != written_hash)
             if deleted:
                 current = None
-            elif event_json is not None:
+            elif event_json is not None and not missing_fields(event_json):
                 current = event_json
-            elif link and known_change_key and link.change_key == known_change_key and not force_upsert:
+            elif (
+                link
+                and known_change_key
+                and link.change_key == known_change_key
+                and not force_upsert
+                and not claimed_deleted
+            ):
                 return Decision(Action.SKIP, "unchanged")
+            elif claimed_deleted and link is None and not await _series_links(services, resource, event_id):
+                return Decision(Action.SKIP, "deleted-never-synced")  # nothing of ours to delete: no Graph call
             else:
                 current = await services.graph.get_event(resource.object_id, event_id)
+            if current is not None and current.get("type") == "seriesMaster":
+                from shared.usecases.series import sync_series
+
+                return await sync_series(services, resource, current, prove_membership=prove_membership)
+            if current is None and link is None:
+                series = await _series_links(services, resource, event_id)
+                if series:  # a deleted series master: its instances go, through the breaker
+                    from shared.usecases.series import delete_instances
+
+                    return await delete_instances(services, resource, event_id, series)
+            proof = await _needs_proof(services, resource, event_id, link, claimed_deleted, prove_membership)
+            proof = proof if current is not None else None
+            if proof and not await in_primary_calendar(services, resource.object_id, current or {}):
+                if link is None:
+                    return Decision(Action.SKIP, "not-in-calendar")
+                current = None  # a deleted event that still answers GET, or moved to another calendar
             try:
-                return await _execute(services, resource, event_id, current, link, force_upsert)
+                decision = await _execute(services, resource, event_id, current, link, force_upsert, breaker_passed)
+                if proof in ("new", "tombstone") and decision.action is Action.UPSERT:  # (back) in the calendar
+                    await asyncio.to_thread(state_store(services).remove_tombstone, resource.object_id, event_id)
+                return decision
             except _LostRace as race:
                 # Another instance updated the link meanwhile: our read may be stale; read again.
                 written_hash = race.written_hash or written_hash
                 event_json = None
     raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"event {event_id} kept changing under us; retrying later")
+
+
+async def _series_links(services: Services, resource: Resource, master_id: str) -> list[Link]:
+    return await asyncio.to_thread(services.store.links_of_series, resource.object_id, master_id)
+
+
+async def _needs_proof(
+    services: Services,
+    resource: Resource,
+    event_id: str,
+    link: Link | None,
+    claimed_deleted: bool,
+    prove_membership: bool,
+) -> str | None:
+    """Why a 200 from Graph is not enough (None when it is): a claimed delete, an event new to us
+    from a notification, or one we deleted before (a tombstone: a late `updated` must not revive it)."""
+    if claimed_deleted:
+        return "claimed-deleted"
+    if link is not None:
+        return None
+    if prove_membership:
+        return "new"
+    tombstoned = await asyncio.to_thread(state_store(services).is_tombstoned, resource.object_id, event_id)
+    return "tombstone" if tombstoned else None
+
+
+async def in_primary_calendar(services: Services, mailbox_id: str, event_json: dict[str, Any]) -> bool:
+    """Whether the primary calendar lists the event over its own time range (a day either side,
+    so all-day events and zones cannot make it miss): the proof a GET 200 cannot give."""
+    from shared.core.delta import format_graph_time
+
+    try:
+        all_day = bool(event_json.get("isAllDay"))
+        start = parse_graph_time(event_json.get("start"), all_day=all_day) - timedelta(days=1)
+        end = parse_graph_time(event_json.get("end"), all_day=all_day) + timedelta(days=1)
+    except EventFormatError:
+        return False
+    event_id = str(event_json.get("id") or "")
+    return await services.graph.in_primary_calendar(
+        mailbox_id, event_id, format_graph_time(start), format_graph_time(end)
+    )
+
+
+def state_store(services: Services) -> SyncStateStore:
+    """The syncstate table (delta position, runs, leases, tombstones), built on first use."""
+    from shared.adapters.syncstate_store import SyncStateStore
+
+    return SyncStateStore(services.store)
 
 
 class _LostRace(Exception):
@@ -142,6 +233,7 @@ async def _execute(
     current: dict[str, Any] | None,
     link: Link | None,
     force_upsert: bool,
+    breaker_passed: bool,
 ) -> Decision:
     from shared.adapters.tables import ConcurrentUpdate
 
@@ -160,12 +252,22 @@ async def _execute(
     decision = decide(event, link, resource.consent, window, content_hash)
     if force_upsert and decision.action in (Action.SKIP, Action.RELINK) and appointment is not None and link:
         decision = Decision(Action.UPSERT, "rewrite-after-race")
+    gone = decision.action is Action.DELETE and decision.reason == "event-deleted"
+    if gone and not breaker_passed:
+        assert link is not None
+        recent = await asyncio.to_thread(state_store(services).recent_webhook_deletes, resource.object_id, now)
+        verdict, _ = await guarded(
+            services, resource.object_id, "notifications", [link], recent=len(recent), record=False
+        )
+        if not verdict.allowed:  # becomes a failed transaction carrying the notification (retryable)
+            raise SyncError(ErrorCode.CIRCUIT_BREAKER_TRIPPED, f"circuit breaker (notifications): {verdict.message}")
     log.info("event %s of %s: %s (%s)", event_id[-12:], resource.object_id, decision.action.value, decision.reason)
 
     try:
         if decision.action is Action.UPSERT:
             assert appointment is not None and event is not None
-            await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment)])
+            known_id = link.appointment_id if link else None
+            answer = await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment, known_id)])
             fresh = Link(
                 mailbox_id=resource.object_id,
                 event_id=event_id,
@@ -176,17 +278,33 @@ async def _execute(
                 resource_email=resource.email,
                 synced_at=now.isoformat(),
                 etag=link.etag if link else None,
+                series_master_id=event.series_master_id,
+                appointment_id=appointment_id_of(answer or {}, guid) or known_id,
+                kept_values=appointment.kept_values(),
             )
             await asyncio.to_thread(store.save_link, fresh)
         elif decision.action is Action.DELETE:
             assert link is not None
-            await asyncio.to_thread(
-                services.dime.run_import, [delete_call(link.appointment_guid, link.event_id, link.resource_email)]
-            )
+            try:
+                call = delete_call(link.appointment_guid, link.resource_email, link.kept_values, link.appointment_id)
+            except MissingDeleteValues as error:
+                message = f"cannot delete appointment {link.appointment_guid}: {error}"
+                raise SyncError(ErrorCode.DIME_REJECTED, message) from None
+            await asyncio.to_thread(services.dime.run_import, [call])
             await asyncio.to_thread(store.delete_link, link)
+            if gone:
+                await asyncio.to_thread(state_store(services).add_tombstone, resource.object_id, event_id, now)
+                if not breaker_passed:
+                    await asyncio.to_thread(state_store(services).note_webhook_delete, resource.object_id, now)
         elif decision.action is Action.RELINK:
             assert link is not None and event is not None
-            relinked = replace(link, change_key=event.change_key, synced_at=now.isoformat())
+            relinked = replace(
+                link,
+                change_key=event.change_key,
+                synced_at=now.isoformat(),
+                series_master_id=event.series_master_id,
+                kept_values=link.kept_values or (appointment.kept_values() if appointment else None),
+            )
             await asyncio.to_thread(store.save_link, relinked)
             return decision
         else:
@@ -226,7 +344,8 @@ async def apply_notification(message: dict[str, Any], services: Services, *, rec
             resource,
             change.event_id,
             known_change_key=change.change_key,
-            deleted=change.change_type == "deleted",
+            claimed_deleted=change.change_type == "deleted",
+            prove_membership=True,
         )
         return Outcome(decision)
     except MailboxNotTracked:

@@ -2,19 +2,22 @@
 
 Twenty mailboxes are onboarded through the real admin API (default consent). Then hundreds of
 random creates, edits (subject, time, show-as, sensitivity, cancellation, out of the window and
-back) and deletes happen in Outlook (FakeGraph) while:
+back) and deletes happen in Outlook (FakeGraph), among them recurring series (edits of the whole
+series, moved and cancelled instances, deleted series: notified on the master only), while:
 
 * Graph answers 429/503 to ~20% of requests, Dime.Scheduler 5xx to ~10%;
 * every change is notified three times, notifications are shuffled, and 5% of changes are never
   notified at all (recovered only by the delta timer);
+* delta items are partial (series always; single events sparse or not, with or without a body, by
+  the seed), and a GET of a deleted event answers 404 or 200 (by the seed: unverified in Graph);
 * the notifications go over real HTTP to the real webhook (the local runner), the queue
   functions run per host.json (concurrent batches, dequeue count, poison queues), and the delta
   timer fires now and then, faults or not.
 
 Then the faults stop, the clock moves past every backoff, and the timers run once: retry, then
 delta. The board must equal, exactly, the set of consented events (busy/tentative/oof/
-workingElsewhere show-as; normal/personal sensitivity; not cancelled; not a series master; inside
-the sync window): one appointment per event under its deterministic GUID with the current
+workingElsewhere show-as; normal/personal sensitivity; not cancelled; every instance of a series,
+never its master; inside the sync window): one appointment per event under its deterministic GUID with the current
 subject, start and end; nothing else.
 
 Replay a run: CONVERGENCE_SEED=<seed> (printed on failure). Size: CONVERGENCE_EVENTS (number of
@@ -61,7 +64,8 @@ class Calendar:
         self.graph, self.people, self.rng = graph, people, rng
         self.today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.live: list[tuple[str, str]] = []  # (mailbox id, event id)
-        self.counts = {"create": 0, "edit": 0, "delete": 0}
+        self.masters: set[str] = set()
+        self.counts = {"create": 0, "edit": 0, "delete": 0, "series": 0}
 
     def _times(self) -> dict[str, Any]:
         rng = self.rng
@@ -76,8 +80,48 @@ class Calendar:
         end = start + timedelta(minutes=rng.choice([15, 30, 60, 90, 120, 240]))
         return {"start": start.replace(tzinfo=None), "end": end.replace(tzinfo=None)}
 
+    def create_series(self) -> None:
+        """A daily or weekly series of 2-5 instances (a deleted series stays within the breaker's
+        floor of 5, so every delete of it is allowed)."""
+        rng = self.rng
+        person = rng.choice(self.people)
+        start = self.today + timedelta(days=rng.randint(-3, 60), hours=rng.randint(7, 16))
+        weekly = rng.random() < 0.5
+        master = self.graph.create_series(
+            person["id"],
+            f"Series {rng.randrange(10_000)}",
+            start.replace(tzinfo=None),
+            (start + timedelta(minutes=rng.choice([15, 30, 60]))).replace(tzinfo=None),
+            pattern="weekly" if weekly else "daily",
+            count=rng.randint(2, 5),
+            show_as=rng.choice(SHOW_AS),
+            sensitivity=rng.choice(SENSITIVITY),
+        )
+        self.live.append((person["id"], master["id"]))
+        self.masters.add(master["id"])
+        self.counts["series"] += 1
+
+    def edit_series(self, mailbox: str, master_id: str) -> None:
+        rng = self.rng
+        instances = self.graph.instances(mailbox, master_id)
+        kind = rng.choice(["subject", "show_as", "move", "move", "cancel"])
+        if kind == "subject":
+            self.graph.update_event(mailbox, master_id, subject=f"Series {rng.randrange(10_000)} (edited)")
+        elif kind == "show_as":
+            self.graph.update_event(mailbox, master_id, show_as=rng.choice(SHOW_AS))
+        elif kind == "cancel" and len(instances) > 1:
+            self.graph.cancel_instance(mailbox, rng.choice(instances)["id"])
+        elif instances:
+            one = rng.choice(instances)
+            start = datetime.fromisoformat(one["start"]["dateTime"][:19]) + timedelta(hours=rng.choice([-2, 1, 3]))
+            end = start + timedelta(minutes=rng.choice([30, 45]))
+            self.graph.update_instance(mailbox, one["id"], start=start, end=end, subject=f"Moved {rng.randrange(100)}")
+
     def create(self) -> None:
         rng = self.rng
+        if rng.random() < 0.1:
+            self.create_series()
+            return
         person = rng.choice(self.people)
         times = self._times()
         all_day = (times["end"] - times["start"]) == timedelta(days=1) and times["start"].hour == 0
@@ -88,7 +132,6 @@ class Calendar:
             sensitivity=rng.choice(SENSITIVITY),
             is_all_day=all_day,
             is_cancelled=rng.random() < 0.03,
-            event_type=rng.choice(["singleInstance"] * 8 + ["occurrence", "seriesMaster"]),
             **times,
         )
         self.live.append((person["id"], event["id"]))
@@ -97,6 +140,10 @@ class Calendar:
     def edit(self) -> None:
         rng = self.rng
         mailbox, event_id = rng.choice(self.live)
+        if event_id in self.masters:
+            self.edit_series(mailbox, event_id)
+            self.counts["edit"] += 1
+            return
         kind = rng.choice(["subject", "subject", "time", "time", "show_as", "sensitivity", "cancel"])
         if kind == "subject":
             changes: dict[str, Any] = {"subject": f"Job {rng.randrange(10_000)} (edited)"}
@@ -132,7 +179,10 @@ def expected_board(graph: FakeGraph, people: list[dict[str, Any]], now: datetime
     window = (now - timedelta(days=DAYS_BACK), now + timedelta(days=DAYS_FORWARD))
     expected = {}
     for person in people:
-        for event in graph.events(person["id"]):
+        listed = []
+        for item in graph.events(person["id"]):  # singles and series masters
+            listed.extend(graph.instances(person["id"], item["id"]) if item["type"] == "seriesMaster" else [item])
+        for event in listed:
             assert event["start"]["timeZone"] == "UTC"  # Calendar creates every event in UTC
             start = datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC)
             end = datetime.fromisoformat(event["end"]["dateTime"][:19]).replace(tzinfo=UTC)
@@ -181,9 +231,16 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
     request.node.user_properties.append(("convergence_seed", seed))
     print(f"CONVERGENCE_SEED={seed} CONVERGENCE_EVENTS={OPERATIONS}")
     rng = random.Random(seed)
+    options = {
+        "deleted_get_status": rng.choice([404, 200]),
+        "delta_body": rng.choice([None, "html"]),
+        "delta_sparse": rng.random() < 0.5,
+    }
+    print(f"fake options: {options}")
     graph = FakeGraph(
         tenant_id=TENANT_ID,
         seed=seed,
+        **options,
         auto_notify=True,
         notify_duplicates=3,
         notify_drop_rate=DROP_RATE,
@@ -239,5 +296,5 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
                 f"board differs from Outlook (replay: CONVERGENCE_SEED={seed} CONVERGENCE_EVENTS={OPERATIONS}); "
                 f"{len(problems)} problem(s), first ones:\n" + "\n".join(problems[:15]) + f"\nfailures: {queue_runs}"
             )
-            assert calendar.counts["delete"] > 0 and calendar.counts["edit"] > 0
+            assert calendar.counts["delete"] > 0 and calendar.counts["edit"] > 0 and calendar.counts["series"] > 0
             assert len(expected) > 0 and len(expected) < sum(len(graph.events(p["id"])) for p in people)

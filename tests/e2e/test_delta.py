@@ -86,7 +86,9 @@ def test_creates_edits_and_deletes_reach_dime_through_delta_alone(graph, dime, s
         1,
         1,
     )
-    assert record["GraphRequests"] == 2  # the delta page, and one $batch confirming the removal
+    # the delta page, one $batch reading the changed event in full (delta items are signals), and
+    # one $batch confirming the removal (404)
+    assert record["GraphRequests"] == 3
 
     dime.reset_calls()
     graph.reset_requests()

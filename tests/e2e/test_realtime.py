@@ -166,7 +166,9 @@ def test_a_free_event_is_never_written(graph, dime, services, person):
     assert services.store.get_link(person["id"], event["id"]) is None
 
 
-def test_deleted_event_is_deleted_from_the_board(graph, dime, services, person):
+@pytest.mark.parametrize("deleted_get_status", [404, 200])
+def test_deleted_event_is_deleted_from_the_board(graph, dime, services, person, deleted_get_status):
+    graph.deleted_get_status = deleted_get_status  # unverified in Graph: the code must hold under both
     event = graph.create_event(person["id"])
     notify(graph, services, person, event, "created")
     graph.delete_event(person["id"], event["id"])
@@ -176,7 +178,10 @@ def test_deleted_event_is_deleted_from_the_board(graph, dime, services, person):
 
     assert len(deletes(dime)) == 1
     assert dime.appointments == {}
-    assert graph.requests == []  # a deletion needs no read
+    # a `deleted` notification is a claim: confirmed by a GET (404), or, when a deleted event still
+    # answers 200, by its absence from the calendar view over its own time range
+    paths = [r.path.rsplit("/", 1)[-1] if "calendarView" in r.path else "GET event" for r in graph.requests]
+    assert paths == (["GET event"] if deleted_get_status == 404 else ["GET event", "calendarView"])
 
 
 def test_updated_notification_for_a_vanished_event_deletes_it(graph, dime, services, person):

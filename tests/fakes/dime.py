@@ -15,6 +15,16 @@ Deliberate choices:
   changed the board (exactly the case idempotent retries must survive).
 * The REST ``/appointment`` routes keep their own store (``rest_appointments``), separate from the
   board the Exchange procedures write.
+
+What the Exchange import enforces (dimescheduler.md "The Exchange import procedures"):
+
+* ``AppointmentId`` is the first parameter, always sent, a long as text: "0" when unknown, else
+  the id this fake answered in ``Appointments[].Id`` for that GUID (another id is refused).
+* ``mboc_deleteExchangeAppointment`` gets the upsert's parameter set with its typed values: a
+  ``""`` date, enumeration or boolean is refused.
+* Answers: ``envelope_keys`` plays the envelope's key casing ("camel" as seen, or "pascal": the
+  .NET SDK reads keys case-insensitively); ``fail_next(success_false=True)`` answers a 200 whose
+  inner status is 200 but whose content says ``"Success": false`` with an ``Error``.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ __all__ = ["DELETE", "UPSERT", "FakeDime"]
 UPSERT = "mboc_upsertExchangeAppointment"
 DELETE = "mboc_deleteExchangeAppointment"
 
+_TYPED = ("Start", "End", "Importance", "ShowAs", "Sensitivity", "CreatedByExchange")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$")
 _ENUMS = {"ShowAs": (1, 6), "Sensitivity": (1, 4), "Importance": (0, 2)}
 
@@ -61,8 +72,10 @@ def _message(status: int, message: str, headers: dict[str, str] | None = None) -
     return Response(status, {"message": message}, headers or {})
 
 
-def envelope(content: dict[str, Any], status_code: int) -> dict[str, Any]:
+def envelope(content: dict[str, Any], status_code: int, keys: str = "camel") -> dict[str, Any]:
     """The SDK-visible envelope: the real answer is a JSON *string* inside ``content``."""
+    if keys == "pascal":
+        return {"Content": json.dumps(content), "ContentType": "application/json", "StatusCode": status_code}
     return {"content": json.dumps(content), "contentType": "application/json", "statusCode": status_code}
 
 
@@ -74,18 +87,22 @@ class FakeDime(LoopbackServer):
         self,
         api_key: str = "test-api-key",
         known_resources: Iterable[str] | None = None,
+        envelope_keys: str = "camel",
     ) -> None:
         """
         Args:
             api_key: the value every request must carry in ``X-API-KEY``.
             known_resources: e-mails of resources that exist in Dime.Scheduler (case-insensitive);
                 None accepts any e-mail. Settable later through the attribute of the same name.
+            envelope_keys: "camel" (``content``/``statusCode``) or "pascal" (``Content``/``StatusCode``).
         """
         super().__init__()
         self.api_key = api_key
         self.known_resources: set[str] | None = (
             None if known_resources is None else {e.lower() for e in known_resources}
         )
+        self.envelope_keys = envelope_keys
+        self._success_false = 0
         self._lock = threading.RLock()
         self._faults = FaultInjector()
         self._board: dict[str, dict[str, str]] = {}
@@ -137,11 +154,16 @@ class FakeDime(LoopbackServer):
         status: int = 500,
         retry_after: int | None = None,
         inner_status: int | None = None,
+        success_false: bool = False,
     ) -> None:
         """The next ``count`` requests fail before touching the board: with HTTP ``status``
         (plus ``Retry-After`` when given; a 429 always has one, 1 s by default), or, with
         ``inner_status``, HTTP 200 carrying an inner failure envelope whose ``statusCode`` is
-        ``inner_status``."""
+        ``inner_status``. ``success_false``: HTTP 200, inner 200, content ``"Success": false``."""
+        if success_false:
+            with self._lock:
+                self._success_false += count
+            return
         self._faults.add_fault(count, status, retry_after, None, None, inner_status)
 
     def delay_next(self, seconds: float, count: int = 1) -> None:
@@ -172,13 +194,18 @@ class FakeDime(LoopbackServer):
         if fault is not None:
             if fault.inner_status is not None:
                 content = {"Error": "Internal server error", "Description": "Injected inner failure."}
-                return Response(200, envelope(content, fault.inner_status))
+                return Response(200, envelope(content, fault.inner_status, self.envelope_keys))
             retry_after = fault.retry_after
             if retry_after is None and fault.status == 429:
                 retry_after = 1  # Dime.Scheduler's 429 always says when to come back
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return _message(fault.status, f"Injected fault {fault.status}.", headers)
         route = request.path.lower().rstrip("/")
+        with self._lock:
+            refuse, self._success_false = self._success_false > 0, max(0, self._success_false - 1)
+        if refuse and route == "/import":
+            content = {"Success": False, "Error": "Import failed", "Message": "Injected failure in a 200."}
+            return Response(200, envelope(content, 200, self.envelope_keys))
         if route == "/import":
             if request.method != "POST":
                 return _message(405, "Method not allowed.")
@@ -215,6 +242,8 @@ class FakeDime(LoopbackServer):
                 return _message(400, f"Call {i}: ParameterNames and ParameterValues differ in length.")
             if not all(isinstance(n, str) for n in names) or not all(isinstance(v, str) for v in values):
                 return _message(400, f"Call {i}: every parameter name and value must be a string.")
+            if proc in (UPSERT, DELETE) and names[:1] != ["AppointmentId"]:
+                return _message(400, f'Call {i}: AppointmentId must be the first parameter ("0" when unknown).')
             parsed.append((proc, dict(zip(names, values, strict=True))))
         with self._lock:
             board = copy.deepcopy(self._board)
@@ -232,7 +261,7 @@ class FakeDime(LoopbackServer):
                     failure = _CallFailed(exc.error, f"Call {i} ({proc}): {exc.description}")
             if failure is not None:
                 content = {"Error": failure.error, "Description": failure.description}
-                return Response(200, envelope(content, 400))
+                return Response(200, envelope(content, 400, self.envelope_keys))
             self._board = board
             content = {
                 "Success": True,
@@ -240,7 +269,7 @@ class FakeDime(LoopbackServer):
                 "Status": 1,
                 "Appointments": results,
             }
-            return Response(200, envelope(content, 200))
+            return Response(200, envelope(content, 200, self.envelope_keys))
 
     def _appointment_id(self, guid: str) -> int:
         if guid not in self._ids:
@@ -254,7 +283,15 @@ class FakeDime(LoopbackServer):
         guid = params.get("AppointmentGuid", "").strip()
         if not guid:
             raise _CallFailed("Invalid parameter", "AppointmentGuid is required.")
+        appointment_id = params.get("AppointmentId", "")
+        if not re.fullmatch(r"\d+", appointment_id):
+            raise _CallFailed("Invalid parameter", f"AppointmentId must be a number, got '{appointment_id}'.")
+        if appointment_id != "0" and guid in self._ids and int(appointment_id) != self._ids[guid]:
+            raise _CallFailed("Invalid parameter", f"AppointmentId {appointment_id} is not appointment '{guid}'.")
         if proc == DELETE:
+            empty = [name for name in _TYPED if params.get(name, "") == ""]
+            if empty:
+                raise _CallFailed("Invalid parameter", f"Typed values must not be empty: {', '.join(empty)}.")
             board.pop(guid, None)  # deleting an unknown appointment succeeds: deletes are idempotent
             return {"Id": self._appointment_id(guid), "Guid": guid}
         try:

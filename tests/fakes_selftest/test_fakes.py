@@ -132,6 +132,7 @@ def subscribe(graph: FakeGraph, uid: str, url: str, **extra: Any) -> httpx.Respo
 
 def upsert_call(guid: str = "11111111-1111-1111-1111-111111111111", **overrides: str) -> dict[str, Any]:
     params = {
+        "AppointmentId": "0",
         "AppointmentGuid": guid,
         "ExchangeId": "AAkALg-x_y=",
         "ICalUId": "040000008200E0",
@@ -638,3 +639,41 @@ def test_dime_rest_appointment_routes(dime: FakeDime) -> None:
         == 200
     )
     assert dime.rest_appointments == {}
+
+
+# ------------------------------------------------------------------------------------------
+# Dime.Scheduler: the import as the vendor's SDK sends it (dimescheduler.md)
+# ------------------------------------------------------------------------------------------
+def test_dime_appointment_id_first_and_matching(dime: FakeDime) -> None:
+    no_id = upsert_call("g-1")
+    no_id["ParameterNames"], no_id["ParameterValues"] = no_id["ParameterNames"][1:], no_id["ParameterValues"][1:]
+    assert post_import(dime, [no_id]).status_code == 400
+    status, content = inner(post_import(dime, [upsert_call("g-1")]))
+    assert status == 200
+    (answer,) = content["Appointments"]
+    assert answer["Guid"] == "g-1" and answer["Id"] > 0
+    assert inner(post_import(dime, [upsert_call("g-1", AppointmentId=str(answer["Id"]))]))[0] == 200
+    assert inner(post_import(dime, [upsert_call("g-1", AppointmentId="99999")]))[0] == 400
+    assert inner(post_import(dime, [upsert_call("g-1", AppointmentId="abc")]))[0] == 400
+
+
+def test_dime_delete_refuses_empty_typed_values(dime: FakeDime) -> None:
+    post_import(dime, [upsert_call("g-1")])
+    for name in ("Start", "ShowAs", "CreatedByExchange"):
+        empty = dict(upsert_call("g-1", **{name: ""}), StoredProcedureName=DELETE)
+        status, content = inner(post_import(dime, [empty]))
+        assert status == 400 and name in content["Description"]
+    assert "g-1" in dime.appointments
+    assert inner(post_import(dime, [dict(upsert_call("g-1"), StoredProcedureName=DELETE)]))[0] == 200
+    assert "g-1" not in dime.appointments
+
+
+def test_dime_pascal_envelope_and_success_false_inside_a_200() -> None:
+    with FakeDime(envelope_keys="pascal") as dime:
+        body = post_import(dime, [upsert_call("g-1")]).json()
+        assert body["StatusCode"] == 200 and "statusCode" not in body
+        dime.fail_next(success_false=True)
+        r = post_import(dime, [upsert_call("g-2")])
+        assert r.status_code == 200 and r.json()["StatusCode"] == 200
+        assert json.loads(r.json()["Content"])["Success"] is False
+        assert "g-2" not in dime.appointments

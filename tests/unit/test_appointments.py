@@ -14,7 +14,9 @@ import pytest
 from shared.core.appointments import (
     PARAMETER_NAMES,
     Appointment,
+    MissingDeleteValues,
     appointment_for,
+    appointment_id_of,
     delete_call,
     format_time,
     upsert_call,
@@ -25,7 +27,9 @@ from shared.core.events import Event
 DIME_SHOW_AS = {"free": "1", "tentative": "2", "busy": "3", "oof": "4", "workingElsewhere": "5", "unknown": "6"}
 DIME_SENSITIVITY = {"normal": "1", "personal": "2", "private": "3", "confidential": "4"}
 DIME_IMPORTANCE = {"normal": "0", "high": "1", "low": "2"}
+# dimescheduler.md: AppointmentId first ("0" when unknown), as the vendor's .NET SDK sends it.
 WIRE_NAMES = [
+    "AppointmentId",
     "AppointmentGuid",
     "ExchangeId",
     "ICalUId",
@@ -176,10 +180,11 @@ def test_categories_joined_with_semicolons(categories: tuple[str, ...], expected
 def test_parameters_order_and_types() -> None:
     appointment = map_event(make_event())
     values = appointment.parameters()
-    assert len(values) == 13
+    assert len(values) == 14
     assert all(isinstance(v, str) for v in values)
     by_name = dict(zip(WIRE_NAMES, values, strict=True))
     assert by_name == {
+        "AppointmentId": "0",
         "AppointmentGuid": GUID,
         "ExchangeId": "AAMkAGI2TG93AAA=",
         "ICalUId": "040000008200E00074C5B7101A82E008",
@@ -211,23 +216,67 @@ def test_upsert_call_names_are_a_fresh_list() -> None:
     assert upsert_call(map_event(make_event()))["ParameterNames"] == WIRE_NAMES
 
 
-def test_delete_call_shape() -> None:
-    call = delete_call(GUID, "AAMkAGI2TG93AAA=", EMAIL)
+def test_upsert_sends_the_known_appointment_id() -> None:
+    call = upsert_call(map_event(make_event()), "4711")
+    assert dict(zip(WIRE_NAMES, call["ParameterValues"], strict=True))["AppointmentId"] == "4711"  # type: ignore[arg-type]
+
+
+def test_delete_call_repeats_the_last_typed_values() -> None:
+    appointment = map_event(make_event(show_as="oof", sensitivity="personal", importance="low"))
+    call = delete_call(GUID, EMAIL, appointment.kept_values(), "4711")
     assert set(call) == {"StoredProcedureName", "ParameterNames", "ParameterValues"}
     assert call["StoredProcedureName"] == "mboc_deleteExchangeAppointment"
     assert call["ParameterNames"] == WIRE_NAMES
     values = call["ParameterValues"]
-    assert isinstance(values, list)
-    assert len(values) == 13
-    assert all(isinstance(v, str) for v in values)
+    assert isinstance(values, list) and all(isinstance(v, str) for v in values)
     by_name = dict(zip(WIRE_NAMES, values, strict=True))
-    assert by_name.pop("AppointmentGuid") == GUID
-    assert by_name.pop("ExchangeId") == "AAMkAGI2TG93AAA="
-    assert by_name.pop("ResourceEmail") == EMAIL
-    # The boolean keeps its upsert value (same parameter set as the SDK sends); the rest is empty.
-    assert by_name.pop("CreatedByExchange") == "True"
-    assert by_name == dict.fromkeys(by_name, "")
-    assert len(by_name) == 9
+    assert by_name == {
+        "AppointmentId": "4711",
+        "AppointmentGuid": GUID,
+        "ExchangeId": "AAMkAGI2TG93AAA=",
+        "ICalUId": "040000008200E00074C5B7101A82E008",
+        "Start": "2026-11-23 09:00:00Z",
+        "End": "2026-11-23 10:00:00Z",
+        "Subject": "Planning meeting",
+        "Body": "",
+        "Importance": "2",
+        "ResourceEmail": EMAIL,
+        "ShowAs": "4",
+        "Sensitivity": "2",
+        "Categories": "Red category;Blue category",
+        "CreatedByExchange": "True",
+    }
+    # never "" for a date, an enumeration or a boolean
+    for name in ("Start", "End", "Importance", "ShowAs", "Sensitivity", "CreatedByExchange"):
+        assert by_name[name] != ""
+
+
+def test_delete_without_kept_values_is_refused_not_sent_empty() -> None:
+    with pytest.raises(MissingDeleteValues):
+        delete_call(GUID, EMAIL, None)
+    kept = map_event(make_event()).kept_values()
+    del kept["ShowAs"]
+    with pytest.raises(MissingDeleteValues):
+        delete_call(GUID, EMAIL, kept)
+
+
+def test_unknown_appointment_id_is_zero_on_delete_too() -> None:
+    call = delete_call(GUID, EMAIL, map_event(make_event()).kept_values())
+    assert call["ParameterValues"][0] == "0"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ({"Success": True, "Appointments": [{"Id": 123, "Guid": GUID}]}, "123"),
+        ({"success": True, "appointments": [{"id": "77", "guid": GUID.upper()}]}, "77"),
+        ({"Appointments": [{"Id": 5, "Guid": "other"}]}, None),
+        ({"Appointments": [{"Id": 0, "Guid": GUID}]}, None),
+        ({}, None),
+    ],
+)
+def test_appointment_id_of_the_answer(content: dict, expected: str | None) -> None:
+    assert appointment_id_of(content, GUID) == expected
 
 
 def test_content_hash_equal_for_equal_appointments() -> None:

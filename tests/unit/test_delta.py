@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from shared.core.delta import DeltaState, Window, digest, read_page
 
 NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
@@ -66,3 +68,19 @@ def test_read_page_splits_events_and_removals_and_keeps_the_last_per_id():
 def test_digest_is_short_and_stable():
     assert digest("AAkALg-x_y=") == digest("AAkALg-x_y=")
     assert digest("a") != digest("b") and len(digest("a")) == 16
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({"id": "a", "changeKey": "ck1", "@odata.etag": 'W/"other"'}, "ck1"),
+        ({"id": "a", "@odata.etag": 'W/"DwAAABYAAAB"'}, "DwAAABYAAAB"),
+        ({"id": "a", "@odata.etag": '"strong"'}, "strong"),
+        ({"id": "a", "@odata.etag": "garbage"}, None),
+        ({"id": "a"}, None),
+    ],
+)
+def test_change_key_of_a_partial_delta_item(item, expected):
+    from shared.core.delta import change_key_of
+
+    assert change_key_of(item) == expected

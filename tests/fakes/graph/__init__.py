@@ -18,7 +18,7 @@ Deliberate choices (documented so nobody mistakes them for Graph facts):
   the Python accessors (``get_event``/``events``) always include them when present.
 
 Layout: ``common`` (constants, time helpers, records), ``base`` (state, users, rendering, faults,
-HTTP entry), and one mixin per concern: ``events``, ``delta``, ``batch``, ``subscriptions``.
+HTTP entry), and one mixin per concern: ``events``, ``series``, ``delta``, ``batch``, ``subscriptions``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,13 @@ from .common import (  # noqa: F401
 )
 from .delta import DeltaMixin
 from .events import EventsMixin
+from .series import SeriesMixin
 from .subscriptions import SubscriptionsMixin
 
 __all__ = ["WINDOWS_TIME_ZONES", "Delivery", "FakeGraph"]
 
 
-class FakeGraph(EventsMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBase):
+class FakeGraph(EventsMixin, SeriesMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBase):
     """A loopback Graph v1.0 for users, events, calendarView delta, ``$batch`` and subscriptions.
 
     Start it per test (``with FakeGraph() as graph:``), point the client at ``graph.base_url``.
@@ -72,8 +73,10 @@ class FakeGraph(EventsMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBa
                 if method != "GET":
                     raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
                 return self._get_user(request, user_ref)
-            if rest_low[:1] == ["calendar"] and rest_low[1:2] == ["events"]:
-                rest, rest_low = rest[1:], rest_low[1:]  # /calendar/events aliases /events
+            if rest_low[:1] == ["calendar"] and rest_low[1:2] in (["events"], ["calendarview"]):
+                rest, rest_low = rest[1:], rest_low[1:]  # /calendar/events aliases /events (primary calendar)
+            if rest_low[:1] == ["calendars"]:
+                return self._calendars(request, user_ref, rest)
             if rest_low == ["calendarview", "delta"] and method == "GET":
                 return self._delta(request, user_ref)
             if rest_low == ["calendarview"] and method == "GET":
@@ -84,6 +87,8 @@ class FakeGraph(EventsMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBa
                         return self._post_event(request, user_ref)
                     if method == "GET":
                         return self._list_events(request, user_ref)
+                elif len(rest) == 3 and rest_low[2] == "instances" and method == "GET":
+                    return self._list_instances(request, user_ref, rest[1])
                 elif len(rest) == 2:
                     if method == "GET":
                         return self._get_event(request, user_ref, rest[1])

@@ -20,6 +20,7 @@ from .common import (
     _DeltaToken,
     _Event,
     _Outgoing,
+    _Series,
     _Subscription,
     _utc_now,
     format_local,
@@ -49,6 +50,9 @@ class GraphBase(LoopbackServer):
         notify_background: bool = False,
         validation_timeout: float = 10.0,
         clock: Callable[[], datetime] | None = None,
+        deleted_get_status: int = 404,
+        delta_body: str | None = None,
+        delta_sparse: bool = False,
     ) -> None:
         """
         Args:
@@ -64,6 +68,14 @@ class GraphBase(LoopbackServer):
             notify_background: a background thread flushes the outbox continuously (demo mode).
             validation_timeout: seconds Graph waits for the validation answer (10 s).
             clock: replaces ``datetime.now(timezone.utc)``, e.g. to age subscriptions.
+            deleted_get_status: what ``GET /events/{id}`` answers for a deleted event: 404, or 200
+                with the event as it was (immutable ids survive the move to Deleted Items; whether
+                GET still answers is **unverified**, graph.md "Deleted events and immutable ids").
+            delta_body: whether delta items carry the body: None (omitted), "text" or "html" (whether
+                delta honours ``Prefer: outlook.body-content-type`` is **unverified**, graph.md).
+            delta_sparse: delta items of single events carry only id, type, changeKey, start, end,
+                subject ("updated items carry at least the changed properties", graph.md); series
+                items are always partial (id, type, seriesMasterId, start, end, @odata.etag).
         """
         super().__init__()
         self.tenant_id: str = tenant_id or str(uuid.uuid4())
@@ -82,6 +94,11 @@ class GraphBase(LoopbackServer):
         self._users: dict[str, dict[str, Any]] = {}
         self._events: dict[str, dict[str, _Event]] = {}
         self._tombstones: dict[str, dict[str, int]] = {}
+        self._series: dict[str, _Series] = {}  # master id → exceptions and cancelled occurrences
+        self._deleted: dict[str, dict[str, _Event]] = {}  # mailbox → deleted events (Deleted Items)
+        self.deleted_get_status = deleted_get_status
+        self.delta_body = delta_body
+        self.delta_sparse = delta_sparse
         self._transactions: dict[tuple[str, str], str] = {}
         self._seq = 0
         self._delta_tokens: dict[str, _DeltaToken] = {}
@@ -177,6 +194,7 @@ class GraphBase(LoopbackServer):
             self._users[oid] = user
             self._events.setdefault(oid, {})
             self._tombstones.setdefault(oid, {})
+            self._deleted.setdefault(oid, {})
             return dict(user)
 
     def _find_user(self, ref: str) -> dict[str, Any] | None:
@@ -227,10 +245,14 @@ class GraphBase(LoopbackServer):
 
     def _require(self, mailbox_id: str, event_id: str) -> _Event:
         mailbox = self._mailbox_or_key_error(mailbox_id)
-        ev = self._events[mailbox].get(event_id)
+        ev = self._lookup(mailbox, event_id)
         if ev is None:
             raise KeyError(event_id)
         return ev
+
+    def _lookup(self, mailbox: str, event_id: str) -> _Event | None:
+        """A stored event or master, else an instance (occurrence or exception) of a series."""
+        return self._events[mailbox].get(event_id)  # the series mixin adds instances
 
     @staticmethod
     def _tz_pref(request: Request) -> str | None:
@@ -254,7 +276,7 @@ class GraphBase(LoopbackServer):
         return ids or True
 
     def _event_or_404(self, mailbox: str, event_id: str) -> _Event:
-        ev = self._events[mailbox].get(event_id)
+        ev = self._lookup(mailbox, event_id)
         if ev is None:
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
         return ev

@@ -161,6 +161,7 @@ class _Event:
     end_zone: str
     ext_props: dict[str, str] = field(default_factory=dict)
     seq: int = 0
+    calendar: str = "primary"  # which calendar of the mailbox holds it (calendarView/delta: primary only)
 
     @property
     def id(self) -> str:
@@ -170,6 +171,15 @@ class _Event:
         if self.start_utc == self.end_utc:
             return start <= self.start_utc < end
         return self.start_utc < end and self.end_utc > start
+
+
+@dataclass
+class _Series:
+    """What a series master holds besides its pattern: moved/edited instances and cancelled ones,
+    keyed by the occurrence id (which is derived from the master id and the original start)."""
+
+    exceptions: dict[str, _Event] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
 
 
 @dataclass

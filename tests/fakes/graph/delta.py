@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import html
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +15,7 @@ from .common import (
     GraphError,
     _DeltaRound,
     _DeltaToken,
+    _Event,
     format_utc,
     graph_error,
     parse_prefer,
@@ -98,28 +101,63 @@ class DeltaMixin(GraphBase):
         self, mailbox: str, user_ref: str, window: tuple[datetime, datetime], since: int | None
     ) -> _DeltaRound:
         """Snapshot what a round reports. First round: events overlapping the window. Later
-        rounds: events changed since the token (outside the window → ``@removed``) and deletions."""
+        rounds: events changed since the token (outside the window → ``@removed``) and deletions.
+        Primary calendar only; a series contributes its master and its instances."""
         ws, we = window
         items: list[tuple[str, str]] = []
-        for ev in sorted(self._events[mailbox].values(), key=lambda e: e.seq):
+        for ev in sorted(self._delta_candidates(mailbox), key=lambda e: e.seq):
             if since is None:
-                if ev.overlaps(ws, we):
+                if self._in_window(ev, ws, we):
                     items.append((ev.id, "event"))
             elif ev.seq > since:
-                items.append((ev.id, "event" if ev.overlaps(ws, we) else "removed"))
+                items.append((ev.id, "event" if self._in_window(ev, ws, we) else "removed"))
         if since is not None:
             for eid, seq in sorted(self._tombstones[mailbox].items(), key=lambda kv: kv[1]):
                 if seq > since:
                     items.append((eid, "removed"))
         return _DeltaRound(_DeltaToken(mailbox, user_ref, window, self._seq), items)
 
+    def _delta_candidates(self, mailbox: str) -> list[_Event]:
+        out: list[_Event] = []
+        for ev in self._events[mailbox].values():
+            if ev.calendar != "primary":
+                continue  # calendarView/delta covers the primary calendar only
+            out.append(ev)
+            if ev.data.get("type") == "seriesMaster":
+                out.extend(self._instances_of(ev))
+        return out
+
+    def _in_window(self, ev: _Event, start: datetime, end: datetime) -> bool:
+        if ev.data.get("type") == "seriesMaster":
+            span = self._series_span(ev)
+            return span is not None and span[0] < end and span[1] > start
+        return ev.overlaps(start, end)
+
+    def _render_delta(self, ev: _Event, tz: str | None) -> dict[str, Any]:
+        """A delta item: partial for series (graph.md "Delta items are partial"), the body only
+        when ``delta_body`` says so (and then in that content type), sparse with ``delta_sparse``."""
+        full = self._render(ev, tz)
+        if ev.data.get("type") in ("seriesMaster", "occurrence", "exception"):
+            keep = ("@odata.etag", "id", "type", "seriesMasterId", "start", "end")
+            return {k: full[k] for k in keep if k in full}
+        full.pop("body", None)
+        if self.delta_body == "text":
+            full["body"] = copy.deepcopy(ev.data["body"])
+        elif self.delta_body == "html":
+            content = html.escape(str(ev.data["body"].get("content") or ""))
+            full["body"] = {"contentType": "html", "content": f"<html><body><p>{content}</p></body></html>"}
+        if self.delta_sparse:
+            keep = ("@odata.etag", "id", "changeKey", "type", "subject", "start", "end", "body")
+            return {k: full[k] for k in keep if k in full}
+        return full
+
     def _delta_page(self, rnd: _DeltaRound, offset: int, page_size: int, tz: str | None) -> Response:
         ws, we = rnd.token.window
         value: list[dict[str, Any]] = []
         for eid, kind in rnd.items[offset : offset + page_size]:
-            ev = self._events[rnd.token.mailbox].get(eid)
-            if kind == "event" and ev is not None and ev.overlaps(ws, we):
-                value.append(self._render(ev, tz))
+            ev = self._lookup(rnd.token.mailbox, eid)
+            if kind == "event" and ev is not None and self._in_window(ev, ws, we):
+                value.append(self._render_delta(ev, tz))
             else:
                 value.append({"@odata.type": "#microsoft.graph.event", "id": eid, "@removed": {"reason": "deleted"}})
         body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#Collection(event)", "value": value}

@@ -92,7 +92,9 @@ class EventsMixin(GraphBase):
         ev.data["lastModifiedDateTime"] = format_utc(self._clock())
         ev.seq = self._next_seq()
 
-    def _create(self, mailbox: str, fields: dict[str, Any], event_id: str | None = None) -> _Event:
+    def _create(
+        self, mailbox: str, fields: dict[str, Any], event_id: str | None = None, calendar: str = "primary"
+    ) -> _Event:
         """Create an event from Graph-JSON fields. Caller holds the lock."""
         now = self._clock()
         eid = event_id or self.new_event_id()
@@ -133,7 +135,9 @@ class EventsMixin(GraphBase):
                 }
             },
         }
-        ev = _Event(mailbox, data, now, now + timedelta(minutes=30), "UTC", "UTC")
+        ev = _Event(mailbox, data, now, now + timedelta(minutes=30), "UTC", "UTC", calendar=calendar)
+        if fields.get("recurrence") and "type" not in fields:
+            fields = {**fields, "type": "seriesMaster"}  # Graph makes an event with a pattern a master
         self._apply_fields(ev, fields)
         self._touch(ev)
         self._events[mailbox][eid] = ev
@@ -142,6 +146,10 @@ class EventsMixin(GraphBase):
         return ev
 
     def _update(self, ev: _Event, fields: dict[str, Any]) -> None:
+        if self._is_instance(ev):
+            self._update_instance(ev, fields)  # becomes (or stays) an exception; the master is notified
+            return
+        before = self._series_snapshot(ev)
         backup = (copy.deepcopy(ev.data), ev.start_utc, ev.end_utc, ev.start_zone, ev.end_zone, dict(ev.ext_props))
         try:
             self._apply_fields(ev, fields)
@@ -149,11 +157,23 @@ class EventsMixin(GraphBase):
             ev.data, ev.start_utc, ev.end_utc, ev.start_zone, ev.end_zone, ev.ext_props = backup
             raise
         self._touch(ev)
+        if ev.data.get("type") == "seriesMaster":
+            self._series_edited(ev, before)
         self._changed(ev.mailbox, ev.id, "updated")
 
     def _delete(self, ev: _Event) -> None:
+        """Delete (a series master: the whole series; an instance: cancel that occurrence).
+
+        The item moves to Deleted Items with its immutable id (what a later GET answers is the
+        ``deleted_get_status`` option)."""
+        if self._is_instance(ev):
+            self._cancel_instance(ev)
+            return
         del self._events[ev.mailbox][ev.id]
+        self._deleted[ev.mailbox][ev.id] = ev
         self._tombstones[ev.mailbox][ev.id] = self._next_seq()
+        if ev.data.get("type") == "seriesMaster":
+            self._series_deleted(ev)
         self._changed(ev.mailbox, ev.id, "deleted")
 
     @staticmethod
@@ -217,9 +237,12 @@ class EventsMixin(GraphBase):
         Extras: ``id`` (force an id, e.g. one containing '/' or '+'), ``location``,
         ``i_cal_uid``, ``extended_properties`` ({property id: value}), ``transaction_id``, or any
         Graph JSON field verbatim. An unknown ``mailbox_id`` is registered on the fly (as UPN if
-        it contains '@', else as object id).
+        it contains '@', else as object id). ``calendar``: a name other than "primary" puts the
+        event into a second calendar of the mailbox: notified (the subscription covers every
+        calendar) but not in calendarView or delta (primary calendar only, graph.md "Delta").
         """
         event_id = extra.pop("id", None)
+        calendar = str(extra.pop("calendar", "primary"))
         fields = self._helper_fields(
             dict(
                 subject=subject,
@@ -239,7 +262,7 @@ class EventsMixin(GraphBase):
         )
         with self._lock:
             mailbox = self._mailbox(mailbox_id, create=True)
-            ev = self._create(mailbox, fields, event_id)
+            ev = self._create(mailbox, fields, event_id, calendar)
             result = self._render(ev, expand=True)
         self._wake.set()
         return result
@@ -253,8 +276,8 @@ class EventsMixin(GraphBase):
                 changes.setdefault("time_zone", ev.start_zone)
         fields = self._helper_fields(dict(changes))
         with self._lock:
-            ev = self._require(mailbox_id, event_id)
-            self._update(ev, fields)
+            self._update(self._require(mailbox_id, event_id), fields)
+            ev = self._require(mailbox_id, event_id)  # an edited occurrence is now a stored exception
             result = self._render(ev, expand=True)
         self._wake.set()
         return result
@@ -306,7 +329,11 @@ class EventsMixin(GraphBase):
         tz, expand = self._tz_pref(request), self._expand(request)
         with self._lock:
             mailbox = self._mailbox(user_ref)
-            ev = self._event_or_404(mailbox, event_id)
+            ev = self._lookup(mailbox, event_id)
+            if ev is None and self.deleted_get_status == 200:
+                ev = self._deleted[mailbox].get(event_id)  # still readable in Deleted Items
+            if ev is None:
+                ev = self._event_or_404(mailbox, event_id)
             body = {"@odata.context": f"{self.base_url}/$metadata#users('{user_ref}')/events/$entity"}
             body.update(self._render(ev, tz, expand))
             return Response(200, body, self._etag_header(ev))
@@ -325,10 +352,32 @@ class EventsMixin(GraphBase):
         tz = self._tz_pref(request)
         with self._lock:
             mailbox = self._mailbox(user_ref)
-            value = [self._render(ev, tz) for ev in self._events[mailbox].values() if ev.overlaps(start, end)]
+            value = [self._render(ev, tz) for ev in self._view_events(mailbox) if ev.overlaps(start, end)]
         return Response(200, {"@odata.context": f"{self.base_url}/$metadata#Collection(event)", "value": value})
 
-    def _post_event(self, request: Request, user_ref: str) -> Response:
+    def _calendars(self, request: Request, user_ref: str, rest: list[str]) -> Response:
+        """``POST /calendars`` (a second calendar), ``DELETE /calendars/{id}`` (with its events),
+        ``POST /calendars/{id}/events``: enough to model a mailbox with more than one calendar."""
+        with self._lock:
+            mailbox = self._mailbox(user_ref)
+            names = self.__dict__.setdefault("_calendar_names", {})
+            if len(rest) == 1 and request.method == "POST":
+                body = request.json if isinstance(request.json, dict) else {}
+                calendar_id = "AAkALgCal" + self._b64(24, urlsafe=True)
+                names[calendar_id] = str(body.get("name") or "Calendar")
+                return Response(201, {"id": calendar_id, "name": names[calendar_id]})
+            if len(rest) >= 2 and rest[1] not in names:
+                raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            if len(rest) == 2 and request.method == "DELETE":
+                for ev in [e for e in self._events[mailbox].values() if e.calendar == rest[1]]:
+                    self._delete(ev)
+                del names[rest[1]]
+                return Response(204)
+        if len(rest) == 3 and rest[2].lower() == "events" and request.method == "POST":
+            return self._post_event(request, user_ref, calendar=rest[1])
+        raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
+
+    def _post_event(self, request: Request, user_ref: str, calendar: str = "primary") -> Response:
         body = request.json
         if not isinstance(body, dict):
             raise GraphError(400, "RequestBodyRead", "Empty or invalid payload.")
@@ -344,7 +393,7 @@ class EventsMixin(GraphBase):
                 if existing is not None:  # Graph drops the duplicate create
                     return Response(201, self._render(existing, tz), self._etag_header(existing))
             fields = {k: v for k, v in body.items() if not k.startswith("@odata")}
-            ev = self._create(mailbox, fields)
+            ev = self._create(mailbox, fields, calendar=calendar)
             if tx:
                 self._transactions[(mailbox, str(tx))] = ev.id
             result = self._render(ev, tz)
@@ -358,8 +407,10 @@ class EventsMixin(GraphBase):
         tz = self._tz_pref(request)
         with self._lock:
             mailbox = self._mailbox(user_ref)
-            ev = self._event_or_404(mailbox, event_id)
-            self._update(ev, {k: v for k, v in body.items() if not k.startswith("@odata")})
+            self._update(
+                self._event_or_404(mailbox, event_id), {k: v for k, v in body.items() if not k.startswith("@odata")}
+            )
+            ev = self._event_or_404(mailbox, event_id)  # an edited occurrence is now a stored exception
             result = self._render(ev, tz)
         self._wake.set()
         return Response(200, result, self._etag_header(ev))

@@ -1,0 +1,441 @@
+"""`make tenant-check`: check, against a real tenant and a Dime.Scheduler sandbox, what the fakes assume.
+
+The tests run against stateful fakes of Microsoft Graph and Dime.Scheduler (tests/fakes). Where
+the public sources leave a behaviour unverified, the fakes play every plausible answer and the code
+is tested under each (docs/verification.md lists them). This script observes the real answer.
+
+Opt-in and never in CI: it reads real credentials from the environment, touches only the mailbox
+it is given (events prefixed "[tenant-check]", a calendar of that name) and the Dime.Scheduler
+resource it is given, cleans up after itself (also after a failure), and prints a table:
+behaviour | expected by the fakes | observed | agrees.
+
+Environment (Graph checks need the first four, Dime.Scheduler checks the last three):
+
+    TENANT_CHECK_TENANT_ID, TENANT_CHECK_CLIENT_ID, TENANT_CHECK_CLIENT_SECRET   app registration
+        with Calendars.ReadWrite (application), restricted to the test mailbox if you can
+    TENANT_CHECK_MAILBOX          object id or UPN of a test mailbox
+    TENANT_CHECK_GRAPH_URL        default https://graph.microsoft.com/v1.0
+    TENANT_CHECK_DIME_URL         e.g. https://sandbox.api.dimescheduler.com
+    TENANT_CHECK_DIME_API_KEY     an API key of that sandbox
+    TENANT_CHECK_DIME_RESOURCE_EMAIL  e-mail of a resource in the sandbox
+
+Adding a check: write a function taking a `Context` and returning what was observed (a short
+string), decorate it with `@check(behaviour, expected, agrees=...)`, and register what it
+creates with `ctx.cleanup(...)`. Its unit test (tests/e2e/test_tenant_check.py) runs every check
+against the fakes.
+
+    .venv/bin/python scripts/tenant_check.py [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+GRAPH_ENV = ("TENANT_CHECK_TENANT_ID", "TENANT_CHECK_CLIENT_ID", "TENANT_CHECK_CLIENT_SECRET", "TENANT_CHECK_MAILBOX")
+DIME_ENV = ("TENANT_CHECK_DIME_URL", "TENANT_CHECK_DIME_API_KEY", "TENANT_CHECK_DIME_RESOURCE_EMAIL")
+PREFER = 'IdType="ImmutableId", outlook.timezone="UTC", outlook.body-content-type="text"'
+PREFIX = "[tenant-check]"
+SERIES_FIELDS = {"@odata.etag", "id", "type", "seriesMasterId", "start", "end"}
+
+
+class Skipped(Exception):
+    """A check that cannot run with what was configured."""
+
+
+@dataclass
+class Context:
+    """What checks use: Graph and Dime.Scheduler clients, the mailbox, and a cleanup stack."""
+
+    graph: httpx.Client | None
+    mailbox: str
+    dime: httpx.Client | None = None
+    resource_email: str = ""
+    when: datetime = field(default_factory=lambda: (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0))
+    _cleanups: list[Callable[[], Any]] = field(default_factory=list)
+
+    def cleanup(self, action: Callable[[], Any]) -> None:
+        self._cleanups.append(action)
+
+    def run_cleanups(self) -> list[str]:
+        problems = []
+        while self._cleanups:
+            action = self._cleanups.pop()
+            try:
+                action()
+            except Exception as error:  # keep cleaning up
+                problems.append(f"{type(error).__name__}: {error}")
+        return problems
+
+    # Graph helpers ---------------------------------------------------------------------------
+    def g(self) -> httpx.Client:
+        if self.graph is None:
+            raise Skipped("Graph is not configured")
+        return self.graph
+
+    def user_path(self) -> str:
+        return f"/users/{quote(self.mailbox, safe='@')}"
+
+    def create_event(self, subject: str, hours: int = 1, **fields: Any) -> dict[str, Any]:
+        path = fields.pop("_path", None) or f"{self.user_path()}/events"
+        body = {
+            "subject": f"{PREFIX} {subject}",
+            "start": {"dateTime": self.when.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": (self.when + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            **fields,
+        }
+        response = self.g().post(path, json=body)
+        response.raise_for_status()
+        event = response.json()
+        self.cleanup(lambda: self.g().delete(f"{self.user_path()}/events/{quote(event['id'], safe='')}"))
+        return event
+
+    def window(self, days: int = 7) -> dict[str, str]:
+        start = self.when - timedelta(days=1)
+        return {
+            "startDateTime": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endDateTime": (start + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+    def delta_items(self) -> list[dict[str, Any]]:
+        """A fresh delta round over the window, every page."""
+        url: str | None = f"{self.user_path()}/calendarView/delta"
+        params: dict[str, str] | None = self.window()
+        items: list[dict[str, Any]] = []
+        while url:
+            page = self.g().get(url, params=params, headers={"Prefer": f"{PREFER}, odata.maxpagesize=50"})
+            page.raise_for_status()
+            body = page.json()
+            items += body.get("value", [])
+            url, params = body.get("@odata.nextLink"), None
+        return items
+
+    # Dime.Scheduler helpers ------------------------------------------------------------------
+    def d(self) -> httpx.Client:
+        if self.dime is None or not self.resource_email:
+            raise Skipped("Dime.Scheduler is not configured")
+        return self.dime
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    behaviour: str
+    expected: str
+    run: Callable[[Context], str]
+    agrees: Callable[[str], bool]
+
+
+CHECKS: list[Check] = []
+
+
+def check(behaviour: str, expected: str, agrees: Callable[[str], bool]) -> Callable[[Callable], Callable]:
+    """Register a check: `agrees(observed)` says whether the real answer is one the fakes play."""
+
+    def register(function: Callable[[Context], str]) -> Callable[[Context], str]:
+        CHECKS.append(Check(function.__name__, behaviour, expected, function, agrees))
+        return function
+
+    return register
+
+
+# Graph ---------------------------------------------------------------------------------------
+@check(
+    "GET of a deleted event (immutable id)",
+    "404 or 200 (FakeGraph deleted_get_status plays both)",
+    lambda seen: seen in ("404", "200"),
+)
+def get_of_deleted_event(ctx: Context) -> str:
+    event = ctx.create_event("deleted")
+    path = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}"
+    ctx.g().delete(path).raise_for_status()
+    return str(ctx.g().get(path).status_code)
+
+
+@check(
+    "calendarView lists a deleted event",
+    "no (membership in calendarView is the proof a GET cannot give)",
+    lambda seen: seen == "no",
+)
+def calendar_view_after_delete(ctx: Context) -> str:
+    event = ctx.create_event("deleted, view")
+    ctx.g().delete(f"{ctx.user_path()}/events/{quote(event['id'], safe='')}").raise_for_status()
+    view = ctx.g().get(f"{ctx.user_path()}/calendar/calendarView", params=ctx.window(), headers={"Prefer": PREFER})
+    view.raise_for_status()
+    return "yes" if any(item.get("id") == event["id"] for item in view.json().get("value", [])) else "no"
+
+
+@check(
+    "body of a single event in a delta item",
+    "absent, text or html (FakeGraph delta_body plays each; the app reads content by GET/$batch only)",
+    lambda seen: seen in ("absent", "text", "html"),
+)
+def delta_body_content_type(ctx: Context) -> str:
+    event = ctx.create_event("delta body", body={"contentType": "text", "content": "plain <text>"})
+    item = next((i for i in ctx.delta_items() if i.get("id") == event["id"]), None)
+    if item is None:
+        return "not listed"
+    body = item.get("body")
+    return str(body.get("contentType", "?")).lower() if isinstance(body, dict) else "absent"
+
+
+@check(
+    "delta items of a series' occurrences",
+    "partial: at most id, type, seriesMasterId, start, end, @odata.etag",
+    lambda seen: seen.startswith("partial"),
+)
+def delta_occurrences_are_partial(ctx: Context) -> str:
+    master = ctx.create_event("series, delta", recurrence=_daily(ctx, 3))
+    items = [i for i in ctx.delta_items() if i.get("seriesMasterId") == master["id"]]
+    if not items:
+        return "no occurrences listed"
+    extra = sorted({key for item in items for key in item} - SERIES_FIELDS)
+    return "partial" if not extra else "full: " + ",".join(extra[:6])
+
+
+@check(
+    "/events/{master}/instances and GET of an occurrence id",
+    "3 instances with full data; GET of one returns the full occurrence",
+    lambda seen: seen == "3 full, get 200",
+)
+def instances_and_occurrence_get(ctx: Context) -> str:
+    master = ctx.create_event("series, instances", recurrence=_daily(ctx, 3))
+    listed = ctx.g().get(
+        f"{ctx.user_path()}/events/{quote(master['id'], safe='')}/instances",
+        params=ctx.window(),
+        headers={"Prefer": PREFER},
+    )
+    listed.raise_for_status()
+    instances = listed.json().get("value", [])
+    full = all("subject" in i and "sensitivity" in i for i in instances)
+    status = "-"
+    if instances:
+        status = str(ctx.g().get(f"{ctx.user_path()}/events/{quote(instances[0]['id'], safe='')}").status_code)
+    return f"{len(instances)} {'full' if full else 'partial'}, get {status}"
+
+
+@check(
+    "an event of a second calendar in calendarView/delta",
+    "not listed (delta and /calendarView cover the primary calendar only)",
+    lambda seen: seen == "not listed",
+)
+def second_calendar_not_in_delta(ctx: Context) -> str:
+    created = ctx.g().post(f"{ctx.user_path()}/calendars", json={"name": f"{PREFIX} {uuid.uuid4().hex[:6]}"})
+    if created.status_code == 404:
+        raise Skipped("this Graph has no /calendars (the fakes model the second calendar by the event helper)")
+    created.raise_for_status()
+    calendar = created.json()
+    ctx.cleanup(lambda: ctx.g().delete(f"{ctx.user_path()}/calendars/{quote(calendar['id'], safe='')}"))
+    other = ctx.create_event(
+        "other calendar", _path=f"{ctx.user_path()}/calendars/{quote(calendar['id'], safe='')}/events"
+    )
+    return "listed" if any(i.get("id") == other["id"] for i in ctx.delta_items()) else "not listed"
+
+
+def _daily(ctx: Context, count: int) -> dict[str, Any]:
+    return {
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {"type": "numbered", "startDate": ctx.when.date().isoformat(), "numberOfOccurrences": count},
+    }
+
+
+# Dime.Scheduler ------------------------------------------------------------------------------
+IMPORT_NAMES = [
+    "AppointmentId",
+    "AppointmentGuid",
+    "ExchangeId",
+    "ICalUId",
+    "Start",
+    "End",
+    "Subject",
+    "Body",
+    "Importance",
+    "ResourceEmail",
+    "ShowAs",
+    "Sensitivity",
+    "Categories",
+    "CreatedByExchange",
+]
+
+
+def _import(ctx: Context, procedure: str, **values: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """One call; returns (HTTP status, envelope, decoded content)."""
+    params = {
+        "AppointmentId": "0",
+        "ExchangeId": f"tenant-check-{values.get('AppointmentGuid', '')[:8]}",
+        "ICalUId": "",
+        "Start": ctx.when.strftime("%Y-%m-%d %H:%M:%SZ"),
+        "End": (ctx.when + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "Subject": f"{PREFIX} import",
+        "Body": "",
+        "Importance": "0",
+        "ResourceEmail": ctx.resource_email,
+        "ShowAs": "3",
+        "Sensitivity": "1",
+        "Categories": "",
+        "CreatedByExchange": "True",
+        **values,
+    }
+    call = {
+        "StoredProcedureName": procedure,
+        "ParameterNames": IMPORT_NAMES,
+        "ParameterValues": [params[name] for name in IMPORT_NAMES],
+    }
+    response = ctx.d().post("/import", json=[call])
+    envelope = response.json() if response.content else {}
+    lowered = {str(k).lower(): v for k, v in envelope.items()} if isinstance(envelope, dict) else {}
+    content = lowered.get("content", envelope)
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            content = {"raw": content[:200]}
+    return response.status_code, envelope if isinstance(envelope, dict) else {}, content or {}
+
+
+def _new_appointment(ctx: Context) -> tuple[str, dict[str, Any]]:
+    ctx.d()
+    guid = str(uuid.uuid4())
+    _, _, content = _import(ctx, "mboc_upsertExchangeAppointment", AppointmentGuid=guid)
+    ctx.cleanup(lambda: _import(ctx, "mboc_deleteExchangeAppointment", AppointmentGuid=guid))
+    return guid, content
+
+
+@check(
+    "the import's answer: Appointments[].Id for the GUID",
+    "a number other than 0, for the GUID sent",
+    lambda seen: seen.startswith("id "),
+)
+def import_answers_appointment_id(ctx: Context) -> str:
+    guid, content = _new_appointment(ctx)
+    lowered = {str(k).lower(): v for k, v in content.items()}
+    for item in lowered.get("appointments") or []:
+        item = {str(k).lower(): v for k, v in item.items()}
+        if str(item.get("guid", "")).lower() == guid and str(item.get("id", "0")) not in ("", "0"):
+            return f"id {item['id']}"
+    return "no id: " + json.dumps(content)[:80]
+
+
+@check(
+    "import envelope key casing",
+    "content/statusCode, any casing (read case-insensitively)",
+    lambda seen: seen.lower() == "content,statuscode",
+)
+def envelope_keys(ctx: Context) -> str:
+    _, envelope, _ = _import(ctx, "mboc_upsertExchangeAppointment", AppointmentGuid=_tracked_guid(ctx))
+    return ",".join(k for k in envelope if str(k).lower() in ("content", "statuscode"))
+
+
+@check(
+    "delete with an empty date",
+    "refused (the app always sends the last typed values)",
+    lambda seen: seen == "refused",
+)
+def delete_with_empty_date(ctx: Context) -> str:
+    guid, _ = _new_appointment(ctx)
+    status, envelope, content = _import(ctx, "mboc_deleteExchangeAppointment", AppointmentGuid=guid, Start="")
+    inner = {str(k).lower(): v for k, v in envelope.items()}.get("statuscode", status)
+    failed = status >= 400 or inner != 200 or bool(content.get("Error")) or content.get("Success") is False
+    return "refused" if failed else "accepted"
+
+
+def _tracked_guid(ctx: Context) -> str:
+    ctx.d()  # Skipped before anything is registered for cleanup
+    guid = str(uuid.uuid4())
+    ctx.cleanup(lambda: _import(ctx, "mboc_deleteExchangeAppointment", AppointmentGuid=guid))
+    return guid
+
+
+# Running -------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    behaviour: str
+    expected: str
+    observed: str
+    agrees: str  # "yes", "NO", "skipped", "error"
+
+
+def run_checks(ctx: Context, only: set[str] | None = None) -> list[Row]:
+    rows = []
+    for item in CHECKS:
+        if only and item.name not in only:
+            continue
+        try:
+            observed = item.run(ctx)
+            agrees = "yes" if item.agrees(observed) else "NO"
+        except Skipped as why:
+            observed, agrees = str(why), "skipped"
+        except Exception as error:
+            observed, agrees = f"{type(error).__name__}: {str(error)[:80]}", "error"
+        finally:
+            for problem in ctx.run_cleanups():
+                print(f"cleanup after {item.name}: {problem}", file=sys.stderr)
+        rows.append(Row(item.behaviour, item.expected, observed, agrees))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    cells = [("behaviour", "expected by the fakes", "observed", "agrees")] + [
+        (r.behaviour, r.expected, r.observed, r.agrees) for r in rows
+    ]
+    widths = [min(60, max(len(c[i]) for c in cells)) for i in range(4)]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(" | ".join(str(cell)[: widths[i]].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def context_from_environment(env: dict[str, str]) -> Context:
+    graph = dime = None
+    if all(env.get(name) for name in GRAPH_ENV):
+        from azure.identity import ClientSecretCredential
+
+        credential = ClientSecretCredential(
+            env["TENANT_CHECK_TENANT_ID"], env["TENANT_CHECK_CLIENT_ID"], env["TENANT_CHECK_CLIENT_SECRET"]
+        )
+        token = credential.get_token("https://graph.microsoft.com/.default").token
+        graph = httpx.Client(
+            base_url=env.get("TENANT_CHECK_GRAPH_URL") or "https://graph.microsoft.com/v1.0",
+            headers={"Authorization": f"Bearer {token}", "Prefer": PREFER},
+            timeout=30,
+        )
+    if all(env.get(name) for name in DIME_ENV):
+        dime = httpx.Client(
+            base_url=env["TENANT_CHECK_DIME_URL"], headers={"X-API-KEY": env["TENANT_CHECK_DIME_API_KEY"]}, timeout=30
+        )
+    return Context(
+        graph=graph,
+        mailbox=env.get("TENANT_CHECK_MAILBOX", ""),
+        dime=dime,
+        resource_email=env.get("TENANT_CHECK_DIME_RESOURCE_EMAIL", ""),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="run only these checks (function names)")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if not all(env.get(n) for n in GRAPH_ENV) and not all(env.get(n) for n in DIME_ENV):
+        print("tenant-check is opt-in: set " + ", ".join(GRAPH_ENV) + " and/or " + ", ".join(DIME_ENV), file=sys.stderr)
+        return 2
+    ctx = context_from_environment(env)
+    rows = run_checks(ctx, set(args.only) if args.only else None)
+    print(table(rows))
+    return 1 if any(r.agrees in ("NO", "error") for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
