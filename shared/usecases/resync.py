@@ -18,6 +18,7 @@ from shared.services import Services
 from shared.usecases.delta_sync import delta_mailbox
 from shared.usecases.mailbox_runs import RUN_BUDGET_SECONDS, Budget
 from shared.usecases.reconcile import RECONCILE_CONTINUE, reconcile_mailbox
+from shared.usecases.sync_event import state_store
 from shared.usecases.webhook import HttpAnswer
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,6 @@ async def resync(
     if not resource.consent.enabled:
         # A disabled mailbox's appointments leave the board: a reconcile pass from the start,
         # whose decision (mailbox-disabled) deletes every linked one. Delta would read nothing.
-        from shared.usecases.mailbox_runs import state_store
-
         await asyncio.to_thread(state_store(services).restart_reconcile, mailbox_id, services.clock())
         return await reconcile_mailbox(services, resource, reason, budget)
     return await delta_mailbox(services, resource, reason, budget)
