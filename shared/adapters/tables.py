@@ -75,7 +75,7 @@ class StateStore:
         return _resource_from_entity(entity)
 
     def add_resource(self, resource: Resource) -> Resource:
-        """Insert a first-seen mailbox; if another worker won the race, theirs is kept."""
+        """Insert a new mailbox; if another worker won the race, theirs is kept."""
         from azure.core.exceptions import ResourceExistsError
 
         try:

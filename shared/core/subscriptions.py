@@ -87,7 +87,7 @@ def renewal_step(resource: Resource, now: datetime, within: timedelta) -> Step:
         return Step.CREATE
     expiry = parse_expiry(resource.subscription_expiry)
     if expiry is None:
-        return Step.RENEW  # known id, unknown expiry (first seen through a notification): PATCH tells
+        return Step.RENEW  # known id, unknown expiry (a row from an older version): PATCH tells
     if expiry <= now:
         return Step.CREATE  # expired: Graph has deleted it already
     if expiry - now <= within:
