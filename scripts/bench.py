@@ -174,10 +174,15 @@ def bench_bulk_retry(azurite, rows: int = 1500) -> tuple[float, int, int]:
         person = graph.add_user(mail="bulk@contoso.com")
         track(services, person)
         when = datetime.now(UTC) - timedelta(days=1)
+        first = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         failed = []
         for i in range(rows):
+            start = first + timedelta(minutes=15 * i)  # a working fortnight of 15-minute jobs, none overlapping
             event = graph.create_event(
-                person["id"], subject=f"Job {i}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00"
+                person["id"],
+                subject=f"Job {i}",
+                start=start.strftime("%Y-%m-%dT%H:%M:%S"),
+                end=(start + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S"),
             )
             message = {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": "x"}
             failed.append(
