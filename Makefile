@@ -35,6 +35,7 @@ demo: install
 
 bench: install
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_dime_to_outlook.py
 
 # Opt-in, never in CI: checks what the fakes assume against a real tenant and a Dime.Scheduler
 # sandbox (credentials from TENANT_CHECK_* environment variables; see docs/verification.md).

@@ -25,7 +25,12 @@ from shared.usecases.admin_transactions import status as sync_status
 from shared.usecases.bulk_transactions import run_bulk
 from shared.usecases.console import console_asset, console_settings
 from shared.usecases.delta_sync import run_delta
+from shared.usecases.dime_hooks import manage_hooks
+from shared.usecases.dime_inbound import receive_publications
+from shared.usecases.dime_reconcile import run_dime_reconcile
+from shared.usecases.dime_unmatched import unmatched
 from shared.usecases.lifecycle import handle_lifecycle
+from shared.usecases.place_appointment import apply_publication
 from shared.usecases.poison import record_poisoned
 from shared.usecases.reconcile import run_reconcile
 from shared.usecases.resources_admin import list_resources, resource_request
@@ -225,6 +230,46 @@ async def resync_mailbox(msg: func.QueueMessage) -> None:
 async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a resync of one mailbox (202), e.g. after fixing its consent or permissions."""
     return _http(await request_resync(req.route_params.get("mailbox", ""), dict(req.params), services()))
+
+
+# Dime.Scheduler -> Outlook: the planner's appointments in each assigned person's calendar ----------
+
+
+@app.route(route="dime/publications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def dime_publications(req: func.HttpRequest) -> func.HttpResponse:
+    """Dime.Scheduler's publications (webhook connector): parse, split, enqueue; 200 only when queued."""
+    return _http(receive_publications(req.get_body(), None, req.headers.get("Authorization"), services))
+
+
+@app.route(route="dime/publications/{change}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def dime_publications_change(req: func.HttpRequest) -> func.HttpResponse:
+    """The same, from a hook whose URL names the change (created, updated, deleted)."""
+    change = req.route_params.get("change", "")
+    return _http(receive_publications(req.get_body(), change, req.headers.get("Authorization"), services))
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.PUBLICATIONS_QUEUE, connection=STORAGE_CONNECTION)
+async def apply_dime_publication(msg: func.QueueMessage) -> None:
+    """One appointment: create, update or delete its Outlook event for each eligible resource."""
+    await apply_publication(json.loads(msg.get_body()), services())
+
+
+@app.timer_trigger(schedule="%DIME_RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def dime_reconcile_timer(timer: func.TimerRequest) -> None:
+    """Outlook converges to the planning board: missing events created, stale updated, vanished deleted."""
+    await run_dime_reconcile(services())
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/dime/hooks", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.ADMIN)
+async def manage_dime_hooks(req: func.HttpRequest) -> func.HttpResponse:
+    """Register (PUT), list (GET) or remove (DELETE) the appointment hooks of every DIME_SOURCE_APPS app."""
+    return _http(await manage_hooks(req.method, services()))
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/unmatched", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def manage_unmatched(req: func.HttpRequest) -> func.HttpResponse:
+    """Planner events whose appointment is gone, and assignments that could not reach a calendar."""
+    return _http(await unmatched(services()))
 
 
 # The admin console: static files (anonymous, they hold no data) on top of the management API ----

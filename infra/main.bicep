@@ -83,6 +83,13 @@ param clientStateSecretPrevious string?
 @description('DIME_API_KEY: API key created in Dime.Scheduler\'s administration.')
 param dimeApiKey string
 
+@description('DIME_WEBHOOK_USERNAME: Basic user name Dime.Scheduler sends with publications (Webhook connector). Omit for none.')
+param dimeWebhookUsername string = ''
+
+@secure()
+@description('DIME_WEBHOOK_PASSWORD: the Basic password (at least 16 characters) that goes with dimeWebhookUsername, stored in Key Vault. Omit for none.')
+param dimeWebhookSecret string?
+
 @secure()
 @description('A function key of the app (exists only after the first publish). When given, the notification and lifecycle URLs with ?code=<key> are written to Key Vault. Omit on the first deployment; later deployments may omit it (the stored URLs stay).')
 param notificationFunctionKey string?
@@ -128,6 +135,28 @@ param retrySchedule string = '0 */10 * * * *'
 @description('RENEW_SCHEDULE: NCRONTAB of the subscription renewal timer.')
 param renewSchedule string = '0 0 */6 * * *'
 
+// Dime.Scheduler -> Outlook (defaults = shared/settings.py)
+
+@allowed(['free', 'tentative', 'busy', 'oof', 'workingElsewhere'])
+@description('DIME_EVENT_SHOW_AS: show-as of the Outlook events written for planner appointments.')
+param dimeEventShowAs string = 'busy'
+
+@allowed(['revert', 'keep'])
+@description('DIME_OUTLOOK_EDITS: a person\'s Outlook edit of a planner-owned event is reverted at once, or kept and recorded.')
+param dimeOutlookEdits string = 'revert'
+
+@description('DIME_CATEGORY_TIME_MARKER: also put the time marker name into the Outlook categories.')
+param dimeCategoryTimeMarker bool = false
+
+@description('DIME_TIME_ZONE: IANA zone of Dime.Scheduler date-times that arrive without an offset.')
+param dimeTimeZone string = 'UTC'
+
+@description('DIME_RECONCILE_SCHEDULE: NCRONTAB of the Dime.Scheduler -> Outlook reconcile (and backfill) timer.')
+param dimeReconcileSchedule string = '0 15 3 * * *'
+
+@description('DIME_SOURCE_APPS: comma-separated source apps whose appointments reach Outlook (hook registration).')
+param dimeSourceApps string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Capacity and retention
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +193,7 @@ var names = {
 
 var useClientSecret = graphAuthMode == 'clientSecret'
 var hasPreviousClientState = !empty(clientStateSecretPrevious ?? '')
+var hasDimeWebhookCredentials = !empty(dimeWebhookUsername) && !empty(dimeWebhookSecret ?? '')
 var hasFunctionKey = !empty(notificationFunctionKey ?? '')
 
 // An app setting value that Azure resolves from Key Vault with keyVaultReferenceIdentity.
@@ -217,6 +247,7 @@ module keyVault 'modules/keyvault.bicep' = {
     clientStateSecretPrevious: clientStateSecretPrevious
     dimeApiKey: dimeApiKey
     graphClientSecret: useClientSecret ? graphClientSecret : null
+    dimeWebhookPassword: hasDimeWebhookCredentials ? dimeWebhookSecret : null
   }
 }
 
@@ -262,6 +293,15 @@ var baseAppSettings = {
   DIME_BASE_URL: dimeBaseUrl
   DIME_API_KEY: kvRef(vaultUri, secretNames.dimeApiKey)
 
+  // Dime.Scheduler -> Outlook.
+  DIME_EVENT_SHOW_AS: dimeEventShowAs
+  DIME_OUTLOOK_EDITS: dimeOutlookEdits
+  DIME_CATEGORY_TIME_MARKER: dimeCategoryTimeMarker ? 'true' : 'false'
+  DIME_TIME_ZONE: dimeTimeZone
+  DIME_RECONCILE_SCHEDULE: dimeReconcileSchedule
+  DIME_SOURCE_APPS: dimeSourceApps
+  DIME_PUBLICATIONS_URL: kvRef(vaultUri, 'dime-publications-url')
+
   // Sync window and tenant-wide consent defaults.
   SYNC_DAYS_BACK: string(syncDaysBack)
   SYNC_DAYS_FORWARD: string(syncDaysForward)
@@ -279,7 +319,9 @@ var baseAppSettings = {
 
 var optionalAppSettings = union(
   useClientSecret ? { GRAPH_CLIENT_SECRET: kvRef(vaultUri, secretNames.graphClientSecret) } : {},
-  hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {}
+  hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {},
+  hasDimeWebhookCredentials ? { DIME_WEBHOOK_USERNAME: dimeWebhookUsername } : {},
+  hasDimeWebhookCredentials ? { DIME_WEBHOOK_PASSWORD: kvRef(vaultUri, secretNames.dimeWebhookPassword) } : {}
 )
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -38,6 +38,15 @@ param reconcileSchedule = '0 30 2 * * *'
 param retrySchedule = '0 */10 * * * *'
 param renewSchedule = '0 0 */6 * * *'
 
+// Dime.Scheduler -> Outlook: the planner's appointments in each assigned person's calendar.
+param dimeEventShowAs = 'busy'
+param dimeOutlookEdits = 'revert'
+param dimeCategoryTimeMarker = false
+param dimeTimeZone = 'UTC'
+param dimeReconcileSchedule = '0 15 3 * * *'
+// Source apps whose AppointmentCreated/Updated/Deleted hooks PUT /api/manage/dime/hooks registers.
+param dimeSourceApps = ''
+
 // ---- Secrets: from the environment only ----------------------------------------------------------
 
 // Required. Generate once (openssl rand -hex 32) and keep it in your password manager.
@@ -50,3 +59,6 @@ param clientStateSecretPrevious = readEnvironmentVariable('CLIENT_STATE_SECRET_P
 param notificationFunctionKey = readEnvironmentVariable('NOTIFICATION_FUNCTION_KEY', '')
 // clientSecret mode only.
 param graphClientSecret = readEnvironmentVariable('GRAPH_CLIENT_SECRET', '')
+// Only if the Dime.Scheduler Webhook connector sends Basic credentials (both, or neither).
+param dimeWebhookUsername = readEnvironmentVariable('DIME_WEBHOOK_USERNAME', '')
+param dimeWebhookSecret = readEnvironmentVariable('DIME_WEBHOOK_PASSWORD', '')

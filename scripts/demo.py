@@ -1,4 +1,5 @@
-"""`make demo`: one working week of five people's Outlook calendars reaching the planning board, offline.
+"""`make demo`: one working week, both ways: five people's Outlook calendars reaching the planning board,
+and the planner's appointments landing in their calendars, offline.
 
 Everything runs on this machine: a real Azurite, loopback simulators of Microsoft Graph and
 Dime.Scheduler (tests/fakes), and the local runner (tests/runner.py), which serves the real HTTP
@@ -9,9 +10,13 @@ The story: five people are onboarded through the admin API (PUT /api/manage/reso
 with different consent; their week happens in Outlook (meetings, edits, cancellations, private
 appointments, all-day absences, a daily stand-up series with one moved instance, a weekly
 meeting, free-time blocks). Graph notifies every change three times (a series on its master
-only), throttles now and then, and Dime.Scheduler has a short outage. At the end the retry and
-delta timers run, and the board is checked against what the consent rules predict:
-exit status 0 only if they agree exactly.
+only), throttles now and then, and Dime.Scheduler has a short outage. Meanwhile a planner plans
+the week on the planning board (appointments for all five, a move, a reassignment, a
+cancellation), which Dime.Scheduler publishes twice each, shuffled, to the hooks the app registered
+(PUT /api/manage/dime/hooks). Ben then moves one of the planner's events in Outlook, and the app
+puts it back (DIME_OUTLOOK_EDITS=revert). At the end the retry, delta and reconcile timers run;
+the board is checked against what the consent rules predict, and every calendar against the plan:
+exit status 0 only if both agree exactly.
 
     .venv/bin/python scripts/demo.py [--verbose]
 
@@ -38,11 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID  # noqa: E402
 from shared.core.ids import appointment_guid  # noqa: E402
 from shared.core.transactions import Status  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
 from tests.conftest import DIME_API_KEY, TENANT_ID  # noqa: E402
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
+from tests.fakes.dime_board import PlanningBoard  # noqa: E402
 from tests.runner import LocalRunner, runner_for  # noqa: E402
 
 DEADLINE_SECONDS = 50
@@ -84,11 +91,12 @@ PEOPLE = [
 ]
 
 
-HEADERS = ("person", "in Outlook", "on board", "filtered (reason count)", "retried", "failed")
+HEADERS = ("person", "own events", "on board", "filtered (reason count)", "planner's", "retried", "failed")
 SUMMARY = (
     "{notifications} notifications received, {redelivered} failed deliveries retried by the queue, "
     "{poisoned} poisoned and healed by the retry timer; {writes} Dime.Scheduler writes, "
-    "{appointments} appointments on the board."
+    "{appointments} appointments on the board; {planned} planned appointments in {events} Outlook events "
+    "({publications} publications delivered)."
 )
 
 
@@ -209,6 +217,82 @@ class Week:
         return self.steps
 
 
+def is_ours(event: dict[str, Any]) -> bool:
+    """An event the app wrote for a planner appointment (its tag)."""
+    return any(p["id"] == TAG_PROPERTY_ID for p in event.get("singleValueExtendedProperties", []))
+
+
+class PlannerWeek:
+    """The planner's side of the same week, on the planning board (published to the hooks)."""
+
+    def __init__(self, board: PlanningBoard, monday: datetime, people: list[Person]) -> None:
+        self.board, self.monday, self.people = board, monday, people
+        self.guids: dict[str, str] = {}
+        self.steps: list[tuple[str, Callable[[], None]]] = []
+
+    def when(self, day: int, hour: float, hours: float) -> tuple[datetime, datetime]:
+        start = self.monday + timedelta(days=day, hours=hour)
+        return start, start + timedelta(hours=hours)
+
+    def step(self, label: str, action: Callable[[], None]) -> None:
+        def run() -> None:
+            action()
+            self.board.flush()  # Dime.Scheduler posts to the hooks (x2, shuffled)
+
+        self.steps.append((f"Planner: {label}", run))
+
+    def plan(self) -> list[tuple[str, Callable[[], None]]]:
+        ann, ben, cleo, dan, eva = (f"R-{p.name.upper()}" for p in self.people)
+        orders = [
+            ("heatpump", "Install heat pump, Acme", [ben, cleo], 0, 13, 3),
+            ("boiler", "Boiler service, Globex", [ann], 1, 9, 2),
+            ("survey", "Site survey, Initech", [dan], 1, 10, 2),
+            ("repair", "Repair, Umbrella", [eva], 2, 8, 2),
+            ("audit", "Safety audit, Hooli", [ann, dan], 2, 14, 2),
+            ("commission", "Commissioning, Acme", [cleo], 3, 9, 4),
+            ("handover", "Handover, Globex", [ben], 4, 8, 1),
+            ("inspection", "Inspection, Stark", [eva, cleo], 0, 15, 2),
+        ]
+        for key, subject, resources, day, hour, hours in orders:
+            start, end = self.when(day, hour, hours)
+
+            def plan(key: str = key, subject: str = subject, r: list[str] = resources, s: Any = start, e: Any = end):
+                self.guids[key] = self.board.plan(subject, s, e, r, body="Planned work", category="Installation")
+
+            self.step(f"plans '{subject}' for {', '.join(x[2:].title() for x in resources)}", plan)
+        self.step("moves 'Boiler service' to Wed 10:00", lambda: self.board.update(
+            self.guids["boiler"], start=self.when(2, 10, 2)[0], end=self.when(2, 10, 2)[1]))  # fmt: skip
+        self.step("reassigns 'Repair, Umbrella' from Eva to Ann",
+                  lambda: self.board.update(self.guids["repair"], resources=[ann]))  # fmt: skip
+        self.step("cancels 'Site survey, Initech'", lambda: self.board.delete(self.guids["survey"]))
+        return self.steps
+
+
+def calendar_problems(board: PlanningBoard, graph: FakeGraph, people: list[Person]) -> tuple[list[str], list[int]]:
+    """Every calendar holds exactly one event per appointment planned for its person, as planned."""
+    problems, counts = [], []
+    for person in people:
+        number = f"R-{person.name.upper()}"
+        wanted = {g: p for g, p in board.appointments.items() if number in p.resources}
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for event in graph.events(person.id):
+            if is_ours(event):
+                tag = next(p["value"] for p in event["singleValueExtendedProperties"] if p["id"] == TAG_PROPERTY_ID)
+                seen.setdefault(tag.split("|")[0], []).append(event)
+        counts.append(sum(len(v) for v in seen.values()))
+        for guid in set(seen) - set(wanted):
+            problems.append(f"{person.name}: {seen[guid][0]['subject']!r} is in Outlook but no longer planned")
+        for guid, planned in wanted.items():
+            events = seen.get(guid, [])
+            if len(events) != 1:
+                problems.append(f"{person.name}: {len(events)} Outlook events for {planned.subject!r}")
+                continue
+            start = datetime.fromisoformat(events[0]["start"]["dateTime"][:19]).replace(tzinfo=UTC)
+            if (events[0]["subject"], start) != (planned.subject, planned.start):
+                problems.append(f"{person.name}: {planned.subject!r} differs from the plan in Outlook")
+    return problems, counts
+
+
 # ------------------------------------------------------------------------------------------- prediction
 def predict(person: Person, event: dict[str, Any], now: datetime) -> str | None:
     """Why this event must NOT be on the board (a reason), or None when it must be."""
@@ -285,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         graph = FakeGraph(tenant_id=TENANT_ID, seed=2026, auto_notify=True, notify_duplicates=3, notify_reorder=True)
         graph.resource_spelling = "rotate"  # every documented spelling of `resource`, in turn
-        with graph, FakeDime(api_key=DIME_API_KEY) as dime:
+        board = PlanningBoard(duplicates=2, reorder=True, seed=2026)
+        with graph, FakeDime(api_key=DIME_API_KEY, board=board) as dime:
             runner = runner_for(azurite, graph, dime)
             with runner:
                 return run(runner, graph, dime, started)
@@ -311,13 +396,24 @@ def run(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float) -
             return 1
         subscribed = "subscribed" if body.get("subscription") else "no subscription"
         say(f"   {person.name:<5} HTTP {status}  {person.note:<45} {subscribed}")
+        dime.board.add_resource(f"R-{person.name.upper()}", person.email, name=person.name)
+    status, body = runner.request("PUT", "manage/dime/hooks")
+    say(f"   Dime.Scheduler hooks (PUT /api/manage/dime/hooks): HTTP {status}, {len(body['created'])} registered")
     runner.drain()
     runner.start_polling(interval=0.05)
 
     week = Week(graph, PEOPLE)
-    steps = week.plan()
+    personal = week.plan()
+    planner = PlannerWeek(dime.board, week.monday, PEOPLE).plan()
+    steps = []
+    for n, step in enumerate(personal):  # the planner works while people fill their calendars
+        steps.append(step)
+        if n % 6 == 5 and planner:
+            steps.append(planner.pop(0))
+    steps += planner
     outage = range(len(steps) * 2 // 3, len(steps) * 2 // 3 + 6)
-    say(f"\n2. Replaying the week of {week.monday:%a %d %b %Y}: {len(steps)} calendar changes, each notified x3;")
+    say(f"\n2. Replaying the week of {week.monday:%a %d %b %Y}: {len(personal)} calendar changes, each notified x3,")
+    say(f"   and {len(steps) - len(personal)} planner actions, each published x2 (shuffled);")
     say("   Graph throttles 10% of requests; Dime.Scheduler has an outage during 6 changes.")
     graph.fault_rate(0.1, statuses=(429, 503), seed=1)
     for n, (label, action) in enumerate(steps, 1):
@@ -333,15 +429,38 @@ def run(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float) -
         time.sleep(0.02)
     settle(runner, graph)
     graph.clear_faults()
-    say("\n\n3. Timers: retry (failed transactions, backoff elapsed), then delta (anything missed).")
+    say("\n\n3. Timers: retry (failed transactions, backoff elapsed), delta (anything missed), reconcile.")
     runner.clock.advance(timedelta(hours=7))
     runner.fire("retry_failed")
+    settle(runner, graph)
+    dime.board.retry_deliveries()
     settle(runner, graph)
     if runner.has_timer("delta_timer"):
         runner.fire("delta_timer")
         settle(runner, graph)
+    runner.fire("dime_reconcile_timer")
+    settle(runner, graph)
+    revert = fiddle(runner, graph)
     runner.stop_polling()
-    return report(runner, graph, dime, started)
+    return report(runner, graph, dime, started, revert)
+
+
+def fiddle(runner: LocalRunner, graph: FakeGraph) -> str | None:
+    """Ben drags one of the planner's events to the evening in Outlook; the app puts it back."""
+    ben = PEOPLE[1]
+    mine = [e for e in graph.events(ben.id) if is_ours(e)]
+    if not mine:
+        return None
+    event = mine[0]
+    planned_at = event["start"]["dateTime"][11:16]
+    evening = datetime.fromisoformat(event["start"]["dateTime"][:10]).replace(hour=19)
+    graph.update_event(ben.id, event["id"], start=evening, end=evening + timedelta(hours=1))
+    settle(runner, graph)
+    after = graph.get_event(ben.id, event["id"])
+    back_at = after["start"]["dateTime"][11:16] if after else "gone"
+    say(f"\n4. Ben moves the planner's {event['subject']!r} from {planned_at} to 19:00 in Outlook;")
+    say(f"   the app writes the planner's version back (DIME_OUTLOOK_EDITS=revert): it is at {back_at} again.")
+    return None if back_at == planned_at else f"Ben's move of {event['subject']!r} was not reverted ({back_at})"
 
 
 def outlook_events(graph: FakeGraph, person: Person) -> list[dict[str, Any]]:
@@ -354,13 +473,15 @@ def outlook_events(graph: FakeGraph, person: Person) -> list[dict[str, Any]]:
     return out
 
 
-def report(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float) -> int:
+def report(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float, revert: str | None) -> int:
     board = dime.appointments
     now = runner.clock()
-    problems: list[str] = []
+    problems: list[str] = [revert] if revert else []
     rows = []
-    for person in PEOPLE:
-        events = outlook_events(graph, person)
+    plan_problems, planned_counts = calendar_problems(dime.board, graph, PEOPLE)
+    problems += plan_problems
+    for person, planned in zip(PEOPLE, planned_counts, strict=True):
+        events = [e for e in outlook_events(graph, person) if not is_ours(e)]  # the planner's are never imported
         reasons: Counter[str] = Counter()
         on_board = 0
         for event in events:
@@ -383,14 +504,14 @@ def report(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float
         healed = len({t.event_id for t in transactions if t.status is Status.SUCCEEDED and t.attempts > 1})
         still_failed = sum(1 for t in transactions if t.status is Status.FAILED)
         filtered = ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items())) or "-"
-        rows.append((person.name, len(events), on_board, filtered, healed, still_failed))
+        rows.append((person.name, len(events), on_board, filtered, planned, healed, still_failed))
     known = {appointment_guid(TENANT_ID, p.id, e["id"]) for p in PEOPLE for e in outlook_events(graph, p)}
     problems += [f"unknown appointment on the board: {guid}" for guid in sorted(set(board) - known)]
 
     headers = HEADERS
     table = [headers, *[tuple(str(c) for c in row) for row in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
-    say("\n4. Summary")
+    say("\n5. Summary")
     for i, row in enumerate(table):
         say(("   " + " | ".join(cell.ljust(widths[j]) for j, cell in enumerate(row))).rstrip())
         if i == 0:
@@ -404,16 +525,23 @@ def report(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float
         poisoned=poisoned,
         writes=dime.writes,
         appointments=len(board),
+        planned=len(dime.board.appointments),
+        events=sum(planned_counts),
+        publications=len(dime.board.delivered),
     )
     say("\n   " + summary)
-    say("   retried = events whose failed write was healed by the retry timer; failed = transactions still open.")
+    say("   planner's = the planner's appointments in that calendar; retried = events whose failed write was healed")
+    say("   by the retry timer; failed = transactions still open.")
     seconds = time.monotonic() - started
     if problems:
-        say(f"\nFAIL: the board does not match what the consent rules predict ({len(problems)} problem(s)):")
+        say(f"\nFAIL: the board or a calendar does not match what is expected ({len(problems)} problem(s)):")
         for problem in problems[:20]:
             say("   " + problem)
         return 1
-    say(f"\nOK: the board matches what each person's consent predicts, exactly ({seconds:.0f} s).")
+    say(
+        f"\nOK: the board matches what each person's consent predicts, and every calendar the plan, exactly "
+        f"({seconds:.0f} s)."
+    )
     return 0
 
 

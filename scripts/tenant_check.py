@@ -356,6 +356,133 @@ def _tracked_guid(ctx: Context) -> str:
     return guid
 
 
+# Dime.Scheduler -> Outlook ---------------------------------------------------------------------
+TAG_ID = (
+    "String {3c1f6a52-7d0e-4b9a-9f53-2f7d8e1b6a40} Name DimeSchedulerAppointment"  # shared/core/dime_to_outlook/tag.py
+)
+
+
+@check(
+    "a second POST /events with the same transactionId",
+    "dropped: 201 with the first event, or an error (FakeGraph duplicate_create plays both)",
+    lambda seen: seen in ("201 same event", "409", "400"),
+)
+def duplicate_transaction_id(ctx: Context) -> str:
+    tx = str(uuid.uuid4())
+    first = ctx.create_event("transactionId", transactionId=tx)
+    body = {
+        "subject": f"{PREFIX} transactionId again",
+        "start": {"dateTime": ctx.when.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": (ctx.when + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "transactionId": tx,
+    }
+    second = ctx.g().post(f"{ctx.user_path()}/events", json=body)
+    if second.status_code == 201 and second.json().get("id") != first["id"]:
+        ctx.cleanup(lambda: ctx.g().delete(f"{ctx.user_path()}/events/{quote(second.json()['id'], safe='')}"))
+        return "201 new event"
+    return "201 same event" if second.status_code == 201 else str(second.status_code)
+
+
+@check(
+    "our tag: $expand with $select on GET, and $filter on the extended property",
+    "expanded and found",
+    lambda seen: seen == "expanded and found",
+)
+def tag_expand_and_filter(ctx: Context) -> str:
+    value = f"{uuid.uuid4()}|tenant-check"
+    event = ctx.create_event("tagged", singleValueExtendedProperties=[{"id": TAG_ID, "value": value}])
+    expand = f"singleValueExtendedProperties($filter=id eq '{TAG_ID}')"
+    read = ctx.g().get(
+        f"{ctx.user_path()}/events/{quote(event['id'], safe='')}",
+        params={"$select": "id,subject,changeKey", "$expand": expand},
+    )
+    read.raise_for_status()
+    props = read.json().get("singleValueExtendedProperties") or []
+    expanded = any(p.get("value") == value for p in props)
+    text = f"singleValueExtendedProperties/any(ep: ep/id eq '{TAG_ID}' and ep/value eq '{value}')"
+    listed = ctx.g().get(f"{ctx.user_path()}/events", params={"$filter": text})
+    found = listed.status_code == 200 and [e.get("id") for e in listed.json().get("value", [])] == [event["id"]]
+    return (
+        f"{'expanded' if expanded else 'not expanded'} and {'found' if found else f'not found ({listed.status_code})'}"
+    )
+
+
+def _resource_no(ctx: Context) -> tuple[str, dict[str, Any]]:
+    listing = ctx.d().get("/resource")
+    listing.raise_for_status()
+    body = listing.json()
+    items = body if isinstance(body, list) else next((v for v in body.values() if isinstance(v, list)), [])
+    for item in items:
+        lowered = {str(k).lower(): v for k, v in item.items()}
+        if str(lowered.get("email") or "").lower() == ctx.resource_email.lower():
+            return str(lowered.get("resourceno")), lowered
+    raise Skipped(f"GET /resource lists no resource with e-mail {ctx.resource_email}")
+
+
+@check(
+    "GET /resource: exchangeIntegrationEnabled of the test resource",
+    "present, true or false",
+    lambda seen: seen in ("true", "false"),
+)
+def resource_exchange_flag(ctx: Context) -> str:
+    _, resource = _resource_no(ctx)
+    flag = resource.get("exchangeintegrationenabled")
+    return str(flag).lower() if flag is not None else "absent"
+
+
+@check(
+    "the shape of GET /appointment?startDate&endDate&resources",
+    "an array or {value: [...]}, PascalCase or camelCase (the parser reads all; FakeDime listing_shape)",
+    lambda seen: seen.split(",")[0] in ("array", "envelope"),
+)
+def appointment_listing_shape(ctx: Context) -> str:
+    number, _ = _resource_no(ctx)
+    start = (ctx.when - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (ctx.when + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listing = ctx.d().get("/appointment", params={"startDate": start, "endDate": end, "resources": [number]})
+    listing.raise_for_status()
+    body = listing.json()
+    items = body if isinstance(body, list) else body.get("value") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return "unknown: " + json.dumps(body)[:60]
+    shape = "array" if isinstance(body, list) else "envelope"
+    if not items:
+        return f"{shape}, empty"
+    keys = items[0].keys() if isinstance(items[0], dict) else []
+    style = "PascalCase" if "AppointmentGuid" in keys else "camelCase" if "appointmentGuid" in keys else "other"
+    return f"{shape}, {style}"
+
+
+@check(
+    "where the 201 of POST /webhooks/AppointmentCreated names the hook id",
+    "the Location header or the body (FakeDime hook_id_in plays location, body, both)",
+    lambda seen: seen in ("location", "body", "both"),
+)
+def hook_id_place(ctx: Context) -> str:
+    ctx.d()
+    body = {
+        "sourceApp": "TENANTCHECK",
+        "name": f"{PREFIX} hook",
+        "notificationURL": "https://example.invalid/api/dime/publications/created",
+        "resource": "Appointments",
+        "changeType": ["Create"],
+    }
+    created = ctx.d().post("/webhooks/AppointmentCreated", json=body)
+    created.raise_for_status()
+    location = created.headers.get("Location", "")
+    from_location = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
+    payload = created.json() if created.content and "json" in created.headers.get("content-type", "") else None
+    from_body = ""
+    if isinstance(payload, dict):
+        from_body = str(next((v for k, v in payload.items() if k.lower() in ("id", "hookid")), "") or "")
+    hook_id = from_location or from_body
+    if hook_id:
+        ctx.cleanup(lambda: ctx.d().delete(f"/webhooks/AppointmentCreated/{quote(hook_id, safe='')}"))
+    if from_location and from_body:
+        return "both"
+    return "location" if from_location else "body" if from_body else "none"
+
+
 # Running -------------------------------------------------------------------------------------
 @dataclass
 class Row:

@@ -27,8 +27,18 @@ SUBSCRIPTIONS_TABLE = "subscriptions"
 LINKS_TABLE = "links"
 TRANSACTIONS_TABLE = "transactions"
 SYNCSTATE_TABLE = "syncstate"
+EVENT_LINKS_TABLE = "eventlinks"  # Dime.Scheduler → Outlook: per appointment, and per (appointment, mailbox)
+HOOKS_TABLE = "dimehooks"  # the Dime.Scheduler webhook ids this app registered
 
-ALL_TABLES = (RESOURCES_TABLE, SUBSCRIPTIONS_TABLE, LINKS_TABLE, TRANSACTIONS_TABLE, SYNCSTATE_TABLE)
+ALL_TABLES = (
+    RESOURCES_TABLE,
+    SUBSCRIPTIONS_TABLE,
+    LINKS_TABLE,
+    TRANSACTIONS_TABLE,
+    SYNCSTATE_TABLE,
+    EVENT_LINKS_TABLE,
+    HOOKS_TABLE,
+)
 
 # The app setting (or setting prefix) that names the storage account for triggers and our clients.
 STORAGE_CONNECTION = "AzureWebJobsStorage"

@@ -60,6 +60,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", False, "10000", "lifetime asked for a Graph subscription (45-10000)"),
     Setting("RENEW_WITHIN_MINUTES", False, "1440", "the renewal timer renews subscriptions expiring within this"),
     Setting("DELETE_BREAKER_SHARE", False, "0.2", "delta/reconcile delete nothing if they would delete more (0-1)"),
+    Setting("DIME_EVENT_SHOW_AS", False, "busy", "show-as of the Outlook events written for planner appointments"),
+    Setting("DIME_OUTLOOK_EDITS", False, "revert", "a person's Outlook edit of a planner-owned event: revert or keep"),
+    Setting("DIME_CATEGORY_TIME_MARKER", False, "false", "also put the time marker's name into the categories"),
+    Setting("DIME_TIME_ZONE", False, "UTC", "zone of Dime.Scheduler date-times sent without an offset"),
+    Setting("DIME_RECONCILE_SCHEDULE", False, "0 15 3 * * *", "NCRONTAB of the Dime.Scheduler → Outlook reconcile"),
+    Setting("DIME_SOURCE_APPS", False, None, "source apps whose appointments reach Outlook (hook registration)"),
+    Setting("DIME_PUBLICATIONS_URL", False, None, "public HTTPS URL of /api/dime/publications, with ?code=<key>"),
+    Setting("DIME_WEBHOOK_USERNAME", False, None, "Basic user name Dime.Scheduler must send (optional)"),
+    Setting("DIME_WEBHOOK_PASSWORD", False, None, "Basic password Dime.Scheduler must send (with the user name)"),
     Setting(
         "CONSOLE_APPINSIGHTS_RESOURCE_ID",
         False,
@@ -122,6 +131,13 @@ class Settings:
     subscription_lifetime_minutes: int = 10000
     renew_within_minutes: int = 1440
     delete_breaker_share: float = 0.2
+    dime_event_show_as: str = "busy"
+    dime_outlook_edits: str = "revert"
+    dime_category_time_marker: bool = False
+    dime_time_zone: str = "UTC"
+    dime_source_apps: tuple[str, ...] = ()
+    dime_publications_url: str | None = None
+    dime_webhook_credentials: tuple[str, str] | None = None  # (user name, password) for Basic
     appinsights_resource_id: str | None = None
 
 
@@ -277,5 +293,44 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         subscription_lifetime_minutes=_int(env, "SUBSCRIPTION_LIFETIME_MINUTES", 45, 10000),
         renew_within_minutes=_int(env, "RENEW_WITHIN_MINUTES", 1, 10000),
         delete_breaker_share=_share(env, "DELETE_BREAKER_SHARE"),
+        dime_event_show_as=_choice(env, "DIME_EVENT_SHOW_AS", ("free", "tentative", "busy", "oof", "workingElsewhere")),
+        dime_outlook_edits=_choice(env, "DIME_OUTLOOK_EDITS", ("revert", "keep")),
+        dime_category_time_marker=_bool(env, "DIME_CATEGORY_TIME_MARKER"),
+        dime_time_zone=_zone(env, "DIME_TIME_ZONE"),
+        dime_source_apps=tuple(a.strip() for a in (_raw(env, "DIME_SOURCE_APPS") or "").split(",") if a.strip()),
+        dime_publications_url=_url(env, "DIME_PUBLICATIONS_URL", https_only=True)
+        if _raw(env, "DIME_PUBLICATIONS_URL")
+        else None,
+        dime_webhook_credentials=_credentials(env),
         appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = _required(env, name)
+    match = next((a for a in allowed if a.lower() == raw.lower()), None)
+    if match is None:
+        raise SettingsError(f"setting {name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return match
+
+
+def _zone(env: Mapping[str, str], name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    raw = _required(env, name)
+    if raw.upper() in ("UTC", "Z", "ETC/UTC"):
+        return "UTC"
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"setting {name} must be an IANA time zone such as Europe/Brussels, got {raw!r}") from None
+    return raw
+
+
+def _credentials(env: Mapping[str, str]) -> tuple[str, str] | None:
+    user, password = _raw(env, "DIME_WEBHOOK_USERNAME"), _raw(env, "DIME_WEBHOOK_PASSWORD")
+    if bool(user) != bool(password):
+        raise SettingsError("settings DIME_WEBHOOK_USERNAME and DIME_WEBHOOK_PASSWORD go together: set both or neither")
+    if user and password and len(password) < 16:
+        raise SettingsError("setting DIME_WEBHOOK_PASSWORD must be at least 16 characters long")
+    return (user, password) if user and password else None

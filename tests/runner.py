@@ -357,6 +357,8 @@ def runner_for(azurite: Any, graph: Any, dime: Any) -> LocalRunner:
         dime.base_url,
         NOTIFICATION_URL=runner.url("notifications"),
         LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
+        DIME_PUBLICATIONS_URL=runner.url("dime/publications"),
+        DIME_SOURCE_APPS="BC",
     )
     runner.services = build_services(env, clock=runner.clock)
     clean_storage(runner.services)

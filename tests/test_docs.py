@@ -24,7 +24,7 @@ def test_every_http_route_is_mentioned_in_the_readme():
 
 
 def _demo_sample() -> str:
-    start = README.index("Its output ends like this")
+    start = README.index("Its output ends like")
     block = README[README.index("```\n", start) + 4 :]
     return block[: block.index("```")]
 

@@ -31,8 +31,13 @@ param dimeApiKey string
 @description('GRAPH_CLIENT_SECRET: only when Graph is reached with an app registration and a secret.')
 param graphClientSecret string?
 
+@secure()
+@description('DIME_WEBHOOK_PASSWORD: only when Dime.Scheduler sends Basic credentials with its publications.')
+param dimeWebhookPassword string?
+
 // Secret names (Key Vault allows letters, digits and hyphens). main.bicep builds the references.
 var secretNames = {
+  dimeWebhookPassword: 'dime-webhook-password'
   clientState: 'client-state-secret'
   clientStatePrevious: 'client-state-secret-previous'
   dimeApiKey: 'dime-api-key'
@@ -112,3 +117,12 @@ resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 output name string = vault.name
 output vaultUri string = vault.properties.vaultUri
 output secretNames object = secretNames
+
+resource dimeWebhookPasswordResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(dimeWebhookPassword ?? '')) {
+  parent: vault
+  name: secretNames.dimeWebhookPassword
+  properties: {
+    value: dimeWebhookPassword!
+    contentType: 'text/plain'
+  }
+}

@@ -1,4 +1,4 @@
-// Stores the two URLs Graph calls, each with the function key in ?code=, as Key Vault secrets.
+// Stores the two URLs Graph calls (and the one Dime.Scheduler's hooks call), each with the function key in ?code=, as Key Vault secrets.
 // The key exists only after the code is published, so this module runs only when main.bicep is
 // given notificationFunctionKey (see docs/deploy.md, step 5). The app settings NOTIFICATION_URL and
 // LIFECYCLE_NOTIFICATION_URL always reference these secrets, so a later deployment without the key
@@ -31,6 +31,15 @@ resource lifecycleNotificationUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01'
   name: 'lifecycle-notification-url'
   properties: {
     value: 'https://${hostName}/api/lifecycle?code=${functionKey}'
+    contentType: 'text/plain'
+  }
+}
+
+resource dimePublicationsUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'dime-publications-url'
+  properties: {
+    value: 'https://${hostName}/api/dime/publications?code=${functionKey}'
     contentType: 'text/plain'
   }
 }

@@ -41,6 +41,8 @@ var tableNames = [
   'subscriptions'
   'links'
   'transactions'
+  'eventlinks'
+  'dimehooks'
   'syncstate'
 ]
 

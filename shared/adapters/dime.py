@@ -51,6 +51,51 @@ class DimeGateway:
             raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
         return _inner_content(result.data)
 
+    # Reads and hook registration for the Dime.Scheduler → Outlook direction ------------------
+
+    def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        return self._request(method, path, body=body, params=params)[0]
+
+    def _request(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, str]]:
+        """One REST call through the SDK's own client (API key header, retries honouring
+        Retry-After); the decoded JSON on 2xx, SyncError otherwise. The SDK has no accessor for
+        /webhooks, so all of these go through its dispatcher."""
+        from dimescheduler.dispatcher import Dispatcher
+
+        try:
+            result = Dispatcher(self._client._http).request(method, path, body=body, params=params)
+        except httpx.TimeoutException:
+            raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out") from None
+        except httpx.TransportError as error:
+            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
+        response = result.response
+        if not result.ok:
+            raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
+        return result.data, dict(response.headers)
+
+    def list_resources(self) -> Any:
+        """GET /resource: resourceNo, email, exchangeIntegrationEnabled of every resource."""
+        return self._call("GET", "/resource")
+
+    def list_appointments(self, start: str, end: str, resources: list[str]) -> Any:
+        """GET /appointment?startDate&endDate&resources=R1&resources=R2 (the answer's shape is unverified)."""
+        return self._call("GET", "/appointment", params={"startDate": start, "endDate": end, "resources": resources})
+
+    def create_hook(self, hook_type: str, body: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+        """POST /webhooks/<type>: the answer's body and headers (where the id is, is unverified)."""
+        return self._request("POST", f"/webhooks/{hook_type}", body=body)
+
+    def delete_hook(self, hook_type: str, hook_id: str) -> None:
+        from urllib.parse import quote
+
+        try:
+            self._call("DELETE", f"/webhooks/{hook_type}/{quote(hook_id, safe='')}")
+        except SyncError as error:
+            if "(404)" not in error.message:
+                raise
+
     def close(self) -> None:
         self._client.close()
 

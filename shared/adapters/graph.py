@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from shared.adapters.graph_subscriptions import SubscriptionCalls
+from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.transactions import ErrorCode, SyncError
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ DELTA_PAGE_SIZE = 100  # Prefer: odata.maxpagesize of delta pages
 DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})  # compared lower-cased (docs spell both)
 INSTANCES_PAGE_SIZE = 100  # $top of /instances and calendarView pages
 BATCH_LIMIT = 20  # members per $batch request
+# Every event read also returns our tag (if any), so both directions know our events at no cost.
+EXPAND_TAG = f"singleValueExtendedProperties($filter=id eq '{TAG_PROPERTY_ID}')"
 
 
 def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) -> Callable[[], AsyncTokenCredential]:
@@ -186,9 +189,49 @@ class GraphGateway(SubscriptionCalls):
         from msgraph.generated.users.item.events.item.event_item_request_builder import EventItemRequestBuilder
 
         builder = self._graph().users.by_user_id(mailbox).events.by_event_id(event_id)
-        query = EventItemRequestBuilder.EventItemRequestBuilderGetQueryParameters(select=EVENT_FIELDS)
+        query = EventItemRequestBuilder.EventItemRequestBuilderGetQueryParameters(
+            select=EVENT_FIELDS, expand=[EXPAND_TAG]
+        )
         info = builder.to_get_request_information(_config(query))
         return await self._send(mailbox, info, "event read")
+
+    async def create_event(self, mailbox: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST an event into the mailbox's default calendar (the body carries transactionId)."""
+        info = _json_request("POST", f"/users/{quote(mailbox, safe='')}/events", body)
+        created = await self._send(mailbox, info, "event create")
+        if not created or not isinstance(created.get("id"), str):
+            raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"Graph knows no mailbox {mailbox} to write into")
+        return created
+
+    async def find_tagged_event(self, mailbox: str, value: str) -> dict[str, Any] | None:
+        """The event carrying our tag with this value (GET /events?$filter on the extended property)."""
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        literal = value.replace("'", "''")  # OData string literal
+        text = f"singleValueExtendedProperties/any(ep: ep/id eq '{TAG_PROPERTY_ID}' and ep/value eq '{literal}')"
+        query = "&".join(
+            f"{name}={quote(v, safe='(),$')}"
+            for name, v in (("$filter", text), ("$select", ",".join(EVENT_FIELDS)), ("$expand", EXPAND_TAG))
+        )
+        info = RequestInformation(Method.GET, "{+baseurl}" + f"/users/{quote(mailbox, safe='')}/events?{query}", {})
+        found = await self._send(mailbox, info, "tagged event lookup") or {}
+        items = found.get("value") if isinstance(found.get("value"), list) else []
+        return items[0] if items else None
+
+    async def update_event(self, mailbox: str, event_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """PATCH an event; None when it no longer exists."""
+        path = f"/users/{quote(mailbox, safe='')}/events/{quote(event_id, safe='')}"
+        return await self._send(mailbox, _json_request("PATCH", path, body), "event update")
+
+    async def delete_event(self, mailbox: str, event_id: str) -> bool:
+        """DELETE an event; False when it was already gone."""
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        path = f"/users/{quote(mailbox, safe='')}/events/{quote(event_id, safe='')}"
+        info = RequestInformation(Method.DELETE, "{+baseurl}" + path, {})
+        return await self._send(mailbox, info, "event delete") is not None
 
     async def calendar_delta(
         self, mailbox: str, link: str | None, window: tuple[str, str] | None = None, page_size: int | None = None
@@ -270,11 +313,12 @@ class GraphGateway(SubscriptionCalls):
         if not 0 < len(event_ids) <= BATCH_LIMIT:
             raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(event_ids)}")
         user, select, prefer = quote(mailbox, safe=""), ",".join(EVENT_FIELDS), ", ".join(PREFER)
+        expand = quote(EXPAND_TAG, safe="(),=$'")
         members = [
             {
                 "id": str(number),
                 "method": "GET",
-                "url": f"/users/{user}/events/{quote(event_id, safe='')}?$select={select}",
+                "url": f"/users/{user}/events/{quote(event_id, safe='')}?$select={select}&$expand={expand}",
                 "headers": {"Prefer": prefer},
             }
             for number, event_id in enumerate(event_ids, 1)
@@ -334,6 +378,17 @@ def _graph_error_code(error: Any) -> str | None:
     """The Graph error code ("syncStateNotFound", ...) of an ODataError, when it has one."""
     code = getattr(getattr(error, "error", None), "code", None)
     return code if isinstance(code, str) else None
+
+
+def _json_request(method: str, path: str, body: dict[str, Any]) -> Any:
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.request_information import RequestInformation
+
+    info = RequestInformation(Method[method], "{+baseurl}" + path, {})
+    info.headers.try_add("Content-Type", "application/json")
+    info.headers.try_add("Accept", "application/json")
+    info.content = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    return info
 
 
 def _config(query: Any) -> Any:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.core.dime_to_outlook.tag import tag_of
+
 
 class EventFormatError(ValueError):
     """Graph returned an event we cannot read (a permanent problem for this event)."""
@@ -35,6 +37,7 @@ class Event:
     is_cancelled: bool
     type: str
     series_master_id: str | None = None  # occurrences and exceptions: the series they belong to
+    planner_tag: str | None = None  # our tag (Dime.Scheduler → Outlook wrote it), when read with $expand
 
     @property
     def is_private(self) -> bool:
@@ -157,4 +160,5 @@ def event_from_graph(document: dict[str, Any]) -> Event:
         is_cancelled=bool(document.get("isCancelled")),
         type=_text(document, "type"),
         series_master_id=document.get("seriesMasterId") if isinstance(document.get("seriesMasterId"), str) else None,
+        planner_tag=tag_of(document),
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.core.transaction_query import is_key_safe
+from shared.core.transactions import DIME_PARTITION
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, RESYNC_QUEUE
 
 UNKNOWN_MAILBOX = "unknown"
@@ -54,15 +55,21 @@ def describe_poison(queue: str, body: bytes) -> PoisonedMessage:
         return PoisonedMessage(queue, UNKNOWN_MAILBOX, direction, operation, None, None, payload, fingerprint, False)
     mailbox = _text(message, "mailboxId")
     mailbox = mailbox.lower() if mailbox and is_key_safe(mailbox) else UNKNOWN_MAILBOX
+    guid = _text(message, "appointmentGuid")
     if queue == NOTIFICATIONS_QUEUE:
         operation = "delete" if message.get("changeType") == "deleted" else "upsert"
+    if queue == PUBLICATIONS_QUEUE:  # {"change", "publication": {"guid", ...}}: about an appointment
+        mailbox = DIME_PARTITION
+        publication = message.get("publication")
+        guid = _text(publication, "guid") if isinstance(publication, dict) else None
+        operation = "delete" if message.get("change") == "deleted" else "upsert"
     return PoisonedMessage(
         queue=queue,
         mailbox_id=mailbox,
         direction=direction,
         operation=operation,
         event_id=_text(message, "eventId"),
-        appointment_guid=_text(message, "appointmentGuid"),
+        appointment_guid=guid,
         payload={"queue": queue, "message": message},
         fingerprint=fingerprint,
         readable=True,

@@ -8,6 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# The partition of transactions about a Dime.Scheduler appointment rather than one mailbox (a rejected
+# publication, a publication that failed before reaching a calendar).
+DIME_PARTITION = "dime-scheduler"
+
 
 class Status(StrEnum):
     PENDING = "pending"
@@ -33,6 +37,8 @@ class ErrorCode(StrEnum):
     DIME_RESOURCE_UNKNOWN = "DIME_RESOURCE_UNKNOWN"
     POISON_MESSAGE = "POISON_MESSAGE"
     CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
+    PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"
+    PUBLICATION_INVALID = "PUBLICATION_INVALID"
 
     @property
     def transient(self) -> bool:

@@ -2,7 +2,8 @@
 
 Senders: lifecycle handling (`missed`, `subscriptionRemoved`), a new subscription, an
 administrator (POST .../resources/{mailbox}/resync), and reconcile itself when a pass must
-continue (reason "reconcile-continue").
+continue (reason "reconcile-continue"). `onboarded` also backfills the planner's appointments
+into the new person's calendar (Dime.Scheduler → Outlook).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from shared.usecases.webhook import HttpAnswer
 log = logging.getLogger(__name__)
 
 ADMIN_REASON = "admin"
+ONBOARDED = "onboarded"
 
 
 async def resync(
@@ -42,12 +44,28 @@ async def resync(
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     if reason == RECONCILE_CONTINUE:
         return await reconcile_mailbox(services, resource, reason, budget)
+    if reason == ONBOARDED:
+        await backfill_planner_appointments(services, resource.email)
     if not resource.consent.enabled:
         # A disabled mailbox's appointments leave the board: a reconcile pass from the start,
         # whose decision (mailbox-disabled) deletes every linked one. Delta would read nothing.
         await asyncio.to_thread(state_store(services).restart_reconcile, mailbox_id, services.clock())
         return await reconcile_mailbox(services, resource, reason, budget)
     return await delta_mailbox(services, resource, reason, budget)
+
+
+async def backfill_planner_appointments(services: Services, email: str) -> None:
+    """A newly onboarded person gets the planner's appointments of the window now (the
+    Dime.Scheduler reconcile for that e-mail). A failure is logged: the nightly reconcile
+    carries the backfill out anyway, and the Outlook → Dime.Scheduler backfill must not wait."""
+    from shared.core.transactions import SyncError
+    from shared.usecases.dime_reconcile import run_dime_reconcile
+
+    try:
+        await run_dime_reconcile(services, only_emails={email.lower()})
+    except SyncError as error:
+        log.warning("backfill of the planner's appointments for %s failed (%s); the reconcile timer retries", email,
+                    error.code.value)  # fmt: skip
 
 
 async def request_resync(

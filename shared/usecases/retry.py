@@ -1,7 +1,8 @@
 """Retrying failed transactions: the timer (automatic, transient codes, backoff) and the admin API.
 
 A retry runs the same use case as the first attempt: a notification payload goes through
-`apply_notification` again (idempotent: deterministic GUIDs, links written after the write);
+`apply_notification` again, a publication through `apply_publication` (idempotent: deterministic
+GUIDs and transactionIds, links written after the write);
 a message of another queue is sent back to that queue, whose own function then runs it (if it
 poisons again, the poison handler reopens this transaction). Success turns the row into
 `succeeded` (the failure index row is removed, the error fields are cleared); failure counts an
@@ -21,7 +22,7 @@ from typing import Any
 from shared.adapters.transactions_store import TransactionStore, transaction_store
 from shared.core.backoff import is_due, next_attempt_at
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
-from shared.names import NOTIFICATIONS_QUEUE, TRIGGER_QUEUES
+from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES
 from shared.services import Services
 from shared.usecases.poison import REQUEUED
 
@@ -100,6 +101,13 @@ async def retry_transaction(
             if outcome.error is not None:
                 raise outcome.error
             reason = f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
+        elif queue == PUBLICATIONS_QUEUE and isinstance(payload.get("message"), dict):
+            from shared.usecases.place_appointment import apply_publication
+
+            placed = await apply_publication(payload["message"], services, record_failures=False)
+            if placed.error is not None:
+                raise placed.error
+            reason = "retried: " + (placed.skipped or ", ".join(sorted({d.reason for d in placed.decisions.values()})))
         else:
             await asyncio.to_thread(_requeue, services, queue, payload)
             reason = REQUEUED + queue

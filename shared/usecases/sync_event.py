@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DIME_ORIGIN = "dime"  # a link whose event this app wrote for a planner appointment
 MAX_RACES = 3
 
 
@@ -243,6 +244,14 @@ async def _execute(
         event = event_from_graph(current) if current is not None else None
     except EventFormatError as error:
         raise SyncError(ErrorCode.EVENT_UNREADABLE, str(error)) from None
+    if (link is not None and link.origin == DIME_ORIGIN) or (event is not None and event.planner_tag):
+        # An event this app wrote for a planner appointment: never imported (no loop), an echo
+        # costs no write, a person's edit follows DIME_OUTLOOK_EDITS.
+        from shared.usecases.place_appointment import planner_owned
+
+        decision = await planner_owned(services, resource, event_id, event, link)
+        log.info("event %s of %s: %s (%s)", event_id[-12:], resource.object_id, decision.action.value, decision.reason)
+        return decision
     guid = link.appointment_guid if link else appointment_guid(settings.graph_tenant_id, resource.object_id, event_id)
     appointment = (
         appointment_for(event, guid, resource.email, private_details=settings.sync_private_details) if event else None
@@ -266,6 +275,9 @@ async def _execute(
     try:
         if decision.action is Action.UPSERT:
             assert appointment is not None and event is not None
+            if link is None:
+                # Before Dime.Scheduler may publish it: this appointment is never written back.
+                await asyncio.to_thread(_mark_outlook_origin, services, guid)
             known_id = link.appointment_id if link else None
             answer = await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment, known_id)])
             fresh = Link(
@@ -359,6 +371,12 @@ async def apply_notification(message: dict[str, Any], services: Services, *, rec
             return Outcome(Decision(Action.SKIP, "failed"), error)
         await asyncio.to_thread(record_failure, services, change, error, message)
         return Outcome(Decision(Action.SKIP, "failed"), error)
+
+
+def _mark_outlook_origin(services: Services, guid: str) -> None:
+    from shared.adapters.event_links_store import EventLinkStore
+
+    EventLinkStore(services.store).mark_outlook_origin(guid)
 
 
 def record_failure(services: Services, change: ChangeNotification, error: SyncError, payload: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Convergence under injected faults: whatever happens on the way, the board ends up exactly right.
+"""Convergence under injected faults, both ways: the board and the calendars end up exactly right.
 
 Twenty mailboxes are onboarded through the real admin API (default consent). Then hundreds of
 random creates, edits (subject, time, show-as, sensitivity, cancellation, out of the window and
@@ -14,11 +14,20 @@ series, moved and cancelled instances, deleted series: notified on the master on
   functions run per host.json (concurrent batches, dequeue count, poison queues), and the delta
   timer fires now and then, faults or not.
 
+At the same time a planner plans, moves, edits, reassigns and deletes appointments on the fake
+planning board, which publishes them to the app's registered hooks (twice each, shuffled, 10% lost
+on the way and retried by its own retry job), and people move or delete the planner's events in
+Outlook (reverted: DIME_OUTLOOK_EDITS=revert).
+
 Then the faults stop, the clock moves past every backoff, and the timers run once: retry, then
-delta. The board must equal, exactly, the set of consented events (busy/tentative/oof/
-workingElsewhere show-as; normal/personal sensitivity; not cancelled; every instance of a series,
-never its master; inside the sync window): one appointment per event under its deterministic GUID with the current
-subject, start and end; nothing else.
+delta, then the Dime.Scheduler reconcile. The board must equal, exactly, the set of consented
+personal events (busy/tentative/oof/workingElsewhere show-as; normal/personal sensitivity; not
+cancelled; every instance of a series, never its master; inside the sync window): one
+appointment per event under its deterministic GUID with the current subject, start and end;
+nothing else, and none of the planner's own events. Each calendar must hold exactly one event per
+planned appointment assigned to the person, with the planner's subject, start and end. A second
+pass of every timer then writes nothing on either side (no ping-pong), and the Graph writes the
+app made are bounded by the changes it had to carry.
 
 Replay a run: CONVERGENCE_SEED=<seed> (printed on failure). Size: CONVERGENCE_EVENTS (number of
 operations, default 300).
@@ -34,9 +43,11 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.ids import appointment_guid
 from tests.conftest import DIME_API_KEY, TENANT_ID
 from tests.fakes import FakeDime, FakeGraph
+from tests.fakes.dime_board import PlanningBoard
 from tests.runner import runner_for
 
 SEED = int(os.environ.get("CONVERGENCE_SEED") or random.SystemRandom().randrange(1, 1_000_000))
@@ -45,6 +56,7 @@ MAILBOXES = 20
 GRAPH_FAULT_RATE = 0.2
 DIME_FAULT_RATE = 0.1
 DROP_RATE = 0.05
+PLANNER_SHARE = 0.3  # of the operations: planner actions and Outlook edits of planner events
 
 CONSENTED_SHOW_AS = {"busy", "tentative", "oof", "workingElsewhere"}
 CONSENTED_SENSITIVITY = {"normal", "personal"}
@@ -183,6 +195,8 @@ def expected_board(graph: FakeGraph, people: list[dict[str, Any]], now: datetime
         for item in graph.events(person["id"]):  # singles and series masters
             listed.extend(graph.instances(person["id"], item["id"]) if item["type"] == "seriesMaster" else [item])
         for event in listed:
+            if is_ours(event):
+                continue  # the planner's events are never imported
             assert event["start"]["timeZone"] == "UTC"  # Calendar creates every event in UTC
             start = datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC)
             end = datetime.fromisoformat(event["end"]["dateTime"][:19]).replace(tzinfo=UTC)
@@ -203,6 +217,120 @@ def expected_board(graph: FakeGraph, people: list[dict[str, Any]], now: datetime
                 "ResourceEmail": person["mail"],
             }
     return expected
+
+
+def is_ours(event: dict[str, Any]) -> bool:
+    return any(p["id"] == TAG_PROPERTY_ID for p in event.get("singleValueExtendedProperties", []))
+
+
+class Planner:
+    """Random planning-board activity (and people fiddling with the planner's events in Outlook)."""
+
+    def __init__(self, board: PlanningBoard, graph: FakeGraph, people: list[dict[str, Any]], rng: random.Random):
+        self.board, self.graph, self.people, self.rng = board, graph, people, rng
+        self.today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.counts = {
+            "plan": 0,
+            "move": 0,
+            "edit": 0,
+            "reassign": 0,
+            "delete": 0,
+            "outlook-move": 0,
+            "outlook-delete": 0,
+        }
+        self.resource_changes = 0  # (appointment, resource) placements each action touches
+
+    def _times(self) -> tuple[datetime, datetime]:
+        start = self.today + timedelta(days=self.rng.randint(-10, 60), hours=self.rng.randint(6, 17))
+        return start, start + timedelta(minutes=self.rng.choice([30, 60, 120, 240]))
+
+    def _resources(self) -> list[str]:
+        return [f"R{n}" for n in self.rng.sample(range(len(self.people)), self.rng.choice([1, 1, 1, 2]))]
+
+    def step(self) -> None:
+        rng, board = self.rng, self.board
+        planned = list(board.appointments)
+        roll = rng.random()
+        if not planned or roll < 0.35:
+            start, end = self._times()
+            resources = self._resources()
+            board.plan(f"Order {rng.randrange(10_000)}", start, end, resources, body="Planned work")
+            self.counts["plan"] += 1
+            self.resource_changes += len(resources)
+            return
+        guid = rng.choice(planned)
+        current = len(board.appointments[guid].resources)
+        if roll < 0.5:
+            start, end = self._times()
+            board.update(guid, start=start, end=end)
+            self.counts["move"] += 1
+            self.resource_changes += current
+        elif roll < 0.6:
+            board.update(guid, subject=f"Order {rng.randrange(10_000)} (changed)")
+            self.counts["edit"] += 1
+            self.resource_changes += current
+        elif roll < 0.72:
+            resources = self._resources()
+            board.update(guid, resources=resources)
+            self.counts["reassign"] += 1
+            self.resource_changes += current + len(resources)
+        elif roll < 0.82:
+            board.delete(guid)
+            self.counts["delete"] += 1
+            self.resource_changes += current
+        else:
+            self.fiddle()
+
+    def fiddle(self) -> None:
+        """A person moves or deletes one of the planner's events in Outlook."""
+        person = self.rng.choice(self.people)
+        mine = [e for e in self.graph.events(person["id"]) if is_ours(e)]
+        if not mine:
+            return
+        event = self.rng.choice(mine)
+        if self.rng.random() < 0.7:
+            start = self.today + timedelta(days=self.rng.randint(0, 30), hours=20)
+            self.graph.update_event(
+                person["id"],
+                event["id"],
+                start=start.replace(tzinfo=None),
+                end=(start + timedelta(hours=1)).replace(tzinfo=None),
+            )
+            self.counts["outlook-move"] += 1
+        else:
+            self.graph.delete_event(person["id"], event["id"])
+            self.counts["outlook-delete"] += 1
+        self.resource_changes += 1
+
+
+def calendar_differences(board: PlanningBoard, graph: FakeGraph, people: list[dict[str, Any]]) -> list[str]:
+    """Every calendar holds exactly one event per planned appointment assigned to its person."""
+    problems = []
+    for n, person in enumerate(people):
+        wanted = {guid: p for guid, p in board.appointments.items() if f"R{n}" in p.resources}
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for event in graph.events(person["id"]):
+            if is_ours(event):
+                tag = next(p["value"] for p in event["singleValueExtendedProperties"] if p["id"] == TAG_PROPERTY_ID)
+                seen.setdefault(tag.split("|")[0], []).append(event)
+        for guid in sorted(set(seen) - set(wanted)):
+            problems.append(f"extra in {person['mail']}: {guid} {[e['subject'] for e in seen[guid]]}")
+        for guid, planned in sorted(wanted.items()):
+            events = seen.get(guid, [])
+            if len(events) != 1:
+                problems.append(f"{len(events)} events in {person['mail']} for {guid} ({planned.subject})")
+                continue
+            event = events[0]
+            start = datetime.fromisoformat(event["start"]["dateTime"][:19]).replace(tzinfo=UTC)
+            end = datetime.fromisoformat(event["end"]["dateTime"][:19]).replace(tzinfo=UTC)
+            if (event["subject"], start, end) != (planned.subject, planned.start, planned.end):
+                want = (planned.subject, planned.start, planned.end)
+                problems.append(f"stale in {person['mail']}: {guid} {(event['subject'], start, end)} vs {want}")
+    return problems
+
+
+def graph_event_writes(graph: FakeGraph) -> int:
+    return sum(1 for r in graph.requests if r.method in ("POST", "PATCH", "DELETE") and "/events" in r.path)
 
 
 def board_differences(expected: dict[str, dict[str, str]], board: dict[str, dict[str, str]]) -> list[str]:
@@ -247,29 +375,39 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
         notify_reorder=True,
         notify_batch_size=rng.choice([1, 3, 20]),
     )
-    with graph, FakeDime(api_key=DIME_API_KEY) as dime:
+    board = PlanningBoard(duplicates=2, reorder=True, seed=seed, fail_rate=0.1)
+    with graph, FakeDime(api_key=DIME_API_KEY, board=board) as dime:
         runner = runner_for(azurite, graph, dime)
         with runner:
             people = [
                 graph.add_user(mail=f"tech{n}@contoso.com", upn=f"tech{n}@contoso.onmicrosoft.com")
                 for n in range(MAILBOXES)
             ]
-            for person in people:
+            for n, person in enumerate(people):
                 status, body = runner.request("PUT", f"manage/resources/{person['userPrincipalName']}")
                 assert status == 201, body
+                board.add_resource(f"R{n}", person["mail"])
             runner.drain()  # the onboarding resyncs (empty calendars)
             assert len(graph.subscriptions()) == MAILBOXES
+            assert runner.request("PUT", "manage/dime/hooks")[0] == 201
 
             graph.fault_rate(GRAPH_FAULT_RATE, statuses=(429, 503), seed=seed)
             dime.fault_rate(DIME_FAULT_RATE, statuses=(500, 502, 503), seed=seed + 1)
             calendar = Calendar(graph, people, rng)
+            planner = Planner(board, graph, people, rng)
             done = 0
             while done < OPERATIONS:
                 burst = min(OPERATIONS - done, rng.randint(5, 40))
                 for _ in range(burst):
-                    calendar.step()
+                    if rng.random() < PLANNER_SHARE:
+                        planner.step()
+                    else:
+                        calendar.step()
                 done += burst
+                board.flush()
                 graph.flush_notifications()
+                runner.drain()
+                graph.flush_notifications()  # the notifications of the app's own writes
                 runner.drain()
                 if rng.random() < 0.15:
                     try:
@@ -277,24 +415,69 @@ def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, s
                     except Exception as error:  # the host logs a failed timer run and carries on
                         print(f"delta timer under faults: {type(error).__name__}: {error}")
                     runner.drain()
+                if rng.random() < 0.2:
+                    board.retry_deliveries()
+                    runner.drain()
+            board.flush()
             graph.flush_notifications()
             runner.drain()
 
             graph.clear_faults()
             dime.clear_faults()
+            board.fail_rate = 0.0
             runner.clock.advance(timedelta(hours=7))  # past every backoff (capped at 6 h)
+            board.retry_deliveries()
+            runner.drain()
             runner.fire("retry_failed")
+            runner.drain()
+            graph.flush_notifications()
             runner.drain()
             runner.fire("delta_timer")
             runner.drain()
+            runner.fire("dime_reconcile_timer")
+            runner.drain()
+            graph.flush_notifications()
+            runner.drain()
 
             expected = expected_board(graph, people, runner.clock())
-            board = dime.appointments
-            problems = board_differences(expected, board)
+            problems = board_differences(expected, dime.appointments)
+            problems += calendar_differences(board, graph, people)
             queue_runs = {q: (r.succeeded, r.failed, r.poisoned) for q, r in runner.drained.runs.items() if r.failed}
+            if problems and os.environ.get("CONVERGENCE_DEBUG"):
+                from shared.adapters.event_links_store import EventLinkStore
+
+                guid = problems[0].split(" for ")[-1].split(" ")[0]
+                print("STATE", EventLinkStore(runner.services.store).read(guid))
+                for t in runner.services.store.transactions_of("dime-scheduler"):
+                    print("TX-D", t)
+                for p in people:
+                    for t in runner.services.store.transactions_of(p["id"]):
+                        if t.appointment_guid == guid:
+                            print("TX", t)
+                print("PLANNED", board.appointments.get(guid))
             assert not problems, (
-                f"board differs from Outlook (replay: CONVERGENCE_SEED={seed} CONVERGENCE_EVENTS={OPERATIONS}); "
+                f"board or calendars differ (replay: CONVERGENCE_SEED={seed} CONVERGENCE_EVENTS={OPERATIONS}); "
                 f"{len(problems)} problem(s), first ones:\n" + "\n".join(problems[:15]) + f"\nfailures: {queue_runs}"
             )
             assert calendar.counts["delete"] > 0 and calendar.counts["edit"] > 0 and calendar.counts["series"] > 0
+            assert planner.counts["plan"] > 0 and planner.counts["reassign"] + planner.counts["move"] > 0
             assert len(expected) > 0 and len(expected) < sum(len(graph.events(p["id"])) for p in people)
+
+            # No ping-pong: the app's Graph writes are bounded by the placements it had to change
+            # (x2: a reassignment or a PATCH that finds the event gone is a delete plus a create,
+            # and a write whose answer a fault swallowed is sent again), and a second pass of
+            # every timer, with nothing changed, writes nothing anywhere.
+            writes = graph_event_writes(graph)  # the app's REST writes (people act through the fake's helpers)
+            placements = planner.resource_changes
+            print(
+                f"planner {planner.counts}; app's Graph event writes (incl. faulted) {writes}; placements {placements}"
+            )
+            assert writes <= 2 * placements + 4 * int(GRAPH_FAULT_RATE * placements) + 10
+            graph.reset_requests()
+            dime.reset_calls()
+            for timer in ("retry_failed", "delta_timer", "reconcile_timer", "dime_reconcile_timer"):
+                runner.fire(timer)
+                runner.drain()
+            graph.flush_notifications()
+            runner.drain()
+            assert graph_event_writes(graph) == 0 and dime.writes == 0

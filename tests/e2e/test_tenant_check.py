@@ -31,6 +31,8 @@ def tenant_check():
 def test_every_check_agrees_with_the_fakes_and_cleans_up(tenant_check, options):
     with FakeGraph(seed=3, **options) as graph, FakeDime(api_key="key") as dime:
         person = graph.add_user(upn="check@contoso.com", mail="check@contoso.com")
+        dime.board.add_resource("R-CHECK", "check@contoso.com")
+        dime.board.plan("Listed", tenant_check.Context(None, "").when, tenant_check.Context(None, "").when, ["R-CHECK"])
         ctx = tenant_check.Context(
             graph=httpx.Client(
                 base_url=graph.base_url, headers={"Authorization": "Bearer t", "Prefer": tenant_check.PREFER}
@@ -48,6 +50,7 @@ def test_every_check_agrees_with_the_fakes_and_cleans_up(tenant_check, options):
         assert observed["body of a single event in a delta item"] == (options.get("delta_body") or "absent")
         assert graph.events(person["id"]) == []  # everything it created is gone again
         assert dime.appointments == {}
+        assert dime.board.hooks == {}  # the hook check removed its hook
         table = tenant_check.table(rows)
         assert table.splitlines()[0].startswith("behaviour") and len(table.splitlines()) == len(rows) + 2
 

@@ -15,6 +15,9 @@ Deliberate choices:
   changed the board (exactly the case idempotent retries must survive).
 * The REST ``/appointment`` routes keep their own store (``rest_appointments``), separate from the
   board the Exchange procedures write.
+* The planning board (``dime.board``, ``tests/fakes/dime_board.py``) plans appointments, publishes
+  them to registered hooks and connectors, and serves ``GET /resource``, ``GET /appointment``
+  (its planned appointments, before the REST store's) and the ``/webhooks`` routes.
 
 What the Exchange import enforces (dimescheduler.md "The Exchange import procedures"):
 
@@ -38,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
+from .dime_board import PlanningBoard
 
 __all__ = ["DELETE", "UPSERT", "FakeDime"]
 
@@ -88,6 +92,7 @@ class FakeDime(LoopbackServer):
         api_key: str = "test-api-key",
         known_resources: Iterable[str] | None = None,
         envelope_keys: str = "camel",
+        board: PlanningBoard | None = None,
     ) -> None:
         """
         Args:
@@ -111,6 +116,7 @@ class FakeDime(LoopbackServer):
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.writes: int = 0
         self.requests: list[RecordedRequest] = []
+        self.board = board or PlanningBoard()
 
     def __enter__(self) -> FakeDime:
         return self.start()  # type: ignore[return-value]
@@ -201,6 +207,11 @@ class FakeDime(LoopbackServer):
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
             return _message(fault.status, f"Injected fault {fault.status}.", headers)
         route = request.path.lower().rstrip("/")
+        served = self.board.route(request, route)
+        if served is not None:
+            if route == "/appointment" and isinstance(served.body, list):
+                served.body = served.body + self._rest_list(request).body  # the REST store's too
+            return served
         with self._lock:
             refuse, self._success_false = self._success_false > 0, max(0, self._success_false - 1)
         if refuse and route == "/import":

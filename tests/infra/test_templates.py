@@ -47,6 +47,8 @@ SECRET_SETTINGS = {
     "DIME_API_KEY",
     "GRAPH_CLIENT_SECRET",
     "NOTIFICATION_URL",  # carries the function key in ?code=
+    "DIME_PUBLICATIONS_URL",  # likewise
+    "DIME_WEBHOOK_PASSWORD",
     "LIFECYCLE_NOTIFICATION_URL",
 }
 
@@ -563,7 +565,7 @@ def test_graph_app_role_ids_are_correct():
 def test_graph_roles_granted_to_the_identity():
     code = read(MODULES / "graph-permissions.bicep")
     grants = resource_blocks(code, "Microsoft.Graph/appRoleAssignedTo")
-    assert len(grants) == 2
+    assert len(grants) == 2  # exactly what the code uses: no MailboxSettings.Read (times are asked in UTC)
     role_refs = set()
     for _, block in grants:
         assert re.search(r"principalId:\s*principalId\b", block)

@@ -18,7 +18,8 @@ Deliberate choices (documented so nobody mistakes them for Graph facts):
   the Python accessors (``get_event``/``events``) always include them when present.
 
 Layout: ``common`` (constants, time helpers, records), ``base`` (state, users, rendering, faults,
-HTTP entry), and one mixin per concern: ``events``, ``series``, ``delta``, ``batch``, ``subscriptions``.
+HTTP entry), and one mixin per concern: ``events``, ``tagged`` (duplicate creates, lookups by
+extended property), ``series``, ``delta``, ``batch``, ``subscriptions``.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ from .delta import DeltaMixin
 from .events import EventsMixin
 from .series import SeriesMixin
 from .subscriptions import SubscriptionsMixin
+from .tagged import TaggedEventsMixin
 
 __all__ = ["WINDOWS_TIME_ZONES", "Delivery", "FakeGraph"]
 
 
-class FakeGraph(EventsMixin, SeriesMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBase):
+class FakeGraph(TaggedEventsMixin, EventsMixin, SeriesMixin, DeltaMixin, BatchMixin, SubscriptionsMixin, GraphBase):
     """A loopback Graph v1.0 for users, events, calendarView delta, ``$batch`` and subscriptions.
 
     Start it per test (``with FakeGraph() as graph:``), point the client at ``graph.base_url``.

@@ -1,0 +1,131 @@
+"""The `eventlinks` table: Dime.Scheduler → Outlook state, one partition per appointment.
+
+PartitionKey = appointment GUID; RowKey `~appointment` holds the `AppointmentState` (last applied
+publication, LastModifiedDate, tombstone, Outlook origin, unmatched resources), and one row per
+mailbox (RowKey = mailbox object id) holds its `EventLink`. Everything about one appointment is
+therefore one partition query. Writes are etag-conditional (ConcurrentUpdate on a lost race).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from shared.adapters.tables import ConcurrentUpdate, _conditional
+from shared.core.dime_to_outlook.links import AppointmentState, EventLink
+from shared.names import EVENT_LINKS_TABLE
+
+if TYPE_CHECKING:
+    from shared.adapters.tables import StateStore
+
+STATE_ROW = "~appointment"
+
+
+class EventLinkStore:
+    def __init__(self, store: StateStore) -> None:
+        self._table = store.table(EVENT_LINKS_TABLE)
+
+    def read(self, guid: str) -> tuple[AppointmentState | None, dict[str, EventLink]]:
+        state: AppointmentState | None = None
+        links: dict[str, EventLink] = {}
+        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": guid}):
+            if entity["RowKey"] == STATE_ROW:
+                state = _state_from(entity)
+            else:
+                link = _link_from(entity)
+                links[link.mailbox_id] = link
+        return state, links
+
+    def save_state(self, state: AppointmentState) -> AppointmentState:
+        return replace(state, etag=self._save(_state_entity(state), state.etag))
+
+    def save_link(self, link: EventLink) -> EventLink:
+        return replace(link, etag=self._save(_link_entity(link), link.etag))
+
+    def mark_outlook_origin(self, guid: str) -> None:
+        """The Outlook → Dime.Scheduler path created this appointment: never write it back."""
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": guid, "RowKey": STATE_ROW, "OutlookOrigin": True}
+        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def links(self) -> Iterator[EventLink]:
+        for entity in self._table.query_entities("RowKey ne @row", parameters={"row": STATE_ROW}):
+            yield _link_from(entity)
+
+    def states(self) -> Iterator[AppointmentState]:
+        for entity in self._table.query_entities("RowKey eq @row", parameters={"row": STATE_ROW}):
+            yield _state_from(entity)
+
+    def _save(self, entity: dict[str, Any], etag: str | None) -> str | None:
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        try:
+            if etag is None:
+                metadata = self._table.create_entity(entity)
+            else:
+                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, **_conditional(etag))
+        except (ResourceExistsError, ResourceModifiedError) as error:
+            raise ConcurrentUpdate(str(error)) from error
+        return metadata.get("etag")
+
+
+def _state_entity(state: AppointmentState) -> dict[str, Any]:
+    return {
+        "PartitionKey": state.guid,
+        "RowKey": STATE_ROW,
+        "LastModified": state.last_modified or "",
+        "Deleted": state.deleted,
+        "Publication": json.dumps(state.publication, separators=(",", ":")) if state.publication else "",
+        "OutlookOrigin": state.outlook_origin,
+        "Unmatched": json.dumps([list(u) for u in state.unmatched]),
+        "UpdatedAt": state.updated_at or "",
+    }
+
+
+def _state_from(entity: Any) -> AppointmentState:
+    publication = entity.get("Publication") or ""
+    return AppointmentState(
+        guid=entity["PartitionKey"],
+        last_modified=entity.get("LastModified") or None,
+        deleted=bool(entity.get("Deleted", False)),
+        publication=json.loads(publication) if publication else None,
+        outlook_origin=bool(entity.get("OutlookOrigin", False)),
+        unmatched=tuple(tuple(u) for u in json.loads(entity.get("Unmatched") or "[]")),  # type: ignore[misc]
+        updated_at=entity.get("UpdatedAt") or None,
+        etag=entity.metadata.get("etag"),
+    )
+
+
+def _link_entity(link: EventLink) -> dict[str, Any]:
+    return {
+        "PartitionKey": link.appointment_guid,
+        "RowKey": link.mailbox_id,
+        "Resource": link.resource,
+        "ResourceEmail": link.resource_email,
+        "EventId": link.event_id or "",
+        "Generation": link.generation,
+        "SentHash": link.sent_hash or "",
+        "Start": link.start or "",
+        "SyncedAt": link.synced_at,
+        "Dismissed": link.dismissed,
+    }
+
+
+def _link_from(entity: Any) -> EventLink:
+    return EventLink(
+        appointment_guid=entity["PartitionKey"],
+        mailbox_id=entity["RowKey"],
+        resource=entity.get("Resource", ""),
+        resource_email=entity.get("ResourceEmail", ""),
+        event_id=entity.get("EventId") or None,
+        generation=int(entity.get("Generation", 0)),
+        sent_hash=entity.get("SentHash") or None,
+        start=entity.get("Start") or None,
+        synced_at=entity.get("SyncedAt", ""),
+        dismissed=bool(entity.get("Dismissed", False)),
+        etag=entity.metadata.get("etag"),
+    )

@@ -1,0 +1,1 @@
+"""The Dime.Scheduler → Outlook direction's pure core: publications, Outlook events, the decision."""

@@ -1,0 +1,489 @@
+"""Bringing one Dime.Scheduler appointment to Outlook: read, decide, execute, remember.
+
+The mirror of `sync_event` (Outlook → Dime.Scheduler). Every path that learns of a planner change
+ends here: the publication worker, the reconcile timer, retries, and the Outlook → Dime.Scheduler
+path when a person edited a planner-owned event (`planner_owned`). Order matters as on the other
+side: Graph's write first, the links only after Graph accepted it, so a failure is retried
+instead of forgotten, and a retried create carries the same transactionId (Graph drops it).
+
+Per appointment: the eligible assigned resources each get one Outlook event; the others' events
+are deleted. Per (appointment, mailbox) the decision is create / PATCH (only when what we would
+send changed) / delete / skip, with a reason; every Graph write is a transaction `dime-to-outlook`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.core.decision import Action, Decision
+from shared.core.dime_to_outlook.decision import appointment_refusal, decide_event
+from shared.core.dime_to_outlook.eligibility import (
+    DimeResource,
+    directory_entry,
+    email_of,
+    refusal,
+    resources_from_listing,
+)
+from shared.core.dime_to_outlook.links import AppointmentState, EventLink
+from shared.core.dime_to_outlook.outlook_event import (
+    desired_hash,
+    event_body,
+    same_content,
+    stored_hash,
+    transaction_id,
+)
+from shared.core.dime_to_outlook.publication import Publication
+from shared.core.dime_to_outlook.tag import tag_value
+from shared.core.events import Event, EventFormatError, event_from_graph
+from shared.core.links import Link
+from shared.core.resources import Resource
+from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, SyncError, Transaction, new_transaction_id
+from shared.names import PUBLICATIONS_QUEUE
+from shared.services import Services
+from shared.usecases.sync_event import DIME_ORIGIN
+
+log = logging.getLogger(__name__)
+
+DIME_TO_OUTLOOK = "dime-to-outlook"
+DIRECTORY_TTL_SECONDS = 300.0
+MAILBOX_TTL_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """An eligible assigned resource: where its event goes and what the tag names."""
+
+    mailbox_id: str
+    resource: str
+    email: str
+
+
+@dataclass
+class PublicationOutcome:
+    skipped: str | None = None  # an appointment-level reason (stale, deleted, outlook-origin)
+    decisions: dict[str, Decision] = field(default_factory=dict)  # mailbox → decision
+    error: SyncError | None = None
+
+
+# Lookups: GET /resource (cached), e-mail → mailbox (resources table, else Graph) --------------
+
+
+class _Directory:
+    """Dime.Scheduler's resources and the mailboxes of their e-mails, cached per process.
+
+    A planner change then costs no Dime.Scheduler read at all (one GET /resource per 5 minutes);
+    an unknown resource number refreshes the listing once (a resource added since)."""
+
+    def __init__(self) -> None:
+        self.resources: dict[str, DimeResource] = {}
+        self.loaded_at = float("-inf")
+        self.mailboxes: dict[str, tuple[str | None, float]] = {}
+        self.requests = 0  # GET /resource calls (measured by the tests)
+
+
+def directory_of(services: Services) -> _Directory:
+    """One cache per Services (the process-wide one in Azure; a fresh one per test)."""
+    return services.__dict__.setdefault("dime_directory", _Directory())  # type: ignore[no-any-return]
+
+
+async def resource_directory(services: Services, *, refresh: bool = False) -> dict[str, DimeResource]:
+    directory = directory_of(services)
+    async with _event_locks().hold(("dime-directory", "")):  # concurrent messages share one listing
+        now = time.monotonic()
+        if refresh and now - directory.loaded_at < 1.0:
+            refresh = False  # another message refreshed it just now
+        if refresh or now - directory.loaded_at > DIRECTORY_TTL_SECONDS:
+            listing = await asyncio.to_thread(services.dime.list_resources)
+            directory.requests += 1
+            directory.resources = resources_from_listing(listing)
+            directory.loaded_at = time.monotonic()
+        return directory.resources
+
+
+async def mailbox_for(services: Services, email: str) -> str | None:
+    """The mailbox object id of an e-mail: an onboarded person (resources table), else Graph."""
+    directory = directory_of(services)
+    async with _event_locks().hold(("mailbox-of", email)):
+        now = time.monotonic()
+        cached = directory.mailboxes.get(email)
+        if cached is not None and now - cached[1] < MAILBOX_TTL_SECONDS:
+            return cached[0]
+        onboarded = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+        found = next((r.object_id for r in onboarded if email in (r.email.lower(), r.upn.lower())), None)
+        if found is None:
+            user = await services.graph.get_user(email)
+            found = str(user["id"]).lower() if user and user.get("id") else None
+        directory.mailboxes[email] = (found, now)
+        return found
+
+
+async def targets_of(services: Services, pub: Publication) -> tuple[dict[str, Target], list[tuple[str, str]]]:
+    """The eligible assigned resources by mailbox, and the others with the reason."""
+    directory = await resource_directory(services)
+    if any(directory_entry(a, directory) is None for a in pub.assignments) and (
+        time.monotonic() - directory_of(services).loaded_at > 60
+    ):
+        directory = await resource_directory(services, refresh=True)
+    targets: dict[str, Target] = {}
+    unmatched: list[tuple[str, str]] = []
+    for assignment in pub.assignments:
+        entry = directory_entry(assignment, directory)
+        email = email_of(assignment, entry)
+        label = assignment.resource_no or email or "?"
+        mailbox = None
+        if entry is not None and entry.exchange_enabled and email:
+            mailbox = await mailbox_for(services, email)
+        why = refusal(assignment, entry, mailbox)
+        if why is not None or mailbox is None or email is None:
+            unmatched.append((label, why or "no-mailbox"))
+            continue
+        targets.setdefault(mailbox, Target(mailbox, label, email))
+    return targets, unmatched
+
+
+# The worker ----------------------------------------------------------------------------------
+
+
+async def apply_publication(
+    message: dict[str, Any], services: Services, *, record_failures: bool = True
+) -> PublicationOutcome:
+    """The dime-publications worker: transient failures raise (the queue redelivers, then
+    poisons); permanent ones become a failed transaction carrying the message."""
+    pub = Publication.from_message(message["publication"])
+    try:
+        return await place(services, pub, deleting=message.get("change") == "deleted")
+    except SyncError as error:
+        if error.code.transient:
+            log.warning("transient failure placing appointment %s, the queue will deliver again: %s", pub.guid, error)
+            raise
+        if record_failures:
+            await asyncio.to_thread(_record_failure, services, pub.guid, error, message)
+        return PublicationOutcome(skipped="failed", error=error)
+
+
+async def place(services: Services, pub: Publication, *, deleting: bool = False) -> PublicationOutcome:
+    """Decide and execute for every resource of one appointment."""
+    from shared.adapters.event_links_store import EventLinkStore
+    from shared.adapters.tables import ConcurrentUpdate
+
+    store = EventLinkStore(services.store)
+    async with _event_locks().hold(("appointment", pub.guid)):
+        state, links = await asyncio.to_thread(store.read, pub.guid)
+        why = appointment_refusal(pub, state, deleting)
+        if why is not None:
+            log.info("appointment %s: skip (%s)", pub.guid, why)
+            return PublicationOutcome(skipped=why)
+        if deleting:
+            targets, unmatched = {}, []
+        elif not pub.assignments_known:
+            # The payload said nothing about resources: keep placing it where it is; nothing is
+            # deleted on a missing field (reconcile's listing settles assignments).
+            known = [link for link in links.values() if link.event_id]
+            targets = {k.mailbox_id: Target(k.mailbox_id, k.resource, k.resource_email) for k in known}
+            unmatched = list(state.unmatched) if state else []
+        else:
+            targets, unmatched = await targets_of(services, pub)
+        newest = pub.last_modified
+        if state is not None and state.last_modified and (newest is None or state.last_modified > newest):
+            newest = state.last_modified
+        fresh = AppointmentState(
+            guid=pub.guid,
+            last_modified=newest,
+            deleted=deleting,
+            publication=(state.publication if state else None) if deleting else pub.to_message(),
+            unmatched=tuple(unmatched),
+            updated_at=services.clock().isoformat(),
+            etag=state.etag if state else None,
+        )
+        try:
+            # The intent first: a tombstone or the planner's version is in place before Graph is
+            # touched, so a replay racing this write is already refused. (Unchanged: no write.)
+            if state is None or replace(state, updated_at=None, etag=None) != replace(
+                fresh, updated_at=None, etag=None
+            ):
+                await asyncio.to_thread(store.save_state, fresh)
+        except ConcurrentUpdate:
+            raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"appointment {pub.guid} changed under us") from None
+        outcome = PublicationOutcome()
+        reason_gone = "appointment-deleted" if deleting else None
+        unmatched_reason = {label: reason for label, reason in unmatched}
+        for mailbox in sorted(set(targets) | {m for m, link in links.items() if link.event_id or link.dismissed}):
+            link = links.get(mailbox)
+            target = targets.get(mailbox)
+            if target is not None:
+                body = _body(services, pub, target.resource)
+                decision = decide_event(desired_hash(body), None, link)
+            else:
+                body = None
+                why_not = reason_gone or (unmatched_reason.get(link.resource) if link else None) or "unassigned"
+                decision = decide_event(None, why_not, link)
+            outcome.decisions[mailbox] = decision
+            await _execute(services, store, pub, mailbox, target, link, decision, body)
+        return outcome
+
+
+def _body(services: Services, pub: Publication, resource: str) -> dict[str, Any]:
+    s = services.settings
+    return event_body(pub, resource, s.dime_event_show_as, s.dime_category_time_marker)
+
+
+async def _execute(
+    services: Services,
+    store: Any,
+    pub: Publication,
+    mailbox: str,
+    target: Target | None,
+    link: EventLink | None,
+    decision: Decision,
+    body: dict[str, Any] | None,
+) -> None:
+    log.info("appointment %s in %s: %s (%s)", pub.guid, mailbox, decision.action.value, decision.reason)
+    if decision.action is Action.UPSERT:
+        assert target is not None and body is not None
+        await _write(services, store, pub, target, link, body, decision)
+    elif decision.action is Action.DELETE:
+        assert link is not None
+        await _remove(services, store, link, decision.reason)
+
+
+async def _write(
+    services: Services,
+    store: Any,
+    pub: Publication,
+    target: Target,
+    link: EventLink | None,
+    body: dict[str, Any],
+    decision: Decision,
+) -> EventLink:
+    """PATCH the linked event, or create one (a PATCH that finds it gone creates a new one)."""
+    guid, mailbox = pub.guid, target.mailbox_id
+    generation = link.generation if link else 0
+    answer = None
+    operation = "update"
+    if link is not None and link.event_id is not None:
+        answer = await services.graph.update_event(mailbox, link.event_id, body)
+        if answer is None:
+            generation += 1  # deleted in Outlook meanwhile: its transactionId is spent
+    if answer is None:
+        operation = "create"
+        create = {**body, "transactionId": transaction_id(guid, mailbox, generation)}
+        try:
+            answer = await services.graph.create_event(mailbox, create)
+        except SyncError as error:
+            # How Graph answers a duplicate transactionId is unverified (201 with the event, or an
+            # error), and a timeout may hide a create that happened: find our event by its tag.
+            if error.code not in (ErrorCode.GRAPH_UNAVAILABLE, ErrorCode.GRAPH_REJECTED):
+                raise
+            answer = await services.graph.find_tagged_event(mailbox, tag_value(guid, target.resource))
+            if answer is None:
+                raise
+        if not _shows(answer, body):
+            # An earlier create of ours came back (same transactionId) with older content.
+            answer = await services.graph.update_event(mailbox, answer["id"], body) or answer
+    now = services.clock().isoformat()
+    fresh = EventLink(
+        appointment_guid=guid,
+        mailbox_id=mailbox,
+        resource=target.resource,
+        resource_email=target.email,
+        event_id=answer["id"],
+        generation=generation,
+        sent_hash=desired_hash(body),
+        start=pub.start,
+        synced_at=now,
+        etag=link.etag if link else None,
+    )
+    saved = await _save_event_link(store, fresh)
+    await _remember_outlook_side(services, mailbox, answer, guid, target.email)
+    await _transaction(services, mailbox, answer["id"], guid, operation, decision.reason)
+    return saved
+
+
+def _shows(answer: dict[str, Any], body: dict[str, Any]) -> bool:
+    try:
+        return same_content(event_from_graph(answer), body)
+    except EventFormatError:
+        return False
+
+
+async def _remove(services: Services, store: Any, link: EventLink, reason: str) -> None:
+    assert link.event_id is not None or link.dismissed
+    if link.event_id is not None:
+        await services.graph.delete_event(link.mailbox_id, link.event_id)
+    gone = replace(link, event_id=None, generation=link.generation + 1, sent_hash=None, dismissed=False)
+    await _save_event_link(store, replace(gone, synced_at=services.clock().isoformat()))
+    if link.event_id is not None:
+        await _forget_outlook_side(services, link.mailbox_id, link.event_id)
+        await _transaction(services, link.mailbox_id, link.event_id, link.appointment_guid, "delete", reason)
+
+
+async def _save_event_link(store: Any, link: EventLink) -> EventLink:
+    from shared.adapters.tables import ConcurrentUpdate
+
+    try:
+        return await asyncio.to_thread(store.save_link, link)
+    except ConcurrentUpdate:
+        # Another instance wrote this pair meanwhile: deliver again and decide from fresh state
+        # (a repeated create carries the same transactionId, so it cannot duplicate).
+        raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"the link of {link.appointment_guid} changed under us") from None
+
+
+async def _remember_outlook_side(
+    services: Services, mailbox: str, answer: dict[str, Any], guid: str, email: str
+) -> None:
+    """The Outlook → Dime.Scheduler link (origin "dime"): its changeKey makes every echo of this
+    write a skip without a Graph read, and its hash tells an echo from a person's edit."""
+    from shared.adapters.tables import ConcurrentUpdate
+
+    try:
+        event: Event | None = event_from_graph(answer)
+    except EventFormatError:
+        event = None
+    for _ in range(3):
+        existing = await asyncio.to_thread(services.store.get_link, mailbox, answer["id"])
+        fresh = Link(
+            mailbox_id=mailbox,
+            event_id=answer["id"],
+            appointment_guid=guid,
+            origin=DIME_ORIGIN,
+            change_key=answer.get("changeKey") if isinstance(answer.get("changeKey"), str) else None,
+            content_hash=stored_hash(event) if event else None,
+            resource_email=email,
+            synced_at=services.clock().isoformat(),
+            etag=existing.etag if existing else None,
+        )
+        try:
+            await asyncio.to_thread(services.store.save_link, fresh)
+            return
+        except ConcurrentUpdate:
+            continue
+    raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"the link of event {answer['id'][-12:]} kept changing")
+
+
+async def _forget_outlook_side(services: Services, mailbox: str, event_id: str) -> None:
+    from shared.adapters.tables import ConcurrentUpdate
+
+    for _ in range(3):
+        existing = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
+        if existing is None:
+            return
+        try:
+            await asyncio.to_thread(services.store.delete_link, existing)
+            return
+        except ConcurrentUpdate:
+            continue
+
+
+async def _transaction(
+    services: Services, mailbox: str, event_id: str | None, guid: str, operation: str, reason: str
+) -> None:
+    now = services.clock()
+    transaction = Transaction(
+        id=new_transaction_id(now),
+        mailbox_id=mailbox,
+        direction=DIME_TO_OUTLOOK,
+        operation=operation,
+        status=Status.SUCCEEDED,
+        created_at=now.isoformat(),
+        event_id=event_id,
+        appointment_guid=guid,
+        reason=reason,
+    )
+    await asyncio.to_thread(services.store.add_transaction, transaction)
+
+
+def _record_failure(services: Services, guid: str, error: SyncError, message: dict[str, Any]) -> None:
+    now = services.clock()
+    services.store.add_transaction(
+        Transaction(
+            id=new_transaction_id(now),
+            mailbox_id=DIME_PARTITION,
+            direction=DIME_TO_OUTLOOK,
+            operation="delete" if message.get("change") == "deleted" else "upsert",
+            status=Status.FAILED,
+            created_at=now.isoformat(),
+            appointment_guid=guid,
+            error_code=error.code.value,
+            message=error.message,
+            payload={"queue": PUBLICATIONS_QUEUE, "message": message},
+        )
+    )
+    log.error("appointment %s failed permanently (%s): %s", guid, error.code.value, error.message)
+
+
+# Outlook edits of planner-owned events (called by the Outlook → Dime.Scheduler path) -----------
+
+
+async def planner_owned(
+    services: Services, resource: Resource, event_id: str, event: Event | None, link: Link | None
+) -> Decision:
+    """An event this app wrote, seen by the Outlook → Dime.Scheduler path: never imported.
+
+    An echo of our own write (same content) costs one link update; a person's edit is reverted
+    (DIME_OUTLOOK_EDITS=revert: the planner's version is written back at once) or kept and
+    recorded (keep). No Dime.Scheduler call either way."""
+    if link is None:
+        return Decision(Action.SKIP, "planner-owned")  # our create, notified before its link was saved
+    if event is not None and event.change_key is not None and event.change_key == link.change_key:
+        return Decision(Action.SKIP, "unchanged")
+    async with _event_locks().hold(("appointment", link.appointment_guid)):
+        return await _planner_owned(services, resource.object_id, event_id, event, link)
+
+
+async def _planner_owned(services: Services, mailbox: str, event_id: str, event: Event | None, link: Link) -> Decision:
+    from shared.adapters.event_links_store import EventLinkStore
+    from shared.adapters.tables import ConcurrentUpdate
+
+    store = EventLinkStore(services.store)
+    state, links = await asyncio.to_thread(store.read, link.appointment_guid)
+    pair = links.get(mailbox)
+    if pair is None or pair.event_id != event_id:
+        if event is None:
+            await _forget_outlook_side(services, mailbox, event_id)  # a leftover of an event we replaced
+        return Decision(Action.SKIP, "planner-owned")
+    if state is None or state.deleted or not state.publication:
+        return Decision(Action.SKIP, "planner-owned")  # the publication worker owns what happens next
+    pub = Publication.from_message(state.publication)
+    if pub.assignments_known and not pub.names_resource(pair.resource):
+        return Decision(Action.SKIP, "planner-owned")  # unassigned meanwhile: the worker deletes it
+    body = _body(services, pub, pair.resource)
+    keep = services.settings.dime_outlook_edits == "keep"
+    target = Target(mailbox, pair.resource, pair.resource_email)
+    if event is not None:
+        if stored_hash(event) == link.content_hash or same_content(event, body):
+            relinked = replace(link, change_key=event.change_key, content_hash=stored_hash(event))
+            with contextlib.suppress(ConcurrentUpdate):  # someone recorded a newer version: theirs stands
+                await asyncio.to_thread(services.store.save_link, relinked)
+            return Decision(Action.RELINK, "echo")
+        if keep:
+            kept = replace(link, change_key=event.change_key, content_hash=stored_hash(event))
+            with contextlib.suppress(ConcurrentUpdate):
+                await asyncio.to_thread(services.store.save_link, kept)
+            await _transaction(services, mailbox, event_id, link.appointment_guid, "keep", "outlook-edit-kept")
+            return Decision(Action.RELINK, "outlook-edit-kept")
+        reverted = Decision(Action.UPSERT, "outlook-edit-reverted")
+        await _write(services, store, pub, target, pair, body, reverted)
+        return reverted
+    # Deleted in Outlook. The new state is saved before the old link is forgotten, so a failure in
+    # between leaves this notification retryable (the old link still routes it here).
+    gone = replace(pair, event_id=None, generation=pair.generation + 1)
+    if keep:
+        await _save_event_link(store, replace(gone, dismissed=True))
+        await _forget_outlook_side(services, mailbox, event_id)
+        await _transaction(services, mailbox, event_id, link.appointment_guid, "keep", "outlook-delete-kept")
+        return Decision(Action.DELETE, "outlook-delete-kept")
+    recreated = Decision(Action.UPSERT, "outlook-delete-reverted")
+    await _write(services, store, pub, target, gone, body, recreated)
+    await _forget_outlook_side(services, mailbox, event_id)
+    return recreated
+
+
+def _event_locks() -> Any:
+    from shared.usecases.sync_event import _event_locks as locks
+
+    return locks

@@ -1,0 +1,562 @@
+"""Dime.Scheduler → Outlook through the functions: publication POST → real Azurite queue → the queue
+function → FakeGraph, and the Outlook → Dime.Scheduler path seeing our own events (no loops).
+
+Requests are counted on the fakes: the figures per planner change in the README come from here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import azure.functions as func
+import pytest
+
+import function_app
+from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
+from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
+from tests.conftest import make_services, notification_item, settings_env
+from tests.host import run_queue
+
+START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def publish(body, change: str | None = None, auth: str | None = None) -> func.HttpResponse:
+    headers = {"Authorization": auth} if auth else {}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if change is None:
+        request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers)
+        return function_app.dime_publications(request)
+    request = func.HttpRequest(
+        "POST", f"/api/dime/publications/{change}", body=data, headers=headers, route_params={"change": change}
+    )
+    return function_app.dime_publications_change(request)
+
+
+def work(services) -> None:
+    run = run_queue(services, PUBLICATIONS_QUEUE, function_app.apply_dime_publication)
+    assert run.poisoned == 0, run.errors
+
+
+def echo(services, graph, mailbox: str, event_id: str, times: int = 3) -> None:
+    """Graph's notifications about an event (our own write): the Outlook → Dime.Scheduler path."""
+    event = graph.get_event(mailbox, event_id)
+    change = event["changeKey"] if event else None
+    item = notification_item(mailbox, event_id, "updated" if event else "deleted", change)
+    body = json.dumps({"value": [item] * times}).encode()
+    answer = function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body))
+    assert answer.status_code == 202
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 0, run.errors
+
+
+def onboard(services, user: dict) -> None:
+    from shared.core.resources import resource_from_user
+
+    services.store.put_resource(resource_from_user(user, services.settings.default_consent))
+
+
+@pytest.fixture
+def people(graph, dime, services):
+    """Two onboarded people (as after PUT /api/manage/resources) who are also Dime.Scheduler resources."""
+    jane = graph.add_user(mail="jane@contoso.com")
+    tom = graph.add_user(mail="tom@contoso.com")
+    onboard(services, jane)
+    onboard(services, tom)
+    dime.board.add_resource("R-JANE", "jane@contoso.com")
+    dime.board.add_resource("R-TOM", "tom@contoso.com")
+    dime.board.add_resource("R-OFF", "off@contoso.com", exchange_enabled=False)
+    dime.board.add_resource("R-NOMAIL", None)
+    return {"jane": jane, "tom": tom}
+
+
+def planned(dime, guid: str) -> dict:
+    board = dime.board
+    return board.payload(board.appointments[guid])
+
+
+def ours(graph, mailbox: str) -> list[dict]:
+    return [
+        e
+        for e in graph.events(mailbox)
+        if TAG_PROPERTY_ID in {p["id"] for p in e.get("singleValueExtendedProperties", [])}
+    ]
+
+
+def graph_writes(graph) -> list[str]:
+    return [f"{r.method} {r.path}" for r in graph.requests if r.method in ("POST", "PATCH", "DELETE")]
+
+
+def test_a_planned_appointment_lands_in_the_assigned_calendar(graph, dime, services, people):
+    guid = dime.board.plan("Install heat pump", START, END, ["R-JANE"], body="Bring the ladder", category="Install")
+    assert publish(planned(dime, guid), "created").status_code == 200
+    work(services)
+
+    [event] = ours(graph, people["jane"]["id"])
+    assert event["subject"] == "Install heat pump"
+    assert event["start"]["dateTime"].startswith("2026-11-24T08:00:00")
+    assert event["showAs"] == "busy" and event["attendees"] == [] and event["categories"] == ["Install"]
+    assert "Bring the ladder" in event["body"]["content"] and "job JOB-1" in event["body"]["content"]
+    assert event["transactionId"]
+    assert graph.events(people["tom"]["id"]) == []
+    link = services.store.get_link(people["jane"]["id"], event["id"])
+    assert link.origin == "dime" and link.appointment_guid == guid and link.change_key == event["changeKey"]
+    [tx] = [t for t in services.store.transactions_of(people["jane"]["id"])]
+    assert (tx.direction, tx.operation, tx.status.value, tx.reason) == ("dime-to-outlook", "create", "succeeded", "new")
+
+
+def test_requests_per_planner_change(graph, dime, services, people):
+    """One appointment, one resource: a create is 1 Graph write and 1 Dime.Scheduler read (GET
+    /resource, cached for 5 minutes); a move is 1 PATCH and no Dime.Scheduler call at all."""
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    graph.reset_requests()
+    dime.reset_calls()
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert graph_writes(graph) == [f"POST /v1.0/users/{people['jane']['id']}/events"]
+    assert len(graph.requests) == 1 and len(dime.requests) == 1 and dime.requests[0].path == "/resource"
+
+    graph.reset_requests()
+    dime.reset_calls()
+    dime.board.update(guid, start=START.replace(hour=13), end=END.replace(hour=15))
+    publish(planned(dime, guid), "updated")
+    work(services)
+    assert [r.method for r in graph.requests] == ["PATCH"] and dime.requests == []
+    [event] = ours(graph, people["jane"]["id"])
+    assert event["start"]["dateTime"].startswith("2026-11-24T13:00:00")
+
+    # Reassigned from Jane to Tom: one DELETE and one POST, still no Dime.Scheduler call.
+    graph.reset_requests()
+    dime.board.update(guid, resources=["R-TOM"])
+    publish(planned(dime, guid), "updated")
+    work(services)
+    assert sorted(r.method for r in graph.requests) == ["DELETE", "POST"] and dime.requests == []
+    assert ours(graph, people["jane"]["id"]) == [] and len(ours(graph, people["tom"]["id"])) == 1
+
+
+def test_duplicates_and_an_unchanged_publication_cost_no_graph_request(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    for _ in range(3):
+        publish(planned(dime, guid), "created")
+    work(services)
+    graph.reset_requests()
+    publish(planned(dime, guid), "updated")
+    work(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+    assert graph.requests == []
+
+
+def test_deleted_appointment_leaves_a_tombstone_older_publications_are_dropped(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    created = planned(dime, guid)
+    dime.board.update(guid, subject="Visit (moved)")
+    updated = planned(dime, guid)
+    publish(created, "created")
+    publish(updated, "updated")
+    work(services)
+    dime.board.delete(guid)
+    publish(updated, "deleted")
+    work(services)
+    assert ours(graph, people["jane"]["id"]) == []
+
+    graph.reset_requests()
+    publish(created, "created")  # a late, replayed create
+    publish(updated, "updated")
+    work(services)
+    assert ours(graph, people["jane"]["id"]) == [] and graph.requests == []
+
+
+def test_stale_update_after_a_newer_one_is_dropped(graph, dime, services, people):
+    guid = dime.board.plan("First", START, END, ["R-JANE"])
+    first = planned(dime, guid)
+    dime.board.update(guid, subject="Second")
+    second = planned(dime, guid)
+    publish(second, "updated")
+    work(services)
+    publish(first, "created")  # arrives late
+    work(services)
+    [event] = ours(graph, people["jane"]["id"])
+    assert event["subject"] == "Second"
+
+
+def test_a_resource_who_is_not_onboarded_is_found_through_graph_once(graph, dime, services, people):
+    eva = graph.add_user(mail="eva@contoso.com")
+    dime.board.add_resource("R-EVA", "eva@contoso.com")
+    first = dime.board.plan("One", START, END, ["R-EVA"])
+    second = dime.board.plan("Two", START, END, ["R-EVA"])
+    publish(planned(dime, first), "created")
+    publish(planned(dime, second), "created")
+    work(services)
+    assert len(ours(graph, eva["id"])) == 2
+    assert [r.path for r in graph.requests if r.method == "GET"] == ["/v1.0/users/eva@contoso.com"]
+
+
+def test_ineligible_resources_are_reported_not_written(graph, dime, services, people):
+    guid = dime.board.plan("Team day", START, END, ["R-JANE", "R-OFF", "R-NOMAIL", "R-GHOST"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+    from shared.adapters.event_links_store import EventLinkStore
+
+    state, links = EventLinkStore(services.store).read(guid)
+    assert dict(state.unmatched) == {
+        "R-OFF": "integration-disabled",
+        "R-NOMAIL": "no-email",
+        "R-GHOST": "resource-unknown",
+    }
+    assert list(links) == [people["jane"]["id"]]
+
+
+def test_our_events_echo_costs_no_graph_read_and_no_dime_write(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, people["jane"]["id"])
+    graph.reset_requests()
+    dime.reset_calls()
+    echo(services, graph, people["jane"]["id"], event["id"], times=3)
+    assert dime.writes == 0 and dime.calls == []
+    assert graph.requests == []  # the notification's changeKey equals the link's
+
+
+def test_notification_before_the_link_is_saved_is_recognised_by_the_tag(graph, dime, services, people):
+    """Graph can notify our create before our link row exists: the tag on the event says "ours"."""
+    jane = people["jane"]["id"]
+    event = graph.create_event(
+        jane, subject="Visit", extended_properties={TAG_PROPERTY_ID: "0b0e8c5e-0000-4000-8000-000000000001|R-JANE"}
+    )
+    dime.reset_calls()
+    echo(services, graph, jane, event["id"], times=2)
+    assert dime.calls == [] and services.store.get_link(jane, event["id"]) is None
+
+
+def test_a_planner_owned_event_moved_in_outlook_is_reverted(graph, dime, services, people):
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.update_event(jane, event["id"], start="2026-11-24T15:00:00", end="2026-11-24T16:00:00")
+    dime.reset_calls()
+    graph.reset_requests()
+    echo(services, graph, jane, event["id"])
+    [after] = ours(graph, jane)
+    assert after["start"]["dateTime"].startswith("2026-11-24T08:00:00")
+    assert dime.calls == []
+    assert [r.method for r in graph.requests if r.method != "GET"] == ["PATCH"]
+    graph.reset_requests()
+    echo(services, graph, jane, event["id"])  # the revert's own echo
+    assert graph.requests == []
+
+
+def test_a_planner_owned_event_deleted_in_outlook_comes_back(graph, dime, services, people):
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+    echo(services, graph, jane, event["id"])
+    [again] = ours(graph, jane)
+    assert again["id"] != event["id"] and again["subject"] == "Visit"
+    assert dime.calls == []
+
+
+def test_keep_leaves_the_edit_and_records_it(azurite, graph, dime, people, monkeypatch):
+    from tests.conftest import clean_storage
+
+    services = make_services(settings_env(azurite, graph.base_url, dime.base_url, DIME_OUTLOOK_EDITS="keep"))
+    clean_storage(services)
+    monkeypatch.setattr(function_app, "services", lambda: services)
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.update_event(jane, event["id"], subject="Visit (my notes)")
+    echo(services, graph, jane, event["id"])
+    [after] = ours(graph, jane)
+    assert after["subject"] == "Visit (my notes)" and dime.calls == []
+    kept = [t for t in services.store.transactions_of(jane) if t.operation == "keep"]
+    assert [t.reason for t in kept] == ["outlook-edit-kept"]
+
+
+def test_an_appointment_the_outlook_path_created_is_not_written_back(graph, dime, services, people):
+    jane = people["jane"]["id"]
+    event = graph.create_event(jane, subject="Dentist")
+    echo(services, graph, jane, event["id"], times=1)
+    link = services.store.get_link(jane, event["id"])
+    assert link.origin == "outlook"
+    payload = {
+        "AppointmentGuid": link.appointment_guid,
+        "Subject": "Dentist",
+        "StartDate": "2026-11-23T09:00:00Z",
+        "EndDate": "2026-11-23T10:00:00Z",
+        "Assignments": [{"Resource": {"ResourceNo": "R-JANE", "Email": "jane@contoso.com"}}],
+    }
+    graph.reset_requests()
+    publish(payload, "updated")
+    work(services)
+    assert graph.requests == [] and len(graph.events(jane)) == 1
+
+
+def test_flat_camelcase_array_and_a_change_in_the_body_less_route(graph, dime, services, people):
+    body = [
+        {
+            "appointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000001",
+            "subject": "Flat one",
+            "start": "2026-11-25T08:00:00",
+            "end": "2026-11-25T09:00:00",
+            "resourceNo": "R-JANE",
+            "importance": 1,
+        },
+        {
+            "appointmentguid": "6c1b6a2e-1111-4c3d-9e8f-000000000002",
+            "SUBJECT": "Flat two",
+            "Start": "2026-11-25T10:00:00+01:00",
+            "End": "2026-11-25T11:00:00+01:00",
+            "resources": ["R-TOM"],
+        },
+    ]
+    assert publish(body).status_code == 200
+    work(services)
+    [one] = ours(graph, people["jane"]["id"])
+    [two] = ours(graph, people["tom"]["id"])
+    assert one["importance"] == "high" and one["start"]["dateTime"].startswith("2026-11-25T08:00:00")
+    assert two["start"]["dateTime"].startswith("2026-11-25T09:00:00")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "PUBLICATION_MALFORMED"),
+        (b'"just a string"', "PUBLICATION_MALFORMED"),
+        (json.dumps({"Subject": "no guid"}).encode(), "PUBLICATION_INVALID"),
+        (json.dumps({"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000009"}).encode(), "PUBLICATION_INVALID"),
+        (
+            json.dumps(
+                {"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000009", "StartDate": "x", "EndDate": "y"}
+            ).encode(),
+            "PUBLICATION_INVALID",
+        ),
+    ],
+)
+def test_bodies_no_retry_can_fix_are_400_and_a_failed_transaction(services, body, code):
+    answer = publish(body, "updated")
+    assert answer.status_code == 400 and answer.get_body()
+    failed = [t for t in services.store.transactions_of("dime-scheduler")]
+    assert [(t.status.value, t.error_code) for t in failed] == [("failed", code)]
+    assert services.queues.depth(PUBLICATIONS_QUEUE) == 0
+
+
+def test_a_delete_needs_only_the_guid(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert publish({"AppointmentGuid": guid}, "deleted").status_code == 200
+    work(services)
+    assert ours(graph, people["jane"]["id"]) == []
+
+
+def test_unknown_change_is_404_and_touches_nothing(services):
+    assert publish({"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000001"}, "moved").status_code == 404
+    assert list(services.store.transactions_of("dime-scheduler")) == []
+
+
+def test_503_when_the_queue_is_unreachable(services, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("queue down")
+
+    monkeypatch.setattr(services.queues, "send_many", broken)
+    body = {"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000001", "StartDate": "2026-11-25T08:00:00Z"}
+    body["EndDate"] = "2026-11-25T09:00:00Z"
+    assert publish(body, "created").status_code == 503
+
+
+def test_basic_credentials_are_checked_when_configured(azurite, graph, dime, monkeypatch):
+    from tests.conftest import clean_storage
+
+    env = settings_env(
+        azurite, graph.base_url, dime.base_url, DIME_WEBHOOK_USERNAME="dime", DIME_WEBHOOK_PASSWORD="p" * 20
+    )
+    services = make_services(env)
+    clean_storage(services)
+    monkeypatch.setattr(function_app, "services", lambda: services)
+    body = {"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000001"}
+    good = "Basic " + base64.b64encode(b"dime:" + b"p" * 20).decode()
+    bad = "Basic " + base64.b64encode(b"dime:" + b"q" * 20).decode()
+    assert publish(body, "deleted").status_code == 401
+    assert publish(body, "deleted", bad).status_code == 401
+    assert publish(body, "deleted", "Basic %%%").status_code == 401
+    assert list(services.store.transactions_of("dime-scheduler")) == []
+    assert publish(body, "deleted", good).status_code == 200
+
+
+def test_a_permanent_graph_failure_is_a_failed_retryable_transaction(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    graph.fail_next(1, status=403, path_contains="/events")
+    publish(planned(dime, guid), "created")
+    work(services)
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert (failed.error_code, failed.payload["queue"]) == ("GRAPH_FORBIDDEN", PUBLICATIONS_QUEUE)
+    assert ours(graph, people["jane"]["id"]) == []
+
+    import asyncio
+
+    from shared.usecases.retry import retry_transaction
+
+    outcome = asyncio.run(retry_transaction(services, failed))
+    assert outcome.transaction.status.value == "succeeded"
+    assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_throttled_graph_is_retried_by_the_queue_and_never_duplicates(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    graph.fail_next(2, status=503, path_contains="/events")
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+# Reconcile -----------------------------------------------------------------------------------
+
+
+def reconcile(services):
+    import asyncio
+
+    from shared.usecases.dime_reconcile import run_dime_reconcile
+
+    return asyncio.run(run_dime_reconcile(services))
+
+
+def near(days: int, hour: int) -> datetime:
+    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    from datetime import timedelta
+
+    return (today + timedelta(days=days)).replace(hour=hour)
+
+
+@pytest.mark.parametrize("shape", ["pascal", "flat", "envelope"])
+def test_reconcile_creates_missing_updates_stale_deletes_vanished(graph, dime, services, people, shape):
+    dime.board.listing_shape = shape
+    jane = people["jane"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    moved = dime.board.plan("Moved", near(2, 8), near(2, 9), ["R-JANE"])
+    gone = dime.board.plan("Gone", near(3, 8), near(3, 9), ["R-JANE"])
+    for guid in (kept, moved, gone):
+        publish(planned(dime, guid), "created")
+    work(services)
+    dime.board.update(moved, start=near(2, 14), end=near(2, 15))  # publications lost
+    dime.board.delete(gone)
+    missing = dime.board.plan("Never published", near(4, 8), near(4, 9), ["R-JANE", "R-TOM"])
+    dime.board.outbox.clear()
+
+    stats = reconcile(services)
+    subjects = sorted(e["subject"] for e in ours(graph, jane))
+    assert subjects == ["Kept", "Moved", "Never published"]
+    [moved_event] = [e for e in ours(graph, jane) if e["subject"] == "Moved"]
+    assert moved_event["start"]["dateTime"].startswith(near(2, 14).strftime("%Y-%m-%dT%H"))
+    assert [e["subject"] for e in ours(graph, people["tom"]["id"])] == ["Never published"]
+    assert (stats.created, stats.updated, stats.deleted, stats.unchanged) == (2, 1, 1, 1)
+    assert missing in {t.appointment_guid for t in services.store.transactions_of(jane)}
+
+    graph.reset_requests()
+    again = reconcile(services)
+    assert (again.created, again.updated, again.deleted) == (0, 0, 0)
+    assert [r.method for r in graph.requests] == []  # an idle reconcile writes nothing and reads no event
+
+
+def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, people):
+    jane = people["jane"]["id"]
+    guids = [dime.board.plan(f"Visit {n}", near(1, 6 + n), near(1, 7 + n), ["R-JANE"]) for n in range(8)]
+    for guid in guids:
+        publish(planned(dime, guid), "created")
+    work(services)
+    for guid in guids:
+        dime.board.delete(guid)
+    dime.board.outbox.clear()
+    stats = reconcile(services)
+    assert stats.held_back == {jane: 8} and len(ours(graph, jane)) == 8
+    alerts = [t for t in services.store.transactions_of(jane) if t.error_code == "CIRCUIT_BREAKER_TRIPPED"]
+    assert len(alerts) == 1
+
+
+def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, people):
+    from shared.core.transactions import SyncError
+
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    dime.board.delete(guid)
+    dime.fail_next(5, status=503)
+    with pytest.raises(SyncError):
+        reconcile(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_unmatched_lists_an_event_whose_appointment_was_deleted_but_not_yet_removed(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    graph.fail_next(1, status=403, path_contains="/events/")
+    publish({"AppointmentGuid": guid}, "deleted")
+    work(services)
+    import asyncio
+
+    from shared.usecases.dime_unmatched import unmatched
+
+    body = json.loads(asyncio.run(unmatched(services)).body)
+    [item] = body["items"]
+    assert (item["kind"], item["reason"], item["appointmentGuid"]) == ("outlook-event", "appointment-deleted", guid)
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert failed.error_code == "GRAPH_FORBIDDEN"
+
+
+@pytest.mark.parametrize("answer", ["existing", "conflict"])
+def test_a_create_whose_link_was_lost_is_found_again_not_duplicated(graph, dime, services, people, answer):
+    """A crash after Graph's create and before our links were saved: the replayed create carries the
+    same transactionId; whether Graph answers with the event or with an error (unverified), the
+    event is found again by its tag, linked, and never duplicated."""
+    from shared.core.ids import encode_key
+    from shared.names import EVENT_LINKS_TABLE, LINKS_TABLE
+
+    graph.duplicate_create = answer
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    services.store.table(EVENT_LINKS_TABLE).delete_entity(guid, jane)
+    services.store.table(LINKS_TABLE).delete_entity(jane, encode_key(event["id"]))
+    dime.board.update(guid, subject="Visit (replayed)")
+    publish(planned(dime, guid), "updated")
+    work(services)
+    [again] = ours(graph, jane)
+    assert again["id"] == event["id"] and again["subject"] == "Visit (replayed)"
+    assert services.store.get_link(jane, event["id"]).origin == "dime"
+
+
+def test_a_publication_failing_every_delivery_is_poisoned_then_healed_by_the_retry_timer(graph, dime, services, people):
+    from datetime import timedelta
+
+    from shared.names import POISON_SUFFIX
+    from shared.usecases.retry import retry_due
+
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    graph.fail_next(100, status=503, path_contains="/events")
+    publish(planned(dime, guid), "created")
+    run = run_queue(services, PUBLICATIONS_QUEUE, function_app.apply_dime_publication)
+    assert run.poisoned == 1
+    poisoned = run_queue(services, PUBLICATIONS_QUEUE + POISON_SUFFIX, function_app.poisoned_publication)
+    assert poisoned.succeeded == 1
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert (failed.error_code, failed.direction, failed.appointment_guid) == ("POISON_MESSAGE", "dime-to-outlook", guid)
+    graph.clear_faults()
+    later = services.clock() + timedelta(hours=1)
+    services.clock = lambda: later
+    import asyncio
+
+    assert asyncio.run(retry_due(services))["succeeded"] == 1
+    assert len(ours(graph, people["jane"]["id"])) == 1
