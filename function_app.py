@@ -22,6 +22,7 @@ from shared.usecases.admin_transactions import (
 )
 from shared.usecases.admin_transactions import health as health_check
 from shared.usecases.admin_transactions import status as sync_status
+from shared.usecases.bulk_transactions import run_bulk
 from shared.usecases.console import console_asset, console_settings
 from shared.usecases.delta_sync import run_delta
 from shared.usecases.dime_hooks import manage_hooks
@@ -78,7 +79,7 @@ async def apply_change(msg: func.QueueMessage) -> None:
 @app.route(route=ADMIN_ROUTE_PREFIX + "/resources", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def manage_resources_list(req: func.HttpRequest) -> func.HttpResponse:
     """Every tracked mailbox, with its consent and subscription."""
-    return _http(await list_resources(services()))
+    return _http(await list_resources(dict(req.params), services()))
 
 
 @app.route(
@@ -145,21 +146,21 @@ async def retry_failed(timer: func.TimerRequest) -> None:
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
     """Transactions by status, mailbox and date range, paged."""
-    return _http(list_transactions(dict(req.params), services()))
+    return _http(await list_transactions(dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/count", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-def manage_transactions_count(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_transactions_count(req: func.HttpRequest) -> func.HttpResponse:
     """How many transactions match the list's filters (before "retry/archive all matching")."""
-    return _http(count_transactions(dict(req.params), services()))
+    return _http(await count_transactions(dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_transaction(req: func.HttpRequest) -> func.HttpResponse:
     """One transaction, with the payload a retry uses."""
-    return _http(get_transaction(req.route_params.get("id", ""), services()))
+    return _http(get_transaction(req.route_params.get("id", ""), dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
@@ -169,27 +170,39 @@ async def manage_transactions_retry(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
-    """Archive the given transactions, or all matching a filter."""
-    return _http(archive_transactions(req.get_body(), services()))
+async def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
+    """Archive the given failed transactions, or all matching a filter."""
+    return _http(await archive_transactions(req.get_body(), services()))
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.BULK_QUEUE, connection=STORAGE_CONNECTION)
+async def bulk_transactions(msg: func.QueueMessage) -> None:
+    """One page of a retry/archive of "all" that matched more than a page (then the next page)."""
+    await run_bulk(json.loads(msg.get_body()), services())
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.BULK_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION)
+def poisoned_bulk(msg: func.QueueMessage) -> None:
+    """A bulk page that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.BULK_QUEUE, msg.get_body(), services())
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-def manage_links(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_links(req: func.HttpRequest) -> func.HttpResponse:
     """Outlook events and their Dime.Scheduler appointments, paged."""
-    return _http(list_links(dict(req.params), services()))
+    return _http(await list_links(dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_status(req: func.HttpRequest) -> func.HttpResponse:
     """Mailboxes, subscriptions, sync runs, queue depths and failed transactions by code."""
-    return _http(sync_status(services()))
+    return _http(sync_status(dict(req.params), services()))
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Liveness, and whether the settings load (no values)."""
-    return _http(health_check(load_settings))
+    """Whether the settings load, no Key Vault reference is unresolved and storage answers (no values)."""
+    return _http(health_check(load_settings, services))
 
 
 # Delta and reconcile: nothing missed when notifications are lost ------------------------
@@ -214,9 +227,9 @@ async def resync_mailbox(msg: func.QueueMessage) -> None:
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
+async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a resync of one mailbox (202), e.g. after fixing its consent or permissions."""
-    return _http(request_resync(req.route_params.get("mailbox", ""), services()))
+    return _http(await request_resync(req.route_params.get("mailbox", ""), dict(req.params), services()))
 
 
 # Dime.Scheduler -> Outlook: the planner's appointments in each assigned person's calendar ----------
@@ -271,4 +284,4 @@ def console(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route=ADMIN_ROUTE_PREFIX + "/console", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 def manage_console_settings(req: func.HttpRequest) -> func.HttpResponse:
     """What the console reads from the settings (the Application Insights link)."""
-    return _http(console_settings(services()))
+    return _http(console_settings(dict(req.params), services()))

@@ -71,7 +71,7 @@ param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 // ---------------------------------------------------------------------------------------------
 
 @secure()
-@minLength(16)
+@minLength(32)
 @description('CLIENT_STATE_SECRET: random key (e.g. openssl rand -hex 32) from which every subscription\'s clientState is derived. Keep it: changing it is a rotation.')
 param clientStateSecret string
 

@@ -1,12 +1,13 @@
 """`make bench`: honest figures from one run on one workload, beside the naive design.
 
 Starts a real Azurite and the HTTP fakes of Graph and Dime.Scheduler on loopback, then measures:
-the webhook's answer time, the real-time path end to end, Graph requests and Dime.Scheduler
-writes per distinct change (ours vs. the naive "one read and one write per notification" of the
-low-code flow recipes), and the cost of importing `function_app`; then (scripts/bench_scale.py)
-the floor of this machine, each figure as a share of it, Azurite round trips per change (counted
-at the storage transport), the backfill of 10 mailboxes x 1,000 events, scale-out over 1, 2 and 4
-worker processes, and each fake's cost per request.
+the webhook's answer time (for Graph's POSTs, and for 1 MiB of forged items: scripts/bench_forged.py),
+the real-time path end to end, Graph requests and Dime.Scheduler writes per distinct change (ours
+vs. the naive "one read and one write per notification" of the low-code flow recipes), retrying
+1,500 failed transactions through the bulk queue, and the cost of importing `function_app`; then
+(scripts/bench_scale.py) the floor of this machine, each figure as a share of it, Azurite round
+trips per change (counted at the storage transport), the backfill of 10 mailboxes x 1,000 events,
+scale-out over 1, 2 and 4 worker processes, and each fake's cost per request.
 """
 
 from __future__ import annotations
@@ -32,9 +33,17 @@ from shared.core.events import event_from_graph  # noqa: E402
 from shared.core.ids import appointment_guid  # noqa: E402
 from shared.names import NOTIFICATIONS_QUEUE  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
-from tests.conftest import TENANT_ID, clean_storage, make_services, notification_item, settings_env  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    TENANT_ID,
+    clean_storage,
+    make_services,
+    notification_item,
+    settings_env,
+    subscription_id_of,
+    track,
+)
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
-from tests.host import run_queue  # noqa: E402
+from tests.host import call_function, run_queue  # noqa: E402
 from tests.linkseed import add_mailbox, seed_linked_events  # noqa: E402
 from tests.storage_counter import StorageCounter  # noqa: E402
 
@@ -70,6 +79,10 @@ def post(items: list[dict]) -> float:
 
 
 def bench_webhook(services, posts: int) -> dict[str, tuple[float, float]]:
+    from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+
+    mailbox = "0b1c2d3e-0000-4000-8000-000000000001"
+    save_subscription(services.store, SubscriptionRow(subscription_id_of(mailbox), mailbox, "2026-11-29T00:00:00Z"))
     figures = {}
     for size in (1, 20):
         times = [
@@ -81,11 +94,13 @@ def bench_webhook(services, posts: int) -> dict[str, tuple[float, float]]:
     return figures
 
 
-def workload(graph: FakeGraph, mailboxes: int, changes_per_mailbox: int) -> list[dict]:
-    """Creates and then edits events; returns the notifications Graph would send (x3 each)."""
+def workload(graph: FakeGraph, services, mailboxes: int, changes_per_mailbox: int) -> list[dict]:
+    """Creates and then edits events of onboarded people; returns the notifications Graph would
+    send (x3 each)."""
     items = []
     for m in range(mailboxes):
         person = graph.add_user(mail=f"tech{m}@contoso.com")
+        track(services, person)
         for c in range(changes_per_mailbox):
             event = graph.create_event(
                 person["id"], subject=f"Job {c}", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00"
@@ -113,7 +128,7 @@ def naive_apply(services):
 
 def post_workload(graph: FakeGraph, services, mailboxes: int, changes_per_mailbox: int) -> list[str]:
     """The workload, posted to the webhook 20 notifications at a time; returns the mailbox ids."""
-    items = workload(graph, mailboxes, changes_per_mailbox)
+    items = workload(graph, services, mailboxes, changes_per_mailbox)
     for start in range(0, len(items), 20):
         post(items[start : start + 20])
     return sorted({item["resource"].split("/")[1] for item in items})
@@ -125,7 +140,7 @@ def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_
         services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
         clean_storage(services)
         function_app.services = lambda: services
-        items = workload(graph, mailboxes, changes_per_mailbox)
+        items = workload(graph, services, mailboxes, changes_per_mailbox)
         graph.reset_requests()
         dime.reset_calls()
         counter.reset()
@@ -164,6 +179,57 @@ def bench_reconcile(azurite, links: int = 1000) -> tuple[int, int, int]:
         return len(graph.requests), len(graph.batch_members), dime.writes
 
 
+def bench_bulk_retry(azurite, rows: int = 1500) -> tuple[float, int, int]:
+    """POST .../transactions/retry {"all": true} over `rows` failed notifications: the 202, then the
+    bulk queue until empty. Seconds from the request to the last row, messages, board size."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.adapters.transactions_store import transaction_store
+    from shared.core.transactions import Status, Transaction, new_transaction_id
+    from shared.names import BULK_QUEUE
+
+    with FakeGraph(tenant_id=TENANT_ID, seed=2) as graph, FakeDime(api_key="test-api-key") as dime:
+        services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
+        clean_storage(services)
+        function_app.services = lambda: services
+        person = graph.add_user(mail="bulk@contoso.com")
+        track(services, person)
+        when = datetime.now(UTC) - timedelta(days=1)
+        first = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        failed = []
+        for i in range(rows):
+            start = first + timedelta(minutes=15 * i)  # a working fortnight of 15-minute jobs, none overlapping
+            event = graph.create_event(
+                person["id"],
+                subject=f"Job {i}",
+                start=start.strftime("%Y-%m-%dT%H:%M:%S"),
+                end=(start + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+            message = {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": "x"}
+            failed.append(
+                Transaction(
+                    id=new_transaction_id(when + timedelta(milliseconds=i)),
+                    mailbox_id=person["id"],
+                    direction="outlook-to-dime",
+                    operation="upsert",
+                    status=Status.FAILED,
+                    created_at=when.isoformat(),
+                    error_code="DIME_UNAVAILABLE",
+                    payload={"queue": NOTIFICATIONS_QUEUE, "message": message},
+                )
+            )
+        transaction_store(services).add_many(failed)
+        started = time.perf_counter()
+        request = func.HttpRequest("POST", "/api/manage/transactions/retry", body=b'{"all": true}')
+        response = call_function(function_app.manage_transactions_retry, request)
+        assert response.status_code == 202, response.get_body()
+        run = run_queue(services, BULK_QUEUE, function_app.bulk_transactions, max_rounds=1000)
+        elapsed = time.perf_counter() - started
+        assert run.failed == 0 and len(dime.appointments) == rows, (run.errors[:3], len(dime.appointments))
+        assert list(transaction_store(services).failed()) == []
+        return elapsed, run.succeeded, len(dime.appointments)
+
+
 def main() -> None:
     print("Measuring… (real Azurite, loopback fakes; 2-core machine figures)", flush=True)
     seconds, mib = import_cost()
@@ -182,10 +248,14 @@ def main() -> None:
         }
         naive = bench_end_to_end(azurite, 10, 20, naive_apply)
         reconcile = bench_reconcile(azurite)
+        bulk = bench_bulk_retry(azurite)
         backfill = bench_scale.bench_backfill(azurite, 10, backfill_events)
         scale = [bench_scale.bench_scale_out(azurite, n, 10, 30, post_workload) for n in (1, 2, 4)]
     finally:
         azurite.stop()
+    from scripts.bench_forged import measure as forged_posts
+
+    forged = forged_posts()
 
     best = floor.per_notification
     rows = floor.rows()
@@ -233,7 +303,14 @@ def main() -> None:
         ),
         ("backfill: CPU seconds inside the fakes", f"{backfill['fakes_cpu_seconds']:.1f} s"),
         ("import function_app: median time, peak RSS", f"{seconds * 1000:.0f} ms, {mib:.0f} MiB"),
+        (
+            "retry 1,500 failed transactions ('all' -> 202 -> bulk queue): seconds, messages",
+            f"{bulk[0]:.1f} s, {bulk[1]}",
+        ),
     ]
+    for label, _bytes, count, median, worst, status in forged:
+        figure = f"webhook, forged {label} ({count} items, HTTP {status}): median / max"
+        rows.append((figure, f"{median:.1f} / {worst:.1f} ms"))
     rows += floor_fakes
     width = max(len(label) for label, _ in rows)
     print(f"\n{'figure'.ljust(width)} | value")

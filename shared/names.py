@@ -1,7 +1,9 @@
 """Names of the storage queues and tables the app uses.
 
 One place, because the Bicep templates, host.json and the code must agree on them (a test checks
-the templates against this module).
+the templates against this module), and because the app provisions itself from these lists: the
+first use of a table (or queue) in a process creates every table (or queue) named here, so a new
+storage account works without a set-up script. A new queue or table is one more name here.
 """
 
 # Queues (names <= 56 characters, so "<name>-poison" still fits the 63-character limit).
@@ -9,10 +11,15 @@ NOTIFICATIONS_QUEUE = "graph-notifications"
 LIFECYCLE_QUEUE = "graph-lifecycle"
 RESYNC_QUEUE = "mailbox-resync"
 PUBLICATIONS_QUEUE = "dime-publications"
+BULK_QUEUE = "transactions-bulk"  # retry/archive "all" beyond one page, a page per message
 
-TRIGGER_QUEUES = (NOTIFICATIONS_QUEUE, LIFECYCLE_QUEUE, RESYNC_QUEUE, PUBLICATIONS_QUEUE)
+TRIGGER_QUEUES = (NOTIFICATIONS_QUEUE, LIFECYCLE_QUEUE, RESYNC_QUEUE, PUBLICATIONS_QUEUE, BULK_QUEUE)
 POISON_SUFFIX = "-poison"
-ALL_QUEUES = TRIGGER_QUEUES + tuple(q + POISON_SUFFIX for q in TRIGGER_QUEUES)
+POISON_QUEUES = tuple(q + POISON_SUFFIX for q in TRIGGER_QUEUES)
+# A poison function that itself fails every delivery moves the message on to "<queue>-poison-poison";
+# the retry timer drains these into failed transactions (nothing else reads them).
+POISON_POISON_QUEUES = tuple(q + POISON_SUFFIX for q in POISON_QUEUES)
+ALL_QUEUES = TRIGGER_QUEUES + POISON_QUEUES + POISON_POISON_QUEUES
 
 # Tables (alphanumeric only: Azure table names allow no hyphens).
 RESOURCES_TABLE = "resources"

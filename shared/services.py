@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shared.adapters.dime import DimeGateway
     from shared.adapters.graph import GraphGateway
     from shared.adapters.queues import QueueSender
+    from shared.adapters.subscription_rows import SubscriptionOwners
     from shared.adapters.tables import StateStore
 
 
@@ -44,6 +45,13 @@ class Services:
         from shared.adapters.storage import queue_service
 
         return QueueSender(queue_service(self.settings.storage))
+
+    @cached_property
+    def subscription_owners(self) -> SubscriptionOwners:
+        """Which mailbox holds a subscription id (the webhook's check), with a short cache."""
+        from shared.adapters.subscription_rows import SubscriptionOwners
+
+        return SubscriptionOwners(self.store)
 
     @cached_property
     def graph(self) -> GraphGateway:

@@ -79,6 +79,25 @@ SETTINGS: tuple[Setting, ...] = (
 
 SETTING_NAMES = tuple(s.name for s in SETTINGS)
 _BY_NAME = {s.name: s for s in SETTINGS}
+MIN_CLIENT_STATE_SECRET = 32  # characters: an HMAC key an attacker cannot guess
+KEY_VAULT_REFERENCE = "@microsoft.keyvault("
+_PLACEHOLDER = re.compile(r"<[^<>]*>")  # "<function key>", "<tenant id>" from the example file
+
+
+def _ours(name: str) -> bool:
+    return name in _BY_NAME or name.startswith(STORAGE_CONNECTION + "__")
+
+
+def unresolved_key_vault_references(env: Mapping[str, str]) -> list[str]:
+    """Names of our settings whose value is still "@Microsoft.KeyVault(...)": App Service leaves
+    the reference text in place when it cannot resolve it (no access, wrong name), and using it
+    as a key or URL would fail later, confusingly. Names only, never values."""
+    return sorted(n for n, v in env.items() if _ours(n) and v.strip().lower().startswith(KEY_VAULT_REFERENCE))
+
+
+def placeholders(env: Mapping[str, str]) -> list[str]:
+    """Names of our settings still holding a "<...>" placeholder of local.settings.json.example."""
+    return sorted(n for n, v in env.items() if _ours(n) and _PLACEHOLDER.search(v))
 
 
 @dataclass(frozen=True)
@@ -233,13 +252,20 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise SettingsError naming the first bad one."""
     env = os.environ if env is None else env
+    if unresolved := unresolved_key_vault_references(env):
+        raise SettingsError(
+            f"unresolved Key Vault reference in {', '.join(unresolved)}: grant the app's identity "
+            "'get' on the secret (Key Vault Secrets User) and check the reference"
+        )
+    if unfilled := placeholders(env):
+        raise SettingsError(f"placeholder value (<...>) left in {', '.join(unfilled)}: fill in the real value")
     secrets = [_required(env, "CLIENT_STATE_SECRET")]
     previous = _raw(env, "CLIENT_STATE_SECRET_PREVIOUS")
     if previous:
         secrets.append(previous)
     for name, secret in zip(("CLIENT_STATE_SECRET", "CLIENT_STATE_SECRET_PREVIOUS"), secrets, strict=False):
-        if len(secret) < 16:
-            raise SettingsError(f"setting {name} must be at least 16 characters long")
+        if len(secret) < MIN_CLIENT_STATE_SECRET:
+            raise SettingsError(f"setting {name} must be at least {MIN_CLIENT_STATE_SECRET} characters long")
     try:
         default_consent = Consent.parse(
             _bool(env, "DEFAULT_ENABLED"),
@@ -253,11 +279,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_tenant_id=_required(env, "GRAPH_TENANT_ID").lower(),
         graph_client_id=_required(env, "GRAPH_CLIENT_ID"),
         graph_client_secret=_raw(env, "GRAPH_CLIENT_SECRET"),
-        graph_base_url=_url(env, "GRAPH_BASE_URL"),
+        graph_base_url=_url(env, "GRAPH_BASE_URL", https_only=True),
         notification_url=_url(env, "NOTIFICATION_URL", https_only=True),
         lifecycle_notification_url=_url(env, "LIFECYCLE_NOTIFICATION_URL", https_only=True),
         client_state_secrets=tuple(secrets),
-        dime_base_url=_url(env, "DIME_BASE_URL"),
+        dime_base_url=_url(env, "DIME_BASE_URL", https_only=True),
         dime_api_key=_required(env, "DIME_API_KEY"),
         sync_days_back=_int(env, "SYNC_DAYS_BACK", 0, 365),
         sync_days_forward=_int(env, "SYNC_DAYS_FORWARD", 1, 365),

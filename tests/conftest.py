@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from shared.core.webhook import client_state_for
-from shared.names import ALL_QUEUES, ALL_TABLES
 from shared.services import Services
 from shared.settings import load_settings
 from tests.azurite import Azurite, start_azurite
@@ -60,20 +59,19 @@ def dime() -> Iterator[Any]:
 
 
 def clean_storage(services: Services) -> None:
-    """Each test starts from empty tables and queues (Azurite is shared by the session)."""
-    from azure.core.exceptions import ResourceNotFoundError
+    """Each test starts from empty tables and queues (Azurite is shared by the session).
 
+    Creates nothing: the app provisions its own tables and queues on first use (a fresh Azurite
+    is proven to work in tests/e2e/test_empty_storage.py).
+    """
     table_service = services.store._service
-    for name in ALL_TABLES:
-        table = table_service.get_table_client(name)
-        try:
-            for entity in table.query_entities("", select=["PartitionKey", "RowKey"]):
-                table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-        except ResourceNotFoundError:
-            table_service.create_table(name)
-    services.queues.create_queues(ALL_QUEUES)
-    for name in ALL_QUEUES:
-        services.queues.client(name).clear_messages()
+    for table_item in table_service.list_tables():
+        table = table_service.get_table_client(table_item.name)
+        for entity in table.query_entities("", select=["PartitionKey", "RowKey"]):
+            table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+    queue_service = services.queues._service
+    for queue_item in queue_service.list_queues():
+        queue_service.get_queue_client(queue_item.name).clear_messages()
 
 
 def make_services(env: dict[str, str], *, retries: int = 0) -> Services:
@@ -101,6 +99,27 @@ def services(azurite: Azurite, graph: Any, dime: Any, monkeypatch: pytest.Monkey
     return built
 
 
+def subscription_id_of(mailbox_id: str) -> str:
+    """The subscription id notification_item() sends for a mailbox (and track() records)."""
+    return "sub-" + mailbox_id[:8]
+
+
+def track(services: Services, user: dict[str, Any]) -> Any:
+    """Onboard a fake-Graph user straight into the tables (tenant defaults), with the subscription
+    row notification_item()'s items come from: the webhook accepts items only from subscriptions
+    the app holds for that mailbox. Returns the Resource."""
+    from dataclasses import replace
+
+    from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+    from shared.core.resources import resource_from_user
+
+    sub_id = subscription_id_of(user["id"])
+    resource = replace(resource_from_user(user, services.settings.default_consent), subscription_id=sub_id)
+    services.store.put_resource(resource)
+    save_subscription(services.store, SubscriptionRow(sub_id, user["id"], "2026-11-29T00:00:00Z"))
+    return resource
+
+
 def notification_item(
     mailbox_id: str, event_id: str, change_type: str = "updated", change_key: str | None = "ck"
 ) -> dict:
@@ -110,7 +129,7 @@ def notification_item(
     if change_key is not None:
         data["@odata.etag"] = f'W/"{change_key}"'
     return {
-        "subscriptionId": "sub-" + mailbox_id[:8],
+        "subscriptionId": subscription_id_of(mailbox_id),
         "subscriptionExpirationDateTime": "2026-11-29T00:00:00Z",
         "clientState": client_state_for(mailbox_id, CLIENT_STATE_SECRET),
         "changeType": change_type,

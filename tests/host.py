@@ -81,7 +81,7 @@ async def _run_queue(services: Services, queue_name: str, function: Callable[...
                 run.failed += 1
                 run.errors.append(f"{type(outcome).__name__}: {outcome}")
                 if message.dequeue_count >= MAX_DEQUEUE_COUNT:
-                    services.queues.client(queue_name + POISON_SUFFIX).send_message(message.content)
+                    services.queues.send_raw(queue_name + POISON_SUFFIX, message.content)
                     client.delete_message(message)
                     run.poisoned += 1
                 else:

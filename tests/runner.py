@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,7 +141,8 @@ class _AppServer(FunctionsServer):
             if method.upper() not in route.methods:
                 other_method = True
                 continue
-            return route, match.groupdict()
+            # The host URL-decodes route parameters (".../resources/ann%40contoso.com" -> "ann@contoso.com").
+            return route, {name: unquote(value) if value else value for name, value in match.groupdict().items()}
         return "405" if other_method else None
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
@@ -221,8 +223,8 @@ class LocalRunner:
             elif kind == "TimerTrigger":
                 self.timers[name] = user_function
         self.server = _AppServer(self.http_routes, key)
-        self._previous_services: Any = None
         self._poller: threading.Thread | None = None
+        self.poller_error: BaseException | None = None  # set when the poller thread died
         self._polling = threading.Event()
         self._drain_lock = threading.Lock()
         self.drained = DrainSummary()  # everything the poller (and drain()) handled
@@ -309,9 +311,13 @@ class LocalRunner:
         self._polling.set()
 
         def loop() -> None:
-            while self._polling.is_set():
-                if self.drain(max_passes=1).handled == 0:
-                    time.sleep(interval)
+            try:
+                while self._polling.is_set():
+                    if self.drain(max_passes=1).handled == 0:
+                        time.sleep(interval)
+            except BaseException as error:  # a silent dead poller looks like a hung app: say so
+                print(f"runner: the queue poller died: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+                self.poller_error = error
 
         self._poller = threading.Thread(target=loop, name="runner-queues", daemon=True)
         self._poller.start()

@@ -19,6 +19,8 @@ param principalId string
 param userReadPermission string = 'User.ReadBasic.All'
 
 // Application-permission (app role) ids of Microsoft Graph; the same in every tenant.
+// Least privilege: only what the code calls. MailboxSettings.Read is not granted: every request asks
+// Graph for UTC (Prefer: outlook.timezone="UTC"), so no mailbox's time zone is ever read.
 var appRoleIds = {
   // Read events of the tracked mailboxes, subscribe to their changes, run calendarView/delta, and
   // create/update/delete the appointments the planner publishes to Outlook.

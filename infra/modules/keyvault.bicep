@@ -15,7 +15,7 @@ param principalId string
 param enablePurgeProtection bool = true
 
 @secure()
-@minLength(16)
+@minLength(32)
 @description('CLIENT_STATE_SECRET: key from which each Graph subscription\'s clientState is derived.')
 param clientStateSecret string
 

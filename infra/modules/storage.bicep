@@ -13,7 +13,8 @@ param principalId string
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string
 
-// Must equal shared/names.py ALL_QUEUES (trigger queues and their "-poison" queues); a test checks.
+// Must equal shared/names.py ALL_QUEUES (trigger queues, their "-poison" and "-poison-poison"
+// queues); a test checks. The app also creates them itself on first use.
 // The host creates poison queues on demand, but creating them here lets the identity's role and
 // the admin API find them from the first minute.
 var queueNames = [
@@ -21,10 +22,17 @@ var queueNames = [
   'graph-lifecycle'
   'mailbox-resync'
   'dime-publications'
+  'transactions-bulk'
   'graph-notifications-poison'
   'graph-lifecycle-poison'
   'mailbox-resync-poison'
   'dime-publications-poison'
+  'transactions-bulk-poison'
+  'graph-notifications-poison-poison'
+  'graph-lifecycle-poison-poison'
+  'mailbox-resync-poison-poison'
+  'dime-publications-poison-poison'
+  'transactions-bulk-poison-poison'
 ]
 
 // Must equal shared/names.py ALL_TABLES; a test checks.

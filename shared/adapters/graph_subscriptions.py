@@ -2,9 +2,13 @@
 
 Separate from graph.py only to keep that file small; the methods use GraphGateway's client (the
 same msgraph request adapter, auth and retry middleware). msgraph is imported lazily here too.
-Failures keep Graph's status and message (SubscriptionFailed), because callers act on them: 409
-means adopt, 404/400 on renewal means create anew, and a ValidationError's message tells the
-administrator why Graph could not reach the notification URL.
+Failures keep Graph's status and message (SubscriptionFailed), because callers act on them: 404 on
+renewal means create anew, a 400 may name the allowed lifetime, `SubscriptionCountReached` (429
+with an absurd Retry-After) is permanent, and a ValidationError's message tells the administrator
+why Graph could not reach the notification URL.
+
+Creates go out with the SDK's retry turned off: Graph never answers 409 to a duplicate Outlook
+subscription, so a POST retried after a lost answer (429/503/504) would leave two live ones.
 """
 
 from __future__ import annotations
@@ -29,10 +33,21 @@ class SubscriptionFailed(SyncError):
         self.graph_code = graph_code
         self.graph_message = graph_message
         detail = f": {graph_code} {graph_message}".rstrip() if (graph_code or graph_message) else ""
-        super().__init__(_code(status), f"Graph answered {status or 'nothing'} to the {what}{detail}", retry_after)
+        permanent = self.count_reached
+        message = f"Graph answered {status or 'nothing'} to the {what}{detail}"
+        if permanent:
+            message += " (1,000 subscriptions on this mailbox across all apps: delete unused ones)"
+        super().__init__(_code(status, permanent), message, None if permanent else retry_after)
+
+    @property
+    def count_reached(self) -> bool:
+        """The mailbox holds 1,000 subscriptions (all apps): permanent, whatever Retry-After says."""
+        return self.status == 429 and self.graph_code.lower() == "subscriptioncountreached"
 
 
-def _code(status: int) -> ErrorCode:
+def _code(status: int, permanent: bool = False) -> ErrorCode:
+    if permanent:
+        return ErrorCode.GRAPH_REJECTED
     if status == 429:
         return ErrorCode.GRAPH_THROTTLED
     if status in (401, 403):
@@ -58,12 +73,15 @@ class SubscriptionCalls:
     def _graph(self) -> Any:  # provided by GraphGateway
         raise NotImplementedError
 
-    async def _subscription_call(self, request_info: Any, what: str) -> dict[str, Any]:
+    async def _subscription_call(self, request_info: Any, what: str, *, retry: bool = True) -> dict[str, Any]:
         from kiota_abstractions.api_error import APIError
+        from kiota_http.middleware.options import RetryHandlerOption
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
         client = self._graph()
         request_info.headers.add("Prefer", IMMUTABLE_IDS)
+        if not retry:  # this request only: the client's other requests keep the SDK's retries
+            request_info.add_request_options([RetryHandlerOption(max_retries=0, should_retry=False)])
         try:
             raw = await client.request_adapter.send_primitive_async(request_info, "bytes", {"XXX": ODataError})
         except APIError as error:
@@ -100,7 +118,7 @@ class SubscriptionCalls:
             client_state=client_state,
         )
         info = self._graph().subscriptions.to_post_request_information(body)
-        return await self._subscription_call(info, "subscription create")
+        return await self._subscription_call(info, "subscription create", retry=False)
 
     async def renew_subscription(self, subscription_id: str, expiry: datetime) -> dict[str, Any]:
         """PATCH a new expirationDateTime; SubscriptionFailed(404/400) means: create anew."""
@@ -120,18 +138,3 @@ class SubscriptionCalls:
                 return False
             raise
         return True
-
-    async def list_subscriptions(self) -> list[dict[str, Any]]:
-        """Every subscription of this app. Limited to 25 requests per 20 s per tenant: only used to
-        adopt a subscription after a 409 when the table does not know it."""
-        subscriptions = self._graph().subscriptions
-        info = subscriptions.to_get_request_information()
-        found: list[dict[str, Any]] = []
-        for _ in range(100):
-            page = await self._subscription_call(info, "subscription listing")
-            found.extend(item for item in page.get("value", []) if isinstance(item, dict))
-            next_link = page.get("@odata.nextLink")
-            if not next_link:
-                break
-            info = subscriptions.with_url(next_link).to_get_request_information()
-        return found

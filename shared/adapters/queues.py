@@ -11,6 +11,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.provisioning import Provisioner, is_missing_container
+from shared.names import ALL_QUEUES
+
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient
 
@@ -22,10 +25,13 @@ class QueueSender:
     def __init__(self, service: QueueServiceClient) -> None:
         self._service = service
         self._clients: dict[str, QueueClient] = {}
+        self.provisioner = Provisioner(ALL_QUEUES, self._create_queue)
 
     def client(self, queue_name: str) -> QueueClient:
+        """The queue's client; the first use in this process creates every queue of the app."""
         from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
 
+        self.provisioner.ensure(queue_name)
         if queue_name not in self._clients:
             self._clients[queue_name] = self._service.get_queue_client(
                 queue_name,
@@ -36,7 +42,19 @@ class QueueSender:
 
     def send(self, queue_name: str, message: dict[str, Any], *, delay_seconds: int | None = None) -> None:
         body = json.dumps(message, separators=(",", ":")).encode("utf-8")
-        self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
+        self.send_raw(queue_name, body, delay_seconds=delay_seconds)
+
+    def send_raw(self, queue_name: str, body: bytes, *, delay_seconds: int | None = None) -> None:
+        """Send bytes as they are; if the queue vanished (storage emptied under us), provision again once."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
+        except ResourceNotFoundError as error:
+            if not is_missing_container(error):
+                raise
+            self.provisioner.again(queue_name)
+            self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
 
     def send_many(self, queue_name: str, messages: list[dict[str, Any]]) -> None:
         """Send concurrently (the queue service has no batch send): a 20-item POST from Graph
@@ -49,13 +67,16 @@ class QueueSender:
         for future in futures:
             future.result()
 
-    def create_queues(self, names: tuple[str, ...]) -> None:
-        """For local runs and tests; in Azure the Bicep template creates them."""
+    def _create_queue(self, name: str) -> None:
         from azure.core.exceptions import ResourceExistsError
 
+        with contextlib.suppress(ResourceExistsError):
+            self._service.create_queue(name)
+
+    def create_queues(self, names: tuple[str, ...] = ALL_QUEUES) -> None:
+        """Create the queues now (scripts/create_storage.py); the app also does it on first use."""
         for name in names:
-            with contextlib.suppress(ResourceExistsError):
-                self._service.create_queue(name)
+            self.provisioner.ensure(name)
 
     def depth(self, queue_name: str) -> int:
         return self.client(queue_name).get_queue_properties().approximate_message_count

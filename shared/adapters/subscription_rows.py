@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from shared.adapters.tables import StateStore
 
 SUBSCRIPTION_PARTITION = "subscription"
+OWNER_CACHE_SECONDS = 60.0  # a known subscription stays known this long without a table read
 REMOVED_PARTITION = "removed"
 
 
@@ -28,7 +32,7 @@ class SubscriptionRow:
     mailbox_id: str
     expiry: str
     created_at: str = ""
-    key_id: str = ""  # fingerprint of the CLIENT_STATE_SECRET it was created under
+    made_with: str = ""  # subscription_fingerprint() of the secret and URLs it was created with
 
 
 def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
@@ -40,7 +44,7 @@ def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
         "MailboxId": row.mailbox_id.lower(),
         "Expiry": row.expiry,
         "CreatedAt": row.created_at,
-        "KeyId": row.key_id,
+        "MadeWith": row.made_with,
     }
     store.table(SUBSCRIPTIONS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -78,7 +82,7 @@ def _row(entity: dict) -> SubscriptionRow:
         entity.get("MailboxId", ""),
         entity.get("Expiry", ""),
         entity.get("CreatedAt", ""),
-        entity.get("KeyId", ""),
+        entity.get("MadeWith", ""),
     )
 
 
@@ -119,3 +123,55 @@ def was_removed(store: StateStore, object_id: str) -> bool:
     except ResourceNotFoundError:
         return False
     return True
+
+
+class SubscriptionOwners:
+    """Which mailbox holds a subscription id: the subscriptions table, with a short positive cache.
+
+    Unknown ids are not cached (a just-created subscription must become known at once); strays
+    already scheduled for deletion are remembered so a flood schedules each only once."""
+
+    def __init__(
+        self, store: StateStore, ttl: float = OWNER_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._known: dict[str, tuple[str, float]] = {}
+        self._strays_scheduled: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, subscription_ids: set[str]) -> dict[str, str | None]:
+        """Raises when storage fails (the webhook answers 503)."""
+        now = self._clock()
+        owners: dict[str, str | None] = {}
+        for subscription_id in subscription_ids:
+            cached = self._known.get(subscription_id)
+            if cached and now - cached[1] < self._ttl:
+                owners[subscription_id] = cached[0]
+                continue
+            row = get_subscription(self._store, subscription_id)
+            owners[subscription_id] = row.mailbox_id if row else None
+            if row:
+                with self._lock:
+                    if len(self._known) > 10_000:
+                        self._known.clear()
+                    self._known[subscription_id] = (row.mailbox_id, now)
+        return owners
+
+    def new_strays(self, strays: set[tuple[str, str]], limit: int = 10) -> list[tuple[str, str]]:
+        """The strays not scheduled for deletion in the last ten minutes (at most `limit` per POST)."""
+        now = self._clock()
+        fresh = []
+        with self._lock:
+            if len(self._strays_scheduled) > 10_000:
+                self._strays_scheduled.clear()
+            for subscription_id, mailbox_id in sorted(strays):
+                if len(fresh) < limit and now - self._strays_scheduled.get(subscription_id, -1e9) > 600:
+                    self._strays_scheduled[subscription_id] = now
+                    fresh.append((subscription_id, mailbox_id))
+        return fresh
+
+    def forget(self, subscription_id: str) -> None:
+        with self._lock:
+            self._known.pop(subscription_id, None)

@@ -150,6 +150,10 @@ class SyncStateStore:
             values["PassCompletedAt"] = now.isoformat()
         self._put(mailbox_id, RECONCILE_ROW, values)
 
+    def restart_reconcile(self, mailbox_id: str, now: datetime) -> None:
+        """The next reconcile pass of the mailbox starts from its first link (a disabled mailbox)."""
+        self._put(mailbox_id, RECONCILE_ROW, {"Cursor": "", "UpdatedAt": now.isoformat()})
+
     # Links, read in key order --------------------------------------------------------------
 
     def links_after(self, mailbox_id: str, cursor: str | None) -> Iterator[tuple[str, Link]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.provisioning import HealingTable, Provisioner
 from shared.core.consent import Consent
 from shared.core.ids import encode_key
 from shared.core.links import Link
@@ -39,16 +40,28 @@ class StateStore:
     def __init__(self, service: TableServiceClient) -> None:
         self._service = service
         self._tables: dict[str, TableClient] = {}
+        self.provisioner = Provisioner(ALL_TABLES, self._create_table)
 
     def table(self, name: str) -> TableClient:
+        """The table's client; the first use in this process creates every table of the app."""
+        self.provisioner.ensure(name)
         if name not in self._tables:
-            self._tables[name] = self._service.get_table_client(name)
+            client = self._service.get_table_client(name)
+            self._tables[name] = HealingTable(client, lambda: self.provisioner.again(name))  # type: ignore[assignment]
         return self._tables[name]
 
+    def _create_table(self, name: str) -> None:
+        self._service.create_table_if_not_exists(name)
+
     def create_tables(self) -> None:
-        """For local runs and tests; in Azure the Bicep template creates them."""
+        """Create every table now (scripts/create_storage.py); the app also does it on first use."""
         for name in ALL_TABLES:
-            self._service.create_table_if_not_exists(name)
+            self.provisioner.ensure(name)
+
+    def ping(self) -> None:
+        """A cheap call that proves the table service answers (health): one page of one row."""
+        pages = self._service.list_tables(results_per_page=1, retry_total=0, connection_timeout=3, read_timeout=3)
+        next(iter(pages.by_page()), None)
 
     # Resources -------------------------------------------------------------------------------
 
@@ -62,7 +75,7 @@ class StateStore:
         return _resource_from_entity(entity)
 
     def add_resource(self, resource: Resource) -> Resource:
-        """Insert a first-seen mailbox; if another worker won the race, theirs is kept."""
+        """Insert a new mailbox; if another worker won the race, theirs is kept."""
         from azure.core.exceptions import ResourceExistsError
 
         try:

@@ -131,8 +131,15 @@ class TransactionStore:
                 break
         return total
 
-    def matching(self, query: TransactionFilter) -> Iterator[Transaction]:
+    def matching(self, query: TransactionFilter, *, after: str | None = None) -> Iterator[Transaction]:
+        """Every match; `after` (failed only: a public id) continues a walk of the failure index in
+        its time order, so a bulk retry visits each row once even when it fails again."""
         text, parameters = query_for(query)
+        if after is not None:
+            if query.status is not Status.FAILED:
+                raise ValueError("a cursor walks the failure index only")
+            text += " and RowKey gt @after"
+            parameters["after"] = after
         for entity in self._table.query_entities(text, parameters=parameters):
             yield transaction_from_entity(entity)
 

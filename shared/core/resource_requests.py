@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shared.core.api_format import iso_utc
 from shared.core.consent import Consent
 from shared.core.resources import Resource
 
@@ -22,6 +24,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class InputError(ValueError):
     """A request the API refuses (400); the message is the reason."""
+
+
+class Conflict(ValueError):
+    """A request that names several people, or would make two share an e-mail (409)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,32 @@ def _values(name: str, raw: Any) -> tuple[str, ...] | str:
     if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
         return tuple(raw)
     raise InputError(f"{name} must be a list of strings (or a comma-separated string)")
+
+
+def resolve_mailbox(key: str, resources: Iterable[Resource]) -> Resource | None:
+    """The tracked mailbox a {mailbox} names: the exact object id, else the exact UPN (both unique),
+    else the Dime.Scheduler e-mail, which must name exactly one person (Conflict when several share
+    it: acting on the first found could disable or delete the wrong person)."""
+    key = key.strip().lower()
+    by_email = []
+    for resource in resources:
+        if key in (resource.object_id.lower(), resource.upn.lower()):
+            return resource
+        if resource.email.lower() == key:
+            by_email.append(resource)
+    if len(by_email) > 1:
+        ids = ", ".join(sorted(r.object_id for r in by_email))
+        raise Conflict(f"{key} is the e-mail of several people ({ids}): name one by object id or UPN")
+    return by_email[0] if by_email else None
+
+
+def email_owner(email: str, object_id: str, resources: Iterable[Resource]) -> Resource | None:
+    """Another tracked person whose e-mail or UPN is `email` (an override may not take it)."""
+    email = email.strip().lower()
+    for resource in resources:
+        if resource.object_id.lower() != object_id.lower() and email in (resource.email.lower(), resource.upn.lower()):
+            return resource
+    return None
 
 
 def parse_resource_body(body: bytes) -> ResourceInput:
@@ -106,10 +138,10 @@ def resource_json(resource: Resource) -> dict[str, Any]:
         "showAs": [v for v in show_as.split(",") if v],
         "sensitivities": [v for v in sensitivities.split(",") if v],
         "subscription": (
-            {"id": resource.subscription_id, "expiresAt": resource.subscription_expiry}
+            {"id": resource.subscription_id, "expiresAt": iso_utc(resource.subscription_expiry)}
             if resource.subscription_id
             else None
         ),
-        "createdAt": resource.created_at,
-        "updatedAt": resource.updated_at,
+        "createdAt": iso_utc(resource.created_at),
+        "updatedAt": iso_utc(resource.updated_at),
     }

@@ -21,7 +21,7 @@ class Resource:
 
 
 def resource_from_user(user: dict[str, Any], consent: Consent) -> Resource:
-    """A first-seen mailbox: e-mail is `mail`, else `userPrincipalName` (read once from Graph)."""
+    """A mailbox being onboarded: e-mail is `mail`, else `userPrincipalName` (read once from Graph)."""
     upn = str(user.get("userPrincipalName") or "")
     mail = user.get("mail") or upn
     return Resource(object_id=str(user["id"]).lower(), upn=upn, email=str(mail), consent=consent)

@@ -6,11 +6,11 @@ the only place we look for our own subscriptions (listing them is limited to 25 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from shared.core.resources import Resource
 
@@ -57,13 +57,19 @@ def parse_expiry(value: str | None) -> datetime | None:
     return parsed
 
 
-def matches_mailbox(subscription: dict[str, Any], object_id: str) -> bool:
-    """Whether a listed subscription is the one ours would conflict with (same resource and changeType)."""
-    resource = str(subscription.get("resource") or "").strip("/").lower()
-    change_types = {c.strip() for c in str(subscription.get("changeType") or "").split(",") if c.strip()}
-    return resource in (f"users/{object_id.lower()}/events", f"users/{object_id.lower()}/calendar/events") and (
-        change_types == set(CHANGE_TYPE.split(","))
-    )
+_CAP = re.compile(r"can only be (\d+) minutes", re.IGNORECASE)
+CAP_MARGIN_MINUTES = 10  # below the named cap: our clock and Graph's may differ a little
+
+
+def allowed_lifetime(graph_message: str) -> int | None:
+    """The lifetime to ask for after a 400 that names Graph's cap ("Subscription expiration can
+    only be 10070 minutes in the future"), a little under it; None when the 400 is about something
+    else (then it is an error to show, not a reason to retry)."""
+    match = _CAP.search(graph_message or "")
+    if match is None:
+        return None
+    minutes = int(match.group(1)) - CAP_MARGIN_MINUTES
+    return minutes if minutes >= MIN_LIFETIME_MINUTES else None
 
 
 class Step(StrEnum):
@@ -81,7 +87,7 @@ def renewal_step(resource: Resource, now: datetime, within: timedelta) -> Step:
         return Step.CREATE
     expiry = parse_expiry(resource.subscription_expiry)
     if expiry is None:
-        return Step.RENEW  # known id, unknown expiry (first seen through a notification): PATCH tells
+        return Step.RENEW  # known id, unknown expiry (a row from an older version): PATCH tells
     if expiry <= now:
         return Step.CREATE  # expired: Graph has deleted it already
     if expiry - now <= within:

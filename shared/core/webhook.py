@@ -12,43 +12,94 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_BODY_BYTES = 1024 * 1024
+# Graph batches a few notifications per POST; anything far beyond that is not Graph. The cap bounds
+# the work a forged POST can cost (every item is at most one HMAC) and is refused as a whole (413).
+MAX_ITEMS = 1000
 CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
+# Our own lifecycle-queue message (never accepted from Graph): delete a stray subscription.
+STRAY_EVENT = "strayed"
 
-# "Users/{user-id}/Events/{event-id}" (Graph's casing varies: match case-insensitively).
-_RESOURCE = re.compile(r"^/?users/(?P<mailbox>[^/]+)/events/(?P<event>.+)$", re.IGNORECASE)
-_USER_RESOURCE = re.compile(r"^/?users/(?P<mailbox>[^/]+)(?:/|$)", re.IGNORECASE)
+# The documented spellings of `resource` (graph.md "Notifications"), matched case-insensitively:
+#   Users/{guid}/Events/{id}    users/{guid}@{tenant-guid}/events/{id}    Users('{guid}')/Events('{id}')
+_RESOURCE = re.compile(
+    r"^/?users(?:/(?P<m1>[^/@()']+)(?:@[^/()']+)?|\('(?P<m2>[^/@()']+)(?:@[^/()']+)?'\))"
+    r"/events(?:/(?P<e1>[^()']+)|\('(?P<e2>[^()']+)'\))$",
+    re.IGNORECASE,
+)
 _MAX_FIELD = 2048
+# Event ids are base64 (standard or URL alphabet): nothing else may reach a key or a Graph path
+# (no ".", "..", control characters or separators beyond "/", which keys encode).
+_EVENT_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,512}$")
+# Mailbox object ids are GUIDs; the clientState carries one in front of its HMAC.
+_MAILBOX_ID = re.compile(r"^[0-9a-f-]{1,64}$")
+_STATE_SEPARATOR = "."
+_SUBSCRIPTION_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class MalformedBody(ValueError):
     """The POST as a whole is unusable (the reason is safe to return to the caller)."""
 
 
+class TooManyItems(MalformedBody):
+    """More items than Graph ever sends in one POST (413)."""
+
+
 def client_state_for(mailbox_id: str, secret: str) -> str:
-    """The clientState of a mailbox's subscription: hex HMAC-SHA256 of its object id."""
-    return hmac.new(secret.encode("utf-8"), mailbox_id.lower().encode("utf-8"), hashlib.sha256).hexdigest()
+    """The clientState of a mailbox's subscription: "{mailbox id}.{hex HMAC-SHA256 of it}".
+
+    The mailbox id rides in front so every item, lifecycle items too (which carry no `resource`),
+    is verified by one HMAC, without a table read: forged items cost O(1) and touch no state.
+    101 characters, within Graph's 128."""
+    mailbox = mailbox_id.lower()
+    digest = hmac.new(secret.encode("utf-8"), mailbox.encode("utf-8"), hashlib.sha256).hexdigest()
+    return mailbox + _STATE_SEPARATOR + digest
 
 
-def secret_fingerprint(secret: str) -> str:
-    """Names which CLIENT_STATE_SECRET a subscription was created under, without revealing it,
-    so the renewal timer can recreate subscriptions after a key rotation (PATCH cannot change a
-    subscription's clientState)."""
-    return hmac.new(secret.encode("utf-8"), b"clientState key id", hashlib.sha256).hexdigest()[:16]
+def subscription_fingerprint(secret: str, notification_url: str, lifecycle_notification_url: str) -> str:
+    """What a subscription was made with: the CLIENT_STATE_SECRET (and clientState format) and
+    both notification URLs (they carry the function key in ?code=), without revealing any of them.
+    The renewal timer recreates every subscription whose fingerprint is not the current one: a
+    PATCH can change neither the clientState nor the lifecycle URL, so rotating the secret or the
+    function key completes on the next renewal run."""
+    made_with = "\n".join(("clientState v2", notification_url, lifecycle_notification_url))
+    return hmac.new(secret.encode("utf-8"), made_with.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def verified_mailbox(client_state: str, secrets: tuple[str, ...]) -> str | None:
+    """The mailbox a clientState proves, or None. Constant time in the secrets (no early exit)."""
+    mailbox, separator, _ = client_state.rpartition(_STATE_SEPARATOR)
+    if not separator or not _MAILBOX_ID.match(mailbox):
+        return None
+    candidate = client_state.encode("utf-8")
+    valid = False
+    for secret in secrets:
+        valid |= hmac.compare_digest(client_state_for(mailbox, secret).encode("ascii"), candidate)
+    return mailbox if valid else None
 
 
 def client_state_is_valid(mailbox_id: str, client_state: str, secrets: tuple[str, ...]) -> bool:
-    """Constant-time check against the current and (during rotation) previous secret."""
-    candidate = client_state.encode("utf-8")
-    valid = False
-    for secret in secrets:  # no early exit: every secret is always compared
-        valid |= hmac.compare_digest(client_state_for(mailbox_id, secret).encode("ascii"), candidate)
-    return valid
+    """Whether the clientState proves exactly this mailbox (current or, during rotation, previous key)."""
+    return verified_mailbox(client_state, secrets) == mailbox_id.lower()
+
+
+def parse_resource(resource: str | None) -> tuple[str, str] | None:
+    """(mailbox id, event id) from any documented spelling of a notification's `resource`."""
+    match = _RESOURCE.match(resource or "")
+    if match is None:
+        return None
+    mailbox = (match.group("m1") or match.group("m2")).lower()
+    return mailbox, match.group("e1") or match.group("e2")
+
+
+def is_valid_event_id(event_id: str) -> bool:
+    return bool(_EVENT_ID.match(event_id))
 
 
 def etag_to_change_key(etag: str | None) -> str | None:
@@ -109,9 +160,39 @@ class LifecycleNotification:
 
 @dataclass
 class ParsedNotifications:
+    """What one POST carried: verified items, and the dropped ones counted by reason (for one log line)."""
+
     changes: list[ChangeNotification] = field(default_factory=list)
     lifecycle: list[LifecycleNotification] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)  # reasons, for the log only
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def subscription_ids(self) -> set[str]:
+        return {c.subscription_id for c in self.changes} | {item.subscription_id for item in self.lifecycle}
+
+    def keep_owned(self, owner_of: Mapping[str, str | None]) -> set[tuple[str, str]]:
+        """Keep the items whose subscription id the table holds for their mailbox; drop the others.
+
+        Returns the strays, as (subscription id, mailbox id): ids the table holds for no mailbox at
+        all, which Graph holds for this one (a lost create answer, a duplicate) and which are to be
+        deleted. An id held for *another* mailbox is dropped but never a stray: deleting it would
+        let anyone holding one mailbox's clientState stop another person's subscription."""
+        strays: set[tuple[str, str]] = set()
+
+        def owned(subscription_id: str, mailbox_id: str) -> bool:
+            owner = owner_of.get(subscription_id)
+            if owner == mailbox_id:
+                return True
+            if owner is None:
+                if _SUBSCRIPTION_ID.match(subscription_id):  # Graph's ids are GUIDs: nothing else to delete
+                    strays.add((subscription_id, mailbox_id))
+                self.rejected["subscription unknown to the table"] += 1
+            else:
+                self.rejected["subscription of another mailbox"] += 1
+            return False
+
+        self.changes = [c for c in self.changes if owned(c.subscription_id, c.mailbox_id)]
+        self.lifecycle = [item for item in self.lifecycle if owned(item.subscription_id, item.mailbox_id)]
+        return strays
 
 
 def parse_body(body: bytes) -> list[Any]:
@@ -124,6 +205,8 @@ def parse_body(body: bytes) -> list[Any]:
         raise MalformedBody("body is not valid JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("value"), list):
         raise MalformedBody('body must be a JSON object with a "value" list')
+    if len(document["value"]) > MAX_ITEMS:
+        raise TooManyItems(f"more than {MAX_ITEMS} items in one POST")
     return document["value"]
 
 
@@ -139,22 +222,14 @@ def _text(item: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _mailbox_from_resource(resource: str | None, pattern: re.Pattern[str]) -> str | None:
-    match = pattern.match(resource or "")
-    return match.group("mailbox").lower() if match else None
-
-
-MailboxLookup = Callable[[str], "str | None"]
-
-
 def verify_item(
-    item: Any, tenant_id: str, secrets: tuple[str, ...], mailbox_of_subscription: MailboxLookup | None = None
+    item: Any, tenant_id: str, secrets: tuple[str, ...]
 ) -> ChangeNotification | LifecycleNotification | str:
     """A verified notification, or the reason (for the log) why the item was dropped.
 
-    Lifecycle items may come without a `resource`; then the mailbox is looked up by subscription
-    id (a table read) before the clientState can be checked.
-    """
+    Pure and O(1): the tenant, then one HMAC (the clientState names and proves its mailbox), then
+    the shape. Whether the subscription id is ours for that mailbox is the caller's (one table
+    read per distinct subscription id, only for items that passed this)."""
     if not isinstance(item, dict):
         return "item is not an object"
     tenant = _text(item, "tenantId")
@@ -164,16 +239,15 @@ def verify_item(
     client_state = _text(item, "clientState")
     if subscription_id is None or client_state is None:
         return "missing subscriptionId or clientState"
+    mailbox = verified_mailbox(client_state, secrets)
+    if mailbox is None:
+        return "bad clientState"
 
-    lifecycle_event = _text(item, "lifecycleEvent")
     if "lifecycleEvent" in item:
-        mailbox = _mailbox_from_resource(_text(item, "resource"), _USER_RESOURCE)
-        if mailbox is None and mailbox_of_subscription is not None:
-            mailbox = mailbox_of_subscription(subscription_id)
-        if lifecycle_event not in LIFECYCLE_EVENTS or mailbox is None:
-            return "unknown lifecycle event or missing resource"
-        if not client_state_is_valid(mailbox, client_state, secrets):
-            return "bad clientState"
+        # Lifecycle items carry no resource: the clientState names the mailbox, the table confirms.
+        lifecycle_event = _text(item, "lifecycleEvent")
+        if lifecycle_event not in LIFECYCLE_EVENTS:
+            return "unknown lifecycle event"
         expiration = _text(item, "subscriptionExpirationDateTime")
         return LifecycleNotification(mailbox, subscription_id, lifecycle_event, expiration)
 
@@ -181,28 +255,38 @@ def verify_item(
     resource_data = item.get("resourceData")
     if change_type not in CHANGE_TYPES or not isinstance(resource_data, dict):
         return "missing changeType or resourceData"
-    match = _RESOURCE.match(_text(item, "resource") or "") or _RESOURCE.match(_text(resource_data, "@odata.id") or "")
+    parsed = parse_resource(_text(item, "resource")) or parse_resource(_text(resource_data, "@odata.id"))
     event_id = _text(resource_data, "id")
-    if match is None or event_id is None:
+    if parsed is None or event_id is None:
         return "missing resource or event id"
-    mailbox = match.group("mailbox").lower()
-    if not client_state_is_valid(mailbox, client_state, secrets):
-        return "bad clientState"
+    if parsed[0] != mailbox:
+        return "resource of another mailbox than the clientState"
+    if parsed[1] != event_id:
+        return "resourceData.id disagrees with the resource"
+    if not is_valid_event_id(event_id):
+        return "event id outside the allowed characters or length"
     etag = _text(resource_data, "@odata.etag")
     return ChangeNotification(mailbox, event_id, change_type, etag_to_change_key(etag), subscription_id)
 
 
-def parse_notifications(
-    body: bytes, tenant_id: str, secrets: tuple[str, ...], mailbox_of_subscription: MailboxLookup | None = None
-) -> ParsedNotifications:
-    """Split a POST into verified change and lifecycle notifications; MalformedBody if unusable."""
+def parse_notifications(body: bytes, tenant_id: str, secrets: tuple[str, ...]) -> ParsedNotifications:
+    """Split a POST into verified change and lifecycle notifications; MalformedBody if unusable.
+
+    Lifecycle items are de-duplicated (one per subscription and event): a flood of `missed` is
+    one message, not thousands."""
     parsed = ParsedNotifications()
+    seen_lifecycle: set[tuple[str, str]] = set()
     for item in parse_body(body):
-        outcome = verify_item(item, tenant_id, secrets, mailbox_of_subscription)
+        outcome = verify_item(item, tenant_id, secrets)
         if isinstance(outcome, ChangeNotification):
             parsed.changes.append(outcome)
         elif isinstance(outcome, LifecycleNotification):
-            parsed.lifecycle.append(outcome)
+            key = (outcome.subscription_id, outcome.lifecycle_event)
+            if key in seen_lifecycle:
+                parsed.rejected["duplicate lifecycle item"] += 1
+            else:
+                seen_lifecycle.add(key)
+                parsed.lifecycle.append(outcome)
         else:
-            parsed.rejected.append(outcome)
+            parsed.rejected[outcome] += 1
     return parsed

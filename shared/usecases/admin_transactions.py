@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
+import logging
+import re
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from shared.adapters.transactions_store import TransactionStore, transaction_store
+from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
 from shared.core.transaction_query import (
     FILTER_FIELDS,
     QueryError,
@@ -30,12 +35,15 @@ from shared.core.transaction_query import (
     public_id,
 )
 from shared.core.transactions import Status, Transaction
-from shared.names import ALL_QUEUES, LINKS_TABLE, SYNCSTATE_TABLE
+from shared.names import ALL_QUEUES, BULK_QUEUE, LINKS_TABLE, SYNCSTATE_TABLE
 from shared.services import Services
 from shared.usecases.retry import retry_transaction
 from shared.usecases.webhook import HttpAnswer
 
+log = logging.getLogger(__name__)
+
 MAX_IDS = 1000
+_LOOKS_LIKE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 MAX_FIELD_CHARS = 500
 
 
@@ -60,49 +68,90 @@ def transaction_json(transaction: Transaction, *, detail: bool = False) -> dict[
         "errorCode": transaction.error_code,
         "message": transaction.message,
         "attempts": transaction.attempts,
-        "nextAttemptAt": transaction.next_attempt_at,
-        "createdAt": transaction.created_at,
-        "updatedAt": transaction.updated_at,
+        "nextAttemptAt": iso_utc(transaction.next_attempt_at),
+        "createdAt": iso_utc(transaction.created_at),
+        "updatedAt": iso_utc(transaction.updated_at),
     }
     if detail:
         body["payload"] = transaction.payload
     return body
 
 
+LIST_PARAMS = (*FILTER_FIELDS, "pageSize", "continuationToken")
+LINK_PARAMS = ("mailbox", "pageSize", "continuationToken")
+SELECTION_FIELDS = ("ids", "all", "filter")
+INLINE_LIMIT = 100  # "all" beyond this many rows answers 202 and works through the bulk queue
+
+
+async def resolve_mailbox_filter(services: Services, mailbox: str | None) -> str | None:
+    """A `mailbox` filter as the object id the tables are keyed by: an object id as given, a UPN or
+    an unambiguous e-mail resolved like on every {mailbox} route (QueryError 404/409 otherwise)."""
+    if mailbox is None or "@" not in mailbox:
+        return mailbox
+    from shared.core.resource_requests import Conflict
+    from shared.usecases.resources_admin import find_resource
+
+    try:
+        resource = await find_resource(services, mailbox)
+    except Conflict as error:
+        raise FilterProblem(409, str(error)) from None
+    if resource is None:
+        raise FilterProblem(404, f"no onboarded mailbox {mailbox[:320]}")
+    return resource.object_id
+
+
+class FilterProblem(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+async def _resolved(services: Services, query: TransactionFilter) -> TransactionFilter:
+    return replace(query, mailbox=await resolve_mailbox_filter(services, query.mailbox))
+
+
 # Transactions -------------------------------------------------------------------------------------
 
 
-def list_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
+async def list_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/transactions?status=&mailbox=&since=&until=&pageSize=&continuationToken="""
     try:
+        if reason := unknown_params_reason(params, LIST_PARAMS):
+            raise QueryError(reason)
         query = parse_filter({k: params[k] for k in FILTER_FIELDS if k in params})
         size = parse_page_size(params.get("pageSize"))
         token = decode_token(params.get("continuationToken"))
+        query = await _resolved(services, query)
     except QueryError as error:
         return _error(400, str(error))
-    items, next_token = transaction_store(services).page(query, size, token)
-    return _json(200, {"items": [transaction_json(t) for t in items], "continuationToken": encode_token(next_token)})
+    except FilterProblem as problem:
+        return _error(problem.status, str(problem))
+    items, next_token = await asyncio.to_thread(transaction_store(services).page, query, size, token)
+    return _json(200, page([transaction_json(t) for t in items], encode_token(next_token)))
 
 
 MAX_COUNT = 100_000
 
 
-def count_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
+async def count_transactions(params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/transactions/count?<the list's filters>: {"count": n, "capped": bool}; what the
     console shows before "retry/archive all matching", and the Overview's numbers."""
     try:
-        unknown = set(params) - set(FILTER_FIELDS) - {"code"}  # the host passes ?code= (the key) along
-        if unknown:
-            raise QueryError(f"unknown parameter(s): {', '.join(sorted(unknown))[:200]}")
-        query = parse_filter({k: v for k, v in params.items() if k in FILTER_FIELDS})
+        if reason := unknown_params_reason(params, FILTER_FIELDS):
+            raise QueryError(reason)
+        query = await _resolved(services, parse_filter({k: v for k, v in params.items() if k in FILTER_FIELDS}))
     except QueryError as error:
         return _error(400, str(error))
-    total = transaction_store(services).count(query, MAX_COUNT)
+    except FilterProblem as problem:
+        return _error(problem.status, str(problem))
+    total = await asyncio.to_thread(transaction_store(services).count, query, MAX_COUNT)
     return _json(200, {"count": total, "capped": total >= MAX_COUNT})
 
 
-def get_transaction(transaction_id: str, services: Services) -> HttpAnswer:
+def get_transaction(transaction_id: str, params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/transactions/{id}: a point read."""
+    if reason := unknown_params_reason(params, ()):
+        return _error(400, reason)
     keys = parse_public_id(transaction_id or "")
     found = transaction_store(services).get(*keys) if keys else None
     if found is None:
@@ -114,20 +163,28 @@ def get_transaction(transaction_id: str, services: Services) -> HttpAnswer:
 class Selection:
     ids: list[str] | None
     query: TransactionFilter | None
+    raw_filter: dict[str, Any] | None = None  # as given, for the bulk queue
 
 
-def parse_selection(body: bytes) -> Selection:
-    """{"ids": [...]} or {"all": true, "filter": {status, mailbox, since, until}} (status: failed)."""
+def parse_selection(body: bytes, operation: str) -> Selection:
+    """{"ids": [...]} or {"all": true, "filter": {status, mailbox, since, until}}.
+
+    "all" applies to failed rows (default), and for a retry to archived rows too: archiving or
+    re-running succeeded (or pending, skipped) history is refused."""
     try:
         document = json.loads(body or b"")
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise QueryError("body is not valid JSON") from None
     if not isinstance(document, dict):
         raise QueryError('body must be a JSON object: {"ids": [...]} or {"all": true, "filter": {...}}')
+    if unknown := unknown_names(document, SELECTION_FIELDS, host=False):
+        raise QueryError(f"unknown field(s): {', '.join(n[:40] for n in unknown)} (allowed: ids, all, filter)")
     ids, everything = document.get("ids"), document.get("all")
     if (ids is None) == (everything is None):
         raise QueryError('give either "ids" or "all": true')
     if ids is not None:
+        if "filter" in document:
+            raise QueryError('"filter" goes with "all", not with "ids"')
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise QueryError('"ids" must be a non-empty list of transaction ids')
         if len(ids) > MAX_IDS:
@@ -138,12 +195,21 @@ def parse_selection(body: bytes) -> Selection:
     raw_filter = document.get("filter") or {}
     if not isinstance(raw_filter, dict):
         raise QueryError('"filter" must be an object')
-    return Selection(None, parse_filter(raw_filter, default_status=Status.FAILED))
+    query = parse_filter(raw_filter, default_status=Status.FAILED)
+    if query.status not in eligible_statuses(operation):
+        allowed = " or ".join(s.value for s in eligible_statuses(operation))
+        given = query.status.value if query.status else "every"
+        raise QueryError(f'"all" can {operation} {allowed} transactions only, not {given} ones')
+    return Selection(None, query, raw_filter)
 
 
-def _selected(selection: Selection, store: TransactionStore) -> list[Transaction] | HttpAnswer:
+def eligible_statuses(operation: str) -> tuple[Status, ...]:
+    return (Status.FAILED, Status.ARCHIVED) if operation == "retry" else (Status.FAILED,)
+
+
+def _selected(selection: Selection, store: TransactionStore, operation: str) -> list[Transaction] | HttpAnswer:
     if selection.query is not None:
-        return list(store.matching(selection.query))
+        return list(itertools.islice(store.matching(selection.query), INLINE_LIMIT + 1))
     found: list[Transaction] = []
     unknown: list[str] = []
     for item in selection.ids or []:
@@ -155,19 +221,61 @@ def _selected(selection: Selection, store: TransactionStore) -> list[Transaction
             found.append(transaction)
     if unknown:
         return _json(404, {"error": "no such transaction(s); nothing was done", "unknownIds": unknown})
+    refused = [t for t in found if t.status not in eligible_statuses(operation)]
+    if refused:
+        allowed = " or ".join(s.value for s in eligible_statuses(operation))
+        return _json(
+            409,
+            {
+                "error": f"only {allowed} transactions can be {operation}d; nothing was done",
+                "refusedIds": [public_id(t.mailbox_id, t.id) for t in refused],
+            },
+        )
     return found
+
+
+async def _select(body: bytes, services: Services, operation: str) -> tuple[Selection, list[Transaction]] | HttpAnswer:
+    try:
+        selection = parse_selection(body, operation)
+        if selection.query is not None:
+            selection = replace(selection, query=await _resolved(services, selection.query))
+    except QueryError as error:
+        return _error(400, str(error))
+    except FilterProblem as problem:
+        return _error(problem.status, str(problem))
+    selected = await asyncio.to_thread(_selected, selection, transaction_store(services), operation)
+    if isinstance(selected, HttpAnswer):
+        return selected
+    return selection, selected
+
+
+def _queue_bulk(services: Services, operation: str, selection: Selection) -> HttpAnswer:
+    """More than a page's worth: the bulk queue works through them (202)."""
+    from shared.usecases.bulk_transactions import bulk_message
+
+    assert selection.query is not None
+    message = bulk_message(operation, selection.query)
+    services.queues.send(BULK_QUEUE, message)
+    return _json(
+        202,
+        {
+            "queued": True,
+            "operation": operation,
+            "reason": f"more than {INLINE_LIMIT} transactions match: they are {operation}d through the "
+            f"{BULK_QUEUE} queue; follow them with GET .../transactions?status=failed",
+        },
+    )
 
 
 async def retry_transactions(body: bytes, services: Services) -> HttpAnswer:
     """POST {prefix}/transactions/retry: runs them now, whatever their code or attempt count."""
-    try:
-        selection = parse_selection(body)
-    except QueryError as error:
-        return _error(400, str(error))
+    chosen = await _select(body, services, "retry")
+    if isinstance(chosen, HttpAnswer):
+        return chosen
+    selection, selected = chosen
+    if len(selected) > INLINE_LIMIT:
+        return await asyncio.to_thread(_queue_bulk, services, "retry", selection)
     store = transaction_store(services)
-    selected = await asyncio.to_thread(_selected, selection, store)
-    if isinstance(selected, HttpAnswer):
-        return selected
     results = []
     counts = Counter[str]()
     for transaction in selected:
@@ -179,38 +287,50 @@ async def retry_transactions(body: bytes, services: Services) -> HttpAnswer:
     return _json(200, {"matched": len(selected), **counts, "items": results})
 
 
-def archive_transactions(body: bytes, services: Services) -> HttpAnswer:
+async def archive_transactions(body: bytes, services: Services) -> HttpAnswer:
     """POST {prefix}/transactions/archive: status archived (no longer listed as failed)."""
-    try:
-        selection = parse_selection(body)
-    except QueryError as error:
-        return _error(400, str(error))
+    chosen = await _select(body, services, "archive")
+    if isinstance(chosen, HttpAnswer):
+        return chosen
+    selection, selected = chosen
+    if len(selected) > INLINE_LIMIT:
+        return await asyncio.to_thread(_queue_bulk, services, "archive", selection)
     store = transaction_store(services)
-    selected = _selected(selection, store)
-    if isinstance(selected, HttpAnswer):
-        return selected
+    await asyncio.to_thread(archive, services, store, selected)
+    return _json(200, {"matched": len(selected), "archived": [public_id(t.mailbox_id, t.id) for t in selected]})
+
+
+def archive(services: Services, store: TransactionStore, transactions: list[Transaction]) -> None:
     now = services.clock().isoformat()
-    for transaction in selected:
+    for transaction in transactions:
         transaction.status = Status.ARCHIVED
         transaction.next_attempt_at = None
         transaction.updated_at = now
         store.save(transaction)
-    return _json(200, {"matched": len(selected), "archived": [public_id(t.mailbox_id, t.id) for t in selected]})
 
 
 # Links, status, health ----------------------------------------------------------------------------
 
 
-def list_links(params: Mapping[str, str], services: Services) -> HttpAnswer:
+async def list_links(params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/links?mailbox=: Outlook events and their Dime.Scheduler appointments."""
     try:
+        if reason := unknown_params_reason(params, LINK_PARAMS):
+            raise QueryError(reason)
         mailbox = (params.get("mailbox") or "").strip().lower() or None
         if mailbox is not None and not is_key_safe(mailbox):
             raise QueryError("mailbox is not a valid mailbox id")
         size = parse_page_size(params.get("pageSize"))
         token = decode_token(params.get("continuationToken"))
+        mailbox = await resolve_mailbox_filter(services, mailbox)
     except QueryError as error:
         return _error(400, str(error))
+    except FilterProblem as problem:
+        return _error(problem.status, str(problem))
+    return await asyncio.to_thread(_links_page, services, mailbox, size, token)
+
+
+def _links_page(services: Services, mailbox: str | None, size: int, token: Any) -> HttpAnswer:
     table = services.store.table(LINKS_TABLE)
     text, parameters = ("PartitionKey eq @pk", {"pk": mailbox}) if mailbox else (None, None)
     pager = table.query_entities(text or "", parameters=parameters, results_per_page=size).by_page(
@@ -221,7 +341,7 @@ def list_links(params: Mapping[str, str], services: Services) -> HttpAnswer:
         items = [_link_json(e) for e in entities]
         if items or not pager.continuation_token:
             break
-    return _json(200, {"items": items, "continuationToken": encode_token(pager.continuation_token)})
+    return _json(200, page(items, encode_token(pager.continuation_token)))
 
 
 def _link_json(entity: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,12 +352,15 @@ def _link_json(entity: Mapping[str, Any]) -> dict[str, Any]:
         "origin": entity.get("Origin"),
         "changeKey": entity.get("ChangeKey") or None,
         "resourceEmail": entity.get("ResourceEmail"),
-        "syncedAt": entity.get("SyncedAt"),
+        "syncedAt": iso_utc(entity.get("SyncedAt")),
     }
 
 
-def status(services: Services) -> HttpAnswer:
-    """GET {prefix}/status: mailboxes, their subscription and sync runs, queue depths, failures."""
+def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
+    """GET {prefix}/status: mailboxes, their subscription and sync runs, queue depths (the
+    "-poison-poison" ones too), failures; camelCase keys and ISO 8601 UTC times throughout."""
+    if reason := unknown_params_reason(params, ()):
+        return _error(400, reason)
     mailboxes = []
     for resource in services.store.list_resources():
         mailboxes.append(
@@ -247,7 +370,7 @@ def status(services: Services) -> HttpAnswer:
                 "email": resource.email,
                 "enabled": resource.consent.enabled,
                 "subscriptionId": resource.subscription_id,
-                "subscriptionExpiry": resource.subscription_expiry,
+                "subscriptionExpiry": iso_utc(resource.subscription_expiry),
                 "syncState": _sync_state(services, resource.object_id),
             }
         )
@@ -277,7 +400,7 @@ def _sync_state(services: Services, mailbox_id: str) -> list[dict[str, Any]]:
         rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": mailbox_id}))
     except Exception:
         return []
-    return [{k: _short(v) for k, v in row.items() if k != "PartitionKey"} for row in rows]
+    return [{camel(k): _short(v) for k, v in row.items() if k != "PartitionKey"} for row in rows]
 
 
 def _short(value: Any) -> Any:
@@ -289,7 +412,9 @@ def _short(value: Any) -> Any:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return iso_utc(value)
+    if isinstance(value, str) and _LOOKS_LIKE_TIME.match(value):
+        return iso_utc(value) or value
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, str | int | float | bool) or value is None:
@@ -298,10 +423,58 @@ def _jsonable(value: Any) -> Any:
     return _jsonable(inner) if inner is not None else str(value)
 
 
-def health(load_settings: Callable[[], Any]) -> HttpAnswer:
-    """GET /api/health (anonymous): no values, only whether the settings load."""
+HEALTH_CACHE_SECONDS = 5.0  # a probe hammering /api/health costs one storage call per 5 s
+
+
+class StorageProbe:
+    """Whether storage answers a cheap call (one page of one table name), cached a few seconds."""
+
+    def __init__(self, ttl: float = HEALTH_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._last: tuple[float, bool] | None = None
+
+    def ok(self, services: Services) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last[0] < self._ttl:
+            return self._last[1]
+        try:
+            services.store.ping()
+            answer = True
+        except Exception:
+            log.exception("health: storage did not answer")
+            answer = False
+        self._last = (now, answer)
+        return answer
+
+
+storage_probe = StorageProbe()
+
+
+def health(
+    load_settings: Callable[[], Any], get_services: Callable[[], Services], probe: StorageProbe | None = None
+) -> HttpAnswer:
+    """GET /api/health (anonymous): which checks pass, never a value.
+
+    settings: every setting loads and validates; keyVault: no setting still holds an unresolved
+    "@Microsoft.KeyVault(...)" reference; storage: the account answers (cached for a few seconds).
+    503 names the failed checks."""
+    import os
+
+    from shared.settings import unresolved_key_vault_references
+
+    checks = {"settings": "ok", "keyVault": "ok", "storage": "ok"}
+    if unresolved_key_vault_references(os.environ):
+        checks["keyVault"] = "unresolved"
     try:
         load_settings()
     except Exception:
-        return _json(503, {"status": "degraded", "settings": "invalid"})
-    return _json(200, {"status": "ok", "settings": "ok"})
+        checks["settings"] = "invalid"
+    if checks["settings"] != "ok":
+        checks["storage"] = "unknown"  # no usable connection to try
+    elif not (probe or storage_probe).ok(get_services()):
+        checks["storage"] = "unavailable"
+    failed = sorted(name for name, value in checks.items() if value != "ok")
+    if failed:
+        return _json(503, {"status": "degraded", "failed": failed, "checks": checks})
+    return _json(200, {"status": "ok", "checks": checks})

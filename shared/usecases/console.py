@@ -72,8 +72,12 @@ def console_asset(path: str | None, if_none_match: str | None = None) -> HttpAns
     return _answer(200, text, CONTENT_TYPES[match.group(1)], ("ETag", etag))
 
 
-def console_settings(services: Services) -> HttpAnswer:
+def console_settings(params: dict[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/console: what the page needs from the settings (the Application Insights link)."""
+    from shared.core.api_format import unknown_params_reason
+
+    if reason := unknown_params_reason(params, ()):
+        return HttpAnswer(400, json.dumps({"error": reason}), "application/json; charset=utf-8")
     resource_id = services.settings.appinsights_resource_id
     link = f"https://portal.azure.com/#resource{resource_id}/logs" if resource_id else None
     body = {"applicationInsightsResourceId": resource_id, "applicationInsightsUrl": link}

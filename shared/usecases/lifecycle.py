@@ -3,11 +3,16 @@
 - reauthorizationRequired: renew by PATCH (a new expiry). We never also call /reauthorize: Graph
   asks for one or the other, and both within 10 minutes is refused.
 - subscriptionRemoved: create the subscription again, then resynchronise the mailbox (delta).
-- missed: some notifications were lost: resynchronise the mailbox (delta).
+- missed: some notifications were lost: resynchronise the mailbox (delta), debounced per mailbox.
+- strayed (ours, from the webhook): Graph holds a subscription for the mailbox that our table does
+  not (a create whose answer was lost, a duplicate: Graph never answers 409): delete it, unless its
+  row has appeared meanwhile.
 
-Only mailboxes we track and that are enabled are acted on; for anything else the event is logged
-and dropped (a reauthorizationRequired for a subscription we no longer want deletes it, so Graph
-stops asking). Transient Graph failures raise, so the queue delivers the message again.
+Lifecycle items carry no `resource`: the webhook took the mailbox from the clientState and let the
+item through only when the subscriptions table holds that subscription id for that mailbox. Here
+it acts only for mailboxes we track and that are enabled; anything else is logged and dropped (a
+reauthorizationRequired for a subscription we no longer want deletes it, so Graph stops asking).
+Transient Graph failures raise, so the queue delivers the message again.
 """
 
 from __future__ import annotations
@@ -17,20 +22,30 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from shared.core.webhook import STRAY_EVENT
 from shared.services import Services
-from shared.usecases.subscriptions import renew, request_resync, subscribe
+from shared.usecases.subscriptions import Pacer, renew, request_resync, subscribe
 
 log = logging.getLogger(__name__)
+
+_stray_pacer = Pacer()  # stray deletions share the subscription write budget of this process
 
 
 async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
     """Act on one queued lifecycle notification; returns what was done (for logs and tests)."""
-    from shared.adapters.subscription_rows import delete_subscription_row
+    from shared.adapters.subscription_rows import delete_subscription_row, get_subscription
 
     mailbox_id = str(message.get("mailboxId") or "").lower()
     subscription_id = str(message.get("subscriptionId") or "")
     event = str(message.get("lifecycleEvent") or "")
     store = services.store
+    if event == STRAY_EVENT:
+        return await _delete_stray(services, mailbox_id, subscription_id)
+    row = await asyncio.to_thread(get_subscription, store, subscription_id)
+    if row is None or row.mailbox_id != mailbox_id:
+        # The webhook checked, but the row may have gone since (a renewal replaced it): not ours now.
+        log.info("lifecycle %s for subscription %s no longer held for %s: ignored", event, subscription_id, mailbox_id)
+        return "ignored"
     resource = await asyncio.to_thread(store.get_resource, mailbox_id) if mailbox_id else None
     tracked = resource is not None and resource.consent.enabled
     current = tracked and resource is not None and resource.subscription_id in (subscription_id, None)
@@ -54,15 +69,29 @@ async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
             outcome = "ignored"
         else:
             await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None))
-            request_resync(services, mailbox_id, "subscriptionRemoved")
+            await asyncio.to_thread(request_resync, services, mailbox_id, "subscriptionRemoved", debounce=True)
             outcome = "recreated"
     elif event == "missed":
         if not tracked:
             outcome = "ignored"
         else:
-            request_resync(services, mailbox_id, "missed")
-            outcome = "resync-requested"
+            requested = await asyncio.to_thread(request_resync, services, mailbox_id, "missed", debounce=True)
+            outcome = "resync-requested" if requested else "resync-debounced"
     else:
         outcome = "ignored"
     log.info("lifecycle %s for subscription %s of %s: %s", event, subscription_id, mailbox_id, outcome)
+    return outcome
+
+
+async def _delete_stray(services: Services, mailbox_id: str, subscription_id: str) -> str:
+    from shared.adapters.subscription_rows import get_subscription
+
+    row = await asyncio.to_thread(get_subscription, services.store, subscription_id)
+    if row is not None:  # its row appeared meanwhile (a create that was still being recorded)
+        outcome = "stray-now-known"
+    else:
+        await _stray_pacer.write()
+        gone = not await services.graph.delete_subscription(subscription_id)
+        outcome = "stray-already-gone" if gone else "stray-deleted"
+    log.warning("stray subscription %s for mailbox %s: %s", subscription_id, mailbox_id, outcome)
     return outcome

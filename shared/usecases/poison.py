@@ -15,7 +15,7 @@ from shared.adapters.transactions_store import transaction_store
 from shared.core.backoff import next_attempt_at
 from shared.core.poison import describe_poison
 from shared.core.transactions import ErrorCode, Status, Transaction, new_transaction_id
-from shared.names import POISON_SUFFIX
+from shared.names import POISON_POISON_QUEUES, POISON_SUFFIX
 from shared.services import Services
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,13 @@ log = logging.getLogger(__name__)
 REQUEUED = "requeued to "
 
 
-def record_poisoned(queue: str, body: bytes, services: Services) -> Transaction:
-    """Turn one poisoned message of `queue` into a failed transaction (or reopen its old one)."""
+def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: str | None = None) -> Transaction:
+    """Turn one poisoned message of `queue` into a failed transaction (or reopen its old one);
+    `found_in` names the queue it was taken from ("<queue>-poison" unless said otherwise)."""
     poisoned = describe_poison(queue, body)
     store = transaction_store(services)
     now = services.clock()
-    text = f"the message failed every delivery on queue {queue} and was moved to {queue}{POISON_SUFFIX}"
+    text = f"the message failed every delivery on queue {queue} and was moved to {found_in or queue + POISON_SUFFIX}"
     if not poisoned.readable:
         text += "; it is not valid JSON and is kept verbatim"
     existing = store.by_fingerprint(poisoned.fingerprint)
@@ -69,3 +70,27 @@ def _reopenable(transaction: Transaction) -> bool:
     return transaction.status is Status.FAILED or (
         transaction.status is Status.SUCCEEDED and (transaction.reason or "").startswith(REQUEUED)
     )
+
+
+DRAIN_BATCH = 32
+
+
+def drain_poison_poison(services: Services, *, max_messages: int = 500) -> int:
+    """Messages that poisoned the poison function too land in "<queue>-poison-poison", which no
+    function reads: turn each into a failed transaction of its trigger queue, then delete it
+    (a message we cannot record stays in the queue for the next run). Returns how many."""
+    drained = 0
+    for queue in POISON_POISON_QUEUES:
+        trigger = queue.removesuffix(POISON_SUFFIX * 2)
+        client = services.queues.client(queue)
+        while drained < max_messages:
+            batch = list(client.receive_messages(messages_per_page=DRAIN_BATCH, max_messages=DRAIN_BATCH))
+            if not batch:
+                break
+            for message in batch:
+                record_poisoned(trigger, message.content, services, found_in=queue)
+                client.delete_message(message)
+                drained += 1
+    if drained:
+        log.error("drained %d messages from the -poison-poison queues into failed transactions", drained)
+    return drained

@@ -7,8 +7,11 @@ Routes (see function_app.py; prefix names.ADMIN_ROUTE_PREFIX, host-reserved "adm
   PATCH  manage/resources/{mailbox}            change e-mail or consent
   DELETE manage/resources/{mailbox}[?removeAppointments=true]
 
-{mailbox} is a UPN or an object id. Input is validated before anything is called; a Graph failure
-answers 502/503 with the reason, and leaves nothing half-created (see usecases/subscriptions.py).
+{mailbox} is an object id or a UPN (exact), else a Dime.Scheduler e-mail that exactly one person
+has (several: 409). Input is validated before anything is called (unknown query parameters or body
+fields: 400); a Graph failure answers 502/503 with the reason, and leaves nothing half-created
+(see usecases/subscriptions.py). Disabling a person queues a resync that removes their
+appointments from the board at once.
 """
 
 from __future__ import annotations
@@ -19,14 +22,17 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from shared.core.api_format import page, unknown_params_reason
 from shared.core.consent import Consent, ConsentError
 from shared.core.resource_requests import (
+    Conflict,
     InputError,
     ResourceInput,
     apply_input,
-    is_object_id,
+    email_owner,
     parse_mailbox,
     parse_resource_body,
+    resolve_mailbox,
     resource_json,
 )
 from shared.core.resources import Resource, resource_from_user
@@ -38,6 +44,7 @@ from shared.usecases.webhook import HttpAnswer
 log = logging.getLogger(__name__)
 
 JSON = "application/json; charset=utf-8"
+DISABLED_REASON = "disabled"  # resync reason: remove a disabled mailbox's appointments now
 DELETE_BATCH = 50
 
 
@@ -66,16 +73,22 @@ def _check_consent_values(change: ResourceInput) -> None:
     Consent.parse(True, change.show_as or "", change.sensitivities or "")
 
 
-async def _find(services: Services, mailbox: str) -> Resource | None:
-    """A tracked mailbox by object id, UPN or Dime.Scheduler e-mail (no Graph call)."""
-    store = services.store
-    if is_object_id(mailbox):
-        return await asyncio.to_thread(store.get_resource, mailbox)
-    resources = await asyncio.to_thread(lambda: list(store.list_resources()))
-    for resource in resources:
-        if mailbox in (resource.upn.lower(), resource.email.lower()):
-            return resource
-    return None
+async def _all(services: Services) -> list[Resource]:
+    return await asyncio.to_thread(lambda: list(services.store.list_resources()))
+
+
+async def find_resource(services: Services, mailbox: str) -> Resource | None:
+    """A tracked mailbox by object id or UPN (exact), else by a Dime.Scheduler e-mail that exactly
+    one person has; Conflict when several share it. No Graph call."""
+    return resolve_mailbox(mailbox, await _all(services))
+
+
+async def _refuse_taken_email(services: Services, change: ResourceInput, object_id: str) -> None:
+    if change.email and (owner := email_owner(change.email, object_id, await _all(services))):
+        raise Conflict(f"the e-mail {change.email} is already used by {owner.object_id}: each person needs their own")
+
+
+ALLOWED_PARAMS = {"DELETE": {"removeAppointments"}}
 
 
 def _flag(params: dict[str, str], name: str) -> bool:
@@ -87,9 +100,11 @@ def _flag(params: dict[str, str], name: str) -> bool:
     raise InputError(f"{name} must be true or false")
 
 
-async def list_resources(services: Services) -> HttpAnswer:
-    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
-    return _json(200, {"value": [resource_json(r) for r in resources]})
+async def list_resources(params: dict[str, str], services: Services) -> HttpAnswer:
+    """Every tracked mailbox, in the API's one list shape (no paging: one row per person)."""
+    if reason := unknown_params_reason(params, ()):
+        return _error(400, reason)
+    return _json(200, page([resource_json(r) for r in await _all(services)], None))
 
 
 async def resource_request(
@@ -99,6 +114,8 @@ async def resource_request(
     try:
         key = parse_mailbox(mailbox)
         method = method.upper()
+        if reason := unknown_params_reason(params, ALLOWED_PARAMS.get(method, ())):
+            raise InputError(reason)
         if method == "PUT":
             return await _put(services, key, parse_resource_body(body))
         if method == "PATCH":
@@ -106,11 +123,13 @@ async def resource_request(
         if method == "DELETE":
             return await _delete(services, key, _flag(params, "removeAppointments"))
         if method == "GET":
-            resource = await _find(services, key)
+            resource = await find_resource(services, key)
             return _json(200, resource_json(resource)) if resource else _not_onboarded(key)
         return _error(405, "method not allowed; use GET, PUT, PATCH or DELETE")
     except (InputError, ConsentError) as error:
         return _error(400, str(error))
+    except Conflict as error:
+        return _error(409, str(error))
 
 
 def _not_onboarded(mailbox: str) -> HttpAnswer:
@@ -133,11 +152,14 @@ async def _enable(services: Services, resource: Resource, reason: str) -> Resour
 
 
 async def _disable(services: Services, resource: Resource) -> Resource:
+    """Stop the subscription, then resync: the mailbox's appointments leave the board now (the
+    resync of a disabled mailbox runs reconcile, whose decision deletes every linked one)."""
     from shared.adapters.subscription_rows import unmark_removed
 
     updated = await unsubscribe(services, resource)
     await asyncio.to_thread(services.store.put_resource, updated)
     await asyncio.to_thread(unmark_removed, services.store, resource.object_id)
+    await asyncio.to_thread(request_resync, services, resource.object_id, DISABLED_REASON)
     return updated
 
 
@@ -150,6 +172,7 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
     if user is None or not user.get("id"):
         return _error(404, f"no user {mailbox} in this tenant (Graph answered 404)")
     object_id = str(user["id"]).lower()
+    await _refuse_taken_email(services, change, object_id)
     existing = await asyncio.to_thread(services.store.get_resource, object_id)
     now = services.clock().isoformat()
     if existing is None:
@@ -169,9 +192,10 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
 
 async def _patch(services: Services, mailbox: str, change: ResourceInput) -> HttpAnswer:
     _check_consent_values(change)
-    existing = await _find(services, mailbox)
+    existing = await find_resource(services, mailbox)
     if existing is None:
         return _not_onboarded(mailbox)
+    await _refuse_taken_email(services, change, existing.object_id)
     resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat())
     try:
         if resource.consent.enabled and not existing.consent.enabled:
@@ -190,7 +214,7 @@ async def _patch(services: Services, mailbox: str, change: ResourceInput) -> Htt
 async def _delete(services: Services, mailbox: str, remove_appointments: bool) -> HttpAnswer:
     from shared.adapters.subscription_rows import delete_resource_row, mark_removed
 
-    existing = await _find(services, mailbox)
+    existing = await find_resource(services, mailbox)
     if existing is None:
         return _not_onboarded(mailbox)
     store = services.store

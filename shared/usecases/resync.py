@@ -19,6 +19,7 @@ from shared.services import Services
 from shared.usecases.delta_sync import delta_mailbox
 from shared.usecases.mailbox_runs import RUN_BUDGET_SECONDS, Budget
 from shared.usecases.reconcile import RECONCILE_CONTINUE, reconcile_mailbox
+from shared.usecases.sync_event import state_store
 from shared.usecases.webhook import HttpAnswer
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ async def resync(
     if reason == ONBOARDED:
         await backfill_planner_appointments(services, resource.email)
     if not resource.consent.enabled:
-        log.info("resync of %s skipped: the mailbox is disabled", mailbox_id)
-        return None
+        # A disabled mailbox's appointments leave the board: a reconcile pass from the start,
+        # whose decision (mailbox-disabled) deletes every linked one. Delta would read nothing.
+        await asyncio.to_thread(state_store(services).restart_reconcile, mailbox_id, services.clock())
+        return await reconcile_mailbox(services, resource, reason, budget)
     return await delta_mailbox(services, resource, reason, budget)
 
 
@@ -65,14 +68,27 @@ async def backfill_planner_appointments(services: Services, email: str) -> None:
                     error.code.value)  # fmt: skip
 
 
-def request_resync(mailbox_id: str, services: Services, reason: str = ADMIN_REASON) -> HttpAnswer:
-    """The admin endpoint: queue a resync of a known mailbox (202), 404 for an unknown one."""
-    mailbox_id = mailbox_id.strip().lower()
-    resource = services.store.get_resource(mailbox_id) if mailbox_id else None
+async def request_resync(
+    mailbox: str, params: dict[str, str], services: Services, reason: str = ADMIN_REASON
+) -> HttpAnswer:
+    """The admin endpoint: queue a resync of a tracked mailbox, named like on every other
+    {mailbox} route (object id, UPN or an unambiguous e-mail): 202, 404 unknown, 409 ambiguous."""
+    from shared.core.api_format import unknown_params_reason
+    from shared.core.resource_requests import Conflict, InputError, parse_mailbox
+    from shared.usecases.resources_admin import find_resource
+
+    if problem := unknown_params_reason(params, ()):
+        return _json(400, {"error": problem})
+    try:
+        resource = await find_resource(services, parse_mailbox(mailbox))
+    except InputError as error:
+        return _json(400, {"error": str(error)})
+    except Conflict as error:
+        return _json(409, {"error": str(error)})
     if resource is None:
-        return _json(404, {"error": "unknown mailbox", "mailboxId": mailbox_id})
+        return _json(404, {"error": "unknown mailbox", "mailbox": mailbox.strip().lower()[:320]})
     message = {"mailboxId": resource.object_id, "reason": reason}
-    services.queues.send(RESYNC_QUEUE, message)
+    await asyncio.to_thread(services.queues.send, RESYNC_QUEUE, message)
     return _json(202, {"queued": True, **message})
 
 

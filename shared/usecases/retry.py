@@ -5,9 +5,9 @@ A retry runs the same use case as the first attempt: a notification payload goes
 GUIDs and transactionIds, links written after the write);
 a message of another queue is sent back to that queue, whose own function then runs it (if it
 poisons again, the poison handler reopens this transaction). Success turns the row into
-`succeeded` (the failure index row is removed); failure counts an attempt and pushes the next one
-out (1, 2, 4 ... minutes, capped at 6 h). Permanent codes are never retried by the timer, and
-nothing is retried automatically after RETRY_MAX_ATTEMPTS attempts: those wait, listed, for a
+`succeeded` (the failure index row is removed, the error fields are cleared); failure counts an
+attempt and pushes the next one out (1, 2, 4 ... minutes, capped at 6 h). Permanent codes are never
+retried by the timer, and nothing is retried automatically after RETRY_MAX_ATTEMPTS attempts: those wait, listed, for a
 person (a manual retry runs them whatever their code or count).
 """
 
@@ -68,12 +68,16 @@ def due_for_retry(transaction: Transaction, now: datetime, max_attempts: int) ->
 
 
 async def retry_due(services: Services) -> dict[str, int]:
-    """The retry timer: every due, transient failure is run again."""
+    """The retry timer: every due, transient failure is run again (after the messages that even
+    the poison functions could not handle became failed transactions too)."""
+    from shared.usecases.poison import drain_poison_poison
+
+    poison_poison = await asyncio.to_thread(drain_poison_poison, services)
     store = transaction_store(services)
     now = services.clock()
     failed = await asyncio.to_thread(lambda: list(store.failed()))
     due = [t for t in failed if due_for_retry(t, now, services.settings.retry_max_attempts)][:MAX_PER_RUN]
-    summary = {"open": len(failed), "due": len(due), "succeeded": 0, "failed": 0}
+    summary = {"open": len(failed), "due": len(due), "succeeded": 0, "failed": 0, "poisonPoison": poison_poison}
     for transaction in due:
         outcome = await retry_transaction(services, transaction, store)
         summary["succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"] += 1
@@ -121,6 +125,8 @@ async def retry_transaction(
         transaction.status = Status.SUCCEEDED
         transaction.attempts += 1
         transaction.reason = reason
+        transaction.error_code = None  # a success carries no stale error (the attempts count tells it was retried)
+        transaction.message = None
         transaction.next_attempt_at = None
         transaction.updated_at = services.clock().isoformat()
     await asyncio.to_thread(store.save, transaction)
@@ -143,7 +149,7 @@ def _requeue(services: Services, queue: str, payload: dict[str, Any]) -> None:
     if "message" in payload:
         services.queues.send(queue, payload["message"])
     else:
-        services.queues.client(queue).send_message(str(payload["raw"]).encode("utf-8"))
+        services.queues.send_raw(queue, str(payload["raw"]).encode("utf-8"))
 
 
 def _describe(error: Exception) -> str:

@@ -1,8 +1,15 @@
-"""Keeping one live Graph subscription per enabled mailbox: create (or adopt), renew, remove.
+"""Keeping one live Graph subscription per enabled mailbox: create, renew, remove.
 
 Our own subscriptions are found in the table, never by listing (25 listings per 20 s per tenant).
-The single exception is a 409 on create for a mailbox the table knows nothing about: then listing
-once is the only way to learn the existing subscription's id.
+Graph never answers 409 to a duplicate Outlook subscription: it creates a second one. So creates
+go out without the SDK's retry (a retried POST after a lost answer makes a duplicate), and any
+subscription Graph holds for a mailbox that the table does not is a stray, deleted when its first
+notification shows it (see usecases/webhook.py and lifecycle.py).
+
+Renewal recreates only on 404 (gone). A 400 is read: when it names Graph's lifetime cap, the same
+request goes again asking for fewer minutes; any other 400 is an error to show. A 429
+`SubscriptionCountReached` (1,000 per mailbox, all apps) is permanent, and the renewal timer
+records it as a failed transaction an administrator sees.
 
 Writes are ordered so nothing half-created claims to be live: Graph first, then the subscription
 row, then the resource row; if a table write fails after Graph created the subscription, the
@@ -20,14 +27,9 @@ from datetime import timedelta
 
 from shared.adapters.graph_subscriptions import SubscriptionFailed
 from shared.core.resources import Resource
-from shared.core.subscriptions import (
-    Step,
-    TokenBucket,
-    expiry_after,
-    matches_mailbox,
-    renewal_plan,
-)
-from shared.core.webhook import client_state_for, secret_fingerprint
+from shared.core.subscriptions import Step, TokenBucket, allowed_lifetime, expiry_after, renewal_plan
+from shared.core.transactions import Status, SyncError, Transaction, new_transaction_id
+from shared.core.webhook import client_state_for, subscription_fingerprint
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
 
@@ -55,9 +57,27 @@ class Pacer:
         self.writes += 1
 
 
-def request_resync(services: Services, mailbox_id: str, reason: str) -> None:
-    """Ask the delta worker to resynchronise one mailbox (onboarded, subscriptionRemoved, missed)."""
+RESYNC_DEBOUNCE = timedelta(seconds=60)
+
+
+def current_fingerprint(services: Services) -> str:
+    """What a subscription made now is made with (current key, current notification URLs)."""
+    s = services.settings
+    return subscription_fingerprint(s.client_state_secrets[0], s.notification_url, s.lifecycle_notification_url)
+
+
+def request_resync(services: Services, mailbox_id: str, reason: str, *, debounce: bool = False) -> bool:
+    """Ask the delta worker to resynchronise one mailbox (onboarded, subscriptionRemoved, missed).
+
+    debounce: at most one such request per mailbox per RESYNC_DEBOUNCE (lifecycle floods); returns
+    whether a message was queued."""
+    if debounce:
+        from shared.adapters.resync_requests import claim_resync
+
+        if not claim_resync(services.store, mailbox_id.lower(), services.clock(), RESYNC_DEBOUNCE):
+            return False
     services.queues.send(RESYNC_QUEUE, {"mailboxId": mailbox_id.lower(), "reason": reason})
+    return True
 
 
 async def _store_live(services: Services, resource: Resource, subscription: dict, created: bool) -> Resource:
@@ -69,12 +89,12 @@ async def _store_live(services: Services, resource: Resource, subscription: dict
     live = replace(resource, subscription_id=sub_id, subscription_expiry=expiry, updated_at=now)
     store = services.store
     if created:  # we chose its clientState: under the current key
-        key_id = secret_fingerprint(services.settings.client_state_secrets[0])
+        made_with = current_fingerprint(services)
     else:  # renewed or adopted: its clientState is whatever it was ("" = unknown, recreated on rotation)
         previous = await asyncio.to_thread(get_subscription, store, sub_id)
-        key_id = previous.key_id if previous else ""
+        made_with = previous.made_with if previous else ""
     try:
-        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, key_id)
+        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, made_with)
         await asyncio.to_thread(save_subscription, store, row)
         await asyncio.to_thread(store.put_resource, live)
     except Exception:
@@ -88,42 +108,8 @@ async def _store_live(services: Services, resource: Resource, subscription: dict
     return live
 
 
-async def _adopt(services: Services, resource: Resource, pacer: Pacer) -> dict | None:
-    """After a 409: the existing subscription, renewed to a fresh expiry; None if none is found."""
-    from shared.adapters.subscription_rows import delete_subscription_row, subscriptions_of
-
-    store = services.store
-    expiry = expiry_after(services.clock(), services.settings.subscription_lifetime_minutes)
-    candidates = [r.id for r in await asyncio.to_thread(subscriptions_of, store, resource.object_id)]
-    if resource.subscription_id and resource.subscription_id not in candidates:
-        candidates.insert(0, resource.subscription_id)
-    for sub_id in candidates:
-        await pacer.write()
-        try:
-            return await services.graph.renew_subscription(sub_id, expiry)
-        except SubscriptionFailed as error:
-            if error.status not in (400, 404):
-                raise
-            await asyncio.to_thread(delete_subscription_row, store, sub_id)
-    # The table does not know it (created by an earlier install, or a lost table write): list once.
-    log.warning("409 for mailbox %s and no subscription in the table: listing subscriptions once", resource.object_id)
-    for listed in await services.graph.list_subscriptions():
-        if not matches_mailbox(listed, resource.object_id):
-            continue
-        if listed.get("notificationUrl") != services.settings.notification_url or listed.get(
-            "lifecycleNotificationUrl"
-        ) != (services.settings.lifecycle_notification_url):
-            # Someone else's URLs (another deployment of this app registration): replace it.
-            await pacer.write()
-            await services.graph.delete_subscription(str(listed["id"]))
-            return None
-        await pacer.write()
-        return await services.graph.renew_subscription(str(listed["id"]), expiry)
-    return None
-
-
 async def subscribe(services: Services, resource: Resource, pacer: Pacer | None = None) -> Resource:
-    """Create the mailbox's subscription (adopting an existing one on 409) and record it.
+    """Create the mailbox's subscription and record it.
 
     Raises SubscriptionFailed (Graph's status and message) when Graph refused; nothing is stored.
     """
@@ -131,32 +117,32 @@ async def subscribe(services: Services, resource: Resource, pacer: Pacer | None 
     settings = services.settings
     object_id = resource.object_id
 
-    async def create() -> dict:
+    async def create(lifetime: int) -> dict:
         await pacer.write()
         return await services.graph.create_subscription(
             object_id,
             notification_url=settings.notification_url,
             lifecycle_notification_url=settings.lifecycle_notification_url,
-            expiry=expiry_after(services.clock(), settings.subscription_lifetime_minutes),
+            expiry=expiry_after(services.clock(), lifetime),
             client_state=client_state_for(object_id, settings.client_state_secrets[0]),
         )
 
-    try:
-        subscription = await create()
-        created = True
-    except SubscriptionFailed as error:
-        if error.status != 409:
-            raise
-        adopted = await _adopt(services, resource, pacer)
-        if adopted is None:
-            subscription = await create()  # the conflicting one was replaced (or has expired meanwhile)
-            created = True
-        else:
-            subscription, created = adopted, False
-            log.info("adopted existing subscription %s of mailbox %s", subscription.get("id"), object_id)
-    live = await _store_live(services, resource, subscription, created)
+    subscription = await _within_cap(create, settings.subscription_lifetime_minutes)
+    live = await _store_live(services, resource, subscription, created=True)
     log.info("mailbox %s subscribed: %s until %s", object_id, live.subscription_id, live.subscription_expiry)
     return live
+
+
+async def _within_cap(call: Callable[[int], Awaitable[dict]], lifetime: int) -> dict:
+    """The call, and once more with fewer minutes when Graph's 400 names its lifetime cap."""
+    try:
+        return await call(lifetime)
+    except SubscriptionFailed as error:
+        allowed = allowed_lifetime(error.graph_message) if error.status == 400 else None
+        if allowed is None or allowed >= lifetime:
+            raise
+        log.warning("Graph caps subscriptions below %d minutes: asking for %d", lifetime, allowed)
+        return await call(allowed)
 
 
 async def unsubscribe(services: Services, resource: Resource, pacer: Pacer | None = None) -> Resource:
@@ -176,30 +162,30 @@ async def unsubscribe(services: Services, resource: Resource, pacer: Pacer | Non
 
 
 async def renew(services: Services, resource: Resource, pacer: Pacer | None = None) -> Resource:
-    """PATCH a new expiry; when Graph no longer has it (404, or 400), create a new one."""
+    """PATCH a new expiry; when Graph no longer has it (404), create a new one. A 400 naming the
+    lifetime cap is retried with fewer minutes; any other 400 is raised (shown, not recreated)."""
     from shared.adapters.subscription_rows import delete_subscription_row
 
     pacer = pacer or Pacer()
     assert resource.subscription_id
-    expiry = expiry_after(services.clock(), services.settings.subscription_lifetime_minutes)
-    await pacer.write()
+    subscription_id = resource.subscription_id
+
+    async def patch(lifetime: int) -> dict:
+        await pacer.write()
+        return await services.graph.renew_subscription(subscription_id, expiry_after(services.clock(), lifetime))
+
     try:
-        renewed = await services.graph.renew_subscription(resource.subscription_id, expiry)
+        renewed = await _within_cap(patch, services.settings.subscription_lifetime_minutes)
     except SubscriptionFailed as error:
-        if error.status not in (400, 404):
+        if error.status != 404:
             raise
-        log.warning(
-            "subscription %s of %s is gone (%s): creating anew",
-            resource.subscription_id,
-            resource.object_id,
-            error.status,
-        )
-        await asyncio.to_thread(delete_subscription_row, services.store, resource.subscription_id)
+        log.warning("subscription %s of %s is gone (404): creating anew", subscription_id, resource.object_id)
+        await asyncio.to_thread(delete_subscription_row, services.store, subscription_id)
         live = await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None), pacer)
         request_resync(services, resource.object_id, "subscriptionRecreated")  # notifications may be lost
         return live
     if "id" not in renewed:
-        renewed = {**renewed, "id": resource.subscription_id}
+        renewed = {**renewed, "id": subscription_id}
     return await _store_live(services, resource, renewed, created=False)
 
 
@@ -236,6 +222,8 @@ async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalRe
         except Exception as error:  # one mailbox must not stop the others
             log.exception("renewal step %s failed for mailbox %s", step.value, resource.object_id)
             report.failed[resource.object_id] = str(error)
+            if isinstance(error, SyncError) and not error.code.transient:
+                await asyncio.to_thread(record_subscription_failure, services, resource, step, error)
     report.writes = pacer.writes
     log.info(
         "renewal: %d renewed, %d created, %d deleted, %d failed, %d Graph writes",
@@ -259,12 +247,12 @@ async def _recreate_under_current_key(
     """
     from shared.adapters.subscription_rows import get_subscription
 
-    current = secret_fingerprint(services.settings.client_state_secrets[0])
+    current = current_fingerprint(services)
     for index, resource in enumerate(resources):
         if not (resource.consent.enabled and resource.subscription_id):
             continue
         row = await asyncio.to_thread(get_subscription, services.store, resource.subscription_id)
-        if row is None or row.key_id == current:
+        if row is None or row.made_with == current:
             continue
         try:
             emptied = await unsubscribe(services, resource, pacer)
@@ -276,19 +264,37 @@ async def _recreate_under_current_key(
             report.failed[resource.object_id] = str(error)
 
 
-class MailboxRemoved(Exception):
-    """A notification for a mailbox an administrator removed, from a subscription we do not own."""
+def record_subscription_failure(services: Services, resource: Resource, step: Step, error: SyncError) -> None:
+    """A permanent subscription failure (SubscriptionCountReached, a refused renewal) as a failed
+    transaction an administrator sees; the same mailbox's next failure reopens that row instead of
+    adding one per timer run. The timer tries again each run; fixing the cause is the person's job."""
+    from shared.adapters.transactions_store import transaction_store
+
+    store = transaction_store(services)
+    now = services.clock()
+    fingerprint = f"subscription-{resource.object_id}"
+    existing = store.by_fingerprint(fingerprint)
+    if existing is not None and existing.status is Status.FAILED:
+        existing.attempts += 1
+        existing.error_code, existing.message = error.code.value, error.message
+        existing.updated_at = now.isoformat()
+        store.save(existing)
+        return
+    transaction = Transaction(
+        id=new_transaction_id(now),
+        mailbox_id=resource.object_id,
+        direction="outlook-to-dime",
+        operation=f"subscription-{step.value}",
+        status=Status.FAILED,
+        created_at=now.isoformat(),
+        updated_at=now.isoformat(),
+        error_code=error.code.value,
+        message=error.message,
+        attempts=1,
+    )
+    store.add(transaction)
+    store.remember_fingerprint(fingerprint, transaction)
 
 
-def is_removed_mailbox(services: Services, mailbox_id: str, subscription_id: str | None) -> bool:
-    """Whether a notification for an untracked mailbox must be dropped instead of onboarding it.
-
-    A first-seen mailbox is still onboarded automatically (tenant defaults); one an administrator
-    deleted is not, unless the notification comes from a live subscription in our table.
-    """
-    from shared.adapters.subscription_rows import get_subscription, was_removed
-
-    if not was_removed(services.store, mailbox_id):
-        return False
-    row = get_subscription(services.store, subscription_id or "")
-    return row is None or row.mailbox_id != mailbox_id.lower()
+class MailboxNotTracked(Exception):
+    """A notification for a mailbox that is not onboarded (never onboarded, or removed since)."""

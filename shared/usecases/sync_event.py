@@ -27,7 +27,7 @@ from shared.core.decision import Action, Decision, decide
 from shared.core.events import EventFormatError, event_from_graph, missing_fields, parse_graph_time
 from shared.core.ids import appointment_guid
 from shared.core.links import Link
-from shared.core.resources import Resource, resource_from_user
+from shared.core.resources import Resource
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.core.webhook import ChangeNotification
 from shared.services import Services
@@ -50,34 +50,16 @@ class Outcome:
     error: SyncError | None = None
 
 
-async def ensure_resource(mailbox_id: str, services: Services, subscription_id: str | None = None) -> Resource:
-    """The mailbox's resource; a first-seen mailbox gets one with the tenant defaults.
+async def tracked_resource(mailbox_id: str, services: Services) -> Resource:
+    """The mailbox's resource, or MailboxNotTracked: a notification never onboards a mailbox
+    (onboarding is the admin API's job; the webhook already refused items from subscriptions we
+    do not hold, this covers a mailbox removed since)."""
+    from shared.usecases.subscriptions import MailboxNotTracked
 
-    A mailbox an administrator removed is not brought back (MailboxRemoved), unless the
-    notification's subscription is a live one of ours. A first-seen mailbox remembers the
-    notification's subscription id, so the renewal timer renews it (PATCH; 404 creates anew).
-    """
-    from shared.usecases.subscriptions import MailboxRemoved, is_removed_mailbox
-
-    store = services.store
-    resource = await asyncio.to_thread(store.get_resource, mailbox_id)
-    if resource is not None:
-        return resource
-    # A new mailbox's first batch of notifications arrives at once: look it up in Graph once.
-    async with _event_locks.hold((mailbox_id, "")):
-        resource = await asyncio.to_thread(store.get_resource, mailbox_id)
-        if resource is not None:
-            return resource
-        if await asyncio.to_thread(is_removed_mailbox, services, mailbox_id, subscription_id):
-            raise MailboxRemoved(mailbox_id)
-        user = await services.graph.get_user(mailbox_id)
-        if user is None:
-            raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"mailbox {mailbox_id} is not a user in this tenant")
-        now = services.clock().isoformat()
-        resource = resource_from_user(user, services.settings.default_consent)
-        resource = replace(resource, created_at=now, updated_at=now, subscription_id=subscription_id or None)
-        log.info("first sight of mailbox %s: resource created with the tenant defaults", mailbox_id)
-        return await asyncio.to_thread(store.add_resource, resource)
+    resource = await asyncio.to_thread(services.store.get_resource, mailbox_id)
+    if resource is None:
+        raise MailboxNotTracked(mailbox_id)
+    return resource
 
 
 async def sync_event(
@@ -457,18 +439,16 @@ async def apply_notification(
     record_failures=False: the retry of an existing failed transaction, which updates that row
     itself (the permanent error comes back in the Outcome), so no second failed row is written.
     resources: the changes of one packed message share one resource read per mailbox."""
-    from shared.usecases.subscriptions import MailboxRemoved
+    from shared.usecases.subscriptions import MailboxNotTracked
 
     change = ChangeNotification.from_message(message)
     try:
         if resources is None:
-            resource = await ensure_resource(change.mailbox_id, services, change.subscription_id)
+            resource = await tracked_resource(change.mailbox_id, services)
         else:
             if change.mailbox_id not in resources:
-                resources[change.mailbox_id] = asyncio.ensure_future(
-                    ensure_resource(change.mailbox_id, services, change.subscription_id)
-                )
-            resource = await asyncio.shield(resources[change.mailbox_id])
+                resources[change.mailbox_id] = asyncio.ensure_future(tracked_resource(change.mailbox_id, services))
+            resource = await resources[change.mailbox_id]
         decision = await sync_event(
             services,
             resource,
@@ -478,9 +458,9 @@ async def apply_notification(
             prove_membership=True,
         )
         return Outcome(decision)
-    except MailboxRemoved:
-        log.info("dropped a notification for removed mailbox %s", change.mailbox_id)
-        return Outcome(Decision(Action.SKIP, "mailbox-removed"))
+    except MailboxNotTracked:
+        log.info("dropped a notification for mailbox %s, which is not onboarded", change.mailbox_id)
+        return Outcome(Decision(Action.SKIP, "mailbox-not-tracked"))
     except SyncError as error:
         if error.code.transient:
             log.warning("transient failure, the queue will deliver again: %s", error)

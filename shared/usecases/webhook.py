@@ -1,7 +1,19 @@
 """Receiving Graph notifications: answer within milliseconds, never do slow work here.
 
 Graph drops notifications for good when too many answers are slow, so the request only verifies
-and enqueues. If enqueueing fails we answer 503, so Graph delivers again.
+and enqueues. Anyone can post to the URL (the function key leaks, a clientState is seen once), so:
+
+- every item is verified by pure, O(1) checks first (tenant, one HMAC: the clientState names and
+  proves its mailbox); a forged item never touches a table;
+- only items that passed cost a read of their subscription row (one per distinct subscription id
+  per POST, cached for a minute): an item is accepted only from a subscription this app holds
+  for that mailbox. Nothing is ever onboarded from a notification (that is the admin API's job);
+  a subscription Graph holds for the mailbox that our table does not know is a stray (a lost
+  create answer, a duplicate): its items are dropped and the subscription is deleted, paced,
+  through the lifecycle queue;
+- one log line per POST, with counts by reason, never one line per item.
+
+If storage fails while verifying or enqueueing we answer 503, so Graph delivers again.
 """
 
 from __future__ import annotations
@@ -10,12 +22,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.core.webhook import MAX_BODY_BYTES, MalformedBody, parse_notifications
+from shared.core.webhook import MAX_BODY_BYTES, STRAY_EVENT, MalformedBody, TooManyItems, parse_notifications
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.notification_batch import pack
 
 log = logging.getLogger(__name__)
+
+STRAY_DELAY_SECONDS = 60  # paced: a stray is deleted a minute later, after its row had time to appear
 
 
 @dataclass(frozen=True)
@@ -42,29 +56,28 @@ def receive_notifications(
     services = get_services()
     settings = services.settings
     try:
-        parsed = parse_notifications(
-            body, settings.graph_tenant_id, settings.client_state_secrets, lambda sid: _mailbox_of(services, sid)
-        )
+        parsed = parse_notifications(body, settings.graph_tenant_id, settings.client_state_secrets)
+    except TooManyItems as error:
+        log.warning("notification POST refused: %s", error)
+        return HttpAnswer(413, str(error))
     except MalformedBody as error:
+        log.warning("notification POST refused: %s", error)
         return HttpAnswer(400, str(error))
-    for reason in parsed.rejected:
-        log.warning("dropped a notification item: %s", reason)
     try:
+        strays = parsed.keep_owned(services.subscription_owners.lookup(parsed.subscription_ids()))
         services.queues.send_many(NOTIFICATIONS_QUEUE, pack([change.to_message() for change in parsed.changes]))
         services.queues.send_many(LIFECYCLE_QUEUE, [item.to_message() for item in parsed.lifecycle])
+        for subscription_id, mailbox_id in services.subscription_owners.new_strays(strays):
+            message = {"mailboxId": mailbox_id, "subscriptionId": subscription_id, "lifecycleEvent": STRAY_EVENT}
+            services.queues.send(LIFECYCLE_QUEUE, message, delay_seconds=STRAY_DELAY_SECONDS)
     except Exception:
-        log.exception("could not enqueue notifications; answering 503 so Graph delivers again")
+        log.exception("could not verify or enqueue notifications; answering 503 so Graph delivers again")
         return HttpAnswer(503, "could not accept the notifications now")
-    log.info("queued %d change and %d lifecycle notifications", len(parsed.changes), len(parsed.lifecycle))
+    dropped = ", ".join(f"{reason} {count}" for reason, count in sorted(parsed.rejected.items())) or "none"
+    log.info(
+        "notification POST: queued %d change and %d lifecycle items; dropped: %s",
+        len(parsed.changes),
+        len(parsed.lifecycle),
+        dropped,
+    )
     return HttpAnswer(202)
-
-
-def _mailbox_of(services: Services, subscription_id: str) -> str | None:
-    """Lifecycle items may come without `resource`: find the mailbox by subscription id (a table read)."""
-    from shared.adapters.subscription_rows import mailbox_of_subscription
-
-    try:
-        return mailbox_of_subscription(services.store, subscription_id)
-    except Exception:
-        log.exception("could not look subscription %s up", subscription_id)
-        return None

@@ -95,8 +95,9 @@ def test_console_settings_give_the_application_insights_link(services):
         "/providers/Microsoft.Insights/components/appi"
     )
     services.settings = type(services.settings)(**{**services.settings.__dict__, "appinsights_resource_id": component})
-    answer = json.loads(console_settings(services).body)
+    answer = json.loads(console_settings({}, services).body)
     assert answer["applicationInsightsUrl"] == f"https://portal.azure.com/#resource{component}/logs"
+    assert console_settings({"verbose": "1"}, services).status == 400  # unknown parameters: 400 everywhere
 
 
 def test_the_console_route_is_anonymous_and_the_settings_route_is_admin():

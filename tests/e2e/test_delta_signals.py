@@ -19,16 +19,15 @@ from shared.adapters.graph import MailboxLimit
 from shared.adapters.syncstate_store import SyncStateStore
 from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
-from shared.core.resources import resource_from_user
 from shared.names import NOTIFICATIONS_QUEUE
-from tests.conftest import TENANT_ID, notification_item
+from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import call_function, run_queue
 
 
 @pytest.fixture
 def person(graph, services):
     person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
-    services.store.add_resource(resource_from_user(person, services.settings.default_consent))
+    track(services, person)  # onboarded, with the subscription notification_item() names
     return person
 
 

@@ -16,7 +16,7 @@ import pytest
 import function_app
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
-from tests.conftest import make_services, notification_item, settings_env
+from tests.conftest import make_services, notification_item, settings_env, track
 from tests.host import run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -53,9 +53,9 @@ def echo(services, graph, mailbox: str, event_id: str, times: int = 3) -> None:
 
 
 def onboard(services, user: dict) -> None:
-    from shared.core.resources import resource_from_user
-
-    services.store.put_resource(resource_from_user(user, services.settings.default_consent))
+    """As PUT /api/manage/resources does: the resource row and the subscription row whose id
+    notification_item() sends (the webhook accepts items only from subscriptions the app holds)."""
+    track(services, user)
 
 
 @pytest.fixture
@@ -269,6 +269,7 @@ def test_keep_leaves_the_edit_and_records_it(azurite, graph, dime, people, monke
 
     services = make_services(settings_env(azurite, graph.base_url, dime.base_url, DIME_OUTLOOK_EDITS="keep"))
     clean_storage(services)
+    onboard(services, people["jane"])  # again: the storage was just emptied
     monkeypatch.setattr(function_app, "services", lambda: services)
     jane = people["jane"]["id"]
     guid = dime.board.plan("Visit", START, END, ["R-JANE"])

@@ -118,3 +118,40 @@ def test_lifecycle_events_of_a_disabled_mailbox_are_dropped(graph, services, onb
     assert drain_queue(services, RESYNC_QUEUE) == []
     assert subscription_writes(graph)["delete"] == 1 and graph.subscriptions() == []  # unwanted: stopped
     assert subscription_writes(graph)["renew"] == 0
+
+
+def lifecycle_post(person_id: str, subscription_id: str, event: str, copies: int = 1) -> int:
+    """A lifecycle POST as Graph sends it: no resource, the clientState of `person_id`."""
+    item = {
+        "subscriptionId": subscription_id,
+        "subscriptionExpirationDateTime": "2030-01-01T00:00:00+00:00",
+        "tenantId": TENANT_ID,
+        "clientState": client_state_for(person_id, CLIENT_STATE_SECRET),
+        "lifecycleEvent": event,
+    }
+    body = json.dumps({"value": [item] * copies}).encode()
+    return function_app.lifecycle(function_app.func.HttpRequest("POST", "/api/lifecycle", body=body)).status_code
+
+
+def test_a_lifecycle_item_acts_only_when_its_subscription_is_the_proven_mailboxs(graph, services, onboarded):
+    _, sub_id = onboarded
+    other = graph.add_user(mail="john@contoso.com")
+    _, body = admin("PUT", other["id"])
+    drain_queue(services, RESYNC_QUEUE)
+
+    # John's clientState with Jane's subscription id: not John's subscription, nothing happens,
+    # and Jane's subscription is not treated as a stray either.
+    assert lifecycle_post(other["id"], sub_id, "subscriptionRemoved") == 202
+    assert drain_queue(services, LIFECYCLE_QUEUE) == []
+    run_lifecycle(services)
+    assert {s["id"] for s in graph.subscriptions()} == {sub_id, body["subscription"]["id"]}
+
+
+def test_a_flood_of_missed_is_one_resync(graph, services, onboarded):
+    person, sub_id = onboarded
+    assert lifecycle_post(person["id"], sub_id, "missed", copies=500) == 202
+    assert lifecycle_post(person["id"], sub_id, "missed", copies=500) == 202  # another POST
+
+    run_lifecycle(services)
+
+    assert drain_queue(services, RESYNC_QUEUE) == [{"mailboxId": person["id"], "reason": "missed"}]

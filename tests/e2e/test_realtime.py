@@ -12,10 +12,11 @@ import azure.functions as func
 import pytest
 
 import function_app
+from shared.adapters.subscription_rows import delete_resource_row
 from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
 from shared.names import NOTIFICATIONS_QUEUE
-from tests.conftest import TENANT_ID, notification_item
+from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue
 
 
@@ -31,8 +32,10 @@ def deliver(services) -> None:
 
 
 @pytest.fixture
-def person(graph):
-    return graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+def person(graph, services):
+    user = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    track(services, user)  # onboarded (notifications never onboard)
+    return user
 
 
 def notify(graph, services, person, event, change_type="updated", times=1):
@@ -68,18 +71,23 @@ def test_create_busy_normal_event_makes_one_upsert(graph, dime, services, person
     assert [(t.operation, t.status.value) for t in transactions] == [("upsert", "succeeded")]
 
 
-def test_first_seen_mailbox_gets_a_resource_with_the_tenant_defaults(graph, dime, services, person):
-    event = graph.create_event(person["id"])
-    notify(graph, services, person, event, "created")
+def test_a_notification_never_onboards_a_mailbox(graph, dime, services):
+    """Even with a valid clientState and a subscription row, the worker onboards nobody: a mailbox
+    without a resource row (removed since the webhook checked) is skipped."""
+    stranger = graph.add_user(mail="stranger@contoso.com")
+    track(services, stranger)
+    delete_resource_row(services.store, stranger["id"])
+    event = graph.create_event(stranger["id"])
+    graph.reset_requests()
+    notify(graph, services, stranger, event, "created")
 
-    resource = services.store.get_resource(person["id"])
-    assert resource is not None
-    assert resource.email == "jane@contoso.com"
-    assert resource.consent == services.settings.default_consent
+    assert services.store.get_resource(stranger["id"]) is None
+    assert upserts(dime) == [] and graph.requests == []
 
 
 def test_mailbox_without_mail_uses_its_upn(graph, dime, services):
     person = graph.add_user(mail=None, upn="tech@contoso.onmicrosoft.com")
+    track(services, person)
     event = graph.create_event(person["id"])
     notify(graph, services, person, event, "created")
     assert upserts(dime)[0]["ResourceEmail"] == "tech@contoso.onmicrosoft.com"
@@ -140,6 +148,7 @@ def test_private_event_with_consent_hides_subject_and_body(graph, dime, services
 
     resource_consent = Consent.parse(True, "busy", "normal,private")
     services.settings = replace(services.settings, default_consent=resource_consent)
+    track(services, person)  # onboarded again, with that consent
     event = graph.create_event(person["id"], subject="Doctor", body="details", sensitivity="private")
 
     notify(graph, services, person, event, "created")

@@ -16,7 +16,7 @@ from shared.usecases.webhook import HttpAnswer
 from tests.conftest import drain_queue, notification_item
 from tests.e2e.live import admin, subscription_writes, validations, wire
 from tests.functions_server import FunctionsServer
-from tests.host import run_queue
+from tests.host import call_function, run_queue
 
 
 @pytest.fixture
@@ -79,8 +79,9 @@ def test_get_list_and_one_by_upn(graph, services):
     status, listing = admin("GET")
     status_one, one = admin("GET", "JANE@contoso.onmicrosoft.com")
 
-    assert status == 200 and [r["id"] for r in listing["value"]] == [person["id"]]
-    assert status_one == 200 and one == listing["value"][0]
+    assert status == 200 and [r["id"] for r in listing["items"]] == [person["id"]]
+    assert "continuationToken" not in listing  # the one list shape: absent on the last page
+    assert status_one == 200 and one == listing["items"][0]
     assert admin("GET", "nobody@contoso.com")[0] == 404
 
 
@@ -178,6 +179,7 @@ def test_disable_removes_the_subscription_and_enable_creates_one(graph, services
     assert status == 200 and disabled["enabled"] is False and disabled["subscription"] is None
     assert graph.subscriptions() == []
     assert get_subscription(services.store, first["subscription"]["id"]) is None
+    assert [m["reason"] for m in drain_queue(services, RESYNC_QUEUE)] == ["disabled"]
 
     status, enabled = admin("PATCH", person["id"], {"enabled": True})
     assert status == 200 and enabled["subscription"]["id"] != first["subscription"]["id"]
@@ -207,10 +209,12 @@ def test_consent_change_requests_a_resync_without_touching_the_subscription(grap
 
 def test_delete_with_remove_appointments_deletes_our_appointments_and_links(graph, dime, services):
     person = graph.add_user(mail="jane@contoso.com")
-    admin("PUT", person["id"])
+    _, onboarded = admin("PUT", person["id"])
     events = [graph.create_event(person["id"], subject=f"Visit {i}") for i in range(3)]
     for event in events:
-        body = json.dumps({"value": [notification_item(person["id"], event["id"], "created", event["changeKey"])]})
+        item = notification_item(person["id"], event["id"], "created", event["changeKey"])
+        item["subscriptionId"] = onboarded["subscription"]["id"]
+        body = json.dumps({"value": [item]})
         function_app.notifications(function_app.func.HttpRequest("POST", "/api/notifications", body=body.encode()))
     assert run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change).succeeded == 3
     assert len(dime.appointments) == 3
@@ -245,7 +249,7 @@ def test_a_late_notification_for_a_deleted_mailbox_is_dropped_not_recreated(grap
     function_app.notifications(function_app.func.HttpRequest("POST", "/api/notifications", body=payload))
     run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
 
-    assert run.succeeded == 1
+    assert run.succeeded == 0  # the webhook dropped it: the subscription is no longer ours
     assert services.store.get_resource(person["id"]) is None
     assert dime.calls == []
 
@@ -256,3 +260,103 @@ def test_onboarding_again_after_delete_works(graph, services):
     admin("DELETE", person["id"])
     assert admin("PUT", person["id"])[0] == 201
     assert not was_removed(services.store, person["id"]) and len(graph.subscriptions()) == 1
+
+
+# {mailbox} resolution, disabling, unknown input (issue: management API correctness) ---------------
+
+
+def onboard_with_appointments(graph, services, mail: str, upn: str, count: int = 2):
+    person = graph.add_user(mail=mail, upn=upn)
+    admin("PUT", person["id"])
+    for i in range(count):
+        day = f"2026-11-2{4 + i}"
+        graph.create_event(person["id"], subject=f"Visit {i}", start=f"{day}T09:00:00", end=f"{day}T10:00:00")
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)  # the onboarding backfill
+    return person
+
+
+def test_an_email_several_people_share_is_ambiguous_and_nobody_is_touched(graph, services):
+    ann = graph.add_user(mail="desk@contoso.com", upn="ann@contoso.onmicrosoft.com")
+    bob = graph.add_user(mail="desk@contoso.com", upn="bob@contoso.onmicrosoft.com")
+    admin("PUT", ann["id"])
+    admin("PUT", bob["id"])
+
+    for method, body in (("PATCH", {"enabled": False}), ("DELETE", None), ("GET", None)):
+        status, answer = admin(method, "desk@contoso.com", body)
+        assert status == 409 and "several" in answer["error"], method
+    assert all(services.store.get_resource(p["id"]).consent.enabled for p in (ann, bob))
+    status, answer = admin("PATCH", "bob@contoso.onmicrosoft.com", {"showAs": ["busy"]})  # exact UPN
+    assert status == 200 and answer["id"] == bob["id"]
+
+
+def test_the_exact_upn_wins_over_someone_elses_email(graph, services):
+    ann = graph.add_user(mail="ann@contoso.com", upn="ann@contoso.onmicrosoft.com")
+    bob = graph.add_user(mail="ann@contoso.onmicrosoft.com", upn="bob@contoso.onmicrosoft.com")
+    admin("PUT", ann["id"])
+    admin("PUT", bob["id"])
+    status, answer = admin("GET", "ann@contoso.onmicrosoft.com")
+    assert status == 200 and answer["id"] == ann["id"]
+
+
+def test_an_override_email_that_another_person_uses_is_refused(graph, services):
+    ann = graph.add_user(mail="ann@contoso.com")
+    bob = graph.add_user(mail="bob@contoso.com")
+    admin("PUT", ann["id"])
+    admin("PUT", bob["id"])
+
+    status, answer = admin("PATCH", bob["id"], {"email": "ANN@contoso.com"})
+    assert status == 409 and ann["id"] in answer["error"]
+    assert admin("PUT", bob["id"], {"email": "ann@contoso.com"})[0] == 409
+    assert services.store.get_resource(bob["id"]).email == "bob@contoso.com"
+    assert admin("PATCH", bob["id"], {"email": "bob.field@contoso.com"})[0] == 200
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_disabling_a_person_removes_their_appointments_at_once(graph, dime, services, method):
+    person = onboard_with_appointments(graph, services, "jane@contoso.com", "jane@contoso.onmicrosoft.com")
+    assert len(dime.appointments) == 2
+
+    status, _ = admin(method, person["userPrincipalName"], {"enabled": False})
+    assert status == 200
+    run = run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+
+    assert run.succeeded == 1 and dime.appointments == {}
+    assert list(services.store.links_of(person["id"])) == []
+
+
+def test_the_resync_route_accepts_a_upn_like_every_mailbox_route(graph, services):
+    person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    admin("PUT", person["id"])
+    drain_queue(services, RESYNC_QUEUE)
+
+    def resync(mailbox: str, **params: str):
+        request = function_app.func.HttpRequest(
+            "POST",
+            f"/api/manage/resources/{mailbox}/resync",
+            params=params,
+            route_params={"mailbox": mailbox},
+            body=b"",
+        )
+        response = call_function(function_app.manage_resource_resync, request)
+        return response.status_code, json.loads(response.get_body())
+
+    status, body = resync("Jane@contoso.onmicrosoft.com")
+    assert status == 202 and body["mailboxId"] == person["id"]
+    assert resync("jane@contoso.com")[0] == 202  # an unambiguous e-mail too
+    assert resync("nobody@contoso.com")[0] == 404
+    assert resync(person["id"], force="true")[0] == 400
+    assert [m["mailboxId"] for m in drain_queue(services, RESYNC_QUEUE)] == [person["id"]] * 2
+
+
+def test_unknown_query_parameters_are_400_and_nothing_happens(graph, services):
+    person = graph.add_user(mail="jane@contoso.com")
+    admin("PUT", person["id"])
+
+    status, answer = admin("DELETE", person["id"], removeAppointment="true")  # typo
+    assert status == 400 and "removeAppointment" in answer["error"]
+    assert services.store.get_resource(person["id"]) is not None
+    assert admin("GET", None, enabled="false")[0] == 400
+    assert admin("GET", person["id"], verbose="1")[0] == 400
+    assert admin("PATCH", person["id"], {"enabled": False}, dryRun="true")[0] == 400
+    assert services.store.get_resource(person["id"]).consent.enabled
+    assert admin("GET", person["id"], code="the-host-key")[0] == 200  # the host's own ?code= is fine

@@ -17,7 +17,7 @@ from shared.adapters.transactions_store import transaction_store
 from shared.core.appointments import UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, POISON_SUFFIX
-from tests.conftest import TENANT_ID, drain_queue, notification_item
+from tests.conftest import TENANT_ID, drain_queue, notification_item, track
 from tests.host import call_function, run_queue
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -42,8 +42,10 @@ def clock(services) -> Clock:
 
 
 @pytest.fixture
-def person(graph):
-    return graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+def person(graph, services):
+    user = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    track(services, user)
+    return user
 
 
 def post(*items: dict) -> None:

@@ -80,3 +80,23 @@ def test_background_polling_delivers_without_drain(runner, graph, dime):
         time.sleep(0.05)
     runner.stop_polling()
     assert [a["Subject"] for a in dime.appointments.values()] == ["Polled"]
+
+
+def test_route_parameters_are_url_decoded_like_the_host(runner, graph):
+    person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    assert runner.request("PUT", f"manage/resources/{person['id']}")[0] == 201
+    answer = httpx.get(f"{runner.origin}/api/manage/resources/jane%40contoso.onmicrosoft.com?code={runner.key}")
+    assert answer.status_code == 200 and answer.json()["id"] == person["id"]
+
+
+def test_a_dying_poller_thread_says_so(runner, capfd):
+    def broken(**kwargs):
+        raise RuntimeError("storage went away")
+
+    runner.drain = broken
+    runner.start_polling(interval=0.01)
+    deadline = time.monotonic() + 10
+    while runner.poller_error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(runner.poller_error, RuntimeError)
+    assert "queue poller died: RuntimeError: storage went away" in capfd.readouterr().err

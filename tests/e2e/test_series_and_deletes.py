@@ -13,7 +13,7 @@ import function_app
 from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
 from shared.names import NOTIFICATIONS_QUEUE
-from tests.conftest import TENANT_ID, notification_item
+from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue
 
 
@@ -43,8 +43,10 @@ def day(offset: int, hour: int, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-def person(graph):
-    return graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+def person(graph, services):
+    user = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
+    track(services, user)  # onboarded, with the subscription notification_item() names
+    return user
 
 
 def test_a_daily_stand_up_reaches_the_board_from_one_master_notification(graph, dime, services, person):

@@ -11,14 +11,16 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from shared.adapters.subscription_rows import delete_subscription_row, get_subscription, subscriptions_of
+from shared.adapters.graph_subscriptions import SubscriptionFailed
+from shared.adapters.subscription_rows import get_subscription, subscriptions_of
+from shared.adapters.transactions_store import transaction_store
 from shared.core.consent import Consent
 from shared.core.resources import Resource
 from shared.core.subscriptions import TokenBucket, format_expiry, parse_expiry
-from shared.names import RESYNC_QUEUE
+from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
 from shared.usecases.subscriptions import Pacer, renew_all, subscribe
 from tests.conftest import drain_queue
-from tests.e2e.live import subscription_writes, wire
+from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
 from tests.host import call_function
 
@@ -52,9 +54,12 @@ def seed(graph, services, users: list[dict], expiries: list[datetime], key: str 
     """Live subscriptions in the fake and the tables at once (no handshakes; two table batches),
     created under `key` (default: the current CLIENT_STATE_SECRET)."""
     from shared.adapters.subscription_rows import SUBSCRIPTION_PARTITION
-    from shared.core.webhook import secret_fingerprint
+    from shared.core.webhook import subscription_fingerprint
 
-    key_id = secret_fingerprint(key or services.settings.client_state_secrets[0])
+    settings = services.settings
+    made_with = subscription_fingerprint(
+        key or settings.client_state_secrets[0], settings.notification_url, settings.lifecycle_notification_url
+    )
     from shared.adapters.tables import _resource_entity
     from shared.names import RESOURCES_TABLE, SUBSCRIPTIONS_TABLE
     from tests.fakes.graph import _Subscription
@@ -86,7 +91,7 @@ def seed(graph, services, users: list[dict], expiries: list[datetime], key: str 
                 "RowKey": sub_id,
                 "MailboxId": user["id"],
                 "Expiry": stamp,
-                "KeyId": key_id,
+                "MadeWith": made_with,
             }
         )
     services.store.table(RESOURCES_TABLE).submit_transaction([("create", _resource_entity(r)) for r in resources])
@@ -168,32 +173,90 @@ def test_missing_subscriptions_are_created_and_disabled_ones_deleted(graph, serv
     assert subscriptions_of(services.store, disabled["id"]) == []
 
 
-def test_a_409_adopts_the_subscription_the_table_knows_without_listing(graph, services):
+def test_a_lost_create_answer_is_not_retried_by_the_sdk_and_the_stray_is_deleted_later(
+    graph, services, server, monkeypatch
+):
+    """Graph answers no 409 to a duplicate: a create retried after a lost answer would leave two
+    live subscriptions. The create goes out once even with the SDK's retries on; the one Graph kept
+    is a stray: its first notification is dropped and it is deleted (graph.md "Subscriptions")."""
+    from shared.adapters.graph import GraphGateway
+    from shared.usecases import webhook
+    from tests.fakes.credential import StaticTokenCredential
+    from tests.host import run_queue
+
+    services.graph = GraphGateway(services.settings.graph_base_url, StaticTokenCredential(), max_retries=3)
+    user = graph.add_user(mail="jane@contoso.com")
+    graph.lose_create_answers = 1
+
+    with pytest.raises(SubscriptionFailed) as failed:
+        subscribe_all(services, [resource_of(user)])
+
+    assert failed.value.status == 504 and failed.value.code.transient  # try again later, visibly
+    assert subscription_writes(graph)["create"] == 1  # not retried by the SDK
+    (stray,) = graph.subscriptions()
+    assert subscriptions_of(services.store, user["id"]) == []
+
+    (live,) = subscribe_all(services, [resource_of(user)])  # the administrator tries again
+    assert len(graph.subscriptions()) == 2  # Graph holds both: no 409
+
+    monkeypatch.setattr(webhook, "STRAY_DELAY_SECONDS", None)
+    graph.notify(user["id"], graph.create_event(user["id"])["id"], "created")
+    run = run_queue(services, LIFECYCLE_QUEUE, function_app.apply_lifecycle)
+
+    assert run.succeeded == 1
+    assert [s["id"] for s in graph.subscriptions()] == [live.subscription_id] != [stray["id"]]
+    assert [m["subscriptionId"] for m in drain_queue(services, NOTIFICATIONS_QUEUE)] == [live.subscription_id]
+
+
+def test_renewal_recreates_on_404_only_and_shows_other_400s(graph, services):
     user = graph.add_user(mail="jane@contoso.com")
     (live,) = subscribe_all(services, [resource_of(user)])
-    services.store.put_resource(replace(live, subscription_id=None, subscription_expiry=None))  # a lost write
+    set_expiry(services, live, now() + timedelta(minutes=10))
+    graph.fail_next(1, status=400, retry_after=None, path_contains=live.subscription_id, code="InvalidRequest")
     graph.reset_requests()
 
-    (adopted,) = subscribe_all(services, [services.store.get_resource(user["id"])])
+    report = asyncio.run(renew_all(services))
 
-    assert adopted.subscription_id == live.subscription_id
-    assert subscription_writes(graph) == {"create": 1, "renew": 1, "delete": 0, "list": 0, "reauthorize": 0}
-    assert len(graph.subscriptions()) == 1
-    assert services.store.get_resource(user["id"]).subscription_id == live.subscription_id
+    assert list(report.failed) == [user["id"]] and "400" in report.failed[user["id"]]
+    assert subscription_writes(graph) == {"create": 0, "renew": 1, "delete": 0, "list": 0, "reauthorize": 0}
+    assert [s["id"] for s in graph.subscriptions()] == [live.subscription_id]  # not recreated
+    [failed] = transaction_store(services).failed()
+    assert failed.mailbox_id == user["id"] and failed.error_code == "GRAPH_REJECTED"
 
 
-def test_a_409_unknown_to_the_table_lists_once_and_adopts(graph, services):
+def test_a_400_naming_the_lifetime_cap_is_retried_with_fewer_minutes(graph, services):
     user = graph.add_user(mail="jane@contoso.com")
     (live,) = subscribe_all(services, [resource_of(user)])
-    delete_subscription_row(services.store, live.subscription_id)
-    fresh = resource_of(user)
+    set_expiry(services, live, now() + timedelta(minutes=10))
+    graph.max_subscription_minutes = 4230  # this service caps lower than the docs say
     graph.reset_requests()
 
-    (adopted,) = subscribe_all(services, [fresh])
+    report = asyncio.run(renew_all(services))
 
-    assert adopted.subscription_id == live.subscription_id
-    assert subscription_writes(graph) == {"create": 1, "renew": 1, "delete": 0, "list": 1, "reauthorize": 0}
-    assert get_subscription(services.store, live.subscription_id).mailbox_id == user["id"]
+    assert report.renewed == [user["id"]] and report.failed == {}
+    assert subscription_writes(graph)["renew"] == 2 and subscription_writes(graph)["create"] == 0
+    expiry = parse_expiry(services.store.get_resource(user["id"]).subscription_expiry)
+    assert now() + timedelta(minutes=4100) < expiry <= now() + timedelta(minutes=4230)
+    other = graph.add_user(mail="john@contoso.com")
+    (created,) = subscribe_all(services, [resource_of(other)])  # the same on create
+    assert parse_expiry(created.subscription_expiry) <= now() + timedelta(minutes=4230)
+
+
+def test_subscription_count_reached_is_permanent_and_visible(graph, services):
+    user = graph.add_user(mail="jane@contoso.com")
+    graph.subscriptions_per_mailbox = 0  # other apps hold the mailbox's 1,000
+    services.store.put_resource(resource_of(user))
+
+    for _ in range(2):  # two timer runs: one visible row, reopened
+        report = asyncio.run(renew_all(services))
+        assert "SubscriptionCountReached" in report.failed[user["id"]]
+    [failed] = transaction_store(services).failed()
+    assert failed.error_code == "GRAPH_REJECTED" and "SubscriptionCountReached" in failed.message
+    assert failed.attempts == 2 and failed.next_attempt_at is None
+    assert subscription_writes(graph)["create"] == 2  # once per run: the SDK did not retry the 429
+
+    status, body = admin("PUT", user["id"])
+    assert status == 502 and "SubscriptionCountReached" in body["error"]
 
 
 def test_one_failing_mailbox_does_not_stop_the_others(graph, services):
@@ -236,7 +299,7 @@ def test_renewal_is_paced_under_the_write_limit(graph, services):
 def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(graph, services):
     """PATCH cannot change a clientState: subscriptions made under the previous key are recreated."""
     from shared.adapters.subscription_rows import get_subscription
-    from shared.core.webhook import secret_fingerprint
+    from shared.usecases.subscriptions import current_fingerprint
 
     users = [graph.add_user(mail=f"rotate{i}@contoso.com") for i in range(3)]
     old = seed(graph, services, users[:2], [now() + timedelta(days=5)] * 2, key="the-previous-secret-0123456789")
@@ -247,10 +310,33 @@ def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(
 
     methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in graph.requests if "/subscriptions" in r.path]
     assert sorted(m for m, _ in methods) == ["DELETE", "DELETE", "POST", "POST"]
-    current = secret_fingerprint(services.settings.client_state_secrets[0])
+    current = current_fingerprint(services)
     for resource in old:
         fresh = services.store.get_resource(resource.object_id)
         assert fresh.subscription_id != resource.subscription_id
-        assert get_subscription(services.store, fresh.subscription_id).key_id == current
+        assert get_subscription(services.store, fresh.subscription_id).made_with == current
     kept = services.store.get_resource(seed_current[0].object_id)
     assert kept.subscription_id == seed_current[0].subscription_id
+
+
+def test_after_a_function_key_rotation_renewal_moves_subscriptions_to_the_new_urls(graph, services, server):
+    """The webhook URLs carry the function key; a PATCH cannot change the lifecycle URL, so the
+    renewal timer recreates subscriptions made with other URLs (docs/deploy.md "Function keys")."""
+    users = [graph.add_user(mail=f"key{i}@contoso.com") for i in range(2)]
+    old = seed(graph, services, users, [now() + timedelta(days=5)] * 2)
+    new_key = "the-new-function-key"
+    server.key = new_key
+    services.settings = replace(
+        services.settings,
+        notification_url=server.url("notifications"),
+        lifecycle_notification_url=server.url("lifecycle"),
+    )
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    live = graph.subscriptions()
+    assert len(live) == 2 and {s["id"] for s in live}.isdisjoint({r.subscription_id for r in old})
+    assert all(
+        f"code={new_key}" in s["notificationUrl"] and f"code={new_key}" in s["lifecycleNotificationUrl"] for s in live
+    )
+    assert sorted(m["reason"] for m in drain_queue(services, RESYNC_QUEUE)) == ["subscriptionRecreated"] * 2

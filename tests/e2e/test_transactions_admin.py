@@ -13,6 +13,7 @@ from shared.adapters.transactions_store import transaction_store
 from shared.core.transaction_query import public_id
 from shared.core.transactions import Status, Transaction, new_transaction_id
 from shared.names import NOTIFICATIONS_QUEUE, POISON_SUFFIX, SYNCSTATE_TABLE
+from shared.usecases import admin_transactions
 from tests.conftest import settings_env
 from tests.host import call_function
 
@@ -53,8 +54,9 @@ def list_all(params: dict) -> list[dict]:
         )
         assert status == 200, page
         items += page["items"]
-        token = page["continuationToken"]
+        token = page.get("continuationToken")
         if not token:
+            assert "continuationToken" not in page  # absent on the last page, never null
             return items
 
 
@@ -126,6 +128,8 @@ def test_filters_by_mailbox_status_and_date_range(services):
         {"pageSize": "ten"},
         {"continuationToken": "!!not-a-token"},
         {"mailbox": "a/b"},
+        {"stauts": "failed"},
+        {"status": "failed", "mailbx": MAILBOXES[0]},
     ],
 )
 def test_malformed_list_filters_answer_400_with_the_reason(services, params):
@@ -145,8 +149,12 @@ def test_point_read_and_unknown_ids(services):
 
 
 def test_retry_all_and_archive_all_act_on_exactly_the_matching_rows(graph, dime, services):
+    from tests.conftest import track
+
     person = graph.add_user(mail="ann@contoso.com")
     other = graph.add_user(mail="bob@contoso.com")
+    track(services, person)
+    track(services, other)
     store = transaction_store(services)
 
     def failed_notification(user, when):
@@ -196,6 +204,10 @@ def test_retry_all_and_archive_all_act_on_exactly_the_matching_rows(graph, dime,
         {"all": True, "filter": {"status": "nope"}},
         {"all": True, "filter": {"since": "soon"}},
         {"all": True, "filter": {"colour": "red"}},
+        {"all": True, "dryRun": True},
+        {"ids": ["a"], "filter": {}},
+        {"all": True, "filter": {"status": "succeeded"}},
+        {"all": True, "filter": {"status": "pending"}},
     ],
 )
 def test_malformed_retry_and_archive_bodies_answer_400(services, body):
@@ -212,10 +224,11 @@ def test_unknown_ids_answer_404_and_change_nothing(services):
 
 
 def test_links_status_and_health(graph, dime, services, monkeypatch):
-    from tests.conftest import notification_item
+    from tests.conftest import notification_item, track
     from tests.host import run_queue
 
     person = graph.add_user(mail="kim@contoso.com")
+    track(services, person)
     event = graph.create_event(person["id"])
     body = json.dumps({"value": [notification_item(person["id"], event["id"], "created", event["changeKey"])]})
     function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body.encode()))
@@ -234,17 +247,46 @@ def test_links_status_and_health(graph, dime, services, monkeypatch):
     assert status == 200
     [mailbox] = body["mailboxes"]
     assert mailbox["mailboxId"] == person["id"]
-    assert mailbox["syncState"][0]["RowKey"] == "delta" and mailbox["syncState"][0]["Result"] == "ok"
+    assert mailbox["syncState"][0]["rowKey"] == "delta" and mailbox["syncState"][0]["result"] == "ok"
+    assert mailbox["syncState"][0]["lastRunAt"] == "2026-11-22T12:00:00Z"  # camelCase, ISO 8601 UTC
+    assert "RowKey" not in json.dumps(body) and "PartitionKey" not in json.dumps(body)
     assert body["queues"][NOTIFICATIONS_QUEUE + POISON_SUFFIX] == 1
     assert body["failedTransactions"] == {"total": 1, "byCode": {"DIME_REJECTED": 1}}
 
     for name, value in settings_env(_azurite(services), graph.base_url, dime.base_url).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setattr(admin_transactions, "storage_probe", admin_transactions.StorageProbe())
     status, body = get(function_app.health)
-    assert status == 200 and body == {"status": "ok", "settings": "ok"}
+    assert status == 200 and body == {"status": "ok", "checks": {"settings": "ok", "keyVault": "ok", "storage": "ok"}}
     monkeypatch.delenv("DIME_API_KEY")
     status, body = get(function_app.health)
-    assert status == 503 and "DIME" not in json.dumps(body)
+    assert status == 503 and body["failed"] == ["settings", "storage"] and "DIME" not in json.dumps(body)
+
+
+def test_health_names_an_unresolved_key_vault_reference_without_its_value(services, monkeypatch):
+    for name, value in settings_env(_azurite(services), "http://127.0.0.1:1", "http://127.0.0.1:2").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DIME_API_KEY", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/dime-key)")
+    status, body = get(function_app.health)
+    assert status == 503 and body["checks"]["keyVault"] == "unresolved" and "keyVault" in body["failed"]
+    assert "vault.azure.net" not in json.dumps(body) and "dime-key" not in json.dumps(body)
+
+
+def test_health_reports_storage_that_does_not_answer_and_caches_the_probe(services, monkeypatch):
+    for name, value in settings_env(_azurite(services), "http://127.0.0.1:1", "http://127.0.0.1:2").items():
+        monkeypatch.setenv(name, value)
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise ConnectionError("storage is down")
+
+    monkeypatch.setattr(services.store, "ping", down)
+    monkeypatch.setattr(admin_transactions, "storage_probe", admin_transactions.StorageProbe())
+    for _ in range(5):
+        status, body = get(function_app.health)
+        assert status == 503 and body["failed"] == ["storage"] and body["checks"]["storage"] == "unavailable"
+    assert len(calls) == 1  # cached: a probe hammering /api/health costs one storage call per few seconds
 
 
 def _azurite(services):
@@ -265,3 +307,80 @@ def test_admin_routes_are_admin_level_and_health_is_anonymous():
     for route in ("transactions", "transactions/{id}", "transactions/retry", "transactions/archive", "links", "status"):
         assert routes["manage/" + route].endswith("ADMIN"), route
     assert routes["health"].endswith("ANONYMOUS")
+
+
+# Bounded, eligible-only bulk operations; UPN filters; unknown parameters ------------------------------
+
+
+def test_archiving_or_rerunning_succeeded_history_is_refused(services):
+    store = transaction_store(services)
+    done = tx(MAILBOXES[0], DAY, Status.SUCCEEDED)
+    store.add(done)
+    for function in (function_app.manage_transactions_retry, function_app.manage_transactions_archive):
+        status, body = post(function, {"ids": [public_id(MAILBOXES[0], done.id)]})
+        assert status == 409 and body["refusedIds"] == [public_id(MAILBOXES[0], done.id)]
+    assert store.get(MAILBOXES[0], done.id).status is Status.SUCCEEDED
+    status, body = post(function_app.manage_transactions_archive, {"all": True, "filter": {"status": "archived"}})
+    assert status == 400 and "failed" in body["error"]
+
+
+def test_a_retried_success_carries_no_stale_error(graph, dime, services):
+    from tests.conftest import track
+
+    person = graph.add_user(mail="ann@contoso.com")
+    track(services, person)
+    event = graph.create_event(person["id"])
+    message = {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": "x"}
+    row = tx(person["id"], DAY, payload={"queue": NOTIFICATIONS_QUEUE, "message": message}, message="boom")
+    transaction_store(services).add(row)
+
+    status, body = post(function_app.manage_transactions_retry, {"ids": [public_id(person["id"], row.id)]})
+
+    assert status == 200 and body["succeeded"] == 1
+    [item] = body["items"]
+    assert item["status"] == "succeeded" and item["errorCode"] is None and item["message"] is None
+    assert item["createdAt"].endswith("Z") and item["updatedAt"].endswith("Z")  # ISO 8601 UTC
+
+
+def test_mailbox_filters_accept_a_upn(graph, services):
+    from tests.conftest import track
+
+    person = graph.add_user(mail="ann@contoso.com", upn="ann@contoso.onmicrosoft.com")
+    track(services, person)
+    mine, other = tx(person["id"], DAY), tx(MAILBOXES[1], DAY)
+    transaction_store(services).add_many([mine, other])
+
+    status, body = get(function_app.manage_transactions_list, {"mailbox": "Ann@contoso.onmicrosoft.com"})
+    assert status == 200 and [i["id"] for i in body["items"]] == [public_id(person["id"], mine.id)]
+    assert get(function_app.manage_links, {"mailbox": "ann@contoso.onmicrosoft.com"})[0] == 200
+    assert get(function_app.manage_transactions_list, {"mailbox": "nobody@contoso.com"})[0] == 404
+    status, body = post(
+        function_app.manage_transactions_archive, {"all": True, "filter": {"mailbox": "ann@contoso.onmicrosoft.com"}}
+    )
+    assert status == 200 and body["archived"] == [public_id(person["id"], mine.id)]
+
+
+def test_unknown_parameters_on_links_status_and_one_transaction_are_400(services):
+    assert get(function_app.manage_links, {"mailboxx": MAILBOXES[0]})[0] == 400
+    assert get(function_app.manage_status, {"verbose": "1"})[0] == 400
+    assert get(function_app.manage_transaction, {"full": "1"}, route_params={"id": "x"})[0] == 400
+    assert get(function_app.manage_status, {"code": "host-key"})[0] == 200
+
+
+def test_all_beyond_a_page_answers_202_and_the_bulk_queue_works_through_every_row(services):
+    from shared.names import BULK_QUEUE
+    from tests.host import run_queue
+
+    store = transaction_store(services)
+    rows = [tx(MAILBOXES[i % 2], DAY + timedelta(seconds=i)) for i in range(250)]
+    store.add_many(rows)
+
+    status, body = post(function_app.manage_transactions_archive, {"all": True, "filter": {"since": "2026-11-01"}})
+    assert status == 202 and body["queued"] is True
+    assert len(list(store.failed())) == 250  # nothing done inline
+
+    run = run_queue(services, BULK_QUEUE, function_app.bulk_transactions)
+
+    assert run.succeeded == 3 and run.failed == 0  # 100 + 100 + 50 rows, one message each
+    assert list(store.failed()) == []
+    assert {t.status for t in store.of_mailbox(MAILBOXES[0])} == {Status.ARCHIVED}

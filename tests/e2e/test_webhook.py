@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import azure.functions as func
+import pytest
 
 import function_app
-from shared.core.webhook import client_state_for
+from shared.adapters import subscription_rows
+from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+from shared.core.webhook import MAX_ITEMS, STRAY_EVENT, client_state_for
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
-from tests.conftest import drain_queue, notification_item, raw_queue_bodies
+from shared.usecases import webhook
+from tests.conftest import drain_queue, notification_item, raw_queue_bodies, subscription_id_of
 
 MAILBOX = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+OTHER = "ffffffff-0000-4000-8000-000000000000"
+
+
+@pytest.fixture(autouse=True)
+def subscribed(services):
+    """The app holds MAILBOX's subscription (the one notification_item() names)."""
+    save_subscription(services.store, SubscriptionRow(subscription_id_of(MAILBOX), MAILBOX, "2026-11-29T00:00:00Z"))
 
 
 def call(body: bytes, params: dict | None = None, route: str = "notifications") -> func.HttpResponse:
@@ -111,15 +123,19 @@ def test_two_mebibyte_body_is_413(services):
     assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
 
 
-def test_lifecycle_items_go_to_the_lifecycle_queue(services):
-    item = {
-        "subscriptionId": "sub-1",
+def lifecycle_item(services, mailbox: str = MAILBOX, event: str = "missed", subscription_id: str = "") -> dict:
+    """As Graph sends it: no resource, no resourceData (graph.md "Lifecycle notifications")."""
+    return {
+        "subscriptionId": subscription_id or subscription_id_of(mailbox),
         "subscriptionExpirationDateTime": "2026-11-29T00:00:00Z",
         "tenantId": services.settings.graph_tenant_id,
-        "clientState": client_state_for(MAILBOX, "test-client-state-secret-0123456789"),
-        "lifecycleEvent": "missed",
-        "resource": f"users/{MAILBOX}/events",
+        "clientState": client_state_for(mailbox, "test-client-state-secret-0123456789"),
+        "lifecycleEvent": event,
     }
+
+
+def test_lifecycle_items_go_to_the_lifecycle_queue(services):
+    item = lifecycle_item(services)
     assert call(json.dumps({"value": [item]}).encode(), route="lifecycle").status_code == 202
     assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
     [message] = drain_queue(services, LIFECYCLE_QUEUE)
@@ -133,3 +149,73 @@ def test_queue_failure_answers_503_so_graph_retries(services, monkeypatch):
     monkeypatch.setattr(services.queues, "send", broken)
     response = call(json.dumps({"value": [notification_item(MAILBOX, "e")]}).encode())
     assert response.status_code == 503
+
+
+def test_storage_failure_while_verifying_answers_503(services, monkeypatch):
+    """Reading the subscription row failed: Graph must deliver again, nothing is dropped."""
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("table storage is down")
+
+    monkeypatch.setattr(subscription_rows, "get_subscription", broken)
+    response = call(json.dumps({"value": [notification_item(MAILBOX, "e")]}).encode())
+    assert response.status_code == 503
+    assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
+
+
+def test_a_notification_never_onboards_a_mailbox(services, graph):
+    """A valid clientState for a mailbox the app holds no subscription for: dropped, nothing created."""
+    stranger = graph.add_user(mail="stranger@contoso.com")
+    response = call(json.dumps({"value": [notification_item(stranger["id"], "e1")]}).encode())
+    assert response.status_code == 202
+    assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
+    assert services.store.get_resource(stranger["id"]) is None
+
+
+def test_items_of_foreign_or_unknown_subscriptions_are_dropped_and_unknown_ones_deleted_later(services, monkeypatch):
+    monkeypatch.setattr(webhook, "STRAY_DELAY_SECONDS", None)  # paced by a delay in production
+    item = notification_item(OTHER, "e1")
+    item["subscriptionId"] = subscription_id_of(MAILBOX)  # ours, but for MAILBOX, not OTHER
+    stray = lifecycle_item(services, MAILBOX, "missed", subscription_id="5e1d0c3b-0000-4000-8000-000000000009")
+    assert call(json.dumps({"value": [item, item, stray, stray]}).encode()).status_code == 202
+    assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
+    cleanups = drain_queue(services, LIFECYCLE_QUEUE)
+    # only the unknown one: MAILBOX's own subscription is never deleted because of OTHER's item
+    assert [(m["lifecycleEvent"], m["subscriptionId"], m["mailboxId"]) for m in cleanups] == [
+        (STRAY_EVENT, "5e1d0c3b-0000-4000-8000-000000000009", MAILBOX)
+    ]
+
+
+def test_forged_items_touch_no_table_and_log_one_line(services, monkeypatch, caplog):
+    reads = []
+    monkeypatch.setattr(services.store, "table", lambda name: reads.append(name))
+    forged = notification_item(MAILBOX, "e")
+    forged["clientState"] = client_state_for(MAILBOX, "not-the-secret-not-the-secret-0000")
+    foreign = dict(forged, tenantId="99999999-9999-4999-8999-999999999999")
+    with caplog.at_level(logging.INFO, logger="shared.usecases.webhook"):
+        response = call(json.dumps({"value": [forged] * 600 + [foreign] * 300 + ["junk"] * 99}).encode())
+    assert response.status_code == 202
+    assert reads == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.usecases.webhook"]
+    assert len(lines) == 1
+    assert "bad clientState 600" in lines[0] and "foreign or missing tenant 300" in lines[0]
+
+
+def test_more_items_than_graph_ever_sends_is_413(services):
+    items = [notification_item(MAILBOX, f"e{i}") for i in range(MAX_ITEMS + 1)]
+    response = call(json.dumps({"value": items}).encode())
+    assert response.status_code == 413
+    assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["Users/{m}/Events/{e}", "users/{m}@{t}/events/{e}", "Users('{m}')/Events('{e}')"],
+)
+def test_every_documented_resource_spelling_is_queued(services, spelling):
+    item = notification_item(MAILBOX, "AAMkAD=")
+    item["resource"] = spelling.format(m=MAILBOX, e="AAMkAD=", t=services.settings.graph_tenant_id)
+    assert call(json.dumps({"value": [item]}).encode()).status_code == 202
+    assert [(m["mailboxId"], m["eventId"]) for m in drain_queue(services, NOTIFICATIONS_QUEUE)] == [
+        (MAILBOX, "AAMkAD=")
+    ]

@@ -620,3 +620,23 @@ def test_deploy_md_names_every_parameter():
     docs = DEPLOY_MD.read_text(encoding="utf-8")
     for name in params(read(MAIN)):
         assert f"`{name}`" in docs, f"parameter {name} not explained in docs/deploy.md"
+
+
+def test_mailbox_settings_permission_only_if_the_code_reads_mailbox_settings():
+    """Least privilege: MailboxSettings.Read is granted (and documented) only if some code calls
+    /mailboxSettings; today every request asks Graph for UTC instead."""
+    uses = any("mailboxsettings" in path.read_text().lower() for path in (ROOT / "shared").rglob("*.py"))
+    granted = "MailboxSettings.Read" in read(MODULES / "graph-permissions.bicep")
+    documented = "MailboxSettings.Read" in (ROOT / "docs" / "deploy.md").read_text()
+    assert uses == granted == documented
+
+
+def test_client_state_secret_minimum_matches_the_settings():
+    from shared.settings import MIN_CLIENT_STATE_SECRET
+
+    for path in (MAIN, MODULES / "keyvault.bicep"):
+        code = read(path)
+        assert (
+            f"@minLength({MIN_CLIENT_STATE_SECRET})"
+            in code[: code.index("param clientStateSecret")].split("param ")[-1]
+        )

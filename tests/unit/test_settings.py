@@ -11,8 +11,8 @@ from shared.settings import SETTING_NAMES, SETTINGS, SettingsError, StorageSetti
 
 STORAGE = "AzureWebJobsStorage"
 CONNECTION_STRING = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
-SECRET = "0123456789abcdef"  # exactly 16 characters
-assert len(SECRET) == 16
+SECRET = "0123456789abcdef0123456789abcdef"  # exactly 32 characters, the minimum
+assert len(SECRET) == 32
 
 ALL_SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
 ALL_SENSITIVITY = ("normal", "personal", "private", "confidential")
@@ -41,7 +41,7 @@ def full_env() -> dict[str, str]:
     return minimal_env(
         GRAPH_CLIENT_SECRET="graph-client-secret",
         GRAPH_BASE_URL="https://graph.microsoft.us/v1.0/",
-        CLIENT_STATE_SECRET_PREVIOUS="previous-secret-0123",
+        CLIENT_STATE_SECRET_PREVIOUS="previous-secret-0123456789abcdef",
         DIME_BASE_URL="https://sandbox.api.dimescheduler.com/",
         SYNC_DAYS_BACK="7",
         SYNC_DAYS_FORWARD="90",
@@ -86,7 +86,7 @@ def test_full_env() -> None:
     assert settings.graph_base_url == "https://graph.microsoft.us/v1.0"
     assert settings.notification_url == "https://sync.example.com/api/notifications?code=k1"
     assert settings.lifecycle_notification_url == "https://sync.example.com/api/lifecycle?code=k2"
-    assert settings.client_state_secrets == (SECRET, "previous-secret-0123")
+    assert settings.client_state_secrets == (SECRET, "previous-secret-0123456789abcdef")
     assert settings.dime_base_url == "https://sandbox.api.dimescheduler.com"
     assert settings.dime_api_key == "dime-key"
     assert settings.sync_days_back == 7
@@ -181,16 +181,24 @@ def test_notification_urls_must_be_https(name: str) -> None:
     assert name in str(caught.value)
 
 
-def test_http_allowed_for_service_base_urls() -> None:
-    # Test servers and self-hosted installations may be plain HTTP.
+@pytest.mark.parametrize("name", ["DIME_BASE_URL", "GRAPH_BASE_URL"])
+def test_service_base_urls_must_be_https_except_loopback(name: str) -> None:
+    """The API key and Graph tokens travel in headers: never over plain HTTP on a network."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(**{name: "http://dime.example.com"}))
+    assert name in str(caught.value)
+
+
+def test_http_allowed_for_loopback_service_base_urls() -> None:
+    # Local runs and tests talk to loopback simulators over plain HTTP.
     settings = load_settings(minimal_env(GRAPH_BASE_URL="http://127.0.0.1:8080", DIME_BASE_URL="http://localhost:9/"))
     assert settings.graph_base_url == "http://127.0.0.1:8080"
     assert settings.dime_base_url == "http://localhost:9"
 
 
-def test_secret_of_exactly_sixteen_characters_accepted() -> None:
-    settings = load_settings(minimal_env(CLIENT_STATE_SECRET_PREVIOUS="f" * 16))
-    assert settings.client_state_secrets == (SECRET, "f" * 16)
+def test_secret_of_exactly_thirty_two_characters_accepted() -> None:
+    settings = load_settings(minimal_env(CLIENT_STATE_SECRET_PREVIOUS="f" * 32))
+    assert settings.client_state_secrets == (SECRET, "f" * 32)
 
 
 def test_secret_error_does_not_leak_the_secret() -> None:
@@ -238,8 +246,8 @@ def test_graph_tenant_id_lower_cased() -> None:
 
 
 def test_previous_secret_is_second() -> None:
-    settings = load_settings(minimal_env(CLIENT_STATE_SECRET_PREVIOUS="the-previous-secret!"))
-    assert settings.client_state_secrets == (SECRET, "the-previous-secret!")
+    settings = load_settings(minimal_env(CLIENT_STATE_SECRET_PREVIOUS="the-previous-secret!-0123456789ab"))
+    assert settings.client_state_secrets == (SECRET, "the-previous-secret!-0123456789ab")
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -343,6 +351,36 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.sync_days_forward == 42
     assert settings.dime_api_key == "dime-key"
+
+
+@pytest.mark.parametrize("name", ["DIME_API_KEY", "CLIENT_STATE_SECRET", "GRAPH_CLIENT_SECRET", "AzureWebJobsStorage"])
+def test_unresolved_key_vault_reference_is_a_settings_error_naming_it(name: str) -> None:
+    """App Service leaves "@Microsoft.KeyVault(...)" in place when it cannot resolve it."""
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/the-secret-value-xyz)"
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(**{name: reference}))
+    assert name in str(caught.value) and "Key Vault" in str(caught.value)
+    assert "the-secret-value-xyz" not in str(caught.value)
+
+
+def test_placeholders_of_the_example_file_fail_naming_every_one() -> None:
+    env = minimal_env(NOTIFICATION_URL="https://<your-tunnel>/api/notifications?code=<function key>")
+    env["DIME_API_KEY"] = "<Dime.Scheduler API key>"
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert "NOTIFICATION_URL" in str(caught.value) and "DIME_API_KEY" in str(caught.value)
+
+
+def test_example_settings_file_lists_every_setting_and_fails_validation_as_is() -> None:
+    import json
+    from pathlib import Path
+
+    example = json.loads((Path(__file__).resolve().parents[2] / "local.settings.json.example").read_text())
+    values = example["Values"]
+    assert set(SETTING_NAMES) <= set(values)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(values)
+    assert "placeholder" in str(caught.value)
 
 
 COMPONENT = (

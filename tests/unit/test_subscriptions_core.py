@@ -12,13 +12,12 @@ from shared.core.resources import Resource
 from shared.core.subscriptions import (
     Step,
     TokenBucket,
+    allowed_lifetime,
     expiry_after,
     format_expiry,
-    matches_mailbox,
     parse_expiry,
     renewal_plan,
     renewal_step,
-    subscription_resource,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -75,14 +74,19 @@ def test_parse_expiry_reads_graph_and_table_formats():
     assert parse_expiry(None) is None and parse_expiry("") is None and parse_expiry("soon") is None
 
 
-def test_subscription_resource_and_adoption_match():
-    assert subscription_resource(OID.upper()) == f"/users/{OID}/events"
-    listed = {"resource": f"/users/{OID}/events", "changeType": "updated,created,deleted"}
-    assert matches_mailbox(listed, OID)
-    assert matches_mailbox({**listed, "resource": f"Users/{OID.upper()}/Events"}, OID)
-    assert not matches_mailbox({**listed, "changeType": "created"}, OID)
-    assert not matches_mailbox({**listed, "resource": "/users/other/events"}, OID)
-    assert not matches_mailbox({}, OID)
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Subscription expiration can only be 10070 minutes in the future.", 10060),
+        ("subscription expiration can only be 4230 minutes in the future", 4220),
+        ("Subscription expiration can only be in the future.", None),
+        ("Resource not found.", None),
+        ("Subscription expiration can only be 50 minutes in the future.", None),  # below the minimum
+        ("", None),
+    ],
+)
+def test_a_400_naming_the_expiry_cap_gives_the_lifetime_to_retry_with(message, expected):
+    assert allowed_lifetime(message) == expected
 
 
 def run(bucket: TokenBucket, writes: int) -> list[float]:

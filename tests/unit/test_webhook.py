@@ -12,14 +12,18 @@ import pytest
 
 from shared.core.webhook import (
     MAX_BODY_BYTES,
+    MAX_ITEMS,
+    STRAY_EVENT,
     ChangeNotification,
     LifecycleNotification,
     MalformedBody,
+    TooManyItems,
     client_state_for,
     client_state_is_valid,
     etag_to_change_key,
     parse_body,
     parse_notifications,
+    verified_mailbox,
     verify_item,
 )
 
@@ -32,8 +36,8 @@ EVENT_ID = "AAMkAGI2TG93AAA=/x+y"
 
 
 def hmac_hex(secret: str, mailbox: str) -> str:
-    """The expected clientState, computed independently of the module."""
-    return hmac.new(secret.encode(), mailbox.lower().encode(), hashlib.sha256).hexdigest()
+    """The expected clientState, computed independently of the module: "{mailbox}.{hex HMAC}"."""
+    return mailbox.lower() + "." + hmac.new(secret.encode(), mailbox.lower().encode(), hashlib.sha256).hexdigest()
 
 
 def change_item(
@@ -80,18 +84,30 @@ def body(*items: Any) -> bytes:
     return json.dumps({"value": list(items)}).encode()
 
 
-def parse(*items: Any, lookup: Any = None) -> Any:
-    return parse_notifications(body(*items), TENANT, SECRETS, lookup)
+def parse(*items: Any) -> Any:
+    return parse_notifications(body(*items), TENANT, SECRETS)
+
+
+def dropped(parsed: Any) -> int:
+    return sum(parsed.rejected.values())
 
 
 # --- clientState -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mailbox", [MAILBOX, MAILBOX.upper(), "ünïcødé@contoso.com"])
-def test_client_state_is_hmac_sha256_of_lowercase_mailbox(mailbox: str) -> None:
-    expected = hmac.new(SECRET.encode("utf-8"), mailbox.lower().encode("utf-8"), hashlib.sha256).hexdigest()
-    assert client_state_for(mailbox, SECRET) == expected
-    assert len(expected) == 64
+@pytest.mark.parametrize("mailbox", [MAILBOX, MAILBOX.upper()])
+def test_client_state_is_the_mailbox_and_hmac_sha256_of_it(mailbox: str) -> None:
+    digest = hmac.new(SECRET.encode("utf-8"), mailbox.lower().encode("utf-8"), hashlib.sha256).hexdigest()
+    assert client_state_for(mailbox, SECRET) == mailbox.lower() + "." + digest
+    assert verified_mailbox(client_state_for(mailbox, SECRET), SECRETS) == mailbox.lower()
+
+
+def test_verified_mailbox_needs_the_right_hmac_of_that_mailbox() -> None:
+    other = "ffffffff-1111-4222-8333-444455556666"
+    forged = other + "." + hmac_hex(SECRET, MAILBOX).rpartition(".")[2]  # a real HMAC, another mailbox
+    assert verified_mailbox(forged, SECRETS) is None
+    assert verified_mailbox("not-a-guid." + "0" * 64, SECRETS) is None
+    assert verified_mailbox("0" * 64, SECRETS) is None
 
 
 def test_client_state_depends_on_secret_and_mailbox() -> None:
@@ -113,7 +129,7 @@ def test_client_state_valid_with_current_or_previous_secret() -> None:
     "client_state",
     [
         hmac_hex("a-completely-wrong-secret", MAILBOX),
-        hmac_hex(SECRET, "another-mailbox"),
+        hmac_hex(SECRET, "ffffffff-1111-4222-8333-444455556666"),
         hmac_hex(SECRET, MAILBOX).upper(),
         hmac_hex(SECRET, MAILBOX)[:-1],
         hmac_hex(SECRET, MAILBOX) + "0",
@@ -160,11 +176,15 @@ def test_etag_to_change_key(etag: str | None, expected: str | None) -> None:
         "users/{m}/events/{e}",
         "USERS/{m}/EVENTS/{e}",
         "/users/{m}/Events/{e}",
+        "users/{m}@" + TENANT + "/events/{e}",
+        "Users('{m}')/Events('{e}')",
+        "Users('{m}@" + TENANT + "')/Events('{e}')",
     ],
 )
 def test_valid_item_becomes_change_notification(casing: str) -> None:
+    """Every documented spelling of `resource` (graph.md "Notifications")."""
     parsed = parse(change_item(MAILBOX.upper(), resource_casing=casing))
-    assert parsed.rejected == []
+    assert not parsed.rejected
     assert parsed.lifecycle == []
     assert parsed.changes == [ChangeNotification(MAILBOX, EVENT_ID, "updated", "DwAAABYAAAB", "sub-1")]
 
@@ -175,11 +195,17 @@ def test_every_change_type_accepted(change_type: str) -> None:
     assert [c.change_type for c in parsed.changes] == [change_type]
 
 
-def test_event_id_is_taken_from_resource_data() -> None:
+def test_resource_data_id_must_agree_with_the_resource() -> None:
     item = change_item()
-    item["resourceData"]["id"] = "THE-REAL-ID"
+    item["resourceData"]["id"] = "THE-OTHER-ID"
     parsed = parse(item)
-    assert [c.event_id for c in parsed.changes] == ["THE-REAL-ID"]
+    assert parsed.changes == [] and parsed.rejected == {"resourceData.id disagrees with the resource": 1}
+
+
+@pytest.mark.parametrize("event_id", [".", "..", "a.b", "a\x00b", "a\nb", "a b", "%2e%2e", "x" * 513, "a?b", "a#b"])
+def test_event_ids_outside_the_allow_list_are_dropped(event_id: str) -> None:
+    parsed = parse(change_item(event_id=event_id))
+    assert parsed.changes == [] and dropped(parsed) == 1
 
 
 def test_mailbox_from_odata_id_when_resource_missing() -> None:
@@ -242,7 +268,7 @@ HUGE = "A" * 2049
 INVALID_ITEMS: dict[str, Any] = {
     "foreign tenant": change_item(tenant="00000000-0000-0000-0000-000000000000"),
     "forged clientState": change_item(secret="attacker-guessed-secret"),
-    "clientState of another mailbox": _with(clientState=hmac_hex(SECRET, "someone-else")),
+    "clientState of another mailbox": _with(clientState=hmac_hex(SECRET, "ffffffff-1111-4222-8333-444455556666")),
     "no tenant": _without("tenantId"),
     "no subscriptionId": _without("subscriptionId"),
     "no clientState": _without("clientState"),
@@ -277,8 +303,8 @@ def test_invalid_item_dropped(name: str) -> None:
     parsed = parse(INVALID_ITEMS[name])
     assert parsed.changes == []
     assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
-    assert isinstance(parsed.rejected[0], str)
+    assert dropped(parsed) == 1
+    assert all(isinstance(reason, str) for reason in parsed.rejected)
 
 
 @pytest.mark.parametrize("junk", [None, 1, 1.5, True, "string", [], [change_item()], ["a", {"b": 1}]])
@@ -286,7 +312,7 @@ def test_non_object_items_dropped(junk: Any) -> None:
     parsed = parse(junk)
     assert parsed.changes == []
     assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
+    assert dropped(parsed) == 1
 
 
 @pytest.mark.parametrize(
@@ -305,7 +331,7 @@ def test_unhashable_type_or_event_is_dropped_not_a_crash(key: str, junk: Any) ->
     parsed = parse(item)
     assert parsed.changes == []
     assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
+    assert dropped(parsed) == 1
 
 
 @pytest.mark.parametrize(
@@ -333,13 +359,13 @@ def test_lone_surrogates_are_dropped_not_a_crash(raw: bytes) -> None:
         return  # refusing the whole body is acceptable too
     assert parsed.changes == []
     assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
+    assert dropped(parsed) == 1
 
 
 def test_rejected_reasons_do_not_echo_the_input() -> None:
     secret_looking = "hostile-" + "Z" * 50
     parsed = parse(_with(clientState=secret_looking), _with(tenantId=secret_looking))
-    assert len(parsed.rejected) == 2
+    assert dropped(parsed) == 2
     assert all(secret_looking not in reason for reason in parsed.rejected)
 
 
@@ -357,7 +383,7 @@ def test_mix_of_valid_and_invalid_items() -> None:
     items = [*valid[:3], invalid[0], *valid[3:6], invalid[1], invalid[2], *valid[6:], invalid[3], invalid[4]]
     parsed = parse(*items)
     assert len(parsed.changes) == 10
-    assert len(parsed.rejected) == 5
+    assert dropped(parsed) == 5
     assert parsed.lifecycle == []
     assert [c.event_id for c in parsed.changes] == [f"event-{i}" for i in range(10)]
 
@@ -365,6 +391,7 @@ def test_mix_of_valid_and_invalid_items() -> None:
 def test_notifications_from_several_mailboxes() -> None:
     other = "ffffffff-1111-4222-8333-444455556666"
     parsed = parse(change_item(MAILBOX, "e1"), change_item(other, "e2"))
+    assert parsed.subscription_ids() == {"sub-1"}
     assert [(c.mailbox_id, c.event_id) for c in parsed.changes] == [(MAILBOX, "e1"), (other, "e2")]
 
 
@@ -384,10 +411,11 @@ def test_verify_item_does_not_mutate_input() -> None:
 
 
 @pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])
-def test_lifecycle_with_resource(event: str) -> None:
-    parsed = parse(lifecycle_item(MAILBOX.upper(), event))
+def test_lifecycle_without_resource_takes_the_mailbox_from_the_client_state(event: str) -> None:
+    """Lifecycle items carry no resource (graph.md "Lifecycle notifications"): no table read needed."""
+    parsed = parse(lifecycle_item(None, event))
     assert parsed.changes == []
-    assert parsed.rejected == []
+    assert not parsed.rejected
     assert parsed.lifecycle == [LifecycleNotification(MAILBOX, "sub-9", event, "2026-11-29T00:00:00Z")]
 
 
@@ -401,53 +429,39 @@ def test_lifecycle_message_shape() -> None:
     }
 
 
-def test_lifecycle_with_bare_user_resource() -> None:
-    item = lifecycle_item()
-    item["resource"] = f"users/{MAILBOX}"
-    assert [n.mailbox_id for n in parse(item).lifecycle] == [MAILBOX]
+def test_lifecycle_items_are_deduplicated_per_post() -> None:
+    flood = [lifecycle_item(None, "missed")] * 500 + [lifecycle_item(None, "reauthorizationRequired")]
+    parsed = parse(*flood)
+    assert [n.lifecycle_event for n in parsed.lifecycle] == ["missed", "reauthorizationRequired"]
+    assert parsed.rejected == {"duplicate lifecycle item": 499}
 
 
-def test_lifecycle_without_resource_uses_lookup() -> None:
-    calls: list[str] = []
-
-    def lookup(subscription_id: str) -> str | None:
-        calls.append(subscription_id)
-        return MAILBOX
-
-    parsed = parse(lifecycle_item(None, "subscriptionRemoved"), lookup=lookup)
-    assert calls == ["sub-9"]
-    assert parsed.lifecycle == [LifecycleNotification(MAILBOX, "sub-9", "subscriptionRemoved", "2026-11-29T00:00:00Z")]
+def test_our_own_stray_event_is_not_accepted_from_outside() -> None:
+    parsed = parse(lifecycle_item(None, STRAY_EVENT))
+    assert parsed.lifecycle == [] and dropped(parsed) == 1
 
 
-def test_lifecycle_resource_wins_over_lookup() -> None:
-    def lookup(subscription_id: str) -> str | None:
-        raise AssertionError("no lookup needed when the resource names the mailbox")
-
-    assert len(parse(lifecycle_item(), lookup=lookup).lifecycle) == 1
+# --- the subscription must be ours, for that mailbox ---------------------------------------------
 
 
-def test_lifecycle_without_resource_dropped_when_lookup_finds_nothing() -> None:
-    parsed = parse(lifecycle_item(None), lookup=lambda _sid: None)
+def test_keep_owned_drops_items_of_unknown_or_foreign_subscriptions_and_only_unknown_ones_are_strays() -> None:
+    other = "ffffffff-1111-4222-8333-444455556666"
+    stray_id = "5e1d0c3b-0000-4000-8000-000000000009"
+    unknown = lifecycle_item(None, "missed")
+    unknown["subscriptionId"] = stray_id
+    not_graphs = lifecycle_item(None, "reauthorizationRequired")  # "sub-9": no GUID, nothing to delete
+    parsed = parse(change_item(MAILBOX, "e1"), change_item(other, "e2"), unknown, not_graphs)
+    strays = parsed.keep_owned({"sub-1": MAILBOX})
+    assert [c.event_id for c in parsed.changes] == ["e1"]
     assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
-
-
-def test_lifecycle_without_resource_dropped_without_lookup() -> None:
-    parsed = parse(lifecycle_item(None))
-    assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
-
-
-def test_lifecycle_without_resource_dropped_when_client_state_is_not_the_lookups_mailbox() -> None:
-    parsed = parse(lifecycle_item(None), lookup=lambda _sid: "ffffffff-0000-0000-0000-000000000000")
-    assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
+    assert strays == {(stray_id, MAILBOX)}  # sub-1 is MAILBOX's: never deleted because of `other`
+    assert parsed.rejected == {"subscription unknown to the table": 2, "subscription of another mailbox": 1}
 
 
 def test_lifecycle_forged_client_state_dropped() -> None:
     parsed = parse(lifecycle_item(secret="not-the-secret-at-all"))
     assert parsed.lifecycle == []
-    assert len(parsed.rejected) == 1
+    assert dropped(parsed) == 1
 
 
 @pytest.mark.parametrize("event", ["unknownEvent", "", "Missed", "subscriptionremoved", 7])
@@ -455,13 +469,13 @@ def test_unknown_lifecycle_event_dropped(event: Any) -> None:
     parsed = parse(lifecycle_item(event=event))
     assert parsed.lifecycle == []
     assert parsed.changes == []
-    assert len(parsed.rejected) == 1
+    assert dropped(parsed) == 1
 
 
 def test_lifecycle_foreign_tenant_dropped() -> None:
     item = lifecycle_item()
     item["tenantId"] = "00000000-0000-0000-0000-000000000000"
-    assert len(parse(item).rejected) == 1
+    assert dropped(parse(item)) == 1
 
 
 def test_lifecycle_huge_expiration_is_dropped_to_none() -> None:
@@ -502,6 +516,12 @@ def test_malformed_body(raw: bytes) -> None:
         parse_notifications(raw, TENANT, SECRETS)
 
 
+def test_too_many_items_refused_as_a_whole_before_verifying_any() -> None:
+    with pytest.raises(TooManyItems):
+        parse_notifications(body(*([change_item()] * (MAX_ITEMS + 1))), TENANT, SECRETS)
+    assert len(parse_notifications(body(*([change_item()] * MAX_ITEMS)), TENANT, SECRETS).changes) == MAX_ITEMS
+
+
 def test_body_over_one_mebibyte_refused_before_parsing() -> None:
     filler = json.dumps({"value": [], "pad": "x" * MAX_BODY_BYTES}).encode()
     assert len(filler) > 1024 * 1024
@@ -527,7 +547,7 @@ def test_malformed_body_is_a_value_error_with_a_safe_message() -> None:
 
 def test_empty_value_list_is_fine() -> None:
     parsed = parse_notifications(b'{"value": []}', TENANT, SECRETS)
-    assert (parsed.changes, parsed.lifecycle, parsed.rejected) == ([], [], [])
+    assert (parsed.changes, parsed.lifecycle, dropped(parsed)) == ([], [], 0)
 
 
 def test_utf8_bom_and_extra_keys_accepted() -> None:
@@ -541,7 +561,7 @@ def test_deep_junk_inside_an_item_is_dropped_not_fatal() -> None:
         junk = {"x": [junk]}
     parsed = parse(junk, _with(resourceData={"id": junk}), change_item())
     assert len(parsed.changes) == 1
-    assert len(parsed.rejected) == 2
+    assert dropped(parsed) == 2
 
 
 # --- queue message round trip ------------------------------------------------------------------

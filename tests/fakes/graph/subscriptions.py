@@ -29,7 +29,32 @@ from .common import (
 
 
 class SubscriptionsMixin(GraphBase):
-    """Subscriptions (REST and helpers) and the change/lifecycle notifications sent to receivers."""
+    """Subscriptions (REST and helpers) and the change/lifecycle notifications sent to receivers.
+
+    Behaviour, per ``/work/shared/reference/graph.md`` ("Subscriptions", "Notifications",
+    "Lifecycle notifications"); each option below is an instance attribute tests may set:
+
+    * No 409 for a duplicate Outlook subscription: every create gets its own id even for the same
+      resource and URLs (graph.md: "No 409 for duplicates on Outlook resources"; the 409 wording
+      came from another workload). Both live subscriptions notify.
+    * At ``subscriptions_per_mailbox`` (1,000, all apps together) a create answers 429
+      ``SubscriptionCountReached`` with an absurd Retry-After (graph.md).
+    * An expiry beyond ``max_subscription_minutes`` answers 400 "Subscription expiration can only be
+      N minutes in the future" on create and renewal (graph.md: services answered 10070).
+    * ``lose_create_answers``: that many creates succeed at Graph but answer 504 (the answer is
+      lost): the subscription lives on, a stray for the caller (graph.md: lost create answers and
+      the SDK's own POST retries leave duplicates).
+    * ``resource_spelling``: which documented spelling of ``resource`` notifications carry:
+      "path" ``Users/{id}/Events/{id}``, "tenant" ``users/{id}@{tenant}/events/{id}``, "odata"
+      ``Users('{id}')/Events('{id}')``, or "rotate" (each notification the next one).
+    * Lifecycle notifications carry **no** ``resource`` and no ``resourceData`` (graph.md).
+    """
+
+    resource_spelling = "path"
+    subscriptions_per_mailbox = 1000
+    max_subscription_minutes = MAX_SUBSCRIPTION_MINUTES
+    lose_create_answers = 0
+    _spelling_turn = 0
 
     # ---------------------------------------------------------------- subscriptions (REST)
     def _route_subscriptions(self, request: Request, rest: list[str]) -> Response:
@@ -81,11 +106,11 @@ class SubscriptionsMixin(GraphBase):
         now = self._clock()
         if when <= now:
             raise GraphError(400, "InvalidRequest", "Subscription expiration can only be in the future.")
-        if when > now + timedelta(minutes=MAX_SUBSCRIPTION_MINUTES):
+        if when > now + timedelta(minutes=self.max_subscription_minutes):
             raise GraphError(
                 400,
                 "InvalidRequest",
-                f"Subscription expiration can only be {MAX_SUBSCRIPTION_MINUTES} minutes in the future.",
+                f"Subscription expiration can only be {self.max_subscription_minutes} minutes in the future.",
             )
         return max(when, now + timedelta(minutes=MIN_SUBSCRIPTION_MINUTES))
 
@@ -125,7 +150,7 @@ class SubscriptionsMixin(GraphBase):
         expiration = self._expiration(body["expirationDateTime"])
         with self._lock:
             mailbox = self._resource_mailbox(str(body["resource"]))
-            self._check_conflict(mailbox, change_types)
+            self._check_count(mailbox)
         for url in (body["notificationUrl"], body.get("lifecycleNotificationUrl")):
             if url and not self._validate_endpoint(str(url)):
                 raise GraphError(
@@ -135,7 +160,7 @@ class SubscriptionsMixin(GraphBase):
                     "200 OK to validation request.",
                 )
         with self._lock:
-            self._check_conflict(mailbox, change_types)
+            self._check_count(mailbox)
             sub_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
             sub_json = {
                 "@odata.context": f"{self.base_url}/$metadata#subscriptions/$entity",
@@ -157,17 +182,21 @@ class SubscriptionsMixin(GraphBase):
             }
             immutable = parse_prefer(request.headers).get("idtype", "").lower() == "immutableid"
             self._subscriptions[sub_id] = _Subscription(sub_json, mailbox, change_types, immutable)
+            if self.lose_create_answers > 0:
+                self.lose_create_answers -= 1
+                raise GraphError(504, "GatewayTimeout", "The answer to this create was lost.")
             return Response(201, copy.deepcopy(sub_json))
 
-    def _check_conflict(self, mailbox: str, change_types: frozenset[str]) -> None:
+    def _check_count(self, mailbox: str) -> None:
+        """No 409 for duplicates (graph.md); only the per-mailbox limit refuses a create."""
         self._purge_expired()
-        for sub in self._subscriptions.values():
-            if sub.mailbox == mailbox and sub.change_types == change_types:
-                raise GraphError(
-                    409,
-                    "Conflict",
-                    f"A subscription for this resource and changeType already exists (id {sub.json['id']}).",
-                )
+        if sum(1 for sub in self._subscriptions.values() if sub.mailbox == mailbox) >= self.subscriptions_per_mailbox:
+            raise GraphError(
+                429,
+                "SubscriptionCountReached",
+                "Maximum number of subscriptions for this mailbox has been reached.",
+                {"Retry-After": "31536000"},
+            )
 
     def _validation_token(self) -> str:
         """Opaque, hostile-looking: spaces, '+', '/', '<', non-ASCII (receivers must decode and
@@ -224,9 +253,19 @@ class SubscriptionsMixin(GraphBase):
             self._subscriptions.pop(subscription_id, None)
 
     # ---------------------------------------------------------------- notifications out
+    def _resource(self, mailbox: str, event_id: str) -> str:
+        spellings = {
+            "path": f"Users/{mailbox}/Events/{event_id}",
+            "tenant": f"users/{mailbox}@{self.tenant_id}/events/{event_id}",
+            "odata": f"Users('{mailbox}')/Events('{event_id}')",
+        }
+        if self.resource_spelling == "rotate":
+            self._spelling_turn += 1
+            return list(spellings.values())[self._spelling_turn % len(spellings)]
+        return spellings[self.resource_spelling]
+
     def _notification(self, sub: _Subscription, event_id: str, change_type: str, etag: str | None) -> dict[str, Any]:
-        user_ref = sub.mailbox
-        resource = f"Users/{user_ref}/Events/{event_id}"
+        resource = self._resource(sub.mailbox, event_id)
         data: dict[str, Any] = {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": resource}
         if etag is not None:
             data["@odata.etag"] = etag
@@ -312,8 +351,7 @@ class SubscriptionsMixin(GraphBase):
                 "organizationId": self.tenant_id,
                 "clientState": sub.json.get("clientState"),
                 "lifecycleEvent": event,
-                "resource": sub.json["resource"],
-            }
+            }  # no resource, no resourceData (graph.md "Lifecycle notifications")
             if event == "subscriptionRemoved":
                 del self._subscriptions[subscription_id]
         return self._post("lifecycle", str(url), {"value": [note]})
