@@ -112,16 +112,18 @@ def workload(graph: FakeGraph, services, mailboxes: int, changes_per_mailbox: in
 
 
 def naive_apply(services):
-    """The low-code recipe: every notification = one Graph read + one Dime.Scheduler write."""
+    """The low-code recipe: every notification = one Graph read of the user and one of the event,
+    and one Dime.Scheduler write (the notifications of a packed message one after another)."""
 
     async def handle(msg: func.QueueMessage) -> None:
         message = json.loads(msg.get_body())
-        mailbox, event_id = message["mailboxId"], message["eventId"]
-        user = await services.graph.get_user(mailbox)
-        event = event_from_graph(await services.graph.get_event(mailbox, event_id))
-        guid = appointment_guid(TENANT_ID, mailbox, event_id)
-        appointment = appointment_for(event, guid, user["mail"], private_details=False)
-        await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment)])
+        for change in message.get("changes", [message]):
+            mailbox, event_id = change["mailboxId"], change["eventId"]
+            user = await services.graph.get_user(mailbox)
+            event = event_from_graph(await services.graph.get_event(mailbox, event_id))
+            guid = appointment_guid(TENANT_ID, mailbox, event_id)
+            appointment = appointment_for(event, guid, user["mail"], private_details=False)
+            await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment)])
 
     return handle
 
@@ -257,7 +259,7 @@ def main() -> None:
 
     forged = forged_posts()
 
-    best = floor.per_notification
+    best = floor.batched  # the fewest calls per change: one message per POST, batched
     rows = floor.rows()
     rows += [
         ("webhook answer, 1 notification/POST (p50 / p99)", f"{webhook[1][0]:.1f} / {webhook[1][1]:.1f} ms"),
