@@ -101,7 +101,7 @@ async def sync_event(
             prove_membership=prove_membership,
             breaker_passed=breaker_passed,
         )
-        if race.upserted is not None and decision.action is not Action.UPSERT:
+        if race.upserted is not None and decision.action is Action.SKIP:  # a delete or rewrite covers ours
             await _remove_orphan(services, race.upserted)
         return decision
 
