@@ -8,7 +8,8 @@ distinct event through `apply_notification`, concurrently.
 
 One event's failure never re-runs the others: a transient failure is put back on the queue as a
 message of its own (then retried and poisoned like any other), a permanent one is already a failed
-transaction. Only when that re-enqueue itself fails does the packed message fail, and a
+transaction. Success transactions are written together at the end (one table batch per
+mailbox). Only when that re-enqueue itself fails does the packed message fail, and a
 redelivery costs the events already done one link read each (their changeKey is linked).
 """
 
@@ -67,12 +68,28 @@ async def apply_notifications(message: dict[str, Any], services: Services) -> No
         return
     changes = fold(message[PACKED_KEY])
     resources: dict[str, Any] = {}  # one resource read per mailbox for the whole message
+    successes: list[Any] = []  # and one table batch of success transactions
     outcomes = await asyncio.gather(
-        *(apply_notification(c, services, resources=resources) for c in changes), return_exceptions=True
+        *(apply_notification(c, services, resources=resources, successes=successes) for c in changes),
+        return_exceptions=True,
     )
+    if successes:
+        await _record_successes(services, successes)
     again = [change for change, outcome in zip(changes, outcomes, strict=True) if isinstance(outcome, BaseException)]
     if again:
         log.warning(
             "%d of %d changes of a packed message failed transiently: queued on their own", len(again), len(changes)
         )
         await asyncio.to_thread(services.queues.send_many, NOTIFICATIONS_QUEUE, again)
+
+
+async def _record_successes(services: Services, successes: list[Any]) -> None:
+    """The message's success transactions, one table batch per mailbox. They are history for the
+    admin views, written after the writes they describe: a storage failure here is logged, never
+    a reason to run the message's writes again."""
+    from shared.adapters.transactions_store import transaction_store
+
+    try:
+        await asyncio.to_thread(transaction_store(services).add_many, successes)
+    except Exception:
+        log.exception("could not record %d success transactions of a packed message", len(successes))

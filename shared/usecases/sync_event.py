@@ -74,6 +74,7 @@ async def sync_event(
     link_read: Link | None = None,
     prove_membership: bool = False,
     breaker_passed: bool = False,
+    successes: list[Transaction] | None = None,
 ) -> Decision:
     """Decide and execute for one event. Raises SyncError when Graph or Dime.Scheduler failed.
 
@@ -85,6 +86,7 @@ async def sync_event(
     prove_membership: an event we do not hold a link for must be listed by the primary calendar
     (notifications cover every calendar; a deleted event may still answer GET). breaker_passed:
     the caller's circuit breaker already allowed this delete (a run's set of deletes).
+    successes: the success transaction goes here instead of to the table (the caller batches them).
     """
     async with _event_locks.hold((resource.object_id, event_id)):
         race = _Race()
@@ -100,6 +102,7 @@ async def sync_event(
             link_read=link_read,
             prove_membership=prove_membership,
             breaker_passed=breaker_passed,
+            successes=successes,
         )
         if race.upserted is not None and decision.action is Action.SKIP:  # a delete or rewrite covers ours
             await _remove_orphan(services, race.upserted)
@@ -119,6 +122,7 @@ async def _settle(
     link_read: Link | None,
     prove_membership: bool,
     breaker_passed: bool,
+    successes: list[Transaction] | None,
 ) -> Decision:
     """Read, decide, execute; after a lost race on the link, read and decide again (`race` keeps
     what we had already done to the board, so the fresh decision can repair it)."""
@@ -161,7 +165,9 @@ async def _settle(
                 return Decision(Action.SKIP, "not-in-calendar")
             current = None  # a deleted event that still answers GET, or moved to another calendar
         try:
-            decision = await _execute(services, resource, event_id, current, link, force_upsert, breaker_passed)
+            decision = await _execute(
+                services, resource, event_id, current, link, force_upsert, breaker_passed, successes
+            )
             if proof in ("new", "tombstone") and decision.action is Action.UPSERT:  # (back) in the calendar
                 await asyncio.to_thread(state_store(services).remove_tombstone, resource.object_id, event_id)
             return decision
@@ -321,6 +327,7 @@ async def _execute(
     link: Link | None,
     force_upsert: bool,
     breaker_passed: bool,
+    successes: list[Transaction] | None = None,
 ) -> Decision:
     from shared.adapters.tables import ConcurrentUpdate
 
@@ -422,7 +429,10 @@ async def _execute(
         appointment_guid=guid,
         reason=decision.reason,
     )
-    await asyncio.to_thread(store.add_transaction, transaction)
+    if successes is not None:
+        successes.append(transaction)  # the caller writes them in one table batch
+    else:
+        await asyncio.to_thread(store.add_transaction, transaction)
     return decision
 
 
@@ -432,13 +442,15 @@ async def apply_notification(
     *,
     record_failures: bool = True,
     resources: dict[str, asyncio.Task[Resource]] | None = None,
+    successes: list[Transaction] | None = None,
 ) -> Outcome:
     """The notification worker: transient failures raise (the queue redelivers, then poisons);
     permanent ones become a failed transaction an administrator can see and retry.
 
     record_failures=False: the retry of an existing failed transaction, which updates that row
     itself (the permanent error comes back in the Outcome), so no second failed row is written.
-    resources: the changes of one packed message share one resource read per mailbox."""
+    resources: the changes of one packed message share one resource read per mailbox;
+    successes: and write their success transactions in one table batch."""
     from shared.usecases.subscriptions import MailboxNotTracked
 
     change = ChangeNotification.from_message(message)
@@ -456,6 +468,7 @@ async def apply_notification(
             known_change_key=change.change_key,
             claimed_deleted=change.change_type == "deleted",
             prove_membership=True,
+            successes=successes,
         )
         return Outcome(decision)
     except MailboxNotTracked:

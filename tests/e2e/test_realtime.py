@@ -303,6 +303,8 @@ def test_duplicates_in_one_post_are_one_message_and_one_read(graph, dime, servic
     assert len(upserts(dime)) == 2
     event_reads = [r for r in graph.requests if r.method == "GET" and r.path.endswith(event["id"])]
     assert len(event_reads) == 1
+    succeeded = [t for t in services.store.transactions_of(person["id"]) if t.status.value == "succeeded"]
+    assert sorted(t.event_id for t in succeeded) == sorted([event["id"], other["id"]])  # written in one batch
 
 
 def test_a_transient_failure_in_a_packed_message_requeues_only_that_change(graph, dime, services, person):
