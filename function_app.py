@@ -12,7 +12,10 @@ from shared import names
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
 from shared.settings import load_settings
-from shared.usecases.admin_transactions import (
+from shared.usecases.admin.bulk_transactions import run_bulk
+from shared.usecases.admin.console import console_asset, console_settings
+from shared.usecases.admin.resources import list_resources, resource_request
+from shared.usecases.admin.transactions import (
     archive_transactions,
     count_transactions,
     get_transaction,
@@ -20,25 +23,22 @@ from shared.usecases.admin_transactions import (
     list_transactions,
     retry_transactions,
 )
-from shared.usecases.admin_transactions import health as health_check
-from shared.usecases.admin_transactions import status as sync_status
-from shared.usecases.bulk_transactions import run_bulk
-from shared.usecases.console import console_asset, console_settings
-from shared.usecases.delta_sync import run_delta
-from shared.usecases.dime_hooks import manage_hooks
-from shared.usecases.dime_inbound import receive_publications
-from shared.usecases.dime_reconcile import run_dime_reconcile
-from shared.usecases.dime_unmatched import unmatched
-from shared.usecases.lifecycle import handle_lifecycle
-from shared.usecases.notification_batch import apply_notifications
-from shared.usecases.place_appointment import apply_publication
+from shared.usecases.admin.transactions import health as health_check
+from shared.usecases.admin.transactions import status as sync_status
+from shared.usecases.dime_to_outlook.hooks import manage_hooks
+from shared.usecases.dime_to_outlook.inbound import receive_publications
+from shared.usecases.dime_to_outlook.place_appointment import apply_publication
+from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
+from shared.usecases.dime_to_outlook.unmatched import unmatched
+from shared.usecases.outlook_to_dime.delta_sync import run_delta
+from shared.usecases.outlook_to_dime.lifecycle import handle_lifecycle
+from shared.usecases.outlook_to_dime.notification_batch import apply_notifications
+from shared.usecases.outlook_to_dime.reconcile import run_reconcile
+from shared.usecases.outlook_to_dime.subscriptions import renew_all
+from shared.usecases.outlook_to_dime.webhook import receive_notifications
 from shared.usecases.poison import record_poisoned
-from shared.usecases.reconcile import run_reconcile
-from shared.usecases.resources_admin import list_resources, resource_request
 from shared.usecases.resync import request_resync, resync
 from shared.usecases.retry import retry_due
-from shared.usecases.subscriptions import renew_all
-from shared.usecases.webhook import receive_notifications
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -28,9 +28,9 @@ import azure.functions as func  # noqa: E402
 
 import function_app  # noqa: E402
 from scripts import bench_scale  # noqa: E402
-from shared.core.appointments import appointment_for, upsert_call  # noqa: E402
 from shared.core.events import event_from_graph  # noqa: E402
 from shared.core.ids import appointment_guid  # noqa: E402
+from shared.core.outlook_to_dime.appointments import appointment_for, upsert_call  # noqa: E402
 from shared.names import NOTIFICATIONS_QUEUE  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
 from tests.conftest import (  # noqa: E402
@@ -169,7 +169,7 @@ def bench_end_to_end(azurite, mailboxes: int, changes_per_mailbox: int, handler_
 def bench_reconcile(azurite, links: int = 1000) -> tuple[int, int, int]:
     """Reconcile over `links` unchanged links (seeded as tests/linkseed.py does): Graph HTTP requests,
     $batch members and Dime.Scheduler writes. The naive check-up reads each event: `links` GETs."""
-    from shared.usecases.reconcile import run_reconcile
+    from shared.usecases.outlook_to_dime.reconcile import run_reconcile
 
     with FakeGraph(tenant_id=TENANT_ID, seed=1) as graph, FakeDime(api_key="test-api-key") as dime:
         services = make_services(settings_env(azurite, graph.base_url, dime.base_url))

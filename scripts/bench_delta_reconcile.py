@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.usecases.delta_sync import run_delta  # noqa: E402
-from shared.usecases.reconcile import run_reconcile  # noqa: E402
+from shared.usecases.outlook_to_dime.delta_sync import run_delta  # noqa: E402
+from shared.usecases.outlook_to_dime.reconcile import run_reconcile  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
 from tests.conftest import DIME_API_KEY, TENANT_ID, clean_storage, make_services, settings_env  # noqa: E402
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402

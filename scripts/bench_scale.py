@@ -67,8 +67,8 @@ def measure_floor(services: Any, graph: Any, dime: Any, repeat: int = 100) -> Fl
     import httpx
     from azure.data.tables import UpdateMode
 
-    from shared.core.appointments import appointment_for, upsert_call
     from shared.core.events import event_from_graph
+    from shared.core.outlook_to_dime.appointments import appointment_for, upsert_call
 
     table = services.store.table("links")
     queue = services.queues.client("graph-notifications")

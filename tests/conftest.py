@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.core.webhook import client_state_for
+from shared.core.outlook_to_dime.webhook import client_state_for
 from shared.services import Services
 from shared.settings import load_settings
 from tests.azurite import Azurite, start_azurite

@@ -1,7 +1,7 @@
 """Many linked events, fast: fake Graph events plus link rows written straight to the table.
 
 The link rows hold exactly what sync_event would have stored (the changeKey, and the content hash
-computed through shared.core.appointments), so a reconcile over them finds nothing to write.
+computed through shared.core.outlook_to_dime.appointments), so a reconcile over them finds nothing to write.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.tables import _link_entity
-from shared.core.appointments import appointment_for
 from shared.core.events import event_from_graph
 from shared.core.ids import appointment_guid
 from shared.core.links import Link
+from shared.core.outlook_to_dime.appointments import appointment_for
 from shared.core.resources import Resource, resource_from_user
 from shared.names import LINKS_TABLE
 from shared.services import Services

@@ -161,7 +161,7 @@ class GraphGateway(SubscriptionCalls):
             if status == 404:
                 return None
             if status == 410 or (_graph_error_code(error) or "").lower() in DELTA_EXPIRED_CODES:
-                from shared.core.delta import DeltaExpired
+                from shared.core.outlook_to_dime.delta import DeltaExpired
 
                 raise DeltaExpired(f"Graph no longer knows the delta token of the {what} ({status})") from None
             raise classify_status(status, error.response_headers, what) from None

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from shared.core.subscriptions import CHANGE_TYPE, subscription_resource
+from shared.core.outlook_to_dime.subscriptions import CHANGE_TYPE, subscription_resource
 from shared.core.transactions import ErrorCode, SyncError
 
 IMMUTABLE_IDS = 'IdType="ImmutableId"'

@@ -20,8 +20,8 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.core.delta import DeltaState, Window, digest
 from shared.core.links import Link
+from shared.core.outlook_to_dime.delta import DeltaState, Window, digest
 from shared.core.runs import RunStats
 from shared.names import LINKS_TABLE, SYNCSTATE_TABLE
 

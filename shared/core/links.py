@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+OUTLOOK_ORIGIN = "outlook"  # a link whose event a person made in Outlook
+DIME_ORIGIN = "dime"  # a link whose event this app wrote for a planner appointment
+
 
 @dataclass(frozen=True)
 class Link:

@@ -16,11 +16,11 @@ from typing import Any
 from shared.core.runs import RunStats
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
-from shared.usecases.delta_sync import delta_mailbox
-from shared.usecases.mailbox_runs import RUN_BUDGET_SECONDS, Budget
-from shared.usecases.reconcile import RECONCILE_CONTINUE, reconcile_mailbox
-from shared.usecases.sync_event import state_store
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
+from shared.usecases.outlook_to_dime.delta_sync import delta_mailbox
+from shared.usecases.outlook_to_dime.mailbox_runs import RUN_BUDGET_SECONDS, Budget
+from shared.usecases.outlook_to_dime.reconcile import RECONCILE_CONTINUE, reconcile_mailbox
+from shared.usecases.outlook_to_dime.sync_event import state_store
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def backfill_planner_appointments(services: Services, email: str) -> None:
     Dime.Scheduler reconcile for that e-mail). A failure is logged: the nightly reconcile
     carries the backfill out anyway, and the Outlook → Dime.Scheduler backfill must not wait."""
     from shared.core.transactions import SyncError
-    from shared.usecases.dime_reconcile import run_dime_reconcile
+    from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 
     try:
         await run_dime_reconcile(services, only_emails={email.lower()})
@@ -75,7 +75,7 @@ async def request_resync(
     {mailbox} route (object id, UPN or an unambiguous e-mail): 202, 404 unknown, 409 ambiguous."""
     from shared.core.api_format import unknown_params_reason
     from shared.core.resource_requests import Conflict, InputError, parse_mailbox
-    from shared.usecases.resources_admin import find_resource
+    from shared.usecases.admin.resources import find_resource
 
     if problem := unknown_params_reason(params, ()):
         return _json(400, {"error": problem})

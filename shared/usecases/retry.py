@@ -24,7 +24,7 @@ from shared.core.backoff import is_due, next_attempt_at
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES
 from shared.services import Services
-from shared.usecases.notification_batch import is_packed
+from shared.usecases.outlook_to_dime.notification_batch import is_packed
 from shared.usecases.poison import REQUEUED
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,14 @@ async def retry_transaction(
             and isinstance(payload.get("message"), dict)
             and not is_packed(payload["message"])
         ):
-            from shared.usecases.sync_event import apply_notification
+            from shared.usecases.outlook_to_dime.sync_event import apply_notification
 
             outcome = await apply_notification(payload["message"], services, record_failures=False)
             if outcome.error is not None:
                 raise outcome.error
             reason = f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
         elif queue == PUBLICATIONS_QUEUE and isinstance(payload.get("message"), dict):
-            from shared.usecases.place_appointment import apply_publication
+            from shared.usecases.dime_to_outlook.place_appointment import apply_publication
 
             placed = await apply_publication(payload["message"], services, record_failures=False)
             if placed.error is not None:

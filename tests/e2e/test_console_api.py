@@ -12,7 +12,7 @@ import function_app
 from shared.adapters.transactions_store import transaction_store
 from shared.core.transaction_query import QueryError, parse_filter
 from shared.core.transactions import Status
-from shared.usecases.console import console_settings
+from shared.usecases.admin.console import console_settings
 from tests.e2e.test_transactions_admin import DAY, MAILBOXES, get, list_all, post, tx
 from tests.host import call_function
 

@@ -15,11 +15,11 @@ from azure.functions.timer import TimerRequest
 import function_app
 import shared.adapters.graph as graph_adapter
 from shared.adapters.syncstate_store import SyncStateStore
-from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
+from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.resources import resource_from_user
 from shared.names import ADMIN_ROUTE_PREFIX, RESYNC_QUEUE
-from shared.usecases.delta_sync import run_delta
+from shared.usecases.outlook_to_dime.delta_sync import run_delta
 from tests.conftest import TENANT_ID
 from tests.host import call_function, run_queue
 

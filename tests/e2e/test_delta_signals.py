@@ -17,8 +17,8 @@ from azure.functions.timer import TimerRequest
 import function_app
 from shared.adapters.graph import MailboxLimit
 from shared.adapters.syncstate_store import SyncStateStore
-from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
+from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE
 from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import call_function, run_queue

@@ -9,7 +9,7 @@ import pytest
 
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.resources import resource_from_user
-from shared.usecases.dime_hooks import hook_id_of
+from shared.usecases.dime_to_outlook.hooks import hook_id_of
 from tests.runner import runner_for
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

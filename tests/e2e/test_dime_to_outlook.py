@@ -427,7 +427,7 @@ def test_throttled_graph_is_retried_by_the_queue_and_never_duplicates(graph, dim
 def reconcile(services):
     import asyncio
 
-    from shared.usecases.dime_reconcile import run_dime_reconcile
+    from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 
     return asyncio.run(run_dime_reconcile(services))
 
@@ -506,7 +506,7 @@ def test_unmatched_lists_an_event_whose_appointment_was_deleted_but_not_yet_remo
     work(services)
     import asyncio
 
-    from shared.usecases.dime_unmatched import unmatched
+    from shared.usecases.dime_to_outlook.unmatched import unmatched
 
     body = json.loads(asyncio.run(unmatched(services)).body)
     [item] = body["items"]

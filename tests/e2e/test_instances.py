@@ -18,7 +18,7 @@ from pathlib import Path
 
 from shared.core.ids import appointment_guid
 from shared.names import NOTIFICATIONS_QUEUE
-from shared.usecases.sync_event import apply_notification
+from shared.usecases.outlook_to_dime.sync_event import apply_notification
 from tests.conftest import TENANT_ID, settings_env
 from tests.linkseed import add_mailbox
 

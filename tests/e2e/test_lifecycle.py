@@ -9,8 +9,8 @@ import pytest
 
 import function_app
 from shared.adapters.subscription_rows import get_subscription
-from shared.core.subscriptions import parse_expiry
-from shared.core.webhook import client_state_for
+from shared.core.outlook_to_dime.subscriptions import parse_expiry
+from shared.core.outlook_to_dime.webhook import client_state_for
 from shared.names import LIFECYCLE_QUEUE, RESYNC_QUEUE
 from tests.conftest import CLIENT_STATE_SECRET, TENANT_ID, drain_queue
 from tests.e2e.live import admin, run_lifecycle, subscription_writes, wire

@@ -13,8 +13,8 @@ import pytest
 
 import function_app
 from shared.adapters.subscription_rows import delete_resource_row
-from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
+from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE
 from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue

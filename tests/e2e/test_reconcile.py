@@ -8,12 +8,12 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-import shared.usecases.mailbox_runs as mailbox_runs
+import shared.usecases.outlook_to_dime.mailbox_runs as mailbox_runs
 from shared.adapters.syncstate_store import SyncStateStore
-from shared.core.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
+from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import RESYNC_QUEUE
-from shared.usecases.reconcile import run_reconcile
+from shared.usecases.outlook_to_dime.reconcile import run_reconcile
 from tests.conftest import TENANT_ID, drain_queue
 from tests.host import call_function, run_queue
 from tests.linkseed import add_mailbox, seed_linked_events

@@ -8,11 +8,11 @@ import pytest
 
 import function_app
 from shared.adapters.subscription_rows import get_subscription, subscriptions_of, was_removed
-from shared.core.appointments import DELETE_PROCEDURE
 from shared.core.consent import SHOW_AS_VALUES
+from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE, RESYNC_QUEUE
-from shared.usecases import webhook as webhook_usecase
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
+from shared.usecases.outlook_to_dime import webhook as webhook_usecase
 from tests.conftest import drain_queue, notification_item
 from tests.e2e.live import admin, subscription_writes, validations, wire
 from tests.functions_server import FunctionsServer

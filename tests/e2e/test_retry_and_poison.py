@@ -14,8 +14,8 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.adapters.transactions_store import transaction_store
-from shared.core.appointments import UPSERT_PROCEDURE
 from shared.core.ids import appointment_guid
+from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, POISON_SUFFIX
 from tests.conftest import TENANT_ID, drain_queue, notification_item, track
 from tests.host import call_function, run_queue

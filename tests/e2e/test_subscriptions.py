@@ -15,10 +15,10 @@ from shared.adapters.graph_subscriptions import SubscriptionFailed
 from shared.adapters.subscription_rows import get_subscription, subscriptions_of
 from shared.adapters.transactions_store import transaction_store
 from shared.core.consent import Consent
+from shared.core.outlook_to_dime.subscriptions import TokenBucket, format_expiry, parse_expiry
 from shared.core.resources import Resource
-from shared.core.subscriptions import TokenBucket, format_expiry, parse_expiry
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
-from shared.usecases.subscriptions import Pacer, renew_all, subscribe
+from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew_all, subscribe
 from tests.conftest import drain_queue
 from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
@@ -54,7 +54,7 @@ def seed(graph, services, users: list[dict], expiries: list[datetime], key: str 
     """Live subscriptions in the fake and the tables at once (no handshakes; two table batches),
     created under `key` (default: the current CLIENT_STATE_SECRET)."""
     from shared.adapters.subscription_rows import SUBSCRIPTION_PARTITION
-    from shared.core.webhook import subscription_fingerprint
+    from shared.core.outlook_to_dime.webhook import subscription_fingerprint
 
     settings = services.settings
     made_with = subscription_fingerprint(
@@ -180,7 +180,7 @@ def test_a_lost_create_answer_is_not_retried_by_the_sdk_and_the_stray_is_deleted
     live subscriptions. The create goes out once even with the SDK's retries on; the one Graph kept
     is a stray: its first notification is dropped and it is deleted (graph.md "Subscriptions")."""
     from shared.adapters.graph import GraphGateway
-    from shared.usecases import webhook
+    from shared.usecases.outlook_to_dime import webhook
     from tests.fakes.credential import StaticTokenCredential
     from tests.host import run_queue
 
@@ -299,7 +299,7 @@ def test_renewal_is_paced_under_the_write_limit(graph, services):
 def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(graph, services):
     """PATCH cannot change a clientState: subscriptions made under the previous key are recreated."""
     from shared.adapters.subscription_rows import get_subscription
-    from shared.usecases.subscriptions import current_fingerprint
+    from shared.usecases.outlook_to_dime.subscriptions import current_fingerprint
 
     users = [graph.add_user(mail=f"rotate{i}@contoso.com") for i in range(3)]
     old = seed(graph, services, users[:2], [now() + timedelta(days=5)] * 2, key="the-previous-secret-0123456789")

@@ -13,7 +13,7 @@ from shared.adapters.transactions_store import transaction_store
 from shared.core.transaction_query import public_id
 from shared.core.transactions import Status, Transaction, new_transaction_id
 from shared.names import NOTIFICATIONS_QUEUE, POISON_SUFFIX, SYNCSTATE_TABLE
-from shared.usecases import admin_transactions
+from shared.usecases.admin import transactions as admin_transactions
 from tests.conftest import settings_env
 from tests.host import call_function
 

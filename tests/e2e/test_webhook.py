@@ -11,9 +11,9 @@ import pytest
 import function_app
 from shared.adapters import subscription_rows
 from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
-from shared.core.webhook import MAX_ITEMS, STRAY_EVENT, client_state_for
+from shared.core.outlook_to_dime.webhook import MAX_ITEMS, STRAY_EVENT, client_state_for
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
-from shared.usecases import webhook
+from shared.usecases.outlook_to_dime import webhook
 from tests.conftest import drain_queue, notification_item, raw_queue_bodies, subscription_id_of
 
 MAILBOX = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
@@ -192,11 +192,11 @@ def test_forged_items_touch_no_table_and_log_one_line(services, monkeypatch, cap
     forged = notification_item(MAILBOX, "e")
     forged["clientState"] = client_state_for(MAILBOX, "not-the-secret-not-the-secret-0000")
     foreign = dict(forged, tenantId="99999999-9999-4999-8999-999999999999")
-    with caplog.at_level(logging.INFO, logger="shared.usecases.webhook"):
+    with caplog.at_level(logging.INFO, logger="shared.usecases.outlook_to_dime.webhook"):
         response = call(json.dumps({"value": [forged] * 600 + [foreign] * 300 + ["junk"] * 99}).encode())
     assert response.status_code == 202
     assert reads == []
-    lines = [r.getMessage() for r in caplog.records if r.name == "shared.usecases.webhook"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.usecases.outlook_to_dime.webhook"]
     assert len(lines) == 1
     assert "bad clientState 600" in lines[0] and "foreign or missing tenant 300" in lines[0]
 

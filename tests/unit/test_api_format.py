@@ -53,7 +53,7 @@ def test_a_bulk_message_carries_every_filter_field_back() -> None:
     import dataclasses
 
     from shared.core.transaction_query import TransactionFilter, parse_filter
-    from shared.usecases.bulk_transactions import bulk_message
+    from shared.usecases.admin.bulk_transactions import bulk_message
 
     raw = {
         "status": "failed",

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.core.appointments import (
+from shared.core.events import Event
+from shared.core.outlook_to_dime.appointments import (
     PARAMETER_NAMES,
     Appointment,
     MissingDeleteValues,
@@ -21,7 +22,6 @@ from shared.core.appointments import (
     format_time,
     upsert_call,
 )
-from shared.core.events import Event
 
 # From the Dime.Scheduler reference (not Outlook's order): written out by hand on purpose.
 DIME_SHOW_AS = {"free": "1", "tentative": "2", "busy": "3", "oof": "4", "workingElsewhere": "5", "unknown": "6"}
@@ -321,7 +321,7 @@ def test_content_hash_is_stable_across_processes() -> None:
     """Different PYTHONHASHSEED (so different set/dict iteration) must give the same hash."""
     script = (
         "import dataclasses, sys;"
-        "from shared.core.appointments import Appointment;"
+        "from shared.core.outlook_to_dime.appointments import Appointment;"
         "a = Appointment(*[f'{n}-ü' for n in (f.name for f in dataclasses.fields(Appointment))]);"
         "sys.stdout.write(a.content_hash())"
     )

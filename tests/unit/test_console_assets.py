@@ -8,7 +8,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.usecases.console import ASSETS, CONTENT_SECURITY_POLICY, console_asset
+from shared.usecases.admin.console import ASSETS, CONTENT_SECURITY_POLICY, console_asset
 from tests.host import call_function
 
 
@@ -74,7 +74,7 @@ def test_anything_but_a_console_file_is_refused(path):
 
 
 def test_a_symlink_leading_out_of_the_folder_is_refused(tmp_path, monkeypatch):
-    import shared.usecases.console as console
+    import shared.usecases.admin.console as console
 
     (tmp_path / "secret.txt").write_text("secret")
     assets = tmp_path / "console"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.core.delta import DeltaState, Window, digest, read_page
+from shared.core.outlook_to_dime.delta import DeltaState, Window, digest, read_page
 
 NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
 
@@ -81,6 +81,6 @@ def test_digest_is_short_and_stable():
     ],
 )
 def test_change_key_of_a_partial_delta_item(item, expected):
-    from shared.core.delta import change_key_of
+    from shared.core.outlook_to_dime.delta import change_key_of
 
     assert change_key_of(item) == expected

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.core.consent import Consent
-from shared.core.resources import Resource
-from shared.core.subscriptions import (
+from shared.core.outlook_to_dime.subscriptions import (
     Step,
     TokenBucket,
     allowed_lifetime,
@@ -19,6 +18,7 @@ from shared.core.subscriptions import (
     renewal_plan,
     renewal_step,
 )
+from shared.core.resources import Resource
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(minutes=1440)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.core.webhook import (
+from shared.core.outlook_to_dime.webhook import (
     MAX_BODY_BYTES,
     MAX_ITEMS,
     STRAY_EVENT,

@@ -22,9 +22,9 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from shared.core.webhook import STRAY_EVENT
+from shared.core.outlook_to_dime.webhook import STRAY_EVENT
 from shared.services import Services
-from shared.usecases.subscriptions import Pacer, renew, request_resync, subscribe
+from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew, request_resync, subscribe
 
 log = logging.getLogger(__name__)
 

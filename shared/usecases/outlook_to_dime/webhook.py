@@ -20,24 +20,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from shared.core.webhook import MAX_BODY_BYTES, STRAY_EVENT, MalformedBody, TooManyItems, parse_notifications
+from shared.core.outlook_to_dime.webhook import (
+    MAX_BODY_BYTES,
+    STRAY_EVENT,
+    MalformedBody,
+    TooManyItems,
+    parse_notifications,
+)
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
 from shared.services import Services
-from shared.usecases.notification_batch import pack
+from shared.usecases.http_answer import HttpAnswer
+from shared.usecases.outlook_to_dime.notification_batch import pack
 
 log = logging.getLogger(__name__)
 
 STRAY_DELAY_SECONDS = 60  # paced: a stray is deleted a minute later, after its row had time to appear
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    body: str = ""
-    content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (the console's security headers)
 
 
 def receive_notifications(

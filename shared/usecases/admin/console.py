@@ -20,9 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from shared.services import Services
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
 
-ASSETS = Path(__file__).resolve().parent.parent.parent / "console"
+ASSETS = Path(__file__).resolve().parent.parent.parent.parent / "console"
 INDEX = "index.html"
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",

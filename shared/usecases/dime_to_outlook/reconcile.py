@@ -31,7 +31,13 @@ from shared.core.dime_to_outlook.publication import (
 )
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
-from shared.usecases.place_appointment import DIME_TO_OUTLOOK, _remove, mailbox_for, place, resource_directory
+from shared.usecases.dime_to_outlook.place_appointment import (
+    DIME_TO_OUTLOOK,
+    _remove,
+    mailbox_for,
+    place,
+    resource_directory,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import logging
 from typing import Any
 
 from shared.core.decision import Action, Decision
-from shared.core.delta import Window
 from shared.core.links import Link
+from shared.core.outlook_to_dime.delta import Window
 from shared.core.resources import Resource
 from shared.services import Services
-from shared.usecases.breaker_alerts import guarded
+from shared.usecases.outlook_to_dime.breaker_alerts import guarded
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def sync_series(
     services: Services, resource: Resource, master: dict[str, Any], *, prove_membership: bool = False
 ) -> Decision:
     """Expand a master over the sync window and synchronise each instance."""
-    from shared.usecases.sync_event import in_primary_calendar, sync_event
+    from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar, sync_event
 
     settings, mailbox, master_id = services.settings, resource.object_id, str(master["id"])
     window = Window.around(services.clock(), settings.sync_days_back, settings.sync_days_forward)
@@ -65,7 +65,7 @@ async def sync_series(
 async def delete_instances(services: Services, resource: Resource, master_id: str, links: list[Link]) -> Decision:
     """Delete linked instances no longer in the series (or of a deleted series), as one set
     through the circuit breaker; a tripped breaker deletes nothing and records an alert."""
-    from shared.usecases.sync_event import sync_event
+    from shared.usecases.outlook_to_dime.sync_event import sync_event
 
     verdict, _ = await guarded(services, resource.object_id, "series", links, payload={"seriesMasterId": master_id})
     if not verdict.allowed:

@@ -24,6 +24,7 @@ from typing import Any
 
 from shared.core.api_format import page, unknown_params_reason
 from shared.core.consent import Consent, ConsentError
+from shared.core.links import OUTLOOK_ORIGIN
 from shared.core.resource_requests import (
     Conflict,
     InputError,
@@ -38,8 +39,8 @@ from shared.core.resource_requests import (
 from shared.core.resources import Resource, resource_from_user
 from shared.core.transactions import SyncError
 from shared.services import Services
-from shared.usecases.subscriptions import request_resync, subscribe, unsubscribe
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
+from shared.usecases.outlook_to_dime.subscriptions import request_resync, subscribe, unsubscribe
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +234,11 @@ async def _delete(services: Services, mailbox: str, remove_appointments: bool) -
 async def _remove_appointments(services: Services, resource: Resource) -> int:
     """Delete, through the Dime.Scheduler delete procedure, the appointments this app created for
     the mailbox (Outlook-originated links), then every link of the mailbox."""
-    from shared.core.appointments import MissingDeleteValues, delete_call
+    from shared.core.outlook_to_dime.appointments import MissingDeleteValues, delete_call
 
     store = services.store
     links = await asyncio.to_thread(lambda: list(store.links_of(resource.object_id)))
-    ours = [link for link in links if link.origin == "outlook"]
+    ours = [link for link in links if link.origin == OUTLOOK_ORIGIN]
     calls = []
     for k in ours:
         try:

@@ -9,36 +9,34 @@ forgotten. Links are updated etag-conditionally; losing a race means re-reading 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.core.appointments import (
+from shared.core.decision import Action, Decision, decide
+from shared.core.events import EventFormatError, event_from_graph, missing_fields, parse_graph_time
+from shared.core.ids import appointment_guid
+from shared.core.links import DIME_ORIGIN, OUTLOOK_ORIGIN, Link
+from shared.core.outlook_to_dime.appointments import (
     MissingDeleteValues,
     appointment_for,
     appointment_id_of,
     delete_call,
     upsert_call,
 )
-from shared.core.decision import Action, Decision, decide
-from shared.core.events import EventFormatError, event_from_graph, missing_fields, parse_graph_time
-from shared.core.ids import appointment_guid
-from shared.core.links import Link
+from shared.core.outlook_to_dime.webhook import ChangeNotification
 from shared.core.resources import Resource
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
-from shared.core.webhook import ChangeNotification
 from shared.services import Services
-from shared.usecases.breaker_alerts import OUTLOOK_TO_DIME, guarded
+from shared.usecases.event_locks import event_locks
+from shared.usecases.outlook_to_dime.breaker_alerts import OUTLOOK_TO_DIME, guarded
 
 if TYPE_CHECKING:
     from shared.adapters.syncstate_store import SyncStateStore
 
 log = logging.getLogger(__name__)
 
-DIME_ORIGIN = "dime"  # a link whose event this app wrote for a planner appointment
 MAX_RACES = 3
 
 
@@ -54,7 +52,7 @@ async def tracked_resource(mailbox_id: str, services: Services) -> Resource:
     """The mailbox's resource, or MailboxNotTracked: a notification never onboards a mailbox
     (onboarding is the admin API's job; the webhook already refused items from subscriptions we
     do not hold, this covers a mailbox removed since)."""
-    from shared.usecases.subscriptions import MailboxNotTracked
+    from shared.usecases.outlook_to_dime.subscriptions import MailboxNotTracked
 
     resource = await asyncio.to_thread(services.store.get_resource, mailbox_id)
     if resource is None:
@@ -88,7 +86,7 @@ async def sync_event(
     the caller's circuit breaker already allowed this delete (a run's set of deletes).
     successes: the success transaction goes here instead of to the table (the caller batches them).
     """
-    async with _event_locks.hold((resource.object_id, event_id)):
+    async with event_locks.hold((resource.object_id, event_id)):
         race = _Race()
         decision = await _settle(
             services,
@@ -149,13 +147,13 @@ async def _settle(
         else:
             current = await services.graph.get_event(resource.object_id, event_id)
         if current is not None and current.get("type") == "seriesMaster":
-            from shared.usecases.series import sync_series
+            from shared.usecases.outlook_to_dime.series import sync_series
 
             return await sync_series(services, resource, current, prove_membership=prove_membership)
         if current is None and link is None:
             series = await _series_links(services, resource, event_id)
             if series:  # a deleted series master: its instances go, through the breaker
-                from shared.usecases.series import delete_instances
+                from shared.usecases.outlook_to_dime.series import delete_instances
 
                 return await delete_instances(services, resource, event_id, series)
         proof = await _needs_proof(services, resource, event_id, link, claimed_deleted, prove_membership)
@@ -206,7 +204,7 @@ async def _needs_proof(
 async def in_primary_calendar(services: Services, mailbox_id: str, event_json: dict[str, Any]) -> bool:
     """Whether the primary calendar lists the event over its own time range (a day either side,
     so all-day events and zones cannot make it miss): the proof a GET 200 cannot give."""
-    from shared.core.delta import format_graph_time
+    from shared.core.outlook_to_dime.delta import format_graph_time
 
     try:
         all_day = bool(event_json.get("isAllDay"))
@@ -286,39 +284,6 @@ async def _remove_orphan(services: Services, written: Link) -> None:
     await asyncio.to_thread(services.store.add_transaction, transaction)
 
 
-class _EventLocks:
-    """Serialises work on one event within this process.
-
-    Graph often sends three notifications for one edit and the host hands them to us at once
-    (host.json batchSize); taking turns lets the second and third see the first one's link and
-    skip, instead of all three writing. Across instances the etag-conditional link decides.
-    """
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # locks belong to one event loop
-            self._loop, self._locks = loop, {}
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
-_event_locks = _EventLocks()
-
-
 async def _execute(
     services: Services,
     resource: Resource,
@@ -340,7 +305,7 @@ async def _execute(
     if (link is not None and link.origin == DIME_ORIGIN) or (event is not None and event.planner_tag):
         # An event this app wrote for a planner appointment: never imported (no loop), an echo
         # costs no write, a person's edit follows DIME_OUTLOOK_EDITS.
-        from shared.usecases.place_appointment import planner_owned
+        from shared.usecases.dime_to_outlook.place_appointment import planner_owned
 
         decision = await planner_owned(services, resource, event_id, event, link)
         log.info("event %s of %s: %s (%s)", event_id[-12:], resource.object_id, decision.action.value, decision.reason)
@@ -378,7 +343,7 @@ async def _execute(
                 mailbox_id=resource.object_id,
                 event_id=event_id,
                 appointment_guid=guid,
-                origin=link.origin if link else "outlook",
+                origin=link.origin if link else OUTLOOK_ORIGIN,
                 change_key=event.change_key,
                 content_hash=content_hash,
                 resource_email=resource.email,
@@ -451,7 +416,7 @@ async def apply_notification(
     itself (the permanent error comes back in the Outcome), so no second failed row is written.
     resources: the changes of one packed message share one resource read per mailbox;
     successes: and write their success transactions in one table batch."""
-    from shared.usecases.subscriptions import MailboxNotTracked
+    from shared.usecases.outlook_to_dime.subscriptions import MailboxNotTracked
 
     change = ChangeNotification.from_message(message)
     try:

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from shared.core.appointments import appointment_for, appointment_id_of, upsert_call
 from shared.core.decision import Action, Decision, decide
 from shared.core.events import EventFormatError, event_from_graph, missing_fields
 from shared.core.ids import appointment_guid
-from shared.core.links import Link
+from shared.core.links import OUTLOOK_ORIGIN, Link
+from shared.core.outlook_to_dime.appointments import appointment_for, appointment_id_of, upsert_call
 from shared.core.resources import Resource
 from shared.core.transactions import Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
-from shared.usecases.breaker_alerts import OUTLOOK_TO_DIME
+from shared.usecases.outlook_to_dime.breaker_alerts import OUTLOOK_TO_DIME
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ async def sync_new_events(services: Services, resource: Resource, events: list[d
     """Decide each new event; write the upserts with one import per 100 and their links and
     success transactions with one table batch each. See the module docstring for what is left
     to `sync_event` (returned in `one_by_one`)."""
-    from shared.usecases.sync_event import state_store
+    from shared.usecases.outlook_to_dime.sync_event import state_store
 
     outcome = PageOutcome()
     if not events:
@@ -75,7 +75,7 @@ async def sync_new_events(services: Services, resource: Resource, events: list[d
             mailbox_id=resource.object_id,
             event_id=event_id,
             appointment_guid=guid,
-            origin="outlook",
+            origin=OUTLOOK_ORIGIN,
             change_key=event.change_key,
             content_hash=content_hash,
             resource_email=resource.email,

@@ -28,7 +28,7 @@ from shared.core.dime_to_outlook.publication import (
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 from shared.core.breaker import Verdict
 from shared.core.decision import Action
 from shared.core.links import Link
+from shared.core.outlook_to_dime.webhook import ChangeNotification
 from shared.core.resources import Resource
 from shared.core.runs import RunStats
 from shared.core.transactions import SyncError
-from shared.core.webhook import ChangeNotification
 from shared.names import NOTIFICATIONS_QUEUE
 from shared.services import Services
-from shared.usecases.breaker_alerts import guarded
-from shared.usecases.sync_event import in_primary_calendar, record_failure, sync_event
+from shared.usecases.outlook_to_dime.breaker_alerts import guarded
+from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar, record_failure, sync_event
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
@@ -245,7 +245,7 @@ class MailboxRun:
 
     async def _apply_new(self, events: list[dict]) -> list[dict]:
         """Events never linked, as one batch; returns those to bring through sync_event one by one."""
-        from shared.usecases.sync_batch import sync_new_events
+        from shared.usecases.outlook_to_dime.sync_batch import sync_new_events
 
         if len(events) < 2:
             return events

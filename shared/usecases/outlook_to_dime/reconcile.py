@@ -19,14 +19,14 @@ from shared.core.resources import Resource
 from shared.core.runs import RECONCILE, RunStats
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
-from shared.usecases.mailbox_runs import (
+from shared.usecases.outlook_to_dime.mailbox_runs import (
     RUN_BUDGET_SECONDS,
     Budget,
     MailboxRun,
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.sync_event import state_store
+from shared.usecases.outlook_to_dime.sync_event import state_store
 
 log = logging.getLogger(__name__)
 

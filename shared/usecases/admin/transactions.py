@@ -37,8 +37,8 @@ from shared.core.transaction_query import (
 from shared.core.transactions import Status, Transaction
 from shared.names import ALL_QUEUES, BULK_QUEUE, LINKS_TABLE, SYNCSTATE_TABLE
 from shared.services import Services
+from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.retry import retry_transaction
-from shared.usecases.webhook import HttpAnswer
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ async def resolve_mailbox_filter(services: Services, mailbox: str | None) -> str
     if mailbox is None or "@" not in mailbox:
         return mailbox
     from shared.core.resource_requests import Conflict
-    from shared.usecases.resources_admin import find_resource
+    from shared.usecases.admin.resources import find_resource
 
     try:
         resource = await find_resource(services, mailbox)
@@ -251,7 +251,7 @@ async def _select(body: bytes, services: Services, operation: str) -> tuple[Sele
 
 def _queue_bulk(services: Services, operation: str, selection: Selection) -> HttpAnswer:
     """More than a page's worth: the bulk queue works through them (202)."""
-    from shared.usecases.bulk_transactions import bulk_message
+    from shared.usecases.admin.bulk_transactions import bulk_message
 
     assert selection.query is not None
     message = bulk_message(operation, selection.query)

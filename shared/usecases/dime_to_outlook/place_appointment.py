@@ -40,12 +40,12 @@ from shared.core.dime_to_outlook.outlook_event import (
 from shared.core.dime_to_outlook.publication import Publication
 from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
-from shared.core.links import Link
+from shared.core.links import DIME_ORIGIN, Link
 from shared.core.resources import Resource
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
-from shared.usecases.sync_event import DIME_ORIGIN
+from shared.usecases.event_locks import event_locks
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def directory_of(services: Services) -> _Directory:
 
 async def resource_directory(services: Services, *, refresh: bool = False) -> dict[str, DimeResource]:
     directory = directory_of(services)
-    async with _event_locks().hold(("dime-directory", "")):  # concurrent messages share one listing
+    async with event_locks.hold(("dime-directory", "")):  # concurrent messages share one listing
         now = time.monotonic()
         if refresh and now - directory.loaded_at < 1.0:
             refresh = False  # another message refreshed it just now
@@ -108,7 +108,7 @@ async def resource_directory(services: Services, *, refresh: bool = False) -> di
 async def mailbox_for(services: Services, email: str) -> str | None:
     """The mailbox object id of an e-mail: an onboarded person (resources table), else Graph."""
     directory = directory_of(services)
-    async with _event_locks().hold(("mailbox-of", email)):
+    async with event_locks.hold(("mailbox-of", email)):
         now = time.monotonic()
         cached = directory.mailboxes.get(email)
         if cached is not None and now - cached[1] < MAILBOX_TTL_SECONDS:
@@ -172,7 +172,7 @@ async def place(services: Services, pub: Publication, *, deleting: bool = False)
     from shared.adapters.tables import ConcurrentUpdate
 
     store = EventLinkStore(services.store)
-    async with _event_locks().hold(("appointment", pub.guid)):
+    async with event_locks.hold(("appointment", pub.guid)):
         state, links = await asyncio.to_thread(store.read, pub.guid)
         why = appointment_refusal(pub, state, deleting)
         if why is not None:
@@ -431,7 +431,7 @@ async def planner_owned(
         return Decision(Action.SKIP, "planner-owned")  # our create, notified before its link was saved
     if event is not None and event.change_key is not None and event.change_key == link.change_key:
         return Decision(Action.SKIP, "unchanged")
-    async with _event_locks().hold(("appointment", link.appointment_guid)):
+    async with event_locks.hold(("appointment", link.appointment_guid)):
         return await _planner_owned(services, resource.object_id, event_id, event, link)
 
 
@@ -481,9 +481,3 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
     await _write(services, store, pub, target, gone, body, recreated)
     await _forget_outlook_side(services, mailbox, event_id)
     return recreated
-
-
-def _event_locks() -> Any:
-    from shared.usecases.sync_event import _event_locks as locks
-
-    return locks

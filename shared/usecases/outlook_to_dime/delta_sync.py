@@ -17,20 +17,20 @@ import logging
 import uuid
 from datetime import timedelta
 
-from shared.core.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
 from shared.core.links import Link
+from shared.core.outlook_to_dime.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
 from shared.core.resources import Resource
 from shared.core.runs import DELTA, RunStats
 from shared.core.transactions import ErrorCode, SyncError
 from shared.services import Services
-from shared.usecases.mailbox_runs import (
+from shared.usecases.outlook_to_dime.mailbox_runs import (
     RUN_BUDGET_SECONDS,
     Budget,
     MailboxRun,
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.sync_event import state_store
+from shared.usecases.outlook_to_dime.sync_event import state_store
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from shared.services import Services
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
 
 MAX_ROWS = 1000
 

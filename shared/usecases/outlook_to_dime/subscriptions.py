@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from shared.adapters.graph_subscriptions import SubscriptionFailed
+from shared.core.outlook_to_dime.subscriptions import Step, TokenBucket, allowed_lifetime, expiry_after, renewal_plan
+from shared.core.outlook_to_dime.webhook import client_state_for, subscription_fingerprint
 from shared.core.resources import Resource
-from shared.core.subscriptions import Step, TokenBucket, allowed_lifetime, expiry_after, renewal_plan
 from shared.core.transactions import Status, SyncError, Transaction, new_transaction_id
-from shared.core.webhook import client_state_for, subscription_fingerprint
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
 

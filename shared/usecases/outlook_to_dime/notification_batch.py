@@ -61,7 +61,7 @@ def fold(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def apply_notifications(message: dict[str, Any], services: Services) -> None:
     """The worker for a packed message (a plain one goes to `apply_notification` unchanged)."""
-    from shared.usecases.sync_event import apply_notification
+    from shared.usecases.outlook_to_dime.sync_event import apply_notification
 
     if not is_packed(message):
         await apply_notification(message, services)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from shared.adapters.hook_rows import delete_hook_row, list_hooks, save_hook
 from shared.core.transactions import SyncError
 from shared.services import Services
-from shared.usecases.webhook import HttpAnswer
+from shared.usecases.http_answer import HttpAnswer
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The Outlook → Dime.Scheduler direction's pure core: notifications, delta, subscriptions, appointment calls."""

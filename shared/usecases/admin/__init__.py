@@ -1,0 +1,1 @@
+"""The management API's use cases: transactions, bulk actions, resources and the admin console."""

@@ -1,0 +1,1 @@
+"""Dime.Scheduler → Outlook use cases: inbound publications, placing appointments, reconcile, hooks, unmatched."""

@@ -1,0 +1,1 @@
+"""Outlook → Dime.Scheduler use cases: delta, reconcile, series, resync, subscriptions, lifecycle, guarded deletes."""
