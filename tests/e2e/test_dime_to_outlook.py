@@ -232,6 +232,25 @@ def test_notification_before_the_link_is_saved_is_recognised_by_the_tag(graph, d
     assert dime.calls == [] and services.store.get_link(jane, event["id"]) is None
 
 
+def test_delta_never_imports_our_events_whose_link_is_not_saved_yet(graph, dime, services, people):
+    """Delta reads events new to us as a batch (one /import per page): our own events among them
+    (tagged, their link not yet saved, e.g. a delta run between Graph's create and our link write)
+    must not go to the planning board, or the planner's appointment comes back as a second one."""
+    from azure.functions.timer import TimerRequest
+
+    from tests.host import call_function
+
+    jane = people["jane"]["id"]
+    for n in range(3):
+        tag = f"0b0e8c5e-0000-4000-8000-00000000001{n}|R-JANE"
+        graph.create_event(jane, subject=f"Planned {n}", extended_properties={TAG_PROPERTY_ID: tag})
+    graph.create_event(jane, subject="Dentist")
+    dime.reset_calls()
+    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    subjects = sorted(params.get("Subject") for procedure, params in dime.calls if "Subject" in params)
+    assert subjects == ["Dentist"]
+
+
 def test_a_planner_owned_event_moved_in_outlook_is_reverted(graph, dime, services, people):
     jane = people["jane"]["id"]
     guid = dime.board.plan("Visit", START, END, ["R-JANE"])

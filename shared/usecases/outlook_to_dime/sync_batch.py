@@ -1,9 +1,10 @@
 """A page of events new to us, in a few requests: one `/import`, one table batch of links, one of
 success transactions (onboarding a mailbox lists thousands of events nobody has synchronised yet).
 
-Only the plain case is batched: an event read in full, not a series master, never linked and never
-deleted by us before (no tombstone). Everything else, and every event of a batch whose import or
-link batch failed, goes through `sync_event` one by one, which decides again from what is stored
+Only the plain case is batched: an event read in full, not a series master, never linked, never
+deleted by us before (no tombstone) and not one this app wrote for a planner appointment (tagged:
+its link may not be saved yet). Everything else, and every event of a batch whose import or link
+batch failed, goes through `sync_event` one by one, which decides again from what is stored
 then (a link another instance wrote meanwhile included), records a permanent failure as that
 event's own failed transaction and raises a transient one. Dime.Scheduler applies an import's calls
 all or nothing (its answer names the failing call), so one bad event costs the page one import
@@ -63,6 +64,9 @@ async def sync_new_events(services: Services, resource: Resource, events: list[d
             event = event_from_graph(event_json)
         except EventFormatError:
             outcome.one_by_one.append(event_id)  # sync_event records it as a failure of its own
+            continue
+        if event.planner_tag:
+            outcome.one_by_one.append(event_id)  # ours (D→O), its link not saved yet: never imported
             continue
         guid = appointment_guid(settings.graph_tenant_id, resource.object_id, event_id)
         appointment = appointment_for(event, guid, resource.email, private_details=settings.sync_private_details)
