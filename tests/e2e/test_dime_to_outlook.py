@@ -14,6 +14,7 @@ import azure.functions as func
 import pytest
 
 import function_app
+from shared.core.dime_to_outlook.publication import items_of
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from tests.conftest import make_services, notification_item, settings_env, track
@@ -501,6 +502,34 @@ def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, peopl
     assert stats.held_back == {jane: 8} and len(ours(graph, jane)) == 8
     alerts = [t for t in services.store.transactions_of(jane) if t.error_code == "CIRCUIT_BREAKER_TRIPPED"]
     assert len(alerts) == 1
+
+
+@pytest.mark.parametrize("spoil", ["date", "guid"])
+def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(graph, dime, services, people, spoil):
+    """An appointment the listing carries but we cannot read (a date we do not understand, no
+    GUID) did not vanish: missing means read it again, never delete its Outlook event."""
+    jane = people["jane"]["id"]
+    guids = [dime.board.plan(f"Visit {n}", near(1 + n, 8), near(1 + n, 9), ["R-JANE"]) for n in range(4)]
+    for guid in guids:
+        publish(planned(dime, guid), "created")
+    work(services)
+    real = services.dime.list_appointments
+
+    def listing(*args):
+        document = real(*args)
+        items = document if isinstance(document, list) else items_of(document)
+        for item in items:
+            if str(item.get("AppointmentGuid", "")).lower() == guids[0]:
+                if spoil == "date":
+                    item["StartDate"] = "next tuesday"
+                else:
+                    del item["AppointmentGuid"]
+        return document
+
+    services.dime.list_appointments = listing
+    stats = reconcile(services)
+    assert stats.unreadable == 1 and stats.deleted == 0
+    assert sorted(e["subject"] for e in ours(graph, jane)) == [f"Visit {n}" for n in range(4)]
 
 
 def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, people):

@@ -140,16 +140,23 @@ def _assignments(doc: dict[str, Any]) -> tuple[Assignment, ...]:
     return tuple(unique.values())
 
 
+def guid_of(item: Any) -> str | None:
+    """The AppointmentGuid of an appointment object (either shape), lowercase, or None."""
+    if not isinstance(item, dict):
+        return None
+    raw_guid = _first(_lower_keys(item), "appointmentguid", "guid")
+    try:
+        return str(uuid.UUID(str(raw_guid))) if raw_guid is not None else None
+    except ValueError:
+        return None
+
+
 def parse_publication(item: Any, naive_zone: tzinfo = UTC) -> Publication:
     """One appointment object, either shape; PublicationError when it can never be applied."""
     if not isinstance(item, dict):
         raise PublicationError("an appointment must be a JSON object")
     doc = _lower_keys(item)
-    raw_guid = _first(doc, "appointmentguid", "guid")
-    try:
-        guid = str(uuid.UUID(str(raw_guid))) if raw_guid is not None else None
-    except ValueError:
-        guid = None
+    guid = guid_of(item)
     if guid is None:
         raise PublicationError("AppointmentGuid is missing or not a GUID")
     task = doc.get("task") if isinstance(doc.get("task"), dict) else {}

@@ -25,6 +25,7 @@ from shared.core.dime_to_outlook.links import EventLink
 from shared.core.dime_to_outlook.publication import (
     Publication,
     PublicationError,
+    guid_of,
     items_of,
     parse_publication,
     zone_named,
@@ -76,6 +77,8 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
         if await mailbox_for(services, resource.email) is not None:
             numbers.append(resource.resource_no)
     listed: dict[str, Publication] = {}
+    present: set[str] = set()  # every appointment the listing carries, readable or not: none vanished
+    unnamed = False  # an unreadable item without a GUID: which appointment it is, nobody knows
     zone = zone_named(s.dime_time_zone)
     for offset in range(0, len(numbers), RESOURCES_PER_REQUEST):
         chunk = numbers[offset : offset + RESOURCES_PER_REQUEST]
@@ -89,7 +92,13 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
             except PublicationError as error:
                 stats.unreadable += 1
                 log.warning("reconcile: an appointment in the listing is unreadable: %s", error)
+                guid = guid_of(item)
+                if guid is None:
+                    unnamed = True
+                else:
+                    present.add(guid)
                 continue
+            present.add(pub.guid)
             if pub.has_times:
                 listed[pub.guid] = pub
     stats.listed = len(listed)
@@ -121,8 +130,12 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
             continue
         by_mailbox[link.mailbox_id].append(link)
         inside = link.start is not None and start <= datetime.fromisoformat(link.start) < end
-        if inside and link.resource_email in asked and link.appointment_guid not in listed:
+        if inside and link.resource_email in asked and link.appointment_guid not in present:
             candidates[link.mailbox_id].append(link)
+    if unnamed and candidates:
+        # Missing means read it again: any of these may be the appointment we could not read.
+        log.warning("reconcile: an unreadable appointment without a GUID: no event deleted this run")
+        candidates.clear()
     for mailbox, gone in candidates.items():
         verdict = check_deletes(len(gone), len(by_mailbox[mailbox]), share=s.delete_breaker_share)
         if not verdict.allowed:
