@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from shared.core.consent import Consent, ConsentError
 from shared.names import STORAGE_CONNECTION
@@ -194,8 +194,15 @@ def _url(env: Mapping[str, str], name: str, *, https_only: bool = False) -> str:
     loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")  # local runs and tests only
     allowed = ("https",) if https_only and not loopback else ("https", "http")
     if parts.scheme not in allowed or not parts.netloc:
-        raise SettingsError(f"setting {name} must be an absolute {' or '.join(allowed)} URL, got {raw!r}")
+        raise SettingsError(f"setting {name} must be an absolute {' or '.join(allowed)} URL, got {_redacted(parts)!r}")
     return raw.rstrip("/")
+
+
+def _redacted(parts: SplitResult) -> str:
+    """A URL as an error may show it: its query (the function key rides in ?code=), fragment and
+    user information are left out."""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host, query="…" if parts.query else "", fragment=""))
 
 
 _COMPONENT_ID = re.compile(

@@ -181,6 +181,17 @@ def test_notification_urls_must_be_https(name: str) -> None:
     assert name in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["NOTIFICATION_URL", "LIFECYCLE_NOTIFICATION_URL", "DIME_PUBLICATIONS_URL"])
+def test_a_refused_url_never_shows_its_function_key(name: str) -> None:
+    """These URLs carry the function key (?code=): the error, which goes to the logs, names the
+    setting and what is wrong, never the key."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(minimal_env(**{name: "http://sync.example.com/api/x?code=SeCrEtFuNcTiOnKeY=="}))
+    assert name in str(caught.value)
+    assert "SeCrEtFuNcTiOnKeY" not in str(caught.value)
+    assert "sync.example.com" in str(caught.value)
+
+
 @pytest.mark.parametrize("name", ["DIME_BASE_URL", "GRAPH_BASE_URL"])
 def test_service_base_urls_must_be_https_except_loopback(name: str) -> None:
     """The API key and Graph tokens travel in headers: never over plain HTTP on a network."""
