@@ -323,6 +323,32 @@ def test_an_appointment_the_outlook_path_created_is_not_written_back(graph, dime
     assert graph.requests == [] and len(graph.events(jane)) == 1
 
 
+def test_appointments_delta_imported_as_a_batch_are_not_written_back(graph, dime, services, people):
+    """Delta imports a page of new events in one batch: those appointments are the Outlook path's
+    too (marked before the import), so their publications never come back as a second event."""
+    from azure.functions.timer import TimerRequest
+
+    from tests.host import call_function
+
+    jane = people["jane"]["id"]
+    events = [graph.create_event(jane, subject=f"Dentist {n}") for n in range(3)]
+    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    links = [services.store.get_link(jane, event["id"]) for event in events]
+    assert all(link is not None and link.origin == "outlook" for link in links)
+    graph.reset_requests()
+    for n, link in enumerate(links):
+        payload = {
+            "AppointmentGuid": link.appointment_guid,
+            "Subject": f"Dentist {n}",
+            "StartDate": "2026-11-23T09:00:00Z",
+            "EndDate": "2026-11-23T10:00:00Z",
+            "Assignments": [{"Resource": {"ResourceNo": "R-JANE", "Email": "jane@contoso.com"}}],
+        }
+        publish(payload, "created")
+    work(services)
+    assert graph_writes(graph) == [] and len(graph.events(jane)) == 3
+
+
 def test_flat_camelcase_array_and_a_change_in_the_body_less_route(graph, dime, services, people):
     body = [
         {

@@ -102,9 +102,14 @@ async def _write_chunk(
     services: Services, resource: Resource, chunk: list[tuple[Link, dict[str, Any]]], now: str
 ) -> set[str]:
     """One import, one batch of links, one of transactions; the event ids fully written."""
+    from shared.adapters.event_links_store import EventLinkStore
     from shared.adapters.tables import ConcurrentUpdate
     from shared.adapters.transactions_store import transaction_store
 
+    # Before Dime.Scheduler may publish them (as sync_event does): these appointments are never
+    # written back to Outlook as a second event.
+    origins = EventLinkStore(services.store)
+    await asyncio.gather(*(asyncio.to_thread(origins.mark_outlook_origin, link.appointment_guid) for link, _ in chunk))
     try:
         answer = await asyncio.to_thread(services.dime.run_import, [call for _, call in chunk])
     except SyncError as error:
