@@ -36,7 +36,7 @@ from shared.usecases.outlook_to_dime.notification_batch import apply_notificatio
 from shared.usecases.outlook_to_dime.reconcile import run_reconcile
 from shared.usecases.outlook_to_dime.subscriptions import renew_all
 from shared.usecases.outlook_to_dime.webhook import receive_notifications
-from shared.usecases.poison import record_poisoned
+from shared.usecases.poison import keeping_last_error, record_poisoned
 from shared.usecases.resync import request_resync, resync
 from shared.usecases.retry import retry_due
 
@@ -68,7 +68,8 @@ def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name=NOTIFICATIONS_QUEUE, connection=STORAGE_CONNECTION)
 async def apply_change(msg: func.QueueMessage) -> None:
     """The verified notifications of one POST (or one): bring those events to Dime.Scheduler."""
-    await apply_notifications(json.loads(msg.get_body()), services())
+    async with keeping_last_error(NOTIFICATIONS_QUEUE, msg.get_body(), msg.dequeue_count, services()):
+        await apply_notifications(json.loads(msg.get_body()), services())
 
 
 # Subscriptions and onboarding -------------------------------------------------------
@@ -102,7 +103,8 @@ async def renew_subscriptions(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=LIFECYCLE_QUEUE, connection=STORAGE_CONNECTION)
 async def apply_lifecycle(msg: func.QueueMessage) -> None:
     """One verified lifecycle notification: renew, recreate, or request a resync."""
-    await handle_lifecycle(json.loads(msg.get_body()), services())
+    async with keeping_last_error(LIFECYCLE_QUEUE, msg.get_body(), msg.dequeue_count, services()):
+        await handle_lifecycle(json.loads(msg.get_body()), services())
 
 
 # Failures, retries and the management API ----------------------------------------------------
@@ -178,7 +180,8 @@ async def manage_transactions_archive(req: func.HttpRequest) -> func.HttpRespons
 @app.queue_trigger(arg_name="msg", queue_name=names.BULK_QUEUE, connection=STORAGE_CONNECTION)
 async def bulk_transactions(msg: func.QueueMessage) -> None:
     """One page of a retry/archive of "all" that matched more than a page (then the next page)."""
-    await run_bulk(json.loads(msg.get_body()), services())
+    async with keeping_last_error(names.BULK_QUEUE, msg.get_body(), msg.dequeue_count, services()):
+        await run_bulk(json.loads(msg.get_body()), services())
 
 
 @app.queue_trigger(arg_name="msg", queue_name=names.BULK_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION)
@@ -223,7 +226,8 @@ async def reconcile_timer(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="msg", queue_name=names.RESYNC_QUEUE, connection=STORAGE_CONNECTION)
 async def resync_mailbox(msg: func.QueueMessage) -> None:
     """{"mailboxId", "reason"}: delta for that mailbox now (or continue its reconcile pass)."""
-    await resync(json.loads(msg.get_body()), services())
+    async with keeping_last_error(names.RESYNC_QUEUE, msg.get_body(), msg.dequeue_count, services()):
+        await resync(json.loads(msg.get_body()), services())
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
@@ -251,7 +255,8 @@ def dime_publications_change(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(arg_name="msg", queue_name=names.PUBLICATIONS_QUEUE, connection=STORAGE_CONNECTION)
 async def apply_dime_publication(msg: func.QueueMessage) -> None:
     """One appointment: create, update or delete its Outlook event for each eligible resource."""
-    await apply_publication(json.loads(msg.get_body()), services())
+    async with keeping_last_error(names.PUBLICATIONS_QUEUE, msg.get_body(), msg.dequeue_count, services()):
+        await apply_publication(json.loads(msg.get_body()), services())
 
 
 @app.timer_trigger(schedule="%DIME_RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)

@@ -14,6 +14,9 @@ Layout (one table, `transactions`):
   between the two leaves a failure visible (and the retry timer repairs it), never hidden.
 * Poison fingerprints: PartitionKey = "~poison", RowKey = sha256 of queue + message, pointing at the
   transaction of a poisoned message, so the same message poisoning again reopens it.
+* Last transient errors: PartitionKey = "~lasterror", RowKey = the same fingerprint, the code and
+  message of the last transient failure of a queue message (written only when a delivery fails), so
+  the poison handler can say why the message poisoned.
 
 Index partitions start with "~", which sorts after every mailbox id, so a scan across mailboxes is
 `PartitionKey lt '~'`. Payloads larger than one string property are split across properties.
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 INDEX_PREFIX = "~"
 FAILED_PARTITION = "~failed"
 POISON_PARTITION = "~poison"
+LAST_ERROR_PARTITION = "~lasterror"
 PAYLOAD_CHUNK = 30_000  # characters; a string property holds 64 KiB (32K UTF-16 characters)
 MAX_PAYLOAD_CHUNKS = 12
 BATCH_LIMIT = 100
@@ -164,6 +168,34 @@ class TransactionStore:
             "TxRowKey": transaction.id,
         }
         self._table.upsert_entity(pointer, mode=UpdateMode.REPLACE)
+
+    def remember_last_error(self, fingerprint: str, code: str, message: str, deliveries: int) -> None:
+        from azure.data.tables import UpdateMode
+
+        note = {
+            "PartitionKey": LAST_ERROR_PARTITION,
+            "RowKey": fingerprint,
+            "ErrorCode": code,
+            "Message": message[:4096],
+            "Deliveries": deliveries,
+        }
+        self._table.upsert_entity(note, mode=UpdateMode.REPLACE)
+
+    def last_error(self, fingerprint: str) -> tuple[str, str, int] | None:
+        """(code, message, deliveries) of the last transient failure of that message, if any."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            note = self._table.get_entity(LAST_ERROR_PARTITION, fingerprint)
+        except ResourceNotFoundError:
+            return None
+        return str(note.get("ErrorCode") or ""), str(note.get("Message") or ""), int(note.get("Deliveries") or 0)
+
+    def forget_last_error(self, fingerprint: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with contextlib.suppress(ResourceNotFoundError):
+            self._table.delete_entity(LAST_ERROR_PARTITION, fingerprint)
 
 
 def query_for(query: TransactionFilter) -> tuple[str, dict[str, Any]]:

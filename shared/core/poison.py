@@ -41,8 +41,13 @@ class PoisonedMessage:
     readable: bool
 
 
+def fingerprint_of(queue: str, body: bytes) -> str:
+    """The same on every delivery of one message and in its poison queue (the body moves unchanged)."""
+    return hashlib.sha256(queue.encode("utf-8") + b"\n" + body).hexdigest()
+
+
 def describe_poison(queue: str, body: bytes) -> PoisonedMessage:
-    fingerprint = hashlib.sha256(queue.encode("utf-8") + b"\n" + body).hexdigest()
+    fingerprint = fingerprint_of(queue, body)
     text = body.decode("utf-8", errors="replace")
     try:
         message: Any = json.loads(text)

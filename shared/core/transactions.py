@@ -35,6 +35,8 @@ class ErrorCode(StrEnum):
     DIME_AUTH_FAILED = "DIME_AUTH_FAILED"
     DIME_REJECTED = "DIME_REJECTED"
     DIME_RESOURCE_UNKNOWN = "DIME_RESOURCE_UNKNOWN"
+    # A message that failed every delivery with no classified cause (one that poisoned after transient
+    # failures keeps the last one's code; its message says "poisoned: ...").
     POISON_MESSAGE = "POISON_MESSAGE"
     CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
     PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"

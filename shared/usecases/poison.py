@@ -5,16 +5,26 @@ is POISON_MESSAGE, which the retry timer retries with backoff: a notification is
 notification worker, a message of another queue is sent back to its queue. If a re-queued message
 poisons again, its fingerprint finds the same transaction, which is reopened (attempts + 1), so
 retries stay bounded by RETRY_MAX_ATTEMPTS instead of cycling for ever.
+
+Why it poisoned stays visible: a trigger whose delivery fails transiently notes that error under the
+message's fingerprint (`keeping_last_error`; a write on failure only, none on a first-delivery
+success), and the poison handler gives the transaction that code (DIME_UNAVAILABLE,
+GRAPH_THROTTLED, ...: transient, so the retry timer still retries it with backoff) and a message that
+says it was poisoned after N deliveries. Only a message whose failures were not ours to classify (not
+JSON, a bug, a storage error) keeps the code POISON_MESSAGE.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.transactions_store import TransactionStore, transaction_store
 from shared.core.backoff import next_attempt_at
-from shared.core.poison import describe_poison
-from shared.core.transactions import ErrorCode, Status, Transaction, new_transaction_id
+from shared.core.poison import describe_poison, fingerprint_of
+from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.names import POISON_POISON_QUEUES, POISON_SUFFIX
 from shared.services import Services
 
@@ -23,24 +33,60 @@ log = logging.getLogger(__name__)
 REQUEUED = "requeued to "
 
 
+@contextlib.asynccontextmanager
+async def keeping_last_error(
+    queue: str, body: bytes, dequeue_count: int | None, services: Services
+) -> AsyncIterator[None]:
+    """Around one delivery of a queue trigger: a transient failure is noted (then re-raised, so the
+    host delivers again or poisons); a redelivery that succeeds forgets the note."""
+    try:
+        yield
+    except SyncError as error:
+        if error.code.transient:
+            note = (fingerprint_of(queue, body), error.code.value, error.message, dequeue_count or 0)
+            await asyncio.to_thread(transaction_store(services).remember_last_error, *note)
+        raise
+    else:
+        if (dequeue_count or 0) > 1:  # only a message that failed before can have a note
+            await asyncio.to_thread(transaction_store(services).forget_last_error, fingerprint_of(queue, body))
+
+
+def _poison_cause(store: TransactionStore, fingerprint: str) -> tuple[ErrorCode, str | None, int | None]:
+    """The code the transaction gets (the last transient error, else POISON_MESSAGE), that error's
+    message and how many deliveries had failed."""
+    note = store.last_error(fingerprint)
+    if note is None:
+        return ErrorCode.POISON_MESSAGE, None, None
+    code, message, deliveries = note
+    try:
+        return ErrorCode(code), message, deliveries or None
+    except ValueError:
+        return ErrorCode.POISON_MESSAGE, message, deliveries or None
+
+
 def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: str | None = None) -> Transaction:
     """Turn one poisoned message of `queue` into a failed transaction (or reopen its old one);
     `found_in` names the queue it was taken from ("<queue>-poison" unless said otherwise)."""
     poisoned = describe_poison(queue, body)
     store = transaction_store(services)
     now = services.clock()
-    text = f"the message failed every delivery on queue {queue} and was moved to {found_in or queue + POISON_SUFFIX}"
+    code, cause, deliveries = _poison_cause(store, poisoned.fingerprint)
+    every = f"all {deliveries} deliveries" if deliveries else "every delivery"
+    text = f"poisoned: the message failed {every} on queue {queue} and was moved to {found_in or queue + POISON_SUFFIX}"
     if not poisoned.readable:
         text += "; it is not valid JSON and is kept verbatim"
+    if cause is not None:
+        text += f"; the last delivery failed with {code.value}: {cause}"
     existing = store.by_fingerprint(poisoned.fingerprint)
     if existing is not None and _reopenable(existing):
         existing.status = Status.FAILED
         existing.attempts += 1
-        existing.error_code = ErrorCode.POISON_MESSAGE.value
+        existing.error_code = code.value
         existing.message = text
         existing.updated_at = now.isoformat()
         existing.next_attempt_at = next_attempt_at(now, existing.attempts).isoformat()
         store.save(existing)
+        store.forget_last_error(poisoned.fingerprint)
         log.error("poisoned again on %s: transaction %s reopened (attempt %d)", queue, existing.id, existing.attempts)
         return existing
     transaction = Transaction(
@@ -53,7 +99,7 @@ def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: st
         updated_at=now.isoformat(),
         event_id=poisoned.event_id,
         appointment_guid=poisoned.appointment_guid,
-        error_code=ErrorCode.POISON_MESSAGE.value,
+        error_code=code.value,
         message=text,
         attempts=1,
         payload=poisoned.payload,
@@ -61,7 +107,8 @@ def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: st
     )
     store.add(transaction)
     store.remember_fingerprint(poisoned.fingerprint, transaction)
-    log.error("poisoned message on %s became failed transaction %s", queue, transaction.id)
+    store.forget_last_error(poisoned.fingerprint)
+    log.error("poisoned message on %s became failed transaction %s (%s)", queue, transaction.id, code.value)
     return transaction
 
 

@@ -213,7 +213,7 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     rendered(page, rows.first.get_by_role("link").click)
     page.get_by_role("heading", name="Transaction").wait_for()
     detail = page.locator("dl").inner_text()
-    assert "POISON_MESSAGE" in detail or "DIME_" in detail
+    assert "DIME_UNAVAILABLE" in detail and "poisoned: the message failed all 5 deliveries" in detail
     assert person["id"] in page.locator("pre").inner_text()  # the payload a retry sends again
     console.shot("transaction-detail")
 

@@ -627,7 +627,9 @@ def test_a_publication_failing_every_delivery_is_poisoned_then_healed_by_the_ret
     poisoned = run_queue(services, PUBLICATIONS_QUEUE + POISON_SUFFIX, function_app.poisoned_publication)
     assert poisoned.succeeded == 1
     [failed] = list(services.store.transactions_of("dime-scheduler"))
-    assert (failed.error_code, failed.direction, failed.appointment_guid) == ("POISON_MESSAGE", "dime-to-outlook", guid)
+    assert (failed.error_code, failed.direction) == ("GRAPH_UNAVAILABLE", "dime-to-outlook")
+    assert failed.appointment_guid == guid
+    assert failed.message.startswith("poisoned: the message failed all 5 deliveries")
     graph.clear_faults()
     later = services.clock() + timedelta(hours=1)
     services.clock = lambda: later

@@ -319,3 +319,40 @@ def test_a_transient_failure_in_a_packed_message_requeues_only_that_change(graph
     assert run.failed == 0 and run.succeeded == 2  # the packed message, then the requeued change
     assert len(dime.appointments) == 2
     assert len([p for p in upserts(dime) if p["Subject"] == "First"]) == 1  # never re-run
+
+
+def test_an_event_graph_answers_under_another_id_is_refused_not_keyed_on_the_notification(
+    graph, dime, services, person
+):
+    """Issue 11: links are keyed on the id Graph returns, never on the notification's."""
+    event = graph.create_event(person["id"], subject="Audit")
+    alias = event["id"].swapcase()  # a case variant of the id, which Graph answers as the event itself
+    graph.id_aliases[alias] = event["id"]
+
+    notify(graph, services, person, {**event, "id": alias}, "created")
+
+    assert upserts(dime) == [] and dime.appointments == {}
+    assert services.store.get_link(person["id"], alias) is None
+    assert list(services.store.transactions_of(person["id"])) == []
+
+    notify(graph, services, person, event, "updated")  # the event under Graph's own id
+
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], event["id"])}
+    assert services.store.get_link(person["id"], event["id"]) is not None
+
+
+def test_a_batch_answer_under_another_id_is_refused(graph, dime, services, person):
+    """The same check for content read in full elsewhere ($batch, /instances): the answer's id rules."""
+    import asyncio
+
+    from shared.core.decision import Action
+    from shared.usecases.outlook_to_dime.sync_event import sync_event
+
+    event = graph.create_event(person["id"], subject="Audit")
+    resource = services.store.get_resource(person["id"])
+    answer = graph.get_event(person["id"], event["id"])
+
+    decision = asyncio.run(sync_event(services, resource, event["id"].swapcase(), event_json=answer))
+
+    assert (decision.action, decision.reason) == (Action.SKIP, "id-mismatch")
+    assert dime.appointments == {} and services.store.get_link(person["id"], event["id"].swapcase()) is None

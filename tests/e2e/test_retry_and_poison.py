@@ -88,7 +88,7 @@ def test_dime_outage_poisons_then_the_retry_timer_heals_the_board_without_duplic
 
     open_failures = failed(services)
     assert len(open_failures) == 3
-    assert {t.error_code for t in open_failures} == {"POISON_MESSAGE"}
+    assert {t.error_code for t in open_failures} == {"DIME_UNAVAILABLE"}  # the cause, not just "poisoned"
     assert {t.event_id for t in open_failures} == {e["id"] for e in events}
     assert all(t.mailbox_id == person["id"] and t.payload["queue"] == NOTIFICATIONS_QUEUE for t in open_failures)
 
@@ -135,6 +135,7 @@ def test_message_failing_past_the_dequeue_limit_is_healed_by_an_admin_retry(grap
     assert run.poisoned == 1 and "GRAPH_UNAVAILABLE" in run.errors[-1]
     poison_notifications(services)
     [transaction] = failed(services)
+    assert transaction.error_code == "GRAPH_UNAVAILABLE"
     graph.clear_faults()
 
     status, answer = admin_retry({"ids": [transaction_id(transaction)]})
@@ -143,6 +144,59 @@ def test_message_failing_past_the_dequeue_limit_is_healed_by_an_admin_retry(grap
     assert answer["items"][0]["status"] == "succeeded"
     assert failed(services) == []
     assert dime.appointments[appointment_guid(TENANT_ID, person["id"], event["id"])]["Subject"] == "Workshop"
+
+
+def last_error_notes(services) -> list:
+    from shared.adapters.transactions_store import LAST_ERROR_PARTITION
+
+    return list(transaction_store(services)._table.query_entities(f"PartitionKey eq '{LAST_ERROR_PARTITION}'"))
+
+
+def test_a_message_poisoned_by_a_dime_outage_carries_the_dime_error_and_heals_when_it_ends(
+    graph, dime, services, clock, person
+):
+    event = graph.create_event(person["id"], subject="Inspection")
+    dime.fail_next(count=10_000, status=503)  # Dime.Scheduler answers 503 to every call
+
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 1 and run.failed == 5
+    assert len(last_error_notes(services)) == 1  # the last transient error, kept for the poison handler
+    poison_notifications(services)
+
+    [transaction] = failed(services)
+    assert transaction.error_code == "DIME_UNAVAILABLE"
+    assert transaction.message.startswith(
+        f"poisoned: the message failed all 5 deliveries on queue {NOTIFICATIONS_QUEUE} and was moved to "
+        f"{NOTIFICATIONS_QUEUE}{POISON_SUFFIX}; the last delivery failed with DIME_UNAVAILABLE: "
+    )
+    assert "503" in transaction.message
+    assert last_error_notes(services) == []  # consumed by the poisoning
+
+    clock.advance(minutes=1)
+    run_retry_timer()  # still down: the timer retries the Dime.Scheduler code, counts it, backs off
+    [transaction] = failed(services)
+    assert transaction.attempts == 2 and transaction.error_code == "DIME_UNAVAILABLE"
+    assert transaction.next_attempt_at == (clock.now + timedelta(minutes=2)).isoformat()
+
+    dime.clear_faults()  # the outage ends
+    clock.advance(minutes=2)
+    run_retry_timer()
+
+    assert failed(services) == []
+    assert dime.appointments[appointment_guid(TENANT_ID, person["id"], event["id"])]["Subject"] == "Inspection"
+
+
+def test_a_redelivery_that_succeeds_forgets_the_noted_error(graph, dime, services, clock, person):
+    event = graph.create_event(person["id"], subject="Call")
+    dime.fail_next(count=1, status=503)
+
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert (run.failed, run.succeeded, run.poisoned) == (1, 1, 0)
+    assert last_error_notes(services) == []
+    assert failed(services) == []
 
 
 def test_dime_400_is_permanent_not_retried_by_the_timer_but_by_an_admin(graph, dime, services, clock, person):

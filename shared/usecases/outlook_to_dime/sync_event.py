@@ -146,6 +146,8 @@ async def _settle(
             return Decision(Action.SKIP, "deleted-never-synced")  # nothing of ours to delete: no Graph call
         else:
             current = await services.graph.get_event(resource.object_id, event_id)
+        if current is not None and _answered_another_id(resource, event_id, current):
+            return Decision(Action.SKIP, "id-mismatch")
         if current is not None and current.get("type") == "seriesMaster":
             from shared.usecases.outlook_to_dime.series import sync_series
 
@@ -175,6 +177,28 @@ async def _settle(
             race.deleted = race.deleted or lost.deleted
             event_json = None
     raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"event {event_id} kept changing under us; retrying later")
+
+
+def _answered_another_id(resource: Resource, event_id: str, current: dict[str, Any]) -> bool:
+    """Whether Graph (GET or $batch) answered an event whose `id` is not the one asked for.
+
+    Links, the appointment GUID, locks and tombstones are all keyed on the id; writing them under the
+    id we asked for (from a notification, forgeable in its casing) while Graph names the event
+    differently would give one event two keys, and the second key a duplicate appointment. So the
+    answer is refused with a logged reason rather than followed: following it would mean re-keying
+    mid-flight (another event lock, link and tombstone lookup taken while holding this one).
+    Nothing is lost: delta and the reconcile list the event under the id Graph returns and
+    synchronise it there. (A missing id is left to the parser, which reports EVENT_UNREADABLE.)"""
+    returned = current.get("id")
+    if not isinstance(returned, str) or not returned or returned == event_id:
+        return False
+    log.warning(
+        "skipped event %r of mailbox %s: Graph answered it as id %r (id-mismatch; delta keys it on Graph's id)",
+        event_id[:200],
+        resource.object_id,
+        returned[:200],
+    )
+    return True
 
 
 async def _series_links(services: Services, resource: Resource, master_id: str) -> list[Link]:

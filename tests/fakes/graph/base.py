@@ -76,6 +76,11 @@ class GraphBase(LoopbackServer):
             delta_sparse: delta items of single events carry only id, type, changeKey, start, end,
                 subject ("updated items carry at least the changed properties", graph.md); series
                 items are always partial (id, type, seriesMasterId, start, end, @odata.etag).
+
+        ``id_aliases`` (attribute, empty by default): requested id → stored id. A GET (alone or in a
+        ``$batch``) of an alias answers the stored event under its own ``id``, e.g. a case variant of
+        the id. Whether Graph ever answers an id other than the one asked for (case-insensitive id
+        matching, an id format change) is **unverified** (docs/verification.md "Unverified behaviours").
         """
         super().__init__()
         self.tenant_id: str = tenant_id or str(uuid.uuid4())
@@ -99,6 +104,7 @@ class GraphBase(LoopbackServer):
         self.deleted_get_status = deleted_get_status
         self.delta_body = delta_body
         self.delta_sparse = delta_sparse
+        self.id_aliases: dict[str, str] = {}
         self._transactions: dict[tuple[str, str], str] = {}
         self._seq = 0
         self._delta_tokens: dict[str, _DeltaToken] = {}
@@ -252,7 +258,7 @@ class GraphBase(LoopbackServer):
 
     def _lookup(self, mailbox: str, event_id: str) -> _Event | None:
         """A stored event or master, else an instance (occurrence or exception) of a series."""
-        return self._events[mailbox].get(event_id)  # the series mixin adds instances
+        return self._events[mailbox].get(self.id_aliases.get(event_id, event_id))  # the series mixin adds instances
 
     @staticmethod
     def _tz_pref(request: Request) -> str | None:

@@ -201,6 +201,7 @@ class SeriesMixin(GraphBase):
         return [ev for ev in self._events[mailbox].values() if ev.data.get("type") == "seriesMaster"]
 
     def _lookup(self, mailbox: str, event_id: str) -> _Event | None:
+        event_id = self.id_aliases.get(event_id, event_id)
         ev = self._events[mailbox].get(event_id)
         if ev is not None:
             return ev
