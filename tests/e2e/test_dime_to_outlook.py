@@ -558,6 +558,18 @@ def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(gr
     assert sorted(e["subject"] for e in ours(graph, jane)) == [f"Visit {n}" for n in range(4)]
 
 
+def test_reconcile_records_a_permanent_failure_as_a_failed_transaction(graph, dime, services, people):
+    """A write the reconcile cannot make (Graph refuses it) is not only logged: it becomes a
+    visible, retryable failed transaction, like a publication's."""
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])  # never published
+    graph.fail_next(1, status=403, path_contains="/events")
+    stats = reconcile(services)
+    assert stats.failed == 1
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert (failed.status.value, failed.error_code, failed.appointment_guid) == ("failed", "GRAPH_FORBIDDEN", guid)
+    assert ours(graph, people["jane"]["id"]) == []
+
+
 def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, people):
     from shared.core.transactions import SyncError
 

@@ -35,8 +35,8 @@ from shared.services import Services
 from shared.usecases.dime_to_outlook.place_appointment import (
     DIME_TO_OUTLOOK,
     _remove,
+    apply_publication,
     mailbox_for,
-    place,
     resource_directory,
 )
 
@@ -104,10 +104,15 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
     stats.listed = len(listed)
     for pub in listed.values():
         try:
-            outcome = await place(services, pub)
+            # Through the worker's own entry: a permanent failure becomes a visible, retryable
+            # failed transaction (as for a publication); a transient one raises.
+            outcome = await apply_publication({"change": "updated", "publication": pub.to_message()}, services)
         except SyncError as error:
             stats.failed += 1
             log.warning("reconcile: appointment %s failed (%s); the next run tries again", pub.guid, error.code.value)
+            continue
+        if outcome.error is not None:
+            stats.failed += 1
             continue
         for decision in outcome.decisions.values():
             if decision.action is Action.UPSERT:
