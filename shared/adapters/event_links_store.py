@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from shared.adapters.tables import StateStore
 
 STATE_ROW = "~appointment"
+ORIGIN_PARTITION = "~outlook-origin"  # RowKey: the GUID of an appointment the other direction made
+BATCH_LIMIT = 100  # operations per table transaction
 
 
 class EventLinkStore:
@@ -36,6 +38,10 @@ class EventLinkStore:
             else:
                 link = _link_from(entity)
                 links[link.mailbox_id] = link
+        # An appointment we placed in a calendar is not Outlook's; only one we hold no event for
+        # costs the look-up of the Outlook → Dime.Scheduler path's mark.
+        if not links and not (state and state.outlook_origin) and self._is_outlook_origin(guid):
+            state = replace(state, outlook_origin=True) if state else _origin_state(guid)
         return state, links
 
     def save_state(self, state: AppointmentState) -> AppointmentState:
@@ -46,13 +52,27 @@ class EventLinkStore:
 
     def mark_outlook_origin(self, guid: str) -> None:
         """The Outlook → Dime.Scheduler path created this appointment: never write it back."""
-        from azure.data.tables import UpdateMode
+        self.mark_outlook_origins([guid])
 
-        entity = {"PartitionKey": guid, "RowKey": STATE_ROW, "OutlookOrigin": True}
-        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+    def mark_outlook_origins(self, guids: list[str]) -> None:
+        """Marks live in one partition of their own (not in each appointment's partition), so a
+        backfill's page of 100 new appointments costs one table transaction, not 100 writes."""
+        entities = [{"PartitionKey": ORIGIN_PARTITION, "RowKey": guid} for guid in dict.fromkeys(guids)]
+        for start in range(0, len(entities), BATCH_LIMIT):
+            self._table.submit_transaction([("upsert", e) for e in entities[start : start + BATCH_LIMIT]])
+
+    def _is_outlook_origin(self, guid: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self._table.get_entity(ORIGIN_PARTITION, guid, select=["RowKey"])
+        except ResourceNotFoundError:
+            return False
+        return True
 
     def links(self) -> Iterator[EventLink]:
-        for entity in self._table.query_entities("RowKey ne @row", parameters={"row": STATE_ROW}):
+        query = "RowKey ne @row and PartitionKey ne @origins"
+        for entity in self._table.query_entities(query, parameters={"row": STATE_ROW, "origins": ORIGIN_PARTITION}):
             yield _link_from(entity)
 
     def states(self) -> Iterator[AppointmentState]:
@@ -84,6 +104,10 @@ def _state_entity(state: AppointmentState) -> dict[str, Any]:
         "Unmatched": json.dumps([list(u) for u in state.unmatched]),
         "UpdatedAt": state.updated_at or "",
     }
+
+
+def _origin_state(guid: str) -> AppointmentState:
+    return AppointmentState(guid=guid, last_modified=None, deleted=False, publication=None, outlook_origin=True)
 
 
 def _state_from(entity: Any) -> AppointmentState:

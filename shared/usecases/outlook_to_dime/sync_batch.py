@@ -109,7 +109,7 @@ async def _write_chunk(
     # Before Dime.Scheduler may publish them (as sync_event does): these appointments are never
     # written back to Outlook as a second event.
     origins = EventLinkStore(services.store)
-    await asyncio.gather(*(asyncio.to_thread(origins.mark_outlook_origin, link.appointment_guid) for link, _ in chunk))
+    await asyncio.to_thread(origins.mark_outlook_origins, [link.appointment_guid for link, _ in chunk])
     try:
         answer = await asyncio.to_thread(services.dime.run_import, [call for _, call in chunk])
     except SyncError as error:
