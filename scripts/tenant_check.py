@@ -37,10 +37,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.core.outlook_to_dime.appointments import PARAMETER_NAMES  # noqa: E402
 
 GRAPH_ENV = ("TENANT_CHECK_TENANT_ID", "TENANT_CHECK_CLIENT_ID", "TENANT_CHECK_CLIENT_SECRET", "TENANT_CHECK_MAILBOX")
 DIME_ENV = ("TENANT_CHECK_DIME_URL", "TENANT_CHECK_DIME_API_KEY", "TENANT_CHECK_DIME_RESOURCE_EMAIL")
@@ -250,22 +256,7 @@ def _daily(ctx: Context, count: int) -> dict[str, Any]:
 
 
 # Dime.Scheduler ------------------------------------------------------------------------------
-IMPORT_NAMES = [
-    "AppointmentId",
-    "AppointmentGuid",
-    "ExchangeId",
-    "ICalUId",
-    "Start",
-    "End",
-    "Subject",
-    "Body",
-    "Importance",
-    "ResourceEmail",
-    "ShowAs",
-    "Sensitivity",
-    "Categories",
-    "CreatedByExchange",
-]
+IMPORT_NAMES = list(PARAMETER_NAMES)  # exactly what the app sends
 
 
 def _import(ctx: Context, procedure: str, **values: str) -> tuple[int, dict[str, Any], dict[str, Any]]:

@@ -8,6 +8,7 @@ failure, and we turn every failure into a SyncError with a stable code.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +16,21 @@ import httpx
 
 from shared.core.envelope import content_failure, get_ci, has_ci
 from shared.core.transactions import ErrorCode, SyncError
+
+
+def _sent(send: Callable[[], Any]) -> Any:
+    """One SDK call (its own retries honour Retry-After); transport failures and non-2xx answers
+    become the stable SyncErrors every caller handles."""
+    try:
+        result = send()
+    except httpx.TimeoutException:
+        raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out") from None
+    except httpx.TransportError as error:
+        raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
+    if not result.ok:
+        response = result.response
+        raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
+    return result
 
 
 class DimeGateway:
@@ -40,15 +56,7 @@ class DimeGateway:
 
     def run_import(self, calls: list[dict[str, object]]) -> dict[str, Any]:
         """POST /import; the decoded inner content on success, SyncError otherwise."""
-        try:
-            result = self._client.imports.run(calls)
-        except httpx.TimeoutException:
-            raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out") from None
-        except httpx.TransportError as error:
-            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
-        response = result.response
-        if not result.ok:
-            raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
+        result = _sent(lambda: self._client.imports.run(calls))
         return _inner_content(result.data)
 
     # Reads and hook registration for the Dime.Scheduler → Outlook direction ------------------
@@ -64,16 +72,8 @@ class DimeGateway:
         /webhooks, so all of these go through its dispatcher."""
         from dimescheduler.dispatcher import Dispatcher
 
-        try:
-            result = Dispatcher(self._client._http).request(method, path, body=body, params=params)
-        except httpx.TimeoutException:
-            raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out") from None
-        except httpx.TransportError as error:
-            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
-        response = result.response
-        if not result.ok:
-            raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
-        return result.data, dict(response.headers)
+        result = _sent(lambda: Dispatcher(self._client._http).request(method, path, body=body, params=params))
+        return result.data, dict(result.response.headers)
 
     def list_resources(self) -> Any:
         """GET /resource: resourceNo, email, exchangeIntegrationEnabled of every resource."""

@@ -20,6 +20,7 @@ import httpx
 
 from shared.adapters.graph_subscriptions import SubscriptionCalls
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
+from shared.core.events import REQUIRED_FIELDS
 from shared.core.transactions import ErrorCode, SyncError
 
 if TYPE_CHECKING:
@@ -28,23 +29,7 @@ if TYPE_CHECKING:
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
 PREFER = ('IdType="ImmutableId"', 'outlook.timezone="UTC"', 'outlook.body-content-type="text"')
-EVENT_FIELDS = [
-    "id",
-    "changeKey",
-    "iCalUId",
-    "subject",
-    "body",
-    "start",
-    "end",
-    "isAllDay",
-    "showAs",
-    "sensitivity",
-    "importance",
-    "categories",
-    "isCancelled",
-    "type",
-    "seriesMasterId",
-]
+EVENT_FIELDS = [*REQUIRED_FIELDS, "iCalUId", "seriesMasterId"]  # what a complete event carries, and more
 MAX_CONCURRENT_PER_MAILBOX = 4
 DELTA_PAGE_SIZE = 100  # Prefer: odata.maxpagesize of delta pages
 DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})  # compared lower-cased (docs spell both)
