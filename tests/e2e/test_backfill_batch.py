@@ -37,8 +37,8 @@ def test_onboarding_writes_a_page_of_new_events_in_one_import_and_one_table_batc
 
     table_operations = counter.by_service().get("table", 0)
     consented = 250 - 10  # every 25th is "free"
-    # Per page, not per event (~5 per event before): the origin marks too, which sit in one
-    # partition so that a page's marks are one table transaction.
+    # Per page, not per event (~5 per event before): the origin marks too, which sit in a few
+    # partitions so that a page's marks are one table transaction per partition.
     assert table_operations < 250 / 5, table_operations
     assert len(dime.appointments) == consented
     imports = [r for r in dime.requests if r.path == "/import"]

@@ -1,0 +1,93 @@
+"""Table transactions (entity group transactions) written as one multipart body in a few string
+operations, instead of through the SDK's generic multipart machinery.
+
+Why: `TableClient.submit_transaction` builds and parses each part with the `email` package and a
+thread pool per call: about 48 ms of Python CPU for a batch of 100 upserts on our 2-core machine,
+which made table batches the largest CPU cost of a backfill (three per page of 100 events).
+This module writes the same request (`POST {account}/$batch`, a changeset of `application/http`
+parts, each the request the SDK would send: same URL, headers and entity JSON, from the SDK's own
+entity serialisation; "Performing entity group transactions", Table service REST API, Microsoft
+Learn) and sends it through the client's own pipeline (authentication, retries, transport).
+
+Only the clean success is handled here: an answer other than 202 with one 2xx part per operation
+returns False, and the caller sends the same operations again through `submit_transaction`,
+which raises the SDK's exact error. That is safe because a transaction is atomic (a failed one
+applied nothing). Transport errors propagate as they would from the SDK. Operations other than
+`create` and `upsert` (merge, no extra arguments) also go to the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import quote
+
+# One status line per answered part ("HTTP/1.1 204 No Content"); a JSON body is one line, so
+# it cannot hold a line of its own starting like this.
+_STATUS_LINE = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
+
+
+def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
+    """Send `operations` (all of one partition) as one transaction; True when every one was
+    applied, False when the SDK must send them again for its error (nothing was applied)."""
+    from azure.core.rest import HttpRequest
+    from azure.data.tables._serialize import _add_entity_properties
+
+    if not operations or len(operations) > 100 or any(len(op) != 2 for op in operations):
+        return False
+    partition = operations[0][1].get("PartitionKey")
+    base = f"{client.scheme}://{client._primary_hostname}"  # what TableBatchOperations uses
+    table = quote(client.table_name, safe="")
+    version = client.api_version
+    date = formatdate(usegmt=True)
+    changeset, batch = f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}"
+    parts: list[str] = []
+    for number, (kind, entity) in enumerate(operations):
+        kind = str(kind).lower()
+        if kind not in ("create", "upsert") or entity.get("PartitionKey") != partition or "RowKey" not in entity:
+            return False
+        body = json.dumps(_add_entity_properties(entity))
+        if kind == "create":
+            line, accept = f"POST {base}/{table} HTTP/1.1", "application/json;odata=minimalmetadata"
+        else:
+            keys = f"PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}'"
+            line, accept = f"PATCH {base}/{table}({keys}) HTTP/1.1", "application/json"
+        parts.append(
+            f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+            f"Content-ID: {number}\r\n\r\n{line}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body.encode('utf-8'))}\r\nx-ms-version: {version}\r\n"
+            f"DataServiceVersion: 3.0\r\nAccept: {accept}\r\nx-ms-date: {date}\r\nDate: {date}\r\n\r\n{body}\r\n"
+        )
+    content = (
+        f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
+        + "".join(parts)
+        + f"--{changeset}--\r\n\r\n--{batch}--\r\n"
+    ).encode("utf-8")
+    request = HttpRequest(
+        "POST",
+        f"{base}/$batch",
+        headers={
+            "x-ms-version": version,
+            "DataServiceVersion": "3.0",
+            "MaxDataServiceVersion": "3.0;NetFx",
+            "Content-Type": f"multipart/mixed; boundary={batch}",
+            "Accept": "application/json",
+        },
+        content=content,
+    )
+    # The client's pipeline (auth, retries, transport); streamed, as the SDK does, so that no policy
+    # tries to decode the multipart answer.
+    response = client._client.send_request(request, stream=True)
+    answer = response.read()  # read in full either way: the connection goes back to the pool
+    if response.status_code != 202:
+        return False
+    statuses = [int(code) for code in _STATUS_LINE.findall(answer)]
+    return len(statuses) == len(operations) and all(200 <= code < 300 for code in statuses)
+
+
+def _key(value: Any) -> str:
+    """A key inside the entity URL, as the SDK writes it: quotes doubled, then percent-encoded."""
+    return quote(str(value).replace("'", "''"), safe="")

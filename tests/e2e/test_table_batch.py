@@ -1,0 +1,121 @@
+"""Table transactions written by hand (`shared/adapters/table_batch.py`) against a real Azurite:
+the rows are those the SDK's `submit_transaction` writes, a failure raises the SDK's own error and
+applies nothing, a vanished table heals; and the Outlook-origin marks, spread over a few
+partitions, are found again and never listed as links."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from azure.data.tables import TableClient, TableTransactionError
+
+from shared.adapters.event_links_store import ORIGIN_PREFIX, ORIGIN_SHARDS, EventLinkStore, origin_partition
+from shared.adapters.table_batch import send_batch
+from shared.core.dime_to_outlook.links import EventLink
+from shared.names import EVENT_LINKS_TABLE, TRANSACTIONS_TABLE
+from tests.storage_counter import StorageCounter
+
+
+def rows(table, partition: str) -> list[dict]:
+    return sorted(
+        (dict(entity) for entity in table.query_entities("PartitionKey eq @pk", parameters={"pk": partition})),
+        key=lambda entity: entity["RowKey"],
+    )
+
+
+def operations(partition: str) -> list[tuple[str, dict]]:
+    """Every property type the app writes, keys with quotes, spaces and non-ASCII characters."""
+    return [
+        ("upsert", {"PartitionKey": partition, "RowKey": "it's a key", "Text": "x" * 300, "Flag": True, "Count": 7}),
+        ("create", {"PartitionKey": partition, "RowKey": "émile ~ 100%", "Empty": "", "Skipped": None}),
+        *(("upsert", {"PartitionKey": partition, "RowKey": f"row-{n:03d}", "N": n}) for n in range(98)),
+    ]
+
+
+def test_a_transaction_writes_the_rows_the_sdk_writes_in_one_request(services, monkeypatch):
+    table = services.store.table(TRANSACTIONS_TABLE)
+    table.submit_transaction(operations("by-sdk-reference"))  # the SDK, for comparison (the fast path is next)
+    sdk_rows = rows(table, "by-sdk-reference")
+    counter = StorageCounter.install()
+    counter.reset()
+    monkeypatch.setattr(TableClient, "submit_transaction", lambda *a, **k: pytest.fail("went through the SDK"))
+
+    table.submit_transaction(operations("by-hand"))
+
+    assert counter.by_service().get("table") == 1
+    by_hand = rows(table, "by-hand")
+    assert len(by_hand) == 100
+    assert [{**r, "PartitionKey": "-"} for r in by_hand] == [{**r, "PartitionKey": "-"} for r in sdk_rows]
+    assert by_hand[0]["Flag"] is True and by_hand[0]["Count"] == 7 and "Skipped" not in by_hand[-3]
+
+    # An upsert merges into the existing row, as the SDK's default (MERGE) does.
+    table.submit_transaction([("upsert", {"PartitionKey": "by-hand", "RowKey": "it's a key", "Count": 8})])
+    merged = rows(table, "by-hand")[0]
+    assert merged["Count"] == 8 and merged["Text"] == "x" * 300
+
+
+def test_a_failed_transaction_raises_the_sdks_error_and_applies_nothing(services):
+    table = services.store.table(TRANSACTIONS_TABLE)
+    table.submit_transaction([("create", {"PartitionKey": "conflict", "RowKey": "taken"})])
+    counter = StorageCounter.install()
+    counter.reset()
+
+    with pytest.raises(TableTransactionError) as raised:
+        table.submit_transaction(
+            [
+                ("create", {"PartitionKey": "conflict", "RowKey": "new"}),
+                ("create", {"PartitionKey": "conflict", "RowKey": "taken"}),
+            ]
+        )
+
+    assert raised.value.status_code == 409
+    assert counter.by_service().get("table") == 2  # the request, then the SDK's for its exact error
+    assert [r["RowKey"] for r in rows(table, "conflict")] == ["taken"]  # "new" was not applied either
+
+
+def test_the_hand_written_request_refuses_what_it_does_not_handle(services):
+    raw = services.store.table(TRANSACTIONS_TABLE)._client  # the SDK's TableClient inside HealingTable
+    assert not send_batch(raw, [("delete", {"PartitionKey": "p", "RowKey": "r"})])
+    assert not send_batch(
+        raw, [("upsert", {"PartitionKey": "p", "RowKey": "a"}), ("upsert", {"PartitionKey": "q", "RowKey": "b"})]
+    )
+    assert not send_batch(raw, [("upsert", {"PartitionKey": "p", "RowKey": str(n)}) for n in range(101)])
+    assert rows(services.store.table(TRANSACTIONS_TABLE), "p") == []
+    with pytest.raises(ValueError):  # the SDK's own answer to mixed partitions
+        services.store.table(TRANSACTIONS_TABLE).submit_transaction(
+            [("upsert", {"PartitionKey": "p", "RowKey": "a"}), ("upsert", {"PartitionKey": "q", "RowKey": "b"})]
+        )
+
+
+def test_a_transaction_heals_a_vanished_table(services):
+    table = services.store.table(TRANSACTIONS_TABLE)
+    services.store._service.delete_table(TRANSACTIONS_TABLE)  # emptied under the running process
+
+    table.submit_transaction([("upsert", {"PartitionKey": "healed", "RowKey": "r"})])
+
+    assert [r["RowKey"] for r in rows(table, "healed")] == ["r"]
+
+
+def test_origin_marks_spread_over_a_few_partitions_are_found_and_never_listed_as_links(services):
+    store = EventLinkStore(services.store)
+    guids = [str(uuid.uuid4()) for _ in range(100)]
+    linked = str(uuid.uuid4())
+    store.save_link(
+        EventLink(linked, "m1", "R1", "r1@contoso.com", "event-1", 1, None, None, synced_at="2026-12-01T00:00:00+00:00")
+    )
+    counter = StorageCounter.install()
+    counter.reset()
+
+    store.mark_outlook_origins(guids)
+
+    assert counter.by_service().get("table") == ORIGIN_SHARDS  # one transaction per shard
+    assert len({origin_partition(guid) for guid in guids}) == ORIGIN_SHARDS
+    table = services.store.table(EVENT_LINKS_TABLE)
+    for shard in range(ORIGIN_SHARDS):
+        assert {r["RowKey"] for r in rows(table, f"{ORIGIN_PREFIX}{shard}")} <= set(guids)
+    state, links = store.read(guids[0])
+    assert state is not None and state.outlook_origin and links == {}
+    state, _ = store.read(str(uuid.uuid4()))
+    assert state is None
+    assert [link.appointment_guid for link in store.links()] == [linked]
