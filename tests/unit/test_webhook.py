@@ -400,6 +400,27 @@ def test_duplicate_items_are_all_kept_for_the_worker_to_deduplicate() -> None:
     assert len(parsed.changes) == 2
 
 
+def test_a_post_computes_one_hmac_per_distinct_client_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items of one subscription share a clientState: one HMAC per POST, not per item; a forged
+    clientState among them is still refused, and nothing is remembered beyond the POST."""
+    import shared.core.outlook_to_dime.webhook as webhook
+
+    calls: list[str] = []
+    real = webhook.client_state_for
+    monkeypatch.setattr(
+        webhook, "client_state_for", lambda mailbox, secret: calls.append(mailbox) or real(mailbox, secret)
+    )
+    forged = _with(clientState=hmac_hex("a-completely-wrong-secret", MAILBOX))
+    items = [*(change_item(MAILBOX, f"e{i}") for i in range(19)), forged]
+
+    parsed = parse(*items)
+
+    assert len(parsed.changes) == 19 and parsed.rejected == {"bad clientState": 1}
+    assert len(calls) == 2 * len(SECRETS)  # the shared clientState once, the forged one once
+    calls.clear()
+    assert len(parse(*items).changes) == 19 and len(calls) == 2 * len(SECRETS)  # a new POST checks again
+
+
 def test_verify_item_does_not_mutate_input() -> None:
     item = change_item()
     snapshot = copy.deepcopy(item)
