@@ -288,6 +288,13 @@ def test_content_hash_equal_for_equal_appointments() -> None:
     int(first.content_hash(), 16)
 
 
+def test_content_hash_is_the_stored_format() -> None:
+    """Links store this hash: a change of its text would make every stored link look changed."""
+    appointment = Appointment(*(f"{name}-é" for name in FIELDS))
+    text = "{" + ", ".join(f'"{name}": "{name}-é"' for name in sorted(FIELDS)) + "}"
+    assert appointment.content_hash() == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def test_content_hash_ignores_what_is_not_sent() -> None:
     # change_key and is_cancelled are not on the wire: they must not change the hash.
     a = map_event(make_event(change_key="one"))
