@@ -19,11 +19,15 @@ applied nothing). Transport errors propagate as they would from the SDK. Operati
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+_warned: set[int] = set()  # outer statuses already logged (once per process each)
 
 # One status line per answered part ("HTTP/1.1 204 No Content"); a JSON body is one line, so
 # it cannot hold a line of its own starting like this.
@@ -83,6 +87,12 @@ def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
     response = client._client.send_request(request, stream=True)
     answer = response.read()  # read in full either way: the connection goes back to the pool
     if response.status_code != 202:
+        if response.status_code != 404 and response.status_code not in _warned:  # 404: the table is missing
+            _warned.add(response.status_code)
+            log.warning(
+                "a hand-written table transaction was answered %d: sent again through the SDK (logged once)",
+                response.status_code,
+            )
         return False
     statuses = [int(code) for code in _STATUS_LINE.findall(answer)]
     return len(statuses) == len(operations) and all(200 <= code < 300 for code in statuses)
