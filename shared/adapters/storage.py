@@ -6,7 +6,8 @@ The host reads `AzureWebJobsStorage` (a connection string) or `AzureWebJobsStora
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import StorageSettings
 
@@ -27,19 +28,54 @@ def storage_credential(storage: StorageSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
 
 
+def environment_options(url: str) -> dict[str, Any]:
+    """The environment's proxy and CA bundle for this endpoint, read once per client.
+
+    requests otherwise reads them on every request (`trust_env`): a scan of every environment
+    variable (on a Functions host, every app setting) for proxies and no_proxy, a CA bundle
+    variable, a look for a .netrc: about 0.2-0.3 ms of CPU per storage call, 15 % of a queue put.
+    Read here with requests' own helpers, they give every request the same proxies and bundle; the
+    environment of a running host does not change (a changed app setting restarts it). Credentials
+    in a .netrc are left to requests (per request, as before)."""
+    from requests.utils import get_environ_proxies, get_netrc_auth
+
+    if get_netrc_auth(url):
+        return {}
+    options: dict[str, Any] = {"use_env_settings": False}
+    proxies = get_environ_proxies(url)
+    if proxies:
+        options["proxies"] = proxies
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        options["connection_verify"] = bundle
+    return options
+
+
 def table_service(storage: StorageSettings) -> TableServiceClient:
     from azure.data.tables import TableServiceClient
 
     if storage.connection_string:
-        return TableServiceClient.from_connection_string(storage.connection_string)
+        client = TableServiceClient.from_connection_string(storage.connection_string)
+        options = environment_options(client.url)
+        return TableServiceClient.from_connection_string(storage.connection_string, **options) if options else client
     assert storage.table_service_uri
-    return TableServiceClient(endpoint=storage.table_service_uri, credential=storage_credential(storage))
+    return TableServiceClient(
+        endpoint=storage.table_service_uri,
+        credential=storage_credential(storage),
+        **environment_options(storage.table_service_uri),
+    )
 
 
 def queue_service(storage: StorageSettings) -> QueueServiceClient:
     from azure.storage.queue import QueueServiceClient
 
     if storage.connection_string:
-        return QueueServiceClient.from_connection_string(storage.connection_string)
+        client = QueueServiceClient.from_connection_string(storage.connection_string)
+        options = environment_options(client.url)
+        return QueueServiceClient.from_connection_string(storage.connection_string, **options) if options else client
     assert storage.queue_service_uri
-    return QueueServiceClient(account_url=storage.queue_service_uri, credential=storage_credential(storage))
+    return QueueServiceClient(
+        account_url=storage.queue_service_uri,
+        credential=storage_credential(storage),
+        **environment_options(storage.queue_service_uri),
+    )
