@@ -1,6 +1,6 @@
 // Log: the recent delta/reconcile run records and the open failures, newest first, and a link to
 // Application Insights (CONSOLE_APPINSIGHTS_RESOURCE_ID) for everything else.
-import { api, listAll } from "../api.js";
+import { api, listAll, part } from "../api.js";
 import { h, link, message, pick, show, table, time } from "../dom.js";
 import { statusCell } from "./transactions.js";
 
@@ -20,7 +20,7 @@ export async function render(main, ctx) {
     }
   }
   for (const t of failures.items) {
-    records.push({ at: t.updatedAt || t.createdAt, what: link(`#/transactions/${encodeURIComponent(t.id)}`, `${t.operation} ${t.direction}`),
+    records.push({ at: t.updatedAt || t.createdAt, what: link(`#/transactions/${part(t.id)}`, `${t.operation} ${t.direction}`),
       outcome: statusCell(t.status), detail: `${t.errorCode || ""} ${t.message || ""}` });
   }
   records.sort((a, b) => (String(a.at) < String(b.at) ? 1 : -1));

@@ -360,6 +360,26 @@ def test_keyboard_only_sign_in_and_navigation(console, runner):
     assert "No transaction matches this filter" in page.locator("main").inner_text()
 
 
+def test_a_malformed_address_falls_back_to_the_overview_with_the_address_as_text(console, runner):
+    """decodeURIComponent throws URIError on a lone "%": the shell shows the default page and says
+    why, the address shown as text (no script dialog, no page error: `Console.close` checks)."""
+    page = console.open()
+    console.sign_in(runner.key)
+    page.get_by_role("heading", name="Overview").wait_for()
+    hostile = "transactions/%E0%A4%A<img src=x onerror=alert(3)>"
+    rendered(page, lambda: page.evaluate("h => { location.hash = h; }", "#/" + hostile))
+    page.get_by_role("heading", name="Overview").wait_for()
+    alert = page.get_by_role("alert")
+    assert "could not be read" in alert.inner_text() and "%E0%A4%A" in alert.inner_text()
+    assert page.locator("main img").count() == 0 and console.dialogs == []
+    assert page.get_by_role("link", name="Overview").get_attribute("aria-current") == "page"
+    rendered(page, lambda: page.evaluate("() => { location.hash = '#/transactions'; }"))
+    page.get_by_role("heading", name="Transactions").wait_for()
+    assert page.get_by_role("alert").count() == 0  # a readable address again: no message
+    # An id holding a lone surrogate (from a service) still renders a link instead of throwing.
+    assert page.evaluate("async () => (await import('/api/console/api.js')).part('a\\ud800b/c')") == "a%EF%BF%BDb%2Fc"
+
+
 def test_first_load_size_and_time_to_first_render(browser, runner):
     """Figures, not a timing assertion: printed for the README (run with -s). A fresh tab with the
     key already in sessionStorage, so the time runs from navigation to the Overview's numbers."""
