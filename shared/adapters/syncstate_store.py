@@ -6,6 +6,7 @@ Rows (PartitionKey = mailbox object id):
   "reconcile"        cursor (last processed link RowKey) of an unfinished pass
   "delta-run"        what the last delta run did (read by the status view)
   "reconcile-run"    what the last reconcile run did
+  "dime-reconcile-run"  (PartitionKey "~dime-scheduler") what the last Dime.Scheduler → Outlook reconcile did
   "delta-lease"      who runs delta for the mailbox until when (etag-conditional take)
   "tomb-<digest>"    an event deleted because it was gone (a late "updated" needs proof to revive it)
   "webhook-deletes"  when notification-driven deletes happened in the last 10 minutes (for the breaker)
@@ -271,10 +272,12 @@ class SyncStateStore:
 
     def save_run(self, run: RunStats) -> None:
         values = asdict(run)
+        dime = {} if run.dime_requests is None else {"DimeRequests": run.dime_requests}
         self._put(
             run.mailbox_id,
             run.kind + RUN_ROW_SUFFIX,
             {
+                **dime,
                 "Kind": run.kind,
                 "StartedAt": run.started_at.isoformat(),
                 "Reason": run.reason,
