@@ -4,6 +4,8 @@ Starts a real Azurite, seeds 10,000 Outlook → Dime.Scheduler tombstones over 1
 1,000 young ones that must stay), and runs the purge with the clock past TOMBSTONE_RETENTION_DAYS
 until nothing is left to purge: one bounded batch (2,000 rows) per run, as the retry timer does
 every 10 minutes. Table requests are counted on the wire (every round trip, paging included).
+Then the cost of a run with nothing to purge beside 10,000 live appointments (the Dime.Scheduler
+tombstone query filters the whole `eventlinks` table on the service's side).
 
     .venv/bin/python scripts/bench_housekeeping.py
 """
@@ -18,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared.adapters.event_links_store import STATE_ROW  # noqa: E402
 from shared.adapters.syncstate_store import TOMBSTONE_PREFIX  # noqa: E402
 from shared.core.outlook_to_dime.delta import digest  # noqa: E402
-from shared.names import SYNCSTATE_TABLE  # noqa: E402
+from shared.names import EVENT_LINKS_TABLE, SYNCSTATE_TABLE  # noqa: E402
 from shared.services import Services  # noqa: E402
 from shared.usecases.housekeeping import MAX_ROWS_PER_RUN, purge_expired  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
@@ -30,6 +33,7 @@ from tests.storage_counter import StorageCounter  # noqa: E402
 MAILBOXES = 10
 OLD_PER_MAILBOX = 1_000
 YOUNG_PER_MAILBOX = 100
+LIVE_APPOINTMENTS = 10_000
 
 
 def seed(services: Services, prefix: str, count: int) -> None:
@@ -47,6 +51,20 @@ def seed(services: Services, prefix: str, count: int) -> None:
         ]
         for start in range(0, len(rows), 100):
             table.submit_transaction([("upsert", row) for row in rows[start : start + 100]])
+
+
+def seed_appointments(services: Services, count: int) -> None:
+    """Live appointments (state row + one mailbox row each), the bulk the Dime.Scheduler
+    tombstone query scans past."""
+    table = services.store.table(EVENT_LINKS_TABLE)
+    for n in range(count):
+        guid = f"00000000-0000-4000-8000-{n:012d}"
+        table.submit_transaction(
+            [
+                ("upsert", {"PartitionKey": guid, "RowKey": STATE_ROW, "Deleted": False, "LastModified": ""}),
+                ("upsert", {"PartitionKey": guid, "RowKey": "mailbox-00", "EventId": f"AAMk-{n}", "Generation": 0}),
+            ]
+        )
 
 
 def tombstones(services: Services) -> int:
@@ -90,6 +108,14 @@ def main() -> None:
               f"{left:,} tombstones left (the young ones: {MAILBOXES * YOUNG_PER_MAILBOX:,})")  # fmt: skip
         if left != MAILBOXES * YOUNG_PER_MAILBOX:
             raise SystemExit("the purge left the wrong rows")
+        seed_appointments(base, LIVE_APPOINTMENTS)
+        counter.reset()
+        started = time.perf_counter()
+        report = purge_expired(clocked)
+        seconds = time.perf_counter() - started
+        print(f"idle run (nothing expired) beside {LIVE_APPOINTMENTS:,} live appointments ({2 * LIVE_APPOINTMENTS:,} "
+              f"eventlinks rows) and the young tombstones: {counter.by_service().get('table', 0)} table requests, "
+              f"{seconds:.2f} s, purged {report['tombstones']}/{report['dimeTombstoneRows']}")  # fmt: skip
     finally:
         azurite.stop()
 
