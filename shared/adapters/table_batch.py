@@ -42,6 +42,8 @@ def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
 
     if not operations or len(operations) > 100 or any(len(op) != 2 for op in operations):
         return False
+    if getattr(client, "_cosmos_endpoint", False):  # Cosmos DB's Table API takes merges differently
+        return False
     partition = operations[0][1].get("PartitionKey")
     base = f"{client.scheme}://{client._primary_hostname}"  # what TableBatchOperations uses
     table = quote(client.table_name, safe="")

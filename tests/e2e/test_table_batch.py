@@ -81,6 +81,11 @@ def test_the_hand_written_request_refuses_what_it_does_not_handle(services):
         raw, [("upsert", {"PartitionKey": "p", "RowKey": "a"}), ("upsert", {"PartitionKey": "q", "RowKey": "b"})]
     )
     assert not send_batch(raw, [("upsert", {"PartitionKey": "p", "RowKey": str(n)}) for n in range(101)])
+    cosmos = TableClient.from_connection_string(
+        "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=a2V5;TableEndpoint=https://a.table.cosmos.azure.com/;",
+        "links",
+    )
+    assert not send_batch(cosmos, [("upsert", {"PartitionKey": "p", "RowKey": "a"})])  # no request made
     assert rows(services.store.table(TRANSACTIONS_TABLE), "p") == []
     with pytest.raises(ValueError):  # the SDK's own answer to mixed partitions
         services.store.table(TRANSACTIONS_TABLE).submit_transaction(
