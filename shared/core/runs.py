@@ -7,6 +7,7 @@ from datetime import datetime
 
 DELTA = "delta"
 RECONCILE = "reconcile"
+NOTIFICATIONS = "notifications"  # a packed message's share of one mailbox: its figures are logged, never saved
 
 
 @dataclass
