@@ -88,6 +88,22 @@ def test_n_new_events_cost_one_import_and_two_graph_requests_per_twenty(graph, d
     assert sorted(t.event_id for t in succeeded) == sorted(e["id"] for e in events)
 
 
+def test_unchanged_events_with_awkward_ids_cost_no_graph_request(graph, dime, services):
+    """The links of a message are found by one query, whatever the ids hold (/, +, =)."""
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}", id=f"AAMkAD/x+{n}==") for n in range(3)]
+    post([item(person, e, "created") for e in events])
+    deliver(services)
+    graph.reset_requests()
+    dime.reset_calls()
+
+    post([item(person, e) for e in events])
+    deliver(services)
+
+    assert graph.requests == [] and dime.requests == []
+    assert {link.event_id for link in services.store.links_of(person["id"])} == {e["id"] for e in events}
+
+
 def scenario_setup(graph, services, person) -> dict[str, dict]:
     """Events already on the board (synchronised one message each) before the message under test."""
     events = {

@@ -191,7 +191,8 @@ async def _apply_mailbox(
 
 
 async def _batched(share: _Share, changes: list[tuple[dict[str, Any], Any]], successes: list[Any]) -> None:
-    """The part of a mailbox's changes that batches: links read together, one `$batch` of reads
+    """The part of a mailbox's changes that batches: links read together (a query per 14: fewer
+    round trips than a point read each, also over a partition of 10,000 links in Azurite), one `$batch` of reads
     per 20, a batched proof for the events new to us, `sync_new_events` for the plain ones. What
     does not batch is put into `share.one_by_one` with what was read of it."""
     from shared.adapters.graph import classify_status
@@ -200,9 +201,8 @@ async def _batched(share: _Share, changes: list[tuple[dict[str, Any], Any]], suc
 
     run = share.run
     services, mailbox = run.services, run.mailbox_id
-    links = await asyncio.gather(
-        *(asyncio.to_thread(services.store.get_link, mailbox, note.event_id) for _, note in changes)
-    )
+    found = await asyncio.to_thread(services.store.links_among, mailbox, [note.event_id for _, note in changes])
+    links = [found.get(note.event_id) for _, note in changes]
     to_read = []
     for (change, note), link in zip(changes, links, strict=True):
         if note.change_type == "deleted":
