@@ -88,6 +88,23 @@ def test_n_new_events_cost_one_import_and_two_graph_requests_per_twenty(graph, d
     assert sorted(t.event_id for t in succeeded) == sorted(e["id"] for e in events)
 
 
+def test_a_proof_listing_with_more_pages_is_continued_once_for_the_events_it_did_not_list(graph, dime, services):
+    """Graph pages a calendarView (at most $top=100 here): an event on a later page is proven by
+    following the member's nextLink, once for every event sharing that listing."""
+    (person,) = people(graph, services, 1)
+    crowd = [graph.create_event(person["id"], subject=f"Slot {n}", **slot("2026-11-25T08:00:00")) for n in range(105)]
+    graph.reset_requests()
+
+    post([item(person, e, "created") for e in crowd[55:]])  # 50: one message; 5 of them on page 2
+    run = deliver(services)
+
+    assert run.succeeded == 1 and len(dime.requests) == 1
+    continued = [r for r in graph.requests if "calendarView" in r.path]
+    assert len(continued) == 1 and "skip" in continued[0].raw_target.lower()
+    assert len(graph.requests) == 3 + 1 + 1  # reads (20, 20, 10), one proof member, its page 2
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in crowd[55:]}
+
+
 def test_unchanged_events_with_awkward_ids_cost_no_graph_request(graph, dime, services):
     """The links of a message are found by one query, whatever the ids hold (/, +, =)."""
     (person,) = people(graph, services, 1)
