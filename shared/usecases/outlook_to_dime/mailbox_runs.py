@@ -25,7 +25,7 @@ from shared.core.transactions import SyncError
 from shared.names import NOTIFICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.outlook_to_dime.breaker_alerts import guarded
-from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar, record_failure, sync_event
+from shared.usecases.outlook_to_dime.sync_event import record_failure, sync_event
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
@@ -189,14 +189,13 @@ class MailboxRun:
             if unresolved:
                 self.stats.error(f"Graph kept throttling a $batch of {len(chunk)} event reads; continuing next run")
                 break
+            listed = await self._listed([answers[link.event_id] for link in chunk]) if prove_membership else {}
             for link in chunk:
                 answer = answers[link.event_id]
                 if answer.status == 200 and answer.body is not None:
-                    if prove_membership:
-                        self.stats.graph_requests += 1
-                        if not await in_primary_calendar(self.services, self.mailbox_id, answer.body):
-                            missing.append(link)
-                            continue
+                    if prove_membership and not listed.get(str(answer.body.get("id"))):
+                        missing.append(link)
+                        continue
                     change_key = answer.body.get("changeKey")
                     pending.append(
                         asyncio.create_task(
@@ -210,6 +209,16 @@ class MailboxRun:
             handled = start + len(chunk)
         await asyncio.gather(*pending)
         return missing, handled
+
+    async def _listed(self, answers: list[BatchAnswer]) -> dict[str, bool]:
+        """Which of the events read (200) the primary calendar lists (`prove_listed`); a proof
+        that failed fails the run, as a failed read does (the run is taken up again next time)."""
+        events = [answer.body for answer in answers if answer.status == 200 and answer.body is not None]
+        proofs = await self.prove_listed(events) if events else {}
+        for proof in proofs.values():
+            if isinstance(proof, SyncError):
+                raise proof
+        return {event_id: proof is True for event_id, proof in proofs.items()}
 
     async def read_and_apply(self, items: list[tuple[str, Link | None]]) -> list[Link]:
         """Delta items are signals: read each event in full (20 per $batch) and bring it through
