@@ -15,6 +15,7 @@ import azure.functions as func
 import pytest
 
 import function_app
+from shared.adapters.subscription_rows import delete_resource_row
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
@@ -276,3 +277,33 @@ def test_an_event_another_message_works_on_waits_for_it_and_is_written_once(grap
 
     upserted = sorted(p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE)
     assert upserted == ["Job 0", "Job 1", "Job 2", "Job 3"]
+
+
+def test_a_mailbox_not_onboarded_is_dropped_and_the_others_of_the_message_still_go(graph, dime, services):
+    (person,) = people(graph, services, 1)
+    stranger = graph.add_user(mail="stranger@contoso.com")
+    track(services, stranger)
+    mine = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(2)]
+    theirs = graph.create_event(stranger["id"], subject="Not ours")
+    items = [item(person, e, "created") for e in mine] + [item(stranger, theirs, "created")]
+    post(items)
+    delete_resource_row(services.store, stranger["id"])  # removed by an administrator meanwhile
+    run = deliver(services)
+
+    assert run.succeeded == 1
+    assert {p["Subject"] for p in dime.appointments.values()} == {"Job 0", "Job 1"}
+    assert list(services.store.transactions_of(stranger["id"])) == []
+
+
+def test_a_member_graph_refuses_for_good_is_that_events_failed_transaction(graph, dime, services):
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(3)]
+    graph.fail_next(count=1, status=403, retry_after=None, path_contains=events[0]["id"])
+
+    post([item(person, e, "created") for e in events])
+    run = deliver(services)
+
+    assert run.succeeded == 1  # nothing queued again: a 403 is not transient
+    assert {p["Subject"] for p in dime.appointments.values()} == {"Job 1", "Job 2"}
+    failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
+    assert [(t.event_id, t.error_code) for t in failed] == [(events[0]["id"], "GRAPH_FORBIDDEN")]
