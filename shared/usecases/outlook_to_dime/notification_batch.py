@@ -35,6 +35,7 @@ from shared.services import Services
 from shared.usecases.outlook_to_dime.sync_event import AlreadyRead
 
 if TYPE_CHECKING:
+    from shared.core.outlook_to_dime.webhook import ChangeNotification
     from shared.usecases.outlook_to_dime.mailbox_runs import MailboxRun
 
 log = logging.getLogger(__name__)
@@ -190,11 +191,13 @@ async def _apply_mailbox(
     return share.again
 
 
-async def _batched(share: _Share, changes: list[tuple[dict[str, Any], Any]], successes: list[Any]) -> None:
+async def _batched(
+    share: _Share, changes: list[tuple[dict[str, Any], ChangeNotification]], successes: list[Any]
+) -> None:
     """The part of a mailbox's changes that batches: links read together (a query per 14: fewer
-    round trips than a point read each, also over a partition of 10,000 links in Azurite), one `$batch` of reads
-    per 20, a batched proof for the events new to us, `sync_new_events` for the plain ones. What
-    does not batch is put into `share.one_by_one` with what was read of it."""
+    round trips than a point read each, also over a partition of 10,000 links in Azurite), one
+    `$batch` of reads per 20, a batched proof for the events new to us, `sync_new_events` for the
+    plain ones. What does not batch is put into `share.one_by_one` with what was read of it."""
     from shared.adapters.graph import classify_status
     from shared.core.events import missing_fields
     from shared.usecases.outlook_to_dime.sync_batch import sync_new_events
