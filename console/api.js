@@ -17,6 +17,12 @@ export const key = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
+// One path or hash segment. encodeURIComponent throws URIError on a lone surrogate (an id from a
+// service could hold one): that one character becomes U+FFFD instead of breaking the whole page.
+export function part(value) {
+  return encodeURIComponent(String(value).replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD"));
+}
+
 export function query(params) {
   const search = new URLSearchParams();
   for (const [name, value] of Object.entries(params || {})) if (value) search.set(name, value);

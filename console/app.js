@@ -19,10 +19,18 @@ const nav = document.getElementById("nav");
 const signout = document.getElementById("signout");
 let generation = 0;
 
+// The page, id and filters the address names. A malformed escape (a lone "%") makes
+// decodeURIComponent throw URIError: the default page is shown instead, with the address as text.
 function route() {
-  const [path, search] = (location.hash.replace(/^#\/?/, "") || "overview").split("?");
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [path, search] = (hash || "overview").split("?");
   const [name, ...rest] = path.split("/");
-  return { name, id: rest.length ? decodeURIComponent(rest.join("/")) : null, params: new URLSearchParams(search || "") };
+  try {
+    return { name, id: rest.length ? decodeURIComponent(rest.join("/")) : null, params: new URLSearchParams(search || "") };
+  } catch (error) {
+    if (!(error instanceof URIError)) throw error;
+    return { name: PAGES[0][0], id: null, params: new URLSearchParams(), unreadable: hash };
+  }
 }
 
 export function go(hash) {
@@ -53,7 +61,7 @@ function signIn(reason) {
 async function render() {
   const mine = ++generation;
   if (!key.get()) return signIn();
-  const { name, id, params } = route();
+  const { name, id, params, unreadable } = route();
   const page = PAGES.find(([slug]) => slug === name) || PAGES[0];
   nav.hidden = false;
   signout.hidden = false;
@@ -62,6 +70,10 @@ async function render() {
   const context = { id, params, current: () => mine === generation, go, failed };
   try {
     await page[2].render(main, context);
+    if (unreadable !== undefined && context.current()) {
+      main.prepend(message("error", "This address could not be read (a malformed % escape), so the ",
+        page[1], " is shown instead: #/", unreadable));
+    }
   } catch (error) {
     failed(error, context);
   }

@@ -135,6 +135,11 @@ param retrySchedule string = '0 */10 * * * *'
 @description('RENEW_SCHEDULE: NCRONTAB of the subscription renewal timer.')
 param renewSchedule string = '0 0 */6 * * *'
 
+@description('TOMBSTONE_RETENTION_DAYS: days tombstones and last-error notes are kept before the retry timer purges them (the app refuses less than late deliveries need: 14 days with the default RETRY_MAX_ATTEMPTS).')
+@minValue(14)
+@maxValue(3650)
+param tombstoneRetentionDays int = 30
+
 // Dime.Scheduler -> Outlook (defaults = shared/settings.py)
 
 @allowed(['free', 'tentative', 'busy', 'oof', 'workingElsewhere'])
@@ -315,6 +320,9 @@ var baseAppSettings = {
   RECONCILE_SCHEDULE: reconcileSchedule
   RETRY_SCHEDULE: retrySchedule
   RENEW_SCHEDULE: renewSchedule
+
+  // Housekeeping (the retry timer purges older tombstones and last-error notes).
+  TOMBSTONE_RETENTION_DAYS: string(tombstoneRetentionDays)
 }
 
 var optionalAppSettings = union(

@@ -57,6 +57,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RETRY_SCHEDULE", False, "0 */10 * * * *", "NCRONTAB of the retry timer (read by the host)"),
     Setting("RENEW_SCHEDULE", False, "0 0 */6 * * *", "NCRONTAB of the renewal timer (read by the host)"),
     Setting("RETRY_MAX_ATTEMPTS", False, "8", "automatic retries of a failed transaction before it waits for a person"),
+    Setting(
+        "TOMBSTONE_RETENTION_DAYS",
+        False,
+        "30",
+        "days tombstones and last-error notes are kept: at least as long as a late delivery can arrive",
+    ),
     Setting("SUBSCRIPTION_LIFETIME_MINUTES", False, "10000", "lifetime asked for a Graph subscription (45-10000)"),
     Setting("RENEW_WITHIN_MINUTES", False, "1440", "the renewal timer renews subscriptions expiring within this"),
     Setting("DELETE_BREAKER_SHARE", False, "0.2", "delta/reconcile delete nothing if they would delete more (0-1)"),
@@ -128,6 +134,7 @@ class Settings:
     default_consent: Consent
     sync_private_details: bool
     retry_max_attempts: int = 8
+    tombstone_retention_days: int = 30
     subscription_lifetime_minutes: int = 10000
     renew_within_minutes: int = 1440
     delete_breaker_share: float = 0.2
@@ -297,6 +304,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_consent=default_consent,
         sync_private_details=_bool(env, "SYNC_PRIVATE_DETAILS"),
         retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", 1, 100),
+        tombstone_retention_days=_retention(env),
         subscription_lifetime_minutes=_int(env, "SUBSCRIPTION_LIFETIME_MINUTES", 45, 10000),
         renew_within_minutes=_int(env, "RENEW_WITHIN_MINUTES", 1, 10000),
         delete_breaker_share=_share(env, "DELETE_BREAKER_SHARE"),
@@ -311,6 +319,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dime_webhook_credentials=_credentials(env),
         appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
     )
+
+
+def _retention(env: Mapping[str, str]) -> int:
+    """TOMBSTONE_RETENTION_DAYS: a tombstone purged before a late delivery can still arrive would
+    let that delivery bring back what was deleted, so the minimum follows RETRY_MAX_ATTEMPTS."""
+    from shared.core.retention import MAX_RETENTION_DAYS, minimum_retention_days
+
+    days = _int(env, "TOMBSTONE_RETENTION_DAYS", 1, MAX_RETENTION_DAYS)
+    attempts = _int(env, "RETRY_MAX_ATTEMPTS", 1, 100)
+    least = minimum_retention_days(attempts)
+    if days < least:
+        raise SettingsError(
+            f"setting TOMBSTONE_RETENTION_DAYS must be at least {least} with RETRY_MAX_ATTEMPTS={attempts} "
+            f"(Graph's 4 h of redelivery, 7 days in a queue, then the automatic retries), got {days}"
+        )
+    return days
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

@@ -1,5 +1,5 @@
 // Appointments: the transactions grouped per appointment (or event), each with its last transaction.
-import { listAll, query } from "../api.js";
+import { listAll, part, query } from "../api.js";
 import { h, link, message, show, table, time } from "../dom.js";
 import { filterOf, statusCell } from "./transactions.js";
 
@@ -28,7 +28,7 @@ export async function render(main, ctx) {
       { head: "Appointment", cell: (g) => g.last.appointmentGuid || h("span", { class: "muted" }, "none") , class: "wrap" },
       { head: "Outlook event", cell: (g) => g.last.eventId || "", class: "wrap hide-narrow" },
       { head: "Direction", cell: (g) => g.last.direction },
-      { head: "Last transaction", cell: (g) => [statusCell(g.last.status), ` ${g.last.operation} `, link(`#/transactions/${encodeURIComponent(g.last.id)}`, time(g.last.createdAt))] },
+      { head: "Last transaction", cell: (g) => [statusCell(g.last.status), ` ${g.last.operation} `, link(`#/transactions/${part(g.last.id)}`, time(g.last.createdAt))] },
       { head: "Error", cell: (g) => [g.last.errorCode || "", g.last.message ? ` ${g.last.message}` : ""], class: "wrap" },
       { head: "Transactions", cell: (g) => link(`#/transactions${query({ mailbox: g.last.mailboxId, since: filter.since })}`, String(g.count)) },
     ], rows, "No transaction in this period: appointments appear here once a change has been written."));

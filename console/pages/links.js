@@ -1,5 +1,5 @@
 // Links: Outlook events and their Dime.Scheduler appointments, paged with the API's token.
-import { api } from "../api.js";
+import { api, part } from "../api.js";
 import { h, link, message, show, table, time } from "../dom.js";
 
 export async function render(main, ctx) {
@@ -13,13 +13,13 @@ export async function render(main, ctx) {
   const next = new URLSearchParams({ ...(mailbox && { mailbox }), ...(page.continuationToken && { continuationToken: page.continuationToken }) });
   show(main,
     h("h1", {}, "Links"),
-    h("form", { class: "filters", onsubmit: (event) => { event.preventDefault(); ctx.go(`#/links${input.value.trim() ? `?mailbox=${encodeURIComponent(input.value.trim())}` : ""}`); } },
+    h("form", { class: "filters", onsubmit: (event) => { event.preventDefault(); ctx.go(`#/links${input.value.trim() ? `?mailbox=${part(input.value.trim())}` : ""}`); } },
       h("label", { for: "mailbox" }, "Mailbox (object id)", input), h("button", { type: "submit", class: "primary" }, "Show")),
-    eventId ? message("status", "Only the link of event ", eventId, ". ", link(`#/links?mailbox=${encodeURIComponent(mailbox)}`, "Show all of this mailbox")) : null,
+    eventId ? message("status", "Only the link of event ", eventId, ". ", link(`#/links?mailbox=${part(mailbox)}`, "Show all of this mailbox")) : null,
     table([
       { head: "Mailbox", cell: (l) => l.mailboxId, class: "wrap hide-narrow" },
       { head: "Outlook event", cell: (l) => l.eventId, class: "wrap" },
-      { head: "Appointment", cell: (l) => link(`#/appointments?appointment=${encodeURIComponent(l.appointmentGuid || "")}`, l.appointmentGuid || ""), class: "wrap" },
+      { head: "Appointment", cell: (l) => link(`#/appointments?appointment=${part(l.appointmentGuid || "")}`, l.appointmentGuid || ""), class: "wrap" },
       { head: "Origin", cell: (l) => l.origin || "" },
       { head: "Resource e-mail", cell: (l) => l.resourceEmail || "", class: "hide-narrow" },
       { head: "Synchronised", cell: (l) => time(l.syncedAt) },

@@ -1,6 +1,6 @@
-// Log: the recent delta/reconcile run records and the open failures, newest first, and a link to
+// Log: the recent delta/reconcile (and Dime.Scheduler reconcile) run records and the open failures, newest first, and a link to
 // Application Insights (CONSOLE_APPINSIGHTS_RESOURCE_ID) for everything else.
-import { api, listAll } from "../api.js";
+import { api, listAll, part } from "../api.js";
 import { h, link, message, pick, show, table, time } from "../dom.js";
 import { statusCell } from "./transactions.js";
 
@@ -10,17 +10,19 @@ export async function render(main, ctx) {
   ]);
   if (!ctx.current()) return;
   const records = [];
+  const runRecord = (row, what) => ({ at: pick(row, "startedAt"), what, outcome: pick(row, "outcome"),
+    detail: `${pick(row, "changes") ?? 0} changes, ${pick(row, "writes") ?? 0} writes, ${pick(row, "deletes") ?? 0} deletes, ` +
+      `${pick(row, "errors") ?? 0} errors, ${pick(row, "durationMs") ?? "?"} ms ${pick(row, "breaker") || pick(row, "lastError") || ""}` });
   for (const m of status.mailboxes || []) {
     for (const row of m.syncState || []) {
       const kind = pick(row, "rowKey");
       if (!String(kind).endsWith("-run")) continue;
-      records.push({ at: pick(row, "startedAt"), what: `${kind} of ${m.upn || m.mailboxId}`, outcome: pick(row, "outcome"),
-        detail: `${pick(row, "changes") ?? 0} changes, ${pick(row, "writes") ?? 0} writes, ${pick(row, "deletes") ?? 0} deletes, ` +
-          `${pick(row, "errors") ?? 0} errors, ${pick(row, "durationMs") ?? "?"} ms ${pick(row, "breaker") || pick(row, "lastError") || ""}` });
+      records.push(runRecord(row, `${kind} of ${m.upn || m.mailboxId}`));
     }
   }
+  if (status.dimeReconcile) records.push(runRecord(status.dimeReconcile, "dime-reconcile of every mailbox"));
   for (const t of failures.items) {
-    records.push({ at: t.updatedAt || t.createdAt, what: link(`#/transactions/${encodeURIComponent(t.id)}`, `${t.operation} ${t.direction}`),
+    records.push({ at: t.updatedAt || t.createdAt, what: link(`#/transactions/${part(t.id)}`, `${t.operation} ${t.direction}`),
       outcome: statusCell(t.status), detail: `${t.errorCode || ""} ${t.message || ""}` });
   }
   records.sort((a, b) => (String(a.at) < String(b.at) ? 1 : -1));

@@ -23,6 +23,16 @@ function runCell(run) {
     ` · ${pick(run, "writes") ?? 0} writes, ${pick(run, "deletes") ?? 0} deletes, ${pick(run, "errors") ?? 0} errors`);
 }
 
+// The Dime.Scheduler → Outlook reconcile: one run for every mailbox, so one line of its own.
+function dimeRun(run) {
+  if (!run) return message("empty", "The Dime.Scheduler → Outlook reconcile has not run yet (DIME_RECONCILE_SCHEDULE, nightly).");
+  const problem = pick(run, "breaker") || pick(run, "lastError");
+  return h("p", { id: "dime-reconcile" }, runCell(run),
+    ` · ${pick(run, "changes") ?? 0} appointments listed, ${pick(run, "skipped") ?? 0} unchanged, `,
+    `${pick(run, "graphRequests") ?? "?"} Graph and ${pick(run, "dimeRequests") ?? "?"} Dime.Scheduler requests, ${pick(run, "durationMs") ?? "?"} ms`,
+    problem ? h("span", { class: "status-failed" }, ` · ${problem}`) : null);
+}
+
 export async function render(main, ctx) {
   const hourAgo = new Date(Date.now() - 3600 * 1000).toISOString();
   const [status, succeeded] = await Promise.all([
@@ -67,7 +77,9 @@ export async function render(main, ctx) {
       { head: "Mailbox", cell: (m) => link(`#/transactions${query({ mailbox: m.mailboxId })}`, m.upn || m.mailboxId) },
       { head: "Delta", cell: (m) => runCell(runOf(m, "delta")) },
       { head: "Reconcile", cell: (m) => runCell(runOf(m, "reconcile")), class: "hide-narrow" },
-    ], mailboxes, "No mailbox is tracked yet: onboard people on the People page."));
+    ], mailboxes, "No mailbox is tracked yet: onboard people on the People page."),
+    h("h2", {}, "Last Dime.Scheduler → Outlook reconcile"),
+    dimeRun(status.dimeReconcile));
   const tick = () => {
     if (!ctx.current()) return;
     const focus = document.activeElement; // do not pull the page from under the keyboard focus

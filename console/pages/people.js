@@ -1,5 +1,5 @@
 // People: every tracked mailbox (consent, subscription, last sync); onboard, edit, disable, remove, resync.
-import { api, query } from "../api.js";
+import { api, part, query } from "../api.js";
 import { confirmDialog, h, link, message, pick, show, table, time } from "../dom.js";
 
 const SHOW_AS = ["free", "tentative", "busy", "oof", "workingElsewhere", "unknown"];
@@ -21,7 +21,7 @@ function editor(person, ctx) {
     const email = String(data.get("email") || "").trim();
     if (email) body.email = email;
     try {
-      await api(`resources/${encodeURIComponent(person.id)}`, { method: "PATCH", body });
+      await api(`resources/${part(person.id)}`, { method: "PATCH", body });
       flash = message("ok", `Saved ${person.upn}.`);
       ctx.go("#/people");
     } catch (error) { ctx.failed(error, ctx); }
@@ -48,7 +48,7 @@ export async function render(main, ctx) {
     const who = upn.value.trim();
     show(outcome, message("status", `Onboarding ${who}…`));
     try {
-      const person = await api(`resources/${encodeURIComponent(who)}`, { method: "PUT" });
+      const person = await api(`resources/${part(who)}`, { method: "PUT" });
       flash = message("ok", `Onboarded ${person.upn}: subscription created, their calendar is being read now.`);
       ctx.go("#/people");
     } catch (error) {
@@ -69,12 +69,12 @@ export async function render(main, ctx) {
       cell.querySelector("input").focus();
     } }, "Edit"),
     h("button", { type: "button", onclick: act(async () => {
-      await api(`resources/${encodeURIComponent(p.id)}`, { method: "PATCH", body: { enabled: !p.enabled } });
+      await api(`resources/${part(p.id)}`, { method: "PATCH", body: { enabled: !p.enabled } });
       flash = message("ok", `${p.enabled ? "Disabled" : "Enabled"} ${p.upn}.`);
       ctx.go("#/people");
     }) }, p.enabled ? "Disable" : "Enable"),
     h("button", { type: "button", onclick: act(async () => {
-      await api(`resources/${encodeURIComponent(p.id)}/resync`, { method: "POST" });
+      await api(`resources/${part(p.id)}/resync`, { method: "POST" });
       show(outcome, message("ok", `Resync of ${p.upn} queued.`));
     }) }, "Resync"),
     h("button", { type: "button", class: "danger", onclick: act(async () => {
@@ -82,7 +82,7 @@ export async function render(main, ctx) {
       const sure = await confirmDialog(`Remove ${p.upn}? Their subscription is deleted and their calendar no longer synchronised.`, "Remove",
         h("label", { class: "inline", for: "remove-appointments" }, also, "Also delete the appointments this app put on the planning board"));
       if (!sure) return;
-      const answer = await api(`resources/${encodeURIComponent(p.id)}`, { method: "DELETE", params: { removeAppointments: also.checked ? "true" : "" } });
+      const answer = await api(`resources/${part(p.id)}`, { method: "DELETE", params: { removeAppointments: also.checked ? "true" : "" } });
       flash = message("ok", `Removed ${p.upn} (${answer.appointmentsRemoved ?? 0} appointments deleted).`);
       ctx.go("#/people");
     }) }, "Remove…"));

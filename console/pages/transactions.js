@@ -1,6 +1,6 @@
 // Transactions: filter, sort, page, select, retry/archive (one, a selection, or all matching a
 // filter, with the count confirmed first); and one transaction's detail.
-import { api, listAll, query } from "../api.js";
+import { api, listAll, part, query } from "../api.js";
 import { confirmDialog, h, link, message, show, time } from "../dom.js";
 
 const FILTERS = ["status", "direction", "mailbox", "errorCode", "since", "until"];
@@ -126,7 +126,7 @@ export async function render(main, ctx) {
   } });
   const rows = shown.map((t, i) => h("tr", {},
     h("td", {}, boxes[i]),
-    h("td", {}, link(`#/transactions/${encodeURIComponent(t.id)}`, time(t.createdAt))),
+    h("td", {}, link(`#/transactions/${part(t.id)}`, time(t.createdAt))),
     h("td", {}, statusCell(t.status)), h("td", {}, t.direction), h("td", {}, t.operation),
     h("td", { class: "wrap", title: t.mailboxId }, upn.get(t.mailboxId) || t.mailboxId), h("td", {}, t.errorCode || ""), h("td", {}, String(t.attempts ?? "")),
     h("td", { class: "wrap" }, t.message || "")));
@@ -153,7 +153,7 @@ export async function render(main, ctx) {
 }
 
 async function renderDetail(main, ctx) {
-  const t = await api(`transactions/${encodeURIComponent(ctx.id)}`);
+  const t = await api(`transactions/${part(ctx.id)}`);
   if (!ctx.current()) return;
   const status = h("div", { "aria-live": "polite" });
   const act = (action) => async () => {

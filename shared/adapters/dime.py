@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from shared.adapters.request_meter import count_dime
 from shared.core.envelope import content_failure, get_ci, has_ci
 from shared.core.transactions import ErrorCode, SyncError
 
@@ -21,6 +22,7 @@ from shared.core.transactions import ErrorCode, SyncError
 def _sent(send: Callable[[], Any]) -> Any:
     """One SDK call (its own retries honour Retry-After); transport failures and non-2xx answers
     become the stable SyncErrors every caller handles."""
+    count_dime()
     try:
         result = send()
     except httpx.TimeoutException:

@@ -8,9 +8,11 @@ therefore one partition query. Writes are etag-conditional (ConcurrentUpdate on 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.tables import ConcurrentUpdate, _conditional
@@ -78,6 +80,34 @@ class EventLinkStore:
     def states(self) -> Iterator[AppointmentState]:
         for entity in self._table.query_entities("RowKey eq @row", parameters={"row": STATE_ROW}):
             yield _state_from(entity)
+
+    def expired_tombstones(self, before: datetime, limit: int) -> list[Any]:
+        """The rows of up to `limit` deleted appointments whose state was last written before
+        `before`: the state row and its mailbox rows, each with its etag, only where no mailbox
+        row still names an event (those are not finished; they are left alone)."""
+        query = "RowKey eq @row and Deleted eq true and Timestamp lt @before"
+        states = self._table.query_entities(
+            query, parameters={"row": STATE_ROW, "before": before}, select=["PartitionKey", "RowKey"]
+        )
+        rows: list[Any] = []
+        for state in itertools.islice(states, limit):
+            partition = list(
+                self._table.query_entities("PartitionKey eq @pk", parameters={"pk": state["PartitionKey"]})
+            )
+            current = next((e for e in partition if e["RowKey"] == STATE_ROW), None)
+            if current is None or current.metadata.get("etag") != state.metadata.get("etag"):
+                continue  # written again since the first query: decided next time
+            if len(partition) > BATCH_LIMIT or any(e.get("EventId") for e in partition if e["RowKey"] != STATE_ROW):
+                continue
+            rows.extend(partition)
+        return rows
+
+    def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
+        """All rows of one appointment go in one table transaction: the state row is etag-
+        conditional, so an appointment revived meanwhile keeps its rows."""
+        from shared.adapters.tables import delete_unchanged
+
+        return delete_unchanged(self._table, rows, whole_partitions=True)
 
     def _save(self, entity: dict[str, Any], etag: str | None) -> str | None:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError

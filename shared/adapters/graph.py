@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from shared.adapters.graph_subscriptions import SubscriptionCalls
+from shared.adapters.request_meter import count_graph
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.events import REQUIRED_FIELDS
 from shared.core.transactions import ErrorCode, SyncError
@@ -140,6 +141,7 @@ class GraphGateway(SubscriptionCalls):
             request_info.headers.add("Prefer", value)
         try:
             async with self._limits[mailbox.lower()].hold(weight):
+                count_graph()
                 raw = await client.request_adapter.send_primitive_async(request_info, "bytes", {"XXX": ODataError})
         except APIError as error:
             status = error.response_status_code or 0

@@ -6,14 +6,17 @@ Rows (PartitionKey = mailbox object id):
   "reconcile"        cursor (last processed link RowKey) of an unfinished pass
   "delta-run"        what the last delta run did (read by the status view)
   "reconcile-run"    what the last reconcile run did
+  "dime-reconcile-run"  (PartitionKey "~dime-scheduler") what the last Dime.Scheduler → Outlook reconcile did
   "delta-lease"      who runs delta for the mailbox until when (etag-conditional take)
-  "tomb-<digest>"    an event deleted because it was gone (a late "updated" needs proof to revive it)
+  "tomb-<digest>"    an event deleted because it was gone (a late "updated" needs proof to revive it);
+                     purged TOMBSTONE_RETENTION_DAYS after it was written (shared/core/retention.py)
   "webhook-deletes"  when notification-driven deletes happened in the last 10 minutes (for the breaker)
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -252,6 +255,19 @@ class SyncStateStore:
     def remove_tombstone(self, mailbox_id: str, event_id: str) -> None:
         self._delete(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
 
+    def expired_tombstones(self, before: datetime, limit: int) -> list[Any]:
+        """Up to `limit` tombstones of any mailbox last written before `before` (keys and etags):
+        one filtered query over the table, paged by the service."""
+        query = "RowKey ge @low and RowKey lt @high and Timestamp lt @before"
+        parameters = {"low": TOMBSTONE_PREFIX, "high": TOMBSTONE_PREFIX[:-1] + chr(ord("-") + 1), "before": before}
+        rows = self._table.query_entities(query, parameters=parameters, select=["PartitionKey", "RowKey"])
+        return list(itertools.islice(rows, limit))
+
+    def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
+        from shared.adapters.tables import delete_unchanged
+
+        return delete_unchanged(self._table, rows)
+
     def recent_webhook_deletes(self, mailbox_id: str, now: datetime) -> list[str]:
         """Times (ISO) of the notification-driven deletes of the last 10 minutes."""
         entity = self._get(mailbox_id, WEBHOOK_DELETES_ROW) or {}
@@ -271,10 +287,12 @@ class SyncStateStore:
 
     def save_run(self, run: RunStats) -> None:
         values = asdict(run)
+        dime = {} if run.dime_requests is None else {"DimeRequests": run.dime_requests}
         self._put(
             run.mailbox_id,
             run.kind + RUN_ROW_SUFFIX,
             {
+                **dime,
                 "Kind": run.kind,
                 "StartedAt": run.started_at.isoformat(),
                 "Reason": run.reason,

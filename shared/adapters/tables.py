@@ -38,6 +38,44 @@ def _conditional(entity_etag: str | None) -> dict[str, Any]:
     return {"etag": entity_etag, "match_condition": MatchConditions.IfNotModified}
 
 
+BATCH_LIMIT = 100  # operations per table transaction (one partition each)
+
+
+def delete_unchanged(table: TableClient, entities: list[Any], *, whole_partitions: bool = False) -> tuple[int, int]:
+    """Delete rows as read (each etag-conditional), one table transaction per partition and 100
+    rows; a batch that fails because a row changed or went meanwhile (a tombstone written again)
+    is done row by row, skipping those. `whole_partitions`: the rows of a partition go together
+    or not at all (an appointment revived meanwhile keeps every row). (rows deleted, requests)."""
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+    from azure.data.tables import TableTransactionError
+
+    by_partition: dict[str, list[Any]] = {}
+    for entity in entities:
+        by_partition.setdefault(entity["PartitionKey"], []).append(entity)
+    deleted = requests = 0
+    for rows in by_partition.values():
+        for start in range(0, len(rows), BATCH_LIMIT):
+            chunk = rows[start : start + BATCH_LIMIT]
+            requests += 1
+            try:
+                table.submit_transaction([("delete", row, _conditional(row.metadata["etag"])) for row in chunk])
+                deleted += len(chunk)
+                continue
+            except TableTransactionError as error:
+                if error.status_code not in (404, 412):
+                    raise
+            if whole_partitions:
+                continue
+            for row in chunk:
+                requests += 1
+                try:
+                    table.delete_entity(row["PartitionKey"], row["RowKey"], **_conditional(row.metadata["etag"]))
+                    deleted += 1
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+    return deleted, requests
+
+
 class StateStore:
     def __init__(self, service: TableServiceClient) -> None:
         self._service = service

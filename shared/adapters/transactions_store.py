@@ -16,7 +16,9 @@ Layout (one table, `transactions`):
   transaction of a poisoned message, so the same message poisoning again reopens it.
 * Last transient errors: PartitionKey = "~lasterror", RowKey = the same fingerprint, the code and
   message of the last transient failure of a queue message (written only when a delivery fails), so
-  the poison handler can say why the message poisoned.
+  the poison handler can say why the message poisoned. Purged by the retry timer once older than
+  TOMBSTONE_RETENTION_DAYS (at least 14 days: a message's 7 days in its queue and 7 in the poison
+  queue's).
 
 Index partitions start with "~", which sorts after every mailbox id, so a scan across mailboxes is
 `PartitionKey lt '~'`. Payloads larger than one string property are split across properties.
@@ -25,8 +27,10 @@ Index partitions start with "~", which sorts after every mailbox id, so a scan a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.core.transaction_query import TransactionFilter, public_id, row_key_bound
@@ -196,6 +200,21 @@ class TransactionStore:
 
         with contextlib.suppress(ResourceNotFoundError):
             self._table.delete_entity(LAST_ERROR_PARTITION, fingerprint)
+
+    def expired_last_errors(self, before: datetime, limit: int) -> list[Any]:
+        """Up to `limit` last-error notes written before `before` (keys and etags): notes of
+        messages that succeeded without a redelivery being seen, or were removed from a queue by
+        hand, are never forgotten otherwise."""
+        query = "PartitionKey eq @pk and Timestamp lt @before"
+        rows = self._table.query_entities(
+            query, parameters={"pk": LAST_ERROR_PARTITION, "before": before}, select=["PartitionKey", "RowKey"]
+        )
+        return list(itertools.islice(rows, limit))
+
+    def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
+        from shared.adapters.tables import delete_unchanged
+
+        return delete_unchanged(self._table, rows)
 
 
 def query_for(query: TransactionFilter) -> tuple[str, dict[str, Any]]:

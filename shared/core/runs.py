@@ -1,4 +1,9 @@
-"""What one delta or reconcile run did for one mailbox: the figures of the status view."""
+"""What one run did: the figures of the status view.
+
+Outlook → Dime.Scheduler: a delta or reconcile run of one mailbox (its record under the mailbox).
+Dime.Scheduler → Outlook: the reconcile of every eligible resource at once (one record under
+`DIME_SCHEDULER_SCOPE`), the same shape so the status view and the console read both alike.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,26 @@ from datetime import datetime
 
 DELTA = "delta"
 RECONCILE = "reconcile"
+DIME_RECONCILE = "dime-reconcile"
+DIME_SCHEDULER_SCOPE = "~dime-scheduler"  # the "mailbox" of a run that covers every mailbox ("~": after every id)
 NOTIFICATIONS = "notifications"  # a packed message's share of one mailbox: its figures are logged, never saved
 
 
 @dataclass
 class RunStats:
-    kind: str  # DELTA or RECONCILE
+    kind: str  # DELTA, RECONCILE or DIME_RECONCILE
     mailbox_id: str
     started_at: datetime
     reason: str = ""  # timer, resync reason ("missed", "admin", ...), or "continue"
     outcome: str = "running"  # completed, paused, breaker-tripped, failed, skipped
     round: str = ""  # delta: "incremental" or a fresh round's reason
-    changes: int = 0  # delta: items reported; reconcile: links checked
+    changes: int = 0  # delta: items reported; reconcile: links checked; dime-reconcile: appointments listed
     writes: int = 0  # upserts (and relinks) that changed state
     deletes: int = 0
     skipped: int = 0
     errors: int = 0
     graph_requests: int = 0
+    dime_requests: int | None = None  # None: the run does not count them (not "none were sent")
     duration_ms: int = 0
     last_error: str = ""
     breaker: str = ""  # the breaker's message when it tripped

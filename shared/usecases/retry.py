@@ -24,6 +24,7 @@ from shared.core.backoff import is_due, next_attempt_at
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES
 from shared.services import Services
+from shared.usecases.housekeeping import purge_expired
 from shared.usecases.outlook_to_dime.notification_batch import is_packed
 from shared.usecases.poison import REQUEUED
 
@@ -67,9 +68,10 @@ def due_for_retry(transaction: Transaction, now: datetime, max_attempts: int) ->
     )
 
 
-async def retry_due(services: Services) -> dict[str, int]:
+async def retry_due(services: Services) -> dict[str, Any]:
     """The retry timer: every due, transient failure is run again (after the messages that even
-    the poison functions could not handle became failed transactions too)."""
+    the poison functions could not handle became failed transactions too); then the housekeeping
+    of rows kept for late deliveries (tombstones, last-error notes), logged in the same line."""
     from shared.usecases.poison import drain_poison_poison
 
     poison_poison = await asyncio.to_thread(drain_poison_poison, services)
@@ -81,6 +83,7 @@ async def retry_due(services: Services) -> dict[str, int]:
     for transaction in due:
         outcome = await retry_transaction(services, transaction, store)
         summary["succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"] += 1
+    summary["purged"] = await asyncio.to_thread(purge_expired, services)
     log.info("retry timer: %s", summary)
     return summary
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -343,6 +344,40 @@ def test_the_overview_refreshes_by_itself(console, runner):
     )
 
 
+def test_the_dime_reconcile_run_is_shown_on_the_overview_and_the_log_as_text(console, runner, graph, dime):
+    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RunStats
+
+    onboard(runner, graph, "cleo@contoso.com")
+    dime.board.add_resource("R-CLEO", "cleo@contoso.com")
+    wait_for(lambda: runner.queue_depths() and not any(runner.queue_depths().values()))  # onboarding's backfill done
+    dime.board.plan("Install", datetime.fromisoformat(tomorrow(9) + "+00:00"),
+                    datetime.fromisoformat(tomorrow(10) + "+00:00"), ["R-CLEO"])  # fmt: skip
+    page = console.open()
+    console.sign_in(runner.key)
+    page.get_by_role("heading", name="Overview").wait_for()
+    assert "has not run yet" in page.locator("main").inner_text()
+    graph.reset_requests()
+    dime.reset_calls()
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread: the timer gets its own
+        pool.submit(runner.fire, "dime_reconcile_timer").result()
+    page.reload()
+    line = page.locator("#dime-reconcile").inner_text()
+    assert line.startswith("completed ") and "1 writes, 0 deletes, 0 errors" in line and "1 appointments listed" in line
+    assert f"{len(graph.requests)} Graph and {len(dime.requests)} Dime.Scheduler requests" in line  # as the fakes saw
+
+    hostile = RunStats(DIME_RECONCILE, DIME_SCHEDULER_SCOPE, datetime.now(UTC), reason="timer")
+    hostile.breaker = f"{XSS}: more than 20% of the links would be deleted"
+    SyncStateStore(runner.services.store).save_run(hostile.finish("breaker-tripped", datetime.now(UTC)))
+    page.reload()
+    page.locator("#dime-reconcile", has_text="breaker-tripped").wait_for()
+    assert XSS in page.locator("#dime-reconcile").inner_text()
+    rendered(page, page.get_by_role("link", name="Log").click)
+    row = page.locator("tbody tr", has_text="dime-reconcile of every mailbox")
+    assert XSS in row.inner_text() and "breaker-tripped" in row.inner_text()
+    assert page.locator("main img").count() == 0 and console.dialogs == []
+
+
 def test_keyboard_only_sign_in_and_navigation(console, runner):
     page = console.open()
     page.get_by_label("Management key").wait_for()
@@ -358,6 +393,26 @@ def test_keyboard_only_sign_in_and_navigation(console, runner):
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Transactions").wait_for()
     assert "No transaction matches this filter" in page.locator("main").inner_text()
+
+
+def test_a_malformed_address_falls_back_to_the_overview_with_the_address_as_text(console, runner):
+    """decodeURIComponent throws URIError on a lone "%": the shell shows the default page and says
+    why, the address shown as text (no script dialog, no page error: `Console.close` checks)."""
+    page = console.open()
+    console.sign_in(runner.key)
+    page.get_by_role("heading", name="Overview").wait_for()
+    hostile = "transactions/%E0%A4%A<img src=x onerror=alert(3)>"
+    rendered(page, lambda: page.evaluate("h => { location.hash = h; }", "#/" + hostile))
+    page.get_by_role("heading", name="Overview").wait_for()
+    alert = page.get_by_role("alert")
+    assert "could not be read" in alert.inner_text() and "%E0%A4%A" in alert.inner_text()
+    assert page.locator("main img").count() == 0 and console.dialogs == []
+    assert page.get_by_role("link", name="Overview").get_attribute("aria-current") == "page"
+    rendered(page, lambda: page.evaluate("() => { location.hash = '#/transactions'; }"))
+    page.get_by_role("heading", name="Transactions").wait_for()
+    assert page.get_by_role("alert").count() == 0  # a readable address again: no message
+    # An id holding a lone surrogate (from a service) still renders a link instead of throwing.
+    assert page.evaluate("async () => (await import('/api/console/api.js')).part('a\\ud800b/c')") == "a%EF%BF%BDb%2Fc"
 
 
 def test_first_load_size_and_time_to_first_render(browser, runner):

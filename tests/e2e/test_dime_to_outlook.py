@@ -6,6 +6,7 @@ Requests are counted on the fakes: the figures per planner change in the README 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import function_app
 from shared.core.dime_to_outlook.publication import items_of
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
+from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 from tests.conftest import make_services, notification_item, settings_env, track
 from tests.host import run_queue
 
@@ -582,6 +584,81 @@ def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, peo
     with pytest.raises(SyncError):
         reconcile(services)
     assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def dime_reconcile_timer() -> None:
+    from azure.functions.timer import TimerRequest
+
+    from tests.host import call_function
+
+    call_function(function_app.dime_reconcile_timer, TimerRequest(past_due=False))
+
+
+def status_run() -> dict | None:
+    answer = function_app.manage_status(func.HttpRequest("GET", "/api/manage/status", body=b""))
+    assert answer.status_code == 200
+    return json.loads(answer.get_body())["dimeReconcile"]
+
+
+def test_the_reconcile_timer_leaves_a_run_record_that_status_shows(graph, dime, services, people):
+    """The timer's run record has the other direction's shape; its request figures are the ones the
+    fakes saw (no SDK retries in these tests), so they could not come out right by accident."""
+    assert status_run() is None  # no run yet: null, not a record of zeros
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    moved = dime.board.plan("Moved", near(2, 8), near(2, 9), ["R-JANE"])
+    gone = dime.board.plan("Gone", near(3, 8), near(3, 9), ["R-JANE"])
+    for guid in (kept, moved, gone):
+        publish(planned(dime, guid), "created")
+    work(services)
+    dime.board.update(moved, start=near(2, 14), end=near(2, 15))
+    dime.board.delete(gone)
+    dime.board.plan("New", near(4, 8), near(4, 9), ["R-JANE", "R-TOM"])
+    dime.board.outbox.clear()
+    graph.reset_requests()
+    dime.reset_calls()
+
+    dime_reconcile_timer()
+    run = status_run()
+    assert (run["rowKey"], run["kind"], run["outcome"], run["reason"]) == (
+        "dime-reconcile-run",
+        "dime-reconcile",
+        "completed",
+        "timer",
+    )
+    # listed: Kept, Moved, New; writes: New twice (Jane, Tom) + Moved; deletes: Gone; unchanged: Kept
+    assert (run["changes"], run["writes"], run["deletes"], run["skipped"], run["errors"]) == (3, 3, 1, 1, 0)
+    assert run["graphRequests"] == len(graph.requests) > 0
+    assert run["dimeRequests"] == len(dime.requests) > 0
+    assert run["breaker"] == "" and run["startedAt"].endswith("Z") and run["durationMs"] >= 0
+
+    # A one-person backfill is logged, not recorded: the record stays the last pass over everyone.
+    asyncio.run(run_dime_reconcile(services, only_emails={"tom@contoso.com"}))
+    assert status_run()["startedAt"] == run["startedAt"]
+
+
+def test_a_failed_read_and_a_tripped_breaker_are_the_record_s_outcome(graph, dime, services, people):
+    from shared.core.transactions import SyncError
+
+    jane = people["jane"]["id"]
+    guids = [dime.board.plan(f"Visit {n}", near(1, 6 + n), near(1, 7 + n), ["R-JANE"]) for n in range(8)]
+    for guid in guids:
+        publish(planned(dime, guid), "created")
+    work(services)
+    dime.fail_next(1, status=503)  # Dime.Scheduler is down for the run's first read
+    with pytest.raises(SyncError):
+        dime_reconcile_timer()
+    run = status_run()
+    assert (run["outcome"], run["errors"], run["deletes"]) == ("failed", 1, 0)
+    assert "DIME_UNAVAILABLE" in run["lastError"] or "503" in run["lastError"]
+
+    for guid in guids:
+        dime.board.delete(guid)
+    dime.board.outbox.clear()
+    dime_reconcile_timer()
+    run = status_run()
+    assert (run["outcome"], run["deletes"], run["changes"]) == ("breaker-tripped", 0, 0)
+    assert run["breaker"].startswith(jane + ": ") and "8" in run["breaker"]
+    assert len(ours(graph, jane)) == 8
 
 
 def test_unmatched_lists_an_event_whose_appointment_was_deleted_but_not_yet_removed(graph, dime, services, people):

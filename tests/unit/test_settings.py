@@ -407,3 +407,30 @@ def test_console_appinsights_resource_id_is_optional_and_validated() -> None:
     for bad in ("appi-dimecal-abc", COMPONENT + "/extra", wrong_type, "javascript:x"):
         with pytest.raises(SettingsError, match="CONSOLE_APPINSIGHTS_RESOURCE_ID"):
             load_settings(minimal_env(CONSOLE_APPINSIGHTS_RESOURCE_ID=bad))
+
+
+@pytest.mark.parametrize(
+    ("attempts", "days", "expected"),
+    [(None, None, 30), ("8", "14", 14), ("8", "3650", 3650), ("50", "18", 18), ("100", "31", 31)],
+)
+def test_tombstone_retention_days_at_least_what_late_deliveries_need(attempts, days, expected):
+    env = minimal_env(RETRY_MAX_ATTEMPTS=attempts, TOMBSTONE_RETENTION_DAYS=days)
+    assert load_settings(env).tombstone_retention_days == expected
+
+
+@pytest.mark.parametrize(
+    ("attempts", "days", "message"),
+    [
+        (None, "13", "at least 14 with RETRY_MAX_ATTEMPTS=8"),
+        ("50", "17", "at least 18 with RETRY_MAX_ATTEMPTS=50"),
+        ("100", None, "at least 31 with RETRY_MAX_ATTEMPTS=100"),  # the default is not enough there
+        (None, "0", "between 1 and 3650"),
+        (None, "3651", "between 1 and 3650"),
+        (None, "thirty", "whole number"),
+    ],
+)
+def test_tombstone_retention_days_too_short_or_malformed_is_refused(attempts, days, message):
+    env = minimal_env(RETRY_MAX_ATTEMPTS=attempts, TOMBSTONE_RETENTION_DAYS=days)
+    with pytest.raises(SettingsError, match="TOMBSTONE_RETENTION_DAYS") as caught:
+        load_settings(env)
+    assert message in str(caught.value)

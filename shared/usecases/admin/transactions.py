@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.adapters.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
+from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
 from shared.core.transaction_query import (
     FILTER_FIELDS,
     QueryError,
@@ -389,6 +390,7 @@ def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
             "mailboxes": mailboxes,
             "queues": queues,
             "failedTransactions": {"total": sum(by_code.values()), "byCode": dict(sorted(by_code.items()))},
+            "dimeReconcile": _dime_reconcile_run(services),
         },
     )
 
@@ -400,7 +402,23 @@ def _sync_state(services: Services, mailbox_id: str) -> list[dict[str, Any]]:
         rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": mailbox_id}))
     except Exception:
         return []
-    return [{camel(k): _short(v) for k, v in row.items() if k != "PartitionKey"} for row in rows]
+    return [_row_json(row) for row in rows]
+
+
+def _dime_reconcile_run(services: Services) -> dict[str, Any] | None:
+    """The last full Dime.Scheduler → Outlook reconcile (one record for every mailbox), in the
+    shape of a mailbox's run rows; null before the first run (or when storage does not answer)."""
+    from shared.adapters.syncstate_store import SyncStateStore
+
+    try:
+        row = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, DIME_RECONCILE)
+    except Exception:
+        return None
+    return _row_json(row) if row is not None else None
+
+
+def _row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {camel(k): _short(v) for k, v in row.items() if k != "PartitionKey"}
 
 
 def _short(value: Any) -> Any:

@@ -9,6 +9,13 @@ a mailbox that would lose too many planner events at once loses none, and an ale
 It is also the backfill when a person is onboarded, and the only deletion path when Dime.Scheduler
 publishes through a Webhook connector instead of hooks (a connector's payload does not say
 "deleted").
+
+A full run (the timer) leaves a run record of the same shape as the other direction's delta and
+reconcile runs (`RunStats`, kind `dime-reconcile`, under `~dime-scheduler` in the syncstate
+table), which `/api/manage/status` and the console show: appointments listed, writes, deletes,
+unchanged, errors, the breaker's message, the Graph and Dime.Scheduler requests it sent, its
+duration and outcome. A one-person backfill (onboarding) is logged only, so the record always
+describes the last pass over everyone.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from shared.adapters.request_meter import RequestMeter, metered
 from shared.core.breaker import check_deletes
 from shared.core.decision import Action
 from shared.core.dime_to_outlook.links import EventLink
@@ -30,6 +38,7 @@ from shared.core.dime_to_outlook.publication import (
     parse_publication,
     zone_named,
 )
+from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RunStats
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
 from shared.usecases.dime_to_outlook.place_appointment import (
@@ -56,13 +65,77 @@ class DimeReconcileStats:
     unchanged: int = 0
     failed: int = 0
     held_back: dict[str, int] = field(default_factory=dict)  # mailbox → deletes the breaker refused
+    problems: list[str] = field(default_factory=list)  # one line per unreadable or failed appointment
+    breakers: list[str] = field(default_factory=list)  # the breaker's message per mailbox held back
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+
+    def record(self, run: RunStats, meter: RequestMeter) -> RunStats:
+        """The figures in the shape of every run record (finish it with its outcome)."""
+        run.changes = self.listed + self.unreadable
+        run.writes = self.created + self.updated
+        run.deletes = self.deleted
+        run.skipped = self.unchanged
+        for message in self.problems:
+            run.error(message)
+        run.breaker = "; ".join(self.breakers)[:4000]
+        run.graph_requests = meter.graph
+        run.dime_requests = meter.dime
+        return run
 
 
 async def run_dime_reconcile(services: Services, only_emails: set[str] | None = None) -> DimeReconcileStats:
-    """Converge Outlook to the planning board (every eligible resource, or those e-mails only)."""
+    """Converge Outlook to the planning board (every eligible resource, or those e-mails only).
+
+    A failure (the listing, storage) is recorded in the run record, then raised as before: the
+    timer's invocation fails visibly and the next run starts over; nothing was deleted."""
+    stats = DimeReconcileStats()
+    run = RunStats(DIME_RECONCILE, DIME_SCHEDULER_SCOPE, services.clock(), reason="timer")
+    outcome = "failed"
+    with metered() as meter:
+        try:
+            await _reconcile(services, only_emails, stats)
+            outcome = "breaker-tripped" if stats.held_back else "completed"
+        except SyncError as error:
+            run.error(str(error))
+            raise
+        except Exception as error:
+            run.error(f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            stats.record(run, meter).finish(outcome, services.clock())
+            if only_emails is None:
+                await asyncio.to_thread(_save_run, services, run)
+            log.info(
+                "Dime.Scheduler reconcile%s: %s, %d appointments, %d writes, %d deletes, %d unchanged, %d errors, "
+                "%d Graph and %d Dime.Scheduler requests, %d ms",
+                "" if only_emails is None else f" of {len(only_emails)} e-mail(s)",
+                run.outcome,
+                run.changes,
+                run.writes,
+                run.deletes,
+                run.skipped,
+                run.errors,
+                run.graph_requests,
+                run.dime_requests or 0,
+                run.duration_ms,
+            )
+    return stats
+
+
+def _save_run(services: Services, run: RunStats) -> None:
+    from shared.adapters.syncstate_store import SyncStateStore
+
+    try:
+        SyncStateStore(services.store).save_run(run)
+    except Exception:  # the record is for people; the run's own outcome stands
+        log.exception("could not save the Dime.Scheduler reconcile run record")
+
+
+async def _reconcile(services: Services, only_emails: set[str] | None, stats: DimeReconcileStats) -> None:
     from shared.adapters.event_links_store import EventLinkStore
 
-    stats = DimeReconcileStats()
     now = services.clock()
     s = services.settings
     start = (now - timedelta(days=s.sync_days_back)).astimezone(UTC)
@@ -91,6 +164,7 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
                 pub = parse_publication(item, zone)
             except PublicationError as error:
                 stats.unreadable += 1
+                stats.problem(f"an appointment in the listing is unreadable: {error}")
                 log.warning("reconcile: an appointment in the listing is unreadable: %s", error)
                 guid = guid_of(item)
                 if guid is None:
@@ -109,10 +183,12 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
             outcome = await apply_publication({"change": "updated", "publication": pub.to_message()}, services)
         except SyncError as error:
             stats.failed += 1
+            stats.problem(f"appointment {pub.guid}: {error}; the next run tries again")
             log.warning("reconcile: appointment %s failed (%s); the next run tries again", pub.guid, error.code.value)
             continue
         if outcome.error is not None:
             stats.failed += 1
+            stats.problem(f"appointment {pub.guid}: {outcome.error} (a failed transaction)")
             continue
         for decision in outcome.decisions.values():
             if decision.action is Action.UPSERT:
@@ -140,11 +216,13 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
     if unnamed and candidates:
         # Missing means read it again: any of these may be the appointment we could not read.
         log.warning("reconcile: an unreadable appointment without a GUID: no event deleted this run")
+        stats.breakers.append("no event deleted: an appointment in the listing had no readable GUID")
         candidates.clear()
     for mailbox, gone in candidates.items():
         verdict = check_deletes(len(gone), len(by_mailbox[mailbox]), share=s.delete_breaker_share)
         if not verdict.allowed:
             stats.held_back[mailbox] = len(gone)
+            stats.breakers.append(f"{mailbox}: {verdict.message}")
             await asyncio.to_thread(_alert, services, mailbox, verdict.message, gone)
             continue
         for link in gone:
@@ -153,9 +231,8 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
                 stats.deleted += 1
             except SyncError as error:
                 stats.failed += 1
+                stats.problem(f"delete of event {link.event_id} in {mailbox}: {error}")
                 log.warning("reconcile: delete of %s failed (%s)", link.event_id, error.code.value)
-    log.info("Dime.Scheduler reconcile: %s", stats)
-    return stats
 
 
 def _iso(moment: datetime) -> str:
