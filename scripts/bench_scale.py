@@ -124,18 +124,21 @@ def measure_floor(services: Any, graph: Any, dime: Any, repeat: int = 100) -> Fl
         + ops["Graph: one GET of an event"]
         + ops["Dime.Scheduler: one /import of one call"]
     )
-    # One message per POST of 20 notifications (~7 distinct changes): per POST a put, a receive,
-    # a delete, a link query (as a point read), a $batch (as one GET), one /import, one batch of
-    # links and one of transactions (7 operations each).
+    # One message per POST of 20 notifications (~7 distinct changes, new to us): per POST a put,
+    # a receive, a delete, a link query (as a point read), two $batch requests (as one GET each:
+    # the reads, and the calendarView proofs that the events are in the primary calendar, which a
+    # GET 200 cannot give, graph.md), one /import, and three table batches of 7 operations: the
+    # Outlook-origin marks (written before the import, or Dime.Scheduler's publication of the new
+    # appointments would come back to Outlook), the links and the success transactions.
     changes_per_post = 20 / DUPLICATES
     per_post = (
         ops["queue put"]
         + ops["queue receive (a page of up to 16)"]
         + ops["queue delete"]
         + ops["table point read"]
-        + ops["Graph: one GET of an event"]
+        + 2 * ops["Graph: one GET of an event"]
         + ops["Dime.Scheduler: one /import of one call"]
-        + 2 * ops["table batch of 7 upserts"]
+        + 3 * ops["table batch of 7 upserts"]
     )
     return Floor(ops, 1 / per_notification, changes_per_post / per_post)
 

@@ -294,40 +294,67 @@ class GraphGateway(SubscriptionCalls):
         The envelope succeeds even when members fail, so each event gets its own answer: status,
         Graph JSON (200 only) and Retry-After (429/503). Members are not retried here.
         """
+        user, select = quote(mailbox, safe=""), ",".join(EVENT_FIELDS)
+        expand = quote(EXPAND_TAG, safe="(),=$'")
+        urls = [
+            f"/users/{user}/events/{quote(event_id, safe='')}?$select={select}&$expand={expand}"
+            for event_id in event_ids
+        ]
+        return dict(zip(event_ids, await self._batch(mailbox, urls, "event batch read"), strict=True))
+
+    async def calendar_views_batch(
+        self, mailbox: str, ranges: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], BatchAnswer]:
+        """The first page (ids only) of the primary calendar's calendarView over each of up to 20
+        ranges (ISO start, end) in one $batch: `in_primary_calendar` for many events at once. A
+        listing proves membership of every id it lists; a page carrying `@odata.nextLink` is
+        continued with `calendar_view_ids`. Members are not retried here."""
+        user = quote(mailbox, safe="")
+        urls = [
+            f"/users/{user}/calendar/calendarView?startDateTime={quote(start, safe='')}"
+            f"&endDateTime={quote(end, safe='')}&$select=id&$top={INSTANCES_PAGE_SIZE}"
+            for start, end in ranges
+        ]
+        return dict(zip(ranges, await self._batch(mailbox, urls, "calendar view batch"), strict=True))
+
+    async def calendar_view_ids(self, mailbox: str, next_link: str) -> set[str]:
+        """The ids of the remaining pages of a calendarView listing, from its nextLink."""
+        builder = self._graph().users.by_user_id(mailbox).calendar.calendar_view
+        info = builder.with_url(next_link).to_get_request_information()
+        listed = await self._collect(mailbox, builder, info, "calendar view")
+        return {str(item.get("id")) for item in listed}
+
+    async def _batch(self, mailbox: str, urls: list[str], what: str) -> list[BatchAnswer]:
+        """Up to 20 GETs of one mailbox in one $batch request, an answer per URL, in order: a member
+        Graph did not answer counts as unavailable (503)."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
 
-        if not 0 < len(event_ids) <= BATCH_LIMIT:
-            raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(event_ids)}")
-        user, select, prefer = quote(mailbox, safe=""), ",".join(EVENT_FIELDS), ", ".join(PREFER)
-        expand = quote(EXPAND_TAG, safe="(),=$'")
+        if not 0 < len(urls) <= BATCH_LIMIT:
+            raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(urls)}")
+        prefer = ", ".join(PREFER)
         members = [
-            {
-                "id": str(number),
-                "method": "GET",
-                "url": f"/users/{user}/events/{quote(event_id, safe='')}?$select={select}&$expand={expand}",
-                "headers": {"Prefer": prefer},
-            }
-            for number, event_id in enumerate(event_ids, 1)
+            {"id": str(number), "method": "GET", "url": url, "headers": {"Prefer": prefer}}
+            for number, url in enumerate(urls, 1)
         ]
         info = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
         info.headers.try_add("Content-Type", "application/json")
         info.headers.try_add("Accept", "application/json")
         info.content = json.dumps({"requests": members}, separators=(",", ":")).encode("utf-8")
         weight = min(len(members), MAX_CONCURRENT_PER_MAILBOX)
-        document = await self._send(mailbox, info, "event batch read", weight) or {}
-        answers: dict[str, BatchAnswer] = {}
+        document = await self._send(mailbox, info, what, weight) or {}
+        answers: list[BatchAnswer] = [BatchAnswer(503, None, None)] * len(urls)
         for response in document.get("responses") or []:
             try:
-                event_id = event_ids[int(response.get("id")) - 1]
-            except (TypeError, ValueError, IndexError):
+                number = int(response.get("id")) - 1
+            except (TypeError, ValueError):
+                continue
+            if not 0 <= number < len(urls):
                 continue
             status = int(response.get("status") or 0)
             body = response.get("body")
             body = body if status == 200 and isinstance(body, dict) else None
-            answers[event_id] = BatchAnswer(status, body, _retry_after(response.get("headers")))
-        for event_id in event_ids:  # a member Graph did not answer counts as unavailable
-            answers.setdefault(event_id, BatchAnswer(503, None, None))
+            answers[number] = BatchAnswer(status, body, _retry_after(response.get("headers")))
         return answers
 
 

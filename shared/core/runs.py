@@ -14,6 +14,7 @@ DELTA = "delta"
 RECONCILE = "reconcile"
 DIME_RECONCILE = "dime-reconcile"
 DIME_SCHEDULER_SCOPE = "~dime-scheduler"  # the "mailbox" of a run that covers every mailbox ("~": after every id)
+NOTIFICATIONS = "notifications"  # a packed message's share of one mailbox: its figures are logged, never saved
 
 
 @dataclass

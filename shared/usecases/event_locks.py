@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 
 class EventLocks:
@@ -24,11 +24,14 @@ class EventLocks:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+    def _bind(self) -> None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # locks belong to one event loop
             self._loop, self._locks = loop, {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        self._bind()
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
@@ -40,6 +43,32 @@ class EventLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+    @contextlib.asynccontextmanager
+    async def hold_free(self, keys: Iterable[tuple[str, str]]) -> AsyncIterator[set[tuple[str, str]]]:
+        """Take the locks of those keys nobody holds or waits for, without waiting; yields the
+        keys taken. Never waiting while holding is what keeps a caller that takes many from
+        deadlocking with one that takes them one inside another (a series master, then its
+        instances); the keys left out are the caller's to handle through `hold`."""
+        self._bind()
+        taken: list[tuple[str, str]] = []
+        try:
+            for key in dict.fromkeys(keys):
+                if key in self._locks:
+                    continue
+                lock = asyncio.Lock()
+                self._locks[key] = (lock, 1)
+                await lock.acquire()  # a new lock: taken at once
+                taken.append(key)
+            yield set(taken)
+        finally:
+            for key in taken:
+                lock, users = self._locks[key]
+                lock.release()
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
 
 
 event_locks = EventLocks()

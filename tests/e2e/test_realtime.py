@@ -16,6 +16,7 @@ from shared.adapters.subscription_rows import delete_resource_row
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE
+from shared.usecases.outlook_to_dime import mailbox_runs
 from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue
 
@@ -301,24 +302,50 @@ def test_duplicates_in_one_post_are_one_message_and_one_read(graph, dime, servic
 
     assert run.succeeded == 1
     assert len(upserts(dime)) == 2
-    event_reads = [r for r in graph.requests if r.method == "GET" and r.path.endswith(event["id"])]
+    reads = [*graph.requests, *graph.batch_members]  # read with $batch, with the other event
+    event_reads = [r for r in reads if r.method == "GET" and r.path.endswith(event["id"])]
     assert len(event_reads) == 1
     succeeded = [t for t in services.store.transactions_of(person["id"]) if t.status.value == "succeeded"]
     assert sorted(t.event_id for t in succeeded) == sorted([event["id"], other["id"]])  # written in one batch
 
 
-def test_a_transient_failure_in_a_packed_message_requeues_only_that_change(graph, dime, services, person):
+def test_a_transient_failure_in_a_packed_message_requeues_only_that_change(graph, dime, services, person, monkeypatch):
+    """A $batch member still throttled after its retries is that event's transient failure only."""
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(mailbox_runs, "sleep", no_sleep)
     first = graph.create_event(person["id"], subject="First")
     second = graph.create_event(person["id"], subject="Second")
     items = [notification_item(person["id"], e["id"], "created", e["changeKey"]) for e in (first, second)]
     assert post(items).status_code == 202
-    graph.fail_next(count=1, status=503, path_contains=second["id"])
+    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=503, path_contains=second["id"])
 
     run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
 
     assert run.failed == 0 and run.succeeded == 2  # the packed message, then the requeued change
+    assert waits == [1.0] * (mailbox_runs.MEMBER_ATTEMPTS - 1)  # its Retry-After, honoured between attempts
     assert len(dime.appointments) == 2
     assert len([p for p in upserts(dime) if p["Subject"] == "First"]) == 1  # never re-run
+
+
+def test_a_member_throttled_once_is_asked_again_within_the_message(graph, dime, services, person, monkeypatch):
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr(mailbox_runs, "sleep", no_sleep)
+    first = graph.create_event(person["id"], subject="First")
+    second = graph.create_event(person["id"], subject="Second")
+    items = [notification_item(person["id"], e["id"], "created", e["changeKey"]) for e in (first, second)]
+    assert post(items).status_code == 202
+    graph.fail_next(count=1, status=429, path_contains=second["id"])
+
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.succeeded == 1  # no message of its own
+    assert len(dime.appointments) == 2 and len(dime.requests) == 1  # both in one /import
 
 
 def test_an_event_graph_answers_under_another_id_is_refused_not_keyed_on_the_notification(

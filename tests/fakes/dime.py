@@ -134,6 +134,7 @@ class FakeDime(LoopbackServer):
         self._board: dict[str, dict[str, str]] = {}
         self._ids: dict[str, int] = {}
         self._rest: dict[str, dict[str, Any]] = {}
+        self._refused: dict[str, tuple[str, str]] = {}
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.writes: int = 0
         self.requests: list[RecordedRequest] = []
@@ -194,6 +195,14 @@ class FakeDime(LoopbackServer):
                 self._success_false += count
             return
         self._faults.add_fault(count, status, retry_after, path_contains, None, inner_status)
+
+    def refuse_call(self, guid: str, error: str, description: str) -> None:
+        """Every call for this appointment GUID fails with ``error``/``description`` (a call the
+        service refuses for reasons of its own, e.g. a value its validation rejects): its request
+        fails as a whole (the deliberate choice above) with the failure content of
+        dimescheduler.md "Responses", naming the call."""
+        with self._lock:
+            self._refused[guid] = (error, description)
 
     def delay_next(self, seconds: float, count: int = 1) -> None:
         """Answer the next ``count`` requests after ``seconds`` (they are still applied)."""
@@ -319,6 +328,8 @@ class FakeDime(LoopbackServer):
         guid = params.get("AppointmentGuid", "").strip()
         if not guid:
             raise _CallFailed("Invalid parameter", "AppointmentGuid is required.")
+        if guid in self._refused:
+            raise _CallFailed(*self._refused[guid])
         appointment_id = params.get("AppointmentId", "")
         if not re.fullmatch(r"\d+", appointment_id):
             raise _CallFailed("Invalid parameter", f"AppointmentId must be a number, got '{appointment_id}'.")

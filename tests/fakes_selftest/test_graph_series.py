@@ -148,3 +148,19 @@ def test_rest_calendars_and_a_posted_recurrence_make_a_series(graph: FakeGraph) 
     assert [e["seriesMasterId"] for e in get(graph, "/calendarView", **WINDOW).json()["value"]] == [master["id"]] * 2
     assert httpx.delete(f"{base}/calendars/{calendar['id']}", headers=AUTH).status_code == 204
     assert graph.get_event("ann@contoso.com", side["id"]) is None
+
+
+def test_calendar_view_pages_by_ten_or_top_and_a_batch_member_carries_its_next_link(graph: FakeGraph) -> None:
+    for n in range(12):
+        graph.create_event("ann@contoso.com", subject=f"E{n}")
+    first = get(graph, "/calendar/calendarView", **WINDOW).json()
+    rest = httpx.get(first["@odata.nextLink"], headers=AUTH).json()
+    assert len(first["value"]) == 10 and len(rest["value"]) == 2 and "@odata.nextLink" not in rest
+    url = f"/users/ann@contoso.com/calendar/calendarView?startDateTime={WINDOW['startDateTime']}"
+    url += f"&endDateTime={WINDOW['endDateTime']}&$top=5&$select=id"
+    batch = {"requests": [{"id": "1", "method": "GET", "url": url}]}
+    [member] = httpx.post(f"{graph.base_url}/$batch", json=batch, headers=AUTH).json()["responses"]
+    assert member["status"] == 200 and len(member["body"]["value"]) == 5
+    assert [e["subject"] for e in httpx.get(member["body"]["@odata.nextLink"], headers=AUTH).json()["value"]] == [
+        f"E{n}" for n in range(5, 10)
+    ]

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.core.breaker import Verdict
 from shared.core.decision import Action
@@ -25,7 +25,7 @@ from shared.core.transactions import SyncError
 from shared.names import NOTIFICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.outlook_to_dime.breaker_alerts import guarded
-from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar, record_failure, sync_event
+from shared.usecases.outlook_to_dime.sync_event import record_failure, sync_event
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
@@ -39,7 +39,16 @@ EVENT_CONCURRENCY = 8  # sync_event calls in flight per mailbox (tables and Dime
 MEMBER_ATTEMPTS = 5  # a throttled $batch member is asked again up to this many times
 MAX_RETRY_AFTER_SECONDS = 60.0
 
+THROTTLED = (429, 503, 504)  # a $batch member answering these is asked again
+K = TypeVar("K")  # what a $batch's members are keyed on
+
 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests may replace it
+
+
+def _items(page: dict | None) -> list[dict]:
+    """The items of a collection page (none for a failed member)."""
+    value = (page or {}).get("value")
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 class Budget:
@@ -174,20 +183,19 @@ class MailboxRun:
             unresolved = False
             for link in chunk:
                 answer = answers.get(link.event_id)
-                if answer is None or answer.status in (429, 503, 504):
+                if answer is None or answer.status in THROTTLED:
                     unresolved = True
                     break
             if unresolved:
                 self.stats.error(f"Graph kept throttling a $batch of {len(chunk)} event reads; continuing next run")
                 break
+            listed = await self._listed([answers[link.event_id] for link in chunk]) if prove_membership else {}
             for link in chunk:
                 answer = answers[link.event_id]
                 if answer.status == 200 and answer.body is not None:
-                    if prove_membership:
-                        self.stats.graph_requests += 1
-                        if not await in_primary_calendar(self.services, self.mailbox_id, answer.body):
-                            missing.append(link)
-                            continue
+                    if prove_membership and not listed.get(str(answer.body.get("id"))):
+                        missing.append(link)
+                        continue
                     change_key = answer.body.get("changeKey")
                     pending.append(
                         asyncio.create_task(
@@ -201,6 +209,16 @@ class MailboxRun:
             handled = start + len(chunk)
         await asyncio.gather(*pending)
         return missing, handled
+
+    async def _listed(self, answers: list[BatchAnswer]) -> dict[str, bool]:
+        """Which of the events read (200) the primary calendar lists (`prove_listed`); a proof
+        that failed fails the run, as a failed read does (the run is taken up again next time)."""
+        events = [answer.body for answer in answers if answer.status == 200 and answer.body is not None]
+        proofs = await self.prove_listed(events) if events else {}
+        for proof in proofs.values():
+            if isinstance(proof, SyncError):
+                raise proof
+        return {event_id: proof is True for event_id, proof in proofs.items()}
 
     async def read_and_apply(self, items: list[tuple[str, Link | None]]) -> list[Link]:
         """Delta items are signals: read each event in full (20 per $batch) and bring it through
@@ -259,24 +277,80 @@ class MailboxRun:
         return [by_id[event_id] for event_id in outcome.one_by_one]
 
     async def _read_batch(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
+        """One $batch of event reads, then the throttled members again (`ask_batch`)."""
+        mailbox = self.mailbox_id
+        return await self._ask(lambda ids: self.services.graph.get_events_batch(mailbox, ids), event_ids)
+
+    async def _ask(
+        self, send: Callable[[list[K]], Awaitable[dict[K, BatchAnswer]]], keys: list[K]
+    ) -> dict[K, BatchAnswer]:
         """One $batch, then the throttled members again after their Retry-After (members are
         throttled one by one inside a 200, and no middleware retries them)."""
-        answers: dict[str, BatchAnswer] = {}
-        ask = event_ids
+        answers: dict[K, BatchAnswer] = {}
+        ask = keys
         for attempt in range(MEMBER_ATTEMPTS):
             self.stats.graph_requests += 1
-            got = await self.services.graph.get_events_batch(self.mailbox_id, ask)
+            got = await send(ask)
             answers.update(got)
-            throttled = [event_id for event_id in ask if got[event_id].status in (429, 503, 504)]
+            throttled = [key for key in ask if got[key].status in THROTTLED]
             if not throttled or attempt == MEMBER_ATTEMPTS - 1:
                 break
-            wait = min(max((got[e].retry_after or 1.0) for e in throttled), MAX_RETRY_AFTER_SECONDS)
+            wait = min(max((got[k].retry_after or 1.0) for k in throttled), MAX_RETRY_AFTER_SECONDS)
             if wait >= self.budget.remaining():
                 break
             log.info("%d of %d $batch members throttled; again in %.0f s", len(throttled), len(ask), wait)
             await sleep(wait)
             ask = throttled
         return answers
+
+    async def read_events(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
+        """Read any number of events, 20 per $batch (the batches concurrently: the mailbox's
+        limit of 4 concurrent requests paces them); a throttled member is asked again."""
+        from shared.adapters.graph import BATCH_LIMIT
+
+        chunks = [event_ids[start : start + BATCH_LIMIT] for start in range(0, len(event_ids), BATCH_LIMIT)]
+        answers: dict[str, BatchAnswer] = {}
+        for got in await asyncio.gather(*(self._read_batch(chunk) for chunk in chunks)):
+            answers.update(got)
+        return answers
+
+    async def prove_listed(self, events: list[dict]) -> dict[str, bool | SyncError]:
+        """`in_primary_calendar` for many events in few requests: the calendarView of each event's
+        own range as members of a $batch (20 per request; events sharing a range share a member),
+        then every id any page lists is proven (a calendarView lists the primary calendar only).
+        An event a page with more pages did not list is looked for in the rest of that listing.
+        Per event: True, False (not listed, or no time range to look in), or the SyncError of a
+        member that failed (throttled after its retries: transient)."""
+        from shared.adapters.graph import BATCH_LIMIT, classify_status
+        from shared.usecases.outlook_to_dime.sync_event import proof_range
+
+        graph, mailbox = self.services.graph, self.mailbox_id
+        ranges = {str(event.get("id")): proof_range(event) for event in events}
+        distinct = list(dict.fromkeys(r for r in ranges.values() if r is not None))
+        chunks = [distinct[start : start + BATCH_LIMIT] for start in range(0, len(distinct), BATCH_LIMIT)]
+        pages: dict[tuple[str, str], BatchAnswer] = {}
+        for got in await asyncio.gather(
+            *(self._ask(lambda rs: graph.calendar_views_batch(mailbox, rs), chunk) for chunk in chunks)
+        ):
+            pages.update(got)
+        listed = {str(item.get("id")) for page in pages.values() for item in _items(page.body)}
+        continued: dict[tuple[str, str], set[str]] = {}
+        out: dict[str, bool | SyncError] = {}
+        for event_id, where in ranges.items():
+            page = pages.get(where) if where is not None else None
+            if event_id in listed or page is None:
+                out[event_id] = event_id in listed
+            elif page.status == 200:
+                next_link = (page.body or {}).get("@odata.nextLink")
+                if next_link and where not in continued:
+                    self.stats.graph_requests += 1
+                    continued[where] = await graph.calendar_view_ids(mailbox, str(next_link))
+                out[event_id] = event_id in continued.get(where, set())
+            elif page.status == 404:
+                out[event_id] = False  # no such calendar: listed nowhere (as in_primary_calendar)
+            else:
+                out[event_id] = classify_status(page.status, {"Retry-After": page.retry_after}, "calendar view")
+        return out
 
     # Guarded deletes -------------------------------------------------------------------------
 

@@ -42,10 +42,17 @@ class PageOutcome:
     one_by_one: list[str] = field(default_factory=list)
 
 
-async def sync_new_events(services: Services, resource: Resource, events: list[dict[str, Any]]) -> PageOutcome:
+async def sync_new_events(
+    services: Services,
+    resource: Resource,
+    events: list[dict[str, Any]],
+    *,
+    successes: list[Transaction] | None = None,
+) -> PageOutcome:
     """Decide each new event; write the upserts with one import per 100 and their links and
-    success transactions with one table batch each. See the module docstring for what is left
-    to `sync_event` (returned in `one_by_one`)."""
+    success transactions with one table batch each (or into `successes`, which the caller
+    writes in its own batch). See the module docstring for what is left to `sync_event`
+    (returned in `one_by_one`)."""
     from shared.usecases.outlook_to_dime.sync_event import state_store
 
     outcome = PageOutcome()
@@ -90,7 +97,7 @@ async def sync_new_events(services: Services, resource: Resource, events: list[d
         writes.append((link, upsert_call(appointment)))
     for start in range(0, len(writes), BATCH_LIMIT):
         chunk = writes[start : start + BATCH_LIMIT]
-        written = await _write_chunk(services, resource, chunk, now.isoformat())
+        written = await _write_chunk(services, resource, chunk, now.isoformat(), successes)
         for link, _ in chunk:
             if link.event_id not in written:
                 outcome.decisions.pop(link.event_id, None)
@@ -99,7 +106,11 @@ async def sync_new_events(services: Services, resource: Resource, events: list[d
 
 
 async def _write_chunk(
-    services: Services, resource: Resource, chunk: list[tuple[Link, dict[str, Any]]], now: str
+    services: Services,
+    resource: Resource,
+    chunk: list[tuple[Link, dict[str, Any]]],
+    now: str,
+    successes: list[Transaction] | None,
 ) -> set[str]:
     """One import, one batch of links, one of transactions; the event ids fully written."""
     from shared.adapters.event_links_store import EventLinkStore
@@ -136,5 +147,8 @@ async def _write_chunk(
         )
         for link in links
     ]
-    await asyncio.to_thread(transaction_store(services).add_many, transactions)
+    if successes is not None:
+        successes.extend(transactions)
+    else:
+        await asyncio.to_thread(transaction_store(services).add_many, transactions)
     return {link.event_id for link in links}

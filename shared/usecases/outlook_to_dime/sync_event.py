@@ -48,6 +48,17 @@ class Outcome:
     error: SyncError | None = None
 
 
+@dataclass(frozen=True)
+class AlreadyRead:
+    """What a batching caller already read for one event (a packed message reads its events
+    together), handed to sync_event so that nothing is read twice."""
+
+    event_json: dict[str, Any] | None = None  # Graph's answer in full ($batch)
+    link: Link | None = None  # the link as just read (None: not known, sync_event reads it)
+    gone: bool = False  # Graph answered 404
+    in_calendar: bool = False  # the primary calendar listed event_json just now (a batched proof)
+
+
 async def tracked_resource(mailbox_id: str, services: Services) -> Resource:
     """The mailbox's resource, or MailboxNotTracked: a notification never onboards a mailbox
     (onboarding is the admin API's job; the webhook already refused items from subscriptions we
@@ -71,6 +82,7 @@ async def sync_event(
     event_json: dict[str, Any] | None = None,
     link_read: Link | None = None,
     prove_membership: bool = False,
+    membership_proven: bool = False,
     breaker_passed: bool = False,
     successes: list[Transaction] | None = None,
 ) -> Decision:
@@ -82,7 +94,9 @@ async def sync_event(
     already read in full ($batch, /instances); a partial item (delta) is read again. link_read: the
     link as the caller just read it (saves a table read; links are written etag-conditionally).
     prove_membership: an event we do not hold a link for must be listed by the primary calendar
-    (notifications cover every calendar; a deleted event may still answer GET). breaker_passed:
+    (notifications cover every calendar; a deleted event may still answer GET). membership_proven:
+    the caller saw the primary calendar list event_json just now (a batched proof), so that proof
+    is not asked again (a lost race reads the event again, and proves it again). breaker_passed:
     the caller's circuit breaker already allowed this delete (a run's set of deletes).
     successes: the success transaction goes here instead of to the table (the caller batches them).
     """
@@ -99,6 +113,7 @@ async def sync_event(
             event_json=event_json,
             link_read=link_read,
             prove_membership=prove_membership,
+            membership_proven=membership_proven,
             breaker_passed=breaker_passed,
             successes=successes,
         )
@@ -119,6 +134,7 @@ async def _settle(
     event_json: dict[str, Any] | None,
     link_read: Link | None,
     prove_membership: bool,
+    membership_proven: bool,
     breaker_passed: bool,
     successes: list[Transaction] | None,
 ) -> Decision:
@@ -160,7 +176,8 @@ async def _settle(
                 return await delete_instances(services, resource, event_id, series)
         proof = await _needs_proof(services, resource, event_id, link, claimed_deleted, prove_membership)
         proof = proof if current is not None else None
-        if proof and not await in_primary_calendar(services, resource.object_id, current or {}):
+        proven = membership_proven and current is event_json
+        if proof and not proven and not await in_primary_calendar(services, resource.object_id, current or {}):
             if link is None:
                 return Decision(Action.SKIP, "not-in-calendar")
             current = None  # a deleted event that still answers GET, or moved to another calendar
@@ -226,8 +243,17 @@ async def _needs_proof(
 
 
 async def in_primary_calendar(services: Services, mailbox_id: str, event_json: dict[str, Any]) -> bool:
-    """Whether the primary calendar lists the event over its own time range (a day either side,
-    so all-day events and zones cannot make it miss): the proof a GET 200 cannot give."""
+    """Whether the primary calendar lists the event over its own time range: the proof a GET
+    200 cannot give (`MailboxRun.prove_listed` asks it for many events at once)."""
+    where = proof_range(event_json)
+    if where is None:
+        return False
+    return await services.graph.in_primary_calendar(mailbox_id, str(event_json.get("id") or ""), *where)
+
+
+def proof_range(event_json: dict[str, Any]) -> tuple[str, str] | None:
+    """The calendarView range (ISO start, end) that must list the event: its own times, a day
+    either side, so all-day events and zones cannot make it miss; None without readable times."""
     from shared.core.outlook_to_dime.delta import format_graph_time
 
     try:
@@ -235,11 +261,8 @@ async def in_primary_calendar(services: Services, mailbox_id: str, event_json: d
         start = parse_graph_time(event_json.get("start"), all_day=all_day) - timedelta(days=1)
         end = parse_graph_time(event_json.get("end"), all_day=all_day) + timedelta(days=1)
     except EventFormatError:
-        return False
-    event_id = str(event_json.get("id") or "")
-    return await services.graph.in_primary_calendar(
-        mailbox_id, event_id, format_graph_time(start), format_graph_time(end)
-    )
+        return None
+    return format_graph_time(start), format_graph_time(end)
 
 
 def state_store(services: Services) -> SyncStateStore:
@@ -430,8 +453,9 @@ async def apply_notification(
     services: Services,
     *,
     record_failures: bool = True,
-    resources: dict[str, asyncio.Task[Resource]] | None = None,
+    resources: dict[str, asyncio.Future[Resource]] | None = None,
     successes: list[Transaction] | None = None,
+    read: AlreadyRead | None = None,
 ) -> Outcome:
     """The notification worker: transient failures raise (the queue redelivers, then poisons);
     permanent ones become a failed transaction an administrator can see and retry.
@@ -439,7 +463,8 @@ async def apply_notification(
     record_failures=False: the retry of an existing failed transaction, which updates that row
     itself (the permanent error comes back in the Outcome), so no second failed row is written.
     resources: the changes of one packed message share one resource read per mailbox;
-    successes: and write their success transactions in one table batch."""
+    successes: and write their success transactions in one table batch; read: what the packed
+    message already read of this event."""
     from shared.usecases.outlook_to_dime.subscriptions import MailboxNotTracked
 
     change = ChangeNotification.from_message(message)
@@ -450,13 +475,18 @@ async def apply_notification(
             if change.mailbox_id not in resources:
                 resources[change.mailbox_id] = asyncio.ensure_future(tracked_resource(change.mailbox_id, services))
             resource = await resources[change.mailbox_id]
+        read = read or AlreadyRead()
         decision = await sync_event(
             services,
             resource,
             change.event_id,
             known_change_key=change.change_key,
+            deleted=read.gone,
             claimed_deleted=change.change_type == "deleted",
+            event_json=read.event_json,
+            link_read=read.link,
             prove_membership=True,
+            membership_proven=read.in_calendar,
             successes=successes,
         )
         return Outcome(decision)

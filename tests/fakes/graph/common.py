@@ -41,6 +41,8 @@ LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 MAX_SUBSCRIPTION_MINUTES = 10070
 MIN_SUBSCRIPTION_MINUTES = 45
 MAX_BATCH = 20
+DEFAULT_INSTANCES_PAGE = 10  # Graph pages collections by 10 unless $top says otherwise
+MAX_INSTANCES_PAGE = 1000
 DEFAULT_PAGE_SIZE = 10
 
 _ISO = re.compile(

@@ -36,11 +36,9 @@ from urllib.parse import urlencode
 
 from .._http import Request, Response
 from .base import GraphBase
-from .common import GraphError, _Event, _Series, format_utc, zone
+from .common import DEFAULT_INSTANCES_PAGE, MAX_INSTANCES_PAGE, GraphError, _Event, _Series, format_utc, zone
 
 MAX_OCCURRENCES = 800
-DEFAULT_INSTANCES_PAGE = 10  # Graph pages collections by 10 unless $top says otherwise
-MAX_INSTANCES_PAGE = 1000
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 

@@ -1,0 +1,309 @@
+"""A packed message (one POST's notifications) read and written together, through the real queue
+function: the same board and links as one message per change, in a handful of requests.
+
+Each test posts to the real webhook, lets the queue function (tests/host.py) drain the queue
+against Azurite, and counts what FakeGraph and FakeDime were asked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import function_app
+from shared.adapters.subscription_rows import delete_resource_row
+from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
+from shared.core.ids import appointment_guid
+from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
+from shared.core.transactions import Status
+from shared.names import NOTIFICATIONS_QUEUE
+from shared.usecases.outlook_to_dime import mailbox_runs
+from shared.usecases.outlook_to_dime.sync_event import state_store
+from tests.conftest import TENANT_ID, notification_item, track
+from tests.host import run_queue
+
+
+def post(items: list[dict]) -> None:
+    body = json.dumps({"value": items}).encode()
+    answer = function_app.notifications(func.HttpRequest("POST", "/api/notifications", body=body))
+    assert answer.status_code == 202
+
+
+def deliver(services) -> Any:
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 0, run.errors
+    return run
+
+
+def item(person: dict, event: dict, change_type: str = "updated") -> dict:
+    return notification_item(person["id"], event["id"], change_type, event.get("changeKey"))
+
+
+@pytest.fixture
+def no_waits(monkeypatch) -> list[float]:
+    """Record the Retry-After waits of throttled $batch members instead of sleeping them."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(mailbox_runs, "sleep", record)
+    return waits
+
+
+def slot(start: str) -> dict[str, str]:
+    """An hour from `start` (an ISO local time on the hour)."""
+    return {"start": start, "end": f"{start[:11]}{int(start[11:13]) + 1:02d}:00:00"}
+
+
+def people(graph, services, count: int) -> list[dict]:
+    users = [graph.add_user(mail=f"tech{n}@contoso.com") for n in range(count)]
+    for user in users:
+        track(services, user)
+    return users
+
+
+def test_n_new_events_cost_one_import_and_two_graph_requests_per_twenty(graph, dime, services):
+    (person,) = people(graph, services, 1)
+    events = [
+        graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-{10 + n % 12}T08:00:00"))
+        for n in range(25)
+    ]
+    graph.reset_requests()
+
+    post([item(person, event, "created") for event in events] * 2)  # duplicates fold
+    run = deliver(services)
+
+    assert run.succeeded == 1  # one message, nothing requeued
+    assert len(dime.requests) == 1  # one /import
+    assert len(graph.requests) <= math.ceil(25 / 20) * 2  # a $batch of reads and one of proofs per 20
+    assert len([m for m in graph.batch_members if "calendarView" in m.path]) <= 25
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events}
+    links = {link.event_id: link for link in services.store.links_of(person["id"])}
+    assert {e["id"]: e["changeKey"] for e in events} == {k: v.change_key for k, v in links.items()}
+    succeeded = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.SUCCEEDED]
+    assert sorted(t.event_id for t in succeeded) == sorted(e["id"] for e in events)
+
+
+def test_a_proof_listing_with_more_pages_is_continued_once_for_the_events_it_did_not_list(graph, dime, services):
+    """Graph pages a calendarView (at most $top=100 here): an event on a later page is proven by
+    following the member's nextLink, once for every event sharing that listing."""
+    (person,) = people(graph, services, 1)
+    crowd = [graph.create_event(person["id"], subject=f"Slot {n}", **slot("2026-11-25T08:00:00")) for n in range(105)]
+    graph.reset_requests()
+
+    post([item(person, e, "created") for e in crowd[55:]])  # 50: one message; 5 of them on page 2
+    run = deliver(services)
+
+    assert run.succeeded == 1 and len(dime.requests) == 1
+    continued = [r for r in graph.requests if "calendarView" in r.path]
+    assert len(continued) == 1 and "skip" in continued[0].raw_target.lower()
+    assert len(graph.requests) == 3 + 1 + 1  # reads (20, 20, 10), one proof member, its page 2
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in crowd[55:]}
+
+
+def test_unchanged_events_with_awkward_ids_cost_no_graph_request(graph, dime, services):
+    """The links of a message are found by one query, whatever the ids hold (/, +, =)."""
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}", id=f"AAMkAD/x+{n}==") for n in range(3)]
+    post([item(person, e, "created") for e in events])
+    deliver(services)
+    graph.reset_requests()
+    dime.reset_calls()
+
+    post([item(person, e) for e in events])
+    deliver(services)
+
+    assert graph.requests == [] and dime.requests == []
+    assert {link.event_id for link in services.store.links_of(person["id"])} == {e["id"] for e in events}
+
+
+def scenario_setup(graph, services, person) -> dict[str, dict]:
+    """Events already on the board (synchronised one message each) before the message under test."""
+    events = {
+        "edited": graph.create_event(person["id"], subject="Edited", **slot("2026-11-20T08:00:00")),
+        "same": graph.create_event(person["id"], subject="Same", **slot("2026-11-20T10:00:00")),
+        "deleted": graph.create_event(person["id"], subject="Deleted", **slot("2026-11-21T08:00:00")),
+        "vanished": graph.create_event(person["id"], subject="Vanished", **slot("2026-11-21T10:00:00")),
+    }
+    for event in events.values():
+        post([item(person, event, "created")])
+    deliver(services)
+    return events
+
+
+def scenario_changes(graph, services, person, events: dict[str, dict]) -> list[dict]:
+    """What happens next in Outlook, and the notifications Graph sends for it."""
+    mailbox = person["id"]
+    events["edited"] = graph.update_event(mailbox, events["edited"]["id"], subject="Edited (moved)")
+    graph.delete_event(mailbox, events["deleted"]["id"])
+    graph.delete_event(mailbox, events["vanished"]["id"])
+    for n in range(3):
+        events[f"new{n}"] = graph.create_event(mailbox, subject=f"New {n}", **slot(f"2026-11-2{n}T13:00:00"))
+    events["free"] = graph.create_event(mailbox, subject="Free", show_as="free", **slot("2026-11-22T15:00:00"))
+    events["other"] = graph.create_event(mailbox, subject="Other calendar", calendar="Second")
+    tag = "0b0e8c5e-0000-4000-8000-000000000009|R-X"
+    events["tagged"] = graph.create_event(mailbox, subject="Planner's", extended_properties={TAG_PROPERTY_ID: tag})
+    events["series"] = graph.create_series(mailbox, subject="Stand-up", **slot("2026-11-24T09:00:00"), count=3)
+    events["tombstoned"] = graph.create_event(mailbox, subject="Came back", **slot("2026-11-23T15:00:00"))
+    state_store(services).add_tombstone(mailbox, events["tombstoned"]["id"], services.clock())
+    never = graph.create_event(mailbox, subject="Never synced")
+    graph.delete_event(mailbox, never["id"])
+    return [
+        item(person, events["edited"]),
+        item(person, events["same"]),
+        item(person, events["deleted"], "deleted"),
+        notification_item(mailbox, events["vanished"]["id"], "updated", None),  # Graph answers 404 to its read
+        *(item(person, events[f"new{n}"], "created") for n in range(3)),
+        item(person, events["free"], "created"),
+        item(person, events["other"], "created"),
+        item(person, events["tagged"], "created"),
+        item(person, events["series"], "created"),
+        item(person, events["tombstoned"]),
+        item(person, never, "deleted"),
+    ]
+
+
+def board_of(dime, person) -> dict[tuple[str, str], dict]:
+    """The person's appointments, keyed by subject and start, without the keys tied to ids."""
+    ids = ("AppointmentGuid", "AppointmentId", "ResourceEmail", "ExchangeId", "ICalUId")
+    return {
+        (p["Subject"], p["Start"]): {k: v for k, v in p.items() if k not in ids}
+        for p in dime.appointments.values()
+        if p["ResourceEmail"] == person["mail"]
+    }
+
+
+def links_of(graph, dime, services, person) -> dict[tuple[str, str], tuple]:
+    """The person's links, keyed like board_of: whether each holds the event's current changeKey,
+    its origin, whether its appointment is on the board, and whether it is an instance."""
+    out = {}
+    for link in services.store.links_of(person["id"]):
+        event = graph.get_event(person["id"], link.event_id)
+        key = (event["subject"], event["start"]["dateTime"]) if event else ("(gone)", link.event_id)
+        fresh = link.change_key == (event or {}).get("changeKey")
+        out[key] = (fresh, link.origin, link.appointment_guid in dime.appointments, bool(link.series_master_id))
+    return out
+
+
+def test_a_mixed_message_gives_the_board_and_links_of_one_message_per_change(graph, dime, services):
+    packed, single = people(graph, services, 2)
+    before = {p["id"]: scenario_setup(graph, services, p) for p in (packed, single)}
+    items = {p["id"]: scenario_changes(graph, services, p, before[p["id"]]) for p in (packed, single)}
+    graph.reset_requests()
+
+    post(items[packed["id"]])  # one POST: one packed message
+    deliver(services)
+    packed_requests = len(graph.requests)
+    graph.reset_requests()
+    for one in items[single["id"]]:
+        post([one])  # one message per change: apply_notification each
+    deliver(services)
+    single_requests = len(graph.requests)
+
+    expected = {
+        "Edited (moved)",
+        "Same",
+        "New 0",
+        "New 1",
+        "New 2",
+        "Came back",
+        "Stand-up",  # its three instances
+    }
+    assert {subject for subject, _ in board_of(dime, packed)} == expected
+    assert len(board_of(dime, packed)) == len(expected) + 2
+    assert board_of(dime, packed) == board_of(dime, single)
+    assert links_of(graph, dime, services, packed) == links_of(graph, dime, services, single)
+    assert all(fresh and on_board for fresh, _, on_board, _ in links_of(graph, dime, services, packed).values())
+    assert len(links_of(graph, dime, services, packed)) == len(expected) + 2
+    for person in (packed, single):
+        assert not state_store(services).is_tombstoned(person["id"], before[person["id"]]["tombstoned"]["id"])
+        assert state_store(services).is_tombstoned(person["id"], before[person["id"]]["deleted"]["id"])
+        failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
+        assert failed == []
+    assert packed_requests < single_requests
+
+
+def test_a_throttled_proof_is_that_events_transient_failure_only(graph, dime, services, no_waits):
+    (person,) = people(graph, services, 1)
+    first = graph.create_event(person["id"], subject="Monday", **slot("2026-11-16T08:00:00"))
+    second = graph.create_event(person["id"], subject="Thursday", **slot("2026-11-26T08:00:00"))
+    third = graph.create_event(person["id"], subject="Thursday too", **slot("2026-11-26T10:00:00"))
+    post([item(person, e, "created") for e in (first, second, third)])
+    # the calendarView around Monday (its range starts the day before) answers 429, five times
+    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=429, path_contains="2026-11-15T08")
+
+    run = deliver(services)
+
+    assert run.succeeded == 2  # the packed message, then Monday's change queued on its own
+    assert len(no_waits) == mailbox_runs.MEMBER_ATTEMPTS - 1
+    upserted = [p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE]
+    assert sorted(upserted) == ["Monday", "Thursday", "Thursday too"]  # each written once
+    assert len(dime.requests) == 2  # Thursday's pair in one /import, Monday's alone
+
+
+def test_a_call_dime_refuses_fails_alone_and_the_others_reach_the_board(graph, dime, services):
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(3)]
+    refused = appointment_guid(TENANT_ID, person["id"], events[1]["id"])
+    dime.refuse_call(refused, "Invalid parameter", "Location is not a known site.")
+
+    post([item(person, e, "created") for e in events])
+    run = deliver(services)
+
+    assert run.succeeded == 1  # a permanent failure is a failed transaction, never a redelivery
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events} - {refused}
+    assert len(dime.requests) == 1 + 3  # the page's import, then each event's own
+    failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
+    assert [(t.event_id, t.appointment_guid) for t in failed] == [(events[1]["id"], refused)]
+    assert "Location is not a known site" in failed[0].message
+    assert services.store.get_link(person["id"], events[1]["id"]) is None
+    assert all(services.store.get_link(person["id"], e["id"]) for e in (events[0], events[2]))
+
+
+def test_an_event_another_message_works_on_waits_for_it_and_is_written_once(graph, dime, services):
+    """Duplicates of one event in two messages handled at once (the host's batch): the second
+    message leaves it to sync_event, which takes its turn and finds the first one's link."""
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(4)]
+    post([item(person, e, "created") for e in events[:3]])
+    post([item(person, e, "created") for e in events[2:]])
+
+    deliver(services)
+
+    upserted = sorted(p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE)
+    assert upserted == ["Job 0", "Job 1", "Job 2", "Job 3"]
+
+
+def test_a_mailbox_not_onboarded_is_dropped_and_the_others_of_the_message_still_go(graph, dime, services):
+    (person,) = people(graph, services, 1)
+    stranger = graph.add_user(mail="stranger@contoso.com")
+    track(services, stranger)
+    mine = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(2)]
+    theirs = graph.create_event(stranger["id"], subject="Not ours")
+    items = [item(person, e, "created") for e in mine] + [item(stranger, theirs, "created")]
+    post(items)
+    delete_resource_row(services.store, stranger["id"])  # removed by an administrator meanwhile
+    run = deliver(services)
+
+    assert run.succeeded == 1
+    assert {p["Subject"] for p in dime.appointments.values()} == {"Job 0", "Job 1"}
+    assert list(services.store.transactions_of(stranger["id"])) == []
+
+
+def test_a_member_graph_refuses_for_good_is_that_events_failed_transaction(graph, dime, services):
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(3)]
+    graph.fail_next(count=1, status=403, retry_after=None, path_contains=events[0]["id"])
+
+    post([item(person, e, "created") for e in events])
+    run = deliver(services)
+
+    assert run.succeeded == 1  # nothing queued again: a 403 is not transient
+    assert {p["Subject"] for p in dime.appointments.values()} == {"Job 1", "Job 2"}
+    failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
+    assert [(t.event_id, t.error_code) for t in failed] == [(events[0]["id"], "GRAPH_FORBIDDEN")]
