@@ -124,3 +124,24 @@ def test_origin_marks_spread_over_a_few_partitions_are_found_and_never_listed_as
     state, _ = store.read(str(uuid.uuid4()))
     assert state is None
     assert [link.appointment_guid for link in store.links()] == [linked]
+
+
+def test_a_failed_shard_of_marks_raises_after_the_others_are_written(services, monkeypatch):
+    store = EventLinkStore(services.store)
+    table = services.store.table(EVENT_LINKS_TABLE)
+    failing = f"{ORIGIN_PREFIX}0"
+    real = type(table).submit_transaction
+
+    def submit(self, operations, **kwargs):
+        if operations[0][1]["PartitionKey"] == failing:
+            raise RuntimeError("storage failed")
+        return real(self, operations, **kwargs)
+
+    monkeypatch.setattr(type(table), "submit_transaction", submit)
+    guids = [str(uuid.uuid4()) for _ in range(60)]
+
+    with pytest.raises(RuntimeError):
+        store.mark_outlook_origins(guids)
+
+    written = {r["RowKey"] for shard in range(1, ORIGIN_SHARDS) for r in rows(table, f"{ORIGIN_PREFIX}{shard}")}
+    assert written == {guid for guid in guids if origin_partition(guid) != failing}
