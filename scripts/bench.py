@@ -337,16 +337,20 @@ def main() -> None:
         print(f"{label.ljust(width)} | {value}")
     print(f"\n(workload: events created and half of them edited, each change notified x{DUPLICATES}, 20 per POST)")
     print("\nscale-out: 300 distinct changes (900 notifications, 10 mailboxes) drained by worker processes")
-    print("processes | changes/s | vs 1 process | share of floor | board exact | Azurite CPU | fakes CPU | poisoned")
+    print(
+        "processes | changes/s | vs 1 process | share of floor | board exact | workers CPU | Azurite CPU | fakes CPU"
+        " | poisoned"
+    )
     one = scale[0]["changes_per_second"]
     for run in scale:
         print(
             f"{run['processes']:>9} | {run['changes_per_second']:>9.1f} | {run['changes_per_second'] / one:>11.2f}x | "
             f"{run['changes_per_second'] / best:>14.0%} | {'yes' if run['exact'] else 'NO':>11} | "
-            f"{run['azurite_cpu_share']:>11.0%} | {run['fakes_cpu_share']:>9.0%} | {run['poisoned']:>8}"
+            f"{run['workers_cpu_share']:>11.0%} | {run['azurite_cpu_share']:>11.0%} | {run['fakes_cpu_share']:>9.0%} | "
+            f"{run['poisoned']:>8}"
         )
     print(
-        f"(CPU shares: CPU seconds per second of the run; {os.cpu_count()} cores; "
+        f"(CPU shares: CPU seconds per second of the run, of {os.cpu_count()} cores in all; "
         f"load average {os.getloadavg()[0]:.1f})"
     )
 

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -32,16 +33,24 @@ def entity(n: int) -> dict[str, str]:
     return {"PartitionKey": "bench", "RowKey": f"row-{n:03d}", "Value": "x" * 200}
 
 
-async def with_threads(connection_string: str) -> dict[str, tuple[float, float]]:
-    from azure.data.tables import TableClient, UpdateMode
+def seeded_table(connection_string: str, name: str) -> Any:
+    """A sync table client (as the app builds it) over a new table holding the CONCURRENT rows."""
+    from azure.data.tables import TableClient
 
     from shared.adapters.storage import environment_options
 
-    url = TableClient.from_connection_string(connection_string, "threads").url
-    table = TableClient.from_connection_string(connection_string, "threads", **environment_options(url))
+    url = TableClient.from_connection_string(connection_string, name).url
+    table = TableClient.from_connection_string(connection_string, name, **environment_options(url))
     table.create_table()
     for n in range(CONCURRENT):
         table.upsert_entity(entity(n))
+    return table
+
+
+async def with_threads(connection_string: str) -> dict[str, tuple[float, float]]:
+    from azure.data.tables import UpdateMode
+
+    table = seeded_table(connection_string, "threads")
 
     async def read_round() -> None:
         await asyncio.gather(*(asyncio.to_thread(table.get_entity, "bench", f"row-{n:03d}") for n in range(CONCURRENT)))
@@ -56,15 +65,9 @@ async def with_threads(connection_string: str) -> dict[str, tuple[float, float]]
 
 async def sequential(connection_string: str) -> dict[str, tuple[float, float]]:
     """The sync client one call after another on one thread: the client's own cost, no thread hand-off."""
-    from azure.data.tables import TableClient, UpdateMode
+    from azure.data.tables import UpdateMode
 
-    from shared.adapters.storage import environment_options
-
-    url = TableClient.from_connection_string(connection_string, "sequential").url
-    table = TableClient.from_connection_string(connection_string, "sequential", **environment_options(url))
-    table.create_table()
-    for n in range(CONCURRENT):
-        table.upsert_entity(entity(n))
+    table = seeded_table(connection_string, "sequential")
 
     async def read_round() -> None:
         for n in range(CONCURRENT):

@@ -297,6 +297,7 @@ def bench_scale_out(
             "exact": exact,
             "poisoned": sum(r["poisoned"] for r in results),
             "azurite_cpu_share": azurite_cpu / elapsed,
+            "workers_cpu_share": sum(r["cpu_seconds"] for r in results) / elapsed,
             "fakes_cpu_share": (graph_after[2] - graph_before[2] + dime_after[2] - dime_before[2]) / elapsed,
             "storage_requests": sum(r["storage_requests"] for r in results),
         }

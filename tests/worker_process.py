@@ -9,7 +9,7 @@ scale-out bench and the multi-process convergence test start several of these be
 Modes:
 * ``drain``: print ``ready`` once the app is imported and its clients built, wait for a line on
   stdin, deliver messages of every queue until all are empty, then print one JSON line (handled,
-  failed, poisoned, when the last message finished, storage requests made).
+  failed, poisoned, when the last message finished, storage requests made, CPU seconds used).
 * ``serve``: print ``ready``, then keep delivering (like the host's listener) until stdin closes;
   then print the same JSON line.
 """
@@ -40,9 +40,11 @@ def main(mode: str) -> None:
     last_done = time.time()
     if mode == "drain":
         sys.stdin.readline()
+        cpu_before = time.process_time()
         summary = runner.drain()
         last_done = time.time()
     else:
+        cpu_before = time.process_time()
         stopped = threading.Event()
         threading.Thread(target=lambda: (sys.stdin.read(), stopped.set()), daemon=True).start()
         while not stopped.is_set():
@@ -60,6 +62,7 @@ def main(mode: str) -> None:
         "errors": [e for r in runs for e in r.errors][:5],
         "last_done": last_done,
         "storage_requests": counter.total,
+        "cpu_seconds": time.process_time() - cpu_before,  # this process's CPU (all threads) while it worked
     }
     print(json.dumps(result), flush=True)
 

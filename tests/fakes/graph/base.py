@@ -11,9 +11,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Self
+from urllib.parse import urlencode
 
 from .._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
 from .common import (
+    DEFAULT_INSTANCES_PAGE,
+    MAX_INSTANCES_PAGE,
     Delivery,
     GraphError,
     _DeltaRound,
@@ -259,6 +262,25 @@ class GraphBase(LoopbackServer):
     def _lookup(self, mailbox: str, event_id: str) -> _Event | None:
         """A stored event or master, else an instance (occurrence or exception) of a series."""
         return self._events[mailbox].get(self.id_aliases.get(event_id, event_id))  # the series mixin adds instances
+
+    @staticmethod
+    def _paging(request: Request) -> tuple[int, int]:
+        """``$top`` and ``$skip`` of a paged collection (Graph pages by 10 unless ``$top`` says otherwise)."""
+        try:
+            top = min(MAX_INSTANCES_PAGE, max(1, int(request.query.get("$top", DEFAULT_INSTANCES_PAGE))))
+            skip = max(0, int(request.query.get("$skip", 0)))
+        except ValueError:
+            raise GraphError(400, "BadRequest", "Invalid $top or $skip.") from None
+        return top, skip
+
+    def _page(self, request: Request, value: list[dict[str, Any]], total: int, top: int, skip: int) -> Response:
+        """One page of a collection of ``total`` items, with an ``@odata.nextLink`` while more remain."""
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#Collection(event)", "value": value}
+        if skip + top < total:
+            query = {k: v for k, v in request.query.items() if k not in ("$skip", "$top")}
+            query.update({"$top": str(top), "$skip": str(skip + top)})
+            body["@odata.nextLink"] = f"{self.origin}{request.path}?{urlencode(query)}"
+        return Response(200, body)
 
     @staticmethod
     def _tz_pref(request: Request) -> str | None:

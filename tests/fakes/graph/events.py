@@ -8,15 +8,12 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from .._http import Request, Response
 from .base import GraphBase
 from .common import (
-    DEFAULT_INSTANCES_PAGE,
     EVENT_TYPES,
     IMPORTANCE,
-    MAX_INSTANCES_PAGE,
     SENSITIVITY,
     SHOW_AS,
     GraphError,
@@ -357,21 +354,12 @@ class EventsMixin(GraphBase):
         as its own request)."""
         start, end = self._window(request)
         tz = self._tz_pref(request)
-        try:
-            top = min(MAX_INSTANCES_PAGE, max(1, int(request.query.get("$top", DEFAULT_INSTANCES_PAGE))))
-            skip = max(0, int(request.query.get("$skip", 0)))
-        except ValueError:
-            raise GraphError(400, "BadRequest", "Invalid $top or $skip.") from None
+        top, skip = self._paging(request)
         with self._lock:
             mailbox = self._mailbox(user_ref)
             matching = [ev for ev in self._view_events(mailbox) if ev.overlaps(start, end)]
             value = [self._render(ev, tz) for ev in matching[skip : skip + top]]
-        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#Collection(event)", "value": value}
-        if skip + top < len(matching):
-            query = {k: v for k, v in request.query.items() if k not in ("$skip", "$top")}
-            query.update({"$top": str(top), "$skip": str(skip + top)})
-            body["@odata.nextLink"] = f"{self.origin}{request.path}?{urlencode(query)}"
-        return Response(200, body)
+        return self._page(request, value, len(matching), top, skip)
 
     def _calendars(self, request: Request, user_ref: str, rest: list[str]) -> Response:
         """``POST /calendars`` (a second calendar), ``DELETE /calendars/{id}`` (with its events),

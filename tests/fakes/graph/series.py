@@ -32,11 +32,10 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from .._http import Request, Response
 from .base import GraphBase
-from .common import DEFAULT_INSTANCES_PAGE, MAX_INSTANCES_PAGE, GraphError, _Event, _Series, format_utc, zone
+from .common import GraphError, _Event, _Series, format_utc, zone
 
 MAX_OCCURRENCES = 800
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -283,11 +282,7 @@ class SeriesMixin(GraphBase):
     def _list_instances(self, request: Request, user_ref: str, master_id: str) -> Response:
         start, end = self._window(request)
         tz = self._tz_pref(request)
-        try:
-            top = min(MAX_INSTANCES_PAGE, max(1, int(request.query.get("$top", DEFAULT_INSTANCES_PAGE))))
-            skip = max(0, int(request.query.get("$skip", 0)))
-        except ValueError:
-            raise GraphError(400, "BadRequest", "Invalid $top or $skip.") from None
+        top, skip = self._paging(request)
         with self._lock:
             mailbox = self._mailbox(user_ref)
             master = self._event_or_404(mailbox, master_id)
@@ -295,9 +290,4 @@ class SeriesMixin(GraphBase):
                 raise GraphError(400, "ErrorInvalidRequest", "The specified event is not a recurring series master.")
             matching = [ev for ev in self._instances_of(master) if ev.overlaps(start, end)]
             value = [self._render(ev, tz) for ev in matching[skip : skip + top]]
-        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/$metadata#Collection(event)", "value": value}
-        if skip + top < len(matching):
-            query = {k: v for k, v in request.query.items() if k not in ("$skip", "$top")}
-            query.update({"$top": str(top), "$skip": str(skip + top)})
-            body["@odata.nextLink"] = f"{self.origin}{request.path}?{urlencode(query)}"
-        return Response(200, body)
+        return self._page(request, value, len(matching), top, skip)
