@@ -128,11 +128,15 @@ class GraphGateway(SubscriptionCalls):
         adapter.base_url = self._base_url  # no trailing slash, or paths become //users
         return GraphServiceClient(request_adapter=adapter)
 
-    async def _send(self, mailbox: str, request_info: Any, what: str, weight: int = 1) -> dict[str, Any] | None:
+    async def _send(
+        self, mailbox: str | dict[str, int], request_info: Any, what: str, weight: int = 1
+    ) -> dict[str, Any] | None:
         """Send one request; None for 404; SyncError for everything that failed.
 
         weight: how many of the mailbox's 4 concurrent requests it uses (a $batch of n members
-        counts as min(n, 4): Outlook runs up to 4 members of one batch in parallel, graph.md)."""
+        counts as min(n, 4): Outlook runs up to 4 members of one batch in parallel, graph.md).
+        A $batch addressing several mailboxes passes {mailbox: members} instead: each mailbox is
+        held for its own members (`_hold`)."""
         from kiota_abstractions.api_error import APIError
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
@@ -140,7 +144,7 @@ class GraphGateway(SubscriptionCalls):
         for value in PREFER:
             request_info.headers.add("Prefer", value)
         try:
-            async with self._limits[mailbox.lower()].hold(weight):
+            async with self._hold(mailbox if isinstance(mailbox, dict) else {mailbox: weight}):
                 count_graph()
                 raw = await client.request_adapter.send_primitive_async(request_info, "bytes", {"XXX": ODataError})
         except APIError as error:
@@ -159,6 +163,18 @@ class GraphGateway(SubscriptionCalls):
                 ErrorCode.GRAPH_UNAVAILABLE, f"Graph unreachable for the {what}: {type(error).__name__}"
             ) from None
         return json.loads(raw) if raw else {}
+
+    @contextlib.asynccontextmanager
+    async def _hold(self, weights: dict[str, int]) -> AsyncIterator[None]:
+        """Hold each mailbox's limit for min(4, its weight), in sorted order: two requests
+        holding overlapping mailboxes always take them in the same order, so never deadlock."""
+        merged: dict[str, int] = defaultdict(int)
+        for mailbox, weight in weights.items():
+            merged[mailbox.lower()] += weight
+        async with contextlib.AsyncExitStack() as stack:
+            for mailbox in sorted(merged):
+                await stack.enter_async_context(self._limits[mailbox].hold(merged[mailbox]))
+            yield
 
     async def get_user(self, user: str) -> dict[str, Any] | None:
         """id, mail and userPrincipalName of a user (by object id or UPN); None if unknown."""
@@ -289,33 +305,50 @@ class GraphGateway(SubscriptionCalls):
             info = builder.with_url(next_link).to_get_request_information()
 
     async def get_events_batch(self, mailbox: str, event_ids: list[str]) -> dict[str, BatchAnswer]:
-        """Read up to 20 events of one mailbox in one $batch request.
+        """Read up to 20 events of one mailbox in one $batch request (`read_events_batch`)."""
+        answers = await self.read_events_batch([(mailbox, event_id) for event_id in event_ids])
+        return {event_id: answers[(mailbox, event_id)] for event_id in event_ids}
+
+    async def read_events_batch(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], BatchAnswer]:
+        """Read up to 20 events, (mailbox, event id) each, of any mailboxes in one $batch request
+        (JSON batching takes members addressing different users; each is throttled on its own).
 
         The envelope succeeds even when members fail, so each event gets its own answer: status,
         Graph JSON (200 only) and Retry-After (429/503). Members are not retried here.
         """
-        user, select = quote(mailbox, safe=""), ",".join(EVENT_FIELDS)
-        expand = quote(EXPAND_TAG, safe="(),=$'")
-        urls = [
-            f"/users/{user}/events/{quote(event_id, safe='')}?$select={select}&$expand={expand}"
-            for event_id in event_ids
+        select, expand = ",".join(EVENT_FIELDS), quote(EXPAND_TAG, safe="(),=$'")
+        members = [
+            (
+                mailbox,
+                f"/users/{quote(mailbox, safe='')}/events/{quote(event_id, safe='')}?$select={select}&$expand={expand}",
+            )
+            for mailbox, event_id in keys
         ]
-        return dict(zip(event_ids, await self._batch(mailbox, urls, "event batch read"), strict=True))
+        return dict(zip(keys, await self._batch(members, "event batch read"), strict=True))
 
     async def calendar_views_batch(
         self, mailbox: str, ranges: list[tuple[str, str]]
     ) -> dict[tuple[str, str], BatchAnswer]:
+        """`calendar_views_of` for ranges of one mailbox."""
+        answers = await self.calendar_views_of([(mailbox, where) for where in ranges])
+        return {where: answers[(mailbox, where)] for where in ranges}
+
+    async def calendar_views_of(
+        self, keys: list[tuple[str, tuple[str, str]]]
+    ) -> dict[tuple[str, tuple[str, str]], BatchAnswer]:
         """The first page (ids only) of the primary calendar's calendarView over each of up to 20
-        ranges (ISO start, end) in one $batch: `in_primary_calendar` for many events at once. A
-        listing proves membership of every id it lists; a page carrying `@odata.nextLink` is
-        continued with `calendar_view_ids`. Members are not retried here."""
-        user = quote(mailbox, safe="")
-        urls = [
-            f"/users/{user}/calendar/calendarView?startDateTime={quote(start, safe='')}"
-            f"&endDateTime={quote(end, safe='')}&$select=id&$top={INSTANCES_PAGE_SIZE}"
-            for start, end in ranges
+        (mailbox, (ISO start, end)) in one $batch, of any mailboxes: `in_primary_calendar` for many
+        events at once. A listing proves membership of every id it lists; a page carrying
+        `@odata.nextLink` is continued with `calendar_view_ids`. Members are not retried here."""
+        members = [
+            (
+                mailbox,
+                f"/users/{quote(mailbox, safe='')}/calendar/calendarView?startDateTime={quote(start, safe='')}"
+                f"&endDateTime={quote(end, safe='')}&$select=id&$top={INSTANCES_PAGE_SIZE}",
+            )
+            for mailbox, (start, end) in keys
         ]
-        return dict(zip(ranges, await self._batch(mailbox, urls, "calendar view batch"), strict=True))
+        return dict(zip(keys, await self._batch(members, "calendar view batch"), strict=True))
 
     async def calendar_view_ids(self, mailbox: str, next_link: str) -> set[str]:
         """The ids of the remaining pages of a calendarView listing, from its nextLink."""
@@ -324,32 +357,36 @@ class GraphGateway(SubscriptionCalls):
         listed = await self._collect(mailbox, builder, info, "calendar view")
         return {str(item.get("id")) for item in listed}
 
-    async def _batch(self, mailbox: str, urls: list[str], what: str) -> list[BatchAnswer]:
-        """Up to 20 GETs of one mailbox in one $batch request, an answer per URL, in order: a member
-        Graph did not answer counts as unavailable (503)."""
+    async def _batch(self, members: list[tuple[str, str]], what: str) -> list[BatchAnswer]:
+        """Up to 20 GETs, (mailbox, URL) each, in one $batch request, an answer per member, in
+        order: a member Graph did not answer counts as unavailable (503). Each mailbox's limit is
+        held for min(4, its members) while the request runs (graph.md: Outlook runs up to 4
+        members of one mailbox at once)."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
 
-        if not 0 < len(urls) <= BATCH_LIMIT:
-            raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(urls)}")
+        if not 0 < len(members) <= BATCH_LIMIT:
+            raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(members)}")
         prefer = ", ".join(PREFER)
-        members = [
+        requests = [
             {"id": str(number), "method": "GET", "url": url, "headers": {"Prefer": prefer}}
-            for number, url in enumerate(urls, 1)
+            for number, (_, url) in enumerate(members, 1)
         ]
+        weights: dict[str, int] = defaultdict(int)
+        for mailbox, _ in members:
+            weights[mailbox] += 1
         info = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
         info.headers.try_add("Content-Type", "application/json")
         info.headers.try_add("Accept", "application/json")
-        info.content = json.dumps({"requests": members}, separators=(",", ":")).encode("utf-8")
-        weight = min(len(members), MAX_CONCURRENT_PER_MAILBOX)
-        document = await self._send(mailbox, info, what, weight) or {}
-        answers: list[BatchAnswer] = [BatchAnswer(503, None, None)] * len(urls)
+        info.content = json.dumps({"requests": requests}, separators=(",", ":")).encode("utf-8")
+        document = await self._send(dict(weights), info, what) or {}
+        answers: list[BatchAnswer] = [BatchAnswer(503, None, None)] * len(members)
         for response in document.get("responses") or []:
             try:
                 number = int(response.get("id")) - 1
             except (TypeError, ValueError):
                 continue
-            if not 0 <= number < len(urls):
+            if not 0 <= number < len(members):
                 continue
             status = int(response.get("status") or 0)
             body = response.get("body")

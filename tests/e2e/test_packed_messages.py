@@ -7,6 +7,7 @@ against Azurite, and counts what FakeGraph and FakeDime were asked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
@@ -307,3 +308,113 @@ def test_a_member_graph_refuses_for_good_is_that_events_failed_transaction(graph
     assert {p["Subject"] for p in dime.appointments.values()} == {"Job 1", "Job 2"}
     failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
     assert [(t.event_id, t.error_code) for t in failed] == [(events[0]["id"], "GRAPH_FORBIDDEN")]
+
+
+def test_n_new_events_over_m_mailboxes_cost_one_import_and_two_graph_requests_per_twenty(graph, dime, services):
+    """JSON batching takes members addressing different users: a message's mailboxes share their
+    `$batch` requests and its `/import`; links and transactions stay per mailbox (partitions)."""
+    crew = people(graph, services, 5)
+    events = {
+        person["id"]: [
+            graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-{10 + n}T08:00:00")) for n in range(9)
+        ]
+        for person in crew
+    }
+    graph.reset_requests()
+
+    post([item(person, event, "created") for person in crew for event in events[person["id"]]])  # 45: one message
+    run = deliver(services)
+
+    assert run.succeeded == 1  # one message, nothing requeued
+    assert len(dime.requests) == 1  # one /import for the five mailboxes
+    assert [r.path for r in graph.requests] == ["/v1.0/$batch"] * 6  # reads 20, 20, 5; proofs 20, 20, 5
+    reads = [m for m in graph.batch_members if "calendarView" not in m.path]
+    proofs = [m for m in graph.batch_members if "calendarView" in m.path]
+    assert len(reads) == len(proofs) == 45
+    assert {m.path.split("/")[3] for m in reads} == {person["id"] for person in crew}
+    for person in crew:
+        mine = events[person["id"]]
+        links = {link.event_id: link.change_key for link in services.store.links_of(person["id"])}
+        assert links == {e["id"]: e["changeKey"] for e in mine}
+        succeeded = [t.event_id for t in services.store.transactions_of(person["id"]) if t.status is Status.SUCCEEDED]
+        assert sorted(succeeded) == sorted(e["id"] for e in mine)
+        guids = {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in mine}
+        assert {g for g, p in dime.appointments.items() if p["ResourceEmail"] == person["mail"]} == guids
+
+
+def test_a_member_throttled_in_one_mailbox_requeues_only_its_event(graph, dime, services, no_waits):
+    first, second = people(graph, services, 2)
+    mine = [graph.create_event(first["id"], subject=f"First {n}", **slot(f"2026-11-1{n}T08:00:00")) for n in range(3)]
+    theirs = [
+        graph.create_event(second["id"], subject=f"Second {n}", **slot(f"2026-11-1{n}T10:00:00")) for n in range(3)
+    ]
+    post([item(first, e, "created") for e in mine] + [item(second, e, "created") for e in theirs])
+    # the read of one event of the second mailbox answers 429, five times: its retries included
+    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=429, path_contains=theirs[1]["id"])
+
+    run = deliver(services)
+
+    assert run.succeeded == 2  # the packed message, then the throttled event's change queued on its own
+    assert len(no_waits) == mailbox_runs.MEMBER_ATTEMPTS - 1
+    upserted = [p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE]
+    assert sorted(upserted) == sorted(e["subject"] for e in mine + theirs)  # each written once
+    assert len(dime.requests) == 2  # five events of two mailboxes in one /import, the throttled one alone
+    for person, events in ((first, mine), (second, theirs)):
+        assert {link.event_id for link in services.store.links_of(person["id"])} == {e["id"] for e in events}
+
+
+def test_a_message_over_two_mailboxes_gives_the_boards_and_links_of_one_message_per_change(graph, dime, services):
+    packed = people(graph, services, 2)
+    single = [graph.add_user(mail=f"single{n}@contoso.com") for n in range(2)]
+    for user in single:
+        track(services, user)
+    crew = packed + single
+    before = {p["id"]: scenario_setup(graph, services, p) for p in crew}
+    items = {p["id"]: scenario_changes(graph, services, p, before[p["id"]]) for p in crew}
+
+    post([change for person in packed for change in items[person["id"]]])  # one POST: one packed message
+    deliver(services)
+    for person in single:
+        for one in items[person["id"]]:
+            post([one])  # one message per change: apply_notification each
+    deliver(services)
+
+    for mine, theirs in zip(packed, single, strict=True):
+        assert len(board_of(dime, mine)) == 9
+        assert board_of(dime, mine) == board_of(dime, theirs)
+        assert links_of(graph, dime, services, mine) == links_of(graph, dime, services, theirs)
+        assert all(fresh and on_board for fresh, _, on_board, _ in links_of(graph, dime, services, mine).values())
+    for person in crew:
+        assert not state_store(services).is_tombstoned(person["id"], before[person["id"]]["tombstoned"]["id"])
+        assert state_store(services).is_tombstoned(person["id"], before[person["id"]]["deleted"]["id"])
+        assert [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED] == []
+
+
+def test_batches_over_the_same_mailboxes_in_any_order_hold_each_mailbox_for_its_members_without_deadlock():
+    """Each mailbox of a $batch is held for min(4, its members), taken in sorted order: batches
+    naming the same mailboxes in opposite orders both finish, and no mailbox ever exceeds 4."""
+    from shared.adapters.graph import GraphGateway
+
+    async def scenario() -> dict[str, int]:
+        gateway = GraphGateway("http://graph.invalid", credential=lambda: None)  # type: ignore[arg-type,return-value]
+
+        async def batch(weights: dict[str, int]) -> None:
+            async with gateway._hold(weights):
+                for mailbox in weights:
+                    assert gateway._limits[mailbox.lower()].in_use <= 4
+                await asyncio.sleep(0.01)
+
+        shapes = [
+            {"a": 4, "b": 4},
+            {"b": 4, "a": 4},
+            {"a": 3, "b": 2},
+            {"b": 4, "a": 1},
+            {"B": 2, "c": 20},
+            {"c": 1, "a": 4},
+            {"a": 2},
+        ]
+        await asyncio.wait_for(asyncio.gather(*(batch(shape) for shape in shapes * 3)), timeout=10)
+        return {name: limit.peak for name, limit in gateway._limits.items() if not limit.in_use}
+
+    peaks = asyncio.run(scenario())
+    assert set(peaks) == {"a", "b", "c"} and max(peaks.values()) == 4

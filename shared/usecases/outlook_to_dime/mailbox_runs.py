@@ -78,6 +78,89 @@ async def for_each_mailbox(
     return list(await asyncio.gather(*(one(resource) for resource in resources)))
 
 
+@dataclass
+class GraphBatches:
+    """Reads and proofs of many events, 20 per $batch, of one mailbox or of several (JSON batching
+    takes members addressing different users, each throttled on its own: a packed message's
+    mailboxes share their requests). Keys are (mailbox, ...); a throttled member is asked again."""
+
+    services: Services
+    budget: Budget
+    stats: RunStats  # counts the requests
+
+    async def ask(
+        self, send: Callable[[list[K]], Awaitable[dict[K, BatchAnswer]]], keys: list[K]
+    ) -> dict[K, BatchAnswer]:
+        """One $batch, then the throttled members again after their Retry-After (members are
+        throttled one by one inside a 200, and no middleware retries them)."""
+        answers: dict[K, BatchAnswer] = {}
+        ask = keys
+        for attempt in range(MEMBER_ATTEMPTS):
+            self.stats.graph_requests += 1
+            got = await send(ask)
+            answers.update(got)
+            throttled = [key for key in ask if got[key].status in THROTTLED]
+            if not throttled or attempt == MEMBER_ATTEMPTS - 1:
+                break
+            wait = min(max((got[k].retry_after or 1.0) for k in throttled), MAX_RETRY_AFTER_SECONDS)
+            if wait >= self.budget.remaining():
+                break
+            log.info("%d of %d $batch members throttled; again in %.0f s", len(throttled), len(ask), wait)
+            await sleep(wait)
+            ask = throttled
+        return answers
+
+    async def read_events(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], BatchAnswer]:
+        """Read any number of (mailbox, event id), 20 per $batch (the batches concurrently: each
+        mailbox's limit of 4 concurrent requests paces them)."""
+        from shared.adapters.graph import BATCH_LIMIT
+
+        chunks = [keys[start : start + BATCH_LIMIT] for start in range(0, len(keys), BATCH_LIMIT)]
+        answers: dict[tuple[str, str], BatchAnswer] = {}
+        for got in await asyncio.gather(*(self.ask(self.services.graph.read_events_batch, c) for c in chunks)):
+            answers.update(got)
+        return answers
+
+    async def prove_listed(self, events: list[tuple[str, dict]]) -> dict[tuple[str, str], bool | SyncError]:
+        """`in_primary_calendar` for many (mailbox, event) in few requests: the calendarView of
+        each event's own range as members of a $batch (20 per request; events of one mailbox
+        sharing a range share a member), then every id any page lists is proven (a calendarView
+        lists the primary calendar only). An event a page with more pages did not list is looked
+        for in the rest of that listing. Per (mailbox, event id): True, False (not listed, or no
+        time range to look in), or the SyncError of a member that failed (throttled after its
+        retries: transient)."""
+        from shared.adapters.graph import BATCH_LIMIT, classify_status
+        from shared.usecases.outlook_to_dime.sync_event import proof_range
+
+        graph = self.services.graph
+        ranges = {(mailbox, str(event.get("id"))): proof_range(event) for mailbox, event in events}
+        wheres = [(mailbox, where) for (mailbox, _), where in ranges.items() if where is not None]
+        distinct = list(dict.fromkeys(wheres))
+        chunks = [distinct[start : start + BATCH_LIMIT] for start in range(0, len(distinct), BATCH_LIMIT)]
+        pages: dict[tuple[str, tuple[str, str]], BatchAnswer] = {}
+        for got in await asyncio.gather(*(self.ask(graph.calendar_views_of, chunk) for chunk in chunks)):
+            pages.update(got)
+        listed = {(mailbox, str(item.get("id"))) for (mailbox, _), page in pages.items() for item in _items(page.body)}
+        continued: dict[tuple[str, tuple[str, str]], set[str]] = {}
+        out: dict[tuple[str, str], bool | SyncError] = {}
+        for key, where in ranges.items():
+            mailbox, event_id = key
+            page = pages.get((mailbox, where)) if where is not None else None
+            if key in listed or page is None:
+                out[key] = key in listed
+            elif page.status == 200:
+                next_link = (page.body or {}).get("@odata.nextLink")
+                if next_link and (mailbox, where) not in continued:
+                    self.stats.graph_requests += 1
+                    continued[(mailbox, where)] = await graph.calendar_view_ids(mailbox, str(next_link))
+                out[key] = event_id in continued.get((mailbox, where), set())
+            elif page.status == 404:
+                out[key] = False  # no such calendar: listed nowhere (as in_primary_calendar)
+            else:
+                out[key] = classify_status(page.status, {"Retry-After": page.retry_after}, "calendar view")
+        return out
+
+
 LINK_SNAPSHOT_MIN = 20  # a page with this many events reads the mailbox's links in one query
 
 
@@ -277,80 +360,20 @@ class MailboxRun:
         return [by_id[event_id] for event_id in outcome.one_by_one]
 
     async def _read_batch(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
-        """One $batch of event reads, then the throttled members again (`ask_batch`)."""
+        """One $batch of event reads, then the throttled members again (`GraphBatches.ask`)."""
         mailbox = self.mailbox_id
-        return await self._ask(lambda ids: self.services.graph.get_events_batch(mailbox, ids), event_ids)
+        answers = await self.batches.ask(self.services.graph.read_events_batch, [(mailbox, e) for e in event_ids])
+        return {event_id: answers[(mailbox, event_id)] for event_id in event_ids}
 
-    async def _ask(
-        self, send: Callable[[list[K]], Awaitable[dict[K, BatchAnswer]]], keys: list[K]
-    ) -> dict[K, BatchAnswer]:
-        """One $batch, then the throttled members again after their Retry-After (members are
-        throttled one by one inside a 200, and no middleware retries them)."""
-        answers: dict[K, BatchAnswer] = {}
-        ask = keys
-        for attempt in range(MEMBER_ATTEMPTS):
-            self.stats.graph_requests += 1
-            got = await send(ask)
-            answers.update(got)
-            throttled = [key for key in ask if got[key].status in THROTTLED]
-            if not throttled or attempt == MEMBER_ATTEMPTS - 1:
-                break
-            wait = min(max((got[k].retry_after or 1.0) for k in throttled), MAX_RETRY_AFTER_SECONDS)
-            if wait >= self.budget.remaining():
-                break
-            log.info("%d of %d $batch members throttled; again in %.0f s", len(throttled), len(ask), wait)
-            await sleep(wait)
-            ask = throttled
-        return answers
-
-    async def read_events(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
-        """Read any number of events, 20 per $batch (the batches concurrently: the mailbox's
-        limit of 4 concurrent requests paces them); a throttled member is asked again."""
-        from shared.adapters.graph import BATCH_LIMIT
-
-        chunks = [event_ids[start : start + BATCH_LIMIT] for start in range(0, len(event_ids), BATCH_LIMIT)]
-        answers: dict[str, BatchAnswer] = {}
-        for got in await asyncio.gather(*(self._read_batch(chunk) for chunk in chunks)):
-            answers.update(got)
-        return answers
+    @property
+    def batches(self) -> GraphBatches:
+        """The mailbox's $batch requests, counted in its run's figures."""
+        return GraphBatches(self.services, self.budget, self.stats)
 
     async def prove_listed(self, events: list[dict]) -> dict[str, bool | SyncError]:
-        """`in_primary_calendar` for many events in few requests: the calendarView of each event's
-        own range as members of a $batch (20 per request; events sharing a range share a member),
-        then every id any page lists is proven (a calendarView lists the primary calendar only).
-        An event a page with more pages did not list is looked for in the rest of that listing.
-        Per event: True, False (not listed, or no time range to look in), or the SyncError of a
-        member that failed (throttled after its retries: transient)."""
-        from shared.adapters.graph import BATCH_LIMIT, classify_status
-        from shared.usecases.outlook_to_dime.sync_event import proof_range
-
-        graph, mailbox = self.services.graph, self.mailbox_id
-        ranges = {str(event.get("id")): proof_range(event) for event in events}
-        distinct = list(dict.fromkeys(r for r in ranges.values() if r is not None))
-        chunks = [distinct[start : start + BATCH_LIMIT] for start in range(0, len(distinct), BATCH_LIMIT)]
-        pages: dict[tuple[str, str], BatchAnswer] = {}
-        for got in await asyncio.gather(
-            *(self._ask(lambda rs: graph.calendar_views_batch(mailbox, rs), chunk) for chunk in chunks)
-        ):
-            pages.update(got)
-        listed = {str(item.get("id")) for page in pages.values() for item in _items(page.body)}
-        continued: dict[tuple[str, str], set[str]] = {}
-        out: dict[str, bool | SyncError] = {}
-        for event_id, where in ranges.items():
-            page = pages.get(where) if where is not None else None
-            if event_id in listed or page is None:
-                out[event_id] = event_id in listed
-            elif page.status == 200:
-                next_link = (page.body or {}).get("@odata.nextLink")
-                if next_link and where not in continued:
-                    self.stats.graph_requests += 1
-                    continued[where] = await graph.calendar_view_ids(mailbox, str(next_link))
-                out[event_id] = event_id in continued.get(where, set())
-            elif page.status == 404:
-                out[event_id] = False  # no such calendar: listed nowhere (as in_primary_calendar)
-            else:
-                out[event_id] = classify_status(page.status, {"Retry-After": page.retry_after}, "calendar view")
-        return out
+        """`GraphBatches.prove_listed` for this mailbox's events."""
+        proofs = await self.batches.prove_listed([(self.mailbox_id, event) for event in events])
+        return {event_id: proof for (_, event_id), proof in proofs.items()}
 
     # Guarded deletes -------------------------------------------------------------------------
 

@@ -4,15 +4,17 @@ read and written together.
 Graph sends several notifications per POST, commonly three for one edit. One queue message per
 notification costs each of them a put, a receive share and a delete, and makes the duplicates
 race each other on different instances. Packed into one message (`{"changes": [...]}`, at most
-`PACK_LIMIT` each), the worker folds the duplicates of one event into one change and works per
-mailbox the way delta works per page (`MailboxRun`, `sync_batch`): the links in one go, a change
-whose announced changeKey is the link's skipped without a Graph call, the rest read with `$batch`
-(20 per request), the events new to us proven members of the primary calendar with calendarView
-members of a `$batch`, and the plain new ones written by `sync_new_events` (one `/import`, one
-table batch of links). Everything else (linked and changed, claimed deletes, 404s, series masters,
-our own tagged events, tombstoned ones, what a batch left) goes through `sync_event` one by one
-with what was already read, so the rules stay in one place. An event another message of this
-process is working on is left to `sync_event` too, which waits for it (the per-event lock).
+`PACK_LIMIT` each), the worker folds the duplicates of one event into one change and works the
+way delta works per page (`GraphBatches`, `sync_batch`), for all the message's mailboxes at once
+(a POST often spans several): each mailbox's links in one go, a change whose announced changeKey
+is the link's skipped without a Graph call, the rest read with `$batch` (20 per request, members
+of any mailboxes), the events new to us proven members of their primary calendar with calendarView
+members of a `$batch`, and the plain new ones written by `sync_new_events_of` (one `/import` for
+the message, one table batch of links per mailbox). Everything else (linked and changed, claimed
+deletes, 404s, series masters, our own tagged events, tombstoned ones, what a batch left) goes
+through `sync_event` one by one with what was already read, so the rules stay in one place. An
+event another message of this process is working on is left to `sync_event` too, which waits for
+it (the per-event lock).
 
 One event's failure never re-runs the others: a transient failure (a `$batch` member still
 throttled after its retries included) is put back on the queue as a message of its own (then
@@ -35,8 +37,9 @@ from shared.services import Services
 from shared.usecases.outlook_to_dime.sync_event import AlreadyRead
 
 if TYPE_CHECKING:
+    from shared.core.links import Link
     from shared.core.outlook_to_dime.webhook import ChangeNotification
-    from shared.usecases.outlook_to_dime.mailbox_runs import MailboxRun
+    from shared.core.resources import Resource
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +82,59 @@ MESSAGE_BUDGET_SECONDS = 120.0  # how long a packed message waits for throttled 
 
 
 async def apply_notifications(message: dict[str, Any], services: Services) -> None:
-    """The worker for a packed message (a plain one goes to `apply_notification` unchanged)."""
-    from shared.usecases.outlook_to_dime.sync_event import apply_notification
+    """The worker for a packed message (a plain one goes to `apply_notification` unchanged), in
+    phases: each mailbox's share opened (resource, parsed changes); the events nobody else works
+    on locked; then for all mailboxes at once the links read (per mailbox), the events read, the
+    new ones proven and written (`_batched`); then the rest one by one, per mailbox."""
+    from shared.usecases.event_locks import event_locks
 
     if not is_packed(message):
+        from shared.usecases.outlook_to_dime.sync_event import apply_notification
+
         await apply_notification(message, services)
         return
     changes = fold(message[PACKED_KEY])
     by_mailbox: dict[str, list[dict[str, Any]]] = {}
     for change in changes:
         by_mailbox.setdefault(str(change.get("mailboxId")), []).append(change)
-    successes: list[Any] = []  # one table batch of success transactions for the whole message
-    shares = await asyncio.gather(
-        *(_apply_mailbox(services, mailbox, items, successes) for mailbox, items in by_mailbox.items()),
-        return_exceptions=True,
-    )
     again: list[dict[str, Any]] = []
-    for items, share in zip(by_mailbox.values(), shares, strict=True):
-        if isinstance(share, BaseException):  # e.g. storage failed mid-way: each again on its own (idempotent)
+    shares: list[_Share] = []
+    opened = await asyncio.gather(
+        *(_open(services, mailbox, items) for mailbox, items in by_mailbox.items()), return_exceptions=True
+    )
+    for items, share in zip(by_mailbox.values(), opened, strict=True):
+        if isinstance(share, BaseException):  # e.g. storage failed: each again on its own (idempotent)
             log.warning("a packed message's %d changes of one mailbox failed: %r", len(items), share)
             again.extend(items)
+        elif share is not None:
+            shares.append(share)
+    successes: list[Any] = []  # one table batch of success transactions for the whole message
+    keys = [(share.mailbox_id, note.event_id) for share in shares for _, note in share.parsed]
+    async with event_locks.hold_free(keys) as free:
+        for share in shares:
+            share.sort_out(free)
+        try:
+            requests = await _batched(services, shares, successes)
+        except Exception as error:  # storage or Graph failed for the message: each again on its own
+            log.warning("the batched part of a packed message of %d changes failed: %r", len(changes), error)
+            again.extend(change for share in shares for change in share.changes)
+            shares, requests = [], 0
+    finished = await asyncio.gather(*(_finish(services, share, successes) for share in shares), return_exceptions=True)
+    for share, outcome in zip(shares, finished, strict=True):
+        if isinstance(outcome, BaseException):
+            log.warning("a packed message's %d changes of one mailbox failed: %r", len(share.changes), outcome)
+            again.extend(share.changes)
         else:
-            again.extend(share)
+            again.extend(share.again)
     if successes:
         await _record_successes(services, successes)
+    log.info(
+        "packed message: %d changes over %d mailboxes, %d again; %d Graph requests for its batched part",
+        len(changes),
+        len(by_mailbox),
+        len(again),
+        requests,
+    )
     if again:
         log.warning(
             "%d of %d changes of a packed message failed transiently: queued on their own", len(again), len(changes)
@@ -114,12 +146,27 @@ async def apply_notifications(message: dict[str, Any], services: Services) -> No
 class _Share:
     """One mailbox's changes of a packed message, sorted by what they still need."""
 
-    run: MailboxRun
+    resource: Resource
+    changes: list[dict[str, Any]]
+    parsed: list[tuple[dict[str, Any], ChangeNotification]] = field(default_factory=list)
+    free: list[tuple[dict[str, Any], ChangeNotification]] = field(default_factory=list)  # locked for this message
     one_by_one: list[tuple[dict[str, Any], AlreadyRead | None]] = field(default_factory=list)
     again: list[dict[str, Any]] = field(default_factory=list)  # transient failures
     failed: list[tuple[dict[str, Any], SyncError]] = field(default_factory=list)
     skipped: int = 0  # unchanged (the link's changeKey), or not in the primary calendar
     batched: int = 0
+
+    @property
+    def mailbox_id(self) -> str:
+        return self.resource.object_id
+
+    def sort_out(self, free: set[tuple[str, str]]) -> None:
+        """An event another message of this process works on is left to sync_event, which waits."""
+        for change, note in self.parsed:
+            if (self.mailbox_id, note.event_id) in free:
+                self.free.append((change, note))
+            else:
+                self.one_by_one.append((change, None))
 
     def fail(self, change: dict[str, Any], error: SyncError) -> None:
         if error.code.transient:
@@ -128,45 +175,39 @@ class _Share:
             self.failed.append((change, error))
 
 
-async def _apply_mailbox(
-    services: Services, mailbox_id: str, changes: list[dict[str, Any]], successes: list[Any]
-) -> list[dict[str, Any]]:
-    """One mailbox's changes of a packed message; returns those to queue again on their own."""
+async def _open(services: Services, mailbox_id: str, changes: list[dict[str, Any]]) -> _Share | None:
+    """A mailbox's share: its resource (None when it is not onboarded) and its parsed changes."""
     from shared.core.outlook_to_dime.webhook import ChangeNotification
-    from shared.core.runs import NOTIFICATIONS, RunStats
-    from shared.usecases.event_locks import event_locks
-    from shared.usecases.outlook_to_dime.mailbox_runs import Budget, MailboxRun
     from shared.usecases.outlook_to_dime.subscriptions import MailboxNotTracked
-    from shared.usecases.outlook_to_dime.sync_event import apply_notification, record_failure, tracked_resource
+    from shared.usecases.outlook_to_dime.sync_event import tracked_resource
 
     try:
         resource = await tracked_resource(mailbox_id, services)
     except MailboxNotTracked:
         log.info("dropped %d notifications for mailbox %s, which is not onboarded", len(changes), mailbox_id)
-        return []
-    stats = RunStats(NOTIFICATIONS, resource.object_id, services.clock())
-    share = _Share(MailboxRun(services, resource, stats, Budget(MESSAGE_BUDGET_SECONDS)))
-    parsed: list[tuple[dict[str, Any], ChangeNotification]] = []
+        return None
+    share = _Share(resource, changes)
     for change in changes:
         try:
-            parsed.append((change, ChangeNotification.from_message(change)))
+            share.parsed.append((change, ChangeNotification.from_message(change)))
         except (KeyError, TypeError, ValueError):
             share.one_by_one.append((change, None))  # apply_notification raises: poisoned, then a failed row
-    keys = [(resource.object_id, note.event_id) for _, note in parsed]
-    async with event_locks.hold_free(keys) as free:
-        share.one_by_one += [
-            (change, None) for change, note in parsed if (resource.object_id, note.event_id) not in free
-        ]
-        await _batched(
-            share, [(change, note) for change, note in parsed if (resource.object_id, note.event_id) in free], successes
-        )
+    return share
+
+
+async def _finish(services: Services, share: _Share, successes: list[Any]) -> None:
+    """A mailbox's failed transactions, then what did not batch through `sync_event` one by one
+    with what was read of it; the transient failures stay in `share.again`."""
+    from shared.core.outlook_to_dime.webhook import ChangeNotification
+    from shared.usecases.outlook_to_dime.sync_event import apply_notification, record_failure
+
     for change, error in share.failed:
         await asyncio.to_thread(record_failure, services, ChangeNotification.from_message(change), error, change)
     done = asyncio.get_running_loop().create_future()
-    done.set_result(resource)
+    done.set_result(share.resource)
     outcomes = await asyncio.gather(
         *(
-            apply_notification(change, services, resources={mailbox_id: done}, successes=successes, read=read)
+            apply_notification(change, services, resources={share.mailbox_id: done}, successes=successes, read=read)
             for change, read in share.one_by_one
         ),
         return_exceptions=True,
@@ -177,54 +218,58 @@ async def _apply_mailbox(
         if isinstance(outcome, BaseException)
     ]
     log.info(
-        "packed message, mailbox %s: %d changes, %d skipped, %d batched, %d one by one, %d failed, %d again; "
-        "%d Graph requests",
-        resource.object_id,
-        len(changes),
+        "packed message, mailbox %s: %d changes, %d skipped, %d batched, %d one by one, %d failed, %d again",
+        share.mailbox_id,
+        len(share.changes),
         share.skipped,
         share.batched,
         len(share.one_by_one),
         len(share.failed),
         len(share.again),
-        stats.graph_requests,
     )
-    return share.again
 
 
-async def _batched(
-    share: _Share, changes: list[tuple[dict[str, Any], ChangeNotification]], successes: list[Any]
-) -> None:
-    """The part of a mailbox's changes that batches: links read together (a query per 14: fewer
-    round trips than a point read each, also over a partition of 10,000 links in Azurite), one
-    `$batch` of reads per 20, a batched proof for the events new to us, `sync_new_events` for the
-    plain ones. What does not batch is put into `share.one_by_one` with what was read of it."""
+async def _batched(services: Services, shares: list[_Share], successes: list[Any]) -> int:
+    """The part of the message that batches, for all its mailboxes at once: each mailbox's links
+    read together (a query per 14: fewer round trips than a point read each, also over a
+    partition of 10,000 links in Azurite), one `$batch` of reads per 20 events, one `$batch` of
+    proofs per 20 for the events new to us, `sync_new_events_of` for the plain ones (one
+    `/import`). What does not batch is put into its share's `one_by_one` with what was read of
+    it. Returns the Graph requests made."""
     from shared.adapters.graph import classify_status
     from shared.core.events import missing_fields
-    from shared.usecases.outlook_to_dime.sync_batch import sync_new_events
+    from shared.core.runs import NOTIFICATIONS, RunStats
+    from shared.usecases.outlook_to_dime.mailbox_runs import Budget, GraphBatches
+    from shared.usecases.outlook_to_dime.sync_batch import sync_new_events_of
 
-    run = share.run
-    services, mailbox = run.services, run.mailbox_id
-    found = await asyncio.to_thread(services.store.links_among, mailbox, [note.event_id for _, note in changes])
-    links = [found.get(note.event_id) for _, note in changes]
-    to_read = []
-    for (change, note), link in zip(changes, links, strict=True):
-        if note.change_type == "deleted":
-            share.one_by_one.append((change, AlreadyRead(link=link)))  # a claim, confirmed by sync_event
-        elif link is not None and note.change_key and link.change_key == note.change_key:
-            share.skipped += 1  # as sync_event decides it: nothing changed since the link, no Graph call
-        else:
-            to_read.append((change, note.event_id, link))
+    batches = GraphBatches(services, Budget(MESSAGE_BUDGET_SECONDS), RunStats(NOTIFICATIONS, "", services.clock()))
+    found = await asyncio.gather(
+        *(
+            asyncio.to_thread(services.store.links_among, share.mailbox_id, [note.event_id for _, note in share.free])
+            for share in shares
+        )
+    )
+    to_read: list[tuple[_Share, dict[str, Any], str, Link | None]] = []
+    for share, links in zip(shares, found, strict=True):
+        for change, note in share.free:
+            link = links.get(note.event_id)
+            if note.change_type == "deleted":
+                share.one_by_one.append((change, AlreadyRead(link=link)))  # a claim, confirmed by sync_event
+            elif link is not None and note.change_key and link.change_key == note.change_key:
+                share.skipped += 1  # as sync_event decides it: nothing changed since the link, no Graph call
+            else:
+                to_read.append((share, change, note.event_id, link))
     if not to_read:
-        return
-    answers = await run.read_events([event_id for _, event_id, _ in to_read])
-    new: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for change, event_id, link in to_read:
-        answer = answers[event_id]
+        return batches.stats.graph_requests
+    answers = await batches.read_events([(share.mailbox_id, event_id) for share, _, event_id, _ in to_read])
+    new: list[tuple[_Share, dict[str, Any], dict[str, Any]]] = []
+    for share, change, event_id, link in to_read:
+        answer = answers[(share.mailbox_id, event_id)]
         body = answer.body
         if answer.status == 200 and body is not None:
             plain = body.get("id") == event_id and body.get("type") != "seriesMaster" and not missing_fields(body)
             if link is None and plain:
-                new.append((change, body))
+                new.append((share, change, body))
             else:
                 share.one_by_one.append((change, AlreadyRead(event_json=body, link=link)))
         elif answer.status == 404:
@@ -232,25 +277,30 @@ async def _batched(
         else:
             share.fail(change, classify_status(answer.status, {"Retry-After": answer.retry_after}, "event read"))
     if not new:
-        return
-    proofs = await run.prove_listed([body for _, body in new])
-    proven: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for change, body in new:
-        proof = proofs[str(body["id"])]
+        return batches.stats.graph_requests
+    proofs = await batches.prove_listed([(share.mailbox_id, body) for share, _, body in new])
+    proven: list[tuple[_Share, dict[str, Any], dict[str, Any]]] = []
+    for share, change, body in new:
+        proof = proofs[(share.mailbox_id, str(body["id"]))]
         if isinstance(proof, SyncError):
             share.fail(change, proof)
         elif proof:
-            proven.append((change, body))
+            proven.append((share, change, body))
         else:
             share.skipped += 1  # not-in-calendar: another calendar's event, or a deleted one still readable
-    left: set[str] = {str(body["id"]) for _, body in proven}
+    left: set[tuple[str, str]] = {(share.mailbox_id, str(body["id"])) for share, _, body in proven}
     if len(proven) > 1:
-        outcome = await sync_new_events(services, run.resource, [body for _, body in proven], successes=successes)
-        left = set(outcome.one_by_one)
-        share.batched += len(proven) - len(left)
-    share.one_by_one += [
-        (change, AlreadyRead(event_json=body, in_calendar=True)) for change, body in proven if str(body["id"]) in left
-    ]
+        pages: dict[str, tuple[Resource, list[dict[str, Any]]]] = {}
+        for share, _, body in proven:
+            pages.setdefault(share.mailbox_id, (share.resource, []))[1].append(body)
+        outcomes = await sync_new_events_of(services, list(pages.values()), successes=successes)
+        left = {(mailbox, event_id) for mailbox, outcome in outcomes.items() for event_id in outcome.one_by_one}
+    for share, change, body in proven:
+        if (share.mailbox_id, str(body["id"])) in left:
+            share.one_by_one.append((change, AlreadyRead(event_json=body, in_calendar=True)))
+        else:
+            share.batched += 1
+    return batches.stats.graph_requests
 
 
 async def _record_successes(services: Services, successes: list[Any]) -> None:

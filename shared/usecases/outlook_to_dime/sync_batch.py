@@ -1,5 +1,7 @@
 """A page of events new to us, in a few requests: one `/import`, one table batch of links, one of
 success transactions (onboarding a mailbox lists thousands of events nobody has synchronised yet).
+A packed message's new events of several mailboxes share the `/import`; the tombstone query, link
+batch and transactions stay per mailbox (its table partition).
 
 Only the plain case is batched: an event read in full, not a series master, never linked, never
 deleted by us before (no tombstone) and not one this app wrote for a planner appointment (tagged:
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.core.decision import Action, Decision, decide
@@ -49,17 +51,57 @@ async def sync_new_events(
     *,
     successes: list[Transaction] | None = None,
 ) -> PageOutcome:
-    """Decide each new event; write the upserts with one import per 100 and their links and
-    success transactions with one table batch each (or into `successes`, which the caller
-    writes in its own batch). See the module docstring for what is left to `sync_event`
-    (returned in `one_by_one`)."""
+    """One mailbox's new events (a delta or backfill page): `sync_new_events_of`."""
+    outcomes = await sync_new_events_of(services, [(resource, events)], successes=successes)
+    return outcomes[resource.object_id]
+
+
+async def sync_new_events_of(
+    services: Services,
+    pages: list[tuple[Resource, list[dict[str, Any]]]],
+    *,
+    successes: list[Transaction] | None = None,
+) -> dict[str, PageOutcome]:
+    """Decide each new event of one or more mailboxes (a packed message spans several); write the
+    upserts of all of them with one import per 100 (an import takes calls of any resources,
+    dimescheduler.md), and per mailbox their links and success transactions with one table batch
+    each (a mailbox is a partition; or into `successes`, which the caller writes in its own batch).
+    The outcome per mailbox id; see the module docstring for what is left to `sync_event`."""
     from shared.usecases.outlook_to_dime.sync_event import state_store
 
-    outcome = PageOutcome()
-    if not events:
-        return outcome
-    tombstoned = await asyncio.to_thread(state_store(services).tombstoned_events, resource.object_id)
-    settings, now = services.settings, services.clock()
+    outcomes = {resource.object_id: PageOutcome() for resource, _ in pages}
+    pages = [(resource, events) for resource, events in pages if events]
+    if not pages:
+        return outcomes
+    store = state_store(services)
+    tombstones = await asyncio.gather(
+        *(asyncio.to_thread(store.tombstoned_events, resource.object_id) for resource, _ in pages)
+    )
+    now = services.clock()
+    writes: list[tuple[Link, dict[str, Any]]] = []
+    for (resource, events), tombstoned in zip(pages, tombstones, strict=True):
+        writes += _decide(services, resource, events, tombstoned, now, outcomes[resource.object_id])
+    for start in range(0, len(writes), BATCH_LIMIT):
+        chunk = writes[start : start + BATCH_LIMIT]
+        written = await _write_chunk(services, chunk, now.isoformat(), successes)
+        for link, _ in chunk:
+            if (link.mailbox_id, link.event_id) not in written:
+                outcome = outcomes[link.mailbox_id]
+                outcome.decisions.pop(link.event_id, None)
+                outcome.one_by_one.append(link.event_id)
+    return outcomes
+
+
+def _decide(
+    services: Services,
+    resource: Resource,
+    events: list[dict[str, Any]],
+    tombstoned: set[str],
+    now: datetime,
+    outcome: PageOutcome,
+) -> list[tuple[Link, dict[str, Any]]]:
+    """One mailbox's decisions (into `outcome`), and the link and import call of each upsert."""
+    settings = services.settings
     window = (now - timedelta(days=settings.sync_days_back), now + timedelta(days=settings.sync_days_forward))
     writes: list[tuple[Link, dict[str, Any]]] = []
     for event_json in events:
@@ -95,26 +137,18 @@ async def sync_new_events(
             kept_values=appointment.kept_values(),
         )
         writes.append((link, upsert_call(appointment)))
-    for start in range(0, len(writes), BATCH_LIMIT):
-        chunk = writes[start : start + BATCH_LIMIT]
-        written = await _write_chunk(services, resource, chunk, now.isoformat(), successes)
-        for link, _ in chunk:
-            if link.event_id not in written:
-                outcome.decisions.pop(link.event_id, None)
-                outcome.one_by_one.append(link.event_id)
-    return outcome
+    return writes
 
 
 async def _write_chunk(
     services: Services,
-    resource: Resource,
     chunk: list[tuple[Link, dict[str, Any]]],
     now: str,
     successes: list[Transaction] | None,
-) -> set[str]:
-    """One import, one batch of links, one of transactions; the event ids fully written."""
+) -> set[tuple[str, str]]:
+    """One import, one batch of links per mailbox, one of transactions; the (mailbox, event id)
+    fully written. A mailbox whose link batch met a link written meanwhile loses only its own."""
     from shared.adapters.event_links_store import EventLinkStore
-    from shared.adapters.tables import ConcurrentUpdate
     from shared.adapters.transactions_store import transaction_store
 
     # Before Dime.Scheduler may publish them (as sync_event does): these appointments are never
@@ -126,17 +160,17 @@ async def _write_chunk(
     except SyncError as error:
         log.info("a batched import of %d events failed (%s): one by one", len(chunk), error)
         return set()
-    links = [replace(link, appointment_id=appointment_id_of(answer or {}, link.appointment_guid)) for link, _ in chunk]
-    try:
-        await asyncio.to_thread(services.store.insert_links, links)
-    except ConcurrentUpdate:
-        # Another instance linked one of them meanwhile: sync_event decides each against what is stored.
-        log.info("a batch of %d links met a link written meanwhile: one by one", len(links))
-        return set()
+    by_mailbox: dict[str, list[Link]] = {}
+    for link, _ in chunk:
+        by_mailbox.setdefault(link.mailbox_id, []).append(
+            replace(link, appointment_id=appointment_id_of(answer or {}, link.appointment_guid))
+        )
+    inserted = await asyncio.gather(*(_insert_links(services, links) for links in by_mailbox.values()))
+    links = [link for batch in inserted for link in batch]
     transactions = [
         Transaction(
             id=new_transaction_id(services.clock()),
-            mailbox_id=resource.object_id,
+            mailbox_id=link.mailbox_id,
             direction=OUTLOOK_TO_DIME,
             operation=Action.UPSERT.value,
             status=Status.SUCCEEDED,
@@ -149,6 +183,19 @@ async def _write_chunk(
     ]
     if successes is not None:
         successes.extend(transactions)
-    else:
+    elif transactions:
         await asyncio.to_thread(transaction_store(services).add_many, transactions)
-    return {link.event_id for link in links}
+    return {(link.mailbox_id, link.event_id) for link in links}
+
+
+async def _insert_links(services: Services, links: list[Link]) -> list[Link]:
+    """One mailbox's links in one table batch; none when one of them exists already."""
+    from shared.adapters.tables import ConcurrentUpdate
+
+    try:
+        await asyncio.to_thread(services.store.insert_links, links)
+    except ConcurrentUpdate:
+        # Another instance linked one of them meanwhile: sync_event decides each against what is stored.
+        log.info("a batch of %d links met a link written meanwhile: one by one", len(links))
+        return []
+    return links

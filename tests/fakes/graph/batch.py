@@ -15,7 +15,13 @@ from .common import (
 
 
 class BatchMixin(GraphBase):
-    """JSON ``$batch`` of up to 20 members, each served (faults included) like a top-level request."""
+    """JSON ``$batch`` of up to 20 members, each served (faults included) like a top-level request.
+
+    Members may address different users: each is routed by its own URL ("Combine multiple HTTP
+    requests using JSON batching", learn.microsoft.com/graph/json-batching: one batch reads a
+    drive, Planner tasks and a group's calendar), and each is throttled on its own (graph.md
+    "Throttling and batching": a 429 can hide inside a 200), so ``fail_next(path_contains=...)``
+    throttles one member of one mailbox alone."""
 
     # ---------------------------------------------------------------- $batch
     def _batch(self, request: Request) -> Response:
