@@ -418,3 +418,24 @@ def test_batches_over_the_same_mailboxes_in_any_order_hold_each_mailbox_for_its_
 
     peaks = asyncio.run(scenario())
     assert set(peaks) == {"a", "b", "c"} and max(peaks.values()) == 4
+
+
+def test_two_spellings_of_one_mailbox_in_a_message_write_each_event_once(graph, dime, services):
+    """The webhook lower-cases mailbox ids, but a queued message may come from elsewhere (an older
+    payload sent again): the resources table is keyed on the lower-cased id, so both spellings are
+    one mailbox, and an event of both shares is batched by one of them only."""
+    (person,) = people(graph, services, 1)
+    events = [graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-1{n}T08:00:00")) for n in range(3)]
+    changes = [
+        {"mailboxId": mailbox, "eventId": e["id"], "changeType": "created", "changeKey": e["changeKey"]}
+        for mailbox in (person["id"], person["id"].upper())
+        for e in events
+    ]
+    services.queues.send(NOTIFICATIONS_QUEUE, {"changes": changes})
+
+    run = deliver(services)
+
+    assert run.succeeded == 1
+    upserted = sorted(p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE)
+    assert upserted == ["Job 0", "Job 1", "Job 2"]
+    assert {link.event_id for link in services.store.links_of(person["id"])} == {e["id"] for e in events}

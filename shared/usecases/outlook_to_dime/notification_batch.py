@@ -161,9 +161,12 @@ class _Share:
         return self.resource.object_id
 
     def sort_out(self, free: set[tuple[str, str]]) -> None:
-        """An event another message of this process works on is left to sync_event, which waits."""
+        """An event another message of this process works on is left to sync_event, which waits;
+        so is one another share of this message claimed first (two spellings of one mailbox id)."""
         for change, note in self.parsed:
-            if (self.mailbox_id, note.event_id) in free:
+            key = (self.mailbox_id, note.event_id)
+            if key in free:
+                free.discard(key)
                 self.free.append((change, note))
             else:
                 self.one_by_one.append((change, None))
