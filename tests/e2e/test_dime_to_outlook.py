@@ -518,12 +518,18 @@ def test_reconcile_creates_missing_updates_stale_deletes_vanished(graph, dime, s
     assert [r.method for r in graph.requests] == []  # an idle reconcile writes nothing and reads no event
 
 
-def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, people):
-    jane = people["jane"]["id"]
+def eight_visits_for_jane(dime, services) -> list[str]:
+    """Eight appointments planned for Jane, published and placed in her calendar: their GUIDs."""
     guids = [dime.board.plan(f"Visit {n}", near(1, 6 + n), near(1, 7 + n), ["R-JANE"]) for n in range(8)]
     for guid in guids:
         publish(planned(dime, guid), "created")
     work(services)
+    return guids
+
+
+def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, people):
+    jane = people["jane"]["id"]
+    guids = eight_visits_for_jane(dime, services)
     for guid in guids:
         dime.board.delete(guid)
     dime.board.outbox.clear()
@@ -640,10 +646,7 @@ def test_a_failed_read_and_a_tripped_breaker_are_the_record_s_outcome(graph, dim
     from shared.core.transactions import SyncError
 
     jane = people["jane"]["id"]
-    guids = [dime.board.plan(f"Visit {n}", near(1, 6 + n), near(1, 7 + n), ["R-JANE"]) for n in range(8)]
-    for guid in guids:
-        publish(planned(dime, guid), "created")
-    work(services)
+    guids = eight_visits_for_jane(dime, services)
     dime.fail_next(1, status=503)  # Dime.Scheduler is down for the run's first read
     with pytest.raises(SyncError):
         dime_reconcile_timer()
