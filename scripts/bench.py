@@ -82,7 +82,7 @@ def bench_webhook(services, posts: int) -> dict:
     """p50 / p99 of the webhook's answer for 1 and 20 notifications per POST, each POST preceded by
     one raw queue put of the same size class (the SDK's `send_message` on the same client), so the
     POST's tail is read beside the tail of the one put it makes, under the same machine load."""
-    from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+    from shared.adapters.storage.subscription_rows import SubscriptionRow, save_subscription
 
     mailbox = "0b1c2d3e-0000-4000-8000-000000000001"
     save_subscription(services.store, SubscriptionRow(subscription_id_of(mailbox), mailbox, "2026-11-29T00:00:00Z"))
@@ -194,7 +194,7 @@ def bench_bulk_retry(azurite, rows: int = 1500) -> tuple[float, int, int]:
     bulk queue until empty. Seconds from the request to the last row, messages, board size."""
     from datetime import UTC, datetime, timedelta
 
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.transactions_store import transaction_store
     from shared.core.transactions import Status, Transaction, new_transaction_id
     from shared.names import BULK_QUEUE
 

@@ -37,7 +37,7 @@ def seeded_table(connection_string: str, name: str) -> Any:
     """A sync table client (as the app builds it) over a new table holding the CONCURRENT rows."""
     from azure.data.tables import TableClient
 
-    from shared.adapters.storage import environment_options
+    from shared.adapters.storage.clients import environment_options
 
     url = TableClient.from_connection_string(connection_string, name).url
     table = TableClient.from_connection_string(connection_string, name, **environment_options(url))

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.adapters.event_links_store import STATE_ROW  # noqa: E402
-from shared.adapters.syncstate_store import TOMBSTONE_PREFIX  # noqa: E402
+from shared.adapters.storage.event_links_store import STATE_ROW  # noqa: E402
+from shared.adapters.storage.syncstate_store import TOMBSTONE_PREFIX  # noqa: E402
 from shared.core.outlook_to_dime.delta import digest  # noqa: E402
 from shared.names import EVENT_LINKS_TABLE, SYNCSTATE_TABLE  # noqa: E402
 from shared.services import Services  # noqa: E402

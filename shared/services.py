@@ -17,9 +17,9 @@ from shared.settings import Settings, load_settings
 if TYPE_CHECKING:
     from shared.adapters.dime import DimeGateway
     from shared.adapters.graph import GraphGateway
-    from shared.adapters.queues import QueueSender
-    from shared.adapters.subscription_rows import SubscriptionOwners
-    from shared.adapters.tables import StateStore
+    from shared.adapters.storage.queues import QueueSender
+    from shared.adapters.storage.subscription_rows import SubscriptionOwners
+    from shared.adapters.storage.tables import StateStore
 
 
 def utc_now() -> datetime:
@@ -34,22 +34,22 @@ class Services:
 
     @cached_property
     def store(self) -> StateStore:
-        from shared.adapters.storage import table_service
-        from shared.adapters.tables import StateStore
+        from shared.adapters.storage.clients import table_service
+        from shared.adapters.storage.tables import StateStore
 
         return StateStore(table_service(self.settings.storage))
 
     @cached_property
     def queues(self) -> QueueSender:
-        from shared.adapters.queues import QueueSender
-        from shared.adapters.storage import queue_service
+        from shared.adapters.storage.clients import queue_service
+        from shared.adapters.storage.queues import QueueSender
 
         return QueueSender(queue_service(self.settings.storage))
 
     @cached_property
     def subscription_owners(self) -> SubscriptionOwners:
         """Which mailbox holds a subscription id (the webhook's check), with a short cache."""
-        from shared.adapters.subscription_rows import SubscriptionOwners
+        from shared.adapters.storage.subscription_rows import SubscriptionOwners
 
         return SubscriptionOwners(self.store)
 

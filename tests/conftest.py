@@ -110,7 +110,7 @@ def track(services: Services, user: dict[str, Any]) -> Any:
     the app holds for that mailbox. Returns the Resource."""
     from dataclasses import replace
 
-    from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+    from shared.adapters.storage.subscription_rows import SubscriptionRow, save_subscription
     from shared.core.resources import resource_from_user
 
     sub_id = subscription_id_of(user["id"])

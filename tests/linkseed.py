@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.adapters.tables import _link_entity
+from shared.adapters.storage.tables import _link_entity
 from shared.core.events import event_from_graph
 from shared.core.ids import appointment_guid
 from shared.core.links import Link

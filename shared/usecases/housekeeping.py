@@ -28,9 +28,9 @@ MAX_ROWS_PER_RUN = 2_000  # per kind: a run stays short; a backlog drains over a
 
 def purge_expired(services: Services, limit: int = MAX_ROWS_PER_RUN) -> dict[str, Any]:
     """Delete what has outlived TOMBSTONE_RETENTION_DAYS; the counts (and table requests) of this run."""
-    from shared.adapters.event_links_store import EventLinkStore
-    from shared.adapters.syncstate_store import SyncStateStore
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.event_links_store import EventLinkStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
+    from shared.adapters.storage.transactions_store import transaction_store
 
     started = time.monotonic()
     before = retention_cutoff(services.clock(), services.settings.tombstone_retention_days)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from shared.adapters.transactions_store import TransactionStore, transaction_store
+from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.backoff import next_attempt_at
 from shared.core.poison import describe_poison, fingerprint_of
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.transactions_store import TransactionStore, transaction_store
+from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.backoff import is_due, next_attempt_at
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES

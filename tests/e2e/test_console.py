@@ -305,7 +305,7 @@ def test_people_edit_disable_resync_and_remove_with_confirmation(console, runner
 
 
 def test_select_many_and_archive_them_after_confirming(console, runner):
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.transactions_store import transaction_store
     from tests.e2e.test_transactions_admin import tx
 
     now = datetime.now(UTC)
@@ -330,7 +330,7 @@ def test_select_many_and_archive_them_after_confirming(console, runner):
 
 
 def test_the_overview_refreshes_by_itself(console, runner):
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.transactions_store import transaction_store
     from tests.e2e.test_transactions_admin import tx
 
     page = console.open()
@@ -345,7 +345,7 @@ def test_the_overview_refreshes_by_itself(console, runner):
 
 
 def test_the_dime_reconcile_run_is_shown_on_the_overview_and_the_log_as_text(console, runner, graph, dime):
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
     from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RunStats
 
     onboard(runner, graph, "cleo@contoso.com")

@@ -9,7 +9,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.transaction_query import QueryError, parse_filter
 from shared.core.transactions import Status
 from shared.usecases.admin.console import console_settings

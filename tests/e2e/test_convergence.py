@@ -510,7 +510,7 @@ def converge(azurite, request, *, worker_processes: int) -> None:
             problems += calendar_differences(board, graph, people)
             queue_runs = {q: (r.succeeded, r.failed, r.poisoned) for q, r in instances.runs().items() if r.failed}
             if problems and os.environ.get("CONVERGENCE_DEBUG"):
-                from shared.adapters.event_links_store import EventLinkStore
+                from shared.adapters.storage.event_links_store import EventLinkStore
 
                 guid = problems[0].split(" for ")[-1].split(" ")[0]
                 print("STATE", EventLinkStore(runner.services.store).read(guid))

@@ -14,7 +14,7 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 import shared.adapters.graph as graph_adapter
-from shared.adapters.syncstate_store import SyncStateStore
+from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.core.resources import resource_from_user

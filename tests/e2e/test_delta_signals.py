@@ -16,7 +16,7 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.adapters.graph import MailboxLimit
-from shared.adapters.syncstate_store import SyncStateStore
+from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE

@@ -201,7 +201,7 @@ def test_ineligible_resources_are_reported_not_written(graph, dime, services, pe
     publish(planned(dime, guid), "created")
     work(services)
     assert len(ours(graph, people["jane"]["id"])) == 1
-    from shared.adapters.event_links_store import EventLinkStore
+    from shared.adapters.storage.event_links_store import EventLinkStore
 
     state, links = EventLinkStore(services.store).read(guid)
     assert dict(state.unmatched) == {

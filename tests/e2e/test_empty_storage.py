@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.transactions import ErrorCode
 from shared.names import ALL_QUEUES, ALL_TABLES, NOTIFICATIONS_QUEUE, POISON_POISON_QUEUES
 from tests.azurite import start_azurite

@@ -13,9 +13,9 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from shared.adapters.event_links_store import EventLinkStore
-from shared.adapters.syncstate_store import SyncStateStore
-from shared.adapters.transactions_store import LAST_ERROR_PARTITION, transaction_store
+from shared.adapters.storage.event_links_store import EventLinkStore
+from shared.adapters.storage.syncstate_store import SyncStateStore
+from shared.adapters.storage.transactions_store import LAST_ERROR_PARTITION, transaction_store
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.names import EVENT_LINKS_TABLE, SYNCSTATE_TABLE, TRANSACTIONS_TABLE
 from shared.services import Services

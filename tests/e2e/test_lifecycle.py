@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 import function_app
-from shared.adapters.subscription_rows import get_subscription
+from shared.adapters.storage.subscription_rows import get_subscription
 from shared.core.outlook_to_dime.subscriptions import parse_expiry
 from shared.core.outlook_to_dime.webhook import client_state_for
 from shared.names import LIFECYCLE_QUEUE, RESYNC_QUEUE

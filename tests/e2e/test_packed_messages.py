@@ -16,7 +16,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.adapters.subscription_rows import delete_resource_row
+from shared.adapters.storage.subscription_rows import delete_resource_row
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE

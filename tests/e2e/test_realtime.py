@@ -12,7 +12,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.adapters.subscription_rows import delete_resource_row
+from shared.adapters.storage.subscription_rows import delete_resource_row
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE

@@ -9,7 +9,7 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 import shared.usecases.outlook_to_dime.mailbox_runs as mailbox_runs
-from shared.adapters.syncstate_store import SyncStateStore
+from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import RESYNC_QUEUE

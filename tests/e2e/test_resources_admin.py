@@ -7,7 +7,7 @@ import json
 import pytest
 
 import function_app
-from shared.adapters.subscription_rows import get_subscription, subscriptions_of, was_removed
+from shared.adapters.storage.subscription_rows import get_subscription, subscriptions_of, was_removed
 from shared.core.consent import SHOW_AS_VALUES
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE, RESYNC_QUEUE

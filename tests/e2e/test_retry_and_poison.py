@@ -13,7 +13,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, POISON_SUFFIX
@@ -147,7 +147,7 @@ def test_message_failing_past_the_dequeue_limit_is_healed_by_an_admin_retry(grap
 
 
 def last_error_notes(services) -> list:
-    from shared.adapters.transactions_store import LAST_ERROR_PARTITION
+    from shared.adapters.storage.transactions_store import LAST_ERROR_PARTITION
 
     return list(transaction_store(services)._table.query_entities(f"PartitionKey eq '{LAST_ERROR_PARTITION}'"))
 

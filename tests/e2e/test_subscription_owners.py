@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.adapters import subscription_rows
-from shared.adapters.subscription_rows import (
+from shared.adapters.storage import subscription_rows
+from shared.adapters.storage.subscription_rows import (
     SubscriptionOwners,
     SubscriptionRow,
     delete_subscription_row,

@@ -12,8 +12,8 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.adapters.graph_subscriptions import SubscriptionFailed
-from shared.adapters.subscription_rows import get_subscription, subscriptions_of
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.storage.subscription_rows import get_subscription, subscriptions_of
+from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.consent import Consent
 from shared.core.outlook_to_dime.subscriptions import TokenBucket, format_expiry, parse_expiry
 from shared.core.resources import Resource
@@ -53,14 +53,14 @@ def subscribe_all(services, resources: list[Resource]) -> list[Resource]:
 def seed(graph, services, users: list[dict], expiries: list[datetime], key: str | None = None) -> list[Resource]:
     """Live subscriptions in the fake and the tables at once (no handshakes; two table batches),
     created under `key` (default: the current CLIENT_STATE_SECRET)."""
-    from shared.adapters.subscription_rows import SUBSCRIPTION_PARTITION
+    from shared.adapters.storage.subscription_rows import SUBSCRIPTION_PARTITION
     from shared.core.outlook_to_dime.webhook import subscription_fingerprint
 
     settings = services.settings
     made_with = subscription_fingerprint(
         key or settings.client_state_secrets[0], settings.notification_url, settings.lifecycle_notification_url
     )
-    from shared.adapters.tables import _resource_entity
+    from shared.adapters.storage.tables import _resource_entity
     from shared.names import RESOURCES_TABLE, SUBSCRIPTIONS_TABLE
     from tests.fakes.graph import _Subscription
 
@@ -298,7 +298,7 @@ def test_renewal_is_paced_under_the_write_limit(graph, services):
 
 def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(graph, services):
     """PATCH cannot change a clientState: subscriptions made under the previous key are recreated."""
-    from shared.adapters.subscription_rows import get_subscription
+    from shared.adapters.storage.subscription_rows import get_subscription
     from shared.usecases.outlook_to_dime.subscriptions import current_fingerprint
 
     users = [graph.add_user(mail=f"rotate{i}@contoso.com") for i in range(3)]

@@ -1,4 +1,4 @@
-"""Table transactions written by hand (`shared/adapters/table_batch.py`) against a real Azurite:
+"""Table transactions written by hand (`shared/adapters/storage/table_batch.py`) against a real Azurite:
 the rows are those the SDK's `submit_transaction` writes, a failure raises the SDK's own error and
 applies nothing, a vanished table heals; and the Outlook-origin marks, spread over a few
 partitions, are found again and never listed as links."""
@@ -10,8 +10,8 @@ import uuid
 import pytest
 from azure.data.tables import TableClient, TableTransactionError
 
-from shared.adapters.event_links_store import ORIGIN_PREFIX, ORIGIN_SHARDS, EventLinkStore, origin_partition
-from shared.adapters.table_batch import send_batch
+from shared.adapters.storage.event_links_store import ORIGIN_PREFIX, ORIGIN_SHARDS, EventLinkStore, origin_partition
+from shared.adapters.storage.table_batch import send_batch
 from shared.core.dime_to_outlook.links import EventLink
 from shared.names import EVENT_LINKS_TABLE, TRANSACTIONS_TABLE
 from tests.storage_counter import StorageCounter

@@ -9,7 +9,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.transaction_query import public_id
 from shared.core.transactions import Status, Transaction, new_transaction_id
 from shared.names import NOTIFICATIONS_QUEUE, POISON_SUFFIX, SYNCSTATE_TABLE

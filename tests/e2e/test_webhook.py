@@ -9,8 +9,8 @@ import azure.functions as func
 import pytest
 
 import function_app
-from shared.adapters import subscription_rows
-from shared.adapters.subscription_rows import SubscriptionRow, save_subscription
+from shared.adapters.storage import subscription_rows
+from shared.adapters.storage.subscription_rows import SubscriptionRow, save_subscription
 from shared.core.outlook_to_dime.webhook import MAX_ITEMS, STRAY_EVENT, client_state_for
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
 from shared.usecases.outlook_to_dime import webhook

@@ -1,12 +1,12 @@
 """The storage clients read the environment's proxies and CA bundle once, as requests would have
-on every request (`shared/adapters/storage.py`): same answers, without a scan of the environment
+on every request (`shared/adapters/storage/clients.py`): same answers, without a scan of the environment
 per storage call."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.adapters.storage import environment_options, queue_service, table_service
+from shared.adapters.storage.clients import environment_options, queue_service, table_service
 from shared.settings import StorageSettings
 
 ACCOUNT = "https://contoso.table.core.windows.net/"

@@ -15,7 +15,7 @@ import itertools
 import logging
 from typing import Any
 
-from shared.adapters.transactions_store import transaction_store
+from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.transaction_query import QueryError, TransactionFilter, parse_filter, public_id
 from shared.core.transactions import Status
 from shared.names import BULK_QUEUE

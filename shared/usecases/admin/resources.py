@@ -139,7 +139,7 @@ def _not_onboarded(mailbox: str) -> HttpAnswer:
 
 async def _enable(services: Services, resource: Resource, reason: str) -> Resource:
     """Subscribe (unless the stored subscription is still live) and request a backfill."""
-    from shared.adapters.subscription_rows import get_subscription, unmark_removed
+    from shared.adapters.storage.subscription_rows import get_subscription, unmark_removed
 
     row = await asyncio.to_thread(get_subscription, services.store, resource.subscription_id or "")
     if resource.subscription_id and row is not None:
@@ -155,7 +155,7 @@ async def _enable(services: Services, resource: Resource, reason: str) -> Resour
 async def _disable(services: Services, resource: Resource) -> Resource:
     """Stop the subscription, then resync: the mailbox's appointments leave the board now (the
     resync of a disabled mailbox runs reconcile, whose decision deletes every linked one)."""
-    from shared.adapters.subscription_rows import unmark_removed
+    from shared.adapters.storage.subscription_rows import unmark_removed
 
     updated = await unsubscribe(services, resource)
     await asyncio.to_thread(services.store.put_resource, updated)
@@ -213,7 +213,7 @@ async def _patch(services: Services, mailbox: str, change: ResourceInput) -> Htt
 
 
 async def _delete(services: Services, mailbox: str, remove_appointments: bool) -> HttpAnswer:
-    from shared.adapters.subscription_rows import delete_resource_row, mark_removed
+    from shared.adapters.storage.subscription_rows import delete_resource_row, mark_removed
 
     existing = await find_resource(services, mailbox)
     if existing is None:
@@ -255,7 +255,7 @@ async def _remove_appointments(services: Services, resource: Resource) -> int:
 def _forget_link(store: Any, link: Any) -> None:
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     try:
         store.delete_link(link)

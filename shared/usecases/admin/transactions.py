@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.transactions_store import TransactionStore, transaction_store
+from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
 from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
 from shared.core.transaction_query import (
@@ -408,7 +408,7 @@ def _sync_state(services: Services, mailbox_id: str) -> list[dict[str, Any]]:
 def _dime_reconcile_run(services: Services) -> dict[str, Any] | None:
     """The last full Dime.Scheduler → Outlook reconcile (one record for every mailbox), in the
     shape of a mailbox's run rows; null before the first run (or when storage does not answer)."""
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
 
     try:
         row = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, DIME_RECONCILE)

@@ -16,7 +16,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from shared.adapters.hook_rows import delete_hook_row, list_hooks, save_hook
+from shared.adapters.storage.hook_rows import delete_hook_row, list_hooks, save_hook
 from shared.core.transactions import SyncError
 from shared.services import Services
 from shared.usecases.http_answer import HttpAnswer

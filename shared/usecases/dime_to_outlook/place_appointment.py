@@ -168,8 +168,8 @@ async def apply_publication(
 
 async def place(services: Services, pub: Publication, *, deleting: bool = False) -> PublicationOutcome:
     """Decide and execute for every resource of one appointment."""
-    from shared.adapters.event_links_store import EventLinkStore
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.event_links_store import EventLinkStore
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     store = EventLinkStore(services.store)
     async with event_locks.hold(("appointment", pub.guid)):
@@ -323,7 +323,7 @@ async def _remove(services: Services, store: Any, link: EventLink, reason: str) 
 
 
 async def _save_event_link(store: Any, link: EventLink) -> EventLink:
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     try:
         return await asyncio.to_thread(store.save_link, link)
@@ -338,7 +338,7 @@ async def _remember_outlook_side(
 ) -> None:
     """The Outlook → Dime.Scheduler link (origin "dime"): its changeKey makes every echo of this
     write a skip without a Graph read, and its hash tells an echo from a person's edit."""
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     try:
         event: Event | None = event_from_graph(answer)
@@ -366,7 +366,7 @@ async def _remember_outlook_side(
 
 
 async def _forget_outlook_side(services: Services, mailbox: str, event_id: str) -> None:
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     for _ in range(3):
         existing = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
@@ -436,8 +436,8 @@ async def planner_owned(
 
 
 async def _planner_owned(services: Services, mailbox: str, event_id: str, event: Event | None, link: Link) -> Decision:
-    from shared.adapters.event_links_store import EventLinkStore
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.event_links_store import EventLinkStore
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     store = EventLinkStore(services.store)
     state, links = await asyncio.to_thread(store.read, link.appointment_guid)

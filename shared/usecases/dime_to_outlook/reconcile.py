@@ -125,7 +125,7 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
 
 
 def _save_run(services: Services, run: RunStats) -> None:
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
 
     try:
         SyncStateStore(services.store).save_run(run)
@@ -134,7 +134,7 @@ def _save_run(services: Services, run: RunStats) -> None:
 
 
 async def _reconcile(services: Services, only_emails: set[str] | None, stats: DimeReconcileStats) -> None:
-    from shared.adapters.event_links_store import EventLinkStore
+    from shared.adapters.storage.event_links_store import EventLinkStore
 
     now = services.clock()
     s = services.settings

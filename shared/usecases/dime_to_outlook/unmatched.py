@@ -22,7 +22,7 @@ MAX_ROWS = 1000
 
 
 async def unmatched(services: Services) -> HttpAnswer:
-    from shared.adapters.event_links_store import EventLinkStore
+    from shared.adapters.storage.event_links_store import EventLinkStore
 
     store = EventLinkStore(services.store)
     states = {s.guid: s for s in await asyncio.to_thread(lambda: list(store.states()))}

@@ -37,7 +37,7 @@ async def guarded(
     notification path deletes one at a time, so it counts those of the last 10 minutes).
     Returns the verdict and, when it tripped, the alert message (recorded unless record=False:
     then the caller's failed transaction is the record)."""
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
 
     links = await asyncio.to_thread(SyncStateStore(services.store).count_links, mailbox_id)
     links += recent  # the share counts against the links the mailbox had before those deletes

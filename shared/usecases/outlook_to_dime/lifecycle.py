@@ -33,7 +33,7 @@ _stray_pacer = Pacer()  # stray deletions share the subscription write budget of
 
 async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
     """Act on one queued lifecycle notification; returns what was done (for logs and tests)."""
-    from shared.adapters.subscription_rows import delete_subscription_row, get_subscription
+    from shared.adapters.storage.subscription_rows import delete_subscription_row, get_subscription
 
     mailbox_id = str(message.get("mailboxId") or "").lower()
     subscription_id = str(message.get("subscriptionId") or "")
@@ -84,7 +84,7 @@ async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
 
 
 async def _delete_stray(services: Services, mailbox_id: str, subscription_id: str) -> str:
-    from shared.adapters.subscription_rows import get_subscription
+    from shared.adapters.storage.subscription_rows import get_subscription
 
     row = await asyncio.to_thread(get_subscription, services.store, subscription_id)
     if row is not None:  # its row appeared meanwhile (a create that was still being recorded)

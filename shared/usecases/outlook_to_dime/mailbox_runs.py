@@ -29,7 +29,7 @@ from shared.usecases.outlook_to_dime.sync_event import record_failure, sync_even
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
 
 log = logging.getLogger(__name__)
 

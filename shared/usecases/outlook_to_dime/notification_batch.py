@@ -310,7 +310,7 @@ async def _record_successes(services: Services, successes: list[Any]) -> None:
     """The message's success transactions, one table batch per mailbox. They are history for the
     admin views, written after the writes they describe: a storage failure here is logged, never
     a reason to run the message's writes again."""
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.transactions_store import transaction_store
 
     try:
         await asyncio.to_thread(transaction_store(services).add_many, successes)

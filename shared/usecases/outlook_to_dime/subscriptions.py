@@ -72,7 +72,7 @@ def request_resync(services: Services, mailbox_id: str, reason: str, *, debounce
     debounce: at most one such request per mailbox per RESYNC_DEBOUNCE (lifecycle floods); returns
     whether a message was queued."""
     if debounce:
-        from shared.adapters.resync_requests import claim_resync
+        from shared.adapters.storage.resync_requests import claim_resync
 
         if not claim_resync(services.store, mailbox_id.lower(), services.clock(), RESYNC_DEBOUNCE):
             return False
@@ -82,7 +82,7 @@ def request_resync(services: Services, mailbox_id: str, reason: str, *, debounce
 
 async def _store_live(services: Services, resource: Resource, subscription: dict, created: bool) -> Resource:
     """Record a live subscription: its row, then the resource pointing at it."""
-    from shared.adapters.subscription_rows import SubscriptionRow, get_subscription, save_subscription
+    from shared.adapters.storage.subscription_rows import SubscriptionRow, get_subscription, save_subscription
 
     now = services.clock().isoformat()
     sub_id, expiry = str(subscription["id"]), str(subscription.get("expirationDateTime") or "")
@@ -147,7 +147,7 @@ async def _within_cap(call: Callable[[int], Awaitable[dict]], lifetime: int) -> 
 
 async def unsubscribe(services: Services, resource: Resource, pacer: Pacer | None = None) -> Resource:
     """Delete the mailbox's subscription at Graph (gone already is fine), then forget it."""
-    from shared.adapters.subscription_rows import delete_subscription_row, subscriptions_of
+    from shared.adapters.storage.subscription_rows import delete_subscription_row, subscriptions_of
 
     pacer = pacer or Pacer()
     store = services.store
@@ -164,7 +164,7 @@ async def unsubscribe(services: Services, resource: Resource, pacer: Pacer | Non
 async def renew(services: Services, resource: Resource, pacer: Pacer | None = None) -> Resource:
     """PATCH a new expiry; when Graph no longer has it (404), create a new one. A 400 naming the
     lifetime cap is retried with fewer minutes; any other 400 is raised (shown, not recreated)."""
-    from shared.adapters.subscription_rows import delete_subscription_row
+    from shared.adapters.storage.subscription_rows import delete_subscription_row
 
     pacer = pacer or Pacer()
     assert resource.subscription_id
@@ -245,7 +245,7 @@ async def _recreate_under_current_key(
     key are recreated (and their mailboxes resynchronised by delta, since notifications may have
     been missed in between); once none is left, CLIENT_STATE_SECRET_PREVIOUS can be removed.
     """
-    from shared.adapters.subscription_rows import get_subscription
+    from shared.adapters.storage.subscription_rows import get_subscription
 
     current = current_fingerprint(services)
     for index, resource in enumerate(resources):
@@ -268,7 +268,7 @@ def record_subscription_failure(services: Services, resource: Resource, step: St
     """A permanent subscription failure (SubscriptionCountReached, a refused renewal) as a failed
     transaction an administrator sees; the same mailbox's next failure reopens that row instead of
     adding one per timer run. The timer tries again each run; fixing the cause is the person's job."""
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.transactions_store import transaction_store
 
     store = transaction_store(services)
     now = services.clock()

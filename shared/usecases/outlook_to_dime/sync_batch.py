@@ -148,8 +148,8 @@ async def _write_chunk(
 ) -> set[tuple[str, str]]:
     """One import, one batch of links per mailbox, one of transactions; the (mailbox, event id)
     fully written. A mailbox whose link batch met a link written meanwhile loses only its own."""
-    from shared.adapters.event_links_store import EventLinkStore
-    from shared.adapters.transactions_store import transaction_store
+    from shared.adapters.storage.event_links_store import EventLinkStore
+    from shared.adapters.storage.transactions_store import transaction_store
 
     # Before Dime.Scheduler may publish them (as sync_event does): these appointments are never
     # written back to Outlook as a second event.
@@ -190,7 +190,7 @@ async def _write_chunk(
 
 async def _insert_links(services: Services, links: list[Link]) -> list[Link]:
     """One mailbox's links in one table batch; none when one of them exists already."""
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     try:
         await asyncio.to_thread(services.store.insert_links, links)

@@ -33,7 +33,7 @@ from shared.usecases.event_locks import event_locks
 from shared.usecases.outlook_to_dime.breaker_alerts import OUTLOOK_TO_DIME, guarded
 
 if TYPE_CHECKING:
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def proof_range(event_json: dict[str, Any]) -> tuple[str, str] | None:
 
 def state_store(services: Services) -> SyncStateStore:
     """The syncstate table (delta position, runs, leases, tombstones), built on first use."""
-    from shared.adapters.syncstate_store import SyncStateStore
+    from shared.adapters.storage.syncstate_store import SyncStateStore
 
     return SyncStateStore(services.store)
 
@@ -341,7 +341,7 @@ async def _execute(
     breaker_passed: bool,
     successes: list[Transaction] | None = None,
 ) -> Decision:
-    from shared.adapters.tables import ConcurrentUpdate
+    from shared.adapters.storage.tables import ConcurrentUpdate
 
     settings, store = services.settings, services.store
     now = services.clock()
@@ -504,7 +504,7 @@ async def apply_notification(
 
 
 def _mark_outlook_origin(services: Services, guid: str) -> None:
-    from shared.adapters.event_links_store import EventLinkStore
+    from shared.adapters.storage.event_links_store import EventLinkStore
 
     EventLinkStore(services.store).mark_outlook_origin(guid)
 

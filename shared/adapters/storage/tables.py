@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.provisioning import HealingTable, Provisioner
+from shared.adapters.storage.provisioning import HealingTable, Provisioner
 from shared.core.consent import Consent
 from shared.core.ids import encode_key
 from shared.core.links import Link
@@ -219,15 +219,15 @@ class StateStore:
 
     # Transactions ----------------------------------------------------------------------------
 
-    # (Layout, failure index and paging live in shared/adapters/transactions_store.py.)
+    # (Layout, failure index and paging live in shared/adapters/storage/transactions_store.py.)
 
     def add_transaction(self, transaction: Transaction) -> None:
-        from shared.adapters.transactions_store import TransactionStore
+        from shared.adapters.storage.transactions_store import TransactionStore
 
         TransactionStore(self.table(TRANSACTIONS_TABLE)).add(transaction)
 
     def transactions_of(self, mailbox_id: str) -> Iterator[Transaction]:
-        from shared.adapters.transactions_store import TransactionStore
+        from shared.adapters.storage.transactions_store import TransactionStore
 
         yield from TransactionStore(self.table(TRANSACTIONS_TABLE)).of_mailbox(mailbox_id)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from shared.names import RESOURCES_TABLE, SUBSCRIPTIONS_TABLE
 
 if TYPE_CHECKING:
-    from shared.adapters.tables import StateStore
+    from shared.adapters.storage.tables import StateStore
 
 SUBSCRIPTION_PARTITION = "subscription"
 OWNER_CACHE_SECONDS = 60.0  # a known subscription stays known this long without a table read
@@ -95,7 +95,7 @@ def mailbox_of_subscription(store: StateStore, subscription_id: str) -> str | No
 def delete_resource_row(store: StateStore, object_id: str) -> None:
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.adapters.tables import RESOURCE_PARTITION
+    from shared.adapters.storage.tables import RESOURCE_PARTITION
 
     with contextlib.suppress(ResourceNotFoundError):
         store.table(RESOURCES_TABLE).delete_entity(RESOURCE_PARTITION, object_id.lower())

@@ -11,7 +11,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.provisioning import Provisioner, is_missing_container
+from shared.adapters.storage.provisioning import Provisioner, is_missing_container
 from shared.names import ALL_QUEUES
 
 if TYPE_CHECKING:

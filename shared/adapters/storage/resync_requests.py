@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from shared.names import SYNCSTATE_TABLE
 
 if TYPE_CHECKING:
-    from shared.adapters.tables import StateStore
+    from shared.adapters.storage.tables import StateStore
 
 RESYNC_REQUEST_ROW = "resync-requested"
 

@@ -29,7 +29,7 @@ from shared.core.runs import RunStats
 from shared.names import LINKS_TABLE, SYNCSTATE_TABLE
 
 if TYPE_CHECKING:
-    from shared.adapters.tables import StateStore
+    from shared.adapters.storage.tables import StateStore
 
 DELTA_ROW = "delta"
 SEEN_ROW_PREFIX = "delta-seen-"
@@ -161,7 +161,7 @@ class SyncStateStore:
 
     def links_after(self, mailbox_id: str, cursor: str | None) -> Iterator[tuple[str, Link]]:
         """(RowKey, link) of a mailbox's links with RowKey > cursor, in key order (paged lazily)."""
-        from shared.adapters.tables import _link_from_entity
+        from shared.adapters.storage.tables import _link_from_entity
 
         if cursor:
             query, parameters = "PartitionKey eq @pk and RowKey gt @rk", {"pk": mailbox_id, "rk": cursor}
@@ -264,7 +264,7 @@ class SyncStateStore:
         return list(itertools.islice(rows, limit))
 
     def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
-        from shared.adapters.tables import delete_unchanged
+        from shared.adapters.storage.tables import delete_unchanged
 
         return delete_unchanged(self._table, rows)
 

@@ -103,7 +103,7 @@ class HealingTable:
             return self._transaction(operations, kwargs)
 
     def _transaction(self, operations: list[Any], kwargs: dict[str, Any]) -> Any:
-        from shared.adapters.table_batch import send_batch
+        from shared.adapters.storage.table_batch import send_batch
 
         if not kwargs and send_batch(self._client, operations):
             return None

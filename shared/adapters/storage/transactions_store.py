@@ -212,7 +212,7 @@ class TransactionStore:
         return list(itertools.islice(rows, limit))
 
     def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
-        from shared.adapters.tables import delete_unchanged
+        from shared.adapters.storage.tables import delete_unchanged
 
         return delete_unchanged(self._table, rows)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from shared.names import HOOKS_TABLE
 
 if TYPE_CHECKING:
-    from shared.adapters.tables import StateStore
+    from shared.adapters.storage.tables import StateStore
 
 
 def list_hooks(store: StateStore) -> list[dict[str, Any]]:

@@ -17,12 +17,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.tables import ConcurrentUpdate, _conditional
+from shared.adapters.storage.tables import ConcurrentUpdate, _conditional
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.names import EVENT_LINKS_TABLE
 
 if TYPE_CHECKING:
-    from shared.adapters.tables import StateStore
+    from shared.adapters.storage.tables import StateStore
 
 STATE_ROW = "~appointment"
 ORIGIN_PREFIX = "~outlook-origin-"  # + shard; RowKey: the GUID of an appointment the other direction made
@@ -131,7 +131,7 @@ class EventLinkStore:
     def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
         """All rows of one appointment go in one table transaction: the state row is etag-
         conditional, so an appointment revived meanwhile keeps its rows."""
-        from shared.adapters.tables import delete_unchanged
+        from shared.adapters.storage.tables import delete_unchanged
 
         return delete_unchanged(self._table, rows, whole_partitions=True)
 
