@@ -279,6 +279,11 @@ class GraphGateway(SubscriptionCalls):
         The proof that an event is in the calendar: a GET answering 200 is not (an immutable id
         survives the move to Deleted Items, graph.md), and notifications cover every calendar of
         the mailbox while the sync covers the primary one."""
+        return event_id in await self.calendar_ids(mailbox, start, end)
+
+    async def calendar_ids(self, mailbox: str, start: str, end: str) -> set[str]:
+        """The ids the primary calendar's calendarView lists over a range (ISO start, end), every
+        page (`$select=id`): singles, occurrences and exceptions (graph.md)."""
         from msgraph.generated.users.item.calendar.calendar_view.calendar_view_request_builder import (
             CalendarViewRequestBuilder,
         )
@@ -289,7 +294,7 @@ class GraphGateway(SubscriptionCalls):
         )
         info = builder.to_get_request_information(_config(query))
         listed = await self._collect(mailbox, builder, info, "calendar view")
-        return any(item.get("id") == event_id for item in listed)
+        return {str(item.get("id")) for item in listed}
 
     async def _collect(self, mailbox: str, builder: Any, info: Any, what: str) -> list[dict[str, Any]]:
         """Every item of a paged collection; a 404 (no such series or mailbox) is an empty list."""

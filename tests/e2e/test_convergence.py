@@ -20,7 +20,7 @@ on the way and retried by its own retry job), and people move or delete the plan
 Outlook (reverted: DIME_OUTLOOK_EDITS=revert).
 
 Then the faults stop, the clock moves past every backoff, and the timers run once: retry, then
-delta, then the Dime.Scheduler reconcile. The board must equal, exactly, the set of consented
+delta, then the reconcile, then the Dime.Scheduler reconcile. The board must equal, exactly, the set of consented
 personal events (busy/tentative/oof/workingElsewhere show-as; normal/personal sensitivity; not
 cancelled; every instance of a series, never its master; inside the sync window): one
 appointment per event under its deterministic GUID with the current subject, start and end;
@@ -499,6 +499,8 @@ def converge(azurite, request, *, worker_processes: int) -> None:
             graph.flush_notifications()
             drain()
             runner.fire("delta_timer")
+            drain()
+            runner.fire("reconcile_timer")  # the nightly check-up heals an event deleted mid-write
             drain()
             runner.fire("dime_reconcile_timer")
             drain()

@@ -13,10 +13,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from shared.core.breaker import Verdict
 from shared.core.decision import Action
+from shared.core.events import EventFormatError, parse_graph_time
 from shared.core.links import Link
 from shared.core.outlook_to_dime.webhook import ChangeNotification
 from shared.core.resources import Resource
@@ -161,6 +163,31 @@ class GraphBatches:
         return out
 
 
+@dataclass(frozen=True)
+class WindowListing:
+    """The ids the primary calendar lists over a window (calendarView, ids only, read once per
+    reconcile run): the proof, for many events at once, that a GET answering 200 cannot give."""
+
+    ids: set[str]
+    start: datetime
+    end: datetime
+
+    def disowns(self, event_json: dict) -> bool:
+        """Whether the calendar no longer lists an event that, by its own times, lies well inside
+        the window (a day from either edge, so all-day events and zones cannot make it miss). An
+        event near or outside the edges is left to the decision (outside the window: a delete
+        without the breaker), and one without readable times to sync_event, which reports it."""
+        if str(event_json.get("id")) in self.ids:
+            return False
+        try:
+            all_day = bool(event_json.get("isAllDay"))
+            start = parse_graph_time(event_json.get("start"), all_day=all_day)
+            end = parse_graph_time(event_json.get("end"), all_day=all_day)
+        except EventFormatError:
+            return False
+        return start >= self.start + timedelta(days=1) and end <= self.end - timedelta(days=1)
+
+
 LINK_SNAPSHOT_MIN = 20  # a page with this many events reads the mailbox's links in one query
 
 
@@ -243,7 +270,9 @@ class MailboxRun:
 
     # Checking linked events with $batch ------------------------------------------------------
 
-    async def check_links(self, links: list[Link], *, prove_membership: bool = False) -> tuple[list[Link], int]:
+    async def check_links(
+        self, links: list[Link], *, prove_membership: bool = False, listing: WindowListing | None = None
+    ) -> tuple[list[Link], int]:
         """Re-read linked events, 20 per $batch, and bring every one that exists through sync_event.
 
         Returns the links whose event is gone (404: candidates for a guarded delete) and how many
@@ -252,6 +281,8 @@ class MailboxRun:
         suspected gone (delta said @removed, a full round did not list them): a 200 is not proof
         that an event is still in the calendar (a deleted one may still be readable), so those
         answering 200 must also be listed by the primary calendar over their own time range.
+        listing: what the primary calendar lists over the whole window, read once by the caller
+        (the reconcile): an event answering 200 that it no longer lists is gone as well.
         """
         from shared.adapters.graph import BATCH_LIMIT
 
@@ -272,11 +303,12 @@ class MailboxRun:
             if unresolved:
                 self.stats.error(f"Graph kept throttling a $batch of {len(chunk)} event reads; continuing next run")
                 break
-            listed = await self._listed([answers[link.event_id] for link in chunk]) if prove_membership else {}
+            proven = await self._listed([answers[link.event_id] for link in chunk]) if prove_membership else {}
             for link in chunk:
                 answer = answers[link.event_id]
                 if answer.status == 200 and answer.body is not None:
-                    if prove_membership and not listed.get(str(answer.body.get("id"))):
+                    event_id = str(answer.body.get("id"))
+                    if (prove_membership and not proven.get(event_id)) or (listing and listing.disowns(answer.body)):
                         missing.append(link)
                         continue
                     change_key = answer.body.get("changeKey")

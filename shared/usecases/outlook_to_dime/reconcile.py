@@ -3,9 +3,13 @@
 Every linked event is read again with $batch (20 per request) and brought through `sync_event`:
 changed means an upsert, unchanged means nothing, no longer allowed (private, consent withdrawn,
 outside the window) means a delete by the same decision as everywhere else. Events that are gone
-(404) are deleted as a set, through the circuit breaker. A cursor (the last link handled) lets a
-pass that runs out of time continue: the mailbox is queued on the resync queue with the reason
-"reconcile-continue", and the next run picks up where this one stopped.
+are deleted as a set, through the circuit breaker: a 404, or an event the primary calendar no
+longer lists over the window (read once per run, ids only: a deleted event may still answer GET,
+graph.md). That listing heals a rare race: an event deleted while its appointment was being
+written (the delete found no link yet, and an incremental delta does not report it again).
+A cursor (the last link handled) lets a pass that runs out of time continue: the mailbox is queued
+on the resync queue with the reason "reconcile-continue", and the next run picks up where this
+one stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from shared.usecases.outlook_to_dime.mailbox_runs import (
     RUN_BUDGET_SECONDS,
     Budget,
     MailboxRun,
+    WindowListing,
     for_each_mailbox,
     guarded_run,
 )
@@ -66,6 +71,7 @@ async def _reconcile(run: MailboxRun) -> str:
     cursor = await asyncio.to_thread(store.reconcile_cursor, mailbox)
     run.stats.round = "continued" if cursor else "new-pass"
     rows = store.links_after(mailbox, cursor)
+    listing = await _window_listing(run)
     gone: list[Link] = []
     finished = False
     while True:
@@ -73,7 +79,7 @@ async def _reconcile(run: MailboxRun) -> str:
         if not step:
             finished = True
             break
-        missing, handled = await run.check_links(step)
+        missing, handled = await run.check_links(step, listing=listing)
         run.stats.changes += handled
         gone.extend(missing)
         if handled:
@@ -85,6 +91,18 @@ async def _reconcile(run: MailboxRun) -> str:
     if verdict is not None and not verdict.allowed:
         return "breaker-tripped"
     return "completed" if finished else "paused"
+
+
+async def _window_listing(run: MailboxRun) -> WindowListing:
+    """What the primary calendar lists over the sync window (the window the links were made in)."""
+    from shared.adapters.graph import INSTANCES_PAGE_SIZE
+    from shared.core.outlook_to_dime.delta import Window
+
+    settings = run.services.settings
+    window = Window.around(run.services.clock(), settings.sync_days_back, settings.sync_days_forward)
+    ids = await run.services.graph.calendar_ids(run.mailbox_id, *window.iso())
+    run.stats.graph_requests += max(1, -(-len(ids) // INSTANCES_PAGE_SIZE))  # pages of 100 ids
+    return WindowListing(ids, window.start, window.end)
 
 
 def _take(rows, count: int) -> list[Link]:  # type: ignore[no-untyped-def]
