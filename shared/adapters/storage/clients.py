@@ -54,28 +54,21 @@ def environment_options(url: str) -> dict[str, Any]:
 def table_service(storage: StorageSettings) -> TableServiceClient:
     from azure.data.tables import TableServiceClient
 
-    if storage.connection_string:
-        client = TableServiceClient.from_connection_string(storage.connection_string)
-        options = environment_options(client.url)
-        return TableServiceClient.from_connection_string(storage.connection_string, **options) if options else client
-    assert storage.table_service_uri
-    return TableServiceClient(
-        endpoint=storage.table_service_uri,
-        credential=storage_credential(storage),
-        **environment_options(storage.table_service_uri),
-    )
+    return _service(TableServiceClient, "endpoint", storage, storage.table_service_uri)
 
 
 def queue_service(storage: StorageSettings) -> QueueServiceClient:
     from azure.storage.queue import QueueServiceClient
 
+    return _service(QueueServiceClient, "account_url", storage, storage.queue_service_uri)
+
+
+def _service(cls: Any, url_keyword: str, storage: StorageSettings, service_uri: str | None) -> Any:
+    """A service client from the connection string, else from the service URI with the
+    storage credential; either way with the environment's options read once (`environment_options`)."""
     if storage.connection_string:
-        client = QueueServiceClient.from_connection_string(storage.connection_string)
+        client = cls.from_connection_string(storage.connection_string)
         options = environment_options(client.url)
-        return QueueServiceClient.from_connection_string(storage.connection_string, **options) if options else client
-    assert storage.queue_service_uri
-    return QueueServiceClient(
-        account_url=storage.queue_service_uri,
-        credential=storage_credential(storage),
-        **environment_options(storage.queue_service_uri),
-    )
+        return cls.from_connection_string(storage.connection_string, **options) if options else client
+    assert service_uri
+    return cls(**{url_keyword: service_uri}, credential=storage_credential(storage), **environment_options(service_uri))
