@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
     PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"
     PUBLICATION_INVALID = "PUBLICATION_INVALID"
+    RULES_UNREADABLE = "RULES_UNREADABLE"  # the stored rule set cannot be read: fix it, then retry
 
     @property
     def transient(self) -> bool:

@@ -91,7 +91,8 @@ class RuleError(ValueError):
 class Condition:
     field: str
     op: str
-    value: Any  # normalised: lowercased text, float, or a tuple of those for `in`
+    value: Any  # normalised: casefolded text, float, or a tuple of those for `in`
+    typed: Any = None  # as the administrator wrote it (shown and saved)
 
     def holds(self, facts: Mapping[str, Any]) -> bool:
         kind = _kind(self.field)
@@ -253,8 +254,9 @@ def _condition(item: Any, where: str, depth: int, count: list[int]) -> Condition
     if op == "in":
         if not isinstance(value, list) or not value or len(value) > 100:
             raise RuleError(f"{where}.value: 'in' takes a list of 1 to 100 values")
-        return Condition(name, op, tuple(_operand(v, kind, op, f"{where}.value[{n}]") for n, v in enumerate(value)))
-    return Condition(name, op, _operand(value, kind, op, f"{where}.value"))
+        values = tuple(_operand(v, kind, op, f"{where}.value[{n}]") for n, v in enumerate(value))
+        return Condition(name, op, values, tuple(value))
+    return Condition(name, op, _operand(value, kind, op, f"{where}.value"), value)
 
 
 def _operand(value: Any, kind: str, op: str, where: str) -> Any:
@@ -363,7 +365,7 @@ def _condition_json(part: Condition | Group) -> dict[str, Any]:
         return {part.mode: [_condition_json(p) for p in part.parts]}
     if part.op == "isEmpty":
         return {"field": part.field, "op": part.op}
-    value = list(part.value) if isinstance(part.value, tuple) else part.value
+    value = list(part.typed) if isinstance(part.typed, tuple) else part.typed
     return {"field": part.field, "op": part.op, "value": value}
 
 
