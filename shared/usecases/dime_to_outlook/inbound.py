@@ -26,6 +26,7 @@ from shared.core.dime_to_outlook.publication import (
     parse_publication,
     zone_named,
 )
+from shared.core.dime_to_outlook.publications_key import key_is_valid, refusal_reason
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
@@ -57,14 +58,22 @@ def authorised(header: str | None, credentials: tuple[str, str] | None) -> bool:
 
 
 def receive_publications(
-    body: bytes, change: str | None, authorization: str | None, get_services: Callable[[], Services]
+    body: bytes,
+    change: str | None,
+    authorization: str | None,
+    get_services: Callable[[], Services],
+    *,
+    presented_key: str | None,
 ) -> HttpAnswer:
+    services = get_services()
+    if not key_is_valid(presented_key, services.settings.dime_publications_keys):
+        log.warning("refused a publication: %s (%d bytes)", refusal_reason(presented_key), len(body))
+        return HttpAnswer(401, "key required")
     if change is not None and change.lower() not in CHANGES:
         return HttpAnswer(404, f"unknown change {change[:20]!r}: use created, updated or deleted")
     change = change.lower() if change else None
     if len(body) > MAX_BODY_BYTES:
         return HttpAnswer(413, "body too large")
-    services = get_services()
     if not authorised(authorization, services.settings.dime_webhook_credentials):
         log.warning("refused a publication: missing or wrong Basic credentials (%d bytes)", len(body))
         return HttpAnswer(401, "credentials required")
