@@ -71,3 +71,21 @@ def test_the_fingerprint_follows_key_and_url_and_hides_the_key():
     assert hook_fingerprint(PREVIOUS, rotated) != same
     moved = keyed_url("https://other.example.com/api/dime/publications", "created", KEY)
     assert hook_fingerprint(KEY, moved) != same
+
+
+def test_a_flood_of_refusals_is_one_log_line_per_interval(caplog):
+    """Anyone can reach an anonymous route: 10,000 keyless POSTs must not be 10,000 log lines."""
+    from shared.usecases.dime_to_outlook.inbound import RefusalLog
+
+    now = [0.0]
+    refusals = RefusalLog(interval=60.0, clock=lambda: now[0])
+    with caplog.at_level("WARNING"):
+        for number in range(10_000):
+            now[0] = number * 0.001  # ten seconds of refusals
+            refusals.record("no key" if number % 2 else "another key")
+        assert len(caplog.records) == 1 and "refused 1 publication(s)" in caplog.records[0].getMessage()
+        now[0] = 61.0
+        refusals.record("no key")
+        assert len(caplog.records) == 2
+        assert "refused 10000 publication(s)" in caplog.records[1].getMessage()
+        assert "another key 4999, no key 5001" in caplog.records[1].getMessage()

@@ -43,7 +43,7 @@ def key_is_valid(presented: str | None, keys: tuple[str, ...]) -> bool:
 
 def refusal_reason(presented: str | None) -> str:
     """What one refused request is logged as (never the key): missing, or a wrong one."""
-    return "no key" if not presented else "a key that is not DIME_PUBLICATIONS_KEY (the host key, another function's?)"
+    return "no key" if not presented else "another key (the host key? another function's?)"
 
 
 def keyed_url(publications_url: str, change: str | None, key: str) -> str:
