@@ -325,3 +325,21 @@ def test_a_connector_shaped_delete_removes_the_outlook_events(runner, graph, dim
     assert answer.status_code == 200, answer.text
     runner.drain()
     assert ours(graph, jane["id"]) == []
+
+
+def test_a_stale_hook_whose_id_was_never_named_is_registered_again_and_reported(runner, graph, dime):
+    """Its deliveries would be refused once the old key is gone: a new hook keeps them flowing, and
+    the administrator is told to remove the old one in Dime.Scheduler (we cannot name it)."""
+    dime.board.hook_id_in = "none"
+    status, body = runner.request("PUT", "manage/dime/hooks")
+    assert status == 502 and {e["error"] for e in body["errors"]} == {"HOOK_ID_UNKNOWN"}
+    status, body = runner.request("PUT", "manage/dime/hooks")
+    assert (status, body["kept"], body["replaced"]) == (200, 3, [])  # current key: kept, not duplicated
+    dime.board.hook_id_in = "location"
+    rotated = "rotated-publications-key-" + "7" * 20
+    runner.services = build_services({**runner.env, "DIME_PUBLICATIONS_KEY": rotated}, clock=runner.clock)
+    status, body = runner.request("PUT", "manage/dime/hooks")
+    assert status == 502 and len(body["replaced"]) == 3
+    assert {e["error"] for e in body["errors"]} == {"HOOK_NOT_REMOVED"}
+    current = [h for h in dime.board.hooks.values() if h["notificationURL"].endswith("code=" + rotated)]
+    assert len(current) == 3 and len(dime.board.hooks) == 6

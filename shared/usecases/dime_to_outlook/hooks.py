@@ -129,9 +129,7 @@ async def register_hooks(services: Services, *, only_existing: bool) -> Registra
             row = rows.get((source_app, hook_type))
             if row is None and only_existing:
                 continue
-            if row is not None and (row.made_with == made_with or not row.hook_id):
-                # current (or made with an id Dime.Scheduler never named: registering again would
-                # leave an undeletable duplicate; DELETE and PUT clear it)
+            if row is not None and row.made_with == made_with:
                 report.kept += 1
                 if row.previous_hook_id:
                     await _delete_previous(services, row, report)
@@ -165,9 +163,17 @@ async def register_hooks(services: Services, *, only_existing: bool) -> Registra
             shown = {"sourceApp": source_app, "type": hook_type, "hookId": hook_id or ""}
             if row is None:
                 report.created.append(shown)
-            else:
-                report.replaced.append({**shown, "previousHookId": previous})
+                continue
+            report.replaced.append({**shown, "previousHookId": previous})
+            if previous:
                 await _delete_previous(services, new_row, report)
+            else:  # registered again so deliveries go on under the new key; the old one we cannot name
+                report.error(
+                    source_app,
+                    hook_type,
+                    "HOOK_NOT_REMOVED",
+                    "the replaced hook's id was never named by Dime.Scheduler: remove it there",
+                )
     return report
 
 
