@@ -53,6 +53,10 @@ param dimeSourceApps = ''
 param clientStateSecret = readEnvironmentVariable('CLIENT_STATE_SECRET')
 // Required. Created in Dime.Scheduler's administration.
 param dimeApiKey = readEnvironmentVariable('DIME_API_KEY')
+// Required. Generate once (openssl rand -hex 32): the only key Dime.Scheduler's publications may carry.
+param dimePublicationsKey = readEnvironmentVariable('DIME_PUBLICATIONS_KEY')
+// Only while rotating DIME_PUBLICATIONS_KEY; empty otherwise.
+param dimePublicationsKeyPrevious = readEnvironmentVariable('DIME_PUBLICATIONS_KEY_PREVIOUS', '')
 // Only while rotating CLIENT_STATE_SECRET; empty otherwise.
 param clientStateSecretPrevious = readEnvironmentVariable('CLIENT_STATE_SECRET_PREVIOUS', '')
 // Empty on the first deployment; the function key once the code is published (docs/deploy.md step 5).

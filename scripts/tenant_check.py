@@ -454,7 +454,8 @@ def hook_id_place(ctx: Context) -> str:
     body = {
         "sourceApp": "TENANTCHECK",
         "name": f"{PREFIX} hook",
-        "notificationURL": "https://example.invalid/api/dime/publications/created",
+        # with a query, as the app registers them (?code=<DIME_PUBLICATIONS_KEY>): accepted too?
+        "notificationURL": "https://example.invalid/api/dime/publications/created?code=tenant-check-not-a-key",
         "resource": "Appointments",
         "changeType": ["Create"],
     }

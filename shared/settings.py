@@ -72,7 +72,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DIME_TIME_ZONE", False, "UTC", "zone of Dime.Scheduler date-times sent without an offset"),
     Setting("DIME_RECONCILE_SCHEDULE", False, "0 15 3 * * *", "NCRONTAB of the Dime.Scheduler → Outlook reconcile"),
     Setting("DIME_SOURCE_APPS", False, None, "source apps whose appointments reach Outlook (hook registration)"),
-    Setting("DIME_PUBLICATIONS_URL", False, None, "public HTTPS URL of /api/dime/publications, with ?code=<key>"),
+    Setting(
+        "DIME_PUBLICATIONS_URL",
+        False,
+        None,
+        "public HTTPS URL of /api/dime/publications (the hook registration adds ?code=DIME_PUBLICATIONS_KEY)",
+    ),
+    Setting(
+        "DIME_PUBLICATIONS_KEY",
+        True,
+        None,
+        "the only key the publications routes accept (not a host key; at least 32 characters)",
+    ),
+    Setting("DIME_PUBLICATIONS_KEY_PREVIOUS", False, None, "previous publications key, accepted during a rotation"),
     Setting("DIME_WEBHOOK_USERNAME", False, None, "Basic user name Dime.Scheduler must send (optional)"),
     Setting("DIME_WEBHOOK_PASSWORD", False, None, "Basic password Dime.Scheduler must send (with the user name)"),
     Setting(
@@ -145,6 +157,7 @@ class Settings:
     dime_source_apps: tuple[str, ...] = ()
     dime_publications_url: str | None = None
     dime_webhook_credentials: tuple[str, str] | None = None  # (user name, password) for Basic
+    dime_publications_keys: tuple[str, ...] = ()  # current first, then the previous one
     appinsights_resource_id: str | None = None
 
 
@@ -317,6 +330,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if _raw(env, "DIME_PUBLICATIONS_URL")
         else None,
         dime_webhook_credentials=_credentials(env),
+        dime_publications_keys=_publications_keys(env),
         appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
     )
 
@@ -356,6 +370,25 @@ def _zone(env: Mapping[str, str], name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise SettingsError(f"setting {name} must be an IANA time zone such as Europe/Brussels, got {raw!r}") from None
     return raw
+
+
+def _publications_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """DIME_PUBLICATIONS_KEY (required: the publications routes are anonymous to the host, so
+    without it anyone could post), then DIME_PUBLICATIONS_KEY_PREVIOUS during a rotation."""
+    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
+
+    keys = [_required(env, "DIME_PUBLICATIONS_KEY")]
+    previous = _raw(env, "DIME_PUBLICATIONS_KEY_PREVIOUS")
+    if previous:
+        keys.append(previous)
+    for name, key in zip(("DIME_PUBLICATIONS_KEY", "DIME_PUBLICATIONS_KEY_PREVIOUS"), keys, strict=False):
+        if len(key) < MIN_KEY_LENGTH:
+            raise SettingsError(f"setting {name} must be at least {MIN_KEY_LENGTH} characters long")
+        if any(c.isspace() or c in "&#?%+" for c in key):
+            raise SettingsError(
+                f"setting {name} must be URL-safe (letters, digits, - and _; e.g. openssl rand -hex 32)"
+            )
+    return tuple(keys)
 
 
 def _credentials(env: Mapping[str, str]) -> tuple[str, str] | None:

@@ -19,21 +19,29 @@ from shared.core.dime_to_outlook.publication import items_of
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
-from tests.conftest import make_services, notification_item, settings_env, track
+from tests.conftest import DIME_PUBLICATIONS_KEY, make_services, notification_item, settings_env, track
 from tests.host import run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def publish(body, change: str | None = None, auth: str | None = None) -> func.HttpResponse:
+def publish(
+    body, change: str | None = None, auth: str | None = None, key: str | None = DIME_PUBLICATIONS_KEY
+) -> func.HttpResponse:
     headers = {"Authorization": auth} if auth else {}
+    params = {"code": key} if key else {}
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     if change is None:
-        request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers)
+        request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers, params=params)
         return function_app.dime_publications(request)
     request = func.HttpRequest(
-        "POST", f"/api/dime/publications/{change}", body=data, headers=headers, route_params={"change": change}
+        "POST",
+        f"/api/dime/publications/{change}",
+        body=data,
+        headers=headers,
+        params=params,
+        route_params={"change": change},
     )
     return function_app.dime_publications_change(request)
 

@@ -17,8 +17,12 @@ Follows ``/work/shared/reference/dime-to-outlook.md`` (facts from the vendor's w
   ``max_hooks``; ``DELETE /webhooks/<type>/{hookId}``. Where the 201 carries the hook id is
   **unverified**: ``hook_id_in`` plays ``"location"``, ``"body"`` or ``"both"``.
 * **Connectors** (the Webhook connector configured in Dime.Scheduler's UI, routed per source
-  app): ``add_connector`` publishes created and updated appointments to one URL (no change in
-  the URL), optionally with Basic credentials; deletions are not distinguishable there.
+  app): ``add_connector`` publishes to one URL, optionally with Basic credentials, the changes of
+  its CRUD types (the vendor's .NET SDK, ``src/Models/Connector/Connector.cs``: ``CrudTypes``, a
+  set of ``Crud.Create`` "I", ``Crud.Update`` "U", ``Crud.Delete`` "D"; dime-to-outlook.md: a
+  connector with "D" ticked posts deletes with the same schema and nothing saying "deleted").
+  ``crud`` defaults to create and update (one connector: deletes not distinguishable); one
+  connector per CRUD type, each with its own ``/publications/{change}`` URL, makes them explicit.
 * ``GET /resource`` lists ``resourceNo``, ``email``, ``exchangeIntegrationEnabled``;
   ``GET /appointment?startDate&endDate&resources=…`` lists planned appointments; its answer's
   shape is **unverified**: ``listing_shape`` plays ``"pascal"`` (the publication schema),
@@ -171,9 +175,19 @@ class PlanningBoard:
             planned.modified = self._tick()
             self._publish(planned, "deleted")
 
-    def add_connector(self, url: str, source_app: str = "BC", auth: tuple[str, str] | None = None) -> None:
+    def add_connector(
+        self,
+        url: str,
+        source_app: str = "BC",
+        auth: tuple[str, str] | None = None,
+        crud: tuple[str, ...] = ("created", "updated"),
+    ) -> None:
+        """A Webhook connector; ``crud`` = the changes it posts (created, updated, deleted)."""
+        unknown = set(crud) - set(HOOK_NAMES)
+        if unknown or not crud:
+            raise ValueError(f"crud must name created, updated or deleted, not {sorted(unknown)}")
         with self._lock:
-            self.connectors.append({"url": url, "sourceApp": source_app, "auth": auth})
+            self.connectors.append({"url": url, "sourceApp": source_app, "auth": auth, "crud": tuple(crud)})
 
     # ------------------------------------------------------------ publications
     def payload(self, planned: _Planned) -> dict[str, Any]:
@@ -217,10 +231,9 @@ class PlanningBoard:
         for hook in self.hooks.values():
             if hook["change"] == change and hook["sourceApp"].lower() == planned.source_app.lower():
                 targets.append((hook["notificationURL"], None))
-        if change != "deleted":
-            for connector in self.connectors:
-                if connector["sourceApp"].lower() == planned.source_app.lower():
-                    targets.append((connector["url"], connector["auth"]))
+        for connector in self.connectors:
+            if change in connector["crud"] and connector["sourceApp"].lower() == planned.source_app.lower():
+                targets.append((connector["url"], connector["auth"]))
         for url, auth in targets:
             for _ in range(max(1, self.duplicates)):
                 self.outbox.append(Publication(url, copy.deepcopy(payload), auth))

@@ -28,6 +28,7 @@ def minimal_env(**overrides: str | None) -> dict[str, str]:
         "LIFECYCLE_NOTIFICATION_URL": "https://sync.example.com/api/lifecycle?code=k2",
         "CLIENT_STATE_SECRET": SECRET,
         "DIME_API_KEY": "dime-key",
+        "DIME_PUBLICATIONS_KEY": "publications-key-0123456789abcdef",
     }
     for name, value in overrides.items():
         if value is None:
@@ -65,6 +66,7 @@ def test_required_settings_are_the_expected_ones() -> None:
         "LIFECYCLE_NOTIFICATION_URL",
         "CLIENT_STATE_SECRET",
         "DIME_API_KEY",
+        "DIME_PUBLICATIONS_KEY",
     }
     assert set(minimal_env()) == set(REQUIRED)
 
@@ -434,3 +436,19 @@ def test_tombstone_retention_days_too_short_or_malformed_is_refused(attempts, da
     with pytest.raises(SettingsError, match="TOMBSTONE_RETENTION_DAYS") as caught:
         load_settings(env)
     assert message in str(caught.value)
+
+
+def test_the_publications_key_is_required_long_url_safe_and_rotatable() -> None:
+    """The publications routes are anonymous to the host: without their own key they would be open."""
+    with pytest.raises(SettingsError, match="DIME_PUBLICATIONS_KEY"):
+        load_settings(minimal_env(DIME_PUBLICATIONS_KEY=None))
+    for bad in ("short", "k" * 31, "a" * 32 + "&code=x", "a" * 32 + " b"):
+        with pytest.raises(SettingsError, match="DIME_PUBLICATIONS_KEY"):
+            load_settings(minimal_env(DIME_PUBLICATIONS_KEY=bad))
+    with pytest.raises(SettingsError, match="DIME_PUBLICATIONS_KEY_PREVIOUS"):
+        load_settings(minimal_env(DIME_PUBLICATIONS_KEY_PREVIOUS="p" * 31))
+    settings = load_settings(minimal_env(DIME_PUBLICATIONS_KEY_PREVIOUS="previous-publications-key-0123456789"))
+    assert settings.dime_publications_keys == (
+        "publications-key-0123456789abcdef",
+        "previous-publications-key-0123456789",
+    )

@@ -15,6 +15,10 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +30,7 @@ from shared.core.dime_to_outlook.publication import (
     parse_publication,
     zone_named,
 )
+from shared.core.dime_to_outlook.publications_key import key_is_valid, refusal_reason
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
@@ -36,6 +41,37 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 500
 KEPT_BODY_CHARACTERS = 20_000  # of a rejected body, for the administrator
+
+
+class RefusalLog:
+    """Publications refused for their key, logged as one line per interval with counts by reason.
+
+    The routes are anonymous to the host, so anyone can reach them: a flood of keyless POSTs must
+    not become a flood of log lines (ingestion is billed). The first refusal is logged at once;
+    the ones after it are counted and logged with the first refusal after the interval."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._counts: Counter[str] = Counter()
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def record(self, reason: str) -> None:
+        with self._lock:
+            self._counts[reason] += 1
+            now = self.clock()
+            if now - self._last < self.interval:
+                return
+            counts, self._counts, self._last = self._counts, Counter(), now
+        log.warning(
+            "refused %d publication(s) without DIME_PUBLICATIONS_KEY since the last such line: %s",
+            sum(counts.values()),
+            ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())),
+        )
+
+
+REFUSALS = RefusalLog()
 
 
 def authorised(header: str | None, credentials: tuple[str, str] | None) -> bool:
@@ -57,14 +93,22 @@ def authorised(header: str | None, credentials: tuple[str, str] | None) -> bool:
 
 
 def receive_publications(
-    body: bytes, change: str | None, authorization: str | None, get_services: Callable[[], Services]
+    body: bytes,
+    change: str | None,
+    authorization: str | None,
+    get_services: Callable[[], Services],
+    *,
+    presented_key: str | None,
 ) -> HttpAnswer:
+    services = get_services()
+    if not key_is_valid(presented_key, services.settings.dime_publications_keys):
+        REFUSALS.record(refusal_reason(presented_key))
+        return HttpAnswer(401, "key required")
     if change is not None and change.lower() not in CHANGES:
         return HttpAnswer(404, f"unknown change {change[:20]!r}: use created, updated or deleted")
     change = change.lower() if change else None
     if len(body) > MAX_BODY_BYTES:
         return HttpAnswer(413, "body too large")
-    services = get_services()
     if not authorised(authorization, services.settings.dime_webhook_credentials):
         log.warning("refused a publication: missing or wrong Basic credentials (%d bytes)", len(body))
         return HttpAnswer(401, "credentials required")
