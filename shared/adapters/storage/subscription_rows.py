@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 SUBSCRIPTION_PARTITION = "subscription"
 OWNER_CACHE_SECONDS = 60.0  # a known subscription stays known this long without a table read
+STRAY_MEMORY_SECONDS = 600.0  # a stray scheduled for deletion is not scheduled again this long
+# Strays scheduled per mailbox per STRAY_MEMORY_SECONDS (per process): a lost create answer leaves
+# one duplicate, a retried one two; random ids under a stolen clientState cost no more than that.
+STRAYS_PER_MAILBOX = 2
 REMOVED_PARTITION = "removed"
 
 
@@ -129,7 +133,8 @@ class SubscriptionOwners:
     """Which mailbox holds a subscription id: the subscriptions table, with a short positive cache.
 
     Unknown ids are not cached (a just-created subscription must become known at once); strays
-    already scheduled for deletion are remembered so a flood schedules each only once."""
+    already scheduled for deletion are remembered so a flood schedules each only once, and each
+    mailbox schedules at most STRAYS_PER_MAILBOX in ten minutes, whatever ids a caller invents."""
 
     def __init__(
         self, store: StateStore, ttl: float = OWNER_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
@@ -139,6 +144,7 @@ class SubscriptionOwners:
         self._clock = clock
         self._known: dict[str, tuple[str, float]] = {}
         self._strays_scheduled: dict[str, float] = {}
+        self._strays_of_mailbox: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     def lookup(self, subscription_ids: set[str]) -> dict[str, str | None]:
@@ -160,16 +166,26 @@ class SubscriptionOwners:
         return owners
 
     def new_strays(self, strays: set[tuple[str, str]], limit: int = 10) -> list[tuple[str, str]]:
-        """The strays not scheduled for deletion in the last ten minutes (at most `limit` per POST)."""
+        """The strays not scheduled for deletion in the last ten minutes (at most `limit` per POST,
+        at most STRAYS_PER_MAILBOX per mailbox in ten minutes)."""
         now = self._clock()
         fresh = []
         with self._lock:
             if len(self._strays_scheduled) > 10_000:
                 self._strays_scheduled.clear()
+            if len(self._strays_of_mailbox) > 10_000:
+                self._strays_of_mailbox.clear()
             for subscription_id, mailbox_id in sorted(strays):
-                if len(fresh) < limit and now - self._strays_scheduled.get(subscription_id, -1e9) > 600:
-                    self._strays_scheduled[subscription_id] = now
-                    fresh.append((subscription_id, mailbox_id))
+                scheduled = self._strays_scheduled.get(subscription_id, -1e9)
+                if len(fresh) >= limit or now - scheduled <= STRAY_MEMORY_SECONDS:
+                    continue
+                recent = [t for t in self._strays_of_mailbox.get(mailbox_id, []) if now - t <= STRAY_MEMORY_SECONDS]
+                if len(recent) >= STRAYS_PER_MAILBOX:
+                    self._strays_of_mailbox[mailbox_id] = recent
+                    continue
+                self._strays_of_mailbox[mailbox_id] = [*recent, now]
+                self._strays_scheduled[subscription_id] = now
+                fresh.append((subscription_id, mailbox_id))
         return fresh
 
     def forget(self, subscription_id: str) -> None:
