@@ -12,9 +12,11 @@ from shared.adapters.storage.subscription_rows import get_subscription
 from shared.core.outlook_to_dime.subscriptions import parse_expiry
 from shared.core.outlook_to_dime.webhook import client_state_for
 from shared.names import LIFECYCLE_QUEUE, RESYNC_QUEUE
+from shared.usecases.outlook_to_dime.subscriptions import request_resync
 from tests.conftest import CLIENT_STATE_SECRET, TENANT_ID, drain_queue
 from tests.e2e.live import admin, run_lifecycle, subscription_writes, wire
 from tests.functions_server import FunctionsServer
+from tests.host import run_queue
 
 
 @pytest.fixture
@@ -155,3 +157,47 @@ def test_a_flood_of_missed_is_one_resync(graph, services, onboarded):
     run_lifecycle(services)
 
     assert drain_queue(services, RESYNC_QUEUE) == [{"mailboxId": person["id"], "reason": "missed"}]
+
+
+def test_a_missed_after_the_resync_started_queues_another_one(graph, services, onboarded):
+    """A resync still pending covers a `missed`; one that has started may have read the calendar
+    before the lost notifications, so a `missed` now queues another (debounced by time before:
+    a second `missed` within a minute was dropped although its run had already read)."""
+    person, sub_id = onboarded
+    expected = {"mailboxId": person["id"], "reason": "missed"}
+
+    assert lifecycle_post(person["id"], sub_id, "missed") == 202
+    run_lifecycle(services)
+    assert lifecycle_post(person["id"], sub_id, "missed") == 202  # the first resync is still pending
+    run_lifecycle(services)
+    assert queued_resyncs(services) == [expected]
+
+    run = run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)  # the worker starts it
+    assert run.succeeded == 1 and run.failed == 0, run.errors
+    assert lifecycle_post(person["id"], sub_id, "missed") == 202
+    run_lifecycle(services)
+    assert lifecycle_post(person["id"], sub_id, "missed") == 202  # pending again: covered
+    run_lifecycle(services)
+    assert drain_queue(services, RESYNC_QUEUE) == [expected]
+
+
+def test_a_resync_whose_message_could_not_be_sent_is_claimed_again(graph, services, onboarded, monkeypatch):
+    person, _ = onboarded
+    sent = services.queues.send
+
+    def broken(queue_name, *args, **kwargs):
+        if queue_name == RESYNC_QUEUE:
+            raise ConnectionError("queue storage is down")
+        return sent(queue_name, *args, **kwargs)
+
+    monkeypatch.setattr(services.queues, "send", broken)
+    with pytest.raises(ConnectionError):
+        request_resync(services, person["id"], "missed", debounce=True)
+    monkeypatch.setattr(services.queues, "send", sent)
+    assert request_resync(services, person["id"], "missed", debounce=True) is True
+    assert drain_queue(services, RESYNC_QUEUE) == [{"mailboxId": person["id"], "reason": "missed"}]
+
+
+def queued_resyncs(services) -> list[dict]:
+    """The resync queue's messages, left in place (peeked)."""
+    return [json.loads(m.content) for m in services.queues.client(RESYNC_QUEUE).peek_messages(max_messages=32)]
