@@ -1,6 +1,7 @@
 """Subscriptions and removed mailboxes in Table Storage (beside StateStore, using its tables).
 
-- subscriptions table: PartitionKey "subscription", RowKey = subscription id -> MailboxId, Expiry.
+- subscriptions table: PartitionKey "subscription", RowKey = subscription id -> MailboxId, Expiry,
+  RenewedAt (when we last created or renewed it: a reauthorizationRequired soon after costs no PATCH).
   Found by id (lifecycle items without `resource`, notifications of unknown mailboxes); found by
   mailbox through the resource row's SubscriptionId/SubscriptionExpiry.
 - resources table, PartitionKey "removed", RowKey = object id: a mailbox an administrator deleted,
@@ -37,6 +38,7 @@ class SubscriptionRow:
     expiry: str
     created_at: str = ""
     made_with: str = ""  # subscription_fingerprint() of the secret and URLs it was created with
+    renewed_at: str = ""  # when we last created or renewed it ("" = unknown: not recent)
 
 
 def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
@@ -49,6 +51,7 @@ def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
         "Expiry": row.expiry,
         "CreatedAt": row.created_at,
         "MadeWith": row.made_with,
+        "RenewedAt": row.renewed_at,
     }
     store.table(SUBSCRIPTIONS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -87,6 +90,7 @@ def _row(entity: dict) -> SubscriptionRow:
         entity.get("Expiry", ""),
         entity.get("CreatedAt", ""),
         entity.get("MadeWith", ""),
+        entity.get("RenewedAt", ""),
     )
 
 

@@ -99,7 +99,7 @@ async def _store_live(services: Services, resource: Resource, subscription: dict
         previous = await asyncio.to_thread(get_subscription, store, sub_id)
         made_with = previous.made_with if previous else ""
     try:
-        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, made_with)
+        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, made_with, renewed_at=now)
         await asyncio.to_thread(save_subscription, store, row)
         await asyncio.to_thread(store.put_resource, live)
     except Exception:
