@@ -152,10 +152,8 @@ def lifecycle_verdict(event: str, answer: dict | None, mailbox_id: str, now: dat
     subscription, nor a forged reauthorization renew one Graph does not hold for that mailbox."""
     if answer is None:
         return LifecycleVerdict.RECREATE
-    resource = answer.get("resource")
-    expiry = parse_expiry(
-        answer.get("expirationDateTime") if isinstance(answer.get("expirationDateTime"), str) else None
-    )
+    resource, expiration = answer.get("resource"), answer.get("expirationDateTime")
+    expiry = parse_expiry(expiration) if isinstance(expiration, str) else None
     if not isinstance(resource, str) or expiry is None:
         return LifecycleVerdict.UNREADABLE
     if resource.strip().strip("/").lower() != subscription_resource(mailbox_id).strip("/"):
