@@ -169,6 +169,15 @@ def get_of_deleted_event(ctx: Context) -> str:
 
 
 @check(
+    "GET /subscriptions/{id} of a subscription Graph does not hold",
+    "404 (a lifecycle item is confirmed by GET: 404 = removed; FakeGraph answers 404)",
+    lambda seen: seen == "404",
+)
+def get_of_unknown_subscription(ctx: Context) -> str:
+    return str(ctx.g().get(f"/subscriptions/{uuid.uuid4()}").status_code)
+
+
+@check(
     "calendarView lists a deleted event",
     "no (membership in calendarView is the proof a GET cannot give)",
     lambda seen: seen == "no",

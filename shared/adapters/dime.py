@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from shared.adapters.request_meter import count_dime
-from shared.core.envelope import content_failure, get_ci, has_ci
+from shared.core.envelope import classify_failure, content_failure, get_ci, has_ci, sql_error_number
 from shared.core.transactions import ErrorCode, SyncError
 
 
@@ -103,16 +103,24 @@ class DimeGateway:
 
 
 def classify_http(status: int, retry_after: str | None, body: Any) -> SyncError:
+    """A non-2xx answer as a SyncError, classified by its status and any SQL error number or code
+    its body states (classify_failure), never by a word of its message."""
     detail = _describe(body)
-    if status == 429:
-        return SyncError(
-            ErrorCode.DIME_THROTTLED, f"Dime.Scheduler throttled the import{detail}", _seconds(retry_after)
-        )
-    if status in (401, 403):
-        return SyncError(ErrorCode.DIME_AUTH_FAILED, f"Dime.Scheduler refused the API key ({status})")
-    if status >= 500 or status == 408:
-        return SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler failed ({status}){detail}", _seconds(retry_after))
+    code = classify_failure(status, body)
+    if code is ErrorCode.DIME_THROTTLED:
+        return SyncError(code, f"Dime.Scheduler throttled the import{detail}", _seconds(retry_after))
+    if code is ErrorCode.DIME_AUTH_FAILED:
+        return SyncError(code, f"Dime.Scheduler refused the API key ({status})")
+    if code is ErrorCode.DIME_UNAVAILABLE:
+        return SyncError(code, f"Dime.Scheduler failed ({status}{_sql(body)}){detail}", _seconds(retry_after))
+    if code is ErrorCode.DIME_RESOURCE_UNKNOWN:
+        return SyncError(code, f"Dime.Scheduler does not know the resource ({status}){detail}")
     return SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({status}){detail}")
+
+
+def _sql(body: Any) -> str:
+    number = sql_error_number(body)
+    return f", SQL error {number}" if number is not None else ""
 
 
 def _inner_content(envelope: Any) -> dict[str, Any]:
@@ -135,21 +143,19 @@ def _inner_content(envelope: Any) -> dict[str, Any]:
             content = {"Description": content[:500]}
     if isinstance(inner, str) and inner.strip().isdigit():
         inner = int(inner)
-    if inner != 200:
-        code = inner if isinstance(inner, int) else 0
-        detail = _describe(content)
-        if code >= 500 or code in (0, 408, 429):
-            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler import failed inside a 200 ({inner}){detail}")
-        if "resource" in detail.lower():
-            raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
-        raise SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({inner}){detail}")
-    failure = content_failure(content)
-    if failure is not None:
-        detail = _describe(content) or f": {failure}"
-        if "resource" in detail.lower():
-            raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
-        # A failure the answer does not classify: retried (visible as a failed transaction meanwhile).
-        raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler reported a failure inside a 200{detail}")
+    if inner != 200 or content_failure(content) is not None:
+        status = inner if isinstance(inner, int) and not isinstance(inner, bool) else 0
+        failure = content_failure(content)
+        detail = _describe(content) or (f": {failure}" if failure else "")
+        code = classify_failure(None if inner == 200 else status, content)
+        where = f"({inner}{_sql(content)})"
+        if code is ErrorCode.DIME_RESOURCE_UNKNOWN:
+            raise SyncError(code, f"Dime.Scheduler does not know the resource {where}{detail}")
+        if code is ErrorCode.DIME_UNAVAILABLE:
+            # Retried (visible as a failed transaction meanwhile): a deadlock, a 5xx, or a failure
+            # the answer does not classify.
+            raise SyncError(code, f"Dime.Scheduler import failed inside a 200 {where}{detail}")
+        raise SyncError(code, f"Dime.Scheduler rejected the import {where}{detail}")
     return content if isinstance(content, dict) else {}
 
 

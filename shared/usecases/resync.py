@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from shared.adapters.storage.resync_requests import mark_resync_started
 from shared.core.runs import RunStats
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
@@ -41,6 +42,9 @@ async def resync(
     if resource is None:
         log.warning("resync of unknown mailbox %s ignored (reason %s)", mailbox_id, reason)
         return None
+    # Before anything is read: a `missed` arriving from now on is not covered by this run and
+    # queues another one (resync_requests.py).
+    await asyncio.to_thread(mark_resync_started, services.store, mailbox_id, services.clock())
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     if reason == RECONCILE_CONTINUE:
         return await reconcile_mailbox(services, resource, reason, budget)
