@@ -434,3 +434,10 @@ def test_tombstone_retention_days_too_short_or_malformed_is_refused(attempts, da
     with pytest.raises(SettingsError, match="TOMBSTONE_RETENTION_DAYS") as caught:
         load_settings(env)
     assert message in str(caught.value)
+
+
+def test_dime_outlook_targets_default_onboarded_directory_or_a_clear_error() -> None:
+    assert load_settings(minimal_env()).dime_outlook_targets == "onboarded"
+    assert load_settings(minimal_env(DIME_OUTLOOK_TARGETS="Directory")).dime_outlook_targets == "directory"
+    with pytest.raises(SettingsError, match="DIME_OUTLOOK_TARGETS must be one of onboarded, directory, got 'tenant'"):
+        load_settings(minimal_env(DIME_OUTLOOK_TARGETS="tenant"))
