@@ -342,6 +342,17 @@ def test_more_than_a_hundred_assignments_is_a_failed_transaction_and_writes_noth
     assert len(ours(graph, people["jane"]["id"])) == 1
 
 
+def test_a_post_of_more_appointments_than_max_items_queues_nothing(services):
+    """Bounded work per POST: MAX_ITEMS appointments at most (Dime.Scheduler posts one), so a key
+    holder's largest POST costs a few hundred requests (scripts/bench_forged.py)."""
+    from shared.usecases.dime_to_outlook.inbound import MAX_ITEMS
+
+    assert MAX_ITEMS <= 50
+    body = [forged(f"6c1b6a2e-1111-4c3d-9e8f-{n:012d}", [{"ResourceNo": "R-JANE"}]) for n in range(MAX_ITEMS + 1)]
+    assert publish(body, "created").status_code != 200
+    assert services.queues.depth(PUBLICATIONS_QUEUE) == 0
+
+
 @pytest.mark.parametrize("targets", ["onboarded", "directory"])
 def test_a_hundred_forged_assignments_cost_a_bounded_number_of_requests(
     azurite, graph, dime, people, monkeypatch, targets
