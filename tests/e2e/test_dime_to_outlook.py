@@ -321,6 +321,25 @@ def test_a_payload_email_that_disagrees_with_the_directory_gets_nothing_and_is_r
     assert [(i["resource"], i["reason"]) for i in report] == [("R-JANE", "email-mismatch")]
 
 
+def test_a_record_whose_email_changed_since_the_cached_listing_is_read_again_not_refused(graph, dime, services, people):
+    """The cached GET /resource is up to 5 minutes old: a publication whose e-mail disagrees with it
+    reads the listing again (at most once a minute) before refusing anything."""
+    from shared.usecases.dime_to_outlook.place_appointment import directory_of
+
+    dime.board.add_resource("R-T2", "tom.old@contoso.com")
+    first = dime.board.plan("Warm the cache", START, END, ["R-JANE"])
+    publish(planned(dime, first), "created")
+    work(services)
+    dime.board.resources["R-T2"]["email"] = "tom@contoso.com"  # changed in Dime.Scheduler meanwhile
+    directory_of(services).loaded_at -= 61
+    dime.reset_calls()
+    guid = dime.board.plan("Visit", START, END, ["R-T2"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert len(ours(graph, people["tom"]["id"])) == 1
+    assert [r.path for r in dime.requests] == ["/resource"]
+
+
 def test_more_than_a_hundred_assignments_is_a_failed_transaction_and_writes_nothing(graph, dime, services, people):
     from shared.adapters.storage.event_links_store import EventLinkStore
 

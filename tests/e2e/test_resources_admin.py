@@ -417,3 +417,41 @@ def test_onboarding_places_the_planner_s_appointments_at_once_and_clears_unmatch
     [event] = graph.events(finn_id)
     assert event["subject"] == "Boiler service"
     assert _unmatched() == []
+
+
+def _plan_for(dime, number: str) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    tomorrow = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return dime.board.plan("Boiler service", tomorrow, tomorrow + timedelta(hours=2), [number])
+
+
+def test_someone_onboarded_disabled_still_gets_the_planner_s_appointments_at_once(graph, dime, services):
+    """`enabled: false` turns Outlook → Dime.Scheduler off, not the planner's appointments."""
+    dime.board.add_resource("R-DAN", "dan@contoso.com")
+    dan = graph.add_user(mail="dan@contoso.com")
+    guid = _plan_for(dime, "R-DAN")
+    _publish_and_work(services, dime.board.payload(dime.board.appointments[guid]))
+    assert _unmatched() == [("R-DAN", "not-onboarded")]
+
+    assert admin("PUT", "dan@contoso.com", {"enabled": False})[0] == 201
+    assert [m["reason"] for m in drain_queue(services, RESYNC_QUEUE)] == ["onboarded"]
+    services.queues.send(RESYNC_QUEUE, {"mailboxId": dan["id"], "reason": "onboarded"})
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    assert [e["subject"] for e in graph.events(dan["id"])] == ["Boiler service"] and _unmatched() == []
+
+
+def test_correcting_a_person_s_email_places_the_planner_s_appointments_at_once(graph, dime, services):
+    """Onboarded with the mail Graph has, while Dime.Scheduler's record holds another address:
+    `not-onboarded` until the administrator PATCHes the Dime.Scheduler e-mail; then at once."""
+    dime.board.add_resource("R-FINN", "f.berg@contoso.com")
+    finn = graph.add_user(mail="finn@contoso.com")
+    assert admin("PUT", "finn@contoso.com")[0] == 201
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    guid = _plan_for(dime, "R-FINN")
+    _publish_and_work(services, dime.board.payload(dime.board.appointments[guid]))
+    assert graph.events(finn["id"]) == [] and _unmatched() == [("R-FINN", "not-onboarded")]
+
+    assert admin("PATCH", finn["id"], {"email": "f.berg@contoso.com"})[0] == 200
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    assert [e["subject"] for e in graph.events(finn["id"])] == ["Boiler service"] and _unmatched() == []

@@ -26,6 +26,7 @@ from shared.core.dime_to_outlook.eligibility import (
     DIRECTORY,
     EMAIL_MISMATCH,
     NO_MAILBOX,
+    RESOURCE_UNKNOWN,
     DimeResource,
     assignments_refusal,
     directory_entry,
@@ -42,7 +43,7 @@ from shared.core.dime_to_outlook.outlook_event import (
     stored_hash,
     transaction_id,
 )
-from shared.core.dime_to_outlook.publication import Publication
+from shared.core.dime_to_outlook.publication import Assignment, Publication
 from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import DIME_ORIGIN, Link
@@ -162,15 +163,24 @@ async def mailbox_for(services: Services, email: str, mailboxes: Mailboxes | Non
     return await (mailboxes or await Mailboxes.read(services)).of(email.strip().lower())
 
 
+def _outdated(assignment: Assignment, directory: dict[str, DimeResource]) -> bool:
+    """Whether the cached listing may be what refuses this assignment (unknown, or an e-mail hint
+    that differs from the record)."""
+    _, why = target_email(assignment, directory_entry(assignment, directory))
+    return why in (RESOURCE_UNKNOWN, EMAIL_MISMATCH)
+
+
 async def targets_of(services: Services, pub: Publication) -> tuple[dict[str, Target], list[tuple[str, str]]]:
     """The eligible assigned resources by mailbox, and the others with the reason.
 
     The payload only names resources; every target comes from the directory's record. A refused
     e-mail hint is logged once per appointment (a forged payload costs one line)."""
     directory = await resource_directory(services)
-    if any(directory_entry(a, directory) is None for a in pub.assignments) and (
+    if any(_outdated(a, directory) for a in pub.assignments) and (
         time.monotonic() - directory_of(services).loaded_at > 60
     ):
+        # A resource added, or its e-mail changed, since the listing: read it again (at most once a
+        # minute, so forged numbers and e-mails cost one GET /resource a minute, not one each).
         directory = await resource_directory(services, refresh=True)
     mode = services.settings.dime_outlook_targets
     mailboxes: Mailboxes | None = None
