@@ -84,9 +84,10 @@ class _Directory:
     their e-mails, cached per process.
 
     A planner change then costs no Dime.Scheduler read at all (one GET /resource per 5 minutes);
-    an unknown resource number refreshes the listing at most once a minute (a resource added
-    since). Who is onboarded is never cached here: it is read once per message (`Mailboxes`), so an
-    onboarding is seen at once by every instance. Graph's answers (directory mode) live
+    an unknown resource number, or a payload e-mail that differs from the record, refreshes the
+    listing at most once a minute (a resource added or changed since). Who is onboarded is never
+    cached here: it is read once per message (`Mailboxes`), so an onboarding is seen at once by
+    every instance. Graph's answers (directory mode) live
     MAILBOX_TTL_SECONDS; onboarding a person drops theirs in this process (`forget_mailboxes`),
     and on the other instances the fresh onboarded index wins over a cached "no mailbox" anyway."""
 
