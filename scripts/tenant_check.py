@@ -454,6 +454,35 @@ def appointment_listing_shape(ctx: Context) -> str:
 
 
 @check(
+    "the e-mail an appointment carries for the test resource, against GET /resource's",
+    "equal to the resource record's, or absent (a differing one is refused: email-mismatch)",
+    lambda seen: seen in ("equal", "absent"),
+)
+def assignment_email(ctx: Context) -> str:
+    """The payload's e-mail is only a hint that must agree with the directory (eligibility.py): if
+    Dime.Scheduler put another address there (a contact e-mail), every assignment would be refused."""
+    from shared.core.dime_to_outlook.publication import PublicationError, items_of, parse_publication
+
+    number, resource = _resource_no(ctx)
+    start = (ctx.when - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (ctx.when + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listing = ctx.d().get("/appointment", params={"startDate": start, "endDate": end, "resources": [number]})
+    listing.raise_for_status()
+    record = str(resource.get("email") or "").strip().lower()
+    for item in items_of(listing.json()):
+        try:
+            assignments = parse_publication(item).assignments
+        except PublicationError:
+            continue
+        for assignment in assignments:
+            if assignment.resource_no == number:
+                if not assignment.email:
+                    return "absent"
+                return "equal" if assignment.email.strip().lower() == record else f"different: {assignment.email}"
+    raise Skipped(f"no appointment of {number} listed within 30 days: plan one for the test resource")
+
+
+@check(
     "where the 201 of POST /webhooks/AppointmentCreated names the hook id",
     "the Location header or the body (FakeDime hook_id_in plays location, body, both)",
     lambda seen: seen in ("location", "body", "both"),

@@ -68,6 +68,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DELETE_BREAKER_SHARE", False, "0.2", "delta/reconcile delete nothing if they would delete more (0-1)"),
     Setting("DIME_EVENT_SHOW_AS", False, "busy", "show-as of the Outlook events written for planner appointments"),
     Setting("DIME_OUTLOOK_EDITS", False, "revert", "a person's Outlook edit of a planner-owned event: revert or keep"),
+    Setting(
+        "DIME_OUTLOOK_TARGETS",
+        False,
+        "onboarded",
+        "whose calendars get planner appointments: onboarded (people onboarded here) or directory (any mailbox"
+        " matching the Dime.Scheduler resource's e-mail)",
+    ),
     Setting("DIME_CATEGORY_TIME_MARKER", False, "false", "also put the time marker's name into the categories"),
     Setting("DIME_TIME_ZONE", False, "UTC", "zone of Dime.Scheduler date-times sent without an offset"),
     Setting("DIME_RECONCILE_SCHEDULE", False, "0 15 3 * * *", "NCRONTAB of the Dime.Scheduler → Outlook reconcile"),
@@ -152,6 +159,7 @@ class Settings:
     delete_breaker_share: float = 0.2
     dime_event_show_as: str = "busy"
     dime_outlook_edits: str = "revert"
+    dime_outlook_targets: str = "onboarded"
     dime_category_time_marker: bool = False
     dime_time_zone: str = "UTC"
     dime_source_apps: tuple[str, ...] = ()
@@ -323,6 +331,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         delete_breaker_share=_share(env, "DELETE_BREAKER_SHARE"),
         dime_event_show_as=_choice(env, "DIME_EVENT_SHOW_AS", ("free", "tentative", "busy", "oof", "workingElsewhere")),
         dime_outlook_edits=_choice(env, "DIME_OUTLOOK_EDITS", ("revert", "keep")),
+        dime_outlook_targets=_choice(env, "DIME_OUTLOOK_TARGETS", ("onboarded", "directory")),
         dime_category_time_marker=_bool(env, "DIME_CATEGORY_TIME_MARKER"),
         dime_time_zone=_zone(env, "DIME_TIME_ZONE"),
         dime_source_apps=tuple(a.strip() for a in (_raw(env, "DIME_SOURCE_APPS") or "").split(",") if a.strip()),

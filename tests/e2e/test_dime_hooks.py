@@ -115,6 +115,7 @@ def test_connector_alternative_with_basic_credentials(azurite, graph, dime, monk
     clean_storage(runner.services)
     with runner:
         jane = graph.add_user(mail="jane@contoso.com")
+        runner.services.store.put_resource(resource_from_user(jane, runner.services.settings.default_consent))
         dime.board.add_resource("R-JANE", "jane@contoso.com")
         dime.board.add_connector(publications_url(runner), auth=("dime", "s" * 24))
         dime.board.add_connector(publications_url(runner), auth=("dime", "wrong-password-123"))
@@ -130,7 +131,7 @@ def test_unmatched_report(runner, graph, dime):
     runner.services.store.put_resource(resource_from_user(jane, runner.services.settings.default_consent))
     dime.board.add_resource("R-JANE", "jane@contoso.com")
     dime.board.add_resource("R-OFF", "off@contoso.com", exchange_enabled=False)
-    dime.board.add_resource("R-NOBODY", "nobody@contoso.com")  # no such mailbox in the tenant
+    dime.board.add_resource("R-NOBODY", "nobody@contoso.com")  # nobody onboarded here has this e-mail
     runner.request("PUT", "manage/dime/hooks")
     dime.board.plan("Crew day", START, END, ["R-JANE", "R-OFF", "R-NOBODY"])
     dime.board.flush()
@@ -139,7 +140,7 @@ def test_unmatched_report(runner, graph, dime):
     assert status == 200
     assert {(a["kind"], a["resource"], a["reason"]) for a in body["items"]} == {
         ("assignment", "R-OFF", "integration-disabled"),
-        ("assignment", "R-NOBODY", "no-mailbox"),
+        ("assignment", "R-NOBODY", "not-onboarded"),
     }
     assert body["items"][0]["subject"] == "Crew day" and body["truncated"] is False
 

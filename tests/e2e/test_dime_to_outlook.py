@@ -192,16 +192,223 @@ def test_stale_update_after_a_newer_one_is_dropped(graph, dime, services, people
     assert event["subject"] == "Second"
 
 
-def test_a_resource_who_is_not_onboarded_is_found_through_graph_once(graph, dime, services, people):
+def services_with(azurite, graph, dime, monkeypatch, people, **env):
+    """Services with other settings, the same two people onboarded (the storage is emptied)."""
+    from tests.conftest import clean_storage
+
+    built = make_services(settings_env(azurite, graph.base_url, dime.base_url, **env))
+    clean_storage(built)
+    for person in people.values():
+        onboard(built, person)
+    monkeypatch.setattr(function_app, "services", lambda: built)
+    return built
+
+
+def user_lookups(graph) -> list[str]:
+    return [r.path for r in graph.requests if r.method == "GET" and r.path.lower().startswith("/v1.0/users/")
+            and "/events" not in r.path.lower() and "/calendar" not in r.path.lower()]  # fmt: skip
+
+
+def test_a_resource_who_is_not_onboarded_gets_nothing_by_default_and_graph_is_not_asked(graph, dime, services, people):
+    """DIME_OUTLOOK_TARGETS=onboarded (the default): a tenant mailbox that nobody onboarded here is
+    no target, even when Dime.Scheduler's directory holds its e-mail with Exchange integration on."""
     eva = graph.add_user(mail="eva@contoso.com")
     dime.board.add_resource("R-EVA", "eva@contoso.com")
-    first = dime.board.plan("One", START, END, ["R-EVA"])
+    guid = dime.board.plan("One", START, END, ["R-EVA", "R-JANE"])
+    graph.reset_requests()
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert graph.events(eva["id"]) == [] and len(ours(graph, people["jane"]["id"])) == 1
+    assert user_lookups(graph) == []
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    state, _ = EventLinkStore(services.store).read(guid)
+    assert dict(state.unmatched) == {"R-EVA": "not-onboarded"}
+
+
+def test_directory_targets_find_a_mailbox_through_graph_once(azurite, graph, dime, people, monkeypatch):
+    """DIME_OUTLOOK_TARGETS=directory: any tenant mailbox matching the directory's e-mail, looked up
+    in Graph once (cached); a directory e-mail without a mailbox is reported `no-mailbox`."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS="directory")
+    eva = graph.add_user(mail="eva@contoso.com")
+    dime.board.add_resource("R-EVA", "eva@contoso.com")
+    dime.board.add_resource("R-GONE", "left-the-company@contoso.com")
+    first = dime.board.plan("One", START, END, ["R-EVA", "R-GONE"])
     second = dime.board.plan("Two", START, END, ["R-EVA"])
+    graph.reset_requests()
     publish(planned(dime, first), "created")
     publish(planned(dime, second), "created")
     work(services)
     assert len(ours(graph, eva["id"])) == 2
-    assert [r.path for r in graph.requests if r.method == "GET"] == ["/v1.0/users/eva@contoso.com"]
+    assert sorted(user_lookups(graph)) == ["/v1.0/users/eva@contoso.com", "/v1.0/users/left-the-company@contoso.com"]
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    state, _ = EventLinkStore(services.store).read(first)
+    assert dict(state.unmatched) == {"R-GONE": "no-mailbox"}
+
+
+# Hostile callers: whoever holds the publications key ----------------------------------------
+
+
+def forged(guid: str, assignments: list) -> dict:
+    return {
+        "AppointmentGuid": guid,
+        "Subject": "Forged",
+        "StartDate": "2026-11-24T08:00:00Z",
+        "EndDate": "2026-11-24T09:00:00Z",
+        "Assignments": assignments,
+    }
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_a_forged_publication_naming_a_tenant_mailbox_writes_nothing_into_it(
+    azurite, graph, dime, people, monkeypatch, targets
+):
+    """The CEO's mailbox exists in the tenant (Graph knows it); nobody onboarded it and the
+    directory does not hold its e-mail. Naming it in a payload, alone, beside a real resource
+    number, or beside a forged one, writes nothing into it and never looks it up in Graph."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS=targets)
+    ceo = graph.add_user(mail="ceo@contoso.com")
+    guid = "6c1b6a2e-1111-4c3d-9e8f-00000000f001"
+    body = forged(
+        guid,
+        [
+            {"Resource": {"Email": "ceo@contoso.com"}},
+            {"Resource": {"ResourceNo": "R-JANE", "Email": "ceo@contoso.com"}},
+            {"Resource": {"ResourceNo": "R-CEO", "Email": "ceo@contoso.com"}},
+            {"ResourceNo": "R-TOM", "Email": "CEO@contoso.com"},
+        ],
+    )
+    graph.reset_requests()
+    assert publish(body, "created").status_code == 200
+    work(services)
+    assert graph.events(ceo["id"]) == []
+    assert ours(graph, people["jane"]["id"]) == [] and ours(graph, people["tom"]["id"]) == []
+    assert graph.requests == []  # no lookup, no write
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    state, links = EventLinkStore(services.store).read(guid)
+    assert links == {}
+    assert sorted(state.unmatched) == [
+        ("R-CEO", "resource-unknown"),
+        ("R-JANE", "email-mismatch"),
+        ("R-TOM", "email-mismatch"),
+        ("ceo@contoso.com", "resource-unknown"),
+    ]
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_a_directory_resource_nobody_onboarded_is_written_only_when_widened(
+    azurite, graph, dime, people, monkeypatch, targets
+):
+    """The directory holds the CEO (Exchange integration on) but nobody onboarded her: by default
+    a forged assignment of her number writes nothing; `directory` is the administrator's choice."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS=targets)
+    ceo = graph.add_user(mail="ceo@contoso.com")
+    dime.board.add_resource("R-CEO", "ceo@contoso.com")
+    publish(forged("6c1b6a2e-1111-4c3d-9e8f-00000000f002", [{"ResourceNo": "R-CEO"}]), "created")
+    work(services)
+    assert len(ours(graph, ceo["id"])) == (1 if targets == "directory" else 0)
+
+
+def test_a_payload_email_that_disagrees_with_the_directory_gets_nothing_and_is_reported(graph, dime, services, people):
+    """A real publication whose assignment carries an e-mail the resource record does not hold:
+    nothing is written to the payload's e-mail (nor to the record's: the payload is suspect), the
+    unmatched report says `email-mismatch`."""
+    import asyncio
+
+    from shared.usecases.dime_to_outlook.unmatched import unmatched
+
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    body = planned(dime, guid)
+    body["Assignments"][0]["Resource"]["Email"] = "tom@contoso.com"  # Tom is onboarded: still no target
+    publish(body, "created")
+    work(services)
+    assert ours(graph, people["tom"]["id"]) == [] and ours(graph, people["jane"]["id"]) == []
+    report = json.loads(asyncio.run(unmatched(services)).body)["items"]
+    assert [(i["resource"], i["reason"]) for i in report] == [("R-JANE", "email-mismatch")]
+
+
+def test_a_record_whose_email_changed_since_the_cached_listing_is_read_again_not_refused(graph, dime, services, people):
+    """The cached GET /resource is up to 5 minutes old: a publication whose e-mail disagrees with it
+    reads the listing again (at most once a minute) before refusing anything."""
+    from shared.usecases.dime_to_outlook.place_appointment import directory_of
+
+    dime.board.add_resource("R-T2", "tom.old@contoso.com")
+    first = dime.board.plan("Warm the cache", START, END, ["R-JANE"])
+    publish(planned(dime, first), "created")
+    work(services)
+    dime.board.resources["R-T2"]["email"] = "tom@contoso.com"  # changed in Dime.Scheduler meanwhile
+    directory_of(services).loaded_at -= 61
+    dime.reset_calls()
+    guid = dime.board.plan("Visit", START, END, ["R-T2"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert len(ours(graph, people["tom"]["id"])) == 1
+    assert [r.path for r in dime.requests] == ["/resource"]
+
+
+def test_more_than_a_hundred_assignments_is_a_failed_transaction_and_writes_nothing(graph, dime, services, people):
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    guid = "6c1b6a2e-1111-4c3d-9e8f-00000000f003"
+    body = forged(guid, [{"ResourceNo": "R-JANE"}] + [{"ResourceNo": f"R-FORGED-{n}"} for n in range(100)])
+    graph.reset_requests()
+    dime.reset_calls()
+    assert publish(body, "created").status_code == 200
+    work(services)
+    assert graph.requests == [] and dime.requests == [] and ours(graph, people["jane"]["id"]) == []
+    assert EventLinkStore(services.store).read(guid) == (None, {})
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert (failed.status.value, failed.error_code, failed.appointment_guid) == ("failed", "PUBLICATION_INVALID", guid)
+    assert "101 assigned resources" in failed.message
+
+    # One resource fewer is placed.
+    publish(forged(guid, body["Assignments"][:100]), "created")
+    work(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_a_post_of_more_appointments_than_max_items_queues_nothing(services):
+    """Bounded work per POST: MAX_ITEMS appointments at most (Dime.Scheduler posts one), so a key
+    holder's largest POST costs a few hundred requests (scripts/bench_forged.py)."""
+    from shared.usecases.dime_to_outlook.inbound import MAX_ITEMS
+
+    assert MAX_ITEMS <= 50
+    body = [forged(f"6c1b6a2e-1111-4c3d-9e8f-{n:012d}", [{"ResourceNo": "R-JANE"}]) for n in range(MAX_ITEMS + 1)]
+    assert publish(body, "created").status_code != 200
+    assert services.queues.depth(PUBLICATIONS_QUEUE) == 0
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_a_hundred_forged_assignments_cost_a_bounded_number_of_requests(
+    azurite, graph, dime, people, monkeypatch, targets
+):
+    """100 assignments of real numbers with forged e-mails, forged numbers, forged e-mails alone:
+    no Graph request at all, at most two GET /resource (a refresh for the unknown numbers), one
+    read of the resources table (the onboarded people), whatever the e-mails."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS=targets)
+    victims = [graph.add_user(mail=f"victim{n}@contoso.com") for n in range(100)]
+    assignments = []
+    for n in range(100):
+        kind = n % 3
+        if kind == 0:
+            assignments.append({"ResourceNo": "R-JANE" if n % 2 else "R-TOM", "Email": f"victim{n}@contoso.com"})
+        elif kind == 1:
+            assignments.append({"ResourceNo": f"R-FORGED-{n}", "Email": f"victim{n}@contoso.com"})
+        else:
+            assignments.append({"Email": f"victim{n}@contoso.com"})
+    reads = []
+    real = services.store.list_resources
+    monkeypatch.setattr(services.store, "list_resources", lambda: reads.append(1) or real())
+    graph.reset_requests()
+    dime.reset_calls()
+    publish(forged("6c1b6a2e-1111-4c3d-9e8f-00000000f004", assignments), "created")
+    work(services)
+    assert graph.requests == []
+    assert len(dime.requests) <= 2 and {r.path for r in dime.requests} == {"/resource"}
+    assert len(reads) <= 1
+    assert all(graph.events(victim["id"]) == [] for victim in victims)
 
 
 def test_ineligible_resources_are_reported_not_written(graph, dime, services, people):

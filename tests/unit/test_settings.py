@@ -452,3 +452,10 @@ def test_the_publications_key_is_required_long_url_safe_and_rotatable() -> None:
         "publications-key-0123456789abcdef",
         "previous-publications-key-0123456789",
     )
+
+
+def test_dime_outlook_targets_default_onboarded_directory_or_a_clear_error() -> None:
+    assert load_settings(minimal_env()).dime_outlook_targets == "onboarded"
+    assert load_settings(minimal_env(DIME_OUTLOOK_TARGETS="Directory")).dime_outlook_targets == "directory"
+    with pytest.raises(SettingsError, match="DIME_OUTLOOK_TARGETS must be one of onboarded, directory, got 'tenant'"):
+        load_settings(minimal_env(DIME_OUTLOOK_TARGETS="tenant"))

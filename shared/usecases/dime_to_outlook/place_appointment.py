@@ -23,11 +23,17 @@ from typing import Any
 from shared.core.decision import Action, Decision
 from shared.core.dime_to_outlook.decision import appointment_refusal, decide_event
 from shared.core.dime_to_outlook.eligibility import (
+    DIRECTORY,
+    EMAIL_MISMATCH,
+    NO_MAILBOX,
+    RESOURCE_UNKNOWN,
     DimeResource,
+    assignments_refusal,
     directory_entry,
-    email_of,
+    onboarded_mailboxes,
     refusal,
     resources_from_listing,
+    target_email,
 )
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.core.dime_to_outlook.outlook_event import (
@@ -37,7 +43,7 @@ from shared.core.dime_to_outlook.outlook_event import (
     stored_hash,
     transaction_id,
 )
-from shared.core.dime_to_outlook.publication import Publication
+from shared.core.dime_to_outlook.publication import Assignment, Publication
 from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import DIME_ORIGIN, Link
@@ -70,19 +76,25 @@ class PublicationOutcome:
     error: SyncError | None = None
 
 
-# Lookups: GET /resource (cached), e-mail → mailbox (resources table, else Graph) --------------
+# Lookups: GET /resource (cached), the directory's e-mail → mailbox ---------------------------
 
 
 class _Directory:
-    """Dime.Scheduler's resources and the mailboxes of their e-mails, cached per process.
+    """Dime.Scheduler's resources, and (DIME_OUTLOOK_TARGETS=directory only) Graph's answers for
+    their e-mails, cached per process.
 
     A planner change then costs no Dime.Scheduler read at all (one GET /resource per 5 minutes);
-    an unknown resource number refreshes the listing once (a resource added since)."""
+    an unknown resource number, or a payload e-mail that differs from the record, refreshes the
+    listing at most once a minute (a resource added or changed since). Who is onboarded is never
+    cached here: it is read once per message (`Mailboxes`), so an onboarding is seen at once by
+    every instance. Graph's answers (directory mode) live
+    MAILBOX_TTL_SECONDS; onboarding a person drops theirs in this process (`forget_mailboxes`),
+    and on the other instances the fresh onboarded index wins over a cached "no mailbox" anyway."""
 
     def __init__(self) -> None:
         self.resources: dict[str, DimeResource] = {}
         self.loaded_at = float("-inf")
-        self.mailboxes: dict[str, tuple[str | None, float]] = {}
+        self.mailboxes: dict[str, tuple[str | None, float]] = {}  # e-mail → Graph's answer, when
         self.requests = 0  # GET /resource calls (measured by the tests)
 
 
@@ -105,44 +117,98 @@ async def resource_directory(services: Services, *, refresh: bool = False) -> di
         return directory.resources
 
 
-async def mailbox_for(services: Services, email: str) -> str | None:
-    """The mailbox object id of an e-mail: an onboarded person (resources table), else Graph."""
-    directory = directory_of(services)
-    async with event_locks.hold(("mailbox-of", email)):
-        now = time.monotonic()
-        cached = directory.mailboxes.get(email)
-        if cached is not None and now - cached[1] < MAILBOX_TTL_SECONDS:
-            return cached[0]
-        onboarded = await asyncio.to_thread(lambda: list(services.store.list_resources()))
-        found = next((r.object_id for r in onboarded if email in (r.email.lower(), r.upn.lower())), None)
-        if found is None:
-            user = await services.graph.get_user(email)
-            found = str(user["id"]).lower() if user and user.get("id") else None
-        directory.mailboxes[email] = (found, now)
-        return found
+def forget_mailboxes(services: Services, addresses: list[str]) -> None:
+    """Drop this process's cached answers for these addresses (a person was just onboarded, or
+    their e-mail changed): the next message asks again."""
+    cached = directory_of(services).mailboxes
+    for address in addresses:
+        cached.pop(address.strip().lower(), None)
+
+
+class Mailboxes:
+    """The directory's e-mail → mailbox object id, for one message (or one reconcile run).
+
+    Built once: one read of the resources table (the people onboarded here), however many
+    assignments the message names. A Graph user lookup happens only under
+    DIME_OUTLOOK_TARGETS=directory, only for an e-mail of Dime.Scheduler's resource directory
+    (callers pass nothing else), and is cached per process."""
+
+    def __init__(self, services: Services, onboarded: dict[str, str]) -> None:
+        self.services = services
+        self.onboarded = onboarded
+        self.mode = services.settings.dime_outlook_targets
+
+    @classmethod
+    async def read(cls, services: Services) -> Mailboxes:
+        people = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+        return cls(services, onboarded_mailboxes(people))
+
+    async def of(self, email: str) -> str | None:
+        found = self.onboarded.get(email)
+        if found is not None or self.mode != DIRECTORY:
+            return found
+        directory = directory_of(self.services)
+        async with event_locks.hold(("mailbox-of", email)):
+            now = time.monotonic()
+            cached = directory.mailboxes.get(email)
+            if cached is not None and now - cached[1] < MAILBOX_TTL_SECONDS:
+                return cached[0]
+            user = await self.services.graph.get_user(email)
+            answer = str(user["id"]).lower() if user and user.get("id") else None
+            directory.mailboxes[email] = (answer, now)
+            return answer
+
+
+async def mailbox_for(services: Services, email: str, mailboxes: Mailboxes | None = None) -> str | None:
+    """The mailbox of a directory e-mail (see `Mailboxes`; pass one when asking for many)."""
+    return await (mailboxes or await Mailboxes.read(services)).of(email.strip().lower())
+
+
+def _outdated(assignment: Assignment, directory: dict[str, DimeResource]) -> bool:
+    """Whether the cached listing may be what refuses this assignment (unknown, or an e-mail hint
+    that differs from the record)."""
+    _, why = target_email(assignment, directory_entry(assignment, directory))
+    return why in (RESOURCE_UNKNOWN, EMAIL_MISMATCH)
 
 
 async def targets_of(services: Services, pub: Publication) -> tuple[dict[str, Target], list[tuple[str, str]]]:
-    """The eligible assigned resources by mailbox, and the others with the reason."""
+    """The eligible assigned resources by mailbox, and the others with the reason.
+
+    The payload only names resources; every target comes from the directory's record. A refused
+    e-mail hint is logged once per appointment (a forged payload costs one line)."""
     directory = await resource_directory(services)
-    if any(directory_entry(a, directory) is None for a in pub.assignments) and (
+    if any(_outdated(a, directory) for a in pub.assignments) and (
         time.monotonic() - directory_of(services).loaded_at > 60
     ):
+        # A resource added, or its e-mail changed, since the listing: read it again (at most once a
+        # minute, so forged numbers and e-mails cost one GET /resource a minute, not one each).
         directory = await resource_directory(services, refresh=True)
+    mode = services.settings.dime_outlook_targets
+    mailboxes: Mailboxes | None = None
     targets: dict[str, Target] = {}
     unmatched: list[tuple[str, str]] = []
     for assignment in pub.assignments:
         entry = directory_entry(assignment, directory)
-        email = email_of(assignment, entry)
-        label = assignment.resource_no or email or "?"
+        email, why = target_email(assignment, entry)
+        label = assignment.resource_no or assignment.email or "?"
         mailbox = None
-        if entry is not None and entry.exchange_enabled and email:
-            mailbox = await mailbox_for(services, email)
-        why = refusal(assignment, entry, mailbox)
+        if email is not None:
+            mailboxes = mailboxes or await Mailboxes.read(services)
+            mailbox = await mailboxes.of(email)
+        why = why or refusal(assignment, entry, mailbox, mode)
         if why is not None or mailbox is None or email is None:
-            unmatched.append((label, why or "no-mailbox"))
+            unmatched.append((label, why or NO_MAILBOX))
             continue
         targets.setdefault(mailbox, Target(mailbox, label, email))
+    mismatched = [label for label, why in unmatched if why == EMAIL_MISMATCH]
+    if mismatched:
+        log.warning(
+            "appointment %s: %d assignment(s) name an e-mail other than Dime.Scheduler's resource record "
+            "(refused, nothing written for them): %s",
+            pub.guid,
+            len(mismatched),
+            ", ".join(label[:40] for label in mismatched[:10]),
+        )
     return targets, unmatched
 
 
@@ -155,8 +221,12 @@ async def apply_publication(
     """The dime-publications worker: transient failures raise (the queue redelivers, then
     poisons); permanent ones become a failed transaction carrying the message."""
     pub = Publication.from_message(message["publication"])
+    deleting = message.get("change") == "deleted"
     try:
-        return await place(services, pub, deleting=message.get("change") == "deleted")
+        if not deleting and (too_many := assignments_refusal(pub)):
+            # Bounded work: refused before any lookup or write; visible and retryable as a whole.
+            raise SyncError(ErrorCode.PUBLICATION_INVALID, too_many)
+        return await place(services, pub, deleting=deleting)
     except SyncError as error:
         if error.code.transient:
             log.warning("transient failure placing appointment %s, the queue will deliver again: %s", pub.guid, error)

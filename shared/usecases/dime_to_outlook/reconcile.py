@@ -43,6 +43,7 @@ from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, 
 from shared.services import Services
 from shared.usecases.dime_to_outlook.place_appointment import (
     DIME_TO_OUTLOOK,
+    Mailboxes,
     _remove,
     apply_publication,
     mailbox_for,
@@ -142,12 +143,13 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
     end = (now + timedelta(days=s.sync_days_forward)).astimezone(UTC)
     directory = await resource_directory(services, refresh=True)
     numbers: list[str] = []
+    mailboxes = await Mailboxes.read(services)  # who is onboarded: read once per run
     for resource in directory.values():
         if not (resource.exchange_enabled and resource.email):
             continue
         if only_emails is not None and resource.email not in only_emails:
             continue
-        if await mailbox_for(services, resource.email) is not None:
+        if await mailbox_for(services, resource.email, mailboxes) is not None:
             numbers.append(resource.resource_no)
     listed: dict[str, Publication] = {}
     present: set[str] = set()  # every appointment the listing carries, readable or not: none vanished
