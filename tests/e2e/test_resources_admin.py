@@ -14,7 +14,7 @@ from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE
 from shared.names import ADMIN_ROUTE_PREFIX, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.outlook_to_dime import webhook as webhook_usecase
-from tests.conftest import drain_queue, notification_item
+from tests.conftest import DIME_PUBLICATIONS_KEY, drain_queue, notification_item
 from tests.e2e.live import admin, subscription_writes, validations, wire
 from tests.functions_server import FunctionsServer
 from tests.host import call_function, run_queue
@@ -374,6 +374,7 @@ def _publish_and_work(services, body: dict) -> None:
         "/api/dime/publications/created",
         body=json.dumps(body).encode(),
         route_params={"change": "created"},
+        params={"code": DIME_PUBLICATIONS_KEY},
     )
     assert call_function(function_app.dime_publications_change, request).status_code == 200
     assert run_queue(services, PUBLICATIONS_QUEUE, function_app.apply_dime_publication).poisoned == 0
