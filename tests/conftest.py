@@ -37,6 +37,7 @@ def settings_env(azurite: Azurite, graph_url: str, dime_url: str, **overrides: s
         "CLIENT_STATE_SECRET": CLIENT_STATE_SECRET,
         "DIME_BASE_URL": dime_url,
         "DIME_API_KEY": DIME_API_KEY,
+        "DIME_TIME_ZONE": "UTC",  # required; the tests of offset-less local times set their own
     }
     env.update(overrides)
     return env
