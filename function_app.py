@@ -241,7 +241,8 @@ async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="dime/publications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def dime_publications(req: func.HttpRequest) -> func.HttpResponse:
-    """Dime.Scheduler's publications (webhook connector): parse, split, enqueue; 200 only when queued."""
+    """Dime.Scheduler's publications (webhook connector): parse, split, enqueue; 200 when queued or, for
+    what no retry can fix, recorded once (Dime.Scheduler retries every other answer); 503 to be retried."""
     return _http(receive_publications(req.get_body(), None, req.headers.get("Authorization"), services))
 
 

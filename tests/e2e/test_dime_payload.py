@@ -186,3 +186,15 @@ def test_the_reconcile_overrides_a_stale_verdict(graph, dime, services, people):
     publish(planned(dime, guid), "updated")
     work(services)
     assert [e["subject"] for e in ours(graph, jane)] == ["Moved on"]
+
+
+def test_an_array_with_a_bad_item_queues_the_good_one_and_records_the_body_once(graph, dime, services, people):
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    body = [planned(dime, guid), {"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-00000000000b", "StartDate": "x"}]
+    for _ in range(2):
+        answer = publish(body, "created")
+        assert answer.status_code == 200 and b"queued 1" in answer.get_body()
+    work(services)
+    assert len(ours(graph, people["jane"])) == 1  # the good one, once (the second delivery is a duplicate)
+    [row] = failed(services)
+    assert row.error_code == "PUBLICATION_INVALID" and row.message.startswith("item 1:")

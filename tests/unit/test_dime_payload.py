@@ -303,6 +303,10 @@ def test_the_reconcile_overrides_a_stale_verdict_nothing_else_does():
         (b'"' * 10_000 + b"[" * 40, True),  # empty strings, then brackets outside any string
         (b'"' * 10_001 + b"[" * 40, False),  # the last quote opens a string that never ends
         (json.dumps(CONNECTOR).encode(), False),
+        ((b"[" * 32 + b"[]," * 50 + b"]" * 32), True),  # 33 levels under many shallow pairs
+        ((b"[" * 31 + b"[]," * 50 + b"]" * 31), False),
+        ((b"[" * MAX_NESTING + b"]" * MAX_NESTING) * 1000, False),  # many blocks at the limit
+        (b"]" + b"[" * 40, True),  # closers first do not hide the opens after them
     ],
 )
 def test_nesting_is_measured_without_parsing(body, deep):

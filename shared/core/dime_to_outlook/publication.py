@@ -333,25 +333,39 @@ def items_of(document: Any) -> list[Any]:
 MAX_NESTING = 32
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\Z)', re.DOTALL)  # an unterminated one runs to the end
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_AS_PARENTHESES = bytes.maketrans(b"[{]}", b"(())")
 _STEP = [0] * 256
-_STEP[ord("[")] = _STEP[ord("{")] = 1
-_STEP[ord("]")] = _STEP[ord("}")] = -1
+_STEP[ord("(")] = 1
+_STEP[ord(")")] = -1
+
+
+def _max_depth(brackets: bytes) -> int:
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets), initial=0))
 
 
 def nested_deeper_than(body: bytes, limit: int = MAX_NESTING) -> bool:
     """Whether a JSON text nests arrays/objects deeper than `limit`, before it is parsed.
 
     json.loads recurses per level, so `[` × 50,000 raises RecursionError (a 500); this answers
-    first, in linear time and without recursion: strings are cut out by one regular expression
-    whose quantifiers never backtrack (an unterminated string runs to the end, so no position is
-    scanned twice), the rest is reduced to its brackets, and a running sum finds the depth. A body
-    with fewer opening brackets than `limit` costs two counts."""
+    first, in linear time and without recursion (a body with fewer opening brackets than `limit`
+    costs two counts):
+
+    1. Strings are cut out by one regular expression whose quantifiers never backtrack (an
+       unterminated string runs to the end, so no position is scanned twice), and the rest is
+       reduced to its brackets, all as ( and ).
+    2. Every adjacent "()" (an innermost pair) is removed in one pass. That leaves the depth
+       before every other bracket as it was, and a removed pair peaked at most one above the
+       bracket before it: the body's depth is the rest's, or one more. A well-formed body loses
+       exactly one level, so the answer is exact for it; a malformed one (unbalanced brackets)
+       exactly `limit` deep may be called deeper, which no real payload comes near.
+    3. The rest's depth: from its counts when no pair is left (it is then ")…)(…("), else summed
+       bracket by bracket (the one step at Python speed, over what the pass left)."""
     if body.count(b"[") + body.count(b"{") <= limit:
         return False
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    if brackets.count(b"[") + brackets.count(b"{") <= limit:
-        return False
-    return max(itertools.accumulate(map(_STEP.__getitem__, brackets))) > limit
+    brackets = _JSON_STRING.sub(b"", body).translate(_AS_PARENTHESES, _NOT_BRACKETS)
+    rest = brackets.replace(b"()", b"")
+    depth = _max_depth(rest) if b"()" in rest else max(0, 2 * rest.count(b"(") - len(rest))
+    return depth + (len(rest) < len(brackets)) > limit
 
 
 def is_newer_or_same(candidate: str | None, applied: str | None) -> bool:
