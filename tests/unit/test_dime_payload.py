@@ -283,6 +283,11 @@ def test_the_reconcile_overrides_a_stale_verdict_nothing_else_does():
     assert appointment_refusal(pub, state, False, authoritative=True) is None
     outlook = AppointmentState(GUID, None, False, {}, True)
     assert appointment_refusal(pub, outlook, False, authoritative=True) == "outlook-origin"
+    # A tombstone newer than the listing (the delete arrived while the reconcile was listing) stands.
+    tombstone = AppointmentState(GUID, "2026-11-20T11:00:00+00:00", True, {}, False)
+    assert appointment_refusal(pub, tombstone, False, authoritative=True) == "deleted"
+    newer = parse_publication({"AppointmentGuid": GUID, "LastModifiedDate": "2026-11-20T12:00:00Z"})
+    assert appointment_refusal(newer, tombstone, False, authoritative=True) is None
 
 
 # Nesting ---------------------------------------------------------------------------------------

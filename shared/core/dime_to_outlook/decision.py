@@ -26,8 +26,11 @@ def appointment_refusal(
     if not authoritative and not is_newer_or_same(pub.last_modified, state.last_modified):
         return "stale"  # an older LastModifiedDate than the one applied: replayed or late
     # A tombstone: only a strictly newer publication brings the appointment back.
+    # (Strictly newer, not merely different: an authoritative listing older than the delete, read
+    # while the delete was under way, must not bring the appointment back.)
+    newer = not is_newer_or_same(state.last_modified, pub.last_modified)
     comparable = pub.last_modified is not None and state.last_modified is not None
-    if state.deleted and not deleting and not (comparable and pub.last_modified != state.last_modified):
+    if state.deleted and not deleting and not (comparable and newer):
         return "deleted"
     return None
 
