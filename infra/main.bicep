@@ -162,8 +162,9 @@ param dimeOutlookEdits string = 'revert'
 @description('DIME_CATEGORY_TIME_MARKER: also put the time marker name into the Outlook categories.')
 param dimeCategoryTimeMarker bool = false
 
-@description('DIME_TIME_ZONE: IANA zone of Dime.Scheduler date-times that arrive without an offset.')
-param dimeTimeZone string = 'UTC'
+@minLength(1)
+@description('DIME_TIME_ZONE (required): Dime.Scheduler\'s time zone, IANA (Europe/Brussels) or Windows (Romance Standard Time). Its date-times without an offset are wall-clock time there, and Outlook all-day events reach the board as its midnights.')
+param dimeTimeZone string
 
 @description('DIME_RECONCILE_SCHEDULE: NCRONTAB of the Dime.Scheduler -> Outlook reconcile (and backfill) timer.')
 param dimeReconcileSchedule string = '0 15 3 * * *'

@@ -46,6 +46,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from shared.core.dime_to_outlook.publication import (  # noqa: E402
+    PublicationError,
+    appointment_id_of,
+    guid_of,
+    parse_publication,
+)
 from shared.core.outlook_to_dime.appointments import PARAMETER_NAMES  # noqa: E402
 
 GRAPH_ENV = ("TENANT_CHECK_TENANT_ID", "TENANT_CHECK_CLIENT_ID", "TENANT_CHECK_CLIENT_SECRET", "TENANT_CHECK_MAILBOX")
@@ -451,6 +457,56 @@ def appointment_listing_shape(ctx: Context) -> str:
     keys = items[0].keys() if isinstance(items[0], dict) else []
     style = "PascalCase" if "AppointmentGuid" in keys else "camelCase" if "appointmentGuid" in keys else "other"
     return f"{shape}, {style}"
+
+
+def _listed_items(ctx: Context) -> list[Any]:
+    """The test resource's appointments over two months around `when` (GET /appointment)."""
+    number, _ = _resource_no(ctx)
+    start = (ctx.when - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (ctx.when + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listing = ctx.d().get("/appointment", params={"startDate": start, "endDate": end, "resources": [number]})
+    listing.raise_for_status()
+    body = listing.json()
+    items = body if isinstance(body, list) else body.get("value") if isinstance(body, dict) else None
+    if not items:
+        raise Skipped("plan an appointment for the test resource within 30 days of the check's date")
+    return items
+
+
+@check(
+    "GET /appointment: its times' offset and its resource list",
+    "an offset or none (none: read in DIME_TIME_ZONE); Assignments or Resources in a shape the parser reads",
+    lambda seen: seen.startswith("readable"),
+)
+def listing_times_and_resources(ctx: Context) -> str:
+    item = _listed_items(ctx)[0]
+    lowered = {str(k).lower(): v for k, v in item.items()} if isinstance(item, dict) else {}
+    start = str(lowered.get("startdate") or lowered.get("start") or "")
+    offset = "no offset" if len(start) >= 19 and not start[19:].strip(".0123456789") else "offset"
+    key = next((k for k in item if str(k).lower() in ("assignments", "resources")), "no resource list")
+    try:
+        parse_publication(item, UTC)
+    except PublicationError as error:
+        return f"unreadable ({offset}, {key}): {error}"[:120]
+    return f"readable, {offset}, {key}"
+
+
+@check(
+    "GET /appointment/{id}: the appointment by its internal Id",
+    "200 with the AppointmentGuid of that Id (the worker resolves connector payloads without a GUID)",
+    lambda seen: seen == "200, guid",
+)
+def appointment_by_id(ctx: Context) -> str:
+    listed = next((i for i in _listed_items(ctx) if appointment_id_of(i) and guid_of(i)), None)
+    if listed is None:
+        return "the listing carries no Id and GUID"
+    answer = ctx.d().get(f"/appointment/{appointment_id_of(listed)}")
+    if answer.status_code != 200:
+        return str(answer.status_code)
+    body = answer.json()
+    items = body if isinstance(body, list) else body.get("value", [body]) if isinstance(body, dict) else []
+    same = any(guid_of(i) == guid_of(listed) for i in items if isinstance(i, dict))
+    return "200, guid" if same else "200, no guid: " + json.dumps(body)[:60]
 
 
 @check(

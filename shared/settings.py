@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from shared.core.consent import Consent, ConsentError
@@ -76,7 +77,13 @@ SETTINGS: tuple[Setting, ...] = (
         " matching the Dime.Scheduler resource's e-mail)",
     ),
     Setting("DIME_CATEGORY_TIME_MARKER", False, "false", "also put the time marker's name into the categories"),
-    Setting("DIME_TIME_ZONE", False, "UTC", "zone of Dime.Scheduler date-times sent without an offset"),
+    Setting(
+        "DIME_TIME_ZONE",
+        True,
+        None,
+        "Dime.Scheduler's time zone, IANA (Europe/Brussels) or Windows (Romance Standard Time): its date-times "
+        "without an offset are wall-clock time there, and Outlook's all-day events go to the board as its midnights",
+    ),
     Setting("DIME_RECONCILE_SCHEDULE", False, "0 15 3 * * *", "NCRONTAB of the Dime.Scheduler → Outlook reconcile"),
     Setting("DIME_SOURCE_APPS", False, None, "source apps whose appointments reach Outlook (hook registration)"),
     Setting(
@@ -161,12 +168,19 @@ class Settings:
     dime_outlook_edits: str = "revert"
     dime_outlook_targets: str = "onboarded"
     dime_category_time_marker: bool = False
-    dime_time_zone: str = "UTC"
+    dime_time_zone: str = "UTC"  # an IANA name (a Windows name is mapped when the settings are read)
     dime_source_apps: tuple[str, ...] = ()
     dime_publications_url: str | None = None
     dime_webhook_credentials: tuple[str, str] | None = None  # (user name, password) for Basic
     dime_publications_keys: tuple[str, ...] = ()  # current first, then the previous one
     appinsights_resource_id: str | None = None
+
+    @property
+    def dime_zone(self) -> tzinfo:
+        """DIME_TIME_ZONE as a tzinfo (see shared/core/zones.py)."""
+        from shared.core.zones import zone_named
+
+        return zone_named(self.dime_time_zone)
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -369,16 +383,18 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
 
 
 def _zone(env: Mapping[str, str], name: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    """An IANA or Windows zone name, kept as its IANA name. No default: UTC is wrong for most
+    tenants, and a wrong zone moves every planner appointment by hours."""
+    from shared.core.zones import UnknownZone, canonical_zone
 
     raw = _required(env, name)
-    if raw.upper() in ("UTC", "Z", "ETC/UTC"):
-        return "UTC"
     try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"setting {name} must be an IANA time zone such as Europe/Brussels, got {raw!r}") from None
-    return raw
+        return canonical_zone(raw)
+    except UnknownZone as error:
+        raise SettingsError(
+            f"setting {name} must be Dime.Scheduler's time zone, an IANA name such as Europe/Brussels or a Windows "
+            f"name such as Romance Standard Time ({error})"
+        ) from None
 
 
 def _publications_keys(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ def settings_env(azurite: Azurite, graph_url: str, dime_url: str, **overrides: s
         "DIME_BASE_URL": dime_url,
         "DIME_API_KEY": DIME_API_KEY,
         "DIME_PUBLICATIONS_KEY": DIME_PUBLICATIONS_KEY,
+        "DIME_TIME_ZONE": "UTC",  # required; the tests of offset-less local times set their own
     }
     env.update(overrides)
     return env

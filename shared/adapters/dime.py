@@ -19,9 +19,9 @@ from shared.core.envelope import classify_failure, content_failure, get_ci, has_
 from shared.core.transactions import ErrorCode, SyncError
 
 
-def _sent(send: Callable[[], Any]) -> Any:
+def _sent(send: Callable[[], Any], absent: int | None = None) -> Any:
     """One SDK call (its own retries honour Retry-After); transport failures and non-2xx answers
-    become the stable SyncErrors every caller handles."""
+    become the stable SyncErrors every caller handles (an `absent` status: None instead)."""
     count_dime()
     try:
         result = send()
@@ -31,6 +31,8 @@ def _sent(send: Callable[[], Any]) -> Any:
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
     if not result.ok:
         response = result.response
+        if absent is not None and response.status_code == absent:
+            return None
         raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
     return result
 
@@ -80,6 +82,13 @@ class DimeGateway:
     def list_resources(self) -> Any:
         """GET /resource: resourceNo, email, exchangeIntegrationEnabled of every resource."""
         return self._call("GET", "/resource")
+
+    def get_appointment(self, appointment_id: str) -> Any | None:
+        """GET /appointment/{id} (the vendor's Python SDK, `appointments.get_by_id`): the appointment
+        by Dime.Scheduler's internal id, in a shape that is unverified (parse it tolerantly); None
+        when Dime.Scheduler answers 404 (no such appointment, or deleted)."""
+        result = _sent(lambda: self._client.appointments.get_by_id(appointment_id), absent=404)
+        return None if result is None else result.data
 
     def list_appointments(self, start: str, end: str, resources: list[str]) -> Any:
         """GET /appointment?startDate&endDate&resources=R1&resources=R2 (the answer's shape is unverified)."""

@@ -41,6 +41,10 @@ class ErrorCode(StrEnum):
     CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
     PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"
     PUBLICATION_INVALID = "PUBLICATION_INVALID"
+    # A resource list (Assignments/Resources) with an item no known shape reads: nothing applied or deleted.
+    PUBLICATION_UNREADABLE_RESOURCES = "PUBLICATION_UNREADABLE_RESOURCES"
+    # A publication without AppointmentGuid whose Id GET /appointment/{id} could not resolve.
+    PUBLICATION_UNRESOLVED = "PUBLICATION_UNRESOLVED"
 
     @property
     def transient(self) -> bool:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from shared.core.decision import Action, Decision
@@ -43,7 +44,14 @@ from shared.core.dime_to_outlook.outlook_event import (
     stored_hash,
     transaction_id,
 )
-from shared.core.dime_to_outlook.publication import Assignment, Publication
+from shared.core.dime_to_outlook.publication import (
+    Assignment,
+    Publication,
+    appointment_id_of,
+    clamped,
+    guid_of,
+    items_of,
+)
 from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import DIME_ORIGIN, Link
@@ -219,14 +227,23 @@ async def apply_publication(
     message: dict[str, Any], services: Services, *, record_failures: bool = True
 ) -> PublicationOutcome:
     """The dime-publications worker: transient failures raise (the queue redelivers, then
-    poisons); permanent ones become a failed transaction carrying the message."""
+    poisons); permanent ones become a failed transaction carrying the message.
+
+    A LastModifiedDate far in the future is clamped to the time of receipt (`receivedAt`, else
+    now); a publication carrying only Dime.Scheduler's internal Id is resolved first (GET
+    /appointment/{id}). `authoritative` (the reconcile's messages): Dime.Scheduler's own state,
+    which overrides a stale verdict."""
     pub = Publication.from_message(message["publication"])
+    received = message.get("receivedAt")
+    pub = clamped(pub, datetime.fromisoformat(received) if isinstance(received, str) else services.clock())
     deleting = message.get("change") == "deleted"
     try:
         if not deleting and (too_many := assignments_refusal(pub)):
             # Bounded work: refused before any lookup or write; visible and retryable as a whole.
             raise SyncError(ErrorCode.PUBLICATION_INVALID, too_many)
-        return await place(services, pub, deleting=deleting)
+        if not pub.resolved:
+            pub = await resolve_guid(services, pub)
+        return await place(services, pub, deleting=deleting, authoritative=message.get("authoritative") is True)
     except SyncError as error:
         if error.code.transient:
             log.warning("transient failure placing appointment %s, the queue will deliver again: %s", pub.guid, error)
@@ -236,15 +253,48 @@ async def apply_publication(
         return PublicationOutcome(skipped="failed", error=error)
 
 
-async def place(services: Services, pub: Publication, *, deleting: bool = False) -> PublicationOutcome:
-    """Decide and execute for every resource of one appointment."""
+async def resolve_guid(services: Services, pub: Publication) -> Publication:
+    """The AppointmentGuid of a publication that carries only the internal Id (as the Webhook
+    connector's payload in the evidence does), from GET /appointment/{id}. Its answer's shape is
+    unverified: read it as a publication (one object, an array or an envelope), taking the item
+    whose Id is the one asked for (or that has no Id). Not found, or no GUID in the answer: a
+    permanent failure (a visible failed transaction), never a guess."""
+    assert pub.appointment_id is not None
+    document = await asyncio.to_thread(services.dime.get_appointment, pub.appointment_id)
+    if document is None:
+        raise SyncError(
+            ErrorCode.PUBLICATION_UNRESOLVED,
+            f"appointment Id {pub.appointment_id} has no AppointmentGuid in the payload and GET /appointment/"
+            f"{pub.appointment_id} found no such appointment (404): deleted meanwhile, or another environment",
+        )
+    try:
+        items = items_of(document)
+    except ValueError:
+        items = []
+    for item in items:
+        guid = guid_of(item)
+        if guid is not None and appointment_id_of(item) in (None, pub.appointment_id):
+            log.info("appointment Id %s is %s (GET /appointment/{id})", pub.appointment_id, guid)
+            return replace(pub, guid=guid)
+    raise SyncError(
+        ErrorCode.PUBLICATION_UNRESOLVED,
+        f"appointment Id {pub.appointment_id}: GET /appointment/{pub.appointment_id} answered without an "
+        "AppointmentGuid for that Id",
+    )
+
+
+async def place(
+    services: Services, pub: Publication, *, deleting: bool = False, authoritative: bool = False
+) -> PublicationOutcome:
+    """Decide and execute for every resource of one appointment (`authoritative`: see
+    `appointment_refusal`; its LastModifiedDate then replaces the one applied before)."""
     from shared.adapters.storage.event_links_store import EventLinkStore
     from shared.adapters.storage.tables import ConcurrentUpdate
 
     store = EventLinkStore(services.store)
     async with event_locks.hold(("appointment", pub.guid)):
         state, links = await asyncio.to_thread(store.read, pub.guid)
-        why = appointment_refusal(pub, state, deleting)
+        why = appointment_refusal(pub, state, deleting, authoritative=authoritative)
         if why is not None:
             log.info("appointment %s: skip (%s)", pub.guid, why)
             return PublicationOutcome(skipped=why)
@@ -259,8 +309,9 @@ async def place(services: Services, pub: Publication, *, deleting: bool = False)
         else:
             targets, unmatched = await targets_of(services, pub)
         newest = pub.last_modified
+        replaceable = authoritative and newest is not None
         if state is not None and state.last_modified and (newest is None or state.last_modified > newest):
-            newest = state.last_modified
+            newest = newest if replaceable else state.last_modified
         fresh = AppointmentState(
             guid=pub.guid,
             last_modified=newest,
@@ -477,7 +528,7 @@ def _record_failure(services: Services, guid: str, error: SyncError, message: di
             operation="delete" if message.get("change") == "deleted" else "upsert",
             status=Status.FAILED,
             created_at=now.isoformat(),
-            appointment_guid=guid,
+            appointment_guid=guid or None,  # "" while only the internal Id is known
             error_code=error.code.value,
             message=error.message,
             payload={"queue": PUBLICATIONS_QUEUE, "message": message},

@@ -182,7 +182,8 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
         try:
             # Through the worker's own entry: a permanent failure becomes a visible, retryable
             # failed transaction (as for a publication); a transient one raises.
-            outcome = await apply_publication({"change": "updated", "publication": pub.to_message()}, services)
+            message = {"change": "updated", "publication": pub.to_message(), "authoritative": True}
+            outcome = await apply_publication(message, services)
         except SyncError as error:
             stats.failed += 1
             stats.problem(f"appointment {pub.guid}: {error}; the next run tries again")

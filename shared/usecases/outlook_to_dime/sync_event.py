@@ -359,7 +359,11 @@ async def _execute(
         return decision
     guid = link.appointment_guid if link else appointment_guid(settings.graph_tenant_id, resource.object_id, event_id)
     appointment = (
-        appointment_for(event, guid, resource.email, private_details=settings.sync_private_details) if event else None
+        appointment_for(
+            event, guid, resource.email, private_details=settings.sync_private_details, zone=settings.dime_zone
+        )
+        if event
+        else None
     )
     content_hash = appointment.content_hash() if appointment else None
     window = (now - timedelta(days=settings.sync_days_back), now + timedelta(days=settings.sync_days_forward))
