@@ -376,8 +376,13 @@ def test_a_post_of_more_appointments_than_max_items_queues_nothing(services):
 
     assert MAX_ITEMS <= 50
     body = [forged(f"6c1b6a2e-1111-4c3d-9e8f-{n:012d}", [{"ResourceNo": "R-JANE"}]) for n in range(MAX_ITEMS + 1)]
-    assert publish(body, "created").status_code != 200
+    for _ in range(3):  # Dime.Scheduler retries every non-200: answered 200, recorded once
+        assert publish(body, "created").status_code == 200
     assert services.queues.depth(PUBLICATIONS_QUEUE) == 0
+    failed = list(services.store.transactions_of("dime-scheduler"))
+    assert [(t.error_code, t.message) for t in failed] == [
+        ("PUBLICATION_INVALID", f"{MAX_ITEMS + 1} appointments in one request; at most {MAX_ITEMS}")
+    ]
 
 
 @pytest.mark.parametrize("targets", ["onboarded", "directory"])
