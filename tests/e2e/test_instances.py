@@ -242,6 +242,7 @@ def test_a_create_that_loses_its_row_and_cannot_undo_it_is_undone_by_the_stale_r
     dime.board.update(guid, resources=["R8"], subject="Order 8077 (changed)")
     newer = planned(dime, guid)
 
+    graph.reset_requests()
     graph.delay_next(3.0, path_contains=f"/users/{tech7['id']}/events")  # B's POST: held, then applied
     worker = instance_b(azurite, graph, dime, older)
     wait_for(lambda: any(r.method == "POST" and tech7["id"] in r.path for r in graph.requests), "instance B's POST")
