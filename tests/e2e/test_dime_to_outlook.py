@@ -518,7 +518,72 @@ def test_reconcile_creates_missing_updates_stale_deletes_vanished(graph, dime, s
     graph.reset_requests()
     again = reconcile(services)
     assert (again.created, again.updated, again.deleted) == (0, 0, 0)
-    assert [r.method for r in graph.requests] == []  # an idle reconcile writes nothing and reads no event
+    # An idle reconcile writes nothing and reads no event: one calendarView page per calendar (our tag
+    # expanded), the orphan sweep's listing.
+    assert [(r.method, "/calendar/calendarView" in r.path) for r in graph.requests] == [("GET", True)] * 2
+
+
+def tagged_event(graph, mailbox: str, guid: str, resource: str, subject: str, start: datetime) -> dict:
+    """An event carrying our tag that no row of ours names (what a lost create or a crash leaves)."""
+    from datetime import timedelta
+
+    return graph.create_event(
+        mailbox,
+        subject=subject,
+        start=start,
+        end=start + timedelta(hours=1),
+        extended_properties={TAG_PROPERTY_ID: f"{guid}|{resource}"},
+    )
+
+
+def test_reconcile_deletes_every_event_of_ours_that_nothing_plans_there(graph, dime, services, people):
+    """Issue 22 point 2: an event with our tag in the window that no current appointment plans for
+    that person is deleted, with or without a link: a second copy of a planned appointment (no row
+    names it), a copy in the calendar of someone the appointment is not planned for, one of an
+    appointment that no longer exists. Kept: the planned event, a person's own event, our tag
+    outside the window. The run record counts what was healed."""
+    from shared.adapters.storage.syncstate_store import SyncStateStore
+    from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
+
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, kept), "created")
+    work(services)
+    tagged_event(graph, jane, kept, "R-JANE", "Kept (a lost create)", near(1, 8))
+    tagged_event(graph, tom, kept, "R-TOM", "Kept (left with the previous assignee)", near(1, 8))
+    tagged_event(graph, jane, "0b7c1a4e-0000-4000-8000-00000000dead", "R-JANE", "Long gone", near(5, 8))
+    far = tagged_event(graph, jane, "0b7c1a4e-0000-4000-8000-00000000beef", "R-JANE", "Outside", near(400, 8))
+    own = graph.create_event(jane, subject="Dentist", start=near(1, 14), end=near(1, 15))
+
+    stats = reconcile(services)
+    assert stats.healed == 3 and stats.deleted == 0 and not stats.held_back
+    assert sorted(e["subject"] for e in ours(graph, jane)) == ["Kept", "Outside"]
+    assert ours(graph, tom) == []
+    assert graph.get_event(jane, own["id"]) is not None and graph.get_event(jane, far["id"]) is not None
+    run = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, DIME_RECONCILE)
+    assert run is not None and run["Healed"] == 3 and run["Deletes"] == 3
+    reasons = [t.reason for who in (jane, tom) for t in services.store.transactions_of(who)]
+    assert reasons.count("orphan") == 3
+
+    again = reconcile(services)
+    assert again.healed == 0 and sorted(e["subject"] for e in ours(graph, jane)) == ["Kept", "Outside"]
+
+
+def test_orphan_sweep_goes_through_the_breaker(graph, dime, services, people):
+    """Twenty events of ours in Jane's calendar that nothing plans (say, a tag copied by a tool):
+    more than the breaker allows at once, so none is deleted and an alert is recorded."""
+    jane = people["jane"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, kept), "created")
+    work(services)
+    for n in range(20):
+        tagged_event(graph, jane, f"0b7c1a4e-0000-4000-8000-0000000000{n:02d}", "R-JANE", f"Stray {n}", near(2, 8))
+
+    stats = reconcile(services)
+    assert stats.healed == 0 and stats.held_back == {jane: 20}
+    assert len(ours(graph, jane)) == 21
+    alerts = [t for t in services.store.transactions_of(jane) if t.error_code == "CIRCUIT_BREAKER_TRIPPED"]
+    assert len(alerts) == 1
 
 
 def eight_visits_for_jane(dime, services) -> list[str]:
