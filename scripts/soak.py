@@ -64,7 +64,9 @@ def main() -> int:
                 passed += 1
                 continue
             failed.append((seed, test))
-            print("\n".join(run.stdout.splitlines()[-40:]), flush=True)
+            lines = run.stdout.splitlines()
+            shown = [line for line in lines if line.startswith(("E ", "fake options", "planner {"))][:40]
+            print("\n".join(shown or lines[-40:]), flush=True)
             if not args.keep_going:
                 break
         if failed and not args.keep_going:
