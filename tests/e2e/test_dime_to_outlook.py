@@ -798,3 +798,42 @@ def test_a_publication_failing_every_delivery_is_poisoned_then_healed_by_the_ret
 
     assert asyncio.run(retry_due(services))["succeeded"] == 1
     assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_a_patch_that_lands_in_deleted_items_creates_the_event_again(graph, dime, services, people):
+    """Issue 18 point 9: Jane deleted the planner's event (not notified yet); with immutable ids a
+    PATCH of it may still succeed (FakeGraph deleted_patch_status=200). The planner moves the
+    appointment: the patched event is not in the calendar, so it is created again."""
+    graph.deleted_patch_status = 200
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+
+    dime.board.update(guid, start=START.replace(hour=13), end=END.replace(hour=15))
+    publish(planned(dime, guid), "updated")
+    work(services)
+    [again] = ours(graph, jane)
+    assert again["id"] != event["id"] and again["start"]["dateTime"].startswith("2026-11-24T13:00:00")
+
+
+def test_a_delete_answered_403_cannot_delete_object_means_already_gone(graph, dime, services, people):
+    """Issue 18 point 9: a DELETE of an event already in Deleted Items may answer 403
+    ErrorCannotDeleteObject (FakeGraph deleted_delete_status=403): the reassignment goes through,
+    nothing is recorded as failed."""
+    graph.deleted_delete_status = 403
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+
+    dime.board.update(guid, resources=["R-TOM"])
+    publish(planned(dime, guid), "updated")
+    work(services)
+    assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
+    failed = [t for t in services.store.transactions_of("dime-scheduler") if t.status.value == "failed"]
+    assert failed == []
