@@ -837,3 +837,25 @@ def test_a_delete_answered_403_cannot_delete_object_means_already_gone(graph, di
     assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
     failed = [t for t in services.store.transactions_of("dime-scheduler") if t.status.value == "failed"]
     assert failed == []
+
+
+def test_reconcile_sweeps_every_calendar_we_wrote_to_also_one_no_longer_eligible(graph, dime, services, people):
+    """Issue 18 point 5: the reconcile removes every event we wrote that the planner did not plan
+    for that person. Jane's Exchange integration is switched off in Dime.Scheduler: her resource is
+    no longer listed (nor her appointment, planned for her alone), but her calendar holds rows of
+    ours, so it is swept and her event goes; Tom's appointment stays."""
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    toms = dime.board.plan("Visit", near(2, 8), near(2, 9), ["R-TOM"])
+    publish(planned(dime, toms), "created")
+    work(services)
+    assert len(ours(graph, jane)) == 1 and len(ours(graph, tom)) == 1
+    dime.board.add_resource("R-JANE", "jane@contoso.com", exchange_enabled=False)
+    from shared.usecases.dime_to_outlook.place_appointment import directory_of
+
+    directory_of(services).loaded_at = float("-inf")  # the cached GET /resource has expired
+
+    stats = reconcile(services)
+    assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
+    assert stats.deleted + stats.healed == 1

@@ -217,6 +217,12 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
     # meanwhile is then either listed with its link or not listed at all, never judged unlinked.
     tagged: dict[str, list[dict[str, Any]]] = {}
     if not unnamed:
+        if only_emails is None:
+            # Also every calendar we hold a row for, eligible or not any more (a resource whose
+            # e-mail or Exchange flag changed, a mailbox an earlier version wrote to): an event of
+            # ours there that nothing plans is an orphan too.
+            rows = await asyncio.to_thread(lambda: list(EventLinkStore(services.store).links()))
+            mailboxes |= {row.mailbox_id for row in rows if row.event_id or row.pending is not None}
         for mailbox in sorted(mailboxes):
             found = await services.graph.tagged_in_window(mailbox, _iso(start), _iso(end))
             if found is None:
