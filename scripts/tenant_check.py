@@ -413,6 +413,58 @@ def tag_expand_and_filter(ctx: Context) -> str:
     )
 
 
+@check(
+    "PATCH of an event the person deleted (it sits in Deleted Items under its immutable id)",
+    "404 or 200 (FakeGraph deleted_patch_status plays both; the app proves a patched event is in the calendar)",
+    lambda seen: seen in ("404", "200"),
+)
+def patch_of_deleted_event(ctx: Context) -> str:
+    event = ctx.create_event("deleted, patched")
+    path = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}"
+    ctx.g().delete(path).raise_for_status()
+    return str(ctx.g().patch(path, json={"subject": f"{PREFIX} patched after delete"}).status_code)
+
+
+@check(
+    "a second DELETE of the same event",
+    "404 or 403 ErrorCannotDeleteObject (FakeGraph deleted_delete_status plays both; both mean gone)",
+    lambda seen: seen in ("404", "204", "403 ErrorCannotDeleteObject"),
+)
+def repeated_delete(ctx: Context) -> str:
+    event = ctx.create_event("deleted twice")
+    path = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}"
+    ctx.g().delete(path).raise_for_status()
+    again = ctx.g().delete(path)
+    if again.status_code == 403:
+        code = (again.json().get("error") or {}).get("code", "") if again.content else ""
+        return f"403 {code}"
+    return str(again.status_code)
+
+
+@check(
+    "calendarView with $expand of our tag (the Dime.Scheduler reconcile's orphan sweep)",
+    "tag expanded on our event, absent on others",
+    lambda seen: seen == "tag expanded on our event, absent on others",
+)
+def calendar_view_expands_tag(ctx: Context) -> str:
+    value = f"{uuid.uuid4()}|tenant-check"
+    ours = ctx.create_event("tagged, view", singleValueExtendedProperties=[{"id": TAG_ID, "value": value}])
+    theirs = ctx.create_event("untagged, view")
+    view = ctx.g().get(
+        f"{ctx.user_path()}/calendar/calendarView",
+        params={
+            **ctx.window(),
+            "$select": "id,start,end",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{TAG_ID}')",
+        },
+        headers={"Prefer": PREFER},
+    )
+    view.raise_for_status()
+    items = {item.get("id"): item.get("singleValueExtendedProperties") for item in view.json().get("value", [])}
+    expanded = any(p.get("value") == value for p in items.get(ours["id"]) or [])
+    return "tag expanded on our event, absent on others" if expanded and not items.get(theirs["id"]) else f"{items}"
+
+
 def _resource_no(ctx: Context) -> tuple[str, dict[str, Any]]:
     listing = ctx.d().get("/resource")
     listing.raise_for_status()

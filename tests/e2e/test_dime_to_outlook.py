@@ -120,7 +120,9 @@ def test_a_planned_appointment_lands_in_the_assigned_calendar(graph, dime, servi
 
 def test_requests_per_planner_change(graph, dime, services, people):
     """One appointment, one resource: a create is 1 Graph write and 1 Dime.Scheduler read (GET
-    /resource, cached for 5 minutes); a move is 1 PATCH and no Dime.Scheduler call at all."""
+    /resource, cached for 5 minutes); a move is 1 PATCH, the calendarView that proves the patched
+    event is still in the calendar (a PATCH of an event in Deleted Items may succeed), and no
+    Dime.Scheduler call at all."""
     guid = dime.board.plan("Visit", START, END, ["R-JANE"])
     graph.reset_requests()
     dime.reset_calls()
@@ -134,7 +136,8 @@ def test_requests_per_planner_change(graph, dime, services, people):
     dime.board.update(guid, start=START.replace(hour=13), end=END.replace(hour=15))
     publish(planned(dime, guid), "updated")
     work(services)
-    assert [r.method for r in graph.requests] == ["PATCH"] and dime.requests == []
+    assert [r.method for r in graph.requests] == ["PATCH", "GET"] and dime.requests == []
+    assert "/calendar/calendarView" in graph.requests[1].path
     [event] = ours(graph, people["jane"]["id"])
     assert event["start"]["dateTime"].startswith("2026-11-24T13:00:00")
 
@@ -738,7 +741,72 @@ def test_reconcile_creates_missing_updates_stale_deletes_vanished(graph, dime, s
     graph.reset_requests()
     again = reconcile(services)
     assert (again.created, again.updated, again.deleted) == (0, 0, 0)
-    assert [r.method for r in graph.requests] == []  # an idle reconcile writes nothing and reads no event
+    # An idle reconcile writes nothing and reads no event: one calendarView page per calendar (our tag
+    # expanded), the orphan sweep's listing.
+    assert [(r.method, "/calendar/calendarView" in r.path) for r in graph.requests] == [("GET", True)] * 2
+
+
+def tagged_event(graph, mailbox: str, guid: str, resource: str, subject: str, start: datetime) -> dict:
+    """An event carrying our tag that no row of ours names (what a lost create or a crash leaves)."""
+    from datetime import timedelta
+
+    return graph.create_event(
+        mailbox,
+        subject=subject,
+        start=start,
+        end=start + timedelta(hours=1),
+        extended_properties={TAG_PROPERTY_ID: f"{guid}|{resource}"},
+    )
+
+
+def test_reconcile_deletes_every_event_of_ours_that_nothing_plans_there(graph, dime, services, people):
+    """Issue 22 point 2: an event with our tag in the window that no current appointment plans for
+    that person is deleted, with or without a link: a second copy of a planned appointment (no row
+    names it), a copy in the calendar of someone the appointment is not planned for, one of an
+    appointment that no longer exists. Kept: the planned event, a person's own event, our tag
+    outside the window. The run record counts what was healed."""
+    from shared.adapters.storage.syncstate_store import SyncStateStore
+    from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
+
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, kept), "created")
+    work(services)
+    tagged_event(graph, jane, kept, "R-JANE", "Kept (a lost create)", near(1, 8))
+    tagged_event(graph, tom, kept, "R-TOM", "Kept (left with the previous assignee)", near(1, 8))
+    tagged_event(graph, jane, "0b7c1a4e-0000-4000-8000-00000000dead", "R-JANE", "Long gone", near(5, 8))
+    far = tagged_event(graph, jane, "0b7c1a4e-0000-4000-8000-00000000beef", "R-JANE", "Outside", near(400, 8))
+    own = graph.create_event(jane, subject="Dentist", start=near(1, 14), end=near(1, 15))
+
+    stats = reconcile(services)
+    assert stats.healed == 3 and stats.deleted == 0 and not stats.held_back
+    assert sorted(e["subject"] for e in ours(graph, jane)) == ["Kept", "Outside"]
+    assert ours(graph, tom) == []
+    assert graph.get_event(jane, own["id"]) is not None and graph.get_event(jane, far["id"]) is not None
+    run = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, DIME_RECONCILE)
+    assert run is not None and run["Healed"] == 3 and run["Deletes"] == 3
+    reasons = [t.reason for who in (jane, tom) for t in services.store.transactions_of(who)]
+    assert reasons.count("orphan") == 3
+
+    again = reconcile(services)
+    assert again.healed == 0 and sorted(e["subject"] for e in ours(graph, jane)) == ["Kept", "Outside"]
+
+
+def test_orphan_sweep_goes_through_the_breaker(graph, dime, services, people):
+    """Twenty events of ours in Jane's calendar that nothing plans (say, a tag copied by a tool):
+    more than the breaker allows at once, so none is deleted and an alert is recorded."""
+    jane = people["jane"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, kept), "created")
+    work(services)
+    for n in range(20):
+        tagged_event(graph, jane, f"0b7c1a4e-0000-4000-8000-0000000000{n:02d}", "R-JANE", f"Stray {n}", near(2, 8))
+
+    stats = reconcile(services)
+    assert stats.healed == 0 and stats.held_back == {jane: 20}
+    assert len(ours(graph, jane)) == 21
+    alerts = [t for t in services.store.transactions_of(jane) if t.error_code == "CIRCUIT_BREAKER_TRIPPED"]
+    assert len(alerts) == 1
 
 
 def eight_visits_for_jane(dime, services) -> list[str]:
@@ -953,3 +1021,64 @@ def test_a_publication_failing_every_delivery_is_poisoned_then_healed_by_the_ret
 
     assert asyncio.run(retry_due(services))["succeeded"] == 1
     assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_a_patch_that_lands_in_deleted_items_creates_the_event_again(graph, dime, services, people):
+    """Issue 18 point 9: Jane deleted the planner's event (not notified yet); with immutable ids a
+    PATCH of it may still succeed (FakeGraph deleted_patch_status=200). The planner moves the
+    appointment: the patched event is not in the calendar, so it is created again."""
+    graph.deleted_patch_status = 200
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+
+    dime.board.update(guid, start=START.replace(hour=13), end=END.replace(hour=15))
+    publish(planned(dime, guid), "updated")
+    work(services)
+    [again] = ours(graph, jane)
+    assert again["id"] != event["id"] and again["start"]["dateTime"].startswith("2026-11-24T13:00:00")
+
+
+def test_a_delete_answered_403_cannot_delete_object_means_already_gone(graph, dime, services, people):
+    """Issue 18 point 9: a DELETE of an event already in Deleted Items may answer 403
+    ErrorCannotDeleteObject (FakeGraph deleted_delete_status=403): the reassignment goes through,
+    nothing is recorded as failed."""
+    graph.deleted_delete_status = 403
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+
+    dime.board.update(guid, resources=["R-TOM"])
+    publish(planned(dime, guid), "updated")
+    work(services)
+    assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
+    failed = [t for t in services.store.transactions_of("dime-scheduler") if t.status.value == "failed"]
+    assert failed == []
+
+
+def test_reconcile_sweeps_every_calendar_we_wrote_to_also_one_no_longer_eligible(graph, dime, services, people):
+    """Issue 18 point 5: the reconcile removes every event we wrote that the planner did not plan
+    for that person. Jane's Exchange integration is switched off in Dime.Scheduler: her resource is
+    no longer listed (nor her appointment, planned for her alone), but her calendar holds rows of
+    ours, so it is swept and her event goes; Tom's appointment stays."""
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    toms = dime.board.plan("Visit", near(2, 8), near(2, 9), ["R-TOM"])
+    publish(planned(dime, toms), "created")
+    work(services)
+    assert len(ours(graph, jane)) == 1 and len(ours(graph, tom)) == 1
+    dime.board.add_resource("R-JANE", "jane@contoso.com", exchange_enabled=False)
+    from shared.usecases.dime_to_outlook.place_appointment import directory_of
+
+    directory_of(services).loaded_at = float("-inf")  # the cached GET /resource has expired
+
+    stats = reconcile(services)
+    assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
+    assert stats.deleted + stats.healed == 1

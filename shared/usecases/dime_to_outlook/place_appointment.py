@@ -296,6 +296,9 @@ async def place(
         state, links = await asyncio.to_thread(store.read, pub.guid)
         why = appointment_refusal(pub, state, deleting, authoritative=authoritative)
         if why is not None:
+            # Even a stale or refused delivery settles what a lost create left behind: judged by
+            # the version applied last (the planner's current one), never by this message.
+            links = await _settle_intents(services, store, links, _planned_mailboxes(state, links))
             log.info("appointment %s: skip (%s)", pub.guid, why)
             return PublicationOutcome(skipped=why)
         if deleting:
@@ -330,6 +333,7 @@ async def place(
                 await asyncio.to_thread(store.save_state, fresh)
         except ConcurrentUpdate:
             raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"appointment {pub.guid} changed under us") from None
+        links = await _settle_intents(services, store, links, set(targets))
         outcome = PublicationOutcome()
         reason_gone = "appointment-deleted" if deleting else None
         unmatched_reason = {label: reason for label, reason in unmatched}
@@ -381,17 +385,49 @@ async def _write(
     body: dict[str, Any],
     decision: Decision,
 ) -> EventLink:
-    """PATCH the linked event, or create one (a PATCH that finds it gone creates a new one)."""
+    """PATCH the linked event, or create one (a PATCH that finds it gone creates a new one).
+
+    A PATCH that succeeds proves nothing: an event the person deleted keeps its immutable id in
+    Deleted Items, where a PATCH may still succeed (issue 18 point 9). So the primary calendar must
+    list the patched event, or it is treated as gone and created again.
+
+    A create first records its intent in the pair's row (`EventLink.pending`, etag-conditional:
+    another instance that wrote the pair meanwhile makes this one deliver again before anything is
+    created), then POSTs, then names the event in the row. If that last save loses to another
+    instance, the create is undone at once; if the undo fails, the intent is written again, and
+    every later delivery of this appointment, stale or not, finds the event by its tag."""
     guid, mailbox = pub.guid, target.mailbox_id
     generation = link.generation if link else 0
     answer = None
     operation = "update"
     if link is not None and link.event_id is not None:
         answer = await services.graph.update_event(mailbox, link.event_id, body)
+        if answer is not None and not await _in_primary_calendar(services, mailbox, answer):
+            log.info("appointment %s in %s: the patched event is not in the calendar; creating it again", guid, mailbox)
+            answer = None
         if answer is None:
             generation += 1  # deleted in Outlook meanwhile: its transactionId is spent
+    intent: EventLink | None = None
     if answer is None:
         operation = "create"
+        if link is not None and link.event_id is None and link.pending is not None:
+            generation = max(generation, link.pending)  # the same transactionId: Graph hands back that create
+        intent = await _save_event_link(
+            store,
+            EventLink(
+                appointment_guid=guid,
+                mailbox_id=mailbox,
+                resource=target.resource,
+                resource_email=target.email,
+                event_id=None,
+                generation=generation,
+                sent_hash=None,
+                start=pub.start,
+                synced_at=services.clock().isoformat(),
+                etag=link.etag if link else None,
+                pending=generation,
+            ),
+        )
         create = {**body, "transactionId": transaction_id(guid, mailbox, generation)}
         try:
             answer = await services.graph.create_event(mailbox, create)
@@ -417,12 +453,95 @@ async def _write(
         sent_hash=desired_hash(body),
         start=pub.start,
         synced_at=now,
-        etag=link.etag if link else None,
+        etag=intent.etag if intent else (link.etag if link else None),
     )
-    saved = await _save_event_link(store, fresh)
+    if intent is None:
+        saved = await _save_event_link(store, fresh)
+    else:
+        saved = await _save_created(services, store, fresh, answer)
     await _remember_outlook_side(services, mailbox, answer, guid, target.email)
     await _transaction(services, mailbox, answer["id"], guid, operation, decision.reason)
     return saved
+
+
+async def _in_primary_calendar(services: Services, mailbox: str, answer: dict[str, Any]) -> bool:
+    """Whether the primary calendar lists a patched event over its own time range (the proof the
+    Outlook → Dime.Scheduler path asks of a claimed delete; a 200 from PATCH is not one)."""
+    from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar
+
+    return await in_primary_calendar(services, mailbox, answer)
+
+
+async def _save_created(services: Services, store: Any, fresh: EventLink, answer: dict[str, Any]) -> EventLink:
+    """Name the created event in the pair's row (conditional on our intent). Losing it to another
+    instance undoes the create at once, unless the winner named the same event (its create carried
+    the same transactionId) or adopted our intent (its create will); a failed undo writes the intent
+    again, so the next delivery of this appointment (even a stale one) deletes the event."""
+    from shared.adapters.storage.tables import ConcurrentUpdate
+
+    try:
+        return await asyncio.to_thread(store.save_link, fresh)
+    except ConcurrentUpdate:
+        pass
+    _, links = await asyncio.to_thread(store.read, fresh.appointment_guid)
+    now = links.get(fresh.mailbox_id)
+    if now is not None and (now.event_id == answer["id"] or (now.event_id is None and now.pending == fresh.generation)):
+        raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"the link of {fresh.appointment_guid} changed under us")
+    try:
+        await services.graph.delete_event(fresh.mailbox_id, answer["id"])
+    except SyncError:
+        if now is not None and now.pending is None:
+            with contextlib.suppress(ConcurrentUpdate):  # else: rewritten again; the reconcile's sweep remains
+                await asyncio.to_thread(store.save_link, replace(now, pending=fresh.generation))
+        raise
+    log.info("appointment %s in %s: undid our create, which lost its link", fresh.appointment_guid, fresh.mailbox_id)
+    await _transaction(services, fresh.mailbox_id, answer["id"], fresh.appointment_guid, "delete", "lost-create-undone")
+    raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"the link of {fresh.appointment_guid} changed under us")
+
+
+def _planned_mailboxes(state: AppointmentState | None, links: dict[str, EventLink]) -> set[str]:
+    """The mailboxes the version applied last plans an event in, as far as the rows tell (a
+    stale delivery judges intents by it, never by its own older version)."""
+    if state is None or state.deleted or not state.publication:
+        return set()
+    pub = Publication.from_message(state.publication)
+    if not pub.assignments_known:
+        return {m for m, link in links.items() if link.event_id}
+    return {m for m, link in links.items() if pub.names_resource(link.resource)}
+
+
+async def _settle_intents(
+    services: Services, store: Any, links: dict[str, EventLink], wanted: set[str]
+) -> dict[str, EventLink]:
+    """Settle the intents (`pending`) that creates left in this appointment's rows.
+
+    A mailbox that should get an event and has none keeps its intent: `_write` creates with the
+    same transactionId, so Graph hands back that create's event instead of a second one. Anywhere
+    else, every event with this pair's tag that the row does not name is deleted (found by the tag,
+    so whether the create happened does not matter), then the intent is cleared and the generation
+    moved past it. A create still in flight elsewhere then loses its row and undoes itself."""
+    if not any(link.pending is not None for link in links.values()):
+        return links
+    settled = dict(links)
+    for mailbox, link in links.items():
+        if link.pending is None or (mailbox in wanted and link.event_id is None):
+            continue
+        found = await services.graph.find_tagged_events(mailbox, tag_value(link.appointment_guid, link.resource))
+        for event in found:
+            if event["id"] == link.event_id:
+                continue
+            await services.graph.delete_event(mailbox, event["id"])
+            await _forget_outlook_side(services, mailbox, event["id"])
+            await _transaction(services, mailbox, event["id"], link.appointment_guid, "delete", "lost-create-undone")
+            log.info("appointment %s in %s: deleted an event a lost create left", link.appointment_guid, mailbox)
+        cleared = replace(
+            link,
+            pending=None,
+            generation=max(link.generation, link.pending + 1),
+            synced_at=services.clock().isoformat(),
+        )
+        settled[mailbox] = await _save_event_link(store, cleared)
+    return settled
 
 
 def _shows(answer: dict[str, Any], body: dict[str, Any]) -> bool:
