@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AZURITE := node_modules/.bin/azurite
 
-.PHONY: test lint format install clean demo bench chromium tenant-check
+.PHONY: test lint format install clean demo bench chromium tenant-check soak
 
 install: $(VENV)/.installed $(AZURITE)
 
@@ -36,6 +36,14 @@ demo: install
 bench: install
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_dime_to_outlook.py
+
+# The three-process convergence test on SEEDS fresh seeds in a row (stops at the first failure and
+# prints its seed): races between instances depend on timing, so one passing run proves little.
+# Run it after changing the workers. VARIANT=single|both for the single-process variant too.
+SEEDS ?= 50
+VARIANT ?= three
+soak: install
+	$(BIN)/python scripts/soak.py --seeds $(SEEDS) --variant $(VARIANT)
 
 # Opt-in, never in CI: checks what the fakes assume against a real tenant and a Dime.Scheduler
 # sandbox (credentials from TENANT_CHECK_* environment variables; see docs/verification.md).

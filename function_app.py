@@ -9,6 +9,7 @@ import json
 import azure.functions as func
 
 from shared import names
+from shared.core.dime_to_outlook.publications_key import presented_key
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
 from shared.settings import load_settings
@@ -26,7 +27,7 @@ from shared.usecases.admin.transactions import (
 )
 from shared.usecases.admin.transactions import health as health_check
 from shared.usecases.admin.transactions import status as sync_status
-from shared.usecases.dime_to_outlook.hooks import manage_hooks
+from shared.usecases.dime_to_outlook.hooks import manage_hooks, reregister_hooks
 from shared.usecases.dime_to_outlook.inbound import receive_publications
 from shared.usecases.dime_to_outlook.place_appointment import apply_publication
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
@@ -97,8 +98,10 @@ async def manage_resource(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def renew_subscriptions(timer: func.TimerRequest) -> None:
-    """Renew subscriptions near expiry, create missing ones, delete those of disabled mailboxes."""
+    """Renew subscriptions near expiry, create missing ones, delete those of disabled mailboxes; then
+    re-register the Dime.Scheduler hooks made with another publications key or URL (a rotation)."""
     await renew_all(services())
+    await reregister_hooks(services())
 
 
 @app.queue_trigger(arg_name="msg", queue_name=LIFECYCLE_QUEUE, connection=STORAGE_CONNECTION)
@@ -240,17 +243,25 @@ async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
 # Dime.Scheduler -> Outlook: the planner's appointments in each assigned person's calendar ----------
 
 
-@app.route(route="dime/publications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+# Anonymous to the host on purpose: a function-level route also accepts the host keys, which the
+# Graph notification URLs carry. The use case accepts DIME_PUBLICATIONS_KEY and nothing else.
+@app.route(route="dime/publications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def dime_publications(req: func.HttpRequest) -> func.HttpResponse:
-    """Dime.Scheduler's publications (webhook connector): parse, split, enqueue; 200 only when queued."""
-    return _http(receive_publications(req.get_body(), None, req.headers.get("Authorization"), services))
+    """Dime.Scheduler's publications (webhook connector): parse, split, enqueue; 200 when queued or, for
+    what no retry can fix, recorded once (Dime.Scheduler retries every other answer); 503 to be retried."""
+    key = presented_key(req.params, req.headers)
+    return _http(
+        receive_publications(req.get_body(), None, req.headers.get("Authorization"), services, presented_key=key)
+    )
 
 
-@app.route(route="dime/publications/{change}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="dime/publications/{change}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def dime_publications_change(req: func.HttpRequest) -> func.HttpResponse:
-    """The same, from a hook whose URL names the change (created, updated, deleted)."""
-    change = req.route_params.get("change", "")
-    return _http(receive_publications(req.get_body(), change, req.headers.get("Authorization"), services))
+    """The same, from a hook or connector whose URL names the change (created, updated, deleted)."""
+    change, key = req.route_params.get("change", ""), presented_key(req.params, req.headers)
+    return _http(
+        receive_publications(req.get_body(), change, req.headers.get("Authorization"), services, presented_key=key)
+    )
 
 
 @app.queue_trigger(arg_name="msg", queue_name=names.PUBLICATIONS_QUEUE, connection=STORAGE_CONNECTION)

@@ -83,6 +83,15 @@ param clientStateSecretPrevious string?
 @description('DIME_API_KEY: API key created in Dime.Scheduler\'s administration.')
 param dimeApiKey string
 
+@secure()
+@minLength(32)
+@description('DIME_PUBLICATIONS_KEY: the only key the Dime.Scheduler publications routes accept (random, URL-safe: openssl rand -hex 32). Not a host key: those ride in the Graph notification URLs, and the routes refuse them. Changing it is a rotation (the hooks are re-registered).')
+param dimePublicationsKey string
+
+@secure()
+@description('DIME_PUBLICATIONS_KEY_PREVIOUS: the old publications key, only while rotating (docs/deploy.md, "Rotating secrets"). Omit otherwise; omitting it removes the app setting.')
+param dimePublicationsKeyPrevious string?
+
 @description('DIME_WEBHOOK_USERNAME: Basic user name Dime.Scheduler sends with publications (Webhook connector). Omit for none.')
 param dimeWebhookUsername string = ''
 
@@ -153,8 +162,9 @@ param dimeOutlookEdits string = 'revert'
 @description('DIME_CATEGORY_TIME_MARKER: also put the time marker name into the Outlook categories.')
 param dimeCategoryTimeMarker bool = false
 
-@description('DIME_TIME_ZONE: IANA zone of Dime.Scheduler date-times that arrive without an offset.')
-param dimeTimeZone string = 'UTC'
+@minLength(1)
+@description('DIME_TIME_ZONE (required): Dime.Scheduler\'s time zone, IANA (Europe/Brussels) or Windows (Romance Standard Time). Its date-times without an offset are wall-clock time there, and Outlook all-day events reach the board as its midnights.')
+param dimeTimeZone string
 
 @description('DIME_RECONCILE_SCHEDULE: NCRONTAB of the Dime.Scheduler -> Outlook reconcile (and backfill) timer.')
 param dimeReconcileSchedule string = '0 15 3 * * *'
@@ -198,6 +208,7 @@ var names = {
 
 var useClientSecret = graphAuthMode == 'clientSecret'
 var hasPreviousClientState = !empty(clientStateSecretPrevious ?? '')
+var hasPreviousPublicationsKey = !empty(dimePublicationsKeyPrevious ?? '')
 var hasDimeWebhookCredentials = !empty(dimeWebhookUsername) && !empty(dimeWebhookSecret ?? '')
 var hasFunctionKey = !empty(notificationFunctionKey ?? '')
 
@@ -251,6 +262,8 @@ module keyVault 'modules/keyvault.bicep' = {
     clientStateSecret: clientStateSecret
     clientStateSecretPrevious: clientStateSecretPrevious
     dimeApiKey: dimeApiKey
+    dimePublicationsKey: dimePublicationsKey
+    dimePublicationsKeyPrevious: dimePublicationsKeyPrevious
     graphClientSecret: useClientSecret ? graphClientSecret : null
     dimeWebhookPassword: hasDimeWebhookCredentials ? dimeWebhookSecret : null
   }
@@ -305,7 +318,12 @@ var baseAppSettings = {
   DIME_TIME_ZONE: dimeTimeZone
   DIME_RECONCILE_SCHEDULE: dimeReconcileSchedule
   DIME_SOURCE_APPS: dimeSourceApps
+  // Without a key: the hook registration adds ?code=DIME_PUBLICATIONS_KEY. Written by the second pass
+  // (notification-urls.bicep), when the host name is known.
   DIME_PUBLICATIONS_URL: kvRef(vaultUri, 'dime-publications-url')
+  // The publications routes are anonymous to the host (a function-level route also takes the host
+  // keys, which the Graph URLs carry) and accept this key only.
+  DIME_PUBLICATIONS_KEY: kvRef(vaultUri, secretNames.dimePublicationsKey)
 
   // Sync window and tenant-wide consent defaults.
   SYNC_DAYS_BACK: string(syncDaysBack)
@@ -328,6 +346,7 @@ var baseAppSettings = {
 var optionalAppSettings = union(
   useClientSecret ? { GRAPH_CLIENT_SECRET: kvRef(vaultUri, secretNames.graphClientSecret) } : {},
   hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {},
+  hasPreviousPublicationsKey ? { DIME_PUBLICATIONS_KEY_PREVIOUS: kvRef(vaultUri, secretNames.dimePublicationsKeyPrevious) } : {},
   hasDimeWebhookCredentials ? { DIME_WEBHOOK_USERNAME: dimeWebhookUsername } : {},
   hasDimeWebhookCredentials ? { DIME_WEBHOOK_PASSWORD: kvRef(vaultUri, secretNames.dimeWebhookPassword) } : {}
 )
@@ -369,7 +388,7 @@ output functionAppHostName string = functionApp.outputs.defaultHostName
 output notificationUrl string = 'https://${functionApp.outputs.defaultHostName}/api/notifications'
 @description('Graph lifecycle notifications endpoint, without ?code=.')
 output lifecycleNotificationUrl string = 'https://${functionApp.outputs.defaultHostName}/api/lifecycle'
-@description('Dime.Scheduler outbound publication (webhook connector) endpoint, without ?code=.')
+@description('Dime.Scheduler outbound publication endpoint (hooks, Webhook connectors), without ?code=: append ?code=<DIME_PUBLICATIONS_KEY>, never a host key.')
 output dimePublicationsUrl string = 'https://${functionApp.outputs.defaultHostName}/api/dime/publications'
 output keyVaultName string = keyVault.outputs.name
 output storageAccountName string = storage.outputs.name

@@ -24,6 +24,11 @@ param graphUserReadPermission = 'User.ReadBasic.All'
 // clientSecret mode only: the app registration's application (client) id.
 param graphAppClientId = ''
 
+// Required: Dime.Scheduler's time zone, as its administration shows it: an IANA name (Europe/Brussels)
+// or a Windows name (Romance Standard Time). The planner's times arrive without an offset and are read
+// in it; UTC is right only if the planning board really runs in UTC. The deployment refuses ''.
+param dimeTimeZone = ''
+
 // Sync window and tenant-wide consent defaults (an administrator can override per person later).
 param syncDaysBack = 30
 param syncDaysForward = 180
@@ -42,7 +47,6 @@ param renewSchedule = '0 0 */6 * * *'
 param dimeEventShowAs = 'busy'
 param dimeOutlookEdits = 'revert'
 param dimeCategoryTimeMarker = false
-param dimeTimeZone = 'UTC'
 param dimeReconcileSchedule = '0 15 3 * * *'
 // Source apps whose AppointmentCreated/Updated/Deleted hooks PUT /api/manage/dime/hooks registers.
 param dimeSourceApps = ''
@@ -53,6 +57,10 @@ param dimeSourceApps = ''
 param clientStateSecret = readEnvironmentVariable('CLIENT_STATE_SECRET')
 // Required. Created in Dime.Scheduler's administration.
 param dimeApiKey = readEnvironmentVariable('DIME_API_KEY')
+// Required. Generate once (openssl rand -hex 32): the only key Dime.Scheduler's publications may carry.
+param dimePublicationsKey = readEnvironmentVariable('DIME_PUBLICATIONS_KEY')
+// Only while rotating DIME_PUBLICATIONS_KEY; empty otherwise.
+param dimePublicationsKeyPrevious = readEnvironmentVariable('DIME_PUBLICATIONS_KEY_PREVIOUS', '')
 // Only while rotating CLIENT_STATE_SECRET; empty otherwise.
 param clientStateSecretPrevious = readEnvironmentVariable('CLIENT_STATE_SECRET_PREVIOUS', '')
 // Empty on the first deployment; the function key once the code is published (docs/deploy.md step 5).

@@ -130,7 +130,9 @@ def naive_apply(services):
             user = await services.graph.get_user(mailbox)
             event = event_from_graph(await services.graph.get_event(mailbox, event_id))
             guid = appointment_guid(TENANT_ID, mailbox, event_id)
-            appointment = appointment_for(event, guid, user["mail"], private_details=False)
+            appointment = appointment_for(
+                event, guid, user["mail"], private_details=False, zone=services.settings.dime_zone
+            )
             await asyncio.to_thread(services.dime.run_import, [upsert_call(appointment)])
 
     return handle

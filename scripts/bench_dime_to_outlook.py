@@ -26,7 +26,14 @@ import function_app  # noqa: E402
 from shared.core.resources import resource_from_user  # noqa: E402
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
-from tests.conftest import TENANT_ID, clean_storage, make_services, notification_item, settings_env  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    DIME_PUBLICATIONS_KEY,
+    TENANT_ID,
+    clean_storage,
+    make_services,
+    notification_item,
+    settings_env,
+)
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402
 from tests.host import run_queue  # noqa: E402
 
@@ -35,7 +42,13 @@ ECHOES = 3  # notifications Graph sends about one write
 
 def publish(payload: dict, change: str) -> float:
     body = json.dumps(payload).encode()
-    request = func.HttpRequest("POST", f"/api/dime/publications/{change}", body=body, route_params={"change": change})
+    request = func.HttpRequest(
+        "POST",
+        f"/api/dime/publications/{change}",
+        body=body,
+        params={"code": DIME_PUBLICATIONS_KEY},
+        route_params={"change": change},
+    )
     started = time.perf_counter()
     answer = function_app.dime_publications_change(request)
     elapsed = time.perf_counter() - started

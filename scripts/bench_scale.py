@@ -109,6 +109,7 @@ def measure_floor(services: Any, graph: Any, dime: Any, repeat: int = 100) -> Fl
             "0" * 8 + "-0000-4000-8000-" + "0" * 12,
             "floor@contoso.com",
             private_details=False,
+            zone=services.settings.dime_zone,
         )
         call = upsert_call(appointment)
         ops["Dime.Scheduler: one /import of one call"] = median_seconds(

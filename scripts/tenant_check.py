@@ -46,6 +46,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from shared.core.dime_to_outlook.publication import (  # noqa: E402
+    PublicationError,
+    appointment_id_of,
+    guid_of,
+    parse_publication,
+)
 from shared.core.outlook_to_dime.appointments import PARAMETER_NAMES  # noqa: E402
 
 GRAPH_ENV = ("TENANT_CHECK_TENANT_ID", "TENANT_CHECK_CLIENT_ID", "TENANT_CHECK_CLIENT_SECRET", "TENANT_CHECK_MAILBOX")
@@ -166,6 +172,15 @@ def get_of_deleted_event(ctx: Context) -> str:
     path = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}"
     ctx.g().delete(path).raise_for_status()
     return str(ctx.g().get(path).status_code)
+
+
+@check(
+    "GET /subscriptions/{id} of a subscription Graph does not hold",
+    "404 (a lifecycle item is confirmed by GET: 404 = removed; FakeGraph answers 404)",
+    lambda seen: seen == "404",
+)
+def get_of_unknown_subscription(ctx: Context) -> str:
+    return str(ctx.g().get(f"/subscriptions/{uuid.uuid4()}").status_code)
 
 
 @check(
@@ -398,6 +413,58 @@ def tag_expand_and_filter(ctx: Context) -> str:
     )
 
 
+@check(
+    "PATCH of an event the person deleted (it sits in Deleted Items under its immutable id)",
+    "404 or 200 (FakeGraph deleted_patch_status plays both; the app proves a patched event is in the calendar)",
+    lambda seen: seen in ("404", "200"),
+)
+def patch_of_deleted_event(ctx: Context) -> str:
+    event = ctx.create_event("deleted, patched")
+    path = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}"
+    ctx.g().delete(path).raise_for_status()
+    return str(ctx.g().patch(path, json={"subject": f"{PREFIX} patched after delete"}).status_code)
+
+
+@check(
+    "a second DELETE of the same event",
+    "404 or 403 ErrorCannotDeleteObject (FakeGraph deleted_delete_status plays both; both mean gone)",
+    lambda seen: seen in ("404", "204", "403 ErrorCannotDeleteObject"),
+)
+def repeated_delete(ctx: Context) -> str:
+    event = ctx.create_event("deleted twice")
+    path = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}"
+    ctx.g().delete(path).raise_for_status()
+    again = ctx.g().delete(path)
+    if again.status_code == 403:
+        code = (again.json().get("error") or {}).get("code", "") if again.content else ""
+        return f"403 {code}"
+    return str(again.status_code)
+
+
+@check(
+    "calendarView with $expand of our tag (the Dime.Scheduler reconcile's orphan sweep)",
+    "tag expanded on our event, absent on others",
+    lambda seen: seen == "tag expanded on our event, absent on others",
+)
+def calendar_view_expands_tag(ctx: Context) -> str:
+    value = f"{uuid.uuid4()}|tenant-check"
+    ours = ctx.create_event("tagged, view", singleValueExtendedProperties=[{"id": TAG_ID, "value": value}])
+    theirs = ctx.create_event("untagged, view")
+    view = ctx.g().get(
+        f"{ctx.user_path()}/calendar/calendarView",
+        params={
+            **ctx.window(),
+            "$select": "id,start,end",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{TAG_ID}')",
+        },
+        headers={"Prefer": PREFER},
+    )
+    view.raise_for_status()
+    items = {item.get("id"): item.get("singleValueExtendedProperties") for item in view.json().get("value", [])}
+    expanded = any(p.get("value") == value for p in items.get(ours["id"]) or [])
+    return "tag expanded on our event, absent on others" if expanded and not items.get(theirs["id"]) else f"{items}"
+
+
 def _resource_no(ctx: Context) -> tuple[str, dict[str, Any]]:
     listing = ctx.d().get("/resource")
     listing.raise_for_status()
@@ -444,6 +511,85 @@ def appointment_listing_shape(ctx: Context) -> str:
     return f"{shape}, {style}"
 
 
+def _listed_items(ctx: Context) -> list[Any]:
+    """The test resource's appointments over two months around `when` (GET /appointment)."""
+    number, _ = _resource_no(ctx)
+    start = (ctx.when - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (ctx.when + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listing = ctx.d().get("/appointment", params={"startDate": start, "endDate": end, "resources": [number]})
+    listing.raise_for_status()
+    body = listing.json()
+    items = body if isinstance(body, list) else body.get("value") if isinstance(body, dict) else None
+    if not items:
+        raise Skipped("plan an appointment for the test resource within 30 days of the check's date")
+    return items
+
+
+@check(
+    "GET /appointment: its times' offset and its resource list",
+    "an offset or none (none: read in DIME_TIME_ZONE); Assignments or Resources in a shape the parser reads",
+    lambda seen: seen.startswith("readable"),
+)
+def listing_times_and_resources(ctx: Context) -> str:
+    item = _listed_items(ctx)[0]
+    lowered = {str(k).lower(): v for k, v in item.items()} if isinstance(item, dict) else {}
+    start = str(lowered.get("startdate") or lowered.get("start") or "")
+    offset = "no offset" if len(start) >= 19 and not start[19:].strip(".0123456789") else "offset"
+    key = next((k for k in item if str(k).lower() in ("assignments", "resources")), "no resource list")
+    try:
+        parse_publication(item, UTC)
+    except PublicationError as error:
+        return f"unreadable ({offset}, {key}): {error}"[:120]
+    return f"readable, {offset}, {key}"
+
+
+@check(
+    "GET /appointment/{id}: the appointment by its internal Id",
+    "200 with the AppointmentGuid of that Id (the worker resolves connector payloads without a GUID)",
+    lambda seen: seen == "200, guid",
+)
+def appointment_by_id(ctx: Context) -> str:
+    listed = next((i for i in _listed_items(ctx) if appointment_id_of(i) and guid_of(i)), None)
+    if listed is None:
+        return "the listing carries no Id and GUID"
+    answer = ctx.d().get(f"/appointment/{appointment_id_of(listed)}")
+    if answer.status_code != 200:
+        return str(answer.status_code)
+    body = answer.json()
+    items = body if isinstance(body, list) else body.get("value", [body]) if isinstance(body, dict) else []
+    same = any(guid_of(i) == guid_of(listed) for i in items if isinstance(i, dict))
+    return "200, guid" if same else "200, no guid: " + json.dumps(body)[:60]
+
+
+@check(
+    "the e-mail an appointment carries for the test resource, against GET /resource's",
+    "equal to the resource record's, or absent (a differing one is refused: email-mismatch)",
+    lambda seen: seen in ("equal", "absent"),
+)
+def assignment_email(ctx: Context) -> str:
+    """The payload's e-mail is only a hint that must agree with the directory (eligibility.py): if
+    Dime.Scheduler put another address there (a contact e-mail), every assignment would be refused."""
+    from shared.core.dime_to_outlook.publication import PublicationError, items_of, parse_publication
+
+    number, resource = _resource_no(ctx)
+    start = (ctx.when - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (ctx.when + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    listing = ctx.d().get("/appointment", params={"startDate": start, "endDate": end, "resources": [number]})
+    listing.raise_for_status()
+    record = str(resource.get("email") or "").strip().lower()
+    for item in items_of(listing.json()):
+        try:
+            assignments = parse_publication(item).assignments
+        except PublicationError:
+            continue
+        for assignment in assignments:
+            if assignment.resource_no == number:
+                if not assignment.email:
+                    return "absent"
+                return "equal" if assignment.email.strip().lower() == record else f"different: {assignment.email}"
+    raise Skipped(f"no appointment of {number} listed within 30 days: plan one for the test resource")
+
+
 @check(
     "where the 201 of POST /webhooks/AppointmentCreated names the hook id",
     "the Location header or the body (FakeDime hook_id_in plays location, body, both)",
@@ -454,7 +600,8 @@ def hook_id_place(ctx: Context) -> str:
     body = {
         "sourceApp": "TENANTCHECK",
         "name": f"{PREFIX} hook",
-        "notificationURL": "https://example.invalid/api/dime/publications/created",
+        # with a query, as the app registers them (?code=<DIME_PUBLICATIONS_KEY>): accepted too?
+        "notificationURL": "https://example.invalid/api/dime/publications/created?code=tenant-check-not-a-key",
         "resource": "Appointments",
         "changeType": ["Create"],
     }

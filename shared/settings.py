@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import tzinfo
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from shared.core.consent import Consent, ConsentError
@@ -68,11 +69,36 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DELETE_BREAKER_SHARE", False, "0.2", "delta/reconcile delete nothing if they would delete more (0-1)"),
     Setting("DIME_EVENT_SHOW_AS", False, "busy", "show-as of the Outlook events written for planner appointments"),
     Setting("DIME_OUTLOOK_EDITS", False, "revert", "a person's Outlook edit of a planner-owned event: revert or keep"),
+    Setting(
+        "DIME_OUTLOOK_TARGETS",
+        False,
+        "onboarded",
+        "whose calendars get planner appointments: onboarded (people onboarded here) or directory (any mailbox"
+        " matching the Dime.Scheduler resource's e-mail)",
+    ),
     Setting("DIME_CATEGORY_TIME_MARKER", False, "false", "also put the time marker's name into the categories"),
-    Setting("DIME_TIME_ZONE", False, "UTC", "zone of Dime.Scheduler date-times sent without an offset"),
+    Setting(
+        "DIME_TIME_ZONE",
+        True,
+        None,
+        "Dime.Scheduler's time zone, IANA (Europe/Brussels) or Windows (Romance Standard Time): its date-times "
+        "without an offset are wall-clock time there, and Outlook's all-day events go to the board as its midnights",
+    ),
     Setting("DIME_RECONCILE_SCHEDULE", False, "0 15 3 * * *", "NCRONTAB of the Dime.Scheduler → Outlook reconcile"),
     Setting("DIME_SOURCE_APPS", False, None, "source apps whose appointments reach Outlook (hook registration)"),
-    Setting("DIME_PUBLICATIONS_URL", False, None, "public HTTPS URL of /api/dime/publications, with ?code=<key>"),
+    Setting(
+        "DIME_PUBLICATIONS_URL",
+        False,
+        None,
+        "public HTTPS URL of /api/dime/publications (the hook registration adds ?code=DIME_PUBLICATIONS_KEY)",
+    ),
+    Setting(
+        "DIME_PUBLICATIONS_KEY",
+        True,
+        None,
+        "the only key the publications routes accept (not a host key; at least 32 characters)",
+    ),
+    Setting("DIME_PUBLICATIONS_KEY_PREVIOUS", False, None, "previous publications key, accepted during a rotation"),
     Setting("DIME_WEBHOOK_USERNAME", False, None, "Basic user name Dime.Scheduler must send (optional)"),
     Setting("DIME_WEBHOOK_PASSWORD", False, None, "Basic password Dime.Scheduler must send (with the user name)"),
     Setting(
@@ -140,12 +166,21 @@ class Settings:
     delete_breaker_share: float = 0.2
     dime_event_show_as: str = "busy"
     dime_outlook_edits: str = "revert"
+    dime_outlook_targets: str = "onboarded"
     dime_category_time_marker: bool = False
-    dime_time_zone: str = "UTC"
+    dime_time_zone: str = "UTC"  # an IANA name (a Windows name is mapped when the settings are read)
     dime_source_apps: tuple[str, ...] = ()
     dime_publications_url: str | None = None
     dime_webhook_credentials: tuple[str, str] | None = None  # (user name, password) for Basic
+    dime_publications_keys: tuple[str, ...] = ()  # current first, then the previous one
     appinsights_resource_id: str | None = None
+
+    @property
+    def dime_zone(self) -> tzinfo:
+        """DIME_TIME_ZONE as a tzinfo (see shared/core/zones.py)."""
+        from shared.core.zones import zone_named
+
+        return zone_named(self.dime_time_zone)
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -310,6 +345,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         delete_breaker_share=_share(env, "DELETE_BREAKER_SHARE"),
         dime_event_show_as=_choice(env, "DIME_EVENT_SHOW_AS", ("free", "tentative", "busy", "oof", "workingElsewhere")),
         dime_outlook_edits=_choice(env, "DIME_OUTLOOK_EDITS", ("revert", "keep")),
+        dime_outlook_targets=_choice(env, "DIME_OUTLOOK_TARGETS", ("onboarded", "directory")),
         dime_category_time_marker=_bool(env, "DIME_CATEGORY_TIME_MARKER"),
         dime_time_zone=_zone(env, "DIME_TIME_ZONE"),
         dime_source_apps=tuple(a.strip() for a in (_raw(env, "DIME_SOURCE_APPS") or "").split(",") if a.strip()),
@@ -317,6 +353,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if _raw(env, "DIME_PUBLICATIONS_URL")
         else None,
         dime_webhook_credentials=_credentials(env),
+        dime_publications_keys=_publications_keys(env),
         appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
     )
 
@@ -346,16 +383,37 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
 
 
 def _zone(env: Mapping[str, str], name: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    """An IANA or Windows zone name, kept as its IANA name. No default: UTC is wrong for most
+    tenants, and a wrong zone moves every planner appointment by hours."""
+    from shared.core.zones import UnknownZone, canonical_zone
 
     raw = _required(env, name)
-    if raw.upper() in ("UTC", "Z", "ETC/UTC"):
-        return "UTC"
     try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(f"setting {name} must be an IANA time zone such as Europe/Brussels, got {raw!r}") from None
-    return raw
+        return canonical_zone(raw)
+    except UnknownZone as error:
+        raise SettingsError(
+            f"setting {name} must be Dime.Scheduler's time zone, an IANA name such as Europe/Brussels or a Windows "
+            f"name such as Romance Standard Time ({error})"
+        ) from None
+
+
+def _publications_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """DIME_PUBLICATIONS_KEY (required: the publications routes are anonymous to the host, so
+    without it anyone could post), then DIME_PUBLICATIONS_KEY_PREVIOUS during a rotation."""
+    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
+
+    keys = [_required(env, "DIME_PUBLICATIONS_KEY")]
+    previous = _raw(env, "DIME_PUBLICATIONS_KEY_PREVIOUS")
+    if previous:
+        keys.append(previous)
+    for name, key in zip(("DIME_PUBLICATIONS_KEY", "DIME_PUBLICATIONS_KEY_PREVIOUS"), keys, strict=False):
+        if len(key) < MIN_KEY_LENGTH:
+            raise SettingsError(f"setting {name} must be at least {MIN_KEY_LENGTH} characters long")
+        if any(c.isspace() or c in "&#?%+" for c in key):
+            raise SettingsError(
+                f"setting {name} must be URL-safe (letters, digits, - and _; e.g. openssl rand -hex 32)"
+            )
+    return tuple(keys)
 
 
 def _credentials(env: Mapping[str, str]) -> tuple[str, str] | None:

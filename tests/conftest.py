@@ -17,6 +17,7 @@ from tests.azurite import Azurite, start_azurite
 TENANT_ID = "7a1f3c5e-0000-4000-8000-00000000aaaa"
 CLIENT_STATE_SECRET = "test-client-state-secret-0123456789"
 DIME_API_KEY = "test-api-key"
+DIME_PUBLICATIONS_KEY = "test-publications-key-0123456789abcdef"  # not the runner's host key
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +38,8 @@ def settings_env(azurite: Azurite, graph_url: str, dime_url: str, **overrides: s
         "CLIENT_STATE_SECRET": CLIENT_STATE_SECRET,
         "DIME_BASE_URL": dime_url,
         "DIME_API_KEY": DIME_API_KEY,
+        "DIME_PUBLICATIONS_KEY": DIME_PUBLICATIONS_KEY,
+        "DIME_TIME_ZONE": "UTC",  # required; the tests of offset-less local times set their own
     }
     env.update(overrides)
     return env

@@ -30,7 +30,10 @@ def add_mailbox(graph: Any, services: Services, **user: Any) -> dict[str, Any]:
 def link_for(services: Services, resource: Resource, event_json: dict[str, Any]) -> Link:
     event = event_from_graph(event_json)
     guid = appointment_guid(services.settings.graph_tenant_id, resource.object_id, event.id)
-    appointment = appointment_for(event, guid, resource.email, private_details=services.settings.sync_private_details)
+    settings = services.settings
+    appointment = appointment_for(
+        event, guid, resource.email, private_details=settings.sync_private_details, zone=settings.dime_zone
+    )
     return Link(
         mailbox_id=resource.object_id,
         event_id=event.id,

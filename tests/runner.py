@@ -358,7 +358,7 @@ def runner_for(azurite: Any, graph: Any, dime: Any) -> LocalRunner:
         dime.base_url,
         NOTIFICATION_URL=runner.url("notifications"),
         LIFECYCLE_NOTIFICATION_URL=runner.url("lifecycle"),
-        DIME_PUBLICATIONS_URL=runner.url("dime/publications"),
+        DIME_PUBLICATIONS_URL=runner.origin + "/api/dime/publications",  # the registration adds the key
         DIME_SOURCE_APPS="BC",
     )
     runner.services = build_services(env, clock=runner.clock)

@@ -20,7 +20,10 @@ function runCell(run) {
   const outcome = pick(run, "outcome");
   return h("span", { class: outcome === "completed" ? "" : "status-failed" },
     `${outcome} `, time(pick(run, "startedAt")),
-    ` · ${pick(run, "writes") ?? 0} writes, ${pick(run, "deletes") ?? 0} deletes, ${pick(run, "errors") ?? 0} errors`);
+    ` · ${pick(run, "writes") ?? 0} writes, ${pick(run, "deletes") ?? 0} deletes`,
+    // Of the deletes, the copies nothing pointed at any more (orphans a reconcile healed).
+    pick(run, "healed") ? h("span", { class: "healed" }, ` (${pick(run, "healed")} orphans healed)`) : null,
+    `, ${pick(run, "errors") ?? 0} errors`);
 }
 
 // The Dime.Scheduler → Outlook reconcile: one run for every mailbox, so one line of its own.

@@ -28,6 +28,15 @@ param clientStateSecretPrevious string?
 param dimeApiKey string
 
 @secure()
+@minLength(32)
+@description('DIME_PUBLICATIONS_KEY: the only key the Dime.Scheduler publications routes accept.')
+param dimePublicationsKey string
+
+@secure()
+@description('DIME_PUBLICATIONS_KEY_PREVIOUS: the previous publications key, only during a rotation. Omit otherwise.')
+param dimePublicationsKeyPrevious string?
+
+@secure()
 @description('GRAPH_CLIENT_SECRET: only when Graph is reached with an app registration and a secret.')
 param graphClientSecret string?
 
@@ -41,6 +50,8 @@ var secretNames = {
   clientState: 'client-state-secret'
   clientStatePrevious: 'client-state-secret-previous'
   dimeApiKey: 'dime-api-key'
+  dimePublicationsKey: 'dime-publications-key'
+  dimePublicationsKeyPrevious: 'dime-publications-key-previous'
   graphClientSecret: 'graph-client-secret'
 }
 
@@ -91,6 +102,24 @@ resource dimeApiKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   name: secretNames.dimeApiKey
   properties: {
     value: dimeApiKey
+    contentType: 'text/plain'
+  }
+}
+
+resource dimePublicationsKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: secretNames.dimePublicationsKey
+  properties: {
+    value: dimePublicationsKey
+    contentType: 'text/plain'
+  }
+}
+
+resource dimePublicationsKeyPreviousSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(dimePublicationsKeyPrevious ?? '')) {
+  parent: vault
+  name: secretNames.dimePublicationsKeyPrevious
+  properties: {
+    value: dimePublicationsKeyPrevious!
     contentType: 'text/plain'
   }
 }

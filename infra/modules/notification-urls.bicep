@@ -1,4 +1,6 @@
-// Stores the two URLs Graph calls (and the one Dime.Scheduler's hooks call), each with the function key in ?code=, as Key Vault secrets.
+// Stores the two URLs Graph calls, each with the function key in ?code=, and the publications URL
+// Dime.Scheduler's hooks and connectors call (without a key: the app adds DIME_PUBLICATIONS_KEY, and
+// the publications routes refuse the host key), as Key Vault secrets.
 // The key exists only after the code is published, so this module runs only when main.bicep is
 // given notificationFunctionKey (see docs/deploy.md, step 5). The app settings NOTIFICATION_URL and
 // LIFECYCLE_NOTIFICATION_URL always reference these secrets, so a later deployment without the key
@@ -39,7 +41,7 @@ resource dimePublicationsUrl 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   parent: vault
   name: 'dime-publications-url'
   properties: {
-    value: 'https://${hostName}/api/dime/publications?code=${functionKey}'
+    value: 'https://${hostName}/api/dime/publications'
     contentType: 'text/plain'
   }
 }

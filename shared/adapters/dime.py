@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 
 from shared.adapters.request_meter import count_dime
-from shared.core.envelope import content_failure, get_ci, has_ci
+from shared.core.envelope import classify_failure, content_failure, get_ci, has_ci, sql_error_number
 from shared.core.transactions import ErrorCode, SyncError
 
 
-def _sent(send: Callable[[], Any]) -> Any:
+def _sent(send: Callable[[], Any], absent: int | None = None) -> Any:
     """One SDK call (its own retries honour Retry-After); transport failures and non-2xx answers
-    become the stable SyncErrors every caller handles."""
+    become the stable SyncErrors every caller handles (an `absent` status: None instead)."""
     count_dime()
     try:
         result = send()
@@ -31,6 +31,8 @@ def _sent(send: Callable[[], Any]) -> Any:
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
     if not result.ok:
         response = result.response
+        if absent is not None and response.status_code == absent:
+            return None
         raise classify_http(response.status_code, response.headers.get("retry-after"), result.error)
     return result
 
@@ -81,6 +83,13 @@ class DimeGateway:
         """GET /resource: resourceNo, email, exchangeIntegrationEnabled of every resource."""
         return self._call("GET", "/resource")
 
+    def get_appointment(self, appointment_id: str) -> Any | None:
+        """GET /appointment/{id} (the vendor's Python SDK, `appointments.get_by_id`): the appointment
+        by Dime.Scheduler's internal id, in a shape that is unverified (parse it tolerantly); None
+        when Dime.Scheduler answers 404 (no such appointment, or deleted)."""
+        result = _sent(lambda: self._client.appointments.get_by_id(appointment_id), absent=404)
+        return None if result is None else result.data
+
     def list_appointments(self, start: str, end: str, resources: list[str]) -> Any:
         """GET /appointment?startDate&endDate&resources=R1&resources=R2 (the answer's shape is unverified)."""
         return self._call("GET", "/appointment", params={"startDate": start, "endDate": end, "resources": resources})
@@ -103,16 +112,24 @@ class DimeGateway:
 
 
 def classify_http(status: int, retry_after: str | None, body: Any) -> SyncError:
+    """A non-2xx answer as a SyncError, classified by its status and any SQL error number or code
+    its body states (classify_failure), never by a word of its message."""
     detail = _describe(body)
-    if status == 429:
-        return SyncError(
-            ErrorCode.DIME_THROTTLED, f"Dime.Scheduler throttled the import{detail}", _seconds(retry_after)
-        )
-    if status in (401, 403):
-        return SyncError(ErrorCode.DIME_AUTH_FAILED, f"Dime.Scheduler refused the API key ({status})")
-    if status >= 500 or status == 408:
-        return SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler failed ({status}){detail}", _seconds(retry_after))
+    code = classify_failure(status, body)
+    if code is ErrorCode.DIME_THROTTLED:
+        return SyncError(code, f"Dime.Scheduler throttled the import{detail}", _seconds(retry_after))
+    if code is ErrorCode.DIME_AUTH_FAILED:
+        return SyncError(code, f"Dime.Scheduler refused the API key ({status})")
+    if code is ErrorCode.DIME_UNAVAILABLE:
+        return SyncError(code, f"Dime.Scheduler failed ({status}{_sql(body)}){detail}", _seconds(retry_after))
+    if code is ErrorCode.DIME_RESOURCE_UNKNOWN:
+        return SyncError(code, f"Dime.Scheduler does not know the resource ({status}){detail}")
     return SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({status}){detail}")
+
+
+def _sql(body: Any) -> str:
+    number = sql_error_number(body)
+    return f", SQL error {number}" if number is not None else ""
 
 
 def _inner_content(envelope: Any) -> dict[str, Any]:
@@ -135,21 +152,19 @@ def _inner_content(envelope: Any) -> dict[str, Any]:
             content = {"Description": content[:500]}
     if isinstance(inner, str) and inner.strip().isdigit():
         inner = int(inner)
-    if inner != 200:
-        code = inner if isinstance(inner, int) else 0
-        detail = _describe(content)
-        if code >= 500 or code in (0, 408, 429):
-            raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler import failed inside a 200 ({inner}){detail}")
-        if "resource" in detail.lower():
-            raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
-        raise SyncError(ErrorCode.DIME_REJECTED, f"Dime.Scheduler rejected the import ({inner}){detail}")
-    failure = content_failure(content)
-    if failure is not None:
-        detail = _describe(content) or f": {failure}"
-        if "resource" in detail.lower():
-            raise SyncError(ErrorCode.DIME_RESOURCE_UNKNOWN, f"Dime.Scheduler does not know the resource{detail}")
-        # A failure the answer does not classify: retried (visible as a failed transaction meanwhile).
-        raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler reported a failure inside a 200{detail}")
+    if inner != 200 or content_failure(content) is not None:
+        status = inner if isinstance(inner, int) and not isinstance(inner, bool) else 0
+        failure = content_failure(content)
+        detail = _describe(content) or (f": {failure}" if failure else "")
+        code = classify_failure(None if inner == 200 else status, content)
+        where = f"({inner}{_sql(content)})"
+        if code is ErrorCode.DIME_RESOURCE_UNKNOWN:
+            raise SyncError(code, f"Dime.Scheduler does not know the resource {where}{detail}")
+        if code is ErrorCode.DIME_UNAVAILABLE:
+            # Retried (visible as a failed transaction meanwhile): a deadlock, a 5xx, or a failure
+            # the answer does not classify.
+            raise SyncError(code, f"Dime.Scheduler import failed inside a 200 {where}{detail}")
+        raise SyncError(code, f"Dime.Scheduler rejected the import {where}{detail}")
     return content if isinstance(content, dict) else {}
 
 

@@ -36,6 +36,7 @@ DELTA_PAGE_SIZE = 100  # Prefer: odata.maxpagesize of delta pages
 DELTA_EXPIRED_CODES = frozenset({"syncstatenotfound", "resyncrequired"})  # compared lower-cased (docs spell both)
 INSTANCES_PAGE_SIZE = 100  # $top of /instances and calendarView pages
 BATCH_LIMIT = 20  # members per $batch request
+GONE_ON_DELETE = frozenset({"errorcannotdeleteobject"})  # a 403 that means "already deleted" (compared lower-cased)
 # Every event read also returns our tag (if any), so both directions know our events at no cost.
 EXPAND_TAG = f"singleValueExtendedProperties($filter=id eq '{TAG_PROPERTY_ID}')"
 
@@ -129,7 +130,12 @@ class GraphGateway(SubscriptionCalls):
         return GraphServiceClient(request_adapter=adapter)
 
     async def _send(
-        self, mailbox: str | dict[str, int], request_info: Any, what: str, weight: int = 1
+        self,
+        mailbox: str | dict[str, int],
+        request_info: Any,
+        what: str,
+        weight: int = 1,
+        gone_codes: frozenset[str] = frozenset(),
     ) -> dict[str, Any] | None:
         """Send one request; None for 404; SyncError for everything that failed.
 
@@ -149,7 +155,7 @@ class GraphGateway(SubscriptionCalls):
                 raw = await client.request_adapter.send_primitive_async(request_info, "bytes", {"XXX": ODataError})
         except APIError as error:
             status = error.response_status_code or 0
-            if status == 404:
+            if status == 404 or (status == 403 and (_graph_error_code(error) or "").lower() in gone_codes):
                 return None
             if status == 410 or (_graph_error_code(error) or "").lower() in DELTA_EXPIRED_CODES:
                 from shared.core.outlook_to_dime.delta import DeltaExpired
@@ -208,6 +214,13 @@ class GraphGateway(SubscriptionCalls):
 
     async def find_tagged_event(self, mailbox: str, value: str) -> dict[str, Any] | None:
         """The event carrying our tag with this value (GET /events?$filter on the extended property)."""
+        found = await self.find_tagged_events(mailbox, value)
+        return found[0] if found else None
+
+    async def find_tagged_events(self, mailbox: str, value: str) -> list[dict[str, Any]]:
+        """Every event carrying our tag with this value: GET /events?$filter on the extended
+        property ("Get singleValueLegacyExtendedProperty", Microsoft Learn: $filter with eq on id
+        and on value). More than one means a create whose row never named it (issue 22)."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
 
@@ -220,7 +233,48 @@ class GraphGateway(SubscriptionCalls):
         info = RequestInformation(Method.GET, "{+baseurl}" + f"/users/{quote(mailbox, safe='')}/events?{query}", {})
         found = await self._send(mailbox, info, "tagged event lookup") or {}
         items = found.get("value") if isinstance(found.get("value"), list) else []
-        return items[0] if items else None
+        return [item for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)]
+
+    async def tagged_in_window(self, mailbox: str, start: str, end: str) -> list[dict[str, Any]] | None:
+        """Every event of the primary calendar over a range (ISO start, end) with our tag's value,
+        every page: one calendarView listing `$select=id,start,end` with
+        `$expand=singleValueExtendedProperties($filter=id eq '…')` (the documented way to read an
+        extended property, "Get singleValueLegacyExtendedProperty", Microsoft Learn; graph.md
+        "Event fields"); events without the tag come back without the property and are dropped.
+        Items: {"id", "tag", "start"} (start as Graph's dateTimeTimeZone). None: no such mailbox."""
+        from shared.core.dime_to_outlook.tag import tag_of
+
+        path = f"/users/{quote(mailbox, safe='')}/calendar/calendarView"
+        query = "&".join(
+            f"{name}={quote(v, safe='(),$:')}"
+            for name, v in (
+                ("startDateTime", start),
+                ("endDateTime", end),
+                ("$select", "id,start,end"),
+                ("$expand", EXPAND_TAG),
+                ("$top", str(INSTANCES_PAGE_SIZE)),
+            )
+        )
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.request_information import RequestInformation
+
+        info = RequestInformation(Method.GET, "{+baseurl}" + f"{path}?{query}", {})
+        builder = self._graph().users.by_user_id(mailbox).calendar.calendar_view
+        first = await self._send(mailbox, info, "tagged calendar view")
+        if first is None:
+            return None
+        items = [item for item in first.get("value") or [] if isinstance(item, dict)]
+        next_link = first.get("@odata.nextLink")
+        if next_link:
+            items += await self._collect(
+                mailbox, builder, builder.with_url(next_link).to_get_request_information(), "tagged calendar view"
+            )
+        tagged = []
+        for item in items:
+            tag = tag_of(item)
+            if tag is not None and isinstance(item.get("id"), str):
+                tagged.append({"id": item["id"], "tag": tag, "start": item.get("start")})
+        return tagged
 
     async def update_event(self, mailbox: str, event_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PATCH an event; None when it no longer exists."""
@@ -228,13 +282,16 @@ class GraphGateway(SubscriptionCalls):
         return await self._send(mailbox, _json_request("PATCH", path, body), "event update")
 
     async def delete_event(self, mailbox: str, event_id: str) -> bool:
-        """DELETE an event; False when it was already gone."""
+        """DELETE an event; False when it was already gone: 404, or 403 `ErrorCannotDeleteObject`,
+        which a repeated DELETE of an item already in Deleted Items may answer (immutable ids keep
+        the id across the move; msgraph-sdk-dotnet #3047, dime-to-outlook.md "Outlook side of our
+        own events"). Any other 403 stays a permission error."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
 
         path = f"/users/{quote(mailbox, safe='')}/events/{quote(event_id, safe='')}"
         info = RequestInformation(Method.DELETE, "{+baseurl}" + path, {})
-        return await self._send(mailbox, info, "event delete") is not None
+        return await self._send(mailbox, info, "event delete", gone_codes=GONE_ON_DELETE) is not None
 
     async def calendar_delta(
         self, mailbox: str, link: str | None, window: tuple[str, str] | None = None, page_size: int | None = None

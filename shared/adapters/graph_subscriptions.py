@@ -128,6 +128,18 @@ class SubscriptionCalls:
         info = builder.to_patch_request_information(Subscription(expiration_date_time=expiry))
         return await self._subscription_call(info, "subscription renewal")
 
+    async def get_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        """GET /subscriptions/{id} (Microsoft Learn "Get subscription": 200 and the subscription
+        object); None when Graph answers 404 (it no longer has it). A lifecycle notification is
+        confirmed with this before anything is recreated or renewed."""
+        builder = self._graph().subscriptions.by_subscription_id(subscription_id)
+        try:
+            return await self._subscription_call(builder.to_get_request_information(), "subscription read")
+        except SubscriptionFailed as error:
+            if error.status == 404:
+                return None
+            raise
+
     async def delete_subscription(self, subscription_id: str) -> bool:
         """DELETE; False when Graph no longer had it."""
         builder = self._graph().subscriptions.by_subscription_id(subscription_id)

@@ -61,7 +61,7 @@ def _zone(name: str) -> timezone | ZoneInfo:
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the tzdata package
         raise EventFormatError(f"unknown time zone {name!r} (the app asks Graph for UTC)") from None
 
 

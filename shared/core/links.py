@@ -26,3 +26,7 @@ class Link:
     series_master_id: str | None = None  # occurrences and exceptions: their series master
     appointment_id: str | None = None  # Dime.Scheduler's internal id (Appointments[].Id of the answer)
     kept_values: dict[str, str] | None = field(default=None, compare=False)  # last typed values sent
+    # Written by an instance that lost this link to another one after writing the appointment: what
+    # it wrote is on the board, the event may be gone. Whoever reads it next proves the event is in
+    # the primary calendar before trusting it (sync_event), so a redelivery deletes that appointment.
+    unproven: bool = False

@@ -28,6 +28,7 @@ class RunStats:
     changes: int = 0  # delta: items reported; reconcile: links checked; dime-reconcile: appointments listed
     writes: int = 0  # upserts (and relinks) that changed state
     deletes: int = 0
+    healed: int = 0  # of the deletes: copies nothing pointed at any more (orphans a reconcile removed)
     skipped: int = 0
     errors: int = 0
     graph_requests: int = 0

@@ -42,6 +42,10 @@ class ErrorCode(StrEnum):
     PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"
     PUBLICATION_INVALID = "PUBLICATION_INVALID"
     RULES_UNREADABLE = "RULES_UNREADABLE"  # the stored rule set cannot be read: fix it, then retry
+    # A resource list (Assignments/Resources) with an item no known shape reads: nothing applied or deleted.
+    PUBLICATION_UNREADABLE_RESOURCES = "PUBLICATION_UNREADABLE_RESOURCES"
+    # A publication without AppointmentGuid whose Id GET /appointment/{id} could not resolve.
+    PUBLICATION_UNRESOLVED = "PUBLICATION_UNRESOLVED"
 
     @property
     def transient(self) -> bool:

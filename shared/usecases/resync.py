@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from shared.adapters.storage.resync_requests import mark_resync_started
 from shared.core.runs import RunStats
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
@@ -41,11 +42,14 @@ async def resync(
     if resource is None:
         log.warning("resync of unknown mailbox %s ignored (reason %s)", mailbox_id, reason)
         return None
+    # Before anything is read: a `missed` arriving from now on is not covered by this run and
+    # queues another one (resync_requests.py).
+    await asyncio.to_thread(mark_resync_started, services.store, mailbox_id, services.clock())
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     if reason == RECONCILE_CONTINUE:
         return await reconcile_mailbox(services, resource, reason, budget)
     if reason == ONBOARDED:
-        await backfill_planner_appointments(services, resource.email)
+        await backfill_planner_appointments(services, {resource.email, resource.upn})
     if not resource.consent.enabled:
         # A disabled mailbox's appointments leave the board: a reconcile pass from the start,
         # whose decision (mailbox-disabled) deletes every linked one. Delta would read nothing.
@@ -54,18 +58,23 @@ async def resync(
     return await delta_mailbox(services, resource, reason, budget)
 
 
-async def backfill_planner_appointments(services: Services, email: str) -> None:
-    """A newly onboarded person gets the planner's appointments of the window now (the
-    Dime.Scheduler reconcile for that e-mail). A failure is logged: the nightly reconcile
+async def backfill_planner_appointments(services: Services, addresses: set[str]) -> None:
+    """A newly onboarded person gets the planner's appointments of the window now: the
+    Dime.Scheduler reconcile for the directory's resources holding one of their addresses (their
+    Dime.Scheduler e-mail or UPN), which also refreshes the unmatched report of those appointments.
+    This process's cached answers for them go first. A failure is logged: the nightly reconcile
     carries the backfill out anyway, and the Outlook → Dime.Scheduler backfill must not wait."""
     from shared.core.transactions import SyncError
+    from shared.usecases.dime_to_outlook.place_appointment import forget_mailboxes
     from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 
+    wanted = {a.strip().lower() for a in addresses if a and a.strip()}
+    forget_mailboxes(services, sorted(wanted))
     try:
-        await run_dime_reconcile(services, only_emails={email.lower()})
+        await run_dime_reconcile(services, only_emails=wanted)
     except SyncError as error:
-        log.warning("backfill of the planner's appointments for %s failed (%s); the reconcile timer retries", email,
-                    error.code.value)  # fmt: skip
+        log.warning("backfill of the planner's appointments for %s failed (%s); the reconcile timer retries",
+                    ", ".join(sorted(wanted)), error.code.value)  # fmt: skip
 
 
 async def request_resync(

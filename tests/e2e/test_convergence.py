@@ -9,7 +9,9 @@ series, moved and cancelled instances, deleted series: notified on the master on
 * every change is notified three times, notifications are shuffled, and 5% of changes are never
   notified at all (recovered only by the delta timer);
 * delta items are partial (series always; single events sparse or not, with or without a body, by
-  the seed), and a GET of a deleted event answers 404 or 200 (by the seed: unverified in Graph);
+  the seed), and a GET of a deleted event answers 404 or 200, a PATCH of one 404 or 200 (the edit
+  lands in Deleted Items), a repeated DELETE 404 or 403 ErrorCannotDeleteObject (by the seed: all
+  unverified in Graph);
 * the notifications go over real HTTP to the real webhook (the local runner), the queue
   functions run per host.json (concurrent batches, dequeue count, poison queues), and the delta
   timer fires now and then, faults or not.
@@ -429,6 +431,12 @@ def converge(azurite, request, *, worker_processes: int) -> None:
         "delta_body": rng.choice([None, "html"]),
         "delta_sparse": rng.random() < 0.5,
     }
+    # Deleted Items, as Graph may play it (unverified): a PATCH of a deleted event succeeds, a
+    # repeated DELETE answers 403 ErrorCannotDeleteObject. From a stream of their own, so that the
+    # seeds of earlier runs replay the same operations.
+    extra = random.Random(seed * 31 + 7)
+    options["deleted_patch_status"] = extra.choice([404, 200])
+    options["deleted_delete_status"] = extra.choice([404, 403])
     print(f"fake options: {options}")
     graph = FakeGraph(
         tenant_id=TENANT_ID,

@@ -19,21 +19,29 @@ from shared.core.dime_to_outlook.publication import items_of
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
-from tests.conftest import make_services, notification_item, settings_env, track
+from tests.conftest import DIME_PUBLICATIONS_KEY, make_services, notification_item, settings_env, track
 from tests.host import run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def publish(body, change: str | None = None, auth: str | None = None) -> func.HttpResponse:
+def publish(
+    body, change: str | None = None, auth: str | None = None, key: str | None = DIME_PUBLICATIONS_KEY
+) -> func.HttpResponse:
     headers = {"Authorization": auth} if auth else {}
+    params = {"code": key} if key else {}
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     if change is None:
-        request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers)
+        request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers, params=params)
         return function_app.dime_publications(request)
     request = func.HttpRequest(
-        "POST", f"/api/dime/publications/{change}", body=data, headers=headers, route_params={"change": change}
+        "POST",
+        f"/api/dime/publications/{change}",
+        body=data,
+        headers=headers,
+        params=params,
+        route_params={"change": change},
     )
     return function_app.dime_publications_change(request)
 
@@ -112,7 +120,9 @@ def test_a_planned_appointment_lands_in_the_assigned_calendar(graph, dime, servi
 
 def test_requests_per_planner_change(graph, dime, services, people):
     """One appointment, one resource: a create is 1 Graph write and 1 Dime.Scheduler read (GET
-    /resource, cached for 5 minutes); a move is 1 PATCH and no Dime.Scheduler call at all."""
+    /resource, cached for 5 minutes); a move is 1 PATCH, the calendarView that proves the patched
+    event is still in the calendar (a PATCH of an event in Deleted Items may succeed), and no
+    Dime.Scheduler call at all."""
     guid = dime.board.plan("Visit", START, END, ["R-JANE"])
     graph.reset_requests()
     dime.reset_calls()
@@ -126,7 +136,8 @@ def test_requests_per_planner_change(graph, dime, services, people):
     dime.board.update(guid, start=START.replace(hour=13), end=END.replace(hour=15))
     publish(planned(dime, guid), "updated")
     work(services)
-    assert [r.method for r in graph.requests] == ["PATCH"] and dime.requests == []
+    assert [r.method for r in graph.requests] == ["PATCH", "GET"] and dime.requests == []
+    assert "/calendar/calendarView" in graph.requests[1].path
     [event] = ours(graph, people["jane"]["id"])
     assert event["start"]["dateTime"].startswith("2026-11-24T13:00:00")
 
@@ -184,16 +195,228 @@ def test_stale_update_after_a_newer_one_is_dropped(graph, dime, services, people
     assert event["subject"] == "Second"
 
 
-def test_a_resource_who_is_not_onboarded_is_found_through_graph_once(graph, dime, services, people):
+def services_with(azurite, graph, dime, monkeypatch, people, **env):
+    """Services with other settings, the same two people onboarded (the storage is emptied)."""
+    from tests.conftest import clean_storage
+
+    built = make_services(settings_env(azurite, graph.base_url, dime.base_url, **env))
+    clean_storage(built)
+    for person in people.values():
+        onboard(built, person)
+    monkeypatch.setattr(function_app, "services", lambda: built)
+    return built
+
+
+def user_lookups(graph) -> list[str]:
+    return [r.path for r in graph.requests if r.method == "GET" and r.path.lower().startswith("/v1.0/users/")
+            and "/events" not in r.path.lower() and "/calendar" not in r.path.lower()]  # fmt: skip
+
+
+def test_a_resource_who_is_not_onboarded_gets_nothing_by_default_and_graph_is_not_asked(graph, dime, services, people):
+    """DIME_OUTLOOK_TARGETS=onboarded (the default): a tenant mailbox that nobody onboarded here is
+    no target, even when Dime.Scheduler's directory holds its e-mail with Exchange integration on."""
     eva = graph.add_user(mail="eva@contoso.com")
     dime.board.add_resource("R-EVA", "eva@contoso.com")
-    first = dime.board.plan("One", START, END, ["R-EVA"])
+    guid = dime.board.plan("One", START, END, ["R-EVA", "R-JANE"])
+    graph.reset_requests()
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert graph.events(eva["id"]) == [] and len(ours(graph, people["jane"]["id"])) == 1
+    assert user_lookups(graph) == []
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    state, _ = EventLinkStore(services.store).read(guid)
+    assert dict(state.unmatched) == {"R-EVA": "not-onboarded"}
+
+
+def test_directory_targets_find_a_mailbox_through_graph_once(azurite, graph, dime, people, monkeypatch):
+    """DIME_OUTLOOK_TARGETS=directory: any tenant mailbox matching the directory's e-mail, looked up
+    in Graph once (cached); a directory e-mail without a mailbox is reported `no-mailbox`."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS="directory")
+    eva = graph.add_user(mail="eva@contoso.com")
+    dime.board.add_resource("R-EVA", "eva@contoso.com")
+    dime.board.add_resource("R-GONE", "left-the-company@contoso.com")
+    first = dime.board.plan("One", START, END, ["R-EVA", "R-GONE"])
     second = dime.board.plan("Two", START, END, ["R-EVA"])
+    graph.reset_requests()
     publish(planned(dime, first), "created")
     publish(planned(dime, second), "created")
     work(services)
     assert len(ours(graph, eva["id"])) == 2
-    assert [r.path for r in graph.requests if r.method == "GET"] == ["/v1.0/users/eva@contoso.com"]
+    assert sorted(user_lookups(graph)) == ["/v1.0/users/eva@contoso.com", "/v1.0/users/left-the-company@contoso.com"]
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    state, _ = EventLinkStore(services.store).read(first)
+    assert dict(state.unmatched) == {"R-GONE": "no-mailbox"}
+
+
+# Hostile callers: whoever holds the publications key ----------------------------------------
+
+
+def forged(guid: str, assignments: list) -> dict:
+    return {
+        "AppointmentGuid": guid,
+        "Subject": "Forged",
+        "StartDate": "2026-11-24T08:00:00Z",
+        "EndDate": "2026-11-24T09:00:00Z",
+        "Assignments": assignments,
+    }
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_a_forged_publication_naming_a_tenant_mailbox_writes_nothing_into_it(
+    azurite, graph, dime, people, monkeypatch, targets
+):
+    """The CEO's mailbox exists in the tenant (Graph knows it); nobody onboarded it and the
+    directory does not hold its e-mail. Naming it in a payload, alone, beside a real resource
+    number, or beside a forged one, writes nothing into it and never looks it up in Graph."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS=targets)
+    ceo = graph.add_user(mail="ceo@contoso.com")
+    guid = "6c1b6a2e-1111-4c3d-9e8f-00000000f001"
+    body = forged(
+        guid,
+        [
+            {"Resource": {"Email": "ceo@contoso.com"}},
+            {"Resource": {"ResourceNo": "R-JANE", "Email": "ceo@contoso.com"}},
+            {"Resource": {"ResourceNo": "R-CEO", "Email": "ceo@contoso.com"}},
+            {"ResourceNo": "R-TOM", "Email": "CEO@contoso.com"},
+        ],
+    )
+    graph.reset_requests()
+    assert publish(body, "created").status_code == 200
+    work(services)
+    assert graph.events(ceo["id"]) == []
+    assert ours(graph, people["jane"]["id"]) == [] and ours(graph, people["tom"]["id"]) == []
+    assert graph.requests == []  # no lookup, no write
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    state, links = EventLinkStore(services.store).read(guid)
+    assert links == {}
+    assert sorted(state.unmatched) == [
+        ("R-CEO", "resource-unknown"),
+        ("R-JANE", "email-mismatch"),
+        ("R-TOM", "email-mismatch"),
+        ("ceo@contoso.com", "resource-unknown"),
+    ]
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_a_directory_resource_nobody_onboarded_is_written_only_when_widened(
+    azurite, graph, dime, people, monkeypatch, targets
+):
+    """The directory holds the CEO (Exchange integration on) but nobody onboarded her: by default
+    a forged assignment of her number writes nothing; `directory` is the administrator's choice."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS=targets)
+    ceo = graph.add_user(mail="ceo@contoso.com")
+    dime.board.add_resource("R-CEO", "ceo@contoso.com")
+    publish(forged("6c1b6a2e-1111-4c3d-9e8f-00000000f002", [{"ResourceNo": "R-CEO"}]), "created")
+    work(services)
+    assert len(ours(graph, ceo["id"])) == (1 if targets == "directory" else 0)
+
+
+def test_a_payload_email_that_disagrees_with_the_directory_gets_nothing_and_is_reported(graph, dime, services, people):
+    """A real publication whose assignment carries an e-mail the resource record does not hold:
+    nothing is written to the payload's e-mail (nor to the record's: the payload is suspect), the
+    unmatched report says `email-mismatch`."""
+    import asyncio
+
+    from shared.usecases.dime_to_outlook.unmatched import unmatched
+
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    body = planned(dime, guid)
+    body["Assignments"][0]["Resource"]["Email"] = "tom@contoso.com"  # Tom is onboarded: still no target
+    publish(body, "created")
+    work(services)
+    assert ours(graph, people["tom"]["id"]) == [] and ours(graph, people["jane"]["id"]) == []
+    report = json.loads(asyncio.run(unmatched(services)).body)["items"]
+    assert [(i["resource"], i["reason"]) for i in report] == [("R-JANE", "email-mismatch")]
+
+
+def test_a_record_whose_email_changed_since_the_cached_listing_is_read_again_not_refused(graph, dime, services, people):
+    """The cached GET /resource is up to 5 minutes old: a publication whose e-mail disagrees with it
+    reads the listing again (at most once a minute) before refusing anything."""
+    from shared.usecases.dime_to_outlook.place_appointment import directory_of
+
+    dime.board.add_resource("R-T2", "tom.old@contoso.com")
+    first = dime.board.plan("Warm the cache", START, END, ["R-JANE"])
+    publish(planned(dime, first), "created")
+    work(services)
+    dime.board.resources["R-T2"]["email"] = "tom@contoso.com"  # changed in Dime.Scheduler meanwhile
+    directory_of(services).loaded_at -= 61
+    dime.reset_calls()
+    guid = dime.board.plan("Visit", START, END, ["R-T2"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    assert len(ours(graph, people["tom"]["id"])) == 1
+    assert [r.path for r in dime.requests] == ["/resource"]
+
+
+def test_more_than_a_hundred_assignments_is_a_failed_transaction_and_writes_nothing(graph, dime, services, people):
+    from shared.adapters.storage.event_links_store import EventLinkStore
+
+    guid = "6c1b6a2e-1111-4c3d-9e8f-00000000f003"
+    body = forged(guid, [{"ResourceNo": "R-JANE"}] + [{"ResourceNo": f"R-FORGED-{n}"} for n in range(100)])
+    graph.reset_requests()
+    dime.reset_calls()
+    assert publish(body, "created").status_code == 200
+    work(services)
+    assert graph.requests == [] and dime.requests == [] and ours(graph, people["jane"]["id"]) == []
+    assert EventLinkStore(services.store).read(guid) == (None, {})
+    [failed] = list(services.store.transactions_of("dime-scheduler"))
+    assert (failed.status.value, failed.error_code, failed.appointment_guid) == ("failed", "PUBLICATION_INVALID", guid)
+    assert "101 assigned resources" in failed.message
+
+    # One resource fewer is placed.
+    publish(forged(guid, body["Assignments"][:100]), "created")
+    work(services)
+    assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_a_post_of_more_appointments_than_max_items_queues_nothing(services):
+    """Bounded work per POST: MAX_ITEMS appointments at most (Dime.Scheduler posts one), so a key
+    holder's largest POST costs a few hundred requests (scripts/bench_forged.py)."""
+    from shared.usecases.dime_to_outlook.inbound import MAX_ITEMS
+
+    assert MAX_ITEMS <= 50
+    body = [forged(f"6c1b6a2e-1111-4c3d-9e8f-{n:012d}", [{"ResourceNo": "R-JANE"}]) for n in range(MAX_ITEMS + 1)]
+    for _ in range(3):  # Dime.Scheduler retries every non-200: answered 200, recorded once
+        assert publish(body, "created").status_code == 200
+    assert services.queues.depth(PUBLICATIONS_QUEUE) == 0
+    failed = list(services.store.transactions_of("dime-scheduler"))
+    assert [(t.error_code, t.message) for t in failed] == [
+        ("PUBLICATION_INVALID", f"{MAX_ITEMS + 1} appointments in one request; at most {MAX_ITEMS}")
+    ]
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_a_hundred_forged_assignments_cost_a_bounded_number_of_requests(
+    azurite, graph, dime, people, monkeypatch, targets
+):
+    """100 assignments of real numbers with forged e-mails, forged numbers, forged e-mails alone:
+    no Graph request at all, at most two GET /resource (a refresh for the unknown numbers), one
+    read of the resources table (the onboarded people), whatever the e-mails."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_TARGETS=targets)
+    victims = [graph.add_user(mail=f"victim{n}@contoso.com") for n in range(100)]
+    assignments = []
+    for n in range(100):
+        kind = n % 3
+        if kind == 0:
+            assignments.append({"ResourceNo": "R-JANE" if n % 2 else "R-TOM", "Email": f"victim{n}@contoso.com"})
+        elif kind == 1:
+            assignments.append({"ResourceNo": f"R-FORGED-{n}", "Email": f"victim{n}@contoso.com"})
+        else:
+            assignments.append({"Email": f"victim{n}@contoso.com"})
+    reads = []
+    real = services.store.list_resources
+    monkeypatch.setattr(services.store, "list_resources", lambda: reads.append(1) or real())
+    graph.reset_requests()
+    dime.reset_calls()
+    publish(forged("6c1b6a2e-1111-4c3d-9e8f-00000000f004", assignments), "created")
+    work(services)
+    assert graph.requests == []
+    assert len(dime.requests) <= 2 and {r.path for r in dime.requests} == {"/resource"}
+    assert len(reads) <= 1
+    assert all(graph.events(victim["id"]) == [] for victim in victims)
 
 
 def test_ineligible_resources_are_reported_not_written(graph, dime, services, people):
@@ -393,11 +616,14 @@ def test_flat_camelcase_array_and_a_change_in_the_body_less_route(graph, dime, s
         ),
     ],
 )
-def test_bodies_no_retry_can_fix_are_400_and_a_failed_transaction(services, body, code):
-    answer = publish(body, "updated")
-    assert answer.status_code == 400 and answer.get_body()
+def test_bodies_no_retry_can_fix_are_200_and_one_failed_transaction(services, body, code):
+    """Dime.Scheduler retries every non-200 answer (and opens its breaker): 200, recorded once."""
+    for _ in range(3):  # delivered again by Dime.Scheduler: still one row
+        answer = publish(body, "updated")
+        assert answer.status_code == 200 and b"failed transaction" in answer.get_body()
     failed = [t for t in services.store.transactions_of("dime-scheduler")]
     assert [(t.status.value, t.error_code) for t in failed] == [("failed", code)]
+    assert failed[0].payload["received"] == body.decode()
     assert services.queues.depth(PUBLICATIONS_QUEUE) == 0
 
 
@@ -515,7 +741,72 @@ def test_reconcile_creates_missing_updates_stale_deletes_vanished(graph, dime, s
     graph.reset_requests()
     again = reconcile(services)
     assert (again.created, again.updated, again.deleted) == (0, 0, 0)
-    assert [r.method for r in graph.requests] == []  # an idle reconcile writes nothing and reads no event
+    # An idle reconcile writes nothing and reads no event: one calendarView page per calendar (our tag
+    # expanded), the orphan sweep's listing.
+    assert [(r.method, "/calendar/calendarView" in r.path) for r in graph.requests] == [("GET", True)] * 2
+
+
+def tagged_event(graph, mailbox: str, guid: str, resource: str, subject: str, start: datetime) -> dict:
+    """An event carrying our tag that no row of ours names (what a lost create or a crash leaves)."""
+    from datetime import timedelta
+
+    return graph.create_event(
+        mailbox,
+        subject=subject,
+        start=start,
+        end=start + timedelta(hours=1),
+        extended_properties={TAG_PROPERTY_ID: f"{guid}|{resource}"},
+    )
+
+
+def test_reconcile_deletes_every_event_of_ours_that_nothing_plans_there(graph, dime, services, people):
+    """Issue 22 point 2: an event with our tag in the window that no current appointment plans for
+    that person is deleted, with or without a link: a second copy of a planned appointment (no row
+    names it), a copy in the calendar of someone the appointment is not planned for, one of an
+    appointment that no longer exists. Kept: the planned event, a person's own event, our tag
+    outside the window. The run record counts what was healed."""
+    from shared.adapters.storage.syncstate_store import SyncStateStore
+    from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
+
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, kept), "created")
+    work(services)
+    tagged_event(graph, jane, kept, "R-JANE", "Kept (a lost create)", near(1, 8))
+    tagged_event(graph, tom, kept, "R-TOM", "Kept (left with the previous assignee)", near(1, 8))
+    tagged_event(graph, jane, "0b7c1a4e-0000-4000-8000-00000000dead", "R-JANE", "Long gone", near(5, 8))
+    far = tagged_event(graph, jane, "0b7c1a4e-0000-4000-8000-00000000beef", "R-JANE", "Outside", near(400, 8))
+    own = graph.create_event(jane, subject="Dentist", start=near(1, 14), end=near(1, 15))
+
+    stats = reconcile(services)
+    assert stats.healed == 3 and stats.deleted == 0 and not stats.held_back
+    assert sorted(e["subject"] for e in ours(graph, jane)) == ["Kept", "Outside"]
+    assert ours(graph, tom) == []
+    assert graph.get_event(jane, own["id"]) is not None and graph.get_event(jane, far["id"]) is not None
+    run = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, DIME_RECONCILE)
+    assert run is not None and run["Healed"] == 3 and run["Deletes"] == 3
+    reasons = [t.reason for who in (jane, tom) for t in services.store.transactions_of(who)]
+    assert reasons.count("orphan") == 3
+
+    again = reconcile(services)
+    assert again.healed == 0 and sorted(e["subject"] for e in ours(graph, jane)) == ["Kept", "Outside"]
+
+
+def test_orphan_sweep_goes_through_the_breaker(graph, dime, services, people):
+    """Twenty events of ours in Jane's calendar that nothing plans (say, a tag copied by a tool):
+    more than the breaker allows at once, so none is deleted and an alert is recorded."""
+    jane = people["jane"]["id"]
+    kept = dime.board.plan("Kept", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, kept), "created")
+    work(services)
+    for n in range(20):
+        tagged_event(graph, jane, f"0b7c1a4e-0000-4000-8000-0000000000{n:02d}", "R-JANE", f"Stray {n}", near(2, 8))
+
+    stats = reconcile(services)
+    assert stats.healed == 0 and stats.held_back == {jane: 20}
+    assert len(ours(graph, jane)) == 21
+    alerts = [t for t in services.store.transactions_of(jane) if t.error_code == "CIRCUIT_BREAKER_TRIPPED"]
+    assert len(alerts) == 1
 
 
 def eight_visits_for_jane(dime, services) -> list[str]:
@@ -730,3 +1021,64 @@ def test_a_publication_failing_every_delivery_is_poisoned_then_healed_by_the_ret
 
     assert asyncio.run(retry_due(services))["succeeded"] == 1
     assert len(ours(graph, people["jane"]["id"])) == 1
+
+
+def test_a_patch_that_lands_in_deleted_items_creates_the_event_again(graph, dime, services, people):
+    """Issue 18 point 9: Jane deleted the planner's event (not notified yet); with immutable ids a
+    PATCH of it may still succeed (FakeGraph deleted_patch_status=200). The planner moves the
+    appointment: the patched event is not in the calendar, so it is created again."""
+    graph.deleted_patch_status = 200
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+
+    dime.board.update(guid, start=START.replace(hour=13), end=END.replace(hour=15))
+    publish(planned(dime, guid), "updated")
+    work(services)
+    [again] = ours(graph, jane)
+    assert again["id"] != event["id"] and again["start"]["dateTime"].startswith("2026-11-24T13:00:00")
+
+
+def test_a_delete_answered_403_cannot_delete_object_means_already_gone(graph, dime, services, people):
+    """Issue 18 point 9: a DELETE of an event already in Deleted Items may answer 403
+    ErrorCannotDeleteObject (FakeGraph deleted_delete_status=403): the reassignment goes through,
+    nothing is recorded as failed."""
+    graph.deleted_delete_status = 403
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    guid = dime.board.plan("Visit", START, END, ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])
+
+    dime.board.update(guid, resources=["R-TOM"])
+    publish(planned(dime, guid), "updated")
+    work(services)
+    assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
+    failed = [t for t in services.store.transactions_of("dime-scheduler") if t.status.value == "failed"]
+    assert failed == []
+
+
+def test_reconcile_sweeps_every_calendar_we_wrote_to_also_one_no_longer_eligible(graph, dime, services, people):
+    """Issue 18 point 5: the reconcile removes every event we wrote that the planner did not plan
+    for that person. Jane's Exchange integration is switched off in Dime.Scheduler: her resource is
+    no longer listed (nor her appointment, planned for her alone), but her calendar holds rows of
+    ours, so it is swept and her event goes; Tom's appointment stays."""
+    jane, tom = people["jane"]["id"], people["tom"]["id"]
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    toms = dime.board.plan("Visit", near(2, 8), near(2, 9), ["R-TOM"])
+    publish(planned(dime, toms), "created")
+    work(services)
+    assert len(ours(graph, jane)) == 1 and len(ours(graph, tom)) == 1
+    dime.board.add_resource("R-JANE", "jane@contoso.com", exchange_enabled=False)
+    from shared.usecases.dime_to_outlook.place_appointment import directory_of
+
+    directory_of(services).loaded_at = float("-inf")  # the cached GET /resource has expired
+
+    stats = reconcile(services)
+    assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
+    assert stats.deleted + stats.healed == 1

@@ -250,6 +250,22 @@ def test_dime_failure_inside_a_200_envelope_is_a_failure(graph, dime, services, 
     assert services.store.get_link(person["id"], event["id"]).change_key == event["changeKey"]
 
 
+@pytest.mark.parametrize("inner_status", [400, 500, 200])
+def test_a_sql_deadlock_is_retried_and_lands(graph, dime, services, person, inner_status):
+    """SQL error 1205's text says "lock resources": once filed as a permanent "resource unknown"
+    that no retry ever picked up. Now transient: the queue delivers again and it lands."""
+    event = graph.create_event(person["id"])
+    dime.deadlock_next(inner_status=inner_status)
+
+    post([notification_item(person["id"], event["id"], "created", event["changeKey"])])
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+
+    assert run.failed == 1 and run.succeeded == 1 and run.poisoned == 0
+    assert "DIME_UNAVAILABLE" in run.errors[0] and "SQL error 1205" in run.errors[0]
+    assert appointment_guid(TENANT_ID, person["id"], event["id"]) in dime.appointments
+    assert [t.status.value for t in services.store.transactions_of(person["id"])] == ["succeeded"]
+
+
 def test_unknown_resource_email_becomes_a_visible_failed_transaction(graph, dime, services, person):
     dime.known_resources = {"someone.else@contoso.com"}
     event = graph.create_event(person["id"])

@@ -122,6 +122,8 @@ def test_an_event_deleted_but_still_readable_is_deleted_because_the_calendar_no_
     assert deleted_guids(dime) == [appointment_guid(TENANT_ID, person["id"], events[0]["id"])]
     assert upserts(dime) == []
     assert len(list(services.store.links_of(person["id"]))) == 9
+    record = run_record(services, person["id"])
+    assert record["Deletes"] == 1 and record["Healed"] == 1  # a copy only the reconcile could see: healed
 
 
 def test_the_breaker_stops_reconcile_from_deleting_most_links(graph, dime, services, person):

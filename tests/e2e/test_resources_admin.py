@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
+import azure.functions as func
 import pytest
 
 import function_app
 from shared.adapters.storage.subscription_rows import get_subscription, subscriptions_of, was_removed
 from shared.core.consent import SHOW_AS_VALUES
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE
-from shared.names import NOTIFICATIONS_QUEUE, RESYNC_QUEUE
+from shared.names import ADMIN_ROUTE_PREFIX, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.outlook_to_dime import webhook as webhook_usecase
-from tests.conftest import drain_queue, notification_item
+from tests.conftest import DIME_PUBLICATIONS_KEY, drain_queue, notification_item
 from tests.e2e.live import admin, subscription_writes, validations, wire
 from tests.functions_server import FunctionsServer
 from tests.host import call_function, run_queue
@@ -360,3 +361,98 @@ def test_unknown_query_parameters_are_400_and_nothing_happens(graph, services):
     assert admin("PATCH", person["id"], {"enabled": False}, dryRun="true")[0] == 400
     assert services.store.get_resource(person["id"]).consent.enabled
     assert admin("GET", person["id"], code="the-host-key")[0] == 200  # the host's own ?code= is fine
+
+
+# Onboarding completes the Dime.Scheduler → Outlook picture -----------------------------------
+
+
+def _publish_and_work(services, body: dict) -> None:
+    from shared.names import PUBLICATIONS_QUEUE
+
+    request = func.HttpRequest(
+        "POST",
+        "/api/dime/publications/created",
+        body=json.dumps(body).encode(),
+        route_params={"change": "created"},
+        params={"code": DIME_PUBLICATIONS_KEY},
+    )
+    assert call_function(function_app.dime_publications_change, request).status_code == 200
+    assert run_queue(services, PUBLICATIONS_QUEUE, function_app.apply_dime_publication).poisoned == 0
+
+
+def _unmatched() -> list[tuple[str, str]]:
+    request = func.HttpRequest("GET", f"/api/{ADMIN_ROUTE_PREFIX}/unmatched", body=b"")
+    answer = call_function(function_app.manage_unmatched, request)
+    assert answer.status_code == 200
+    return [(i["resource"], i["reason"]) for i in json.loads(answer.get_body())["items"]]
+
+
+@pytest.mark.parametrize("targets", ["onboarded", "directory"])
+def test_onboarding_places_the_planner_s_appointments_at_once_and_clears_unmatched(
+    azurite, graph, dime, monkeypatch, server, targets
+):
+    """As a new user tries it: plan for R-FINN, see him unmatched, onboard finn@: his calendar
+    holds the planner's appointment as soon as the onboarding resync has run (not after the
+    nightly reconcile), and the unmatched report no longer lists him. Under `directory`, Finn's
+    mailbox did not exist yet when the plan was published (a cached "no mailbox" answer)."""
+    from datetime import UTC, datetime, timedelta
+
+    services = wire(azurite, graph, dime, monkeypatch, server, DIME_OUTLOOK_TARGETS=targets)
+    dime.board.add_resource("R-FINN", "finn@contoso.com")
+    if targets == "onboarded":
+        graph.add_user(mail="finn@contoso.com")
+    tomorrow = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    guid = dime.board.plan("Boiler service", tomorrow, tomorrow + timedelta(hours=2), ["R-FINN"])
+    _publish_and_work(services, dime.board.payload(dime.board.appointments[guid]))
+    assert _unmatched() == [("R-FINN", "not-onboarded" if targets == "onboarded" else "no-mailbox")]
+
+    finn = graph.add_user(mail="finn@contoso.com") if targets == "directory" else None
+    status, body = admin("PUT", "finn@contoso.com")
+    assert status == 201
+    finn_id = body["id"]
+    assert finn is None or finn["id"] == finn_id
+    assert graph.events(finn_id) == []
+    run = run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    assert run.poisoned == 0 and run.succeeded >= 1, run.errors
+
+    [event] = graph.events(finn_id)
+    assert event["subject"] == "Boiler service"
+    assert _unmatched() == []
+
+
+def _plan_for(dime, number: str) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    tomorrow = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return dime.board.plan("Boiler service", tomorrow, tomorrow + timedelta(hours=2), [number])
+
+
+def test_someone_onboarded_disabled_still_gets_the_planner_s_appointments_at_once(graph, dime, services):
+    """`enabled: false` turns Outlook → Dime.Scheduler off, not the planner's appointments."""
+    dime.board.add_resource("R-DAN", "dan@contoso.com")
+    dan = graph.add_user(mail="dan@contoso.com")
+    guid = _plan_for(dime, "R-DAN")
+    _publish_and_work(services, dime.board.payload(dime.board.appointments[guid]))
+    assert _unmatched() == [("R-DAN", "not-onboarded")]
+
+    assert admin("PUT", "dan@contoso.com", {"enabled": False})[0] == 201
+    assert [m["reason"] for m in drain_queue(services, RESYNC_QUEUE)] == ["onboarded"]
+    services.queues.send(RESYNC_QUEUE, {"mailboxId": dan["id"], "reason": "onboarded"})
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    assert [e["subject"] for e in graph.events(dan["id"])] == ["Boiler service"] and _unmatched() == []
+
+
+def test_correcting_a_person_s_email_places_the_planner_s_appointments_at_once(graph, dime, services):
+    """Onboarded with the mail Graph has, while Dime.Scheduler's record holds another address:
+    `not-onboarded` until the administrator PATCHes the Dime.Scheduler e-mail; then at once."""
+    dime.board.add_resource("R-FINN", "f.berg@contoso.com")
+    finn = graph.add_user(mail="finn@contoso.com")
+    assert admin("PUT", "finn@contoso.com")[0] == 201
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    guid = _plan_for(dime, "R-FINN")
+    _publish_and_work(services, dime.board.payload(dime.board.appointments[guid]))
+    assert graph.events(finn["id"]) == [] and _unmatched() == [("R-FINN", "not-onboarded")]
+
+    assert admin("PATCH", finn["id"], {"email": "f.berg@contoso.com"})[0] == 200
+    run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
+    assert [e["subject"] for e in graph.events(finn["id"])] == ["Boiler service"] and _unmatched() == []

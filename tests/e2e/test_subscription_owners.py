@@ -69,3 +69,16 @@ def test_the_cache_stays_bounded(services, monkeypatch):
     for n in range(10_050):
         owners.lookup({f"sub-{n}"})
     assert len(owners._known) <= 10_001
+
+
+def test_a_mailbox_schedules_at_most_two_stray_deletions_in_ten_minutes(services):
+    """Invented ids under one stolen clientState: two Graph deletes per ten minutes, not ten a POST."""
+    clock = Clock()
+    owners = SubscriptionOwners(services.store, ttl=60, clock=clock)
+    other = "0b1c2d3e-0000-4000-8000-000000000002"
+    first = owners.new_strays({(str(uuid.uuid4()), MAILBOX) for _ in range(10)} | {(str(uuid.uuid4()), other)})
+    assert sorted(m for _, m in first) == [MAILBOX, MAILBOX, other]
+    clock.now += 300
+    assert owners.new_strays({(str(uuid.uuid4()), MAILBOX) for _ in range(10)}) == []
+    clock.now += 301
+    assert len(owners.new_strays({(str(uuid.uuid4()), MAILBOX) for _ in range(10)})) == 2

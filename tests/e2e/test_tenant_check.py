@@ -48,6 +48,7 @@ def test_every_check_agrees_with_the_fakes_and_cleans_up(tenant_check, options):
         observed = {r.behaviour: r.observed for r in rows}
         assert observed["GET of a deleted event (immutable id)"] == str(options.get("deleted_get_status", 404))
         assert observed["body of a single event in a delta item"] == (options.get("delta_body") or "absent")
+        assert observed["the e-mail an appointment carries for the test resource, against GET /resource's"] == "equal"
         assert graph.events(person["id"]) == []  # everything it created is gone again
         assert dime.appointments == {}
         assert dime.board.hooks == {}  # the hook check removed its hook

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
+import uuid
 
 import azure.functions as func
 import pytest
@@ -14,7 +17,9 @@ from shared.adapters.storage.subscription_rows import SubscriptionRow, save_subs
 from shared.core.outlook_to_dime.webhook import MAX_ITEMS, STRAY_EVENT, client_state_for
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
 from shared.usecases.outlook_to_dime import webhook
+from shared.usecases.outlook_to_dime.lifecycle import handle_lifecycle
 from tests.conftest import drain_queue, notification_item, raw_queue_bodies, subscription_id_of
+from tests.storage_counter import StorageCounter
 
 MAILBOX = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
 OTHER = "ffffffff-0000-4000-8000-000000000000"
@@ -219,3 +224,58 @@ def test_every_documented_resource_spelling_is_queued(services, spelling):
     assert [(m["mailboxId"], m["eventId"]) for m in drain_queue(services, NOTIFICATIONS_QUEUE)] == [
         (MAILBOX, "AAMkAD=")
     ]
+
+
+def random_subscription_ids(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count)]
+
+
+def test_a_thousand_unknown_subscription_ids_of_a_mailbox_cost_two_reads_and_two_deletes(services, graph, monkeypatch):
+    """Hostile caller with the function key and one mailbox's clientState (both ride on every
+    notification): each POST carries 1,000 items with random subscription ids. Only the first two
+    distinct ids of the mailbox are looked up; the rest are dropped unread, and across POSTs the
+    mailbox's unknown ids schedule at most two stray deletions (today: 1,015 table reads and ten
+    Graph deletes per POST)."""
+    monkeypatch.setattr(webhook, "STRAY_DELAY_SECONDS", None)
+    services.store.create_tables()  # provisioning (tables and queues) is not the figure
+    services.queues.create_queues()
+    counter = StorageCounter.install()
+    reads, statuses = [], []
+    for post in range(3):
+        items = []
+        for n, subscription_id in enumerate(random_subscription_ids(1000, seed=post)):
+            item = notification_item(MAILBOX, f"e{n}")
+            item["subscriptionId"] = subscription_id
+            items.append(item)
+        counter.reset()
+        statuses.append(call(json.dumps({"value": items}).encode()).status_code)
+        reads.append(counter.by_service().get("table", 0))  # queue creates would count here; none now
+
+    assert statuses == [202, 202, 202]
+    assert max(reads) <= 2, reads
+    assert drain_queue(services, NOTIFICATIONS_QUEUE) == []
+    strays = [m for m in drain_queue(services, LIFECYCLE_QUEUE) if m["lifecycleEvent"] == STRAY_EVENT]
+    assert len(strays) <= 2, len(strays)
+    graph.reset_requests()
+    for message in strays:
+        asyncio.run(handle_lifecycle(message, services))
+    assert len([r for r in graph.requests if r.method == "DELETE"]) <= 2
+
+
+def test_items_beyond_the_first_two_subscription_ids_of_a_mailbox_are_dropped_in_one_line(services, caplog):
+    """Ours first: the held subscription's items pass; a third and later id are dropped unread."""
+    held = notification_item(MAILBOX, "e-held")
+    others = []
+    for n, subscription_id in enumerate(random_subscription_ids(5, seed=7)):
+        item = notification_item(MAILBOX, f"e{n}")
+        item["subscriptionId"] = subscription_id
+        others.append(item)
+    with caplog.at_level(logging.INFO, logger="shared.usecases.outlook_to_dime.webhook"):
+        response = call(json.dumps({"value": [held, *others]}).encode())
+    assert response.status_code == 202
+    assert [m["eventId"] for m in drain_queue(services, NOTIFICATIONS_QUEUE)] == ["e-held"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.usecases.outlook_to_dime.webhook"]
+    assert len(lines) == 1
+    assert "subscription beyond the first 2 of its mailbox 4" in lines[0], lines[0]
+    assert "subscription unknown to the table 1" in lines[0], lines[0]

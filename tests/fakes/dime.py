@@ -28,6 +28,11 @@ What the Exchange import enforces (dimescheduler.md "The Exchange import procedu
 * Answers: ``envelope_keys`` plays the envelope's key casing ("camel" as seen, or "pascal": the
   .NET SDK reads keys case-insensitively); ``fail_next(success_false=True)`` answers a 200 whose
   inner status is 200 but whose content says ``"Success": false`` with an ``Error``.
+* ``deadlock_next``: the import's SQL transaction is chosen as a deadlock victim (SQL Server
+  error 1205). Its message is SQL Server's own text for 1205 (sys.messages; the one seen from
+  Dime.Scheduler, dimescheduler.md "Errors"); in which envelope it arrives is unverified, so
+  every plausible one is played: inner ``statusCode`` 400 (as a failed call here), 500, or a 200
+  whose content says ``"Success": false``. Nothing is applied; the next import succeeds.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ DELETE = "mboc_deleteExchangeAppointment"
 _TYPED = ("Start", "End", "Importance", "ShowAs", "Sensitivity", "CreatedByExchange")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$")
 _ENUMS = {"ShowAs": (1, 6), "Sensitivity": (1, 4), "Importance": (0, 2)}
+SQL_DEADLOCK_MESSAGE = (
+    "Transaction (Process ID 57) was deadlocked on lock resources with another process and has been chosen as "
+    "the deadlock victim. Rerun the transaction."
+)
 
 
 class _CallFailed(Exception):
@@ -129,6 +138,7 @@ class FakeDime(LoopbackServer):
         )
         self.envelope_keys = envelope_keys
         self._success_false = 0
+        self._deadlocks: list[int] = []  # inner statuses of the next deadlocked imports
         self._lock = threading.RLock()
         self._faults = FaultInjector()
         self._board: dict[str, dict[str, str]] = {}
@@ -196,6 +206,12 @@ class FakeDime(LoopbackServer):
             return
         self._faults.add_fault(count, status, retry_after, path_contains, None, inner_status)
 
+    def deadlock_next(self, count: int = 1, inner_status: int = 400) -> None:
+        """The next ``count`` imports are deadlock victims (SQL error 1205), answered HTTP 200 with
+        that inner ``statusCode`` (200: ``"Success": false``); the board is not touched."""
+        with self._lock:
+            self._deadlocks.extend([inner_status] * count)
+
     def refuse_call(self, guid: str, error: str, description: str) -> None:
         """Every call for this appointment GUID fails with ``error``/``description`` (a call the
         service refuses for reasons of its own, e.g. a value its validation rejects): its request
@@ -249,6 +265,13 @@ class FakeDime(LoopbackServer):
         if refuse and route == "/import":
             content = {"Success": False, "Error": "Import failed", "Message": "Injected failure in a 200."}
             return Response(200, envelope(content, 200, self.envelope_keys))
+        with self._lock:
+            deadlock = self._deadlocks.pop(0) if self._deadlocks and route == "/import" else None
+        if deadlock is not None:
+            content = {"Error": SQL_DEADLOCK_MESSAGE, "Description": "Call 0 (mboc_upsertExchangeAppointment) failed."}
+            if deadlock == 200:
+                content["Success"] = False
+            return Response(200, envelope(content, deadlock, self.envelope_keys))
         if route == "/import":
             if request.method != "POST":
                 return _message(405, "Method not allowed.")

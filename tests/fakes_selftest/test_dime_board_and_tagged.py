@@ -71,6 +71,7 @@ def test_board_publishes_to_hooks_with_duplicates_and_retries_failures(dime):
     try:
         board = dime.board
         board.duplicates = 2
+        board.retries = 0  # one attempt per delivery: the retry job's part alone
         board.add_resource("R1", "jane@contoso.com")
         for hook_type, change in (("AppointmentCreated", "Create"), ("AppointmentDeleted", "Delete")):
             answer = httpx.post(
@@ -119,3 +120,52 @@ def test_board_resource_listing_hooks_and_appointments(dime):
     board.max_hooks = 0
     body = {"sourceApp": "BC", "notificationURL": "http://x", "resource": "Appointments", "changeType": ["Create"]}
     assert httpx.post(f"{dime.base_url}/webhooks/AppointmentCreated", json=body, headers=KEY).status_code == 429
+
+
+@pytest.mark.parametrize("status", [404, 200])
+def test_patch_of_an_event_in_deleted_items(status):
+    """deleted_patch_status: 404, or 200 with the edit applied in Deleted Items (the event stays
+    out of the calendar and out of calendarView)."""
+    with FakeGraph(deleted_patch_status=status) as graph:
+        uid = graph.add_user()["id"]
+        event = post_event(graph, uid, "tx-p").json()
+        path = f"{graph.base_url}/users/{uid}/events/{quote(event['id'], safe='')}"
+        assert httpx.delete(path, headers=AUTH).status_code == 204
+        answer = httpx.patch(path, json={"subject": "edited"}, headers=AUTH)
+        assert answer.status_code == status
+        if status == 200:
+            assert answer.json()["subject"] == "edited"
+        view = httpx.get(
+            f"{graph.base_url}/users/{uid}/calendar/calendarView",
+            params={"startDateTime": "2026-11-23T00:00:00Z", "endDateTime": "2026-11-26T00:00:00Z"},
+            headers=AUTH,
+        )
+        assert graph.events(uid) == [] and view.json()["value"] == []
+
+
+@pytest.mark.parametrize(("status", "code"), [(404, "ErrorItemNotFound"), (403, "ErrorCannotDeleteObject")])
+def test_a_repeated_delete(status, code):
+    with FakeGraph(deleted_delete_status=status) as graph:
+        uid = graph.add_user()["id"]
+        event = post_event(graph, uid, "tx-d").json()
+        path = f"{graph.base_url}/users/{uid}/events/{quote(event['id'], safe='')}"
+        assert httpx.delete(path, headers=AUTH).status_code == 204
+        again = httpx.delete(path, headers=AUTH)
+        assert again.status_code == status and again.json()["error"]["code"] == code
+
+
+def test_calendar_view_expands_the_tag_on_the_events_that_carry_it(graph):
+    uid = graph.add_user()["id"]
+    ours = post_event(graph, uid, "tx-v").json()
+    theirs = graph.create_event(uid, subject="personal", start="2026-11-24T10:00:00", end="2026-11-24T11:00:00")
+    view = httpx.get(
+        f"{graph.base_url}/users/{uid}/calendar/calendarView",
+        params={
+            "startDateTime": "2026-11-23T00:00:00Z",
+            "endDateTime": "2026-11-26T00:00:00Z",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{PROP}')",
+        },
+        headers=AUTH,
+    ).json()["value"]
+    by_id = {item["id"]: item.get("singleValueExtendedProperties") for item in view}
+    assert by_id[ours["id"]] == [{"id": PROP, "value": "g|R1"}] and by_id[theirs["id"]] is None

@@ -47,7 +47,9 @@ SECRET_SETTINGS = {
     "DIME_API_KEY",
     "GRAPH_CLIENT_SECRET",
     "NOTIFICATION_URL",  # carries the function key in ?code=
-    "DIME_PUBLICATIONS_URL",  # likewise
+    "DIME_PUBLICATIONS_URL",  # no key any more, but the host name is known only in the second pass
+    "DIME_PUBLICATIONS_KEY",
+    "DIME_PUBLICATIONS_KEY_PREVIOUS",
     "DIME_WEBHOOK_PASSWORD",
     "LIFECYCLE_NOTIFICATION_URL",
 }
@@ -303,6 +305,8 @@ def test_conditional_secrets_only_when_used():
     base, optional = app_settings()
     assert "GRAPH_CLIENT_SECRET" not in base and "GRAPH_CLIENT_SECRET" in optional
     assert "CLIENT_STATE_SECRET_PREVIOUS" not in base and "CLIENT_STATE_SECRET_PREVIOUS" in optional
+    assert "DIME_PUBLICATIONS_KEY_PREVIOUS" not in base and "DIME_PUBLICATIONS_KEY_PREVIOUS" in optional
+    assert "DIME_PUBLICATIONS_KEY" in base
 
 
 def test_key_vault_secret_names_agree():
@@ -383,7 +387,7 @@ def test_secret_looking_params_are_secure():
 
 def test_required_secrets_are_not_nullable():
     declared = params(read(MAIN))
-    for name in ("clientStateSecret", "dimeApiKey"):
+    for name in ("clientStateSecret", "dimeApiKey", "dimePublicationsKey"):
         assert declared[name]["secure"] and not declared[name]["nullable"] and declared[name]["default"] is None
 
 
@@ -640,3 +644,29 @@ def test_client_state_secret_minimum_matches_the_settings():
             f"@minLength({MIN_CLIENT_STATE_SECRET})"
             in code[: code.index("param clientStateSecret")].split("param ")[-1]
         )
+
+
+def test_the_publications_url_never_carries_the_host_key_and_the_key_is_its_own():
+    """The publications routes take DIME_PUBLICATIONS_KEY only: the stored publications URL must not
+    carry the function (host) key (the registration adds the publications key), the key is a
+    required secure parameter of the same minimum length as the code's, stored in Key Vault."""
+    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
+
+    urls = read(MODULES / "notification-urls.bicep")
+    stored = block_after(urls, urls.index("resource dimePublicationsUrl"))
+    assert "/api/dime/publications'" in stored and "code=" not in stored and "functionKey" not in stored
+    for path, name in ((MAIN, "dimePublicationsKey"), (MODULES / "keyvault.bicep", "dimePublicationsKey")):
+        code = read(path)
+        spec = params(code)[name]
+        assert spec["secure"] and not spec["nullable"] and spec["default"] is None
+        assert f"@minLength({MIN_KEY_LENGTH})" in code[: code.index(f"param {name} ")].split("param ")[-1]
+    kv = read(MODULES / "keyvault.bicep")
+    assert "value: dimePublicationsKey\n" in kv and "value: dimePublicationsKeyPrevious!" in kv
+    assert "readEnvironmentVariable('DIME_PUBLICATIONS_KEY')" in read(PARAMS)
+    import function_app
+    from tests.runner import indexed_functions  # get_functions() may be called once per app
+
+    routes = {f.get_function_name(): f.get_trigger() for f in indexed_functions(function_app.app)}
+    for name in ("dime_publications", "dime_publications_change"):
+        # anonymous to the host: a FUNCTION route would also open to the host keys; the code checks ours
+        assert str(getattr(routes[name].auth_level, "value", routes[name].auth_level)).lower() == "anonymous"

@@ -72,7 +72,7 @@ def make_event(**overrides: object) -> Event:
 
 
 def map_event(event: Event, *, private_details: bool = False) -> Appointment:
-    return appointment_for(event, GUID, EMAIL, private_details=private_details)
+    return appointment_for(event, GUID, EMAIL, private_details=private_details, zone=UTC)
 
 
 def test_parameter_names_match_the_reference() -> None:

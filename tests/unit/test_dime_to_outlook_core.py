@@ -8,7 +8,17 @@ import pytest
 
 from shared.core.decision import Action
 from shared.core.dime_to_outlook.decision import appointment_refusal, decide_event
-from shared.core.dime_to_outlook.eligibility import DimeResource, refusal, resources_from_listing
+from shared.core.dime_to_outlook.eligibility import (
+    DIRECTORY,
+    MAX_ASSIGNMENTS,
+    DimeResource,
+    assignments_refusal,
+    directory_entry,
+    onboarded_mailboxes,
+    refusal,
+    resources_from_listing,
+    target_email,
+)
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.core.dime_to_outlook.outlook_event import (
     desired_hash,
@@ -219,13 +229,67 @@ def test_eligibility():
     )
     assert directory["R1"] == DimeResource("R1", "j@c.com", True) and set(directory) == {"R1", "R2", "R3"}
     assert refusal(Assignment("R1", None), directory["R1"], "m") is None
-    assert refusal(Assignment("R1", None), directory["R1"], None) == "no-mailbox"
+    assert refusal(Assignment("R1", None), directory["R1"], None) == "not-onboarded"
+    assert refusal(Assignment("R1", None), directory["R1"], None, DIRECTORY) == "no-mailbox"
     assert refusal(Assignment("R2", None), directory["R2"], "m") == "integration-disabled"
     assert refusal(Assignment("R3", None), directory["R3"], "m") == "no-email"
     assert refusal(Assignment("R9", None), None, "m") == "resource-unknown"
     assert resources_from_listing({"value": [{"resourceNo": 5, "exchangeIntegrationEnabled": "true"}]})[
         "5"
     ].exchange_enabled
+
+
+DIRECTORY_OF_THREE = {
+    "R1": DimeResource("R1", "jane@c.com", True),
+    "R2": DimeResource("R2", "tom@c.com", False),
+    "R4": DimeResource("R4", "tom@c.com", True),
+}
+
+
+@pytest.mark.parametrize(
+    ("assignment", "expected"),
+    [
+        (Assignment("R1", None), ("jane@c.com", None)),
+        (Assignment("R1", "JANE@c.com "), ("jane@c.com", None)),  # a hint that agrees
+        # The payload's e-mail is never a target: one that disagrees refuses the assignment.
+        (Assignment("R1", "ceo@c.com"), (None, "email-mismatch")),
+        # A number the directory does not know is not matched by the e-mail beside it.
+        (Assignment("R-FORGED", "jane@c.com"), (None, "resource-unknown")),
+        # Only an e-mail: the directory's record holding it (one with Exchange integration on).
+        (Assignment(None, "tom@c.com"), ("tom@c.com", None)),
+        (Assignment(None, "ceo@c.com"), (None, "resource-unknown")),
+        (Assignment("R2", "tom@c.com"), (None, "integration-disabled")),
+    ],
+)
+def test_the_directory_chooses_the_target_never_the_payload(assignment, expected):
+    entry = directory_entry(assignment, DIRECTORY_OF_THREE)
+    assert target_email(assignment, entry) == expected
+    if expected[1] is not None:
+        assert refusal(assignment, entry, "any-mailbox") == expected[1]
+
+
+def test_onboarded_mailboxes_by_email_and_upn_an_email_wins():
+    from shared.core.consent import Consent
+    from shared.core.resources import Resource
+
+    consent = Consent.parse(True, "", "")
+    people = [
+        Resource("id-jane", "Jane@c.onmicrosoft.com", "Jane@C.com", consent),
+        Resource("id-tom", "jane@c.com", "tom@c.com", consent),  # a UPN equal to Jane's e-mail
+    ]
+    assert onboarded_mailboxes(people) == {
+        "jane@c.onmicrosoft.com": "id-jane",
+        "jane@c.com": "id-jane",
+        "tom@c.com": "id-tom",
+    }
+
+
+def test_at_most_a_hundred_assignments_per_appointment():
+    def pub(count):
+        return parse_publication({"AppointmentGuid": GUID, "Resources": [f"R{n}" for n in range(count)]})
+
+    assert assignments_refusal(pub(MAX_ASSIGNMENTS)) is None
+    assert "101 assigned resources" in assignments_refusal(pub(MAX_ASSIGNMENTS + 1))
 
 
 def test_tag_is_read_case_insensitively_and_only_ours():

@@ -28,6 +28,8 @@ def minimal_env(**overrides: str | None) -> dict[str, str]:
         "LIFECYCLE_NOTIFICATION_URL": "https://sync.example.com/api/lifecycle?code=k2",
         "CLIENT_STATE_SECRET": SECRET,
         "DIME_API_KEY": "dime-key",
+        "DIME_PUBLICATIONS_KEY": "publications-key-0123456789abcdef",
+        "DIME_TIME_ZONE": "Europe/Brussels",
     }
     for name, value in overrides.items():
         if value is None:
@@ -65,6 +67,8 @@ def test_required_settings_are_the_expected_ones() -> None:
         "LIFECYCLE_NOTIFICATION_URL",
         "CLIENT_STATE_SECRET",
         "DIME_API_KEY",
+        "DIME_PUBLICATIONS_KEY",
+        "DIME_TIME_ZONE",
     }
     assert set(minimal_env()) == set(REQUIRED)
 
@@ -434,3 +438,59 @@ def test_tombstone_retention_days_too_short_or_malformed_is_refused(attempts, da
     with pytest.raises(SettingsError, match="TOMBSTONE_RETENTION_DAYS") as caught:
         load_settings(env)
     assert message in str(caught.value)
+
+
+def test_the_publications_key_is_required_long_url_safe_and_rotatable() -> None:
+    """The publications routes are anonymous to the host: without their own key they would be open."""
+    with pytest.raises(SettingsError, match="DIME_PUBLICATIONS_KEY"):
+        load_settings(minimal_env(DIME_PUBLICATIONS_KEY=None))
+    for bad in ("short", "k" * 31, "a" * 32 + "&code=x", "a" * 32 + " b"):
+        with pytest.raises(SettingsError, match="DIME_PUBLICATIONS_KEY"):
+            load_settings(minimal_env(DIME_PUBLICATIONS_KEY=bad))
+    with pytest.raises(SettingsError, match="DIME_PUBLICATIONS_KEY_PREVIOUS"):
+        load_settings(minimal_env(DIME_PUBLICATIONS_KEY_PREVIOUS="p" * 31))
+    settings = load_settings(minimal_env(DIME_PUBLICATIONS_KEY_PREVIOUS="previous-publications-key-0123456789"))
+    assert settings.dime_publications_keys == (
+        "publications-key-0123456789abcdef",
+        "previous-publications-key-0123456789",
+    )
+
+
+def test_dime_outlook_targets_default_onboarded_directory_or_a_clear_error() -> None:
+    assert load_settings(minimal_env()).dime_outlook_targets == "onboarded"
+    assert load_settings(minimal_env(DIME_OUTLOOK_TARGETS="Directory")).dime_outlook_targets == "directory"
+    with pytest.raises(SettingsError, match="DIME_OUTLOOK_TARGETS must be one of onboarded, directory, got 'tenant'"):
+        load_settings(minimal_env(DIME_OUTLOOK_TARGETS="tenant"))
+
+
+def test_dime_time_zone_is_required_and_named_when_missing() -> None:
+    """No default: UTC would put every planner appointment one or two hours off in Europe."""
+    for missing in (None, "", "   "):
+        with pytest.raises(SettingsError, match="DIME_TIME_ZONE"):
+            load_settings(minimal_env(DIME_TIME_ZONE=missing))
+
+
+@pytest.mark.parametrize(
+    ("given", "iana"),
+    [
+        ("Europe/Brussels", "Europe/Brussels"),
+        (" Asia/Kolkata ", "Asia/Kolkata"),
+        ("Romance Standard Time", "Europe/Paris"),  # Windows names (Dime.Scheduler is a .NET product)
+        ("W. Europe Standard Time", "Europe/Berlin"),
+        ("w. europe standard time", "Europe/Berlin"),
+        ("Cen. Australia Standard Time", "Australia/Adelaide"),
+        ("UTC", "UTC"),
+        ("Etc/UTC", "UTC"),
+    ],
+)
+def test_dime_time_zone_accepts_iana_and_windows_names(given: str, iana: str) -> None:
+    settings = load_settings(minimal_env(DIME_TIME_ZONE=given))
+    assert settings.dime_time_zone == iana
+    assert settings.dime_zone.utcoffset(None) is None or iana == "UTC"
+
+
+@pytest.mark.parametrize("given", ["Brussels", "Europe/Atlantis", "Romance Time", "+02:00", "../../etc/passwd"])
+def test_an_unknown_dime_time_zone_is_a_settings_error_naming_it(given: str) -> None:
+    with pytest.raises(SettingsError, match="DIME_TIME_ZONE") as caught:
+        load_settings(minimal_env(DIME_TIME_ZONE=given))
+    assert "Europe/Brussels" in str(caught.value) and "Romance Standard Time" in str(caught.value)

@@ -9,14 +9,17 @@ import pytest
 
 from shared.core.consent import Consent
 from shared.core.outlook_to_dime.subscriptions import (
+    LifecycleVerdict,
     Step,
     TokenBucket,
     allowed_lifetime,
     expiry_after,
     format_expiry,
+    lifecycle_verdict,
     parse_expiry,
     renewal_plan,
     renewal_step,
+    renewed_recently,
 )
 from shared.core.resources import Resource
 
@@ -121,3 +124,44 @@ def test_token_bucket_refills_while_idle_but_not_above_the_burst():
     assert bucket.take(1000.0) == 0.0  # long idle: full again, and no more than the burst
     assert [bucket.take(1000.0) for _ in range(4)] == [0.0] * 4
     assert bucket.take(1000.0) == pytest.approx(4.0)
+
+
+# --- lifecycle notifications are confirmed by Graph's GET /subscriptions/{id} -------------------
+
+
+def graph_answer(resource: object = f"/users/{OID}/events", expiry: object = "2026-03-04T12:00:00.0000000Z") -> dict:
+    return {"id": "s1", "resource": resource, "expirationDateTime": expiry, "changeType": "created,updated,deleted"}
+
+
+@pytest.mark.parametrize(
+    ("event", "answer", "verdict"),
+    [
+        ("subscriptionRemoved", None, LifecycleVerdict.RECREATE),  # 404: removal confirmed
+        ("reauthorizationRequired", None, LifecycleVerdict.RECREATE),  # gone: nothing to renew
+        ("subscriptionRemoved", graph_answer(), LifecycleVerdict.ALIVE),  # forged: it is there
+        ("reauthorizationRequired", graph_answer(), LifecycleVerdict.RENEW),
+        ("subscriptionRemoved", graph_answer(expiry="2026-03-01T11:59:00Z"), LifecycleVerdict.RECREATE),
+        ("reauthorizationRequired", graph_answer(resource=f"Users/{OID.upper()}/Events"), LifecycleVerdict.RENEW),
+        ("reauthorizationRequired", graph_answer(resource="/users/someone-else/events"), LifecycleVerdict.FOREIGN),
+        ("subscriptionRemoved", graph_answer(resource=f"/users/{OID}/messages"), LifecycleVerdict.FOREIGN),
+        ("reauthorizationRequired", graph_answer(resource=None), LifecycleVerdict.UNREADABLE),
+        ("subscriptionRemoved", graph_answer(expiry="soon"), LifecycleVerdict.UNREADABLE),
+        ("subscriptionRemoved", graph_answer(expiry=None), LifecycleVerdict.UNREADABLE),  # never "alive" by default
+    ],
+)
+def test_lifecycle_verdict_from_graphs_own_answer(event: str, answer: dict | None, verdict: LifecycleVerdict) -> None:
+    assert lifecycle_verdict(event, answer, OID, NOW) is verdict
+
+
+@pytest.mark.parametrize(
+    ("renewed_at", "recent"),
+    [
+        ((NOW - timedelta(minutes=9)).isoformat(), True),
+        ((NOW - timedelta(minutes=10)).isoformat(), False),
+        ("", False),  # an older row: unknown is not recent
+        ("not a time", False),
+        ((NOW + timedelta(hours=2)).isoformat(), False),  # a time in the future is not trusted
+    ],
+)
+def test_renewals_are_debounced_by_the_rows_renewed_at(renewed_at: str, recent: bool) -> None:
+    assert renewed_recently(renewed_at, NOW, timedelta(minutes=10)) is recent

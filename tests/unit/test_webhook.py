@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.core.outlook_to_dime.webhook import (
+    BEYOND_CAP_REASON,
     MAX_BODY_BYTES,
     MAX_ITEMS,
     STRAY_EVENT,
@@ -476,7 +477,36 @@ def test_keep_owned_drops_items_of_unknown_or_foreign_subscriptions_and_only_unk
     assert [c.event_id for c in parsed.changes] == ["e1"]
     assert parsed.lifecycle == []
     assert strays == {(stray_id, MAILBOX)}  # sub-1 is MAILBOX's: never deleted because of `other`
-    assert parsed.rejected == {"subscription unknown to the table": 2, "subscription of another mailbox": 1}
+    # MAILBOX's third distinct id (sub-9) is beyond the two looked up per mailbox per POST
+    assert parsed.rejected == {
+        "subscription unknown to the table": 1,
+        "subscription of another mailbox": 1,
+        BEYOND_CAP_REASON: 1,
+    }
+
+
+def test_only_the_first_two_subscription_ids_of_a_mailbox_survive_parsing() -> None:
+    """The clientState names the mailbox before any lookup: a POST of 499 ids asks about two."""
+    other = "ffffffff-1111-4222-8333-444455556666"
+    items = []
+    for n in range(998):
+        item = change_item(MAILBOX, f"e{n}")
+        item["subscriptionId"] = f"sub-{n % 499}"  # 499 distinct ids, each twice
+        items.append(item)
+    items += [change_item(other, "o1"), change_item(other, "o2")]
+    parsed = parse(*items)
+    assert parsed.subscription_ids() == {"sub-0", "sub-1"}  # the other mailbox's items name sub-1
+    assert [c.event_id for c in parsed.changes if c.mailbox_id == MAILBOX] == ["e0", "e1", "e499", "e500"]
+    assert [c.event_id for c in parsed.changes if c.mailbox_id == other] == ["o1", "o2"]
+    assert parsed.rejected == {BEYOND_CAP_REASON: 994}
+
+
+def test_the_cap_counts_lifecycle_items_with_the_changes_of_their_mailbox() -> None:
+    first, second = change_item(MAILBOX, "e1"), change_item(MAILBOX, "e2")
+    second["subscriptionId"] = "sub-2"
+    parsed = parse(first, second, lifecycle_item(None, "missed"))  # "sub-9": a third id of MAILBOX
+    assert parsed.lifecycle == [] and len(parsed.changes) == 2
+    assert parsed.rejected == {BEYOND_CAP_REASON: 1}
 
 
 def test_lifecycle_forged_client_state_dropped() -> None:

@@ -123,7 +123,11 @@ class EventLinkStore:
             current = next((e for e in partition if e["RowKey"] == STATE_ROW), None)
             if current is None or current.metadata.get("etag") != state.metadata.get("etag"):
                 continue  # written again since the first query: decided next time
-            if len(partition) > BATCH_LIMIT or any(e.get("EventId") for e in partition if e["RowKey"] != STATE_ROW):
+            if len(partition) > BATCH_LIMIT or any(
+                e.get("EventId") or _pending(e.get("Pending")) is not None
+                for e in partition
+                if e["RowKey"] != STATE_ROW
+            ):
                 continue
             rows.extend(partition)
         return rows
@@ -197,6 +201,7 @@ def _link_entity(link: EventLink) -> dict[str, Any]:
         "Start": link.start or "",
         "SyncedAt": link.synced_at,
         "Dismissed": link.dismissed,
+        "Pending": -1 if link.pending is None else link.pending,
     }
 
 
@@ -213,4 +218,10 @@ def _link_from(entity: Any) -> EventLink:
         synced_at=entity.get("SyncedAt", ""),
         dismissed=bool(entity.get("Dismissed", False)),
         etag=entity.metadata.get("etag"),
+        pending=_pending(entity.get("Pending")),
     )
+
+
+def _pending(value: Any) -> int | None:
+    """The generation of a create in flight or abandoned; -1 (or absent, rows written before) is none."""
+    return int(value) if isinstance(value, int) and value >= 0 else None

@@ -1,6 +1,7 @@
 """Subscriptions and removed mailboxes in Table Storage (beside StateStore, using its tables).
 
-- subscriptions table: PartitionKey "subscription", RowKey = subscription id -> MailboxId, Expiry.
+- subscriptions table: PartitionKey "subscription", RowKey = subscription id -> MailboxId, Expiry,
+  RenewedAt (when we last created or renewed it: a reauthorizationRequired soon after costs no PATCH).
   Found by id (lifecycle items without `resource`, notifications of unknown mailboxes); found by
   mailbox through the resource row's SubscriptionId/SubscriptionExpiry.
 - resources table, PartitionKey "removed", RowKey = object id: a mailbox an administrator deleted,
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 SUBSCRIPTION_PARTITION = "subscription"
 OWNER_CACHE_SECONDS = 60.0  # a known subscription stays known this long without a table read
+STRAY_MEMORY_SECONDS = 600.0  # a stray scheduled for deletion is not scheduled again this long
+# Strays scheduled per mailbox per STRAY_MEMORY_SECONDS (per process): a lost create answer leaves
+# one duplicate, a retried one two; random ids under a stolen clientState cost no more than that.
+STRAYS_PER_MAILBOX = 2
 REMOVED_PARTITION = "removed"
 
 
@@ -33,6 +38,7 @@ class SubscriptionRow:
     expiry: str
     created_at: str = ""
     made_with: str = ""  # subscription_fingerprint() of the secret and URLs it was created with
+    renewed_at: str = ""  # when we last created or renewed it ("" = unknown: not recent)
 
 
 def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
@@ -45,6 +51,7 @@ def save_subscription(store: StateStore, row: SubscriptionRow) -> None:
         "Expiry": row.expiry,
         "CreatedAt": row.created_at,
         "MadeWith": row.made_with,
+        "RenewedAt": row.renewed_at,
     }
     store.table(SUBSCRIPTIONS_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -83,6 +90,7 @@ def _row(entity: dict) -> SubscriptionRow:
         entity.get("Expiry", ""),
         entity.get("CreatedAt", ""),
         entity.get("MadeWith", ""),
+        entity.get("RenewedAt", ""),
     )
 
 
@@ -129,7 +137,8 @@ class SubscriptionOwners:
     """Which mailbox holds a subscription id: the subscriptions table, with a short positive cache.
 
     Unknown ids are not cached (a just-created subscription must become known at once); strays
-    already scheduled for deletion are remembered so a flood schedules each only once."""
+    already scheduled for deletion are remembered so a flood schedules each only once, and each
+    mailbox schedules at most STRAYS_PER_MAILBOX in ten minutes, whatever ids a caller invents."""
 
     def __init__(
         self, store: StateStore, ttl: float = OWNER_CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
@@ -139,6 +148,7 @@ class SubscriptionOwners:
         self._clock = clock
         self._known: dict[str, tuple[str, float]] = {}
         self._strays_scheduled: dict[str, float] = {}
+        self._strays_of_mailbox: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     def lookup(self, subscription_ids: set[str]) -> dict[str, str | None]:
@@ -160,16 +170,26 @@ class SubscriptionOwners:
         return owners
 
     def new_strays(self, strays: set[tuple[str, str]], limit: int = 10) -> list[tuple[str, str]]:
-        """The strays not scheduled for deletion in the last ten minutes (at most `limit` per POST)."""
+        """The strays not scheduled for deletion in the last ten minutes (at most `limit` per POST,
+        at most STRAYS_PER_MAILBOX per mailbox in ten minutes)."""
         now = self._clock()
         fresh = []
         with self._lock:
             if len(self._strays_scheduled) > 10_000:
                 self._strays_scheduled.clear()
+            if len(self._strays_of_mailbox) > 10_000:
+                self._strays_of_mailbox.clear()
             for subscription_id, mailbox_id in sorted(strays):
-                if len(fresh) < limit and now - self._strays_scheduled.get(subscription_id, -1e9) > 600:
-                    self._strays_scheduled[subscription_id] = now
-                    fresh.append((subscription_id, mailbox_id))
+                scheduled = self._strays_scheduled.get(subscription_id, -1e9)
+                if len(fresh) >= limit or now - scheduled <= STRAY_MEMORY_SECONDS:
+                    continue
+                recent = [t for t in self._strays_of_mailbox.get(mailbox_id, []) if now - t <= STRAY_MEMORY_SECONDS]
+                if len(recent) >= STRAYS_PER_MAILBOX:
+                    self._strays_of_mailbox[mailbox_id] = recent
+                    continue
+                self._strays_of_mailbox[mailbox_id] = [*recent, now]
+                self._strays_scheduled[subscription_id] = now
+                fresh.append((subscription_id, mailbox_id))
         return fresh
 
     def forget(self, subscription_id: str) -> None:

@@ -301,6 +301,7 @@ class SyncStateStore:
                 "Changes": run.changes,
                 "Writes": run.writes,
                 "Deletes": run.deletes,
+                "Healed": run.healed,
                 "Skipped": run.skipped,
                 "Errors": run.errors,
                 "GraphRequests": run.graph_requests,

@@ -279,6 +279,7 @@ def _link_entity(link: Link) -> dict[str, Any]:
         "SeriesMasterId": link.series_master_id or "",
         "AppointmentId": link.appointment_id or "",
         "KeptValues": json.dumps(link.kept_values, separators=(",", ":")) if link.kept_values else "",
+        "Unproven": link.unproven,
     }
 
 
@@ -296,6 +297,7 @@ def _link_from_entity(entity: Any) -> Link:
         series_master_id=entity.get("SeriesMasterId") or None,
         appointment_id=entity.get("AppointmentId") or None,
         kept_values=_kept(entity.get("KeptValues")),
+        unproven=bool(entity.get("Unproven", False)),
     )
 
 

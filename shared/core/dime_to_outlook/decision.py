@@ -11,17 +11,26 @@ from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.core.dime_to_outlook.publication import Publication, is_newer_or_same
 
 
-def appointment_refusal(pub: Publication, state: AppointmentState | None, deleting: bool) -> str | None:
-    """Why this publication is not applied at all, or None."""
+def appointment_refusal(
+    pub: Publication, state: AppointmentState | None, deleting: bool, *, authoritative: bool = False
+) -> str | None:
+    """Why this publication is not applied at all, or None.
+
+    `authoritative`: the appointment as the reconcile read it from Dime.Scheduler's own state
+    (`GET /appointment`), which is the truth whatever LastModifiedDate we applied before (a
+    forged future one included): it overrides a `stale` verdict."""
     if state is not None and state.outlook_origin:
         return "outlook-origin"  # the Outlook → Dime.Scheduler path created it: never written back
     if state is None:
         return None
-    if not is_newer_or_same(pub.last_modified, state.last_modified):
+    if not authoritative and not is_newer_or_same(pub.last_modified, state.last_modified):
         return "stale"  # an older LastModifiedDate than the one applied: replayed or late
     # A tombstone: only a strictly newer publication brings the appointment back.
+    # (Strictly newer, not merely different: an authoritative listing older than the delete, read
+    # while the delete was under way, must not bring the appointment back.)
+    newer = not is_newer_or_same(state.last_modified, pub.last_modified)
     comparable = pub.last_modified is not None and state.last_modified is not None
-    if state.deleted and not deleting and not (comparable and pub.last_modified != state.last_modified):
+    if state.deleted and not deleting and not (comparable and newer):
         return "deleted"
     return None
 

@@ -3,8 +3,9 @@
 `EventLink` mirrors the Outlook → Dime.Scheduler `Link` the other way round: one appointment paired
 with one Outlook event in one mailbox, remembering what we last *sent* (`sent_hash`), written only
 after Graph accepted the write. `generation` counts deletes, so a re-create gets a fresh
-transactionId. The Outlook side of the same pair is an ordinary `Link` with origin "dime" (keyed by
-mailbox and event), which is what the Outlook → Dime.Scheduler path consults for echoes.
+transactionId; `pending` is the intent a create writes before it is sent. The Outlook side of the
+same pair is an ordinary `Link` with origin "dime" (keyed by mailbox and event), which is what the
+Outlook → Dime.Scheduler path consults for echoes.
 
 `AppointmentState` is the appointment's own row: the last applied publication (to rebuild the
 planner's version when a person edits it in Outlook), its LastModifiedDate, and the tombstone a
@@ -31,6 +32,11 @@ class EventLink:
     synced_at: str
     dismissed: bool = False  # deleted in Outlook under DIME_OUTLOOK_EDITS=keep: stays away until the planner changes it
     etag: str | None = None
+    # The generation of a create that may have reached Graph without this row naming its event: written
+    # before the POST (the intent), cleared once the row names the event or the event was found and
+    # deleted. Whoever reads it finds the event by its tag (every later delivery, stale or not, and the
+    # reconcile), so a crash or a lost race between a create and this row's save leaves no copy behind.
+    pending: int | None = None
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from shared.core.events import Event
+from shared.core.zones import local_midnight_utc
 
 UPSERT_PROCEDURE = "mboc_upsertExchangeAppointment"
 DELETE_PROCEDURE = "mboc_deleteExchangeAppointment"
@@ -113,15 +114,29 @@ class Appointment:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def appointment_for(event: Event, guid: str, resource_email: str, *, private_details: bool) -> Appointment:
-    """Map an event; private/confidential ones lose subject and body unless allowed."""
+def board_times(event: Event, zone: tzinfo) -> tuple[str, str]:
+    """Start and end as the board needs them. An all-day event (Graph: midnight to midnight of its
+    dates, microsoft-graph-docs #1802) becomes midnight to midnight in Dime.Scheduler's zone
+    (DIME_TIME_ZONE), converted to UTC: the board shows times in its own zone, so UTC midnight
+    would show the day shifted by the zone's offset (dimescheduler.md, "All-day Outlook events")."""
+    if not event.is_all_day:
+        return format_time(event.start), format_time(event.end)
+    return format_time(local_midnight_utc(event.start, zone)), format_time(local_midnight_utc(event.end, zone))
+
+
+def appointment_for(
+    event: Event, guid: str, resource_email: str, *, private_details: bool, zone: tzinfo
+) -> Appointment:
+    """Map an event; private/confidential ones lose subject and body unless allowed; `zone` is
+    Dime.Scheduler's (all-day events, see `board_times`)."""
     hide = event.is_private and not private_details
+    start, end = board_times(event, zone)
     return Appointment(
         guid=guid,
         exchange_id=event.id,
         ical_uid=event.ical_uid or "",
-        start=format_time(event.start),
-        end=format_time(event.end),
+        start=start,
+        end=end,
         subject=PRIVATE_SUBJECT if hide else event.subject,
         body="" if hide else event.body,
         importance=str(IMPORTANCE_CODES.get(event.importance, 0)),

@@ -133,3 +133,38 @@ class TokenBucket:
         if self.tokens >= 0:
             return 0.0
         return -self.tokens / self.rate  # the deficit refills in this many seconds
+
+
+class LifecycleVerdict(StrEnum):
+    """What a lifecycle notification leads to once Graph's own answer about the subscription is read."""
+
+    RECREATE = "recreate"  # confirmed gone: 404, or its expiry has passed
+    RENEW = "renew"  # it exists, on this mailbox's events: PATCH a new expiry
+    ALIVE = "alive"  # a removal Graph does not confirm: it exists and has not expired
+    FOREIGN = "foreign"  # Graph holds it on another resource than this mailbox's events: never act
+    UNREADABLE = "unreadable"  # no readable resource or expiry: read again, never guess
+
+
+def lifecycle_verdict(event: str, answer: dict | None, mailbox_id: str, now: datetime) -> LifecycleVerdict:
+    """Confirm a `subscriptionRemoved` or `reauthorizationRequired` with GET /subscriptions/{id}
+    (`answer`, None for 404) before anything is recreated or renewed: anyone holding the function
+    key and one clientState can post either, and a forged removal must not make us create a
+    subscription, nor a forged reauthorization renew one Graph does not hold for that mailbox."""
+    if answer is None:
+        return LifecycleVerdict.RECREATE
+    resource, expiration = answer.get("resource"), answer.get("expirationDateTime")
+    expiry = parse_expiry(expiration) if isinstance(expiration, str) else None
+    if not isinstance(resource, str) or expiry is None:
+        return LifecycleVerdict.UNREADABLE
+    if resource.strip().strip("/").lower() != subscription_resource(mailbox_id).strip("/"):
+        return LifecycleVerdict.FOREIGN
+    if expiry <= now:
+        return LifecycleVerdict.RECREATE
+    return LifecycleVerdict.RENEW if event == "reauthorizationRequired" else LifecycleVerdict.ALIVE
+
+
+def renewed_recently(renewed_at: str | None, now: datetime, within: timedelta) -> bool:
+    """Whether a subscription was renewed (or created) less than `within` ago: a second
+    reauthorizationRequired then costs no PATCH. An unreadable time is not recent."""
+    when = parse_expiry(renewed_at)
+    return when is not None and timedelta(0) <= now - when < within

@@ -21,6 +21,12 @@ MAX_BODY_BYTES = 1024 * 1024
 # Graph batches a few notifications per POST; anything far beyond that is not Graph. The cap bounds
 # the work a forged POST can cost (every item is at most one HMAC) and is refused as a whole (413).
 MAX_ITEMS = 1000
+# We hold one subscription per mailbox; during a recreation (a key rotation, a lost create answer)
+# two. Items naming a third or later distinct id of the same mailbox in one POST are dropped unread:
+# the clientState names the mailbox before any lookup, so a caller who has seen one clientState
+# cannot make a POST cost more than two table reads per mailbox (1,000 random ids cost 1,015 before).
+MAX_SUBSCRIPTIONS_PER_MAILBOX = 2
+BEYOND_CAP_REASON = f"subscription beyond the first {MAX_SUBSCRIPTIONS_PER_MAILBOX} of its mailbox"
 CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 # Our own lifecycle-queue message (never accepted from Graph): delete a stray subscription.
@@ -166,6 +172,27 @@ class ParsedNotifications:
     lifecycle: list[LifecycleNotification] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)
 
+    def cap_subscriptions_per_mailbox(self, limit: int = MAX_SUBSCRIPTIONS_PER_MAILBOX) -> None:
+        """Keep only the items of the first `limit` distinct subscription ids of each mailbox (in
+        the POST's order); the others are counted under one reason, never looked up."""
+        first: dict[str, list[str]] = {}
+
+        def within(subscription_id: str, mailbox_id: str) -> bool:
+            ids = first.setdefault(mailbox_id, [])
+            if subscription_id in ids:
+                return True
+            if len(ids) < limit:
+                ids.append(subscription_id)
+                return True
+            self.rejected[BEYOND_CAP_REASON] += 1
+            return False
+
+        # One pass over both kinds in arrival order would need the original positions; changes and
+        # lifecycle items arrive on different URLs (notificationUrl, lifecycleNotificationUrl), so
+        # a POST holds one kind in practice and changes-then-lifecycle is as good as any order.
+        self.changes = [c for c in self.changes if within(c.subscription_id, c.mailbox_id)]
+        self.lifecycle = [item for item in self.lifecycle if within(item.subscription_id, item.mailbox_id)]
+
     def subscription_ids(self) -> set[str]:
         return {c.subscription_id for c in self.changes} | {item.subscription_id for item in self.lifecycle}
 
@@ -280,7 +307,8 @@ def parse_notifications(body: bytes, tenant_id: str, secrets: tuple[str, ...]) -
     """Split a POST into verified change and lifecycle notifications; MalformedBody if unusable.
 
     Lifecycle items are de-duplicated (one per subscription and event): a flood of `missed` is
-    one message, not thousands."""
+    one message, not thousands. At most MAX_SUBSCRIPTIONS_PER_MAILBOX distinct subscription ids
+    per mailbox survive, so the caller's lookups are bounded by the mailboxes proven in the POST."""
     parsed = ParsedNotifications()
     seen_lifecycle: set[tuple[str, str]] = set()
     states: dict[str, str | None] = {}  # this POST's clientState verdicts (at most one per item)
@@ -297,4 +325,5 @@ def parse_notifications(body: bytes, tenant_id: str, secrets: tuple[str, ...]) -
                 parsed.lifecycle.append(outcome)
         else:
             parsed.rejected[outcome] += 1
+    parsed.cap_subscriptions_per_mailbox()
     return parsed

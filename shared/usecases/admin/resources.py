@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json; charset=utf-8"
 DISABLED_REASON = "disabled"  # resync reason: remove a disabled mailbox's appointments now
+ONBOARDED_REASON = "onboarded"  # resync reason: backfill both ways (usecases/resync.py)
 DELETE_BATCH = 50
 
 
@@ -152,15 +153,16 @@ async def _enable(services: Services, resource: Resource, reason: str) -> Resour
     return live
 
 
-async def _disable(services: Services, resource: Resource) -> Resource:
+async def _disable(services: Services, resource: Resource, reason: str = DISABLED_REASON) -> Resource:
     """Stop the subscription, then resync: the mailbox's appointments leave the board now (the
-    resync of a disabled mailbox runs reconcile, whose decision deletes every linked one)."""
+    resync of a disabled mailbox runs reconcile, whose decision deletes every linked one). A person
+    onboarded disabled (reason "onboarded") still gets the planner's appointments placed."""
     from shared.adapters.storage.subscription_rows import unmark_removed
 
     updated = await unsubscribe(services, resource)
     await asyncio.to_thread(services.store.put_resource, updated)
     await asyncio.to_thread(unmark_removed, services.store, resource.object_id)
-    await asyncio.to_thread(request_resync, services, resource.object_id, DISABLED_REASON)
+    await asyncio.to_thread(request_resync, services, resource.object_id, reason)
     return updated
 
 
@@ -181,14 +183,24 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
     else:
         base = replace(existing, upn=str(user.get("userPrincipalName") or existing.upn))
     resource = replace(apply_input(base, change), updated_at=now)
+    _forget_cached_mailboxes(services, resource, existing)
     try:
         if resource.consent.enabled:
-            resource = await _enable(services, resource, "onboarded")
+            resource = await _enable(services, resource, ONBOARDED_REASON)
         else:
-            resource = await _disable(services, resource)
+            resource = await _disable(services, resource, ONBOARDED_REASON if existing is None else DISABLED_REASON)
     except SyncError as error:
         return _upstream_error(error, "could not subscribe to the mailbox's calendar")
     return _json(201 if existing is None else 200, resource_json(resource))
+
+
+def _forget_cached_mailboxes(services: Services, resource: Resource, before: Resource | None) -> None:
+    """Onboarding (or a new e-mail) ends every cached "no mailbox" answer for the person in this
+    process; other instances read who is onboarded afresh per message (place_appointment)."""
+    from shared.usecases.dime_to_outlook.place_appointment import forget_mailboxes
+
+    addresses = [resource.email, resource.upn] + ([before.email, before.upn] if before else [])
+    forget_mailboxes(services, [a for a in addresses if a])
 
 
 async def _patch(services: Services, mailbox: str, change: ResourceInput) -> HttpAnswer:
@@ -198,14 +210,20 @@ async def _patch(services: Services, mailbox: str, change: ResourceInput) -> Htt
         return _not_onboarded(mailbox)
     await _refuse_taken_email(services, change, existing.object_id)
     resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat())
+    new_email = resource.email.lower() != existing.email.lower()
+    if new_email:
+        _forget_cached_mailboxes(services, resource, existing)
     try:
         if resource.consent.enabled and not existing.consent.enabled:
-            resource = await _enable(services, resource, "onboarded")
+            resource = await _enable(services, resource, ONBOARDED_REASON)
         elif not resource.consent.enabled and existing.consent.enabled:
             resource = await _disable(services, resource)
         else:
             await asyncio.to_thread(services.store.put_resource, resource)
-            if resource.consent.enabled and resource.consent != existing.consent:
+            if new_email:
+                # Another Dime.Scheduler e-mail: the planner's appointments of that resource now.
+                await asyncio.to_thread(request_resync, services, resource.object_id, ONBOARDED_REASON)
+            elif resource.consent.enabled and resource.consent != existing.consent:
                 await asyncio.to_thread(request_resync, services, resource.object_id, "consentChanged")
     except SyncError as error:
         return _upstream_error(error, "could not change the mailbox's subscription")

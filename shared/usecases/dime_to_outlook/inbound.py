@@ -1,10 +1,23 @@
 """Receiving Dime.Scheduler's publications: parse, split, enqueue, answer in milliseconds.
 
-Dime.Scheduler counts a delivery as done on HTTP 200 and nothing else, and retries the rest. So:
-200 only when every readable appointment is on the `dime-publications` queue; 503 when it could
-not be queued (Dime.Scheduler retries); 4xx only for what no retry can fix, each such item
-recorded as a failed transaction with a stable code. Wrong credentials cost O(1) and touch no
-state. No Graph or Dime.Scheduler call happens here, and nothing heavy is imported.
+Dime.Scheduler counts a delivery as done on HTTP 200 and nothing else, and retries every other
+answer, 4xx included: three attempts with backoff, then its retry job, and a circuit breaker that
+stops all deliveries to a partner that keeps failing (docs.dimescheduler.com, "administration/
+transactions", webhook errors DSWBHK020 and DSWBHK030). So the answer says what a retry can do:
+
+* 200 when every readable appointment is on the `dime-publications` queue;
+* 200 as well for what no retry can fix (not JSON, no GUID or Id, unreadable times or resources):
+  it is recorded **once**, as one failed transaction per distinct body (sha256 of change and body,
+  remembered beside the transaction), with a short excerpt; a retried identical body finds it and
+  writes nothing. A 4xx would only be delivered again and again, and trip the breaker;
+* 503 only when a retry can help (the queue or the transactions table unreachable);
+* 401 for missing or wrong Basic credentials (O(1), touches no state);
+* 400 at once, touching no state, for a body nested deeper than any real payload (MAX_NESTING):
+  no Dime.Scheduler posts one, so it is a forgery, and json.loads would recurse into it;
+* 404 for an unknown change in the URL, 413 above the size limits (configuration or forgery).
+
+No Graph or Dime.Scheduler call happens here (a payload with only the internal `Id` is looked up
+by the queue worker), and nothing heavy is imported.
 """
 
 from __future__ import annotations
@@ -15,17 +28,25 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from shared.core.dime_to_outlook.publication import (
     CHANGES,
+    MAX_NESTING,
     Publication,
     PublicationError,
+    clamped,
+    guid_of,
     items_of,
+    nested_deeper_than,
     parse_publication,
     zone_named,
 )
+from shared.core.dime_to_outlook.publications_key import key_is_valid, refusal_reason
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
@@ -34,8 +55,42 @@ from shared.usecases.http_answer import HttpAnswer
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
-MAX_ITEMS = 500
-KEPT_BODY_CHARACTERS = 20_000  # of a rejected body, for the administrator
+# Dime.Scheduler posts one appointment per POST (dime-to-outlook.md, the connector's real payload);
+# each queued appointment costs about six requests in all (scripts/bench_forged.py), so 50 bounds
+# what one POST of a key holder can cost to about 300.
+MAX_ITEMS = 50
+EXCERPT_CHARACTERS = 2_000  # of a refused body, kept for the administrator
+
+
+class RefusalLog:
+    """Publications refused for their key, logged as one line per interval with counts by reason.
+
+    The routes are anonymous to the host, so anyone can reach them: a flood of keyless POSTs must
+    not become a flood of log lines (ingestion is billed). The first refusal is logged at once;
+    the ones after it are counted and logged with the first refusal after the interval."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._counts: Counter[str] = Counter()
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def record(self, reason: str) -> None:
+        with self._lock:
+            self._counts[reason] += 1
+            now = self.clock()
+            if now - self._last < self.interval:
+                return
+            counts, self._counts, self._last = self._counts, Counter(), now
+        log.warning(
+            "refused %d publication(s) without DIME_PUBLICATIONS_KEY since the last such line: %s",
+            sum(counts.values()),
+            ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())),
+        )
+
+
+REFUSALS = RefusalLog()
 
 
 def authorised(header: str | None, credentials: tuple[str, str] | None) -> bool:
@@ -57,90 +112,112 @@ def authorised(header: str | None, credentials: tuple[str, str] | None) -> bool:
 
 
 def receive_publications(
-    body: bytes, change: str | None, authorization: str | None, get_services: Callable[[], Services]
+    body: bytes,
+    change: str | None,
+    authorization: str | None,
+    get_services: Callable[[], Services],
+    *,
+    presented_key: str | None,
 ) -> HttpAnswer:
+    services = get_services()
+    if not key_is_valid(presented_key, services.settings.dime_publications_keys):
+        REFUSALS.record(refusal_reason(presented_key))
+        return HttpAnswer(401, "key required")
     if change is not None and change.lower() not in CHANGES:
         return HttpAnswer(404, f"unknown change {change[:20]!r}: use created, updated or deleted")
     change = change.lower() if change else None
-    if len(body) > MAX_BODY_BYTES:
-        return HttpAnswer(413, "body too large")
-    services = get_services()
     if not authorised(authorization, services.settings.dime_webhook_credentials):
         log.warning("refused a publication: missing or wrong Basic credentials (%d bytes)", len(body))
         return HttpAnswer(401, "credentials required")
+    if len(body) > MAX_BODY_BYTES:  # a retry cannot make it smaller: 200, recorded once
+        reason = f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} (one appointment per POST is usual)"
+        return _record_once(services, ErrorCode.PUBLICATION_MALFORMED, reason, body, change, None)
+    if nested_deeper_than(body, MAX_NESTING):
+        log.warning("refused a publication nested deeper than %d levels (%d bytes)", MAX_NESTING, len(body))
+        return HttpAnswer(400, f"the body is nested deeper than {MAX_NESTING} levels: not a Dime.Scheduler publication")
     try:
         document = json.loads(body)
         items = items_of(document)
-    except (ValueError, PublicationError) as error:
+    except (ValueError, PublicationError, RecursionError) as error:
         reason = f"the body is not an appointment or an array of them: {str(error)[:200]}"
-        return _reject(services, ErrorCode.PUBLICATION_MALFORMED, reason, [], body, change)
-    if len(items) > MAX_ITEMS:
-        return HttpAnswer(413, f"at most {MAX_ITEMS} appointments per request")
+        return _record_once(services, ErrorCode.PUBLICATION_MALFORMED, reason, body, change, None)
+    if len(items) > MAX_ITEMS:  # a retry cannot split it: 200, recorded once, nothing queued
+        reason = f"{len(items)} appointments in one request; at most {MAX_ITEMS}"
+        return _record_once(services, ErrorCode.PUBLICATION_INVALID, reason, body, change, None)
     zone = zone_named(services.settings.dime_time_zone)
+    received = services.clock()
     good: list[Publication] = []
-    bad: list[tuple[int, str, Any]] = []
+    bad: list[tuple[int, PublicationError]] = []
     for number, item in enumerate(items):
         try:
-            pub = parse_publication(item, zone)
+            pub = parse_publication(item, zone, by_id=True)
             if change != "deleted" and not pub.has_times:
                 raise PublicationError("a created or updated appointment needs StartDate and EndDate")
-            good.append(pub)
+            good.append(clamped(pub, received))
         except PublicationError as error:
-            bad.append((number, str(error), item))
-    now = services.clock().isoformat()
+            bad.append((number, error))
+    now = received.isoformat()
     messages = [{"change": change, "publication": p.to_message(), "receivedAt": now} for p in good]
     try:
         services.queues.send_many(PUBLICATIONS_QUEUE, messages)
     except Exception:
         log.exception("could not enqueue publications; answering 503 so Dime.Scheduler delivers again")
         return HttpAnswer(503, "could not accept the publications now")
-    log.info("queued %d publication(s) (%s), rejected %d", len(messages), change or "upsert", len(bad))
+    log.info("queued %d publication(s) (%s), refused %d", len(messages), change or "upsert", len(bad))
     if bad:
-        reasons = "; ".join(f"item {n}: {why}" for n, why, _ in bad[:20])
-        answer = _reject(services, ErrorCode.PUBLICATION_INVALID, reasons, bad, body, change)
-        if good and answer.status == 400:
-            return HttpAnswer(200, f"queued {len(good)}; rejected {len(bad)}: {reasons}")
+        reasons = "; ".join(f"item {n}: {error}" for n, error in bad[:20])
+        guid = guid_of(items[bad[0][0]]) if len(items) == 1 else None
+        answer = _record_once(services, bad[0][1].code, reasons, body, change, guid)
+        if answer.status == 200 and good:
+            return HttpAnswer(200, f"queued {len(good)}; {answer.body}")
         return answer
     return HttpAnswer(200, f"queued {len(good)}")
 
 
-def _reject(
-    services: Services,
-    code: ErrorCode,
-    reason: str,
-    bad: list[tuple[int, str, Any]],
-    body: bytes,
-    change: str | None,
+def body_fingerprint(body: bytes, change: str | None) -> str:
+    """What makes a refused body "the same one again": the change its URL names, and its bytes."""
+    return hashlib.sha256(f"{change or 'upsert'}\n".encode() + body).hexdigest()
+
+
+def _record_once(
+    services: Services, code: ErrorCode, reason: str, body: bytes, change: str | None, guid: str | None
 ) -> HttpAnswer:
-    """Record what no retry can fix as failed transactions (visible, archivable); then 400."""
+    """Record what no retry can fix as one failed transaction per distinct body, then answer 200.
+
+    The body's fingerprint points at its transaction (the transactions table's fingerprint rows,
+    as for poisoned messages): the same body delivered again costs one read and writes nothing.
+    Storage unreachable: 503, so Dime.Scheduler delivers again and the failure is not lost."""
+    from shared.adapters.storage.transactions_store import transaction_store
+
+    fingerprint = body_fingerprint(body, change)
+    pointer = f"publication-{fingerprint}"
     now = services.clock()
-    rows = []
-    for number, why, item in bad or [(0, reason, None)]:
-        kept = (
-            json.dumps(item)[:KEPT_BODY_CHARACTERS]
-            if item is not None
-            else body[:KEPT_BODY_CHARACTERS].decode("utf-8", "replace")
-        )
-        guid = item.get("AppointmentGuid") or item.get("appointmentGuid") if isinstance(item, dict) else None
-        rows.append(
-            Transaction(
-                id=new_transaction_id(now),
-                mailbox_id=DIME_PARTITION,
-                direction="dime-to-outlook",
-                operation=change or "upsert",
-                status=Status.FAILED,
-                created_at=now.isoformat(),
-                appointment_guid=str(guid)[:100] if guid else None,
-                error_code=code.value,
-                message=f"item {number}: {why}"[:1000] if bad else why[:1000],
-                payload={"received": kept},
-            )
-        )
     try:
-        for row in rows:
-            services.store.add_transaction(row)
+        store = transaction_store(services)
+        existing = store.by_fingerprint(pointer)
+        if existing is not None:
+            log.info("refused body %s… delivered again: already failed transaction %s", fingerprint[:12], existing.id)
+            return HttpAnswer(200, f"refused, already recorded as failed transaction {existing.id}: {reason[:500]}")
+        transaction = Transaction(
+            id=new_transaction_id(now),
+            mailbox_id=DIME_PARTITION,
+            direction="dime-to-outlook",
+            operation=change or "upsert",
+            status=Status.FAILED,
+            created_at=now.isoformat(),
+            appointment_guid=guid,
+            error_code=code.value,
+            message=reason[:1000],
+            payload={
+                "received": body[:EXCERPT_CHARACTERS].decode("utf-8", "replace"),
+                "bytes": len(body),
+                "sha256": fingerprint,
+            },
+        )
+        store.add(transaction)
+        store.remember_fingerprint(pointer, transaction)
     except Exception:
-        log.exception("could not record rejected publications; answering 503")
-        return HttpAnswer(503, "could not record the rejected publications now")
-    log.warning("rejected %d publication item(s) (%s): %s", len(rows), code.value, reason[:300])
-    return HttpAnswer(400, reason)
+        log.exception("could not record a refused publication; answering 503")
+        return HttpAnswer(503, "could not record the refused publication now")
+    log.warning("refused a publication (%s, body %s…): %s", code.value, fingerprint[:12], reason[:300])
+    return HttpAnswer(200, f"refused, recorded as failed transaction {transaction.id}: {reason[:500]}")

@@ -18,16 +18,23 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from shared.core.decision import Action, Decision
 from shared.core.dime_to_outlook.decision import appointment_refusal, decide_event
 from shared.core.dime_to_outlook.eligibility import (
+    DIRECTORY,
+    EMAIL_MISMATCH,
+    NO_MAILBOX,
+    RESOURCE_UNKNOWN,
     DimeResource,
+    assignments_refusal,
     directory_entry,
-    email_of,
+    onboarded_mailboxes,
     refusal,
     resources_from_listing,
+    target_email,
 )
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.core.dime_to_outlook.outlook_event import (
@@ -37,7 +44,14 @@ from shared.core.dime_to_outlook.outlook_event import (
     stored_hash,
     transaction_id,
 )
-from shared.core.dime_to_outlook.publication import Publication
+from shared.core.dime_to_outlook.publication import (
+    Assignment,
+    Publication,
+    appointment_id_of,
+    clamped,
+    guid_of,
+    items_of,
+)
 from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import DIME_ORIGIN, Link
@@ -70,19 +84,25 @@ class PublicationOutcome:
     error: SyncError | None = None
 
 
-# Lookups: GET /resource (cached), e-mail → mailbox (resources table, else Graph) --------------
+# Lookups: GET /resource (cached), the directory's e-mail → mailbox ---------------------------
 
 
 class _Directory:
-    """Dime.Scheduler's resources and the mailboxes of their e-mails, cached per process.
+    """Dime.Scheduler's resources, and (DIME_OUTLOOK_TARGETS=directory only) Graph's answers for
+    their e-mails, cached per process.
 
     A planner change then costs no Dime.Scheduler read at all (one GET /resource per 5 minutes);
-    an unknown resource number refreshes the listing once (a resource added since)."""
+    an unknown resource number, or a payload e-mail that differs from the record, refreshes the
+    listing at most once a minute (a resource added or changed since). Who is onboarded is never
+    cached here: it is read once per message (`Mailboxes`), so an onboarding is seen at once by
+    every instance. Graph's answers (directory mode) live
+    MAILBOX_TTL_SECONDS; onboarding a person drops theirs in this process (`forget_mailboxes`),
+    and on the other instances the fresh onboarded index wins over a cached "no mailbox" anyway."""
 
     def __init__(self) -> None:
         self.resources: dict[str, DimeResource] = {}
         self.loaded_at = float("-inf")
-        self.mailboxes: dict[str, tuple[str | None, float]] = {}
+        self.mailboxes: dict[str, tuple[str | None, float]] = {}  # e-mail → Graph's answer, when
         self.requests = 0  # GET /resource calls (measured by the tests)
 
 
@@ -105,44 +125,98 @@ async def resource_directory(services: Services, *, refresh: bool = False) -> di
         return directory.resources
 
 
-async def mailbox_for(services: Services, email: str) -> str | None:
-    """The mailbox object id of an e-mail: an onboarded person (resources table), else Graph."""
-    directory = directory_of(services)
-    async with event_locks.hold(("mailbox-of", email)):
-        now = time.monotonic()
-        cached = directory.mailboxes.get(email)
-        if cached is not None and now - cached[1] < MAILBOX_TTL_SECONDS:
-            return cached[0]
-        onboarded = await asyncio.to_thread(lambda: list(services.store.list_resources()))
-        found = next((r.object_id for r in onboarded if email in (r.email.lower(), r.upn.lower())), None)
-        if found is None:
-            user = await services.graph.get_user(email)
-            found = str(user["id"]).lower() if user and user.get("id") else None
-        directory.mailboxes[email] = (found, now)
-        return found
+def forget_mailboxes(services: Services, addresses: list[str]) -> None:
+    """Drop this process's cached answers for these addresses (a person was just onboarded, or
+    their e-mail changed): the next message asks again."""
+    cached = directory_of(services).mailboxes
+    for address in addresses:
+        cached.pop(address.strip().lower(), None)
+
+
+class Mailboxes:
+    """The directory's e-mail → mailbox object id, for one message (or one reconcile run).
+
+    Built once: one read of the resources table (the people onboarded here), however many
+    assignments the message names. A Graph user lookup happens only under
+    DIME_OUTLOOK_TARGETS=directory, only for an e-mail of Dime.Scheduler's resource directory
+    (callers pass nothing else), and is cached per process."""
+
+    def __init__(self, services: Services, onboarded: dict[str, str]) -> None:
+        self.services = services
+        self.onboarded = onboarded
+        self.mode = services.settings.dime_outlook_targets
+
+    @classmethod
+    async def read(cls, services: Services) -> Mailboxes:
+        people = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+        return cls(services, onboarded_mailboxes(people))
+
+    async def of(self, email: str) -> str | None:
+        found = self.onboarded.get(email)
+        if found is not None or self.mode != DIRECTORY:
+            return found
+        directory = directory_of(self.services)
+        async with event_locks.hold(("mailbox-of", email)):
+            now = time.monotonic()
+            cached = directory.mailboxes.get(email)
+            if cached is not None and now - cached[1] < MAILBOX_TTL_SECONDS:
+                return cached[0]
+            user = await self.services.graph.get_user(email)
+            answer = str(user["id"]).lower() if user and user.get("id") else None
+            directory.mailboxes[email] = (answer, now)
+            return answer
+
+
+async def mailbox_for(services: Services, email: str, mailboxes: Mailboxes | None = None) -> str | None:
+    """The mailbox of a directory e-mail (see `Mailboxes`; pass one when asking for many)."""
+    return await (mailboxes or await Mailboxes.read(services)).of(email.strip().lower())
+
+
+def _outdated(assignment: Assignment, directory: dict[str, DimeResource]) -> bool:
+    """Whether the cached listing may be what refuses this assignment (unknown, or an e-mail hint
+    that differs from the record)."""
+    _, why = target_email(assignment, directory_entry(assignment, directory))
+    return why in (RESOURCE_UNKNOWN, EMAIL_MISMATCH)
 
 
 async def targets_of(services: Services, pub: Publication) -> tuple[dict[str, Target], list[tuple[str, str]]]:
-    """The eligible assigned resources by mailbox, and the others with the reason."""
+    """The eligible assigned resources by mailbox, and the others with the reason.
+
+    The payload only names resources; every target comes from the directory's record. A refused
+    e-mail hint is logged once per appointment (a forged payload costs one line)."""
     directory = await resource_directory(services)
-    if any(directory_entry(a, directory) is None for a in pub.assignments) and (
+    if any(_outdated(a, directory) for a in pub.assignments) and (
         time.monotonic() - directory_of(services).loaded_at > 60
     ):
+        # A resource added, or its e-mail changed, since the listing: read it again (at most once a
+        # minute, so forged numbers and e-mails cost one GET /resource a minute, not one each).
         directory = await resource_directory(services, refresh=True)
+    mode = services.settings.dime_outlook_targets
+    mailboxes: Mailboxes | None = None
     targets: dict[str, Target] = {}
     unmatched: list[tuple[str, str]] = []
     for assignment in pub.assignments:
         entry = directory_entry(assignment, directory)
-        email = email_of(assignment, entry)
-        label = assignment.resource_no or email or "?"
+        email, why = target_email(assignment, entry)
+        label = assignment.resource_no or assignment.email or "?"
         mailbox = None
-        if entry is not None and entry.exchange_enabled and email:
-            mailbox = await mailbox_for(services, email)
-        why = refusal(assignment, entry, mailbox)
+        if email is not None:
+            mailboxes = mailboxes or await Mailboxes.read(services)
+            mailbox = await mailboxes.of(email)
+        why = why or refusal(assignment, entry, mailbox, mode)
         if why is not None or mailbox is None or email is None:
-            unmatched.append((label, why or "no-mailbox"))
+            unmatched.append((label, why or NO_MAILBOX))
             continue
         targets.setdefault(mailbox, Target(mailbox, label, email))
+    mismatched = [label for label, why in unmatched if why == EMAIL_MISMATCH]
+    if mismatched:
+        log.warning(
+            "appointment %s: %d assignment(s) name an e-mail other than Dime.Scheduler's resource record "
+            "(refused, nothing written for them): %s",
+            pub.guid,
+            len(mismatched),
+            ", ".join(label[:40] for label in mismatched[:10]),
+        )
     return targets, unmatched
 
 
@@ -153,10 +227,23 @@ async def apply_publication(
     message: dict[str, Any], services: Services, *, record_failures: bool = True
 ) -> PublicationOutcome:
     """The dime-publications worker: transient failures raise (the queue redelivers, then
-    poisons); permanent ones become a failed transaction carrying the message."""
+    poisons); permanent ones become a failed transaction carrying the message.
+
+    A LastModifiedDate far in the future is clamped to the time of receipt (`receivedAt`, else
+    now); a publication carrying only Dime.Scheduler's internal Id is resolved first (GET
+    /appointment/{id}). `authoritative` (the reconcile's messages): Dime.Scheduler's own state,
+    which overrides a stale verdict."""
     pub = Publication.from_message(message["publication"])
+    received = message.get("receivedAt")
+    pub = clamped(pub, datetime.fromisoformat(received) if isinstance(received, str) else services.clock())
+    deleting = message.get("change") == "deleted"
     try:
-        return await place(services, pub, deleting=message.get("change") == "deleted")
+        if not deleting and (too_many := assignments_refusal(pub)):
+            # Bounded work: refused before any lookup or write; visible and retryable as a whole.
+            raise SyncError(ErrorCode.PUBLICATION_INVALID, too_many)
+        if not pub.resolved:
+            pub = await resolve_guid(services, pub)
+        return await place(services, pub, deleting=deleting, authoritative=message.get("authoritative") is True)
     except SyncError as error:
         if error.code.transient:
             log.warning("transient failure placing appointment %s, the queue will deliver again: %s", pub.guid, error)
@@ -166,16 +253,52 @@ async def apply_publication(
         return PublicationOutcome(skipped="failed", error=error)
 
 
-async def place(services: Services, pub: Publication, *, deleting: bool = False) -> PublicationOutcome:
-    """Decide and execute for every resource of one appointment."""
+async def resolve_guid(services: Services, pub: Publication) -> Publication:
+    """The AppointmentGuid of a publication that carries only the internal Id (as the Webhook
+    connector's payload in the evidence does), from GET /appointment/{id}. Its answer's shape is
+    unverified: read it as a publication (one object, an array or an envelope), taking the item
+    whose Id is the one asked for (or that has no Id). Not found, or no GUID in the answer: a
+    permanent failure (a visible failed transaction), never a guess."""
+    assert pub.appointment_id is not None
+    document = await asyncio.to_thread(services.dime.get_appointment, pub.appointment_id)
+    if document is None:
+        raise SyncError(
+            ErrorCode.PUBLICATION_UNRESOLVED,
+            f"appointment Id {pub.appointment_id} has no AppointmentGuid in the payload and GET /appointment/"
+            f"{pub.appointment_id} found no such appointment (404): deleted meanwhile, or another environment",
+        )
+    try:
+        items = items_of(document)
+    except ValueError:
+        items = []
+    for item in items:
+        guid = guid_of(item)
+        if guid is not None and appointment_id_of(item) in (None, pub.appointment_id):
+            log.info("appointment Id %s is %s (GET /appointment/{id})", pub.appointment_id, guid)
+            return replace(pub, guid=guid)
+    raise SyncError(
+        ErrorCode.PUBLICATION_UNRESOLVED,
+        f"appointment Id {pub.appointment_id}: GET /appointment/{pub.appointment_id} answered without an "
+        "AppointmentGuid for that Id",
+    )
+
+
+async def place(
+    services: Services, pub: Publication, *, deleting: bool = False, authoritative: bool = False
+) -> PublicationOutcome:
+    """Decide and execute for every resource of one appointment (`authoritative`: see
+    `appointment_refusal`; its LastModifiedDate then replaces the one applied before)."""
     from shared.adapters.storage.event_links_store import EventLinkStore
     from shared.adapters.storage.tables import ConcurrentUpdate
 
     store = EventLinkStore(services.store)
     async with event_locks.hold(("appointment", pub.guid)):
         state, links = await asyncio.to_thread(store.read, pub.guid)
-        why = appointment_refusal(pub, state, deleting)
+        why = appointment_refusal(pub, state, deleting, authoritative=authoritative)
         if why is not None:
+            # Even a stale or refused delivery settles what a lost create left behind: judged by
+            # the version applied last (the planner's current one), never by this message.
+            links = await _settle_intents(services, store, links, _planned_mailboxes(state, links))
             log.info("appointment %s: skip (%s)", pub.guid, why)
             return PublicationOutcome(skipped=why)
         if deleting:
@@ -189,8 +312,9 @@ async def place(services: Services, pub: Publication, *, deleting: bool = False)
         else:
             targets, unmatched = await targets_of(services, pub)
         newest = pub.last_modified
+        replaceable = authoritative and newest is not None
         if state is not None and state.last_modified and (newest is None or state.last_modified > newest):
-            newest = state.last_modified
+            newest = newest if replaceable else state.last_modified
         fresh = AppointmentState(
             guid=pub.guid,
             last_modified=newest,
@@ -209,6 +333,7 @@ async def place(services: Services, pub: Publication, *, deleting: bool = False)
                 await asyncio.to_thread(store.save_state, fresh)
         except ConcurrentUpdate:
             raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"appointment {pub.guid} changed under us") from None
+        links = await _settle_intents(services, store, links, set(targets))
         outcome = PublicationOutcome()
         reason_gone = "appointment-deleted" if deleting else None
         unmatched_reason = {label: reason for label, reason in unmatched}
@@ -260,17 +385,49 @@ async def _write(
     body: dict[str, Any],
     decision: Decision,
 ) -> EventLink:
-    """PATCH the linked event, or create one (a PATCH that finds it gone creates a new one)."""
+    """PATCH the linked event, or create one (a PATCH that finds it gone creates a new one).
+
+    A PATCH that succeeds proves nothing: an event the person deleted keeps its immutable id in
+    Deleted Items, where a PATCH may still succeed (issue 18 point 9). So the primary calendar must
+    list the patched event, or it is treated as gone and created again.
+
+    A create first records its intent in the pair's row (`EventLink.pending`, etag-conditional:
+    another instance that wrote the pair meanwhile makes this one deliver again before anything is
+    created), then POSTs, then names the event in the row. If that last save loses to another
+    instance, the create is undone at once; if the undo fails, the intent is written again, and
+    every later delivery of this appointment, stale or not, finds the event by its tag."""
     guid, mailbox = pub.guid, target.mailbox_id
     generation = link.generation if link else 0
     answer = None
     operation = "update"
     if link is not None and link.event_id is not None:
         answer = await services.graph.update_event(mailbox, link.event_id, body)
+        if answer is not None and not await _in_primary_calendar(services, mailbox, answer):
+            log.info("appointment %s in %s: the patched event is not in the calendar; creating it again", guid, mailbox)
+            answer = None
         if answer is None:
             generation += 1  # deleted in Outlook meanwhile: its transactionId is spent
+    intent: EventLink | None = None
     if answer is None:
         operation = "create"
+        if link is not None and link.event_id is None and link.pending is not None:
+            generation = max(generation, link.pending)  # the same transactionId: Graph hands back that create
+        intent = await _save_event_link(
+            store,
+            EventLink(
+                appointment_guid=guid,
+                mailbox_id=mailbox,
+                resource=target.resource,
+                resource_email=target.email,
+                event_id=None,
+                generation=generation,
+                sent_hash=None,
+                start=pub.start,
+                synced_at=services.clock().isoformat(),
+                etag=link.etag if link else None,
+                pending=generation,
+            ),
+        )
         create = {**body, "transactionId": transaction_id(guid, mailbox, generation)}
         try:
             answer = await services.graph.create_event(mailbox, create)
@@ -296,12 +453,95 @@ async def _write(
         sent_hash=desired_hash(body),
         start=pub.start,
         synced_at=now,
-        etag=link.etag if link else None,
+        etag=intent.etag if intent else (link.etag if link else None),
     )
-    saved = await _save_event_link(store, fresh)
+    if intent is None:
+        saved = await _save_event_link(store, fresh)
+    else:
+        saved = await _save_created(services, store, fresh, answer)
     await _remember_outlook_side(services, mailbox, answer, guid, target.email)
     await _transaction(services, mailbox, answer["id"], guid, operation, decision.reason)
     return saved
+
+
+async def _in_primary_calendar(services: Services, mailbox: str, answer: dict[str, Any]) -> bool:
+    """Whether the primary calendar lists a patched event over its own time range (the proof the
+    Outlook → Dime.Scheduler path asks of a claimed delete; a 200 from PATCH is not one)."""
+    from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar
+
+    return await in_primary_calendar(services, mailbox, answer)
+
+
+async def _save_created(services: Services, store: Any, fresh: EventLink, answer: dict[str, Any]) -> EventLink:
+    """Name the created event in the pair's row (conditional on our intent). Losing it to another
+    instance undoes the create at once, unless the winner named the same event (its create carried
+    the same transactionId) or adopted our intent (its create will); a failed undo writes the intent
+    again, so the next delivery of this appointment (even a stale one) deletes the event."""
+    from shared.adapters.storage.tables import ConcurrentUpdate
+
+    try:
+        return await asyncio.to_thread(store.save_link, fresh)
+    except ConcurrentUpdate:
+        pass
+    _, links = await asyncio.to_thread(store.read, fresh.appointment_guid)
+    now = links.get(fresh.mailbox_id)
+    if now is not None and (now.event_id == answer["id"] or (now.event_id is None and now.pending == fresh.generation)):
+        raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"the link of {fresh.appointment_guid} changed under us")
+    try:
+        await services.graph.delete_event(fresh.mailbox_id, answer["id"])
+    except SyncError:
+        if now is not None and now.pending is None:
+            with contextlib.suppress(ConcurrentUpdate):  # else: rewritten again; the reconcile's sweep remains
+                await asyncio.to_thread(store.save_link, replace(now, pending=fresh.generation))
+        raise
+    log.info("appointment %s in %s: undid our create, which lost its link", fresh.appointment_guid, fresh.mailbox_id)
+    await _transaction(services, fresh.mailbox_id, answer["id"], fresh.appointment_guid, "delete", "lost-create-undone")
+    raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"the link of {fresh.appointment_guid} changed under us")
+
+
+def _planned_mailboxes(state: AppointmentState | None, links: dict[str, EventLink]) -> set[str]:
+    """The mailboxes the version applied last plans an event in, as far as the rows tell (a
+    stale delivery judges intents by it, never by its own older version)."""
+    if state is None or state.deleted or not state.publication:
+        return set()
+    pub = Publication.from_message(state.publication)
+    if not pub.assignments_known:
+        return {m for m, link in links.items() if link.event_id}
+    return {m for m, link in links.items() if pub.names_resource(link.resource)}
+
+
+async def _settle_intents(
+    services: Services, store: Any, links: dict[str, EventLink], wanted: set[str]
+) -> dict[str, EventLink]:
+    """Settle the intents (`pending`) that creates left in this appointment's rows.
+
+    A mailbox that should get an event and has none keeps its intent: `_write` creates with the
+    same transactionId, so Graph hands back that create's event instead of a second one. Anywhere
+    else, every event with this pair's tag that the row does not name is deleted (found by the tag,
+    so whether the create happened does not matter), then the intent is cleared and the generation
+    moved past it. A create still in flight elsewhere then loses its row and undoes itself."""
+    if not any(link.pending is not None for link in links.values()):
+        return links
+    settled = dict(links)
+    for mailbox, link in links.items():
+        if link.pending is None or (mailbox in wanted and link.event_id is None):
+            continue
+        found = await services.graph.find_tagged_events(mailbox, tag_value(link.appointment_guid, link.resource))
+        for event in found:
+            if event["id"] == link.event_id:
+                continue
+            await services.graph.delete_event(mailbox, event["id"])
+            await _forget_outlook_side(services, mailbox, event["id"])
+            await _transaction(services, mailbox, event["id"], link.appointment_guid, "delete", "lost-create-undone")
+            log.info("appointment %s in %s: deleted an event a lost create left", link.appointment_guid, mailbox)
+        cleared = replace(
+            link,
+            pending=None,
+            generation=max(link.generation, link.pending + 1),
+            synced_at=services.clock().isoformat(),
+        )
+        settled[mailbox] = await _save_event_link(store, cleared)
+    return settled
 
 
 def _shows(answer: dict[str, Any], body: dict[str, Any]) -> bool:
@@ -407,7 +647,7 @@ def _record_failure(services: Services, guid: str, error: SyncError, message: di
             operation="delete" if message.get("change") == "deleted" else "upsert",
             status=Status.FAILED,
             created_at=now.isoformat(),
-            appointment_guid=guid,
+            appointment_guid=guid or None,  # "" while only the internal Id is known
             error_code=error.code.value,
             message=error.message,
             payload={"queue": PUBLICATIONS_QUEUE, "message": message},

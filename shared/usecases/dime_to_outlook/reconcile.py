@@ -25,6 +25,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.adapters.request_meter import RequestMeter, metered
 from shared.core.breaker import check_deletes
@@ -38,12 +39,16 @@ from shared.core.dime_to_outlook.publication import (
     parse_publication,
     zone_named,
 )
+from shared.core.events import EventFormatError, parse_graph_time
 from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RunStats
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
 from shared.usecases.dime_to_outlook.place_appointment import (
     DIME_TO_OUTLOOK,
+    Mailboxes,
+    _forget_outlook_side,
     _remove,
+    _transaction,
     apply_publication,
     mailbox_for,
     resource_directory,
@@ -62,6 +67,7 @@ class DimeReconcileStats:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    healed: int = 0  # orphans deleted: events with our tag that no current appointment plans there
     unchanged: int = 0
     failed: int = 0
     held_back: dict[str, int] = field(default_factory=dict)  # mailbox → deletes the breaker refused
@@ -75,7 +81,8 @@ class DimeReconcileStats:
         """The figures in the shape of every run record (finish it with its outcome)."""
         run.changes = self.listed + self.unreadable
         run.writes = self.created + self.updated
-        run.deletes = self.deleted
+        run.deletes = self.deleted + self.healed
+        run.healed = self.healed
         run.skipped = self.unchanged
         for message in self.problems:
             run.error(message)
@@ -108,13 +115,14 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
             if only_emails is None:
                 await asyncio.to_thread(_save_run, services, run)
             log.info(
-                "Dime.Scheduler reconcile%s: %s, %d appointments, %d writes, %d deletes, %d unchanged, %d errors, "
-                "%d Graph and %d Dime.Scheduler requests, %d ms",
+                "Dime.Scheduler reconcile%s: %s, %d appointments, %d writes, %d deletes (%d orphans healed), "
+                "%d unchanged, %d errors, %d Graph and %d Dime.Scheduler requests, %d ms",
                 "" if only_emails is None else f" of {len(only_emails)} e-mail(s)",
                 run.outcome,
                 run.changes,
                 run.writes,
                 run.deletes,
+                run.healed,
                 run.skipped,
                 run.errors,
                 run.graph_requests,
@@ -142,13 +150,17 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
     end = (now + timedelta(days=s.sync_days_forward)).astimezone(UTC)
     directory = await resource_directory(services, refresh=True)
     numbers: list[str] = []
+    onboarded = await Mailboxes.read(services)  # who is onboarded: read once per run
+    mailboxes: set[str] = set()  # the calendars of those resources: swept for orphans below
     for resource in directory.values():
         if not (resource.exchange_enabled and resource.email):
             continue
         if only_emails is not None and resource.email not in only_emails:
             continue
-        if await mailbox_for(services, resource.email) is not None:
+        mailbox = await mailbox_for(services, resource.email, onboarded)
+        if mailbox is not None:
             numbers.append(resource.resource_no)
+            mailboxes.add(mailbox)
     listed: dict[str, Publication] = {}
     present: set[str] = set()  # every appointment the listing carries, readable or not: none vanished
     unnamed = False  # an unreadable item without a GUID: which appointment it is, nobody knows
@@ -176,18 +188,22 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
             if pub.has_times:
                 listed[pub.guid] = pub
     stats.listed = len(listed)
+    unsettled: set[str] = set()  # appointments whose placing failed this run: their events are not judged
     for pub in listed.values():
         try:
             # Through the worker's own entry: a permanent failure becomes a visible, retryable
             # failed transaction (as for a publication); a transient one raises.
-            outcome = await apply_publication({"change": "updated", "publication": pub.to_message()}, services)
+            message = {"change": "updated", "publication": pub.to_message(), "authoritative": True}
+            outcome = await apply_publication(message, services)
         except SyncError as error:
             stats.failed += 1
+            unsettled.add(pub.guid)
             stats.problem(f"appointment {pub.guid}: {error}; the next run tries again")
             log.warning("reconcile: appointment %s failed (%s); the next run tries again", pub.guid, error.code.value)
             continue
         if outcome.error is not None:
             stats.failed += 1
+            unsettled.add(pub.guid)
             stats.problem(f"appointment {pub.guid}: {outcome.error} (a failed transaction)")
             continue
         for decision in outcome.decisions.values():
@@ -200,6 +216,21 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 stats.deleted += 1
             else:
                 stats.unchanged += 1
+    # Our events in those calendars, listed before the links are read: an event created and linked
+    # meanwhile is then either listed with its link or not listed at all, never judged unlinked.
+    tagged: dict[str, list[dict[str, Any]]] = {}
+    if not unnamed:
+        if only_emails is None:
+            # Also every calendar we hold a row for, eligible or not any more (a resource whose
+            # e-mail or Exchange flag changed, a mailbox an earlier version wrote to): an event of
+            # ours there that nothing plans is an orphan too.
+            rows = await asyncio.to_thread(lambda: list(EventLinkStore(services.store).links()))
+            mailboxes |= {row.mailbox_id for row in rows if row.event_id or row.pending is not None}
+        for mailbox in sorted(mailboxes):
+            found = await services.graph.tagged_in_window(mailbox, _iso(start), _iso(end))
+            if found is None:
+                continue  # no such mailbox (any more): nothing of ours to judge there
+            tagged[mailbox] = [e for e in found if _starts_inside(e, start, end)]
     # Vanished: linked events of the listed resources, in the window, whose appointment was not listed.
     store = EventLinkStore(services.store)
     links = await asyncio.to_thread(lambda: list(store.links()))
@@ -218,12 +249,33 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
         log.warning("reconcile: an unreadable appointment without a GUID: no event deleted this run")
         stats.breakers.append("no event deleted: an appointment in the listing had no readable GUID")
         candidates.clear()
-    for mailbox, gone in candidates.items():
-        verdict = check_deletes(len(gone), len(by_mailbox[mailbox]), share=s.delete_breaker_share)
+    # Orphans: an event with our tag that no current appointment plans for that person, whatever
+    # left it there (a create that lost its row, a crash, a link lost): kept only when its row names
+    # it and its appointment is listed (or its create is in flight), or when its appointment could
+    # not be judged this run (unreadable, failed).
+    pairs = {(link.appointment_guid, link.mailbox_id): link for link in links}
+    linked_ids = {link.event_id for gone in candidates.values() for link in gone}
+    orphans: dict[str, list[tuple[str, str]]] = defaultdict(list)  # mailbox → (event id, GUID)
+    for mailbox, events in tagged.items():
+        for event in events:
+            guid = event["tag"].split("|", 1)[0]
+            if event["id"] in linked_ids or guid in unsettled or (guid in present and guid not in listed):
+                continue
+            pair = pairs.get((guid, mailbox))
+            if guid in listed and pair is not None and (pair.event_id == event["id"] or pair.pending is not None):
+                continue
+            if pair is not None and pair.event_id == event["id"]:
+                candidates[mailbox].append(pair)  # vanished, its row outside what the link test saw
+                continue
+            orphans[mailbox].append((event["id"], guid))
+    for mailbox in sorted(set(candidates) | set(orphans)):
+        gone, strays = candidates.get(mailbox, []), orphans.get(mailbox, [])
+        ours = max(len(by_mailbox[mailbox]), len(tagged.get(mailbox, [])))
+        verdict = check_deletes(len(gone) + len(strays), ours, share=s.delete_breaker_share)
         if not verdict.allowed:
-            stats.held_back[mailbox] = len(gone)
+            stats.held_back[mailbox] = len(gone) + len(strays)
             stats.breakers.append(f"{mailbox}: {verdict.message}")
-            await asyncio.to_thread(_alert, services, mailbox, verdict.message, gone)
+            await asyncio.to_thread(_alert, services, mailbox, verdict.message, gone, [g for _, g in strays])
             continue
         for link in gone:
             try:
@@ -233,13 +285,41 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 stats.failed += 1
                 stats.problem(f"delete of event {link.event_id} in {mailbox}: {error}")
                 log.warning("reconcile: delete of %s failed (%s)", link.event_id, error.code.value)
+        for event_id, guid in strays:
+            try:
+                await _delete_orphan(services, mailbox, event_id, guid)
+                stats.healed += 1
+            except SyncError as error:
+                stats.failed += 1
+                stats.problem(f"delete of orphan event {event_id} in {mailbox}: {error}")
+                log.warning("reconcile: delete of orphan %s failed (%s)", event_id, error.code.value)
+
+
+async def _delete_orphan(services: Services, mailbox: str, event_id: str, guid: str) -> None:
+    """Delete an event of ours that nothing plans there (a 404 or 403 "already deleted" is fine)."""
+    await services.graph.delete_event(mailbox, event_id)
+    await _forget_outlook_side(services, mailbox, event_id)
+    await _transaction(services, mailbox, event_id, guid, "delete", "orphan")
+    log.info("reconcile: deleted orphan event %s of appointment %s in %s", event_id[-12:], guid, mailbox)
+
+
+def _starts_inside(event: dict[str, Any], start: datetime, end: datetime) -> bool:
+    """Whether the event starts inside the window (the listing's own test for appointments); an
+    unreadable start is not judged (kept)."""
+    try:
+        begins = parse_graph_time(event.get("start"), all_day=False)
+    except EventFormatError:
+        return False
+    return start <= begins < end
 
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _alert(services: Services, mailbox: str, message: str, gone: list[EventLink]) -> None:
+def _alert(
+    services: Services, mailbox: str, message: str, gone: list[EventLink], strays: list[str] | None = None
+) -> None:
     now = services.clock()
     services.store.add_transaction(
         Transaction(
@@ -254,8 +334,8 @@ def _alert(services: Services, mailbox: str, message: str, gone: list[EventLink]
             message=message,
             payload={
                 "source": "dime-reconcile",
-                "deletes": len(gone),
-                "appointments": [g.appointment_guid for g in gone[:50]],
+                "deletes": len(gone) + len(strays or []),
+                "appointments": ([g.appointment_guid for g in gone] + list(strays or []))[:50],
             },
         )
     )

@@ -1,8 +1,12 @@
 """The lifecycle worker: Graph says a subscription needs attention.
 
 - reauthorizationRequired: renew by PATCH (a new expiry). We never also call /reauthorize: Graph
-  asks for one or the other, and both within 10 minutes is refused.
-- subscriptionRemoved: create the subscription again, then resynchronise the mailbox (delta).
+  asks for one or the other, and both within 10 minutes is refused. Debounced across POSTs: within
+  RENEW_DEBOUNCE of our last create or renewal (the row's RenewedAt) nothing is sent; otherwise
+  GET /subscriptions/{id} must show it on this mailbox's events first (404: created anew).
+- subscriptionRemoved: GET /subscriptions/{id} must confirm it (404, or expired); then create the
+  subscription again and resynchronise the mailbox (delta). One Graph says is alive is looked at
+  once more RECHECK_SECONDS later (a forged item costs two GETs, never a create).
 - missed: some notifications were lost: resynchronise the mailbox (delta), debounced per mailbox.
 - strayed (ours, from the webhook): Graph holds a subscription for the mailbox that our table does
   not (a create whose answer was lost, a duplicate: Graph never answers 409): delete it, unless its
@@ -20,15 +24,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+from shared.core.outlook_to_dime.subscriptions import LifecycleVerdict, lifecycle_verdict, renewed_recently
 from shared.core.outlook_to_dime.webhook import STRAY_EVENT
+from shared.core.resources import Resource
+from shared.core.transactions import ErrorCode, SyncError
+from shared.names import LIFECYCLE_QUEUE
 from shared.services import Services
 from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew, request_resync, subscribe
 
 log = logging.getLogger(__name__)
 
 _stray_pacer = Pacer()  # stray deletions share the subscription write budget of this process
+# A reauthorizationRequired within this long of our last create or renewal costs no PATCH (Graph:
+# never reauthorize and PATCH within 10 minutes; a forged flood costs one PATCH per window).
+RENEW_DEBOUNCE = timedelta(minutes=10)
+RECHECK_KEY = "recheck"  # ours only: the webhook builds lifecycle messages from fixed fields
+RECHECK_SECONDS = 300
 
 
 async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
@@ -60,17 +74,33 @@ async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
             await services.graph.delete_subscription(subscription_id)
             await asyncio.to_thread(delete_subscription_row, store, subscription_id)
             outcome = "deleted-unwanted"
+        elif renewed_recently(row.renewed_at, services.clock(), RENEW_DEBOUNCE):
+            outcome = "renew-debounced"  # renewed minutes ago (a repeat, or a forged one): no PATCH
         else:
-            await renew(services, replace(resource, subscription_id=subscription_id))
-            outcome = "renewed"
+            verdict = await _confirm(services, event, subscription_id, mailbox_id)
+            if verdict is LifecycleVerdict.RENEW:
+                await renew(services, replace(resource, subscription_id=subscription_id))
+                outcome = "renewed"
+            elif verdict is LifecycleVerdict.RECREATE:
+                outcome = await _recreate(services, resource, subscription_id, event)
+            else:
+                outcome = f"unconfirmed-{verdict.value}"
     elif event == "subscriptionRemoved":
-        await asyncio.to_thread(delete_subscription_row, store, subscription_id)
-        if not current or resource is None:
-            outcome = "ignored"
+        verdict = await _confirm(services, event, subscription_id, mailbox_id)
+        if verdict is LifecycleVerdict.RECREATE:
+            if not current or resource is None:
+                await asyncio.to_thread(delete_subscription_row, store, subscription_id)
+                outcome = "ignored"
+            else:
+                outcome = await _recreate(services, resource, subscription_id, event)
+        elif verdict is LifecycleVerdict.ALIVE and not message.get(RECHECK_KEY):
+            # Graph says it still exists. A forged item, or Graph's read lagging behind its own
+            # removal (unverified): look once more a few minutes later, then let it be.
+            recheck = {**message, RECHECK_KEY: 1}
+            await asyncio.to_thread(services.queues.send, LIFECYCLE_QUEUE, recheck, delay_seconds=RECHECK_SECONDS)
+            outcome = "unconfirmed-alive-recheck"
         else:
-            await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None))
-            await asyncio.to_thread(request_resync, services, mailbox_id, "subscriptionRemoved", debounce=True)
-            outcome = "recreated"
+            outcome = f"unconfirmed-{verdict.value}"
     elif event == "missed":
         if not tracked:
             outcome = "ignored"
@@ -81,6 +111,32 @@ async def handle_lifecycle(message: dict[str, Any], services: Services) -> str:
         outcome = "ignored"
     log.info("lifecycle %s for subscription %s of %s: %s", event, subscription_id, mailbox_id, outcome)
     return outcome
+
+
+async def _confirm(services: Services, event: str, subscription_id: str, mailbox_id: str) -> LifecycleVerdict:
+    """Graph's own answer about the subscription (GET /subscriptions/{id}), judged."""
+    answer = await services.graph.get_subscription(subscription_id)
+    verdict = lifecycle_verdict(event, answer, mailbox_id, services.clock())
+    if verdict is LifecycleVerdict.UNREADABLE:
+        # Never guess: the queue delivers the message again, a poisoned one becomes visible.
+        raise SyncError(
+            ErrorCode.GRAPH_UNAVAILABLE, f"GET /subscriptions/{subscription_id}: no readable resource or expiry"
+        )
+    if verdict is LifecycleVerdict.FOREIGN:
+        log.warning("lifecycle %s: Graph holds subscription %s on another resource than %s", event, subscription_id,
+                    mailbox_id)  # fmt: skip
+    return verdict
+
+
+async def _recreate(services: Services, resource: Resource, subscription_id: str, event: str) -> str:
+    """Graph confirmed the subscription gone: forget its row, create it again, resynchronise."""
+    from shared.adapters.storage.subscription_rows import delete_subscription_row
+
+    await asyncio.to_thread(delete_subscription_row, services.store, subscription_id)
+    await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None))
+    reason = event if event == "subscriptionRemoved" else "subscriptionRecreated"  # notifications may be lost
+    await asyncio.to_thread(request_resync, services, resource.object_id, reason, debounce=True)
+    return "recreated"
 
 
 async def _delete_stray(services: Services, mailbox_id: str, subscription_id: str) -> str:

@@ -201,6 +201,9 @@ class MailboxRun:
     budget: Budget
     _limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(EVENT_CONCURRENCY))
     _links: dict[str, Link] | None = None
+    # Events that answered GET but the calendar no longer lists (a copy a race left on the board):
+    # their deletes count as healed in the run record.
+    _healing: set[str] = field(default_factory=set)
 
     @property
     def mailbox_id(self) -> str:
@@ -251,6 +254,8 @@ class MailboxRun:
             self.stats.writes += 1
         elif decision.action is Action.DELETE:
             self.stats.deletes += 1
+            if event_id in self._healing:
+                self.stats.healed += 1
         else:
             self.stats.skipped += 1
 
@@ -310,6 +315,7 @@ class MailboxRun:
                     event_id = str(answer.body.get("id"))
                     if (prove_membership and not proven.get(event_id)) or (listing and listing.disowns(answer.body)):
                         missing.append(link)
+                        self._healing.add(link.event_id)
                         continue
                     change_key = answer.body.get("changeKey")
                     pending.append(

@@ -57,9 +57,6 @@ class Pacer:
         self.writes += 1
 
 
-RESYNC_DEBOUNCE = timedelta(seconds=60)
-
-
 def current_fingerprint(services: Services) -> str:
     """What a subscription made now is made with (current key, current notification URLs)."""
     s = services.settings
@@ -69,14 +66,22 @@ def current_fingerprint(services: Services) -> str:
 def request_resync(services: Services, mailbox_id: str, reason: str, *, debounce: bool = False) -> bool:
     """Ask the delta worker to resynchronise one mailbox (onboarded, subscriptionRemoved, missed).
 
-    debounce: at most one such request per mailbox per RESYNC_DEBOUNCE (lifecycle floods); returns
-    whether a message was queued."""
+    debounce: not while a resync of the mailbox is still pending (queued, not yet started: it
+    covers this request); once one has started, a request queues another (lifecycle floods cost
+    one run, a `missed` after a run began is never lost). Returns whether a message was queued."""
+    mailbox_id = mailbox_id.lower()
     if debounce:
-        from shared.adapters.storage.resync_requests import claim_resync
+        from shared.adapters.storage.resync_requests import claim_resync, release_resync
 
-        if not claim_resync(services.store, mailbox_id.lower(), services.clock(), RESYNC_DEBOUNCE):
+        if not claim_resync(services.store, mailbox_id, services.clock()):
             return False
-    services.queues.send(RESYNC_QUEUE, {"mailboxId": mailbox_id.lower(), "reason": reason})
+        try:
+            services.queues.send(RESYNC_QUEUE, {"mailboxId": mailbox_id, "reason": reason})
+        except Exception:
+            release_resync(services.store, mailbox_id)
+            raise
+        return True
+    services.queues.send(RESYNC_QUEUE, {"mailboxId": mailbox_id, "reason": reason})
     return True
 
 
@@ -94,7 +99,7 @@ async def _store_live(services: Services, resource: Resource, subscription: dict
         previous = await asyncio.to_thread(get_subscription, store, sub_id)
         made_with = previous.made_with if previous else ""
     try:
-        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, made_with)
+        row = SubscriptionRow(sub_id, resource.object_id, expiry, now, made_with, renewed_at=now)
         await asyncio.to_thread(save_subscription, store, row)
         await asyncio.to_thread(store.put_resource, live)
     except Exception:

@@ -118,7 +118,9 @@ def _decide(
             outcome.one_by_one.append(event_id)  # ours (D→O), its link not saved yet: never imported
             continue
         guid = appointment_guid(settings.graph_tenant_id, resource.object_id, event_id)
-        appointment = appointment_for(event, guid, resource.email, private_details=settings.sync_private_details)
+        appointment = appointment_for(
+            event, guid, resource.email, private_details=settings.sync_private_details, zone=settings.dime_zone
+        )
         content_hash = appointment.content_hash()
         decision = decide(event, None, resource.consent, window, content_hash)
         outcome.decisions[event_id] = decision

@@ -9,6 +9,7 @@ forgotten. Links are updated etag-conditionally; losing a race means re-reading 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -156,6 +157,7 @@ async def _settle(
             and link.change_key == known_change_key
             and not force_upsert
             and not claimed_deleted
+            and not link.unproven
         ):
             return Decision(Action.SKIP, "unchanged")
         elif claimed_deleted and link is None and not await _series_links(services, resource, event_id):
@@ -187,11 +189,15 @@ async def _settle(
             )
             if proof in ("new", "tombstone") and decision.action is Action.UPSERT:  # (back) in the calendar
                 await asyncio.to_thread(state_store(services).remove_tombstone, resource.object_id, event_id)
+            if proof == "unproven" and link is not None and decision.action is Action.SKIP:
+                await _proven(services, link)
             return decision
         except _LostRace as lost:
             # Another instance changed the link meanwhile: our read may be stale; read again.
             race.upserted = lost.upserted or race.upserted
             race.deleted = race.deleted or lost.deleted
+            if lost.upserted is not None:
+                await _hold_unlinked(services, lost.upserted)
             event_json = None
     raise SyncError(ErrorCode.GRAPH_UNAVAILABLE, f"event {event_id} kept changing under us; retrying later")
 
@@ -235,7 +241,7 @@ async def _needs_proof(
     if claimed_deleted:
         return "claimed-deleted"
     if link is not None:
-        return None
+        return "unproven" if link.unproven else None
     if prove_membership:
         return "new"
     tombstoned = await asyncio.to_thread(state_store(services).is_tombstoned, resource.object_id, event_id)
@@ -293,6 +299,36 @@ class _Race:
         if self.upserted is not None and (link is None or link.content_hash != self.upserted.content_hash):
             return True
         return self.deleted and link is not None
+
+
+async def _hold_unlinked(services: Services, written: Link) -> None:
+    """We wrote an appointment and lost the link to another instance: before anything that can fail
+    on Graph or Dime.Scheduler, make that write durable where every later delivery looks first.
+
+    When the winner removed the link (it deleted the appointment: the event was deleted, became
+    private, left the consent), our write has resurrected the appointment and only this process's
+    memory knew it. The link is written again, marked unproven: the fresh decision (now, or a
+    redelivery after a transient failure, even with the same changeKey) trusts no GET 200 but
+    proves the event is in the primary calendar, and deletes the appointment otherwise. When the
+    winner kept a link, its link stands (the create fails) and `_Race.must_rewrite` compares."""
+    from shared.adapters.storage.tables import ConcurrentUpdate
+
+    held = replace(written, etag=None, unproven=True)
+    try:
+        await asyncio.to_thread(services.store.save_link, held)
+        log.info(
+            "event %s of %s: our write lost its link; held it as unproven", written.event_id[-12:], written.mailbox_id
+        )
+    except ConcurrentUpdate:
+        pass  # a link exists: the winner's, which the fresh decision starts from
+
+
+async def _proven(services: Services, link: Link) -> None:
+    """The primary calendar lists an unproven link's event: it is an ordinary link again."""
+    from shared.adapters.storage.tables import ConcurrentUpdate
+
+    with contextlib.suppress(ConcurrentUpdate):  # rewritten meanwhile: whoever wrote it decided afresh
+        await asyncio.to_thread(services.store.save_link, replace(link, unproven=False))
 
 
 async def _remove_orphan(services: Services, written: Link) -> None:
@@ -359,7 +395,11 @@ async def _execute(
         return decision
     guid = link.appointment_guid if link else appointment_guid(settings.graph_tenant_id, resource.object_id, event_id)
     appointment = (
-        appointment_for(event, guid, resource.email, private_details=settings.sync_private_details) if event else None
+        appointment_for(
+            event, guid, resource.email, private_details=settings.sync_private_details, zone=settings.dime_zone
+        )
+        if event
+        else None
     )
     content_hash = appointment.content_hash() if appointment else None
     window = (now - timedelta(days=settings.sync_days_back), now + timedelta(days=settings.sync_days_forward))
@@ -418,6 +458,7 @@ async def _execute(
             assert link is not None and event is not None
             relinked = replace(
                 link,
+                unproven=False,
                 change_key=event.change_key,
                 synced_at=now.isoformat(),
                 series_master_id=event.series_master_id,

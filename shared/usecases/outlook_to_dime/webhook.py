@@ -6,11 +6,12 @@ and enqueues. Anyone can post to the URL (the function key leaks, a clientState 
 - every item is verified by pure, O(1) checks first (tenant, one HMAC: the clientState names and
   proves its mailbox); a forged item never touches a table;
 - only items that passed cost a read of their subscription row (one per distinct subscription id
-  per POST, cached for a minute): an item is accepted only from a subscription this app holds
-  for that mailbox. Nothing is ever onboarded from a notification (that is the admin API's job);
+  per POST, cached for a minute, and at most two ids per mailbox per POST: items naming a third
+  id are dropped unread): an item is accepted only from a subscription this app holds for that
+  mailbox. Nothing is ever onboarded from a notification (that is the admin API's job);
   a subscription Graph holds for the mailbox that our table does not know is a stray (a lost
   create answer, a duplicate): its items are dropped and the subscription is deleted, paced,
-  through the lifecycle queue;
+  through the lifecycle queue (at most two per mailbox in ten minutes, whatever ids are invented);
 - one log line per POST, with counts by reason, never one line per item.
 
 If storage fails while verifying or enqueueing we answer 503, so Graph delivers again.

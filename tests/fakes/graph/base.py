@@ -54,6 +54,8 @@ class GraphBase(LoopbackServer):
         validation_timeout: float = 10.0,
         clock: Callable[[], datetime] | None = None,
         deleted_get_status: int = 404,
+        deleted_patch_status: int = 404,
+        deleted_delete_status: int = 404,
         delta_body: str | None = None,
         delta_sparse: bool = False,
     ) -> None:
@@ -74,6 +76,13 @@ class GraphBase(LoopbackServer):
             deleted_get_status: what ``GET /events/{id}`` answers for a deleted event: 404, or 200
                 with the event as it was (immutable ids survive the move to Deleted Items; whether
                 GET still answers is **unverified**, graph.md "Deleted events and immutable ids").
+            deleted_patch_status: what ``PATCH /events/{id}`` answers for a deleted event: 404, or 200
+                with the edit applied to the copy in Deleted Items, which stays there (immutable ids
+                keep the id across the move, so a PATCH of an event the person deleted may succeed:
+                dime-to-outlook.md "Outlook side of our own events"; **unverified**).
+            deleted_delete_status: what a repeated ``DELETE /events/{id}`` answers: 404, or 403
+                ``ErrorCannotDeleteObject`` (msgraph-sdk-dotnet #3047, seen for messages; for events
+                **unverified**, dime-to-outlook.md "Outlook side of our own events").
             delta_body: whether delta items carry the body: None (omitted), "text" or "html" (whether
                 delta honours ``Prefer: outlook.body-content-type`` is **unverified**, graph.md).
             delta_sparse: delta items of single events carry only id, type, changeKey, start, end,
@@ -105,6 +114,8 @@ class GraphBase(LoopbackServer):
         self._series: dict[str, _Series] = {}  # master id → exceptions and cancelled occurrences
         self._deleted: dict[str, dict[str, _Event]] = {}  # mailbox → deleted events (Deleted Items)
         self.deleted_get_status = deleted_get_status
+        self.deleted_patch_status = deleted_patch_status
+        self.deleted_delete_status = deleted_delete_status
         self.delta_body = delta_body
         self.delta_sparse = delta_sparse
         self.id_aliases: dict[str, str] = {}

@@ -351,14 +351,16 @@ class EventsMixin(GraphBase):
         """Paged like every Graph collection ("List calendarView": 10 per page unless ``$top``
         says otherwise, then ``@odata.nextLink``), as ``/instances`` is here; also as a ``$batch``
         member, whose nextLink the client follows on its own (JSON batching answers each member
-        as its own request)."""
+        as its own request). ``$expand=singleValueExtendedProperties($filter=id eq '…')`` renders
+        the property on the events that carry it, as on ``/events`` ("Get
+        singleValueLegacyExtendedProperty", Microsoft Learn)."""
         start, end = self._window(request)
-        tz = self._tz_pref(request)
+        tz, expand = self._tz_pref(request), self._expand(request)
         top, skip = self._paging(request)
         with self._lock:
             mailbox = self._mailbox(user_ref)
             matching = [ev for ev in self._view_events(mailbox) if ev.overlaps(start, end)]
-            value = [self._render(ev, tz) for ev in matching[skip : skip + top]]
+            value = [self._render(ev, tz, expand) for ev in matching[skip : skip + top]]
         return self._page(request, value, len(matching), top, skip)
 
     def _calendars(self, request: Request, user_ref: str, rest: list[str]) -> Response:
@@ -411,11 +413,15 @@ class EventsMixin(GraphBase):
         if not isinstance(body, dict):
             raise GraphError(400, "RequestBodyRead", "Empty or invalid payload.")
         tz = self._tz_pref(request)
+        fields = {k: v for k, v in body.items() if not k.startswith("@odata")}
         with self._lock:
             mailbox = self._mailbox(user_ref)
-            self._update(
-                self._event_or_404(mailbox, event_id), {k: v for k, v in body.items() if not k.startswith("@odata")}
-            )
+            gone = self._deleted[mailbox].get(event_id) if self._lookup(mailbox, event_id) is None else None
+            if gone is not None and self.deleted_patch_status == 200:
+                self._apply_fields(gone, fields)  # edited where it is: in Deleted Items, no notification
+                self._touch(gone)
+                return Response(200, self._render(gone, tz), self._etag_header(gone))
+            self._update(self._event_or_404(mailbox, event_id), fields)
             ev = self._event_or_404(mailbox, event_id)  # an edited occurrence is now a stored exception
             result = self._render(ev, tz)
         self._wake.set()
@@ -424,6 +430,9 @@ class EventsMixin(GraphBase):
     def _delete_event(self, request: Request, user_ref: str, event_id: str) -> Response:
         with self._lock:
             mailbox = self._mailbox(user_ref)
+            in_deleted_items = self._lookup(mailbox, event_id) is None and event_id in self._deleted[mailbox]
+            if in_deleted_items and self.deleted_delete_status == 403:
+                raise GraphError(403, "ErrorCannotDeleteObject", "The specified object cannot be deleted.")
             self._delete(self._event_or_404(mailbox, event_id))
         self._wake.set()
         return Response(204)

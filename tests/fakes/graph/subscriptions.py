@@ -48,13 +48,21 @@ class SubscriptionsMixin(GraphBase):
       "path" ``Users/{id}/Events/{id}``, "tenant" ``users/{id}@{tenant}/events/{id}``, "odata"
       ``Users('{id}')/Events('{id}')``, or "rotate" (each notification the next one).
     * Lifecycle notifications carry **no** ``resource`` and no ``resourceData`` (graph.md).
+    * ``GET /subscriptions/{id}`` answers 200 with the subscription object, 404 once it is gone
+      (Microsoft Learn, "Get subscription", learn.microsoft.com/graph/api/subscription-get:
+      "If successful, this method returns a 200 OK response code and subscription object").
+      Whether a GET right after Graph removed a subscription may still answer 200 (a read lagging
+      behind the removal) is unverified: ``removed_subscription_reads`` = N plays it, the next N
+      GETs of each removed subscription answering its last state (docs/verification.md).
     """
 
     resource_spelling = "path"
     subscriptions_per_mailbox = 1000
     max_subscription_minutes = MAX_SUBSCRIPTION_MINUTES
     lose_create_answers = 0
+    removed_subscription_reads = 0
     _spelling_turn = 0
+    _removed_reads: dict[str, tuple[dict[str, Any], int]] | None = None
 
     # ---------------------------------------------------------------- subscriptions (REST)
     def _route_subscriptions(self, request: Request, rest: list[str]) -> Response:
@@ -70,6 +78,9 @@ class SubscriptionsMixin(GraphBase):
         elif len(rest) == 1:
             if method == "GET":
                 with self._lock:
+                    lagging = self._lagging_read(rest[0])
+                    if lagging is not None:
+                        return Response(200, lagging)
                     return Response(200, copy.deepcopy(self._subscription_or_404(rest[0]).json))
             if method == "PATCH":
                 return self._patch_subscription(request, rest[0])
@@ -83,6 +94,24 @@ class SubscriptionsMixin(GraphBase):
                 self._subscription_or_404(rest[0]).reauthorizations += 1
             return Response(204)
         raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
+
+    def _forget_subscription(self, sub_id: str) -> None:
+        """Remove it; with ``removed_subscription_reads`` its GETs lag behind. Caller holds the lock."""
+        sub = self._subscriptions.pop(sub_id, None)
+        if sub is not None and self.removed_subscription_reads > 0:
+            if self._removed_reads is None:
+                self._removed_reads = {}
+            self._removed_reads[sub_id] = (copy.deepcopy(sub.json), self.removed_subscription_reads)
+
+    def _lagging_read(self, sub_id: str) -> dict[str, Any] | None:
+        if not self._removed_reads or sub_id not in self._removed_reads or sub_id in self._subscriptions:
+            return None
+        state, left = self._removed_reads[sub_id]
+        if left <= 1:
+            del self._removed_reads[sub_id]
+        else:
+            self._removed_reads[sub_id] = (state, left - 1)
+        return copy.deepcopy(state)
 
     def _purge_expired(self) -> None:
         """Graph deletes subscriptions once they expire."""
@@ -250,7 +279,7 @@ class SubscriptionsMixin(GraphBase):
     def remove_subscription(self, subscription_id: str) -> None:
         """Graph dropped it (no lifecycle notification; see ``send_lifecycle`` for that)."""
         with self._lock:
-            self._subscriptions.pop(subscription_id, None)
+            self._forget_subscription(subscription_id)
 
     # ---------------------------------------------------------------- notifications out
     def _resource(self, mailbox: str, event_id: str) -> str:
@@ -353,7 +382,7 @@ class SubscriptionsMixin(GraphBase):
                 "lifecycleEvent": event,
             }  # no resource, no resourceData (graph.md "Lifecycle notifications")
             if event == "subscriptionRemoved":
-                del self._subscriptions[subscription_id]
+                self._forget_subscription(subscription_id)
         return self._post("lifecycle", str(url), {"value": [note]})
 
     def _post(self, kind: str, url: str, payload: Any) -> int:
