@@ -75,6 +75,7 @@ export async function render(main, ctx) {
   const previewButton = h("button", { type: "button", onclick: run(async () => {
     const rules = read();
     if (rules === undefined) return;
+    show(previewBox);
     show(outcomeBox, message("status", "Reading the next two weeks from Dime.Scheduler…"));
     const result = await api("rules/preview", { method: "POST", body: { rules } });
     if (!ctx.current()) return;
@@ -96,7 +97,7 @@ export async function render(main, ctx) {
       "With no matching rule it is placed as usual. Conditions read the category, time marker, job, task, subject, importance, resource, duration and free fields."),
     current,
     h("h2", {}, "Edit"),
-    h("label", { for: "draft" }, "Rules (JSON)", draft),
+    h("label", { for: "draft", class: "wide" }, "Rules (JSON)", draft),
     h("p", { id: "draft-help", class: "muted" },
       'Example: {"name": "Placeholders stay out", "when": {"field": "category", "op": "equals", "value": "PLACEHOLDER"}, "then": {"action": "skip"}}'),
     h("div", { class: "bar" }, previewButton, saveButton),
