@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.core.dime_to_outlook.publication import parse_publication
+import pytest
+
+from shared.core.dime_to_outlook.publication import Publication, parse_publication
 from shared.core.dime_to_outlook.rule_facts import facts_of
 from shared.core.dime_to_outlook.rules import read_rules
 from shared.core.dime_to_outlook.rules_preview import Placement, preview
@@ -95,3 +97,48 @@ def test_facts_of_a_publication():
         .evaluate(facts)
         .skipped
     )
+
+
+VENDOR_EXAMPLE = [  # docs.dimescheduler.com, Exchange connector, "Rule Engine": service visits flagged for Exchange
+    {
+        "name": "Service visits in process, flagged for Exchange",
+        "when": {
+            "all": [
+                {"field": "category", "op": "equals", "value": "SERVICE"},
+                {"field": "timeMarker", "op": "equals", "value": "IN PROCESS"},
+                {"field": "field:SyncToExchange", "op": "equals", "value": True},
+            ]
+        },
+        "then": {"action": "place"},
+    },
+    {"name": "Everything else stays out", "then": {"action": "skip"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("task", "values", "placed"),
+    [
+        ({"TaskNo": "T1", "SyncToExchange": True}, None, True),  # a task field
+        ({"TaskNo": "T1"}, [{"FieldName": "SyncToExchange", "Value": True}], True),  # a field value
+        ({"TaskNo": "T1"}, [{"Code": "synctoexchange", "Value": "true"}], True),
+        ({"TaskNo": "T1"}, {"SyncToExchange": True}, True),  # one object of name → value
+        ({"TaskNo": "T1", "SyncToExchange": True}, [{"Name": "SyncToExchange", "Value": False}], False),  # values win
+        ({"TaskNo": "T1"}, [{"Unreadable": 1}, "x", {"Name": "Other", "Value": {"deep": 1}}], False),  # missing
+        ({"TaskNo": "T1"}, None, False),
+    ],
+)
+def test_free_fields_from_the_task_and_appointment_field_values(task, values, placed):
+    item = {
+        "AppointmentGuid": "9f0c4a52-3f39-4c53-a3b6-2b4f3c1f1a10",
+        "StartDate": "2026-12-07T09:00:00Z",
+        "EndDate": "2026-12-07T10:00:00Z",
+        "Category": {"Name": "Service"},
+        "TimeMarker": {"Name": "In process"},
+        "Task": {**task, "Job": {"JobNo": "J1"}},
+    }
+    if values is not None:
+        item["AppointmentFieldValues"] = values
+    pub = parse_publication(item)
+    assert Publication.from_message(pub.to_message()) == pub  # through the queue and back
+    verdict = read_rules(VENDOR_EXAMPLE).evaluate(facts_of(pub, "R-JANE"))
+    assert verdict.skipped is not placed

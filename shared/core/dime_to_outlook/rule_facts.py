@@ -27,5 +27,5 @@ def facts_of(pub: Publication, resource_no: str | None) -> dict[str, Any]:
         "importance": pub.importance,
         "resourceNo": resource_no,
         "duration": duration,
-        "fields": dict(getattr(pub, "fields", ()) or ()),
+        "fields": dict(pub.fields),
     }
