@@ -16,6 +16,7 @@ from shared.settings import load_settings
 from shared.usecases.admin.bulk_transactions import run_bulk
 from shared.usecases.admin.console import console_asset, console_settings
 from shared.usecases.admin.resources import list_resources, resource_request
+from shared.usecases.admin.rules import get_rules, preview_rules, put_rules
 from shared.usecases.admin.transactions import (
     archive_transactions,
     count_transactions,
@@ -280,6 +281,20 @@ async def dime_reconcile_timer(timer: func.TimerRequest) -> None:
 async def manage_dime_hooks(req: func.HttpRequest) -> func.HttpResponse:
     """Register (PUT), list (GET) or remove (DELETE) the appointment hooks of every DIME_SOURCE_APPS app."""
     return _http(await manage_hooks(req.method, services()))
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/rules", methods=["GET", "PUT"], auth_level=func.AuthLevel.ADMIN)
+async def manage_rules(req: func.HttpRequest) -> func.HttpResponse:
+    """The rules that decide which planner appointments reach Outlook and how they look (GET, PUT)."""
+    if req.method == "GET":
+        return _http(await get_rules(services()))
+    return _http(await put_rules(req.get_body(), services()))
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/rules/preview", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def manage_rules_preview(req: func.HttpRequest) -> func.HttpResponse:
+    """What a draft rule set would change over the next two weeks, per person (nothing is written)."""
+    return _http(await preview_rules(req.get_body(), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/unmatched", methods=["GET"], auth_level=func.AuthLevel.ADMIN)

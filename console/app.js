@@ -8,11 +8,12 @@ import * as appointments from "./pages/appointments.js";
 import * as links from "./pages/links.js";
 import * as unmatched from "./pages/unmatched.js";
 import * as log from "./pages/log.js";
+import * as rules from "./pages/rules.js";
 
 const PAGES = [
   ["overview", "Overview", overview], ["people", "People", people], ["transactions", "Transactions", transactions],
   ["appointments", "Appointments", appointments], ["links", "Links", links], ["unmatched", "Unmatched", unmatched],
-  ["log", "Log", log],
+  ["rules", "Rules", rules], ["log", "Log", log],
 ];
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");

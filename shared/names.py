@@ -29,6 +29,7 @@ TRANSACTIONS_TABLE = "transactions"
 SYNCSTATE_TABLE = "syncstate"
 EVENT_LINKS_TABLE = "eventlinks"  # Dime.Scheduler → Outlook: per appointment, and per (appointment, mailbox)
 HOOKS_TABLE = "dimehooks"  # the Dime.Scheduler webhook ids this app registered
+RULES_TABLE = "rules"  # which planner appointments reach Outlook, and how they look there
 
 ALL_TABLES = (
     RESOURCES_TABLE,
@@ -38,6 +39,7 @@ ALL_TABLES = (
     SYNCSTATE_TABLE,
     EVENT_LINKS_TABLE,
     HOOKS_TABLE,
+    RULES_TABLE,
 )
 
 # The app setting (or setting prefix) that names the storage account for triggers and our clients.

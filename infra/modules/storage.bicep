@@ -43,6 +43,7 @@ var tableNames = [
   'transactions'
   'eventlinks'
   'dimehooks'
+  'rules'
   'syncstate'
 ]
 

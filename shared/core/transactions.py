@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
     PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"
     PUBLICATION_INVALID = "PUBLICATION_INVALID"
+    RULES_UNREADABLE = "RULES_UNREADABLE"  # the stored rule set cannot be read: fix it, then retry
     # A resource list (Assignments/Resources) with an item no known shape reads: nothing applied or deleted.
     PUBLICATION_UNREADABLE_RESOURCES = "PUBLICATION_UNREADABLE_RESOURCES"
     # A publication without AppointmentGuid whose Id GET /appointment/{id} could not resolve.

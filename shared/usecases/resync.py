@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ADMIN_REASON = "admin"
 ONBOARDED = "onboarded"
+RULES = "rules"  # the rule set was saved: the planner's appointments again, under the new rules
 
 
 async def resync(
@@ -48,6 +49,9 @@ async def resync(
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     if reason == RECONCILE_CONTINUE:
         return await reconcile_mailbox(services, resource, reason, budget)
+    if reason == RULES:
+        await apply_rules_for(services, {resource.email, resource.upn})
+        return None
     if reason == ONBOARDED:
         await backfill_planner_appointments(services, {resource.email, resource.upn})
     if not resource.consent.enabled:
@@ -75,6 +79,18 @@ async def backfill_planner_appointments(services: Services, addresses: set[str])
     except SyncError as error:
         log.warning("backfill of the planner's appointments for %s failed (%s); the reconcile timer retries",
                     ", ".join(sorted(wanted)), error.code.value)  # fmt: skip
+
+
+async def apply_rules_for(services: Services, addresses: set[str]) -> None:
+    """After a save of the rules: the Dime.Scheduler reconcile for one person, with the rules read
+    afresh (this instance may hold the old ones for a while). Only events whose outcome changed
+    are written (content hashes); removals pass the reconcile's breaker. A failure raises: the
+    queue delivers the message again."""
+    from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
+    from shared.usecases.dime_to_outlook.rules_in_force import rules_in_force
+
+    await rules_in_force(services, fresh=True)
+    await run_dime_reconcile(services, only_emails={a.strip().lower() for a in addresses if a and a.strip()})
 
 
 async def request_resync(

@@ -8,6 +8,7 @@ browser download cannot work on machines without internet, so it is never used.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from shared.core.ids import appointment_guid
+from shared.core.resources import resource_from_user
 from tests.conftest import TENANT_ID
 from tests.runner import runner_for
 
@@ -441,3 +443,53 @@ def test_first_load_size_and_time_to_first_render(browser, runner):
         f"first contentful paint {figures['paint']:.0f} ms, Overview with its numbers {figures['rendered']:.0f} ms"
     )
     assert figures["count"] >= 10 and 0 < figures["body"] < 64 * 1024
+
+
+def test_rules_page_preview_then_save_with_hostile_names_kept_as_text(console, runner, graph, dime):
+    jane = graph.add_user(mail="jane@contoso.com")
+    runner.services.store.put_resource(resource_from_user(jane, runner.services.settings.default_consent))
+    dime.board.add_resource("R-JANE", "jane@contoso.com")
+    runner.request("PUT", "manage/dime/hooks")
+
+    def at(hour: int) -> datetime:
+        return datetime.fromisoformat(tomorrow(hour)).replace(tzinfo=UTC)
+
+    dime.board.plan("Hold " + XSS, at(9), at(10), ["R-JANE"], category="TEMP")
+    dime.board.plan("Boiler check", at(11), at(12), ["R-JANE"], category="SERVICE")
+    dime.board.flush()
+    wait_for(lambda: len(graph.events(jane["id"])) == 2)
+
+    page = console.open("#/rules")
+    console.sign_in(runner.key)
+    page.get_by_role("heading", name="Rules").wait_for()
+    assert "No rules" in page.locator("main").inner_text()
+    draft = [
+        {"name": XSS, "when": {"field": "category", "op": "equals", "value": "temp"}, "then": {"action": "skip"}},
+        {"name": "Service is tentative", "when": {"field": "category", "op": "equals", "value": "SERVICE"},
+         "then": {"action": "place", "showAs": "tentative"}},
+    ]  # fmt: skip
+    page.get_by_label("Rules (JSON)").fill(json.dumps(draft))
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("heading", name="Preview: the next two weeks").wait_for()
+    text = page.locator("main").inner_text()
+    assert "1 would stay off Outlook, 0 would reach it, 1 would look different, 0 unchanged." in text
+    page.get_by_role("cell", name="Hold " + XSS).wait_for()  # the subject, as text
+    assert page.get_by_role("cell", name="stays off Outlook").count() == 1
+    console.shot("rules-preview")
+
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved 2 rule(s).").wait_for()
+    page.get_by_role("cell", name=XSS, exact=True).wait_for()  # the rule's name in the list of rules in force
+    assert page.get_by_role("cell", name='category is "temp"').count() == 1
+    wait_for(lambda: [e["subject"] for e in graph.events(jane["id"])] == ["Boiler check"])
+    assert graph.events(jane["id"])[0]["showAs"] == "tentative"
+    # A stale version (someone else saved meanwhile) is refused with the reason, nothing lost.
+    runner.request("PUT", "manage/rules", {"rules": [], "version": runner.request("GET", "manage/rules")[1]["version"]})
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("saved by someone else meanwhile").wait_for()
+    bad = page.get_by_label("Rules (JSON)")
+    bad.fill('[{"name": "x", "then": {"action": "place", "showAs": "away"}}]')
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_text("rules[0].then.showAs: one of free").wait_for()
+    assert page.locator("main img").count() == 0 and console.dialogs == []
+    console.shot("rules")

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.core.dime_to_outlook.publication import Publication
+from shared.core.dime_to_outlook.rule_facts import facts_of
+from shared.core.dime_to_outlook.rules import Outcome, render
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID, tag_value
 from shared.core.events import Event
 
@@ -85,6 +87,28 @@ def event_body(pub: Publication, resource: str, show_as: str, with_time_marker: 
     if pub.importance is not None:
         body["importance"] = IMPORTANCE_NAMES[pub.importance]
     return body
+
+
+def with_look(body: dict[str, Any], pub: Publication, resource: str, look: Outcome) -> dict[str, Any]:
+    """The event as a rule wants it to look (`rules.py`): show-as, sensitivity, categories, subject
+    and body templates, reminder. What the rule leaves unsaid stays as `event_body` made it; the
+    footer naming job, task and appointment stays under a templated body."""
+    out = dict(body)
+    facts = facts_of(pub, resource)
+    if look.show_as is not None:
+        out["showAs"] = look.show_as
+    if look.sensitivity is not None:
+        out["sensitivity"] = look.sensitivity
+    if look.categories is not None:
+        out["categories"] = list(look.categories)
+    if look.subject is not None:
+        out["subject"] = render(look.subject, facts)[:255] or body["subject"]
+    if look.body is not None:
+        text = render(look.body, facts)
+        out["body"] = {"contentType": "text", "content": f"{text}\n\n-- \n{footer_of(pub)}" if text else footer_of(pub)}
+    if look.reminder is not None:
+        out["isReminderOn"] = look.reminder
+    return out
 
 
 def desired_hash(body: dict[str, Any]) -> str:

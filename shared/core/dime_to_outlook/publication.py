@@ -76,6 +76,9 @@ class Publication:
     assignments: tuple[Assignment, ...] = field(default_factory=tuple)
     assignments_known: bool = True  # False: the payload said nothing about resources (not "none")
     appointment_id: str | None = None  # Dime.Scheduler's internal Id, as the connector sends it
+    # Free fields for the rules (`field:<name>`): the task's own scalar fields, then the
+    # appointment's `AppointmentFieldValues` (which win), names lowercased. Shape unverified.
+    fields: tuple[tuple[str, Any], ...] = ()
 
     def to_message(self) -> dict[str, Any]:
         data = asdict(self)
@@ -86,6 +89,7 @@ class Publication:
     def from_message(cls, data: dict[str, Any]) -> Publication:
         fields = dict(data)
         fields["assignments"] = tuple(Assignment(**a) for a in data.get("assignments") or ())
+        fields["fields"] = tuple((str(k), v) for k, v in data.get("fields") or ())
         return cls(**fields)
 
     @property
@@ -306,7 +310,38 @@ def parse_publication(item: Any, naive_zone: tzinfo = UTC, *, by_id: bool = Fals
         assignments=assignments,
         assignments_known=assignments_known,
         appointment_id=appointment_id,
+        fields=free_fields(task, doc.get("appointmentfieldvalues")),
     )
+
+
+MAX_FREE_FIELDS = 100
+_NAME_KEYS = ("fieldname", "name", "code", "field", "key", "fieldcode")
+_VALUE_KEYS = ("value", "fieldvalue", "val")
+
+
+def free_fields(task: dict[str, Any], values: Any) -> tuple[tuple[str, Any], ...]:
+    """The free fields a rule may read: the task's scalar fields (TaskNo, Description, FreeBit1, …),
+    then `AppointmentFieldValues` (the API description says only "an array"): items
+    `{FieldName|Name|Code|Key: …, Value: …}` or one object of name → value. An item of no such shape
+    is left out (a rule on it sees a missing field, so only `isEmpty` holds)."""
+    found: dict[str, Any] = {}
+    for key, value in task.items():
+        if _scalar(value):
+            found[key] = value
+    if isinstance(values, dict):
+        values = [{"name": k, "value": v} for k, v in values.items()]
+    for item in values if isinstance(values, list) else []:
+        if not isinstance(item, dict):
+            continue
+        name = _first(item, *_NAME_KEYS)
+        value = next((item[k] for k in _VALUE_KEYS if k in item), None)
+        if isinstance(name, str) and name.strip() and _scalar(value):
+            found[name.strip().lower()] = value
+    return tuple(list(found.items())[:MAX_FREE_FIELDS])
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or (isinstance(value, str | int | float | bool) and len(str(value)) <= MAX_TEXT)
 
 
 def clamped(pub: Publication, received_at: datetime) -> Publication:

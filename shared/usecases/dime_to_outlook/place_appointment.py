@@ -43,6 +43,7 @@ from shared.core.dime_to_outlook.outlook_event import (
     same_content,
     stored_hash,
     transaction_id,
+    with_look,
 )
 from shared.core.dime_to_outlook.publication import (
     Assignment,
@@ -52,6 +53,8 @@ from shared.core.dime_to_outlook.publication import (
     guid_of,
     items_of,
 )
+from shared.core.dime_to_outlook.rule_facts import facts_of
+from shared.core.dime_to_outlook.rules import RuleSet, Verdict
 from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import DIME_ORIGIN, Link
@@ -59,6 +62,7 @@ from shared.core.resources import Resource
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
+from shared.usecases.dime_to_outlook.rules_in_force import rules_in_force
 from shared.usecases.event_locks import event_locks
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,9 @@ class PublicationOutcome:
     skipped: str | None = None  # an appointment-level reason (stale, deleted, outlook-origin)
     decisions: dict[str, Decision] = field(default_factory=dict)  # mailbox → decision
     error: SyncError | None = None
+    # Deletes a rule asks for, not executed (`hold_rule_deletes`): the reconcile passes them
+    # through the circuit breaker with its other deletes.
+    held: list[tuple[EventLink, str]] = field(default_factory=list)
 
 
 # Lookups: GET /resource (cached), the directory's e-mail → mailbox ---------------------------
@@ -179,11 +186,14 @@ def _outdated(assignment: Assignment, directory: dict[str, DimeResource]) -> boo
     return why in (RESOURCE_UNKNOWN, EMAIL_MISMATCH)
 
 
-async def targets_of(services: Services, pub: Publication) -> tuple[dict[str, Target], list[tuple[str, str]]]:
+async def targets_of(
+    services: Services, pub: Publication, mailboxes: Mailboxes | None = None
+) -> tuple[dict[str, Target], list[tuple[str, str]]]:
     """The eligible assigned resources by mailbox, and the others with the reason.
 
     The payload only names resources; every target comes from the directory's record. A refused
-    e-mail hint is logged once per appointment (a forged payload costs one line)."""
+    e-mail hint is logged once per appointment (a forged payload costs one line). `mailboxes`:
+    one index for many appointments (the rules preview)."""
     directory = await resource_directory(services)
     if any(_outdated(a, directory) for a in pub.assignments) and (
         time.monotonic() - directory_of(services).loaded_at > 60
@@ -192,7 +202,6 @@ async def targets_of(services: Services, pub: Publication) -> tuple[dict[str, Ta
         # minute, so forged numbers and e-mails cost one GET /resource a minute, not one each).
         directory = await resource_directory(services, refresh=True)
     mode = services.settings.dime_outlook_targets
-    mailboxes: Mailboxes | None = None
     targets: dict[str, Target] = {}
     unmatched: list[tuple[str, str]] = []
     for assignment in pub.assignments:
@@ -243,7 +252,10 @@ async def apply_publication(
             raise SyncError(ErrorCode.PUBLICATION_INVALID, too_many)
         if not pub.resolved:
             pub = await resolve_guid(services, pub)
-        return await place(services, pub, deleting=deleting, authoritative=message.get("authoritative") is True)
+        authoritative = message.get("authoritative") is True  # the reconcile: its deletes pass its breaker
+        return await place(
+            services, pub, deleting=deleting, authoritative=authoritative, hold_rule_deletes=authoritative
+        )
     except SyncError as error:
         if error.code.transient:
             log.warning("transient failure placing appointment %s, the queue will deliver again: %s", pub.guid, error)
@@ -284,10 +296,19 @@ async def resolve_guid(services: Services, pub: Publication) -> Publication:
 
 
 async def place(
-    services: Services, pub: Publication, *, deleting: bool = False, authoritative: bool = False
+    services: Services,
+    pub: Publication,
+    *,
+    deleting: bool = False,
+    authoritative: bool = False,
+    hold_rule_deletes: bool = False,
 ) -> PublicationOutcome:
     """Decide and execute for every resource of one appointment (`authoritative`: see
-    `appointment_refusal`; its LastModifiedDate then replaces the one applied before)."""
+    `appointment_refusal`; its LastModifiedDate then replaces the one applied before).
+
+    The rules (`rules_in_force`) decide per eligible person whether the appointment reaches their
+    calendar and how it looks there: a skipped pair is listed as unmatched with the rule's name
+    and its event, if any, deleted (`hold_rule_deletes`: left to the caller's breaker)."""
     from shared.adapters.storage.event_links_store import EventLinkStore
     from shared.adapters.storage.tables import ConcurrentUpdate
 
@@ -311,6 +332,11 @@ async def place(
             unmatched = list(state.unmatched) if state else []
         else:
             targets, unmatched = await targets_of(services, pub)
+        looks: dict[str, Verdict] = {}
+        if targets:
+            rules = await rules_in_force(services)
+            targets, skipped, looks = _apply_rules(rules, pub, targets)
+            unmatched = [*unmatched, *skipped]
         newest = pub.last_modified
         replaceable = authoritative and newest is not None
         if state is not None and state.last_modified and (newest is None or state.last_modified > newest):
@@ -340,21 +366,50 @@ async def place(
         for mailbox in sorted(set(targets) | {m for m, link in links.items() if link.event_id or link.dismissed}):
             link = links.get(mailbox)
             target = targets.get(mailbox)
+            verdict = looks.get(mailbox)
             if target is not None:
-                body = _body(services, pub, target.resource)
+                body = _body(services, pub, target.resource, verdict)
                 decision = decide_event(desired_hash(body), None, link)
             else:
                 body = None
                 why_not = reason_gone or (unmatched_reason.get(link.resource) if link else None) or "unassigned"
                 decision = decide_event(None, why_not, link)
+                if hold_rule_deletes and decision.action is Action.DELETE and why_not.startswith(RULE_PREFIX):
+                    assert link is not None
+                    outcome.held.append((link, why_not))
+                    outcome.decisions[mailbox] = Decision(Action.SKIP, "held: " + why_not)
+                    continue
             outcome.decisions[mailbox] = decision
-            await _execute(services, store, pub, mailbox, target, link, decision, body)
+            await _execute(services, store, pub, mailbox, target, link, decision, body, verdict)
         return outcome
 
 
-def _body(services: Services, pub: Publication, resource: str) -> dict[str, Any]:
+RULE_PREFIX = "rule: "
+
+
+def _apply_rules(
+    rules: RuleSet, pub: Publication, targets: dict[str, Target]
+) -> tuple[dict[str, Target], list[tuple[str, str]], dict[str, Verdict]]:
+    """The targets a rule lets through (with the verdict that shapes their event), and the ones it
+    keeps off Outlook, as unmatched entries naming the rule."""
+    kept: dict[str, Target] = {}
+    skipped: list[tuple[str, str]] = []
+    looks: dict[str, Verdict] = {}
+    for mailbox, target in targets.items():
+        verdict = rules.evaluate(facts_of(pub, target.resource))
+        if verdict.skipped:
+            skipped.append((target.resource, f"{RULE_PREFIX}{verdict.rule}"))
+            continue
+        kept[mailbox] = target
+        if verdict.rule is not None:
+            looks[mailbox] = verdict
+    return kept, skipped, looks
+
+
+def _body(services: Services, pub: Publication, resource: str, verdict: Verdict | None = None) -> dict[str, Any]:
     s = services.settings
-    return event_body(pub, resource, s.dime_event_show_as, s.dime_category_time_marker)
+    body = event_body(pub, resource, s.dime_event_show_as, s.dime_category_time_marker)
+    return with_look(body, pub, resource, verdict.outcome) if verdict is not None else body
 
 
 async def _execute(
@@ -366,11 +421,12 @@ async def _execute(
     link: EventLink | None,
     decision: Decision,
     body: dict[str, Any] | None,
+    verdict: Verdict | None = None,
 ) -> None:
     log.info("appointment %s in %s: %s (%s)", pub.guid, mailbox, decision.action.value, decision.reason)
     if decision.action is Action.UPSERT:
         assert target is not None and body is not None
-        await _write(services, store, pub, target, link, body, decision)
+        await _write(services, store, pub, target, link, body, decision, rule=verdict.rule if verdict else None)
     elif decision.action is Action.DELETE:
         assert link is not None
         await _remove(services, store, link, decision.reason)
@@ -384,6 +440,8 @@ async def _write(
     link: EventLink | None,
     body: dict[str, Any],
     decision: Decision,
+    *,
+    rule: str | None = None,
 ) -> EventLink:
     """PATCH the linked event, or create one (a PATCH that finds it gone creates a new one).
 
@@ -460,7 +518,8 @@ async def _write(
     else:
         saved = await _save_created(services, store, fresh, answer)
     await _remember_outlook_side(services, mailbox, answer, guid, target.email)
-    await _transaction(services, mailbox, answer["id"], guid, operation, decision.reason)
+    reason = decision.reason if rule is None else f"{decision.reason} ({RULE_PREFIX}{rule})"
+    await _transaction(services, mailbox, answer["id"], guid, operation, reason)
     return saved
 
 
@@ -691,7 +750,10 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
     pub = Publication.from_message(state.publication)
     if pub.assignments_known and not pub.names_resource(pair.resource):
         return Decision(Action.SKIP, "planner-owned")  # unassigned meanwhile: the worker deletes it
-    body = _body(services, pub, pair.resource)
+    verdict = (await rules_in_force(services)).evaluate(facts_of(pub, pair.resource))
+    if verdict.skipped:
+        return Decision(Action.SKIP, "planner-owned")  # a rule keeps it off Outlook: the worker deletes it
+    body = _body(services, pub, pair.resource, verdict if verdict.rule is not None else None)
     keep = services.settings.dime_outlook_edits == "keep"
     target = Target(mailbox, pair.resource, pair.resource_email)
     if event is not None:

@@ -189,6 +189,7 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 listed[pub.guid] = pub
     stats.listed = len(listed)
     unsettled: set[str] = set()  # appointments whose placing failed this run: their events are not judged
+    ruled: dict[str, list[tuple[EventLink, str]]] = defaultdict(list)  # events a rule keeps off Outlook
     for pub in listed.values():
         try:
             # Through the worker's own entry: a permanent failure becomes a visible, retryable
@@ -206,7 +207,11 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
             unsettled.add(pub.guid)
             stats.problem(f"appointment {pub.guid}: {outcome.error} (a failed transaction)")
             continue
+        for link, reason in outcome.held:
+            ruled[link.mailbox_id].append((link, reason))
         for decision in outcome.decisions.values():
+            if decision.reason.startswith("held: "):
+                continue  # counted when the breaker lets it through
             if decision.action is Action.UPSERT:
                 if decision.reason == "new":
                     stats.created += 1
@@ -268,18 +273,21 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 candidates[mailbox].append(pair)  # vanished, its row outside what the link test saw
                 continue
             orphans[mailbox].append((event["id"], guid))
-    for mailbox in sorted(set(candidates) | set(orphans)):
+    for mailbox in sorted(set(candidates) | set(orphans) | set(ruled)):
         gone, strays = candidates.get(mailbox, []), orphans.get(mailbox, [])
+        # A rule set that keeps many events off Outlook at once is a mass delete like any other.
+        removals = [(link, "appointment-vanished") for link in gone] + ruled.get(mailbox, [])
         ours = max(len(by_mailbox[mailbox]), len(tagged.get(mailbox, [])))
-        verdict = check_deletes(len(gone) + len(strays), ours, share=s.delete_breaker_share)
+        verdict = check_deletes(len(removals) + len(strays), ours, share=s.delete_breaker_share)
         if not verdict.allowed:
-            stats.held_back[mailbox] = len(gone) + len(strays)
+            stats.held_back[mailbox] = len(removals) + len(strays)
             stats.breakers.append(f"{mailbox}: {verdict.message}")
-            await asyncio.to_thread(_alert, services, mailbox, verdict.message, gone, [g for _, g in strays])
+            every = [link for link, _ in removals]
+            await asyncio.to_thread(_alert, services, mailbox, verdict.message, every, [g for _, g in strays])
             continue
-        for link in gone:
+        for link, reason in removals:
             try:
-                await _remove(services, store, link, "appointment-vanished")
+                await _remove(services, store, link, reason)
                 stats.deleted += 1
             except SyncError as error:
                 stats.failed += 1
