@@ -13,6 +13,7 @@ from shared.core.dime_to_outlook.publications_key import presented_key
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
 from shared.settings import load_settings
+from shared.usecases.admin.appointments import appointment_detail, event_detail
 from shared.usecases.admin.bulk_transactions import run_bulk
 from shared.usecases.admin.console import console_asset, console_settings
 from shared.usecases.admin.resources import list_resources, resource_request
@@ -198,6 +199,18 @@ def poisoned_bulk(msg: func.QueueMessage) -> None:
 async def manage_links(req: func.HttpRequest) -> func.HttpResponse:
     """Outlook events and their Dime.Scheduler appointments, paged."""
     return _http(await list_links(dict(req.params), services()))
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/appointments/{guid}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def manage_appointment(req: func.HttpRequest) -> func.HttpResponse:
+    """One appointment: its links both ways, each side's last recorded state, its timeline."""
+    return _http(await appointment_detail(req.route_params.get("guid", ""), dict(req.params), services()))
+
+
+@app.route(route=ADMIN_ROUTE_PREFIX + "/events", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def manage_event(req: func.HttpRequest) -> func.HttpResponse:
+    """One Outlook event (?mailbox=&eventId=): the page of the appointment it belongs to."""
+    return _http(await event_detail(dict(req.params), services()))
 
 
 @app.route(route=ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)

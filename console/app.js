@@ -15,6 +15,10 @@ const PAGES = [
   ["appointments", "Appointments", appointments], ["links", "Links", links], ["unmatched", "Unmatched", unmatched],
   ["rules", "Rules", rules], ["log", "Log", log],
 ];
+// Pages reached from a row, not from the menu: [the menu entry shown as current, title, module],
+// loaded when first opened (the first load stays small).
+const appointment = { render: async (...args) => (await import("./pages/appointment.js")).render(...args) };
+const DETAILS = { appointment: ["appointments", "Appointment", appointment], event: ["appointments", "Event", appointment] };
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const signout = document.getElementById("signout");
@@ -63,7 +67,7 @@ async function render() {
   const mine = ++generation;
   if (!key.get()) return signIn();
   const { name, id, params, unreadable } = route();
-  const page = PAGES.find(([slug]) => slug === name) || PAGES[0];
+  const page = (Object.hasOwn(DETAILS, name) && DETAILS[name]) || PAGES.find(([slug]) => slug === name) || PAGES[0];
   nav.hidden = false;
   signout.hidden = false;
   show(nav, PAGES.map(([slug, label]) => h("a", { href: `#/${slug}`, "aria-current": slug === page[0] ? "page" : null }, label)));

@@ -73,3 +73,34 @@ export function confirmDialog(text, confirmLabel, extra) {
 export function link(href, ...text) {
   return h("a", { href }, ...text);
 }
+
+// A person: the display name with the UPN below it (and both, with the mailbox id, on hover); the
+// mailbox id alone for a row that names nobody we know.
+export function person(row) {
+  const name = pick(row, "personName");
+  const upn = pick(row, "upn");
+  const id = pick(row, "mailboxId");
+  const hover = [name, upn, id].filter(Boolean).join("\n");
+  if (!name && !upn) return h("span", { class: "person", title: hover || null }, id || h("span", { class: "muted" }, "—"));
+  return h("span", { class: "person", title: hover }, name || upn, name && upn ? h("small", { class: "upn" }, upn) : null);
+}
+
+// A subject as the board or the calendar shows it (a private event's is the masked one we stored).
+export function subject(value) {
+  return value ? h("span", { class: "subject" }, value) : h("span", { class: "muted" }, "—");
+}
+
+const DAY = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
+
+// Whether a row matches a search: every word in its person, UPN, subject or start (the UTC date as
+// 2026-11-24, or the local one as this browser writes it, e.g. "Tuesday, 24 November 2026").
+export function matches(row, search) {
+  const words = String(search || "").toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return true;
+  const start = pick(row, "start");
+  const moment = start ? new Date(start) : null;
+  const local = moment && !Number.isNaN(moment.getTime()) ? [LOCAL.format(moment), DAY.format(moment)] : [];
+  const text = [pick(row, "personName"), pick(row, "upn"), pick(row, "mailboxId"), pick(row, "subject"), start, ...local]
+    .filter(Boolean).join(" ").toLowerCase();
+  return words.every((word) => text.includes(word));
+}

@@ -1,6 +1,6 @@
 // Links: Outlook events and their Dime.Scheduler appointments, paged with the API's token.
-import { api, part } from "../api.js";
-import { h, link, message, show, table, time } from "../dom.js";
+import { api, part, query } from "../api.js";
+import { h, link, message, person, show, subject, table, time } from "../dom.js";
 
 export async function render(main, ctx) {
   const mailbox = ctx.params.get("mailbox") || "";
@@ -14,14 +14,15 @@ export async function render(main, ctx) {
   show(main,
     h("h1", {}, "Links"),
     h("form", { class: "filters", onsubmit: (event) => { event.preventDefault(); ctx.go(`#/links${input.value.trim() ? `?mailbox=${part(input.value.trim())}` : ""}`); } },
-      h("label", { for: "mailbox" }, "Mailbox (object id)", input), h("button", { type: "submit", class: "primary" }, "Show")),
+      h("label", { for: "mailbox" }, "Mailbox (object id or UPN)", input), h("button", { type: "submit", class: "primary" }, "Show")),
     eventId ? message("status", "Only the link of event ", eventId, ". ", link(`#/links?mailbox=${part(mailbox)}`, "Show all of this mailbox")) : null,
     table([
-      { head: "Mailbox", cell: (l) => l.mailboxId, class: "wrap hide-narrow" },
-      { head: "Outlook event", cell: (l) => l.eventId, class: "wrap" },
-      { head: "Appointment", cell: (l) => link(`#/appointments?appointment=${part(l.appointmentGuid || "")}`, l.appointmentGuid || ""), class: "wrap" },
+      { head: "Person", cell: (l) => person(l), class: "wrap" },
+      { head: "Subject", cell: (l) => link(`#/appointment/${part(l.appointmentGuid || "")}${query({ mailbox: l.mailboxId })}`, subject(l.subject)), class: "wrap" },
+      { head: "Starts", cell: (l) => time(l.start) },
+      { head: "Outlook event", cell: (l) => link(`#/event${query({ mailbox: l.mailboxId, eventId: l.eventId })}`, l.eventId), class: "wrap hide-narrow" },
+      { head: "Appointment", cell: (l) => l.appointmentGuid || "", class: "wrap hide-narrow" },
       { head: "Origin", cell: (l) => l.origin || "" },
-      { head: "Resource e-mail", cell: (l) => l.resourceEmail || "", class: "hide-narrow" },
       { head: "Synchronised", cell: (l) => time(l.syncedAt) },
     ], items, "No links: an event is linked once it has been written to the planning board."),
     page.continuationToken ? h("p", {}, link(`#/links?${next}`, "Next page →")) : null);

@@ -1,7 +1,7 @@
 // Transactions: filter, sort, page, select, retry/archive (one, a selection, or all matching a
 // filter, with the count confirmed first); and one transaction's detail.
 import { api, listAll, part, query } from "../api.js";
-import { confirmDialog, h, link, message, show, time } from "../dom.js";
+import { confirmDialog, h, link, matches, message, person, show, subject, time } from "../dom.js";
 
 const FILTERS = ["status", "direction", "mailbox", "errorCode", "since", "until"];
 const STATUSES = ["", "failed", "pending", "succeeded", "skipped", "archived"];
@@ -11,8 +11,16 @@ let flash = null; // the outcome of a bulk action, shown above the reloaded list
 const LIMIT = 1000;
 const COLUMNS = [
   ["createdAt", "Created"], ["status", "Status"], ["direction", "Direction"], ["operation", "Operation"],
-  ["mailboxId", "Mailbox"], ["errorCode", "Error code"], ["attempts", "Attempts"], ["message", "Message"],
+  ["personName", "Person"], ["subject", "Subject"], ["start", "Starts"],
+  ["errorCode", "Error code"], ["attempts", "Attempts"], ["message", "Message"],
 ];
+
+// The appointment's own page (both directions, its timeline), from any row that names it.
+export function appointmentHref(row) {
+  if (!row.appointmentGuid) return null;
+  const mailbox = row.mailboxId && row.mailboxId !== "dime-scheduler" ? row.mailboxId : null;
+  return `#/appointment/${part(row.appointmentGuid)}${query({ mailbox })}`;
+}
 
 export function filterOf(params) {
   const filter = {};
@@ -46,8 +54,11 @@ function filterForm(filter, ctx) {
       if (value && (name === "since" || name === "until")) value = new Date(value).toISOString();
       if (value) next[name] = value;
     }
+    const search = String(data.get("q") || "").trim();
+    if (search) next.q = search;
     ctx.go(`#/transactions${query(next)}`);
   } },
+  text("q", "Search person, subject, date", ctx.params.get("q"), { type: "search", size: 24, placeholder: "e.g. Jane 24 Nov" }),
   select("status", "Status", STATUSES, filter.status),
   select("direction", "Direction", DIRECTIONS, filter.direction),
   text("mailbox", "Mailbox (object id)", filter.mailbox, { size: 20 }),
@@ -94,9 +105,12 @@ export async function render(main, ctx) {
   const sort = ctx.params.get("sort") || "createdAt";
   const descending = ctx.params.get("order") !== "asc";
   const page = Math.max(0, Number(ctx.params.get("page") || 0) | 0);
-  const [{ items, capped }, people] = await Promise.all([listAll("transactions", filter, LIMIT), api("resources")]);
+  const search = ctx.params.get("q") || "";
+  const fetched = await listAll("transactions", filter, LIMIT);
   if (!ctx.current()) return;
-  const upn = new Map((people.items || people.value || []).map((p) => [p.id, p.upn]));
+  // The search runs here, over the rows already fetched: the table service has no "contains".
+  const items = fetched.items.filter((t) => matches(t, search));
+  const capped = fetched.capped;
   items.sort((a, b) => {
     const x = a[sort] ?? "", y = b[sort] ?? "";
     return (x < y ? -1 : x > y ? 1 : 0) * (descending ? -1 : 1);
@@ -128,7 +142,10 @@ export async function render(main, ctx) {
     h("td", {}, boxes[i]),
     h("td", {}, link(`#/transactions/${part(t.id)}`, time(t.createdAt))),
     h("td", {}, statusCell(t.status)), h("td", {}, t.direction), h("td", {}, t.operation),
-    h("td", { class: "wrap", title: t.mailboxId }, upn.get(t.mailboxId) || t.mailboxId), h("td", {}, t.errorCode || ""), h("td", {}, String(t.attempts ?? "")),
+    h("td", { class: "wrap" }, person(t)),
+    h("td", { class: "wrap" }, appointmentHref(t) ? link(appointmentHref(t), subject(t.subject)) : subject(t.subject)),
+    h("td", {}, time(t.start)),
+    h("td", {}, t.errorCode || ""), h("td", {}, String(t.attempts ?? "")),
     h("td", { class: "wrap" }, t.message || "")));
   show(main,
     h("h1", {}, "Transactions"),
@@ -140,6 +157,8 @@ export async function render(main, ctx) {
       h("button", { type: "button", onclick: guard(() => bulkAll("retry", filter, ctx, status).then(() => ctx.go(location.hash))) }, "Retry all matching…"),
       h("button", { type: "button", class: "danger", onclick: guard(() => bulkAll("archive", filter, ctx, status).then(() => ctx.go(location.hash))) }, "Archive all matching…")),
     status,
+    search ? message("status", `Only the rows of this filter whose person, subject or date contain “${search}”: ${items.length} of ${fetched.items.length}. “All matching” acts on the filter, not the search. `,
+      link(`#/transactions${query({ ...filter, q: "" })}`, "Clear the search")) : null,
     capped ? message("status", `Showing the first ${LIMIT} matching transactions: narrow the filter (a shorter date range or a mailbox) to see the rest.`) : null,
     items.length
       ? h("div", { class: "scroll" }, h("table", { "aria-label": "Transactions" },
@@ -174,9 +193,10 @@ async function renderDetail(main, ctx) {
       row("Id", t.id), row("Status", statusCell(t.status)), row("Error code", t.errorCode), row("Error", t.message),
       row("Attempts", String(t.attempts)), row("Next automatic attempt", t.nextAttemptAt ? time(t.nextAttemptAt) : null),
       row("Direction", t.direction), row("Operation", t.operation), row("Reason", t.reason),
-      row("Mailbox", link(`#/transactions${query({ mailbox: t.mailboxId })}`, t.mailboxId)),
-      row("Outlook event", t.eventId ? link(`#/links${query({ mailbox: t.mailboxId, eventId: t.eventId })}`, t.eventId) : null),
-      row("Dime.Scheduler appointment", t.appointmentGuid ? link(`#/appointments${query({ appointment: t.appointmentGuid })}`, t.appointmentGuid) : null),
+      row("Person", link(`#/transactions${query({ mailbox: t.mailboxId })}`, person(t))),
+      row("Subject", subject(t.subject)), row("Starts", time(t.start)),
+      row("Outlook event", t.eventId ? link(`#/event${query({ mailbox: t.mailboxId, eventId: t.eventId })}`, t.eventId) : null),
+      row("Dime.Scheduler appointment", t.appointmentGuid ? link(appointmentHref(t), t.appointmentGuid) : null),
       row("Created", time(t.createdAt)), row("Updated", time(t.updatedAt))),
     h("h2", {}, "Payload (what a retry sends again)"),
     h("pre", { tabindex: "0", "aria-label": "Payload" }, JSON.stringify(t.payload, null, 2)));

@@ -183,12 +183,12 @@ class GraphGateway(SubscriptionCalls):
             yield
 
     async def get_user(self, user: str) -> dict[str, Any] | None:
-        """id, mail and userPrincipalName of a user (by object id or UPN); None if unknown."""
+        """id, mail, userPrincipalName and displayName of a user (by object id or UPN); None if unknown."""
         from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
         builder = self._graph().users.by_user_id(user)
         query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
-            select=["id", "mail", "userPrincipalName"]
+            select=["id", "mail", "userPrincipalName", "displayName"]
         )
         info = builder.to_get_request_information(_config(query))
         return await self._send(user, info, "user lookup")

@@ -133,6 +133,7 @@ def resource_json(resource: Resource) -> dict[str, Any]:
     return {
         "id": resource.object_id,
         "upn": resource.upn,
+        "displayName": resource.display_name or None,
         "email": resource.email,
         "enabled": resource.consent.enabled,
         "showAs": [v for v in show_as.split(",") if v],

@@ -18,10 +18,12 @@ class Resource:
     subscription_expiry: str | None = None  # ISO 8601 UTC
     created_at: str | None = None
     updated_at: str | None = None
+    display_name: str = ""  # Graph's displayName, read at onboarding: the console shows it ("" = unknown)
 
 
 def resource_from_user(user: dict[str, Any], consent: Consent) -> Resource:
     """A mailbox being onboarded: e-mail is `mail`, else `userPrincipalName` (read once from Graph)."""
     upn = str(user.get("userPrincipalName") or "")
     mail = user.get("mail") or upn
-    return Resource(object_id=str(user["id"]).lower(), upn=upn, email=str(mail), consent=consent)
+    name = str(user.get("displayName") or "")
+    return Resource(object_id=str(user["id"]).lower(), upn=upn, email=str(mail), consent=consent, display_name=name)

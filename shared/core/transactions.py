@@ -93,3 +93,10 @@ class Transaction:
     id: str = ""
     updated_at: str | None = None
     next_attempt_at: str | None = None
+    # What the console shows without a Graph or Dime.Scheduler call (issue 19), written with the row:
+    # the subject as the board (or the calendar) shows it, never a masked private event's real one;
+    # its start (ISO 8601 UTC); the person's display name and UPN. None on rows written before.
+    subject: str | None = None
+    start: str | None = None
+    person: str | None = None
+    upn: str | None = None

@@ -255,9 +255,9 @@ def test_onboard_a_person_and_see_their_events_arrive_with_hostile_text_kept_as_
     rendered(page, page.get_by_role("link", name="Transactions").click)
     page.locator("tbody tr").first.wait_for()
     assert page.locator("tbody .status-succeeded").count() == 2
-    # Subjects are not kept by the app (only ids, codes and messages are): the hostile event id is
-    # what the console shows, in the detail and on the Links page.
+    # The hostile subject and event id are shown as text: in the list, and on the Links page.
     page.locator("tbody tr").filter(has_text="succeeded").first.wait_for()
+    page.get_by_role("cell", name=XSS).wait_for()
     page.goto(f"{runner.origin}/api/console/#/links")
     page.get_by_role("cell", name=XSS_ID).wait_for()
     assert page.locator("main img").count() == 0 and console.dialogs == []
@@ -493,3 +493,82 @@ def test_rules_page_preview_then_save_with_hostile_names_kept_as_text(console, r
     page.get_by_text("rules[0].then.showAs: one of free").wait_for()
     assert page.locator("main img").count() == 0 and console.dialogs == []
     console.shot("rules")
+
+
+def test_names_subjects_and_times_instead_of_ids_a_private_subject_stays_masked_and_an_appointments_timeline(
+    console, runner, graph, dime
+):
+    """Issue 19: every list names the person and the subject (as the board shows it: a private
+    event's is masked everywhere), search finds by person, subject and date, and one appointment's
+    page shows its links and its timeline, where a failure is retried."""
+    jane = graph.add_user(mail="jane@contoso.com", upn="jane.doe@contoso.com", display_name="Jane Doe")
+    status, _ = runner.request("PUT", f"manage/resources/{jane['id']}", {"sensitivities": ["normal", "private"]})
+    assert status == 201
+    wait_for(lambda: runner.queue_depths() and not any(runner.queue_depths().values()))
+    graph.auto_notify = True
+    private = {"subject": "Doctor: oncology", "sensitivity": "private"}
+    graph.create_event(jane["id"], start=tomorrow(9), end=tomorrow(10), **private)
+    hostile = graph.create_event(jane["id"], subject=XSS, start=tomorrow(13), end=tomorrow(14))
+    graph.flush_notifications()
+    wait_for(lambda: len(dime.appointments) == 2, 60)
+    assert "Private appointment" in {a["Subject"] for a in dime.appointments.values()}
+
+    page = console.open("#/transactions")
+    console.sign_in(runner.key)
+    page.get_by_role("heading", name="Transactions").wait_for()
+    page.get_by_role("cell", name="Private appointment").wait_for()
+    main = page.locator("main")
+    text = main.inner_text()
+    assert "Jane Doe" in text and "jane.doe@contoso.com" in text and XSS in text
+    assert jane["id"] not in text  # the person, not the mailbox id
+    assert "oncology" not in text and page.locator("main img").count() == 0
+    page.get_by_label("Search person, subject, date").fill("jane private")
+    rendered(page, page.get_by_role("button", name="Apply").click)
+    assert page.locator("tbody tr").count() == 1 and "Private appointment" in page.locator("tbody").inner_text()
+    console.shot("transactions")
+
+    rendered(page, page.get_by_role("link", name="Appointments").click)
+    page.get_by_role("cell", name="Private appointment").wait_for()
+    assert page.locator("tbody tr").count() == 2 and "oncology" not in main.inner_text()
+    local_day = page.evaluate(
+        "iso => new Intl.DateTimeFormat(undefined, { dateStyle: 'full' }).format(new Date(iso))", tomorrow(13) + "Z"
+    )
+    page.get_by_label("Search person, subject, date").fill(f"Doe {local_day.split(',')[0]}")
+    rendered(page, page.get_by_role("button", name="Search").click)
+    assert page.locator("tbody tr").count() == 2  # both are tomorrow; a day's name finds them
+    page.get_by_label("Search person, subject, date").fill("img")
+    rendered(page, page.get_by_role("button", name="Search").click)
+    assert page.locator("tbody tr").count() == 1 and console.dialogs == []
+    console.shot("appointments")
+
+    rendered(page, page.get_by_role("link", name="Links").click)
+    page.get_by_role("cell", name="Private appointment").wait_for()
+    assert "oncology" not in main.inner_text() and "Jane Doe" in main.inner_text()
+    console.shot("links")
+
+    # A failure of the hostile event's next change, then its page: timeline, retry from there.
+    dime.fail_next(count=1, status=400)
+    graph.update_event(jane["id"], hostile["id"], body="moved")
+    graph.flush_notifications()
+    wait_for(lambda: runner.request("GET", "manage/transactions/count", status="failed")[1]["count"] == 1, 60)
+    rendered(page, page.get_by_role("link", name=XSS).first.click)
+    page.get_by_role("heading", name=XSS).wait_for()
+    timeline = page.get_by_role("list", name="Timeline")
+    items = timeline.locator("> li")
+    assert items.count() >= 2  # its create, then the failed update (and whatever came after)
+    times = [items.nth(i).locator("time").first.get_attribute("datetime") for i in range(items.count())]
+    assert times == sorted(times, reverse=True)  # newest first
+    failed = timeline.locator("> li.failed")
+    assert failed.count() == 1 and "DIME_REJECTED" in failed.inner_text() and page.locator("main img").count() == 0
+    assert "Payload" in failed.inner_text() and "Jane Doe" in page.locator("main").inner_text()
+    console.shot("appointment")
+    rendered(page, failed.get_by_role("button", name="Retry now").click)
+    page.get_by_text("Retried: succeeded.").wait_for()
+    assert page.get_by_role("list", name="Timeline").locator("> li.failed").count() == 0
+    assert console.dialogs == []
+
+    rendered(page, lambda: page.goto(f"{runner.origin}/api/console/#/appointments?q=private"))
+    rendered(page, page.get_by_role("link", name="Private appointment").click)
+    page.get_by_role("heading", name="Private appointment").wait_for()
+    assert "oncology" not in page.locator("main").inner_text()
+    rendered(page, page.get_by_role("link", name="← Appointments").click)

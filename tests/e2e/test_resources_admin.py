@@ -456,3 +456,15 @@ def test_correcting_a_person_s_email_places_the_planner_s_appointments_at_once(g
     assert admin("PATCH", finn["id"], {"email": "f.berg@contoso.com"})[0] == 200
     run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
     assert [e["subject"] for e in graph.events(finn["id"])] == ["Boiler service"] and _unmatched() == []
+
+
+def test_onboarding_keeps_the_directorys_display_name_and_a_second_put_refreshes_it(graph, services):
+    """Issue 19: the console names people; Graph's displayName is read with the user at onboarding
+    (no Graph call when a page is drawn), and onboarding again picks up a rename."""
+    person = graph.add_user(mail="jane@contoso.com", display_name="Jane Doe")
+    status, body = admin("PUT", person["id"])
+    assert status == 201 and body["displayName"] == "Jane Doe"
+    assert services.store.get_resource(person["id"]).display_name == "Jane Doe"
+    graph._users[person["id"]]["displayName"] = "Jane Smith"  # renamed in the directory
+    status, body = admin("PUT", person["id"])
+    assert status == 200 and body["displayName"] == "Jane Smith"

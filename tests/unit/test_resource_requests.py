@@ -76,6 +76,7 @@ def test_resource_json():
     assert resource_json(BASE) == {
         "id": OID.lower(),
         "upn": "jane@contoso.onmicrosoft.com",
+        "displayName": None,
         "email": "jane@contoso.com",
         "enabled": True,
         "showAs": ["busy"],

@@ -202,6 +202,7 @@ def _link_entity(link: EventLink) -> dict[str, Any]:
         "SyncedAt": link.synced_at,
         "Dismissed": link.dismissed,
         "Pending": -1 if link.pending is None else link.pending,
+        "Subject": link.subject or "",
     }
 
 
@@ -219,6 +220,7 @@ def _link_from(entity: Any) -> EventLink:
         dismissed=bool(entity.get("Dismissed", False)),
         etag=entity.metadata.get("etag"),
         pending=_pending(entity.get("Pending")),
+        subject=entity.get("Subject") or None,
     )
 
 

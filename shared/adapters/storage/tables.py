@@ -241,6 +241,7 @@ def _resource_entity(resource: Resource) -> dict[str, Any]:
         "PartitionKey": RESOURCE_PARTITION,
         "RowKey": resource.object_id.lower(),
         "Upn": resource.upn,
+        "DisplayName": resource.display_name,
         "Email": resource.email,
         "Enabled": resource.consent.enabled,
         "ShowAs": show_as,
@@ -256,6 +257,7 @@ def _resource_from_entity(entity: dict[str, Any]) -> Resource:
     return Resource(
         object_id=entity["RowKey"],
         upn=entity.get("Upn", ""),
+        display_name=entity.get("DisplayName") or "",
         email=entity.get("Email", ""),
         consent=Consent.parse(entity.get("Enabled", False), entity.get("ShowAs", ""), entity.get("Sensitivities", "")),
         subscription_id=entity.get("SubscriptionId") or None,
@@ -280,6 +282,8 @@ def _link_entity(link: Link) -> dict[str, Any]:
         "AppointmentId": link.appointment_id or "",
         "KeptValues": json.dumps(link.kept_values, separators=(",", ":")) if link.kept_values else "",
         "Unproven": link.unproven,
+        "Subject": link.subject or "",
+        "Start": link.start or "",
     }
 
 
@@ -298,6 +302,8 @@ def _link_from_entity(entity: Any) -> Link:
         appointment_id=entity.get("AppointmentId") or None,
         kept_values=_kept(entity.get("KeptValues")),
         unproven=bool(entity.get("Unproven", False)),
+        subject=entity.get("Subject") or None,
+        start=entity.get("Start") or None,
     )
 
 

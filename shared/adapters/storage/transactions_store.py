@@ -49,6 +49,7 @@ LAST_ERROR_PARTITION = "~lasterror"
 PAYLOAD_CHUNK = 30_000  # characters; a string property holds 64 KiB (32K UTF-16 characters)
 MAX_PAYLOAD_CHUNKS = 12
 BATCH_LIMIT = 100
+MAX_SHOWN_CHARS = 400  # subject (Graph caps it at 255), display name, UPN: what the console shows
 
 
 def transaction_store(services: Services) -> TransactionStore:
@@ -271,6 +272,10 @@ def transaction_entity(transaction: Transaction) -> dict[str, Any]:
         "CreatedAt": transaction.created_at,
         "UpdatedAt": transaction.updated_at or transaction.created_at,
         "NextAttemptAt": transaction.next_attempt_at or "",
+        "Subject": (transaction.subject or "")[:MAX_SHOWN_CHARS],
+        "Start": transaction.start or "",
+        "Person": (transaction.person or "")[:MAX_SHOWN_CHARS],
+        "Upn": (transaction.upn or "")[:MAX_SHOWN_CHARS],
     }
     payload = json.dumps(transaction.payload, ensure_ascii=False)
     chunks = [payload[i : i + PAYLOAD_CHUNK] for i in range(0, len(payload), PAYLOAD_CHUNK)] or ["{}"]
@@ -313,4 +318,8 @@ def transaction_from_entity(entity: dict[str, Any]) -> Transaction:
         created_at=entity.get("CreatedAt", ""),
         updated_at=entity.get("UpdatedAt") or None,
         next_attempt_at=entity.get("NextAttemptAt") or None,
+        subject=entity.get("Subject") or None,
+        start=entity.get("Start") or None,
+        person=entity.get("Person") or None,
+        upn=entity.get("Upn") or None,
     )

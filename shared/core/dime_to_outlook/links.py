@@ -37,6 +37,7 @@ class EventLink:
     # deleted. Whoever reads it finds the event by its tag (every later delivery, stale or not, and the
     # reconcile), so a crash or a lost race between a create and this row's save leaves no copy behind.
     pending: int | None = None
+    subject: str | None = None  # the event's subject as placed (after rules): what the console shows
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,11 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
     if existing is None:
         base = replace(resource_from_user(user, services.settings.default_consent), created_at=now)
     else:
-        base = replace(existing, upn=str(user.get("userPrincipalName") or existing.upn))
+        base = replace(
+            existing,
+            upn=str(user.get("userPrincipalName") or existing.upn),
+            display_name=str(user.get("displayName") or existing.display_name),
+        )
     resource = replace(apply_input(base, change), updated_at=now)
     _forget_cached_mailboxes(services, resource, existing)
     try:

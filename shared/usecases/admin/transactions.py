@@ -22,6 +22,7 @@ from typing import Any
 
 from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
+from shared.core.resources import Resource
 from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
 from shared.core.transaction_query import (
     FILTER_FIELDS,
@@ -56,7 +57,26 @@ def _error(status: int, reason: str) -> HttpAnswer:
     return _json(status, {"error": reason})
 
 
-def transaction_json(transaction: Transaction, *, detail: bool = False) -> dict[str, Any]:
+def people_of(services: Services) -> dict[str, Resource]:
+    """Every onboarded person by mailbox id: one query of the resources partition per page drawn,
+    so a row written before names were stored (or by a path that had no person at hand) still
+    shows one, and a renamed person shows the new name."""
+    return {r.object_id: r for r in services.store.list_resources()}
+
+
+def person_json(
+    mailbox_id: str, stored: tuple[str | None, str | None], people: Mapping[str, Resource]
+) -> dict[str, Any]:
+    """personName and upn of a row: the directory's as onboarding read it, else what the row kept."""
+    resource = people.get(mailbox_id)
+    name = (resource.display_name if resource else None) or stored[0]
+    upn = (resource.upn if resource else None) or stored[1]
+    return {"personName": name or None, "upn": upn or None}
+
+
+def transaction_json(
+    transaction: Transaction, *, detail: bool = False, people: Mapping[str, Resource] | None = None
+) -> dict[str, Any]:
     body = {
         "id": public_id(transaction.mailbox_id, transaction.id),
         "mailboxId": transaction.mailbox_id,
@@ -72,6 +92,9 @@ def transaction_json(transaction: Transaction, *, detail: bool = False) -> dict[
         "nextAttemptAt": iso_utc(transaction.next_attempt_at),
         "createdAt": iso_utc(transaction.created_at),
         "updatedAt": iso_utc(transaction.updated_at),
+        "subject": transaction.subject,
+        "start": iso_utc(transaction.start),
+        **person_json(transaction.mailbox_id, (transaction.person, transaction.upn), people or {}),
     }
     if detail:
         body["payload"] = transaction.payload
@@ -128,7 +151,8 @@ async def list_transactions(params: Mapping[str, str], services: Services) -> Ht
     except FilterProblem as problem:
         return _error(problem.status, str(problem))
     items, next_token = await asyncio.to_thread(transaction_store(services).page, query, size, token)
-    return _json(200, page([transaction_json(t) for t in items], encode_token(next_token)))
+    people = await asyncio.to_thread(people_of, services)
+    return _json(200, page([transaction_json(t, people=people) for t in items], encode_token(next_token)))
 
 
 MAX_COUNT = 100_000
@@ -157,7 +181,7 @@ def get_transaction(transaction_id: str, params: Mapping[str, str], services: Se
     found = transaction_store(services).get(*keys) if keys else None
     if found is None:
         return _error(404, "no such transaction")
-    return _json(200, transaction_json(found, detail=True))
+    return _json(200, transaction_json(found, detail=True, people=people_of(services)))
 
 
 @dataclass(frozen=True)
@@ -338,14 +362,16 @@ def _links_page(services: Services, mailbox: str | None, size: int, token: Any) 
         continuation_token=token
     )
     items: list[dict[str, Any]] = []
+    people = people_of(services)
     for entities in pager:
-        items = [_link_json(e) for e in entities]
+        items = [link_json(e, people) for e in entities]
         if items or not pager.continuation_token:
             break
     return _json(200, page(items, encode_token(pager.continuation_token)))
 
 
-def _link_json(entity: Mapping[str, Any]) -> dict[str, Any]:
+def link_json(entity: Mapping[str, Any], people: Mapping[str, Resource]) -> dict[str, Any]:
+    """An Outlook-side link row (rows written before issue 19 have no Subject or Start: null)."""
     return {
         "mailboxId": entity["PartitionKey"],
         "eventId": entity.get("EventId"),
@@ -354,6 +380,9 @@ def _link_json(entity: Mapping[str, Any]) -> dict[str, Any]:
         "changeKey": entity.get("ChangeKey") or None,
         "resourceEmail": entity.get("ResourceEmail"),
         "syncedAt": iso_utc(entity.get("SyncedAt")),
+        "subject": entity.get("Subject") or None,
+        "start": iso_utc(entity.get("Start")),
+        **person_json(entity["PartitionKey"], (None, None), people),
     }
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from shared.core.api_format import iso_utc
 from shared.core.decision import Action, Decision
 from shared.core.dime_to_outlook.decision import appointment_refusal, decide_event
 from shared.core.dime_to_outlook.eligibility import (
@@ -59,6 +60,7 @@ from shared.core.dime_to_outlook.tag import tag_value
 from shared.core.events import Event, EventFormatError, event_from_graph
 from shared.core.links import DIME_ORIGIN, Link
 from shared.core.resources import Resource
+from shared.core.shown import Shown, in_calendar, shown_of
 from shared.core.transactions import DIME_PARTITION, ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.names import PUBLICATIONS_QUEUE
 from shared.services import Services
@@ -456,6 +458,7 @@ async def _write(
     every later delivery of this appointment, stale or not, finds the event by its tag."""
     guid, mailbox = pub.guid, target.mailbox_id
     generation = link.generation if link else 0
+    shown = in_calendar(body, pub.start)  # the subject as placed (after the rules' look)
     answer = None
     operation = "update"
     if link is not None and link.event_id is not None:
@@ -484,6 +487,7 @@ async def _write(
                 synced_at=services.clock().isoformat(),
                 etag=link.etag if link else None,
                 pending=generation,
+                subject=shown.subject,
             ),
         )
         create = {**body, "transactionId": transaction_id(guid, mailbox, generation)}
@@ -512,14 +516,15 @@ async def _write(
         start=pub.start,
         synced_at=now,
         etag=intent.etag if intent else (link.etag if link else None),
+        subject=shown.subject,
     )
     if intent is None:
         saved = await _save_event_link(store, fresh)
     else:
         saved = await _save_created(services, store, fresh, answer)
-    await _remember_outlook_side(services, mailbox, answer, guid, target.email)
+    await _remember_outlook_side(services, mailbox, answer, guid, target.email, shown)
     reason = decision.reason if rule is None else f"{decision.reason} ({RULE_PREFIX}{rule})"
-    await _transaction(services, mailbox, answer["id"], guid, operation, reason)
+    await _transaction(services, mailbox, answer["id"], guid, operation, reason, shown)
     return saved
 
 
@@ -618,7 +623,8 @@ async def _remove(services: Services, store: Any, link: EventLink, reason: str) 
     await _save_event_link(store, replace(gone, synced_at=services.clock().isoformat()))
     if link.event_id is not None:
         await _forget_outlook_side(services, link.mailbox_id, link.event_id)
-        await _transaction(services, link.mailbox_id, link.event_id, link.appointment_guid, "delete", reason)
+        shown = Shown(link.subject, iso_utc(link.start))
+        await _transaction(services, link.mailbox_id, link.event_id, link.appointment_guid, "delete", reason, shown)
 
 
 async def _save_event_link(store: Any, link: EventLink) -> EventLink:
@@ -633,7 +639,7 @@ async def _save_event_link(store: Any, link: EventLink) -> EventLink:
 
 
 async def _remember_outlook_side(
-    services: Services, mailbox: str, answer: dict[str, Any], guid: str, email: str
+    services: Services, mailbox: str, answer: dict[str, Any], guid: str, email: str, shown: Shown | None = None
 ) -> None:
     """The Outlook → Dime.Scheduler link (origin "dime"): its changeKey makes every echo of this
     write a skip without a Graph read, and its hash tells an echo from a person's edit."""
@@ -655,6 +661,8 @@ async def _remember_outlook_side(
             resource_email=email,
             synced_at=services.clock().isoformat(),
             etag=existing.etag if existing else None,
+            subject=shown.subject if shown else None,
+            start=shown.start if shown else None,
         )
         try:
             await asyncio.to_thread(services.store.save_link, fresh)
@@ -679,7 +687,13 @@ async def _forget_outlook_side(services: Services, mailbox: str, event_id: str) 
 
 
 async def _transaction(
-    services: Services, mailbox: str, event_id: str | None, guid: str, operation: str, reason: str
+    services: Services,
+    mailbox: str,
+    event_id: str | None,
+    guid: str,
+    operation: str,
+    reason: str,
+    shown: Shown | None = None,
 ) -> None:
     now = services.clock()
     transaction = Transaction(
@@ -692,6 +706,8 @@ async def _transaction(
         event_id=event_id,
         appointment_guid=guid,
         reason=reason,
+        subject=shown.subject if shown else None,
+        start=shown.start if shown else None,
     )
     await asyncio.to_thread(services.store.add_transaction, transaction)
 
@@ -766,7 +782,9 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
             kept = replace(link, change_key=event.change_key, content_hash=stored_hash(event))
             with contextlib.suppress(ConcurrentUpdate):
                 await asyncio.to_thread(services.store.save_link, kept)
-            await _transaction(services, mailbox, event_id, link.appointment_guid, "keep", "outlook-edit-kept")
+            await _transaction(
+                services, mailbox, event_id, link.appointment_guid, "keep", "outlook-edit-kept", shown_of(link)
+            )
             return Decision(Action.RELINK, "outlook-edit-kept")
         reverted = Decision(Action.UPSERT, "outlook-edit-reverted")
         await _write(services, store, pub, target, pair, body, reverted)
@@ -777,7 +795,9 @@ async def _planner_owned(services: Services, mailbox: str, event_id: str, event:
     if keep:
         await _save_event_link(store, replace(gone, dismissed=True))
         await _forget_outlook_side(services, mailbox, event_id)
-        await _transaction(services, mailbox, event_id, link.appointment_guid, "keep", "outlook-delete-kept")
+        await _transaction(
+            services, mailbox, event_id, link.appointment_guid, "keep", "outlook-delete-kept", shown_of(link)
+        )
         return Decision(Action.DELETE, "outlook-delete-kept")
     recreated = Decision(Action.UPSERT, "outlook-delete-reverted")
     await _write(services, store, pub, target, gone, body, recreated)

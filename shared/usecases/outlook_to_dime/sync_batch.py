@@ -27,6 +27,7 @@ from shared.core.ids import appointment_guid
 from shared.core.links import OUTLOOK_ORIGIN, Link
 from shared.core.outlook_to_dime.appointments import appointment_for, appointment_id_of, upsert_call
 from shared.core.resources import Resource
+from shared.core.shown import described, on_board, shown_of
 from shared.core.transactions import Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
 from shared.usecases.outlook_to_dime.breaker_alerts import OUTLOOK_TO_DIME
@@ -79,11 +80,12 @@ async def sync_new_events_of(
     )
     now = services.clock()
     writes: list[tuple[Link, dict[str, Any]]] = []
+    people = {resource.object_id: resource for resource, _ in pages}
     for (resource, events), tombstoned in zip(pages, tombstones, strict=True):
         writes += _decide(services, resource, events, tombstoned, now, outcomes[resource.object_id])
     for start in range(0, len(writes), BATCH_LIMIT):
         chunk = writes[start : start + BATCH_LIMIT]
-        written = await _write_chunk(services, chunk, now.isoformat(), successes)
+        written = await _write_chunk(services, chunk, now.isoformat(), successes, people)
         for link, _ in chunk:
             if (link.mailbox_id, link.event_id) not in written:
                 outcome = outcomes[link.mailbox_id]
@@ -126,6 +128,7 @@ def _decide(
         outcome.decisions[event_id] = decision
         if decision.action is not Action.UPSERT:
             continue  # not linked: a refusal costs nothing
+        shown = on_board(appointment)  # the board's subject (masked for a private event)
         link = Link(
             mailbox_id=resource.object_id,
             event_id=event_id,
@@ -137,6 +140,8 @@ def _decide(
             synced_at=now.isoformat(),
             series_master_id=event.series_master_id,
             kept_values=appointment.kept_values(),
+            subject=shown.subject,
+            start=shown.start,
         )
         writes.append((link, upsert_call(appointment)))
     return writes
@@ -147,6 +152,7 @@ async def _write_chunk(
     chunk: list[tuple[Link, dict[str, Any]]],
     now: str,
     successes: list[Transaction] | None,
+    people: dict[str, Resource] | None = None,
 ) -> set[tuple[str, str]]:
     """One import, one batch of links per mailbox, one of transactions; the (mailbox, event id)
     fully written. A mailbox whose link batch met a link written meanwhile loses only its own."""
@@ -170,16 +176,20 @@ async def _write_chunk(
     inserted = await asyncio.gather(*(_insert_links(services, links) for links in by_mailbox.values()))
     links = [link for batch in inserted for link in batch]
     transactions = [
-        Transaction(
-            id=new_transaction_id(services.clock()),
-            mailbox_id=link.mailbox_id,
-            direction=OUTLOOK_TO_DIME,
-            operation=Action.UPSERT.value,
-            status=Status.SUCCEEDED,
-            created_at=now,
-            event_id=link.event_id,
-            appointment_guid=link.appointment_guid,
-            reason="new",
+        described(
+            Transaction(
+                id=new_transaction_id(services.clock()),
+                mailbox_id=link.mailbox_id,
+                direction=OUTLOOK_TO_DIME,
+                operation=Action.UPSERT.value,
+                status=Status.SUCCEEDED,
+                created_at=now,
+                event_id=link.event_id,
+                appointment_guid=link.appointment_guid,
+                reason="new",
+            ),
+            shown_of(link),
+            (people or {}).get(link.mailbox_id),
         )
         for link in links
     ]

@@ -28,6 +28,7 @@ from shared.core.outlook_to_dime.appointments import (
 )
 from shared.core.outlook_to_dime.webhook import ChangeNotification
 from shared.core.resources import Resource
+from shared.core.shown import described, on_board, shown_of
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
 from shared.usecases.event_locks import event_locks
@@ -363,6 +364,8 @@ async def _remove_orphan(services: Services, written: Link) -> None:
         event_id=written.event_id,
         appointment_guid=written.appointment_guid,
         reason="unlinked-after-race",
+        subject=written.subject,
+        start=written.start,
     )
     await asyncio.to_thread(services.store.add_transaction, transaction)
 
@@ -418,6 +421,8 @@ async def _execute(
     log.info("event %s of %s: %s (%s)", event_id[-12:], resource.object_id, decision.action.value, decision.reason)
 
     fresh: Link | None = None
+    # What the console shows of this change: the board's (masked) subject, else what the link recorded.
+    shown = on_board(appointment) if decision.action is Action.UPSERT else shown_of(link)
     try:
         if decision.action is Action.UPSERT:
             assert appointment is not None and event is not None
@@ -439,6 +444,8 @@ async def _execute(
                 series_master_id=event.series_master_id,
                 appointment_id=appointment_id_of(answer or {}, guid) or known_id,
                 kept_values=appointment.kept_values(),
+                subject=shown.subject,
+                start=shown.start,
             )
             await asyncio.to_thread(store.save_link, fresh)
         elif decision.action is Action.DELETE:
@@ -471,16 +478,20 @@ async def _execute(
     except ConcurrentUpdate:
         raise _LostRace(fresh, deleted=decision.action is Action.DELETE) from None
 
-    transaction = Transaction(
-        id=new_transaction_id(now),
-        mailbox_id=resource.object_id,
-        direction=OUTLOOK_TO_DIME,
-        operation=decision.action.value,
-        status=Status.SUCCEEDED,
-        created_at=now.isoformat(),
-        event_id=event_id,
-        appointment_guid=guid,
-        reason=decision.reason,
+    transaction = described(
+        Transaction(
+            id=new_transaction_id(now),
+            mailbox_id=resource.object_id,
+            direction=OUTLOOK_TO_DIME,
+            operation=decision.action.value,
+            status=Status.SUCCEEDED,
+            created_at=now.isoformat(),
+            event_id=event_id,
+            appointment_guid=guid,
+            reason=decision.reason,
+        ),
+        shown,
+        resource,
     )
     if successes is not None:
         successes.append(transaction)  # the caller writes them in one table batch
