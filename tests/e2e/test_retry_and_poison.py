@@ -92,16 +92,19 @@ def test_dime_outage_poisons_then_the_retry_timer_heals_the_board_without_duplic
     assert {t.event_id for t in open_failures} == {e["id"] for e in events}
     assert all(t.mailbox_id == person["id"] and t.payload["queue"] == NOTIFICATIONS_QUEUE for t in open_failures)
 
-    run_retry_timer()  # not due yet: the first retry waits a minute
-    assert [t.attempts for t in failed(services)] == [1, 1, 1]
+    # Each failed its 5 deliveries: 5 attempts, so the backoff already stands at 16 minutes.
+    assert [t.attempts for t in failed(services)] == [5, 5, 5]
+    clock.advance(minutes=15)
+    run_retry_timer()  # not due yet
+    assert [t.attempts for t in failed(services)] == [5, 5, 5]
 
     clock.advance(minutes=1)
-    run_retry_timer()  # Dime.Scheduler still down: counted, pushed out by 2 minutes
-    assert [t.attempts for t in failed(services)] == [2, 2, 2]
-    assert {t.next_attempt_at for t in failed(services)} == {(clock.now + timedelta(minutes=2)).isoformat()}
+    run_retry_timer()  # Dime.Scheduler still down: counted, pushed out by 32 minutes
+    assert [t.attempts for t in failed(services)] == [6, 6, 6]
+    assert {t.next_attempt_at for t in failed(services)} == {(clock.now + timedelta(minutes=32)).isoformat()}
 
     dime.clear_faults()
-    clock.advance(minutes=1)
+    clock.advance(minutes=31)
     run_retry_timer()  # healthy again, but not due yet
     assert dime.appointments == {}
 
@@ -119,7 +122,7 @@ def test_dime_outage_poisons_then_the_retry_timer_heals_the_board_without_duplic
     rows = list(services.store.transactions_of(person["id"]))
     healed = [t for t in rows if t.payload]  # the poisoned ones, now succeeded (last error kept)
     assert len(healed) == 3 and {t.status.value for t in healed} == {"succeeded"}
-    assert {t.attempts for t in healed} == {3}
+    assert {t.attempts for t in healed} == {7}  # 5 deliveries, a failed retry, the one that healed it
     assert len([t for t in rows if t.status.value == "succeeded"]) == 6  # + the writes themselves
 
     run_retry_timer()  # nothing left to do
@@ -172,19 +175,46 @@ def test_a_message_poisoned_by_a_dime_outage_carries_the_dime_error_and_heals_wh
     )
     assert "503" in transaction.message
     assert last_error_notes(services) == []  # consumed by the poisoning
+    assert transaction.attempts == 5  # every delivery was an attempt
+    assert transaction.next_attempt_at == (clock.now + timedelta(minutes=16)).isoformat()
 
-    clock.advance(minutes=1)
+    clock.advance(minutes=16)
     run_retry_timer()  # still down: the timer retries the Dime.Scheduler code, counts it, backs off
     [transaction] = failed(services)
-    assert transaction.attempts == 2 and transaction.error_code == "DIME_UNAVAILABLE"
-    assert transaction.next_attempt_at == (clock.now + timedelta(minutes=2)).isoformat()
+    assert transaction.attempts == 6 and transaction.error_code == "DIME_UNAVAILABLE"
+    assert transaction.next_attempt_at == (clock.now + timedelta(minutes=32)).isoformat()
 
     dime.clear_faults()  # the outage ends
-    clock.advance(minutes=2)
+    clock.advance(minutes=32)
     run_retry_timer()
 
     assert failed(services) == []
     assert dime.appointments[appointment_guid(TENANT_ID, person["id"], event["id"])]["Subject"] == "Inspection"
+
+
+def test_a_message_poisoned_by_a_bug_shows_its_5_attempts_and_the_last_failure(
+    graph, dime, services, clock, person, monkeypatch
+):
+    """An unclassified failure (here a TypeError) is noted too: the poisoned transaction keeps
+    POISON_MESSAGE, counts the 5 deliveries as 5 attempts and says what the last one raised."""
+    event = graph.create_event(person["id"], subject="Inspection")
+
+    async def broken(*args, **kwargs):
+        raise TypeError("unsupported operand <b>")
+
+    monkeypatch.setattr(function_app, "apply_notifications", broken)
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 1 and run.failed == 5
+    poison_notifications(services)
+
+    [transaction] = failed(services)
+    assert transaction.attempts == 5 and transaction.error_code == "POISON_MESSAGE"
+    assert transaction.message == (
+        f"poisoned: the message failed all 5 deliveries on queue {NOTIFICATIONS_QUEUE} and was moved to "
+        f"{NOTIFICATIONS_QUEUE}{POISON_SUFFIX}; the last delivery failed: TypeError: unsupported operand <b>"
+    )
+    assert last_error_notes(services) == []
 
 
 def test_a_redelivery_that_succeeds_forgets_the_noted_error(graph, dime, services, clock, person):
