@@ -62,9 +62,7 @@ async def keeping_last_error(
             await asyncio.to_thread(transaction_store(services).forget_last_error, fingerprint_of(queue, body))
 
 
-async def _note_unclassified(
-    queue: str, body: bytes, dequeue_count: int | None, services: Services, text: str
-) -> None:
+async def _note_unclassified(queue: str, body: bytes, dequeue_count: int | None, services: Services, text: str) -> None:
     """The note of a failure that is not ours to classify (code POISON_MESSAGE). A note that
     cannot be written (storage down) is logged; the original failure is what the host must see."""
     note = (fingerprint_of(queue, body), ErrorCode.POISON_MESSAGE.value, text[:1000], dequeue_count or 0)
