@@ -29,7 +29,7 @@ test: install chromium
 # The console's browser tests drive a Chromium, installed here when missing: Debian's package when
 # running as root (as CI does), else Playwright's own download (needs the internet); if neither
 # works, how to install it.
-chromium: $(VENV)/.installed
+chromium:
 	@test -x $(CHROMIUM) && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "Chromium is missing: installing Debian's (apt-get install chromium)"; \

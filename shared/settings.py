@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_SCHEDULE", False, "0 30 2 * * *", "NCRONTAB of the reconcile timer (read by the host)"),
     Setting("RETRY_SCHEDULE", False, "0 */10 * * * *", "NCRONTAB of the retry timer (read by the host)"),
     Setting("RENEW_SCHEDULE", False, "0 0 */6 * * *", "NCRONTAB of the renewal timer (read by the host)"),
-    Setting("RETRY_MAX_ATTEMPTS", False, "8", "tries of a failed transaction (deliveries too) before a person acts"),
+    Setting("RETRY_MAX_ATTEMPTS", False, "8", "automatic retries of a failed transaction before it waits for a person"),
     Setting(
         "TOMBSTONE_RETENTION_DAYS",
         False,

@@ -15,7 +15,7 @@ JSON, a bug, a storage error) keeps the code POISON_MESSAGE, with the last failu
 
 Attempts count every try: a message poisoned after 5 deliveries is a transaction with 5 attempts
 (the poison queue's copy is a new message whose dequeue count starts again at 1, so the number
-comes from the note). The backoff and RETRY_MAX_ATTEMPTS count the same tries.
+comes from the note). The retry schedule counts those deliveries as one (`scheduled_attempts`).
 """
 
 from __future__ import annotations
@@ -105,10 +105,11 @@ def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: st
     if existing is not None and _reopenable(existing):
         existing.status = Status.FAILED
         existing.attempts += tries
+        existing.redeliveries += tries - 1
         existing.error_code = code.value
         existing.message = text
         existing.updated_at = now.isoformat()
-        existing.next_attempt_at = next_attempt_at(now, existing.attempts).isoformat()
+        existing.next_attempt_at = next_attempt_at(now, existing.scheduled_attempts).isoformat()
         store.save(existing)
         store.forget_last_error(poisoned.fingerprint)
         log.error("poisoned again on %s: transaction %s reopened (attempt %d)", queue, existing.id, existing.attempts)
@@ -126,8 +127,9 @@ def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: st
         error_code=code.value,
         message=text,
         attempts=tries,
+        redeliveries=tries - 1,
         payload=poisoned.payload,
-        next_attempt_at=next_attempt_at(now, tries).isoformat(),
+        next_attempt_at=next_attempt_at(now, 1).isoformat(),
     )
     store.add(transaction)
     store.remember_fingerprint(poisoned.fingerprint, transaction)
