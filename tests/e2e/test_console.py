@@ -233,6 +233,7 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     page.get_by_role("heading", name="Transaction").wait_for()
     detail = page.locator("dl").inner_text()
     assert "DIME_UNAVAILABLE" in detail and "poisoned: the message failed all 5 deliveries" in detail
+    assert page.locator("xpath=//dt[text()='Attempts']/following-sibling::dd[1]").inner_text() == "5"  # each one
     assert person["id"] in page.locator("pre").inner_text()  # the payload a retry sends again
     console.shot("transaction-detail")
 
