@@ -12,7 +12,6 @@ from shared import names
 from shared.core.dime_to_outlook.publications_key import presented_key
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
-from shared.settings import load_settings
 from shared.usecases.admin.appointments import appointment_detail, event_detail
 from shared.usecases.admin.bulk_transactions import run_bulk
 from shared.usecases.admin.console import console_asset, console_settings
@@ -222,7 +221,7 @@ def manage_status(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Whether the settings load, no Key Vault reference is unresolved and storage answers (no values)."""
-    return _http(health_check(load_settings, services))
+    return _http(health_check(services))
 
 
 # Delta and reconcile: nothing missed when notifications are lost ------------------------

@@ -43,9 +43,19 @@ export function message(kind, ...text) {
 export function table(columns, rows, empty) {
   if (!rows.length) return message("empty", empty);
   return h("div", { class: "scroll" },
-    h("table", {},
+    labelCells(h("table", {},
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.class }, c.head)))),
-      h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.cell(row))))))));
+      h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) => h("td", { class: c.class }, c.cell(row)))))))));
+}
+
+// Each cell gets its column's header as data-label: on a phone a table can be drawn as stacked
+// rows (style.css), each value named ("Attempts 5"), without a horizontal scroll.
+export function labelCells(tableNode) {
+  const heads = [...tableNode.querySelectorAll("thead th")].map((th) => th.textContent.replace(/[▲▼]/g, "").trim());
+  for (const row of tableNode.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => { if (heads[i]) cell.dataset.label = heads[i]; });
+  }
+  return tableNode;
 }
 
 // A field from the API, whichever casing it comes in (status rows are PascalCase table columns).

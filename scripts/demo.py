@@ -18,7 +18,13 @@ puts it back (DIME_OUTLOOK_EDITS=revert). At the end the retry, delta and reconc
 the board is checked against what the consent rules predict, and every calendar against the plan:
 exit status 0 only if both agree exactly.
 
-    .venv/bin/python scripts/demo.py [--verbose]
+    .venv/bin/python scripts/demo.py [--verbose] [--serve]
+
+`--serve` (`make console`) then leaves that world running for the admin console: a few failures
+are added (a Dime.Scheduler rejection, an outage's poisoned message, a planner's appointment for
+Finn, who is not onboarded), and the console's URL and key are printed; the queues keep being
+polled and Graph's notifications delivered, so what is done in the console takes effect (the
+timers fire only on demand). Ctrl-C stops it.
 
 Ctrl-C or SIGTERM stops it cleanly: the simulators, the runner and Azurite stop, and Azurite's
 temporary folder is removed. Progress is a bar on a terminal, a few plain lines otherwise.
@@ -53,6 +59,7 @@ from tests.fakes.dime_board import PlanningBoard  # noqa: E402
 from tests.runner import LocalRunner, runner_for  # noqa: E402
 
 DEADLINE_SECONDS = 50
+FINN = "R-FINN"  # --serve: a resource on the board whose person is not onboarded (unmatched)
 DEFAULT_SHOW_AS = ["busy", "tentative", "oof", "workingElsewhere"]
 DEFAULT_SENSITIVITY = ["normal", "personal"]
 
@@ -349,6 +356,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "Exit status 0 when the board matches what each person's consent predicts.",
     )
     parser.add_argument("--verbose", action="store_true", help="show the app's log lines")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="afterwards keep the world running for the admin console (make console): add a few failures, "
+        "print the console's URL and key, stop on Ctrl-C",
+    )
     return parser.parse_args(argv)
 
 
@@ -360,6 +373,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, even if started with SIGINT ignored
     logging.basicConfig(level=logging.INFO if args.verbose else logging.CRITICAL)
     started = time.monotonic()
     say("Outlook -> Dime.Scheduler, offline: Azurite + simulated Graph and Dime.Scheduler + the local runner")
@@ -370,10 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         graph = FakeGraph(tenant_id=TENANT_ID, seed=2026, auto_notify=True, notify_duplicates=3, notify_reorder=True)
         graph.resource_spelling = "rotate"  # every documented spelling of `resource`, in turn
         board = PlanningBoard(duplicates=2, reorder=True, seed=2026)
+        if args.serve:  # on the board from the start (the app reads its resource list at most once a minute)
+            board.add_resource(FINN, "finn@contoso.com", name="Finn")
         with graph, FakeDime(api_key=DIME_API_KEY, board=board) as dime:
             runner = runner_for(azurite, graph, dime)
             with runner:
-                return run(runner, graph, dime, started)
+                code = run(runner, graph, dime, started)
+                return serve(runner, graph, dime) if args.serve else code
     finally:
         azurite.stop()
         client.close()
@@ -443,6 +460,48 @@ def run(runner: LocalRunner, graph: FakeGraph, dime: FakeDime, started: float) -
     revert = fiddle(runner, graph)
     runner.stop_polling()
     return report(runner, graph, dime, started, revert)
+
+
+def serve(runner: LocalRunner, graph: FakeGraph, dime: FakeDime) -> int:
+    """`make console`: a few failures for the console to show, then the world keeps running (queues
+    polled, Graph's notifications delivered) until Ctrl-C or SIGTERM, which is a normal stop (0)."""
+    say("\n6. For the console: a few things that need a person.")
+    graph.notify_duplicates, graph.notify_reorder = 1, False  # one delivery each: each failure happens once
+    runner.start_polling(interval=0.1)
+    ann, ben = PEOPLE[0], PEOPLE[1]
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    wednesday = (today + timedelta(days=9 - today.weekday())).replace(tzinfo=None)  # next week's (Graph: naive UTC)
+    dime.fail_next(count=1, status=400, path_contains="/import")
+    graph.create_event(ann.id, subject="Quarterly review", start=wednesday + timedelta(hours=15),
+                       end=wednesday + timedelta(hours=16))  # fmt: skip
+    settle(runner, graph)
+    say("   Ann's 'Quarterly review': Dime.Scheduler rejects it (400): a failed transaction waiting for a person.")
+    dime.fault_rate(1.0, statuses=(503,), seed=3)
+    graph.create_event(ben.id, subject="Customer workshop", start=wednesday + timedelta(hours=10),
+                       end=wednesday + timedelta(hours=12))  # fmt: skip
+    settle(runner, graph, timeout=60)
+    dime.clear_faults()
+    say("   Ben's 'Customer workshop': Dime.Scheduler is down for all 5 deliveries: poisoned, a failed transaction")
+    say("   with 5 attempts (retry it from the console; the retry timer fires only on demand here).")
+    graph.add_user(mail="finn@contoso.com", upn="finn@contoso.onmicrosoft.com", display_name="Finn")
+    planned = wednesday.replace(tzinfo=UTC)
+    dime.board.plan("Boiler service, Wayne", planned + timedelta(hours=8), planned + timedelta(hours=10),
+                    [FINN], body="Planned work", category="Installation")  # fmt: skip
+    dime.board.flush()
+    settle(runner, graph)
+    say("   The planner books Finn, who is not onboarded: unmatched (onboard finn@contoso.com on People to place it).")
+    say(f"\nThe console: {runner.origin}/api/console/")
+    say(f"Sign in with the management key: {runner.key}")
+    say("Everything keeps running (Azurite, the simulators, the runner); Ctrl-C stops it.")
+    try:
+        while True:
+            if runner.poller_error is not None:
+                raise runner.poller_error
+            graph.flush_notifications()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("\nstopping: simulators, runner and Azurite")
+        return 0
 
 
 def fiddle(runner: LocalRunner, graph: FakeGraph) -> str | None:

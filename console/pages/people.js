@@ -69,10 +69,12 @@ export async function render(main, ctx) {
       cell.querySelector("input").focus();
     } }, "Edit"),
     h("button", { type: "button", onclick: act(async () => {
+      if (p.enabled && !(await confirmDialog(`Disable ${p.upn}? Their calendar is no longer synchronised and the appointments ` +
+        "this app put on the planning board for them are removed. Their settings are kept: Enable brings everything back.", "Disable"))) return;
       await api(`resources/${part(p.id)}`, { method: "PATCH", body: { enabled: !p.enabled } });
       flash = message("ok", `${p.enabled ? "Disabled" : "Enabled"} ${p.upn}.`);
       ctx.go("#/people");
-    }) }, p.enabled ? "Disable" : "Enable"),
+    }) }, p.enabled ? "Disable…" : "Enable"),
     h("button", { type: "button", onclick: act(async () => {
       await api(`resources/${part(p.id)}/resync`, { method: "POST" });
       show(outcome, message("ok", `Resync of ${p.upn} queued.`));

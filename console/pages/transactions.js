@@ -1,7 +1,7 @@
 // Transactions: filter, sort, page, select, retry/archive (one, a selection, or all matching a
 // filter, with the count confirmed first); and one transaction's detail.
 import { api, listAll, part, query } from "../api.js";
-import { confirmDialog, h, link, matches, message, person, show, subject, time } from "../dom.js";
+import { confirmDialog, h, labelCells, link, matches, message, person, show, subject, time } from "../dom.js";
 
 const FILTERS = ["status", "direction", "mailbox", "errorCode", "since", "until"];
 const STATUSES = ["", "failed", "pending", "succeeded", "skipped", "archived"];
@@ -161,9 +161,9 @@ export async function render(main, ctx) {
       link(`#/transactions${query({ ...filter, q: "" })}`, "Clear the search")) : null,
     capped ? message("status", `Showing the first ${LIMIT} matching transactions: narrow the filter (a shorter date range or a mailbox) to see the rest.`) : null,
     items.length
-      ? h("div", { class: "scroll" }, h("table", { "aria-label": "Transactions" },
+      ? h("div", { class: "scroll" }, labelCells(h("table", { "aria-label": "Transactions", class: "stack" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, everyBox), COLUMNS.map(header))),
-        h("tbody", {}, rows)))
+        h("tbody", {}, rows))))
       : message("empty", "No transaction matches this filter. Widen the date range or clear the filter."),
     h("div", { class: "bar" },
       page > 0 ? link(hashWith({ page: String(page - 1) }), "← Newer page") : null,

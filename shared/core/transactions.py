@@ -88,7 +88,8 @@ class Transaction:
     reason: str | None = None
     error_code: str | None = None
     message: str | None = None
-    attempts: int = 1
+    attempts: int = 1  # every try, a poisoned message's queue deliveries included
+    redeliveries: int = 0  # of those, the queue's deliveries after a message's first (see scheduled_attempts)
     payload: dict[str, Any] = field(default_factory=dict)  # what a retry needs (the queue message)
     id: str = ""
     updated_at: str | None = None
@@ -100,3 +101,10 @@ class Transaction:
     start: str | None = None
     person: str | None = None
     upn: str | None = None
+
+    @property
+    def scheduled_attempts(self) -> int:
+        """The attempts the retry schedule counts (backoff, RETRY_MAX_ATTEMPTS): a poisoned
+        message's deliveries, seconds apart, count as one, so its first retry waits a minute and
+        neither a redelivery storm nor duplicates of one message use up the automatic retries."""
+        return max(self.attempts - self.redeliveries, 1)

@@ -3,15 +3,19 @@
 Nothing is dropped: a message that is not even JSON is kept verbatim (mailbox "unknown"). The code
 is POISON_MESSAGE, which the retry timer retries with backoff: a notification is re-run through the
 notification worker, a message of another queue is sent back to its queue. If a re-queued message
-poisons again, its fingerprint finds the same transaction, which is reopened (attempts + 1), so
+poisons again, its fingerprint finds the same transaction, which is reopened (attempts + its deliveries), so
 retries stay bounded by RETRY_MAX_ATTEMPTS instead of cycling for ever.
 
-Why it poisoned stays visible: a trigger whose delivery fails transiently notes that error under the
-message's fingerprint (`keeping_last_error`; a write on failure only, none on a first-delivery
-success), and the poison handler gives the transaction that code (DIME_UNAVAILABLE,
+Why it poisoned stays visible: a trigger whose delivery fails notes that error and the delivery's
+number under the message's fingerprint (`keeping_last_error`; a write on failure only, none on a
+first-delivery success), and the poison handler gives the transaction that code (DIME_UNAVAILABLE,
 GRAPH_THROTTLED, ...: transient, so the retry timer still retries it with backoff) and a message that
-says it was poisoned after N deliveries. Only a message whose failures were not ours to classify (not
-JSON, a bug, a storage error) keeps the code POISON_MESSAGE.
+says it was poisoned after N deliveries. A message whose failures were not ours to classify (not
+JSON, a bug, a storage error) keeps the code POISON_MESSAGE, with the last failure's text.
+
+Attempts count every try: a message poisoned after 5 deliveries is a transaction with 5 attempts
+(the poison queue's copy is a new message whose dequeue count starts again at 1, so the number
+comes from the note). The retry schedule counts those deliveries as one (`scheduled_attempts`).
 """
 
 from __future__ import annotations
@@ -45,10 +49,27 @@ async def keeping_last_error(
         if error.code.transient:
             note = (fingerprint_of(queue, body), error.code.value, error.message, dequeue_count or 0)
             await asyncio.to_thread(transaction_store(services).remember_last_error, *note)
+        else:
+            await _note_unclassified(queue, body, dequeue_count, services, f"{error.code.value}: {error.message}")
+        raise
+    except Exception as error:
+        # A bug or a storage error: the host delivers again, then poisons. Noted too, so the
+        # poisoned transaction tells how many deliveries failed and the last failure's text.
+        await _note_unclassified(queue, body, dequeue_count, services, f"{type(error).__name__}: {error}")
         raise
     else:
         if (dequeue_count or 0) > 1:  # only a message that failed before can have a note
             await asyncio.to_thread(transaction_store(services).forget_last_error, fingerprint_of(queue, body))
+
+
+async def _note_unclassified(queue: str, body: bytes, dequeue_count: int | None, services: Services, text: str) -> None:
+    """The note of a failure that is not ours to classify (code POISON_MESSAGE). A note that
+    cannot be written (storage down) is logged; the original failure is what the host must see."""
+    note = (fingerprint_of(queue, body), ErrorCode.POISON_MESSAGE.value, text[:1000], dequeue_count or 0)
+    try:
+        await asyncio.to_thread(transaction_store(services).remember_last_error, *note)
+    except Exception:
+        log.exception("could not note the failure of a delivery on %s", queue)
 
 
 def _poison_cause(store: TransactionStore, fingerprint: str) -> tuple[ErrorCode, str | None, int | None]:
@@ -72,19 +93,23 @@ def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: st
     now = services.clock()
     code, cause, deliveries = _poison_cause(store, poisoned.fingerprint)
     every = f"all {deliveries} deliveries" if deliveries else "every delivery"
+    tries = deliveries or 1  # unknown (no note): at least the delivery that poisoned it
     text = f"poisoned: the message failed {every} on queue {queue} and was moved to {found_in or queue + POISON_SUFFIX}"
     if not poisoned.readable:
         text += "; it is not valid JSON and is kept verbatim"
-    if cause is not None:
+    if cause is not None and code is ErrorCode.POISON_MESSAGE:
+        text += f"; the last delivery failed: {cause}"
+    elif cause is not None:
         text += f"; the last delivery failed with {code.value}: {cause}"
     existing = store.by_fingerprint(poisoned.fingerprint)
     if existing is not None and _reopenable(existing):
         existing.status = Status.FAILED
-        existing.attempts += 1
+        existing.attempts += tries
+        existing.redeliveries += tries - 1
         existing.error_code = code.value
         existing.message = text
         existing.updated_at = now.isoformat()
-        existing.next_attempt_at = next_attempt_at(now, existing.attempts).isoformat()
+        existing.next_attempt_at = next_attempt_at(now, existing.scheduled_attempts).isoformat()
         store.save(existing)
         store.forget_last_error(poisoned.fingerprint)
         log.error("poisoned again on %s: transaction %s reopened (attempt %d)", queue, existing.id, existing.attempts)
@@ -101,7 +126,8 @@ def record_poisoned(queue: str, body: bytes, services: Services, *, found_in: st
         appointment_guid=poisoned.appointment_guid,
         error_code=code.value,
         message=text,
-        attempts=1,
+        attempts=tries,
+        redeliveries=tries - 1,
         payload=poisoned.payload,
         next_attempt_at=next_attempt_at(now, 1).isoformat(),
     )

@@ -62,7 +62,7 @@ def due_for_retry(transaction: Transaction, now: datetime, max_attempts: int) ->
     return (
         transaction.status is Status.FAILED
         and automatically_retried(transaction.error_code)
-        and transaction.attempts < max_attempts
+        and transaction.scheduled_attempts < max_attempts
         and is_due(_moment(transaction.next_attempt_at), now)
         and is_retryable(transaction)
     )
@@ -145,7 +145,7 @@ def _failed(
     transaction.error_code = code
     transaction.message = message
     transaction.updated_at = now.isoformat()
-    transaction.next_attempt_at = next_attempt_at(now, transaction.attempts, retry_after).isoformat()
+    transaction.next_attempt_at = next_attempt_at(now, transaction.scheduled_attempts, retry_after).isoformat()
 
 
 def _requeue(services: Services, queue: str, payload: dict[str, Any]) -> None:

@@ -1,14 +1,16 @@
 """The admin console in a real browser (Debian's Chromium driven by Playwright for Python), against
 the local runner (the real functions over HTTP, queues polled from Azurite) and the fakes.
 
-Each test writes screenshots of the pages it shows to docs/screenshots/ (linked from the README).
-Chromium is the system's (`/usr/bin/chromium`, `apt-get install -y chromium`): Playwright's own
-browser download cannot work on machines without internet, so it is never used.
+Each test writes screenshots of the pages it shows: into a temporary folder by default, so that
+`make test` leaves committed files alone, and into docs/screenshots/ (linked from the README) with
+`make screenshots`, which sets SCREENSHOTS_DIR. Chromium is the system's (`/usr/bin/chromium`,
+`make chromium` installs it); Playwright's own is used only where that one is missing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from tests.conftest import TENANT_ID
 from tests.runner import runner_for
 
 CHROMIUM = "/usr/bin/chromium"
-INSTALL = "apt-get update && apt-get install -y chromium"
+INSTALL = "make chromium (as root: apt-get install -y chromium; else python -m playwright install chromium)"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -37,21 +39,35 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or "/nonexistent")  # set by the fixture below
 XSS = "<img src=x onerror=alert(1)>"
 XSS_ID = "AAMk<img src=x onerror=alert(2)>"  # ids come from a service too: shown as text as well
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def screenshots_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SCREENSHOTS_DIR (`make screenshots`: docs/screenshots/), else a temporary folder: running the
+    tests never rewrites committed files."""
+    global SCREENSHOTS
+    wanted = os.environ.get("SCREENSHOTS_DIR")
+    SCREENSHOTS = Path(wanted).resolve() if wanted else tmp_path_factory.mktemp("screenshots")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail(f"Chromium is missing; install it with: {INSTALL}", pytrace=False)
-    from playwright.sync_api import sync_playwright
+    """The system's Chromium, else Playwright's own (`python -m playwright install chromium`)."""
+    from playwright.sync_api import Error, sync_playwright
 
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except Error:
+            pytest.fail(f"Chromium is missing; install it with: {INSTALL}", pytrace=False)
         yield instance
         instance.close()
 
@@ -70,8 +86,8 @@ def runner(azurite, graph, dime, monkeypatch):
 class Console:
     """One browser tab on the console; records script dialogs (an XSS would open one) and requests."""
 
-    def __init__(self, browser: Any, runner: Any, viewport: dict[str, int] = LAPTOP) -> None:
-        self.context = browser.new_context(viewport=viewport, service_workers="block")
+    def __init__(self, browser: Any, runner: Any, viewport: dict[str, int] = LAPTOP, **options: Any) -> None:
+        self.context = browser.new_context(viewport=viewport, service_workers="block", **options)
         self.page = self.context.new_page()
         self.page.set_default_timeout(20_000)
         self.origin = runner.origin
@@ -217,6 +233,7 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     page.get_by_role("heading", name="Transaction").wait_for()
     detail = page.locator("dl").inner_text()
     assert "DIME_UNAVAILABLE" in detail and "poisoned: the message failed all 5 deliveries" in detail
+    assert page.locator("xpath=//dt[text()='Attempts']/following-sibling::dd[1]").inner_text() == "5"  # each one
     assert person["id"] in page.locator("pre").inner_text()  # the payload a retry sends again
     console.shot("transaction-detail")
 
@@ -293,7 +310,13 @@ def test_people_edit_disable_resync_and_remove_with_confirmation(console, runner
 
     page.get_by_role("button", name="Resync").click()
     page.get_by_text("Resync of cleo@contoso.com queued").wait_for()
-    page.get_by_role("button", name="Disable").click()
+    page.get_by_role("button", name="Disable…").click()  # asks first, like Remove
+    dialog = page.get_by_role("dialog")
+    assert "Disable cleo@contoso.com?" in dialog.inner_text() and "removed" in dialog.inner_text()
+    dialog.get_by_role("button", name="Cancel").click()
+    assert runner.request("GET", f"manage/resources/{person['id']}")[1]["enabled"] is True  # nothing changed
+    page.get_by_role("button", name="Disable…").click()
+    page.get_by_role("dialog").get_by_role("button", name="Disable").click()
     page.get_by_text("Disabled cleo@contoso.com").wait_for()
     assert runner.request("GET", f"manage/resources/{person['id']}")[1]["enabled"] is False
 
@@ -572,3 +595,77 @@ def test_names_subjects_and_times_instead_of_ids_a_private_subject_stays_masked_
     page.get_by_role("heading", name="Private appointment").wait_for()
     assert "oncology" not in page.locator("main").inner_text()
     rendered(page, page.get_by_role("link", name="← Appointments").click)
+def test_the_transactions_table_fits_a_phone(browser, runner):
+    """At 390 px nothing scrolls sideways, neither the page nor the table inside its box: rows are
+    stacked, each value named by its column."""
+    from shared.adapters.storage.transactions_store import transaction_store
+    from tests.e2e.test_transactions_admin import tx
+
+    now = datetime.now(UTC)
+    text = f"{XSS} Dime.Scheduler answered 400 Bad Request: DimeSchedulerValidationErrorWithoutAnySpaces " * 3
+    rows = [
+        tx("aaaaaaaa-0000-4000-8000-000000000001", now - timedelta(minutes=i), message=text, attempts=5)
+        for i in range(3)
+    ]
+    transaction_store(runner.services).add_many(rows)
+    tab = Console(browser, runner, PHONE)
+    try:
+        page = tab.open("#/transactions?status=failed")
+        tab.sign_in(runner.key)
+        page.locator("tbody tr").first.wait_for()
+        assert page.locator("tbody tr").count() == 3
+        widths = page.evaluate(
+            """() => ({page: document.scrollingElement.scrollWidth, view: window.innerWidth,
+                       table: document.querySelector('main table').scrollWidth,
+                       box: document.querySelector('main .scroll').clientWidth})"""
+        )
+        assert widths["view"] == PHONE["width"]
+        assert widths["page"] <= PHONE["width"] and widths["table"] <= widths["box"], widths
+        attempts = page.locator("tbody td[data-label='Attempts']").first
+        assert attempts.inner_text() == "5" and attempts.is_visible()
+        assert page.locator("main img").count() == 0 and tab.dialogs == []
+        tab.shot("transactions-phone")
+    finally:
+        tab.close()
+
+
+def test_unmatched_reads_in_words_in_local_time_and_forgets_an_entry_once_placed(browser, runner, graph, dime):
+    """A planner's appointment for someone not onboarded: listed with readable headers, its subject
+    (hostile text as text), the reason in words and its start in the viewer's zone; onboarding the
+    person places it, and the entry is gone."""
+    from zoneinfo import ZoneInfo
+
+    dime.board.add_resource("R-FINN", "finn@contoso.com", name="Finn")
+    runner.request("PUT", "manage/dime/hooks")
+    start = datetime.fromisoformat(tomorrow(9)).replace(tzinfo=UTC)
+    dime.board.plan("Boiler " + XSS, start, start + timedelta(hours=1), ["R-FINN"])
+    dime.board.flush()
+    wait_for(lambda: runner.request("GET", "manage/unmatched")[1]["items"])
+
+    tab = Console(browser, runner, timezone_id="Pacific/Auckland", locale="en-GB")
+    try:
+        page = tab.open("#/unmatched")
+        tab.sign_in(runner.key)
+        page.locator("tbody tr").first.wait_for()
+        heads = page.locator("thead th").all_inner_texts()
+        assert heads == ["Subject", "Resource", "Start", "Reason", "Kind", "Appointment"]
+        [row] = page.locator("tbody tr").all()
+        assert row.get_by_role("cell", name="Boiler " + XSS).count() == 1 and page.locator("main img").count() == 0
+        assert row.get_by_role("cell", name="R-FINN").count() == 1
+        assert "Nobody onboarded here has the resource's e-mail" in row.inner_text()
+        assert "not-onboarded" not in row.inner_text()  # the code, not shown raw
+        shown = row.locator("time")
+        assert shown.get_attribute("datetime") == start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        local = start.astimezone(ZoneInfo("Pacific/Auckland"))
+        assert local.strftime("%H:%M:%S") in shown.inner_text() and str(local.day) in shown.inner_text()
+        tab.shot("unmatched")
+
+        finn = graph.add_user(mail="finn@contoso.com")
+        assert runner.request("PUT", f"manage/resources/{finn['id']}")[0] == 201
+        wait_for(lambda: [e["subject"] for e in graph.events(finn["id"])] == ["Boiler " + XSS])
+        page.reload()
+        page.get_by_text("Nothing unmatched").wait_for()
+        assert runner.request("GET", "manage/unmatched")[1]["items"] == []
+        assert tab.dialogs == []
+    finally:
+        tab.close()

@@ -92,12 +92,14 @@ def test_dime_outage_poisons_then_the_retry_timer_heals_the_board_without_duplic
     assert {t.event_id for t in open_failures} == {e["id"] for e in events}
     assert all(t.mailbox_id == person["id"] and t.payload["queue"] == NOTIFICATIONS_QUEUE for t in open_failures)
 
+    # Each failed its 5 deliveries: 5 attempts, which the schedule counts as one.
+    assert [t.attempts for t in failed(services)] == [5, 5, 5]
     run_retry_timer()  # not due yet: the first retry waits a minute
-    assert [t.attempts for t in failed(services)] == [1, 1, 1]
+    assert [t.attempts for t in failed(services)] == [5, 5, 5]
 
     clock.advance(minutes=1)
     run_retry_timer()  # Dime.Scheduler still down: counted, pushed out by 2 minutes
-    assert [t.attempts for t in failed(services)] == [2, 2, 2]
+    assert [t.attempts for t in failed(services)] == [6, 6, 6]
     assert {t.next_attempt_at for t in failed(services)} == {(clock.now + timedelta(minutes=2)).isoformat()}
 
     dime.clear_faults()
@@ -119,7 +121,8 @@ def test_dime_outage_poisons_then_the_retry_timer_heals_the_board_without_duplic
     rows = list(services.store.transactions_of(person["id"]))
     healed = [t for t in rows if t.payload]  # the poisoned ones, now succeeded (last error kept)
     assert len(healed) == 3 and {t.status.value for t in healed} == {"succeeded"}
-    assert {t.attempts for t in healed} == {3}
+    assert {t.attempts for t in healed} == {7}  # 5 deliveries, a failed retry, the one that healed it
+    assert {t.scheduled_attempts for t in healed} == {3}
     assert len([t for t in rows if t.status.value == "succeeded"]) == 6  # + the writes themselves
 
     run_retry_timer()  # nothing left to do
@@ -172,11 +175,13 @@ def test_a_message_poisoned_by_a_dime_outage_carries_the_dime_error_and_heals_wh
     )
     assert "503" in transaction.message
     assert last_error_notes(services) == []  # consumed by the poisoning
+    assert transaction.attempts == 5  # every delivery was an attempt
+    assert transaction.next_attempt_at == (clock.now + timedelta(minutes=1)).isoformat()  # they count as one
 
     clock.advance(minutes=1)
     run_retry_timer()  # still down: the timer retries the Dime.Scheduler code, counts it, backs off
     [transaction] = failed(services)
-    assert transaction.attempts == 2 and transaction.error_code == "DIME_UNAVAILABLE"
+    assert transaction.attempts == 6 and transaction.error_code == "DIME_UNAVAILABLE"
     assert transaction.next_attempt_at == (clock.now + timedelta(minutes=2)).isoformat()
 
     dime.clear_faults()  # the outage ends
@@ -185,6 +190,31 @@ def test_a_message_poisoned_by_a_dime_outage_carries_the_dime_error_and_heals_wh
 
     assert failed(services) == []
     assert dime.appointments[appointment_guid(TENANT_ID, person["id"], event["id"])]["Subject"] == "Inspection"
+
+
+def test_a_message_poisoned_by_a_bug_shows_its_5_attempts_and_the_last_failure(
+    graph, dime, services, clock, person, monkeypatch
+):
+    """An unclassified failure (here a TypeError) is noted too: the poisoned transaction keeps
+    POISON_MESSAGE, counts the 5 deliveries as 5 attempts and says what the last one raised."""
+    event = graph.create_event(person["id"], subject="Inspection")
+
+    async def broken(*args, **kwargs):
+        raise TypeError("unsupported operand <b>")
+
+    monkeypatch.setattr(function_app, "apply_notifications", broken)
+    post(notification_item(person["id"], event["id"], "created", event["changeKey"]))
+    run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
+    assert run.poisoned == 1 and run.failed == 5
+    poison_notifications(services)
+
+    [transaction] = failed(services)
+    assert transaction.attempts == 5 and transaction.error_code == "POISON_MESSAGE"
+    assert transaction.message == (
+        f"poisoned: the message failed all 5 deliveries on queue {NOTIFICATIONS_QUEUE} and was moved to "
+        f"{NOTIFICATIONS_QUEUE}{POISON_SUFFIX}; the last delivery failed: TypeError: unsupported operand <b>"
+    )
+    assert last_error_notes(services) == []
 
 
 def test_a_redelivery_that_succeeds_forgets_the_noted_error(graph, dime, services, clock, person):
@@ -232,8 +262,32 @@ def test_transient_failures_stop_after_the_maximum_attempts_but_stay_listed(grap
         run_retry_timer()
 
     [transaction] = failed(services)
-    assert transaction.attempts == services.settings.retry_max_attempts
+    # 5 deliveries, then the automatic retries: the schedule counted the deliveries as one.
+    assert transaction.attempts == services.settings.retry_max_attempts + 4
+    assert transaction.scheduled_attempts == services.settings.retry_max_attempts
     assert transaction.error_code == "DIME_UNAVAILABLE"
+
+
+def test_duplicates_of_one_message_poisoned_do_not_use_up_the_automatic_retries(services, clock, graph, person):
+    """Graph sends a notification several times: identical queue messages, one fingerprint. Each
+    copy poisoned after 5 deliveries reopens the same transaction; its attempts tell every try,
+    and it is still retried a minute later, as one poisoned message is."""
+    from shared.core.poison import fingerprint_of
+
+    message = {"mailboxId": person["id"], "lifecycleEvent": "missed"}
+    body = json.dumps(message).encode()
+    store = transaction_store(services)
+    for _ in range(3):
+        store.remember_last_error(fingerprint_of(LIFECYCLE_QUEUE, body), "GRAPH_UNAVAILABLE", "Graph 503", 5)
+        services.queues.client(LIFECYCLE_QUEUE + POISON_SUFFIX).send_message(body)
+        assert run_queue(services, LIFECYCLE_QUEUE + POISON_SUFFIX, function_app.poisoned_lifecycle).failed == 0
+
+    [transaction] = failed(services)
+    assert transaction.attempts == 15 and transaction.scheduled_attempts == 3
+    assert transaction.next_attempt_at == (clock.now + timedelta(minutes=4)).isoformat()
+    clock.advance(minutes=4)
+    run_retry_timer()
+    assert failed(services) == [] and drain_queue(services, LIFECYCLE_QUEUE) == [message]  # retried: requeued
 
 
 def test_a_message_that_is_not_json_becomes_a_visible_failed_transaction(services, clock):

@@ -258,6 +258,11 @@ def test_links_status_and_health(graph, dime, services, monkeypatch):
     monkeypatch.setattr(admin_transactions, "storage_probe", admin_transactions.StorageProbe())
     status, body = get(function_app.health)
     assert status == 200 and body == {"status": "ok", "checks": {"settings": "ok", "keyVault": "ok", "storage": "ok"}}
+    # As deployed: the services are built from the app settings, and one is missing.
+    from shared.services import Services
+    from shared.settings import load_settings
+
+    monkeypatch.setattr(function_app, "services", lambda: Services(load_settings()))
     monkeypatch.delenv("DIME_API_KEY")
     status, body = get(function_app.health)
     assert status == 503 and body["failed"] == ["settings", "storage"] and "DIME" not in json.dumps(body)

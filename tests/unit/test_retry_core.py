@@ -144,3 +144,13 @@ def test_only_due_transient_failures_under_the_limit_are_retried_automatically()
     no_payload = _failed(ErrorCode.DIME_UNAVAILABLE)
     no_payload.payload = {}
     assert not due_for_retry(no_payload, NOW, 8)
+
+
+def test_a_poisoned_message_s_deliveries_count_once_for_the_retry_limit():
+    """attempts tells every try; the schedule counts a poisoned message's 5 deliveries as one."""
+    poisoned = _failed(ErrorCode.DIME_UNAVAILABLE, attempts=11)
+    poisoned.redeliveries = 4  # 5 deliveries, then 6 retries: 7 scheduled attempts
+    assert poisoned.scheduled_attempts == 7 and due_for_retry(poisoned, NOW, 8)
+    poisoned.attempts = 12
+    assert poisoned.scheduled_attempts == 8 and not due_for_retry(poisoned, NOW, 8)
+    assert _failed(ErrorCode.DIME_UNAVAILABLE, attempts=3).scheduled_attempts == 3  # no redeliveries: as before

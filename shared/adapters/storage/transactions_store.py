@@ -269,6 +269,7 @@ def transaction_entity(transaction: Transaction) -> dict[str, Any]:
         "ErrorCode": transaction.error_code or "",
         "Message": (transaction.message or "")[:4000],
         "Attempts": transaction.attempts,
+        "Redeliveries": transaction.redeliveries,
         "CreatedAt": transaction.created_at,
         "UpdatedAt": transaction.updated_at or transaction.created_at,
         "NextAttemptAt": transaction.next_attempt_at or "",
@@ -314,6 +315,7 @@ def transaction_from_entity(entity: dict[str, Any]) -> Transaction:
         error_code=entity.get("ErrorCode") or None,
         message=entity.get("Message") or None,
         attempts=int(entity.get("Attempts", 1)),
+        redeliveries=int(entity.get("Redeliveries") or 0),  # rows written before it counted none
         payload=json.loads(payload),
         created_at=entity.get("CreatedAt", ""),
         updated_at=entity.get("UpdatedAt") or None,

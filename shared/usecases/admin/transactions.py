@@ -498,14 +498,14 @@ class StorageProbe:
 storage_probe = StorageProbe()
 
 
-def health(
-    load_settings: Callable[[], Any], get_services: Callable[[], Services], probe: StorageProbe | None = None
-) -> HttpAnswer:
+def health(get_services: Callable[[], Services], probe: StorageProbe | None = None) -> HttpAnswer:
     """GET /api/health (anonymous): which checks pass, never a value.
 
-    settings: every setting loads and validates; keyVault: no setting still holds an unresolved
-    "@Microsoft.KeyVault(...)" reference; storage: the account answers (cached for a few seconds).
-    503 names the failed checks."""
+    settings: the services the app runs with could be built, so every setting loaded and validated
+    (in Azure from the app settings; under the local runner, which hands the app its own services,
+    from the runner's: the process environment is not what that app reads, so it is not judged);
+    keyVault: no setting still holds an unresolved "@Microsoft.KeyVault(...)" reference; storage:
+    the account answers (cached for a few seconds). 503 names the failed checks."""
     import os
 
     from shared.settings import unresolved_key_vault_references
@@ -514,13 +514,13 @@ def health(
     if unresolved_key_vault_references(os.environ):
         checks["keyVault"] = "unresolved"
     try:
-        load_settings()
+        services = get_services()
     except Exception:
         checks["settings"] = "invalid"
-    if checks["settings"] != "ok":
         checks["storage"] = "unknown"  # no usable connection to try
-    elif not (probe or storage_probe).ok(get_services()):
-        checks["storage"] = "unavailable"
+    else:
+        if not (probe or storage_probe).ok(services):
+            checks["storage"] = "unavailable"
     failed = sorted(name for name, value in checks.items() if value != "ok")
     if failed:
         return _json(503, {"status": "degraded", "failed": failed, "checks": checks})
