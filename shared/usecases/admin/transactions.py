@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from shared.adapters.storage.history_store import history_store
 from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
 from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
@@ -359,7 +360,9 @@ def _link_json(entity: Mapping[str, Any]) -> dict[str, Any]:
 
 def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/status: mailboxes, their subscription and sync runs, queue depths (the
-    "-poison-poison" ones too), failures; camelCase keys and ISO 8601 UTC times throughout."""
+    "-poison-poison" ones too), failures, and the history the Overview draws (`history.hours`: the
+    last 24 UTC hours, `history.days`: the last 14 UTC days, oldest first, each with succeeded and
+    failed outcomes per direction); camelCase keys and ISO 8601 UTC times throughout."""
     if reason := unknown_params_reason(params, ()):
         return _error(400, reason)
     mailboxes = []
@@ -391,6 +394,8 @@ def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
             "queues": queues,
             "failedTransactions": {"total": sum(by_code.values()), "byCode": dict(sorted(by_code.items()))},
             "dimeReconcile": _dime_reconcile_run(services),
+            # Succeeded/failed outcomes per hour (24) and day (14), per direction: one range query.
+            "history": history_store(services.store).summary(services.clock()),
         },
     )
 
