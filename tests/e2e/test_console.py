@@ -493,3 +493,67 @@ def test_rules_page_preview_then_save_with_hostile_names_kept_as_text(console, r
     page.get_by_text("rules[0].then.showAs: one of free").wait_for()
     assert page.locator("main img").count() == 0 and console.dialogs == []
     console.shot("rules")
+
+
+def test_the_overview_charts_show_the_apis_numbers_per_hour_and_day(console, runner, graph):
+    """A fortnight of outcomes in both directions: every bar's title (what a person hovers) and the
+    table behind each chart carry exactly the status API's numbers, drawn as SVG without a request
+    elsewhere; then the desktop and phone screenshots of the Overview."""
+    import re
+
+    from shared.adapters.storage.transactions_store import transaction_store
+    from shared.core.transactions import Status
+    from tests.e2e.test_transactions_admin import tx
+
+    now = datetime.now(UTC)
+    rows = []
+    for hours_ago in range(0, 14 * 24):  # a busy fortnight, quieter at night, a bad afternoon
+        when = now - timedelta(hours=hours_ago, minutes=7)
+        for n in range((hours_ago * 7) % 5 + (2 if 6 <= when.hour <= 18 else 0)):
+            rows.append(tx(f"aaaaaaaa-0000-4000-8000-00000000000{n % 3}", when, Status.SUCCEEDED))
+            rows[-1].direction = "dime-to-outlook" if n % 3 == 0 else "outlook-to-dime"
+        for n in range(3 if 20 <= hours_ago <= 26 else hours_ago % 11 == 0):
+            rows.append(tx("aaaaaaaa-0000-4000-8000-000000000001", when + timedelta(minutes=n)))
+            rows[-1].direction = "dime-to-outlook" if n % 2 else "outlook-to-dime"
+    transaction_store(runner.services).add_many(rows)
+    person = onboard(runner, graph, "dana@contoso.com")
+    wait_for(lambda: runner.queue_depths() and not any(runner.queue_depths().values()))  # the backfill (delta) ran
+    status, body = runner.request("GET", "manage/status")
+    assert status == 200
+    history = body["history"]
+    assert sum(b["outlookToDime"]["succeeded"] + b["dimeToOutlook"]["succeeded"] for b in history["days"]) == sum(
+        1 for r in rows if r.status is Status.SUCCEEDED and r.created_at >= history["days"][0]["day"]
+    )
+
+    page = console.open()
+    console.sign_in(runner.key)
+    page.locator("#outlookToDime-hours svg").wait_for()
+    for key in ("outlookToDime", "dimeToOutlook"):
+        for span, buckets in (("hours", history["hours"]), ("days", history["days"])):
+            chart = page.locator(f"#{key}-{span}")
+            titles = chart.locator("svg .bucket > title").evaluate_all("nodes => nodes.map(n => n.textContent)")
+            shown = [tuple(int(n) for n in re.search(r": (\d+) succeeded, (\d+) failed$", t).groups()) for t in titles]
+            assert shown == [(b[key]["succeeded"], b[key]["failed"]) for b in buckets], (key, span)
+            cells = chart.locator("details tbody tr").evaluate_all(
+                "rows => rows.map(r => [Number(r.cells[1].textContent), Number(r.cells[2].textContent)])"
+            )
+            assert [tuple(c) for c in cells] == shown
+            ok, bad = sum(s for s, _ in shown), sum(f for _, f in shown)
+            assert chart.locator("svg").get_attribute("aria-label").endswith(f": {ok} succeeded, {bad} failed")
+    assert any(b["outlookToDime"]["failed"] for b in history["hours"])  # the bad afternoon is in view
+    assert page.locator("#dimeToOutlook-days svg rect.bad").count() > 0
+    queue_titles = page.locator("#queue-depths svg .bucket > title").evaluate_all("ns => ns.map(n => n.textContent)")
+    assert "graph-notifications: 0" in queue_titles and "dime-publications-poison: 0" in queue_titles
+    timers = page.locator("#timers").inner_text()
+    assert "Retry of failed transactions" in timers and "1 of 1 mailboxes ran" in timers, timers
+    assert person["id"]
+    assert all(url.startswith(runner.origin) for url in console.requests)
+    console.shot("overview")
+    phone = console.context.new_page()
+    phone.set_viewport_size(PHONE)
+    phone.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.key!r})")
+    phone.goto(page.url)
+    phone.locator("#dimeToOutlook-days svg").wait_for()
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than a phone
+    phone.screenshot(path=str(SCREENSHOTS / "overview-phone.png"), full_page=True)
+    phone.close()
