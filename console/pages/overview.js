@@ -115,6 +115,8 @@ export async function render(main, ctx) {
   const auto = h("input", { type: "checkbox", id: "auto", checked: sessionStorage.getItem("console.noRefresh") ? null : true,
     onchange: (e) => { if (e.target.checked) sessionStorage.removeItem("console.noRefresh"); else sessionStorage.setItem("console.noRefresh", "1"); } });
 
+  // A chart's table someone opened stays open across the 15 s refresh.
+  const opened = [...main.querySelectorAll("figure.chart details[open]")].map((d) => d.parentElement.id);
   show(main,
     h("h1", {}, "Overview"),
     h("div", { class: "bar" }, h("label", { class: "inline", for: "auto" }, auto, `Refresh every ${REFRESH_MS / 1000} s`),
@@ -151,6 +153,7 @@ export async function render(main, ctx) {
     ], mailboxes, "No mailbox is tracked yet: onboard people on the People page."),
     h("h2", {}, "Last Dime.Scheduler → Outlook reconcile"),
     dimeRun(status.dimeReconcile));
+  for (const id of opened) if (document.getElementById(id)) document.getElementById(id).querySelector("details").open = true;
   const tick = () => {
     if (!ctx.current()) return;
     const focus = document.activeElement; // do not pull the page from under the keyboard focus
