@@ -70,8 +70,9 @@ function queueChart(queues) {
 }
 
 // The last run of each timer: per-mailbox ones (delta, reconcile) as the latest over every mailbox
-// and how many mailboxes' last run did not complete; the retry and renewal timers keep no run record.
+// and how many mailboxes' last run did not complete; the others (one run for every mailbox) as recorded.
 function timers(mailboxes, status, failedTotal) {
+  const timerRuns = status.timerRuns || {};
   const latest = (kind) => {
     const runs = mailboxes.map((m) => runOf(m, kind)).filter(Boolean);
     const last = runs.reduce((a, b) => (!a || String(pick(b, "startedAt")) > String(pick(a, "startedAt")) ? b : a), null);
@@ -83,13 +84,14 @@ function timers(mailboxes, status, failedTotal) {
     { name: "Delta (DELTA_SCHEDULE)", ...latest("delta") },
     { name: "Reconcile (RECONCILE_SCHEDULE)", ...latest("reconcile") },
     { name: "Dime.Scheduler → Outlook reconcile (DIME_RECONCILE_SCHEDULE)", last: status.dimeReconcile, note: "one run for every mailbox" },
-    { name: "Retry of failed transactions (RETRY_SCHEDULE)", last: null, note: `keeps no run record; ${failedTotal} failed waiting` },
-    { name: "Subscription renewal (RENEW_SCHEDULE)", last: null,
-      note: expiries.length ? h("span", {}, "keeps no run record; the earliest subscription expires ", time(expiries[0])) : "keeps no run record; no subscription yet" },
+    { name: "Retry of failed transactions (RETRY_SCHEDULE)", last: timerRuns.retry,
+      note: `${failedTotal} failed waiting${timerRuns.retry ? `; last run retried ${pick(timerRuns.retry, "writes") ?? 0} successfully` : ""}` },
+    { name: "Subscription renewal (RENEW_SCHEDULE)", last: timerRuns.renewal,
+      note: expiries.length ? h("span", {}, "the earliest subscription expires ", time(expiries[0])) : "no subscription yet" },
   ];
   return table([
     { head: "Timer", cell: (r) => r.name },
-    { head: "Last run", cell: (r) => (r.last ? runCell(r.last) : h("span", { class: "muted" }, "—")) },
+    { head: "Last run", cell: (r) => runCell(r.last) },
     { head: "Duration", cell: (r) => (r.last ? `${pick(r.last, "durationMs") ?? "?"} ms` : "—"), class: "hide-narrow" },
     { head: "Note", cell: (r) => h("span", { class: r.bad ? "status-failed" : "muted" }, r.note) },
   ], rows, "");

@@ -518,6 +518,8 @@ def test_the_overview_charts_show_the_apis_numbers_per_hour_and_day(console, run
     transaction_store(runner.services).add_many(rows)
     person = onboard(runner, graph, "dana@contoso.com")
     wait_for(lambda: runner.queue_depths() and not any(runner.queue_depths().values()))  # the backfill (delta) ran
+    with ThreadPoolExecutor(1) as pool:  # Playwright's loop runs in this thread: the timer gets its own
+        pool.submit(runner.fire, "retry_failed").result()
     status, body = runner.request("GET", "manage/status")
     assert status == 200
     history = body["history"]
@@ -546,6 +548,9 @@ def test_the_overview_charts_show_the_apis_numbers_per_hour_and_day(console, run
     assert "graph-notifications: 0" in queue_titles and "dime-publications-poison: 0" in queue_titles
     timers = page.locator("#timers").inner_text()
     assert "Retry of failed transactions" in timers and "1 of 1 mailboxes ran" in timers, timers
+    retry_row = page.locator("#timers tr", has_text="Retry of failed transactions").inner_text()
+    assert "completed" in retry_row and f"{body['failedTransactions']['total']} failed waiting" in retry_row
+    assert "never" in page.locator("#timers tr", has_text="Subscription renewal").inner_text()
     assert person["id"]
     assert all(url.startswith(runner.origin) for url in console.requests)
     page.locator("#dimeToOutlook-days summary").click()  # an opened table survives the refresh

@@ -144,3 +144,22 @@ def test_a_failed_counter_write_fails_no_transaction_and_the_next_write_carries_
 
     store.add(tx(6, Status.SUCCEEDED, now + timedelta(seconds=1)))
     assert history_store(services.store).summary(now)["days"][-1]["outlookToDime"]["succeeded"] == 3
+
+
+def test_the_retry_and_renewal_timers_leave_a_run_record_the_status_shows(services):
+    import asyncio
+
+    from shared.usecases.outlook_to_dime.subscriptions import renew_all
+    from shared.usecases.retry import retry_due
+
+    assert get(function_app.manage_status)[1]["timerRuns"] == {"retry": None, "renewal": None}
+    store = transaction_store(services)
+    store.add(replace(tx(0, Status.FAILED, datetime.now(UTC)), error_code="DIME_REJECTED"))  # permanent: not due
+    asyncio.run(retry_due(services))
+    asyncio.run(renew_all(services))
+
+    runs = get(function_app.manage_status)[1]["timerRuns"]
+    assert runs["retry"]["kind"] == "retry" and runs["retry"]["outcome"] == "completed"
+    assert runs["retry"]["changes"] == 1 and runs["retry"]["skipped"] == 1 and runs["retry"]["writes"] == 0
+    assert runs["renewal"]["kind"] == "renewal" and runs["renewal"]["outcome"] == "completed"
+    assert runs["renewal"]["startedAt"].endswith("Z") and runs["renewal"]["changes"] == 0
