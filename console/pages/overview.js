@@ -90,10 +90,9 @@ function timers(mailboxes, status, failedTotal) {
       note: expiries.length ? h("span", {}, "the earliest subscription expires ", time(expiries[0])) : "no subscription yet" },
   ];
   return table([
-    { head: "Timer", cell: (r) => r.name },
+    { head: "Timer", cell: (r) => [r.name, h("br"), h("small", { class: r.bad ? "status-failed" : "muted" }, r.note)] },
     { head: "Last run", cell: (r) => runCell(r.last) },
     { head: "Duration", cell: (r) => (r.last ? `${pick(r.last, "durationMs") ?? "?"} ms` : "—"), class: "hide-narrow" },
-    { head: "Note", cell: (r) => h("span", { class: r.bad ? "status-failed" : "muted" }, r.note) },
   ], rows, "");
 }
 
