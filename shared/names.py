@@ -30,6 +30,7 @@ SYNCSTATE_TABLE = "syncstate"
 EVENT_LINKS_TABLE = "eventlinks"  # Dime.Scheduler → Outlook: per appointment, and per (appointment, mailbox)
 HOOKS_TABLE = "dimehooks"  # the Dime.Scheduler webhook ids this app registered
 RULES_TABLE = "rules"  # which planner appointments reach Outlook, and how they look there
+HISTORY_TABLE = "history"  # succeeded/failed counts per hour and writer (the Overview's charts)
 
 ALL_TABLES = (
     RESOURCES_TABLE,
@@ -40,6 +41,7 @@ ALL_TABLES = (
     EVENT_LINKS_TABLE,
     HOOKS_TABLE,
     RULES_TABLE,
+    HISTORY_TABLE,
 )
 
 # The app setting (or setting prefix) that names the storage account for triggers and our clients.

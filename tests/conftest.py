@@ -67,6 +67,9 @@ def clean_storage(services: Services) -> None:
     Creates nothing: the app provisions its own tables and queues on first use (a fresh Azurite
     is proven to work in tests/e2e/test_empty_storage.py).
     """
+    from shared.adapters.storage.history_store import forget_writers
+
+    forget_writers()  # the history counters' in-memory totals belong to the rows deleted here
     table_service = services.store._service
     for table_item in table_service.list_tables():
         table = table_service.get_table_client(table_item.name)

@@ -45,6 +45,7 @@ var tableNames = [
   'dimehooks'
   'rules'
   'syncstate'
+  'history'
 ]
 
 // Built-in role definition ids (identical in every Azure tenant).

@@ -13,6 +13,8 @@ from datetime import datetime
 DELTA = "delta"
 RECONCILE = "reconcile"
 DIME_RECONCILE = "dime-reconcile"
+RETRY = "retry"  # the retry timer's run (under DIME_SCHEDULER_SCOPE: it covers every mailbox)
+RENEWAL = "renewal"  # the subscription renewal timer's run (likewise)
 DIME_SCHEDULER_SCOPE = "~dime-scheduler"  # the "mailbox" of a run that covers every mailbox ("~": after every id)
 NOTIFICATIONS = "notifications"  # a packed message's share of one mailbox: its figures are logged, never saved
 

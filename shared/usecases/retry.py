@@ -72,8 +72,11 @@ async def retry_due(services: Services) -> dict[str, Any]:
     """The retry timer: every due, transient failure is run again (after the messages that even
     the poison functions could not handle became failed transactions too); then the housekeeping
     of rows kept for late deliveries (tombstones, last-error notes), logged in the same line."""
+    from shared.core.runs import RETRY
     from shared.usecases.poison import drain_poison_poison
+    from shared.usecases.timer_runs import save_timer_run
 
+    started = services.clock()
     poison_poison = await asyncio.to_thread(drain_poison_poison, services)
     store = transaction_store(services)
     now = services.clock()
@@ -85,6 +88,12 @@ async def retry_due(services: Services) -> dict[str, Any]:
         summary["succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"] += 1
     summary["purged"] = await asyncio.to_thread(purge_expired, services)
     log.info("retry timer: %s", summary)
+    failures = [f"{summary['failed']} of {summary['due']} due failed again"] if summary["failed"] else []
+    # changes: open failures seen; writes: retries that succeeded; skipped: open ones not yet due
+    await save_timer_run(
+        services, RETRY, started, changes=len(failed), writes=summary["succeeded"],
+        skipped=len(failed) - len(due), errors=failures,
+    )  # fmt: skip
     return summary
 
 

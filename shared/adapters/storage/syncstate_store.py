@@ -7,6 +7,7 @@ Rows (PartitionKey = mailbox object id):
   "delta-run"        what the last delta run did (read by the status view)
   "reconcile-run"    what the last reconcile run did
   "dime-reconcile-run"  (PartitionKey "~dime-scheduler") what the last Dime.Scheduler → Outlook reconcile did
+  "retry-run", "renewal-run"  (PartitionKey "~dime-scheduler") what the last retry / renewal timer run did
   "delta-lease"      who runs delta for the mailbox until when (etag-conditional take)
   "tomb-<digest>"    an event deleted because it was gone (a late "updated" needs proof to revive it);
                      purged TOMBSTONE_RETENTION_DAYS after it was written (shared/core/retention.py)

@@ -222,14 +222,16 @@ class StateStore:
     # (Layout, failure index and paging live in shared/adapters/storage/transactions_store.py.)
 
     def add_transaction(self, transaction: Transaction) -> None:
+        from shared.adapters.storage.history_store import history_store
         from shared.adapters.storage.transactions_store import TransactionStore
 
-        TransactionStore(self.table(TRANSACTIONS_TABLE)).add(transaction)
+        TransactionStore(self.table(TRANSACTIONS_TABLE), history_store(self)).add(transaction)
 
     def transactions_of(self, mailbox_id: str) -> Iterator[Transaction]:
+        from shared.adapters.storage.history_store import history_store
         from shared.adapters.storage.transactions_store import TransactionStore
 
-        yield from TransactionStore(self.table(TRANSACTIONS_TABLE)).of_mailbox(mailbox_id)
+        yield from TransactionStore(self.table(TRANSACTIONS_TABLE), history_store(self)).of_mailbox(mailbox_id)
 
 
 # Entity mapping (kept beside the store: it is the storage format) -------------------------------

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.storage.history_store import HistoryStore, history_store
 from shared.core.transaction_query import TransactionFilter, public_id, row_key_bound
 from shared.core.transactions import Status, Transaction
 from shared.names import TRANSACTIONS_TABLE
@@ -53,12 +54,16 @@ MAX_SHOWN_CHARS = 400  # subject (Graph caps it at 255), display name, UPN: what
 
 
 def transaction_store(services: Services) -> TransactionStore:
-    return TransactionStore(services.store.table(TRANSACTIONS_TABLE))
+    return TransactionStore(services.store.table(TRANSACTIONS_TABLE), history_store(services.store))
 
 
 class TransactionStore:
-    def __init__(self, table: TableClient) -> None:
+    """Every write also counts its succeeded/failed outcomes in the history table (the Overview's
+    charts): one extra round trip per `add`/`save`, one per `add_many` call whatever its size."""
+
+    def __init__(self, table: TableClient, history: HistoryStore) -> None:
         self._table = table
+        self._history = history
 
     # Writes ---------------------------------------------------------------------------------
 
@@ -68,6 +73,7 @@ class TransactionStore:
         if transaction.status is Status.FAILED:
             self._table.upsert_entity(_index_entity(transaction), mode=UpdateMode.REPLACE)
         self._table.create_entity(transaction_entity(transaction))
+        self._history.record([transaction])
 
     def save(self, transaction: Transaction) -> None:
         """Replace the row after a status change, and keep the failure index in step."""
@@ -77,14 +83,17 @@ class TransactionStore:
         if transaction.status is Status.FAILED:
             self._table.upsert_entity(_index_entity(transaction), mode=UpdateMode.REPLACE)
             self._table.upsert_entity(transaction_entity(transaction), mode=UpdateMode.REPLACE)
+            self._history.record([transaction])
             return
         self._table.upsert_entity(transaction_entity(transaction), mode=UpdateMode.REPLACE)
         with contextlib.suppress(ResourceNotFoundError):  # the index row is gone already
             self._table.delete_entity(FAILED_PARTITION, public_id(transaction.mailbox_id, transaction.id))
+        self._history.record([transaction])
 
     def add_many(self, transactions: Iterable[Transaction]) -> None:
         """Batch insert (table transactions of at most 100 rows per partition), indexes included."""
         by_partition: dict[str, list[dict[str, Any]]] = {}
+        transactions = list(transactions)
         for transaction in transactions:
             by_partition.setdefault(transaction.mailbox_id, []).append(transaction_entity(transaction))
             if transaction.status is Status.FAILED:
@@ -92,6 +101,7 @@ class TransactionStore:
         for entities in by_partition.values():
             for start in range(0, len(entities), BATCH_LIMIT):
                 self._table.submit_transaction([("upsert", e) for e in entities[start : start + BATCH_LIMIT]])
+        self._history.record(transactions)  # once for the whole batch
 
     # Reads ----------------------------------------------------------------------------------
 

@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from shared.adapters.storage.history_store import history_store
 from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
 from shared.core.resources import Resource
-from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
+from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RENEWAL, RETRY
 from shared.core.transaction_query import (
     FILTER_FIELDS,
     QueryError,
@@ -388,7 +389,9 @@ def link_json(entity: Mapping[str, Any], people: Mapping[str, Resource]) -> dict
 
 def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
     """GET {prefix}/status: mailboxes, their subscription and sync runs, queue depths (the
-    "-poison-poison" ones too), failures; camelCase keys and ISO 8601 UTC times throughout."""
+    "-poison-poison" ones too), failures, and the history the Overview draws (`history.hours`: the
+    last 24 UTC hours, `history.days`: the last 14 UTC days, oldest first, each with succeeded and
+    failed outcomes per direction); camelCase keys and ISO 8601 UTC times throughout."""
     if reason := unknown_params_reason(params, ()):
         return _error(400, reason)
     mailboxes = []
@@ -420,6 +423,10 @@ def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
             "queues": queues,
             "failedTransactions": {"total": sum(by_code.values()), "byCode": dict(sorted(by_code.items()))},
             "dimeReconcile": _dime_reconcile_run(services),
+            # the retry and renewal timers' last runs (null before their first recorded run)
+            "timerRuns": {kind: _dime_reconcile_run(services, kind) for kind in (RETRY, RENEWAL)},
+            # Succeeded/failed outcomes per hour (24) and day (14), per direction: one range query.
+            "history": history_store(services.store).summary(services.clock()),
         },
     )
 
@@ -434,13 +441,14 @@ def _sync_state(services: Services, mailbox_id: str) -> list[dict[str, Any]]:
     return [_row_json(row) for row in rows]
 
 
-def _dime_reconcile_run(services: Services) -> dict[str, Any] | None:
-    """The last full Dime.Scheduler → Outlook reconcile (one record for every mailbox), in the
-    shape of a mailbox's run rows; null before the first run (or when storage does not answer)."""
+def _dime_reconcile_run(services: Services, kind: str = DIME_RECONCILE) -> dict[str, Any] | None:
+    """The last full Dime.Scheduler → Outlook reconcile (one record for every mailbox), or the last
+    run of another timer that covers every mailbox (retry, renewal), in the shape of a mailbox's run
+    rows; null before the first run (or when storage does not answer)."""
     from shared.adapters.storage.syncstate_store import SyncStateStore
 
     try:
-        row = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, DIME_RECONCILE)
+        row = SyncStateStore(services.store).run(DIME_SCHEDULER_SCOPE, kind)
     except Exception:
         return None
     return _row_json(row) if row is not None else None

@@ -205,6 +205,10 @@ class RenewalReport:
 
 async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalReport:
     """The renewal timer: renew what expires soon, create what is missing, delete what is disabled."""
+    from shared.core.runs import RENEWAL
+    from shared.usecases.timer_runs import save_timer_run
+
+    started = services.clock()
     pacer = pacer or Pacer()
     store = services.store
     resources = await asyncio.to_thread(lambda: list(store.list_resources()))
@@ -238,6 +242,11 @@ async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalRe
         len(report.failed),
         report.writes,
     )
+    # changes: mailboxes looked at; writes: subscriptions renewed or created; deletes: removed
+    await save_timer_run(
+        services, RENEWAL, started, changes=len(resources), writes=len(report.renewed) + len(report.created),
+        deletes=len(report.deleted), errors=[f"{mailbox}: {reason}" for mailbox, reason in report.failed.items()],
+    )  # fmt: skip
     return report
 
 
