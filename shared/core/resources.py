@@ -18,6 +18,9 @@ class Resource:
     subscription_expiry: str | None = None  # ISO 8601 UTC
     created_at: str | None = None
     updated_at: str | None = None
+    # Consent fields ("enabled", "showAs", "sensitivities") an administrator set: the person's own
+    # page shows them as locked and refuses to change them (resource_requests.locked_in).
+    locked: frozenset[str] = frozenset()
 
 
 def resource_from_user(user: dict[str, Any], consent: Consent) -> Resource:

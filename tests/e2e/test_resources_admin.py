@@ -14,7 +14,7 @@ from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE
 from shared.names import ADMIN_ROUTE_PREFIX, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.outlook_to_dime import webhook as webhook_usecase
-from tests.conftest import DIME_PUBLICATIONS_KEY, drain_queue, notification_item
+from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, drain_queue, notification_item
 from tests.e2e.live import admin, subscription_writes, validations, wire
 from tests.functions_server import FunctionsServer
 from tests.host import call_function, run_queue
@@ -336,6 +336,7 @@ def test_the_resync_route_accepts_a_upn_like_every_mailbox_route(graph, services
             f"/api/manage/resources/{mailbox}/resync",
             params=params,
             route_params={"mailbox": mailbox},
+            headers=MANAGE_HEADERS,
             body=b"",
         )
         response = call_function(function_app.manage_resource_resync, request)
@@ -381,7 +382,7 @@ def _publish_and_work(services, body: dict) -> None:
 
 
 def _unmatched() -> list[tuple[str, str]]:
-    request = func.HttpRequest("GET", f"/api/{ADMIN_ROUTE_PREFIX}/unmatched", body=b"")
+    request = func.HttpRequest("GET", f"/api/{ADMIN_ROUTE_PREFIX}/unmatched", headers=MANAGE_HEADERS, body=b"")
     answer = call_function(function_app.manage_unmatched, request)
     assert answer.status_code == 200
     return [(i["resource"], i["reason"]) for i in json.loads(answer.get_body())["items"]]

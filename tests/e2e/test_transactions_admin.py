@@ -14,7 +14,7 @@ from shared.core.transaction_query import public_id
 from shared.core.transactions import Status, Transaction, new_transaction_id
 from shared.names import NOTIFICATIONS_QUEUE, POISON_SUFFIX, SYNCSTATE_TABLE
 from shared.usecases.admin import transactions as admin_transactions
-from tests.conftest import settings_env
+from tests.conftest import MANAGE_HEADERS, settings_env
 from tests.host import call_function
 
 MAILBOXES = ["aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"]
@@ -22,14 +22,16 @@ DAY = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def get(function, params=None, route_params=None) -> tuple[int, dict]:
-    request = func.HttpRequest("GET", "/api/manage/x", params=params or {}, route_params=route_params or {}, body=b"")
+    request = func.HttpRequest(
+        "GET", "/api/manage/x", params=params or {}, route_params=route_params or {}, headers=MANAGE_HEADERS, body=b""
+    )
     response = call_function(function, request)
     return response.status_code, json.loads(response.get_body())
 
 
 def post(function, body) -> tuple[int, dict]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    response = call_function(function, func.HttpRequest("POST", "/api/manage/x", body=raw))
+    response = call_function(function, func.HttpRequest("POST", "/api/manage/x", headers=MANAGE_HEADERS, body=raw))
     return response.status_code, json.loads(response.get_body())
 
 

@@ -58,7 +58,7 @@ def test_full_body():
         (b'{"email": "a@b"}', "email must be"),
         (b'{"showAs": [1]}', "showAs must be a list of strings"),
         (b'{"sensitivities": {"a": 1}}', "sensitivities must be a list"),
-        (b'{"id": "x"}', "unknown field 'id'; allowed: email, enabled, showAs, sensitivities"),
+        (b'{"id": "x"}', "unknown field 'id'; allowed: email, enabled, showAs, sensitivities, locked"),
         (b" " * 20000, "too large"),
     ],
 )
@@ -83,6 +83,7 @@ def test_resource_json():
         "subscription": None,
         "createdAt": None,
         "updatedAt": None,
+        "locked": [],
     }
     with_sub = Resource(BASE.object_id, BASE.upn, BASE.email, BASE.consent, "s1", "2026-03-01T12:00:00Z")
     assert resource_json(with_sub)["subscription"] == {"id": "s1", "expiresAt": "2026-03-01T12:00:00Z"}

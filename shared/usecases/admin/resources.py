@@ -29,6 +29,7 @@ from shared.core.resource_requests import (
     Conflict,
     InputError,
     ResourceInput,
+    admin_locks,
     apply_input,
     email_owner,
     parse_mailbox,
@@ -182,7 +183,7 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
         base = replace(resource_from_user(user, services.settings.default_consent), created_at=now)
     else:
         base = replace(existing, upn=str(user.get("userPrincipalName") or existing.upn))
-    resource = replace(apply_input(base, change), updated_at=now)
+    resource = replace(apply_input(base, change), updated_at=now, locked=admin_locks(base, change))
     _forget_cached_mailboxes(services, resource, existing)
     try:
         if resource.consent.enabled:
@@ -204,12 +205,21 @@ def _forget_cached_mailboxes(services: Services, resource: Resource, before: Res
 
 
 async def _patch(services: Services, mailbox: str, change: ResourceInput) -> HttpAnswer:
+    """An administrator's change: what they set is locked against the person's own page."""
     _check_consent_values(change)
     existing = await find_resource(services, mailbox)
     if existing is None:
         return _not_onboarded(mailbox)
     await _refuse_taken_email(services, change, existing.object_id)
-    resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat())
+    return await apply_change(services, existing, change, admin_locks(existing, change))
+
+
+async def apply_change(
+    services: Services, existing: Resource, change: ResourceInput, locked: frozenset[str]
+) -> HttpAnswer:
+    """Store a change of a tracked person and make it take effect (subscribe, unsubscribe or
+    resync), whoever made it: an administrator (_patch) or the person (usecases/admin/me.py)."""
+    resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat(), locked=locked)
     new_email = resource.email.lower() != existing.email.lower()
     if new_email:
         _forget_cached_mailboxes(services, resource, existing)
