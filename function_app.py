@@ -51,7 +51,7 @@ def _refused(req: func.HttpRequest) -> func.HttpResponse | None:
     """The management guard (shared/usecases/admin/access.py), first thing in every management route:
     the management key or a signed-in Connector.Admin, else 401/403 in O(1). The routes are anonymous
     to the host: its `admin` level would accept the master key, and only the master key."""
-    answer = management_refusal(req.headers, req.params, services())
+    answer = management_refusal(req.headers, req.params, services(), req.method)
     return None if answer is None else _http(answer)
 
 

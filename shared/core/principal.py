@@ -26,6 +26,12 @@ and nothing else, compared in constant time after hashing (publications_key.key_
 Functions master key no longer opens them: the routes are anonymous to the host, because the
 `admin` level accepts the master key only.
 
+**Cross-site requests.** A principal rides on the platform's session cookie, which the browser
+also sends with a request another site makes it send (a form posted to /api/manage/...). So a
+request that changes something on the strength of a principal must carry `X-Requested-With`: a
+page of another origin cannot add that header without a CORS preflight, which this app does not
+grant. The console sends it on every call; the management key needs no such proof (no cookie).
+
 Every refusal is decided in O(1) from the headers and the settings: no storage, no Graph.
 """
 
@@ -42,6 +48,8 @@ from shared.core.dime_to_outlook.publications_key import key_is_valid
 
 ADMIN_ROLE = "Connector.Admin"  # the app role an administrator holds on the sign-in app registration
 PRINCIPAL_HEADER = "x-ms-client-principal"
+SAME_ORIGIN_HEADER = "x-requested-with"  # the console sends it; a cross-site form cannot
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_PRINCIPAL_CHARS = 16 * 1024  # a real one with a few dozen claims is ~2-4 KB; longer is refused unparsed
 OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 NAME_CLAIMS = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name")
@@ -130,15 +138,23 @@ def signed_in(headers: Mapping[str, str], app_service_auth: bool) -> Principal |
     return parse_principal(raw) if raw else None
 
 
+def cross_site(method: str, headers: Mapping[str, str]) -> bool:
+    """Whether a request that acts on a session cookie could have been sent by another site: a
+    change (not GET/HEAD/OPTIONS) without X-Requested-With."""
+    return method.upper() not in SAFE_METHODS and not header(headers, SAME_ORIGIN_HEADER)
+
+
 def management_access(
     headers: Mapping[str, str],
     presented_key: str | None,
     keys: tuple[str, ...],
     app_service_auth: bool,
+    method: str = "GET",
 ) -> Access:
     """Whether a request may use a management route: the management key, or a signed-in principal
     holding Connector.Admin (only when App Service Authentication is on). 401 without either
-    (including a malformed principal), 403 for a principal without the role and no valid key."""
+    (including a malformed principal), 403 for a principal without the role and no valid key, and
+    403 for a principal's change without X-Requested-With (cross_site)."""
     if presented_key and key_is_valid(presented_key, keys):
         return Access(200, "management key", by_key=True)
     try:
@@ -149,4 +165,6 @@ def management_access(
         return Access(401, "wrong key" if presented_key else "no key and no sign-in")
     if not principal.is_admin:
         return Access(403, f"signed in without the {ADMIN_ROLE} app role", principal=principal)
+    if cross_site(method, headers):
+        return Access(403, "a change without X-Requested-With (cross-site?)", principal=principal)
     return Access(200, "signed in", principal=principal)

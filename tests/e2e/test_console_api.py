@@ -100,7 +100,7 @@ def test_console_settings_give_the_application_insights_link(services):
     assert console_settings({"verbose": "1"}, services).status == 400  # unknown parameters: 400 everywhere
 
 
-def test_the_console_route_is_anonymous_and_the_settings_route_is_guarded():
+def test_the_console_route_is_anonymous_and_the_settings_route_is_guarded(services):
     from tests.e2e.test_function_app import indexed_functions
 
     levels = {

@@ -133,8 +133,10 @@ def test_the_management_key_previous_is_accepted_during_a_rotation(services):
 # Each person's own page ------------------------------------------------------------------------
 
 
-def me(method: str, who: str | None, body: Any = None, route: str = "me") -> tuple[int, Any]:
+def me(method: str, who: str | None, body: Any = None, route: str = "me", same_origin: bool = True) -> tuple[int, Any]:
     headers = {"x-ms-client-principal": who} if who else {}
+    if same_origin:
+        headers["X-Requested-With"] = "console"  # what the console sends with every call
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     function = {"me": function_app.my_consent, "me/preview": function_app.my_consent_preview}[route]
     response = call_function(function, func.HttpRequest(method, f"/api/{route}", headers=headers, body=raw))
@@ -191,6 +193,24 @@ def test_an_administrators_override_locks_the_field(people, services):
     assert me("PATCH", jane_p, {"showAs": ["busy"]})[0] == 200  # the other fields stay hers
     assert admin("PATCH", jane["id"], {"locked": []})[1]["locked"] == []  # released by an administrator
     assert me("PATCH", jane_p, {"sensitivities": ["normal", "personal"]})[0] == 200
+
+
+def test_a_change_riding_on_the_session_cookie_needs_x_requested_with(people, services):
+    """Another site's form can make the browser post with the platform's session cookie, but cannot
+    add a header: a principal's change without X-Requested-With is refused, a read is not."""
+    jane, jane_p = people["jane"]
+    status, answer = me("PATCH", jane_p, {"showAs": ["busy"]}, same_origin=False)
+    assert status == 403 and "cross-site" in answer["error"]
+    assert services.store.get_resource(jane["id"]).consent.show_as != {"busy"}
+    assert me("GET", jane_p, same_origin=False)[0] == 200
+    assert me("POST", jane_p, {}, route="me/preview", same_origin=False)[0] == 403
+    admin_p = {"x-ms-client-principal": principal_header(ADMIN_ROLE)}
+    retry = function_app.manage_transactions_retry
+    assert call(retry, "manage/transactions/retry", "POST", admin_p).status_code == 403
+    assert (
+        call(retry, "manage/transactions/retry", "POST", {**admin_p, "X-Requested-With": "console"}).status_code != 403
+    )
+    assert call(retry, "manage/transactions/retry", "POST", MANAGE_HEADERS).status_code != 403  # a key: no cookie
 
 
 def test_who_may_not_use_the_own_page(people, services, graph):

@@ -114,3 +114,11 @@ def test_with_auth_on_the_role_decides():
 def test_a_malformed_principal_with_auth_on_is_401():
     access = management_access({"x-ms-client-principal": "%%%"}, None, (KEY,), True)
     assert access.status == 401 and "not understood" in access.reason
+
+
+def test_a_principals_change_needs_x_requested_with_a_keys_does_not():
+    admin = {"x-ms-client-principal": principal_header(ADMIN_ROLE)}
+    assert management_access(admin, None, (KEY,), True, "POST").status == 403
+    assert management_access({**admin, "X-Requested-With": "console"}, None, (KEY,), True, "POST").allowed
+    assert management_access(admin, None, (KEY,), True, "GET").allowed
+    assert management_access({}, KEY, (KEY,), True, "DELETE").allowed

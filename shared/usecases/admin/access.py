@@ -29,22 +29,26 @@ REFUSALS = RefusalLog(what="management request(s) without the management key or 
 JSON = "application/json; charset=utf-8"
 
 
-def access_of(headers: Mapping[str, str], params: Mapping[str, str], services: Services) -> Access:
+def access_of(headers: Mapping[str, str], params: Mapping[str, str], services: Services, method: str = "GET") -> Access:
     """What the guard decides for this request (see shared/core/principal.management_access). The
     key is read from `x-functions-key` first (what the console sends), else from `?code=`: a caller
     may carry the host key in one and ours in the other (the local runner does)."""
     settings = services.settings
     presented = header(headers, KEY_HEADER) or params.get(KEY_PARAMETER) or None
-    return management_access(headers, presented, settings.management_keys, settings.app_service_auth)
+    return management_access(headers, presented, settings.management_keys, settings.app_service_auth, method)
 
 
-def refused(headers: Mapping[str, str], params: Mapping[str, str], services: Services) -> HttpAnswer | None:
+def refused(
+    headers: Mapping[str, str], params: Mapping[str, str], services: Services, method: str = "GET"
+) -> HttpAnswer | None:
     """None when the request may go on; else the 401/403 answer (and the refusal is counted)."""
-    access = access_of(headers, params, services)
+    access = access_of(headers, params, services, method)
     if access.allowed:
         return None
     REFUSALS.record(access.reason)
-    if access.status == 403:
+    if access.status == 403 and access.principal is not None and access.principal.is_admin:
+        reason = "a change needs the X-Requested-With header (sent by the console): refused as cross-site"
+    elif access.status == 403:
         reason = f"you are signed in, but without the {ADMIN_ROLE} app role; ask an administrator to assign it"
     elif services.settings.app_service_auth:
         reason = "sign in with Entra ID (an administrator holding Connector.Admin), or send the management key"

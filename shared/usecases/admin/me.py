@@ -33,7 +33,7 @@ from shared.core.consent import Consent, ConsentError
 from shared.core.decision import refusal
 from shared.core.events import EventFormatError, event_from_graph
 from shared.core.outlook_to_dime.appointments import PRIVATE_SUBJECT
-from shared.core.principal import ADMIN_ROLE, Principal, PrincipalError, signed_in
+from shared.core.principal import ADMIN_ROLE, Principal, PrincipalError, cross_site, signed_in
 from shared.core.resource_requests import (
     CONSENT_FIELDS,
     InputError,
@@ -91,8 +91,9 @@ def session(headers: Mapping[str, str], services: Services) -> HttpAnswer:
     return _json(200, body)
 
 
-def _me(headers: Mapping[str, str], services: Services) -> Principal | HttpAnswer:
-    """The signed-in person, or the 401 answer (O(1), touching no state)."""
+def _me(headers: Mapping[str, str], services: Services, method: str = "GET") -> Principal | HttpAnswer:
+    """The signed-in person, or the 401 answer (O(1), touching no state); 403 for a change without
+    X-Requested-With (principal.cross_site: another site's form riding on the session cookie)."""
     try:
         principal = signed_in(headers, services.settings.app_service_auth)
     except PrincipalError as error:
@@ -103,6 +104,9 @@ def _me(headers: Mapping[str, str], services: Services) -> Principal | HttpAnswe
         if not services.settings.app_service_auth:
             return _error(401, "your own page needs Entra ID sign-in (App Service Authentication), which is off here")
         return _error(401, "sign in with your work account first")
+    if cross_site(method, headers):
+        REFUSALS.record("cross-site change")
+        return _error(403, "a change needs the X-Requested-With header (sent by the console): refused as cross-site")
     return principal
 
 
@@ -133,7 +137,7 @@ async def my_settings(method: str, headers: Mapping[str, str], body: bytes, serv
     """GET: the person's own settings. PATCH: change them (locked fields refused 403)."""
     from shared.usecases.admin.resources import apply_change
 
-    principal = _me(headers, services)
+    principal = _me(headers, services, method)
     if isinstance(principal, HttpAnswer):
         return principal
     method = method.upper()
@@ -163,7 +167,7 @@ async def my_settings(method: str, headers: Mapping[str, str], body: bytes, serv
 async def preview(headers: Mapping[str, str], body: bytes, services: Services) -> HttpAnswer:
     """What the board would show of the person's next 7 days with a draft consent (the stored one
     for the fields the draft leaves out, and always for locked ones). Nothing is written."""
-    principal = _me(headers, services)
+    principal = _me(headers, services, "POST")
     if isinstance(principal, HttpAnswer):
         return principal
     try:
