@@ -195,6 +195,9 @@ param signInClientId string = ''
 @description('consoleSignIn: a client secret of the sign-in app registration, stored in Key Vault (MICROSOFT_PROVIDER_AUTHENTICATION_SECRET). Omit to sign in with ID tokens only (the registration must then issue ID tokens).')
 param signInClientSecret string?
 
+@description('ONBOARDING_MAIL_FROM: the mailbox (UPN) that mails each newly onboarded person the link to their own page (#/me; useful with consoleSignIn). Empty: no mail, and Mail.Send is not granted. Restrict Mail.Send to this mailbox in Exchange (docs/deploy.md).')
+param onboardingMailFrom string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Capacity and retention
 // ---------------------------------------------------------------------------------------------
@@ -304,6 +307,7 @@ module graphPermissions 'modules/graph-permissions.bicep' = if (!useClientSecret
   params: {
     principalId: identity.outputs.principalId
     userReadPermission: graphUserReadPermission
+    grantMailSend: !empty(onboardingMailFrom)
   }
 }
 
@@ -358,6 +362,8 @@ var baseAppSettings = {
   // on. WEBSITE_AUTH_ENABLED is never set here: App Service sets it when authentication is on, and
   // only then does the app trust the principal header.
   MANAGEMENT_KEY: kvRef(vaultUri, secretNames.managementKey)
+  // Each newly onboarded person is mailed the link to their own page from this mailbox (empty: none).
+  ONBOARDING_MAIL_FROM: onboardingMailFrom
 
   // Sync window and tenant-wide consent defaults.
   SYNC_DAYS_BACK: string(syncDaysBack)

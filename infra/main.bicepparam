@@ -56,6 +56,9 @@ param dimeSourceApps = ''
 param consoleSignIn = false
 // The sign-in app registration's application (client) id (create it first, with the app role).
 param signInClientId = ''
+// Mailbox (UPN) that mails each newly onboarded person the link to their own page; '' for none
+// (Mail.Send is granted only when set).
+param onboardingMailFrom = ''
 
 // ---- Secrets: from the environment only ----------------------------------------------------------
 

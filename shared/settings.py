@@ -117,6 +117,13 @@ SETTINGS: tuple[Setting, ...] = (
         " signed-in principal's header trusted",
     ),
     Setting(
+        "ONBOARDING_MAIL_FROM",
+        False,
+        None,
+        "mailbox (UPN or object id) that mails each newly onboarded person the link to their own page; off when"
+        " empty (the template grants Mail.Send only when set)",
+    ),
+    Setting(
         "CONSOLE_APPINSIGHTS_RESOURCE_ID",
         False,
         None,
@@ -191,6 +198,7 @@ class Settings:
     appinsights_resource_id: str | None = None
     management_keys: tuple[str, ...] = ()  # current first, then the previous one; none: sign-in only
     app_service_auth: bool = False  # WEBSITE_AUTH_ENABLED: the platform vouches for X-MS-CLIENT-PRINCIPAL
+    onboarding_mail_from: str | None = None  # who sends the onboarding mail; None: no mail
 
     @property
     def dime_zone(self) -> tzinfo:
@@ -374,6 +382,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
         management_keys=_management_keys(env),
         app_service_auth=(_raw(env, "WEBSITE_AUTH_ENABLED") or "").lower() == "true",
+        onboarding_mail_from=_mailbox(env, "ONBOARDING_MAIL_FROM"),
     )
 
 
@@ -433,6 +442,16 @@ def _publications_keys(env: Mapping[str, str]) -> tuple[str, ...]:
                 f"setting {name} must be URL-safe (letters, digits, - and _; e.g. openssl rand -hex 32)"
             )
     return tuple(keys)
+
+
+def _mailbox(env: Mapping[str, str], name: str) -> str | None:
+    """A mailbox named by UPN (name@domain) or object id, or None when unset."""
+    raw = _raw(env, name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", raw):
+        raise SettingsError(f"setting {name} must be a mailbox's user principal name (name@domain) or object id")
+    return raw
 
 
 def _management_keys(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -457,3 +457,33 @@ def test_correcting_a_person_s_email_places_the_planner_s_appointments_at_once(g
     assert admin("PATCH", finn["id"], {"email": "f.berg@contoso.com"})[0] == 200
     run_queue(services, RESYNC_QUEUE, function_app.resync_mailbox)
     assert [e["subject"] for e in graph.events(finn["id"])] == ["Boiler service"] and _unmatched() == []
+
+
+# The onboarding mail (ONBOARDING_MAIL_FROM) ------------------------------------------------------
+
+
+def test_onboarding_mails_the_person_the_link_to_their_own_page_when_configured(graph, services):
+    from dataclasses import replace
+
+    noreply = graph.add_user(mail="noreply@contoso.com", upn="noreply@contoso.com")
+    jane = graph.add_user(mail="jane@contoso.com")
+    assert admin("PUT", jane["id"])[1]["onboardingMail"] == "off" and graph.sent_mail == []  # off unless set
+
+    services.settings = replace(services.settings, onboarding_mail_from="noreply@contoso.com")
+    john = graph.add_user(mail="john@contoso.com")
+    status, body = admin("PUT", john["id"])
+    assert status == 201 and body["onboardingMail"] == "sent"
+    [(sender, sent)] = graph.sent_mail
+    assert sender == noreply["id"]
+    text = sent["message"]["body"]["content"]
+    assert sent["message"]["toRecipients"] == [{"emailAddress": {"address": "john@contoso.com"}}]
+    assert sent["message"]["body"]["contentType"] == "Text" and sent["saveToSentItems"] is False
+    host = services.settings.notification_url.split("/api/")[0]
+    assert f"{host}/api/console/#/me" in text and "code=" not in text  # the function key stays out
+    assert "onboardingMail" not in admin("PUT", john["id"])[1] and len(graph.sent_mail) == 1  # once
+
+    services.settings = replace(services.settings, onboarding_mail_from="nobody@contoso.com")
+    ann = graph.add_user(mail="ann@contoso.com")
+    status, body = admin("PUT", ann["id"])
+    assert status == 201 and body["onboardingMail"].startswith("failed: ")  # onboarded all the same
+    assert services.store.get_resource(ann["id"]) is not None

@@ -39,6 +39,7 @@ GRAPH_APP_ROLES = {
     "Calendars.ReadWrite": "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
     "User.ReadBasic.All": "97235f07-e226-4f63-ace3-39588e11d3a1",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
+    "Mail.Send": "b633e1c5-b582-4048-a93e-9f11b44c7e96",  # only with ONBOARDING_MAIL_FROM
 }
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SECRET_SETTINGS = {
@@ -572,13 +573,19 @@ def test_graph_app_role_ids_are_correct():
 def test_graph_roles_granted_to_the_identity():
     code = read(MODULES / "graph-permissions.bicep")
     grants = resource_blocks(code, "Microsoft.Graph/appRoleAssignedTo")
-    assert len(grants) == 2  # exactly what the code uses: no MailboxSettings.Read (times are asked in UTC)
+    assert len(grants) == 3  # exactly what the code uses: no MailboxSettings.Read (times are asked in UTC)
+    # Mail.Send only for the onboarding mail, and only when ONBOARDING_MAIL_FROM is set
+    assert re.search(
+        r"resource\s+mailSend\s+'Microsoft\.Graph/appRoleAssignedTo@v1\.0'\s*=\s*if\s*\(grantMailSend\)", code
+    )
+    assert literal(params(code)["grantMailSend"]["default"]) == "false"
+    assert re.search(r"grantMailSend:\s*!empty\(onboardingMailFrom\)", read(MAIN))
     role_refs = set()
     for _, block in grants:
         assert re.search(r"principalId:\s*principalId\b", block)
         assert re.search(r"resourceId:\s*graph\.id\b", block)
         role_refs.add(re.search(r"appRoleId:\s*appRoleIds\[([^\]]+)\]", block).group(1))
-    assert role_refs == {"'Calendars.ReadWrite'", "userReadPermission"}
+    assert role_refs == {"'Calendars.ReadWrite'", "userReadPermission", "'Mail.Send'"}
     main = params(read(MAIN))
     module = params(code)
     assert literal(main["graphUserReadPermission"]["default"]) == "User.ReadBasic.All"

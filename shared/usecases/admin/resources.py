@@ -192,7 +192,30 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
             resource = await _disable(services, resource, ONBOARDED_REASON if existing is None else DISABLED_REASON)
     except SyncError as error:
         return _upstream_error(error, "could not subscribe to the mailbox's calendar")
-    return _json(201 if existing is None else 200, resource_json(resource))
+    answer = resource_json(resource)
+    if existing is None:
+        answer["onboardingMail"] = await _onboarding_mail(services, user, resource)
+    return _json(201 if existing is None else 200, answer)
+
+
+async def _onboarding_mail(services: Services, user: dict[str, Any], resource: Resource) -> str:
+    """Mail a newly onboarded person the link to their own page, when ONBOARDING_MAIL_FROM is set:
+    "sent", "off", or "failed: <reason>" (the onboarding itself stands; the answer says so, and
+    the administrator can send the link by hand)."""
+    from shared.core.onboarding_mail import onboarding_message, own_page_url
+
+    sender = services.settings.onboarding_mail_from
+    if not sender:
+        return "off"
+    recipient = str(user.get("mail") or resource.upn)
+    name = str(user.get("displayName") or "")
+    message = onboarding_message(recipient, name, own_page_url(services.settings.notification_url))
+    try:
+        await services.graph.send_mail(sender, message)
+    except SyncError as error:
+        log.warning("onboarding mail to %s not sent: %s", resource.object_id, error.message)
+        return f"failed: {error.message}"
+    return "sent"
 
 
 def _forget_cached_mailboxes(services: Services, resource: Resource, before: Resource | None) -> None:
