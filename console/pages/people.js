@@ -54,7 +54,10 @@ export async function render(main, ctx) {
     show(outcome, message("status", `Onboarding ${who}…`));
     try {
       const person = await api(`resources/${part(who)}`, { method: "PUT" });
-      flash = message("ok", `Onboarded ${person.upn}: subscription created, their calendar is being read now.`);
+      const mail = { sent: " The link to their own settings was mailed to them.", off: "" }[person.onboardingMail];
+      flash = message(String(person.onboardingMail || "").startsWith("failed") ? "error" : "ok",
+        `Onboarded ${person.upn}: subscription created, their calendar is being read now.`,
+        mail ?? ` The mail with the link to their own settings was not sent (${person.onboardingMail}).`);
       ctx.go("#/people");
     } catch (error) {
       if (error.status) show(outcome, message("error", `Could not onboard ${who} (${error.message}).`));
