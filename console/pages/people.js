@@ -54,7 +54,8 @@ export async function render(main, ctx) {
     show(outcome, message("status", `Onboarding ${who}…`));
     try {
       const person = await api(`resources/${part(who)}`, { method: "PUT" });
-      const mail = { sent: " The link to their own settings was mailed to them.", off: "" }[person.onboardingMail];
+      const mail = person.onboardingMail === undefined ? ""
+        : { sent: " The link to their own settings was mailed to them.", off: "" }[person.onboardingMail];
       flash = message(String(person.onboardingMail || "").startsWith("failed") ? "error" : "ok",
         `Onboarded ${person.upn}: subscription created, their calendar is being read now.`,
         mail ?? ` The mail with the link to their own settings was not sent (${person.onboardingMail}).`);
