@@ -12,9 +12,11 @@ from shared import names
 from shared.core.dime_to_outlook.publications_key import presented_key
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
+from shared.usecases.admin.access import refused as management_refusal
 from shared.usecases.admin.appointments import appointment_detail, event_detail
 from shared.usecases.admin.bulk_transactions import run_bulk
 from shared.usecases.admin.console import console_asset, console_settings
+from shared.usecases.admin.me import my_settings, preview, session
 from shared.usecases.admin.resources import list_resources, resource_request
 from shared.usecases.admin.rules import get_rules, preview_rules, put_rules
 from shared.usecases.admin.transactions import (
@@ -43,6 +45,14 @@ from shared.usecases.resync import request_resync, resync
 from shared.usecases.retry import retry_due
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+def _refused(req: func.HttpRequest) -> func.HttpResponse | None:
+    """The management guard (shared/usecases/admin/access.py), first thing in every management route:
+    the management key or a signed-in Connector.Admin, else 401/403 in O(1). The routes are anonymous
+    to the host: its `admin` level would accept the master key, and only the master key."""
+    answer = management_refusal(req.headers, req.params, services(), req.method)
+    return None if answer is None else _http(answer)
 
 
 def _http(answer) -> func.HttpResponse:
@@ -79,19 +89,23 @@ async def apply_change(msg: func.QueueMessage) -> None:
 # index zero functions). "admin/..." is reserved by the host, hence ADMIN_ROUTE_PREFIX "manage".
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/resources", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/resources", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_resources_list(req: func.HttpRequest) -> func.HttpResponse:
     """Every tracked mailbox, with its consent and subscription."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await list_resources(dict(req.params), services()))
 
 
 @app.route(
     route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}",
     methods=["GET", "PUT", "PATCH", "DELETE"],
-    auth_level=func.AuthLevel.ADMIN,
+    auth_level=func.AuthLevel.ANONYMOUS,
 )
 async def manage_resource(req: func.HttpRequest) -> func.HttpResponse:
     """Onboard (PUT), inspect (GET), change (PATCH) or remove (DELETE) one mailbox."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     mailbox = req.route_params.get("mailbox")
     return _http(await resource_request(req.method, mailbox, req.get_body(), dict(req.params), services()))
 
@@ -151,33 +165,43 @@ async def retry_failed(timer: func.TimerRequest) -> None:
     await retry_due(services())
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_transactions_list(req: func.HttpRequest) -> func.HttpResponse:
     """Transactions by status, mailbox and date range, paged."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await list_transactions(dict(req.params), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/count", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/count", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_transactions_count(req: func.HttpRequest) -> func.HttpResponse:
     """How many transactions match the list's filters (before "retry/archive all matching")."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await count_transactions(dict(req.params), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def manage_transaction(req: func.HttpRequest) -> func.HttpResponse:
     """One transaction, with the payload a retry uses."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(get_transaction(req.route_params.get("id", ""), dict(req.params), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/retry", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_transactions_retry(req: func.HttpRequest) -> func.HttpResponse:
     """Retry the given transactions, or all matching a filter, now (permanent ones too)."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await retry_transactions(req.get_body(), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/transactions/archive", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_transactions_archive(req: func.HttpRequest) -> func.HttpResponse:
     """Archive the given failed transactions, or all matching a filter."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await archive_transactions(req.get_body(), services()))
 
 
@@ -194,27 +218,35 @@ def poisoned_bulk(msg: func.QueueMessage) -> None:
     record_poisoned(names.BULK_QUEUE, msg.get_body(), services())
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/links", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_links(req: func.HttpRequest) -> func.HttpResponse:
     """Outlook events and their Dime.Scheduler appointments, paged."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await list_links(dict(req.params), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/appointments/{guid}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/appointments/{guid}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_appointment(req: func.HttpRequest) -> func.HttpResponse:
     """One appointment: its links both ways, each side's last recorded state, its timeline."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await appointment_detail(req.route_params.get("guid", ""), dict(req.params), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/events", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/events", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_event(req: func.HttpRequest) -> func.HttpResponse:
     """One Outlook event (?mailbox=&eventId=): the page of the appointment it belongs to."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await event_detail(dict(req.params), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def manage_status(req: func.HttpRequest) -> func.HttpResponse:
     """Mailboxes, subscriptions, sync runs, queue depths and failed transactions by code."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(sync_status(dict(req.params), services()))
 
 
@@ -246,9 +278,13 @@ async def resync_mailbox(msg: func.QueueMessage) -> None:
         await resync(json.loads(msg.get_body()), services())
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(
+    route=ADMIN_ROUTE_PREFIX + "/resources/{mailbox}/resync", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS
+)
 async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a resync of one mailbox (202), e.g. after fixing its consent or permissions."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await request_resync(req.route_params.get("mailbox", ""), dict(req.params), services()))
 
 
@@ -289,29 +325,39 @@ async def dime_reconcile_timer(timer: func.TimerRequest) -> None:
     await run_dime_reconcile(services())
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/dime/hooks", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.ADMIN)
+@app.route(
+    route=ADMIN_ROUTE_PREFIX + "/dime/hooks", methods=["GET", "PUT", "DELETE"], auth_level=func.AuthLevel.ANONYMOUS
+)
 async def manage_dime_hooks(req: func.HttpRequest) -> func.HttpResponse:
     """Register (PUT), list (GET) or remove (DELETE) the appointment hooks of every DIME_SOURCE_APPS app."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await manage_hooks(req.method, services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/rules", methods=["GET", "PUT"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/rules", methods=["GET", "PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_rules(req: func.HttpRequest) -> func.HttpResponse:
     """The rules that decide which planner appointments reach Outlook and how they look (GET, PUT)."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     if req.method == "GET":
         return _http(await get_rules(services()))
     return _http(await put_rules(req.get_body(), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/rules/preview", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/rules/preview", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_rules_preview(req: func.HttpRequest) -> func.HttpResponse:
     """What a draft rule set would change over the next two weeks, per person (nothing is written)."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await preview_rules(req.get_body(), services()))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/unmatched", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/unmatched", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def manage_unmatched(req: func.HttpRequest) -> func.HttpResponse:
     """Planner events whose appointment is gone, and assignments that could not reach a calendar."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(await unmatched(services()))
 
 
@@ -324,7 +370,30 @@ def console(req: func.HttpRequest) -> func.HttpResponse:
     return _http(console_asset(req.route_params.get("path"), req.headers.get("if-none-match")))
 
 
-@app.route(route=ADMIN_ROUTE_PREFIX + "/console", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route=ADMIN_ROUTE_PREFIX + "/console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def manage_console_settings(req: func.HttpRequest) -> func.HttpResponse:
     """What the console reads from the settings (the Application Insights link)."""
+    if (refusal := _refused(req)) is not None:
+        return refusal
     return _http(console_settings(dict(req.params), services()))
+
+
+# Each person's own consent page: who they are comes from App Service Authentication's principal --
+
+
+@app.route(route="session", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console_session(req: func.HttpRequest) -> func.HttpResponse:
+    """Whether App Service Authentication is on and who is signed in (the console's first call)."""
+    return _http(session(req.headers, services()))
+
+
+@app.route(route="me", methods=["GET", "PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+async def my_consent(req: func.HttpRequest) -> func.HttpResponse:
+    """The signed-in person's own consent: read it (GET) or change it (PATCH; locked fields 403)."""
+    return _http(await my_settings(req.method, req.headers, req.get_body(), services()))
+
+
+@app.route(route="me/preview", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def my_consent_preview(req: func.HttpRequest) -> func.HttpResponse:
+    """What the board would show of the signed-in person's next 7 days with a draft consent."""
+    return _http(await preview(req.headers, req.get_body(), services()))

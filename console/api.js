@@ -1,9 +1,16 @@
-// The management API (/api/manage/...) with the master key from sessionStorage, sent in the
-// x-functions-key header only (never in a URL, never in localStorage).
+// The management API (/api/manage/...) with the management key (app setting MANAGEMENT_KEY) from
+// sessionStorage, sent in the x-functions-key header only (never in a URL, never in localStorage);
+// or, behind App Service Authentication, with the platform's session cookie and no key at all.
+// /api/session says which; /api/me is the signed-in person's own page.
 
 const KEY = "console.managementKey";
 
-export class AuthError extends Error {}
+export class AuthError extends Error {
+  constructor(status, reason) {
+    super(reason);
+    this.status = status;
+  }
+}
 export class ApiError extends Error {
   constructor(status, reason) {
     super(reason);
@@ -30,21 +37,49 @@ export function query(params) {
   return text ? `?${text}` : "";
 }
 
-export async function api(path, { method = "GET", params, body } = {}) {
-  const headers = { "x-functions-key": key.get() || "" };
+// Who is signed in: {appServiceAuth, signedIn, admin, name, upn, signInUrl, signOutUrl}. Asked once
+// per page load; an app that does not answer is treated as "no sign-in", so the key prompt shows.
+let current = null;
+export async function session() {
+  if (current) return current;
+  try {
+    const response = await fetch("/api/session", { cache: "no-store" });
+    current = response.ok ? await response.json() : { appServiceAuth: false, signedIn: false, admin: false };
+  } catch {
+    current = { appServiceAuth: false, signedIn: false, admin: false };
+  }
+  return current;
+}
+
+export function api(path, options) {
+  return request(`/api/manage/${path}`, options, true);
+}
+
+// The signed-in person's own page: /api/me and /api/me/preview (a 403 there is a locked field).
+export function own(path, options) {
+  return request(`/api/${path}`, options, false);
+}
+
+async function request(url, { method = "GET", params, body } = {}, managed) {
+  // X-Requested-With: the server refuses a change riding on the sign-in cookie without it (another
+  // site's form cannot add a header), so this page's own calls prove they come from this origin.
+  const headers = { "X-Requested-With": "console" };
+  if (managed && key.get()) headers["x-functions-key"] = key.get();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(`/api/manage/${path}${query(params)}`, {
+    response = await fetch(`${url}${query(params)}`, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
     });
   } catch (error) {
     throw new ApiError(0, "the app did not answer; check your connection and try again");
   }
-  if (response.status === 401 || response.status === 403) throw new AuthError("the key was refused");
   const text = await response.text();
   let document = null;
   try { document = text ? JSON.parse(text) : null; } catch { document = null; }
+  if (response.status === 401 || (managed && response.status === 403)) {
+    throw new AuthError(response.status, (document && document.error) || "refused");
+  }
   if (!response.ok) {
     const reason = (document && document.error) || text.slice(0, 300) || response.statusText;
     throw new ApiError(response.status, `${response.status}: ${reason}`);

@@ -1,5 +1,7 @@
-// The console's shell: sign-in with the management key, navigation (#/page?filters), errors.
-import { ApiError, AuthError, key } from "./api.js";
+// The console's shell: sign-in (the App Service session when Entra ID sign-in is on, else the
+// management key), navigation (#/page?filters), errors. A signed-in person without the
+// Connector.Admin role sees only their own page (#/me).
+import { ApiError, AuthError, key, session } from "./api.js";
 import { h, message, show } from "./dom.js";
 import * as overview from "./pages/overview.js";
 
@@ -13,6 +15,7 @@ const links = lazy("./pages/links.js");
 const unmatched = lazy("./pages/unmatched.js");
 const log = lazy("./pages/log.js");
 const rules = lazy("./pages/rules.js");
+const me = lazy("./pages/me.js");
 
 const PAGES = [
   ["overview", "Overview", overview], ["people", "People", people], ["transactions", "Transactions", transactions],
@@ -23,6 +26,7 @@ const PAGES = [
 // loaded when first opened (the first load stays small).
 const appointment = lazy("./pages/appointment.js");
 const DETAILS = { appointment: ["appointments", "Appointment", appointment], event: ["appointments", "Event", appointment] };
+const OWN = ["me", "My settings", me];
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const signout = document.getElementById("signout");
@@ -46,11 +50,15 @@ export function go(hash) {
   if (location.hash === hash) render(); else location.hash = hash;
 }
 
-function signIn(reason) {
+function signIn(reason, who) {
   key.clear();
   main.dataset.renders = String(generation);
   nav.hidden = true;
-  signout.hidden = true;
+  signout.hidden = !(who && who.signedIn);
+  const entra = who && who.appServiceAuth && !who.signedIn && who.signInUrl
+    ? h("p", {}, h("a", { class: "button primary", href: who.signInUrl }, "Sign in with your work account"),
+      " (Microsoft Entra ID; administrators need the Connector.Admin app role). Or use the management key:")
+    : null;
   const input = h("input", { id: "key", type: "password", autocomplete: "off", required: true, spellcheck: "false" });
   const form = h("form", { class: "signin", onsubmit: async (event) => {
     event.preventDefault();
@@ -59,24 +67,40 @@ function signIn(reason) {
   } },
   h("h1", {}, "Sign in"),
   reason ? message("error", reason) : null,
-  h("p", {}, "Enter the app's management key: the master (host) key, from the Function App's ",
-    h("strong", {}, "App keys"), " page in the Azure portal. It is kept in this tab only (sessionStorage) and sent in the x-functions-key header."),
+  entra,
+  h("p", {}, "Enter the app's management key: the app setting ", h("strong", {}, "MANAGEMENT_KEY"),
+    " (deployed with the template, it is the Key Vault secret ", h("strong", {}, "management-key"),
+    "; run locally, it is in local.settings.json). Not the Functions master key: that no longer opens the console. ",
+    "The key is kept in this tab only (sessionStorage) and sent in the x-functions-key header."),
   h("label", { for: "key" }, "Management key", input),
   h("p", {}, h("button", { type: "submit", class: "primary" }, "Sign in")));
   show(main, form);
   input.focus();
 }
 
+// The pages this visitor may open: every page with the key or the role, their own page when signed
+// in through Entra ID (App Service Authentication), nothing before a sign-in.
+function pagesFor(who) {
+  const admin = Boolean(key.get()) || who.admin;
+  if (admin) return who.signedIn ? [...PAGES, OWN] : PAGES;
+  return who.signedIn ? [OWN] : [];
+}
+
 async function render() {
   const mine = ++generation;
-  if (!key.get()) return signIn();
+  const who = await session();
+  if (mine !== generation) return;
+  const pages = pagesFor(who);
+  if (!pages.length) return signIn(who.error, who);
   const { name, id, params, unreadable } = route();
-  const page = (Object.hasOwn(DETAILS, name) && DETAILS[name]) || PAGES.find(([slug]) => slug === name) || PAGES[0];
+  const admin = pages.includes(PAGES[0]);
+  const page = (admin && Object.hasOwn(DETAILS, name) && DETAILS[name]) || pages.find(([slug]) => slug === name) || pages[0];
   nav.hidden = false;
   signout.hidden = false;
-  show(nav, PAGES.map(([slug, label]) => h("a", { href: `#/${slug}`, "aria-current": slug === page[0] ? "page" : null }, label)));
+  show(nav, pages.map(([slug, label]) => h("a", { href: `#/${slug}`, "aria-current": slug === page[0] ? "page" : null }, label)),
+    who.signedIn ? h("span", { class: "muted who" }, `${who.name || who.upn}${who.admin ? " · administrator" : ""}`) : null);
   document.title = `${page[1]} · Outlook ⇄ Dime.Scheduler console`;
-  const context = { id, params, current: () => mine === generation, go, failed };
+  const context = { id, params, current: () => mine === generation, go, failed, who };
   try {
     await page[2].render(main, context);
     if (unreadable !== undefined && context.current()) {
@@ -90,8 +114,18 @@ async function render() {
 }
 
 function failed(error, context) {
+  if (error instanceof AuthError && error.status === 403) {
+    key.clear();
+    return show(main, message("error", `Signed in, but not as an administrator (${error.message}). `,
+      h("a", { href: "#/me" }, "Your own settings"), " are open to you."));
+  }
   if (error instanceof AuthError) {
-    return signIn("The management key was refused (401 Unauthorized). Enter the master key again: it may have been rotated, or mistyped.");
+    const who = context && context.who;
+    if (who && who.signedIn && !key.get()) {
+      return show(main, message("error", `Your sign-in was refused (${error.message}). `,
+        h("a", { href: who.signInUrl || "/.auth/login/aad" }, "Sign in again"), "."));
+    }
+    return signIn("The management key was refused (401 Unauthorized). Enter the management key (MANAGEMENT_KEY) again: it may have been rotated, or mistyped.", who);
   }
   if (context && !context.current()) return;
   const reason = error instanceof ApiError ? error.message : `unexpected error: ${error && error.message}`;
@@ -100,6 +134,12 @@ function failed(error, context) {
   console.error(error);
 }
 
-signout.addEventListener("click", () => { key.clear(); location.hash = "#/overview"; signIn(); });
+signout.addEventListener("click", async () => {
+  key.clear();
+  const who = await session();
+  if (who.signedIn && who.signOutUrl) { location.href = who.signOutUrl; return; }
+  location.hash = "#/overview";
+  signIn(undefined, who);
+});
 window.addEventListener("hashchange", render);
 render();

@@ -92,6 +92,15 @@ param dimePublicationsKey string
 @description('DIME_PUBLICATIONS_KEY_PREVIOUS: the old publications key, only while rotating (docs/deploy.md, "Rotating secrets"). Omit otherwise; omitting it removes the app setting.')
 param dimePublicationsKeyPrevious string?
 
+@secure()
+@minLength(32)
+@description('MANAGEMENT_KEY: the key the console and the management routes (/api/manage) accept in x-functions-key (random, URL-safe: openssl rand -hex 32). Not the Functions master key: the routes are anonymous to the host and check this key, or an Entra ID sign-in holding Connector.Admin (consoleSignIn). Changing it is a rotation.')
+param managementKey string
+
+@secure()
+@description('MANAGEMENT_KEY_PREVIOUS: the old management key, only while rotating (docs/deploy.md, "Rotating secrets"). Omit otherwise; omitting it removes the app setting.')
+param managementKeyPrevious string?
+
 @description('DIME_WEBHOOK_USERNAME: Basic user name Dime.Scheduler sends with publications (Webhook connector). Omit for none.')
 param dimeWebhookUsername string = ''
 
@@ -173,6 +182,23 @@ param dimeReconcileSchedule string = '0 15 3 * * *'
 param dimeSourceApps string = ''
 
 // ---------------------------------------------------------------------------------------------
+// Entra ID sign-in for the console, the management routes and each person's own page
+// ---------------------------------------------------------------------------------------------
+
+@description('Turn on App Service Authentication (Entra ID) in front of the app: administrators holding the Connector.Admin app role use the console without a key, and every onboarded person reaches their own consent page (#/me). Needs signInClientId (docs/deploy.md, "Entra ID sign-in").')
+param consoleSignIn bool = false
+
+@description('consoleSignIn: the application (client) id of the sign-in app registration, which defines the Connector.Admin app role. Created by hand or script: Bicep cannot create Entra app registrations without the Microsoft Graph Bicep extension\'s applications resource, which this template does not use for it.')
+param signInClientId string = ''
+
+@secure()
+@description('consoleSignIn: a client secret of the sign-in app registration, stored in Key Vault (MICROSOFT_PROVIDER_AUTHENTICATION_SECRET). Omit to sign in with ID tokens only (the registration must then issue ID tokens).')
+param signInClientSecret string?
+
+@description('ONBOARDING_MAIL_FROM: the mailbox (UPN) that mails each newly onboarded person the link to their own page (#/me; useful with consoleSignIn). Empty: no mail, and Mail.Send is not granted. Restrict Mail.Send to this mailbox in Exchange (docs/deploy.md).')
+param onboardingMailFrom string = ''
+
+// ---------------------------------------------------------------------------------------------
 // Capacity and retention
 // ---------------------------------------------------------------------------------------------
 
@@ -211,6 +237,8 @@ var hasPreviousClientState = !empty(clientStateSecretPrevious ?? '')
 var hasPreviousPublicationsKey = !empty(dimePublicationsKeyPrevious ?? '')
 var hasDimeWebhookCredentials = !empty(dimeWebhookUsername) && !empty(dimeWebhookSecret ?? '')
 var hasFunctionKey = !empty(notificationFunctionKey ?? '')
+var hasPreviousManagementKey = !empty(managementKeyPrevious ?? '')
+var hasSignInSecret = consoleSignIn && !empty(signInClientSecret ?? '')
 
 // An app setting value that Azure resolves from Key Vault with keyVaultReferenceIdentity.
 func kvRef(vaultUri string, secretName string) string => '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${secretName})'
@@ -264,6 +292,9 @@ module keyVault 'modules/keyvault.bicep' = {
     dimeApiKey: dimeApiKey
     dimePublicationsKey: dimePublicationsKey
     dimePublicationsKeyPrevious: dimePublicationsKeyPrevious
+    managementKey: managementKey
+    managementKeyPrevious: managementKeyPrevious
+    signInClientSecret: hasSignInSecret ? signInClientSecret : null
     graphClientSecret: useClientSecret ? graphClientSecret : null
     dimeWebhookPassword: hasDimeWebhookCredentials ? dimeWebhookSecret : null
   }
@@ -276,6 +307,7 @@ module graphPermissions 'modules/graph-permissions.bicep' = if (!useClientSecret
   params: {
     principalId: identity.outputs.principalId
     userReadPermission: graphUserReadPermission
+    grantMailSend: !empty(onboardingMailFrom)
   }
 }
 
@@ -325,6 +357,14 @@ var baseAppSettings = {
   // keys, which the Graph URLs carry) and accept this key only.
   DIME_PUBLICATIONS_KEY: kvRef(vaultUri, secretNames.dimePublicationsKey)
 
+  // The management routes and the console: anonymous to the host (whose admin level takes the
+  // master key only); the app accepts this key, or a signed-in Connector.Admin when consoleSignIn is
+  // on. WEBSITE_AUTH_ENABLED is never set here: App Service sets it when authentication is on, and
+  // only then does the app trust the principal header.
+  MANAGEMENT_KEY: kvRef(vaultUri, secretNames.managementKey)
+  // Each newly onboarded person is mailed the link to their own page from this mailbox (empty: none).
+  ONBOARDING_MAIL_FROM: onboardingMailFrom
+
   // Sync window and tenant-wide consent defaults.
   SYNC_DAYS_BACK: string(syncDaysBack)
   SYNC_DAYS_FORWARD: string(syncDaysForward)
@@ -347,6 +387,8 @@ var optionalAppSettings = union(
   useClientSecret ? { GRAPH_CLIENT_SECRET: kvRef(vaultUri, secretNames.graphClientSecret) } : {},
   hasPreviousClientState ? { CLIENT_STATE_SECRET_PREVIOUS: kvRef(vaultUri, secretNames.clientStatePrevious) } : {},
   hasPreviousPublicationsKey ? { DIME_PUBLICATIONS_KEY_PREVIOUS: kvRef(vaultUri, secretNames.dimePublicationsKeyPrevious) } : {},
+  hasPreviousManagementKey ? { MANAGEMENT_KEY_PREVIOUS: kvRef(vaultUri, secretNames.managementKeyPrevious) } : {},
+  hasSignInSecret ? { MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: kvRef(vaultUri, secretNames.signInClientSecret) } : {},
   hasDimeWebhookCredentials ? { DIME_WEBHOOK_USERNAME: dimeWebhookUsername } : {},
   hasDimeWebhookCredentials ? { DIME_WEBHOOK_PASSWORD: kvRef(vaultUri, secretNames.dimeWebhookPassword) } : {}
 )
@@ -363,6 +405,10 @@ module functionApp 'modules/functionapp.bicep' = {
     appSettings: union(baseAppSettings, optionalAppSettings)
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    signIn: consoleSignIn
+    signInClientId: signInClientId
+    signInTenantId: graphTenantId
+    signInCredentialSetting: hasSignInSecret ? 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET' : ''
   }
   // The Key Vault, storage and monitoring modules (with their role assignments) are dependencies
   // through the outputs used above, so the identity holds its roles before the app first starts.
@@ -395,3 +441,8 @@ output storageAccountName string = storage.outputs.name
 output managedIdentityClientId string = identity.outputs.clientId
 output managedIdentityPrincipalId string = identity.outputs.principalId
 output notificationUrlsStored bool = hasFunctionKey
+@description('The console. With consoleSignIn, Connector.Admin holders open it without a key and everyone onboarded finds their own settings at #/me; else sign in with MANAGEMENT_KEY.')
+output consoleUrl string = 'https://${functionApp.outputs.defaultHostName}/api/console/'
+@description('Redirect URI (Web) to register on the sign-in app registration when consoleSignIn is on.')
+output signInRedirectUri string = 'https://${functionApp.outputs.defaultHostName}/.auth/login/aad/callback'
+

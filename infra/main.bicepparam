@@ -51,6 +51,15 @@ param dimeReconcileSchedule = '0 15 3 * * *'
 // Source apps whose AppointmentCreated/Updated/Deleted hooks PUT /api/manage/dime/hooks registers.
 param dimeSourceApps = ''
 
+// Entra ID sign-in (docs/deploy.md, "Entra ID sign-in"): administrators holding the Connector.Admin
+// app role open the console without a key; each onboarded person gets their own consent page.
+param consoleSignIn = false
+// The sign-in app registration's application (client) id (create it first, with the app role).
+param signInClientId = ''
+// Mailbox (UPN) that mails each newly onboarded person the link to their own page; '' for none
+// (Mail.Send is granted only when set).
+param onboardingMailFrom = ''
+
 // ---- Secrets: from the environment only ----------------------------------------------------------
 
 // Required. Generate once (openssl rand -hex 32) and keep it in your password manager.
@@ -65,6 +74,12 @@ param dimePublicationsKeyPrevious = readEnvironmentVariable('DIME_PUBLICATIONS_K
 param clientStateSecretPrevious = readEnvironmentVariable('CLIENT_STATE_SECRET_PREVIOUS', '')
 // Empty on the first deployment; the function key once the code is published (docs/deploy.md step 5).
 param notificationFunctionKey = readEnvironmentVariable('NOTIFICATION_FUNCTION_KEY', '')
+// Required. Generate once (openssl rand -hex 32): the key of the console and /api/manage (not the master key).
+param managementKey = readEnvironmentVariable('MANAGEMENT_KEY')
+// Only while rotating MANAGEMENT_KEY; empty otherwise.
+param managementKeyPrevious = readEnvironmentVariable('MANAGEMENT_KEY_PREVIOUS', '')
+// Only with consoleSignIn and a client secret on the sign-in app registration (else ID tokens only).
+param signInClientSecret = readEnvironmentVariable('SIGN_IN_CLIENT_SECRET', '')
 // clientSecret mode only.
 param graphClientSecret = readEnvironmentVariable('GRAPH_CLIENT_SECRET', '')
 // Only if the Dime.Scheduler Webhook connector sends Basic credentials (both, or neither).

@@ -34,6 +34,7 @@ from shared.core.outlook_to_dime.appointments import appointment_for, upsert_cal
 from shared.names import NOTIFICATIONS_QUEUE  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
 from tests.conftest import (  # noqa: E402
+    MANAGE_HEADERS,
     TENANT_ID,
     clean_storage,
     make_services,
@@ -232,7 +233,9 @@ def bench_bulk_retry(azurite, rows: int = 1500) -> tuple[float, int, int]:
             )
         transaction_store(services).add_many(failed)
         started = time.perf_counter()
-        request = func.HttpRequest("POST", "/api/manage/transactions/retry", body=b'{"all": true}')
+        request = func.HttpRequest(
+            "POST", "/api/manage/transactions/retry", headers=MANAGE_HEADERS, body=b'{"all": true}'
+        )
         response = call_function(function_app.manage_transactions_retry, request)
         assert response.status_code == 202, response.get_body()
         run = run_queue(services, BULK_QUEUE, function_app.bulk_transactions, max_rounds=1000)

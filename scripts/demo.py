@@ -491,7 +491,7 @@ def serve(runner: LocalRunner, graph: FakeGraph, dime: FakeDime) -> int:
     settle(runner, graph)
     say("   The planner books Finn, who is not onboarded: unmatched (onboard finn@contoso.com on People to place it).")
     say(f"\nThe console: {runner.origin}/api/console/")
-    say(f"Sign in with the management key: {runner.key}")
+    say(f"Sign in with the management key: {runner.management_key}")
     say("Everything keeps running (Azurite, the simulators, the runner); Ctrl-C stops it.")
     try:
         while True:

@@ -102,6 +102,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DIME_WEBHOOK_USERNAME", False, None, "Basic user name Dime.Scheduler must send (optional)"),
     Setting("DIME_WEBHOOK_PASSWORD", False, None, "Basic password Dime.Scheduler must send (with the user name)"),
     Setting(
+        "MANAGEMENT_KEY",
+        False,
+        None,
+        "the key the management routes (/api/manage, the console) accept in x-functions-key; not a host key, at least"
+        " 32 characters. Without it only a signed-in Connector.Admin opens them",
+    ),
+    Setting("MANAGEMENT_KEY_PREVIOUS", False, None, "previous management key, accepted during a rotation"),
+    Setting(
+        "WEBSITE_AUTH_ENABLED",
+        False,
+        "false",
+        "set by App Service, never by hand: True when App Service Authentication is on; only then is the"
+        " signed-in principal's header trusted",
+    ),
+    Setting(
+        "ONBOARDING_MAIL_FROM",
+        False,
+        None,
+        "mailbox (UPN or object id) that mails each newly onboarded person the link to their own page; off when"
+        " empty (the template grants Mail.Send only when set)",
+    ),
+    Setting(
         "CONSOLE_APPINSIGHTS_RESOURCE_ID",
         False,
         None,
@@ -174,6 +196,9 @@ class Settings:
     dime_webhook_credentials: tuple[str, str] | None = None  # (user name, password) for Basic
     dime_publications_keys: tuple[str, ...] = ()  # current first, then the previous one
     appinsights_resource_id: str | None = None
+    management_keys: tuple[str, ...] = ()  # current first, then the previous one; none: sign-in only
+    app_service_auth: bool = False  # WEBSITE_AUTH_ENABLED: the platform vouches for X-MS-CLIENT-PRINCIPAL
+    onboarding_mail_from: str | None = None  # who sends the onboarding mail; None: no mail
 
     @property
     def dime_zone(self) -> tzinfo:
@@ -355,6 +380,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dime_webhook_credentials=_credentials(env),
         dime_publications_keys=_publications_keys(env),
         appinsights_resource_id=_resource_id(env, "CONSOLE_APPINSIGHTS_RESOURCE_ID"),
+        management_keys=_management_keys(env),
+        app_service_auth=(_raw(env, "WEBSITE_AUTH_ENABLED") or "").lower() == "true",
+        onboarding_mail_from=_mailbox(env, "ONBOARDING_MAIL_FROM"),
     )
 
 
@@ -407,6 +435,36 @@ def _publications_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     if previous:
         keys.append(previous)
     for name, key in zip(("DIME_PUBLICATIONS_KEY", "DIME_PUBLICATIONS_KEY_PREVIOUS"), keys, strict=False):
+        if len(key) < MIN_KEY_LENGTH:
+            raise SettingsError(f"setting {name} must be at least {MIN_KEY_LENGTH} characters long")
+        if any(c.isspace() or c in "&#?%+" for c in key):
+            raise SettingsError(
+                f"setting {name} must be URL-safe (letters, digits, - and _; e.g. openssl rand -hex 32)"
+            )
+    return tuple(keys)
+
+
+def _mailbox(env: Mapping[str, str], name: str) -> str | None:
+    """A mailbox named by UPN (name@domain) or object id, or None when unset."""
+    raw = _raw(env, name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", raw):
+        raise SettingsError(f"setting {name} must be a mailbox's user principal name (name@domain) or object id")
+    return raw
+
+
+def _management_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """MANAGEMENT_KEY, then MANAGEMENT_KEY_PREVIOUS during a rotation. Optional: without it the
+    management routes open only to a signed-in Connector.Admin (closed, never open). A previous key
+    alone is refused: a rotation keeps a current one."""
+    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
+
+    current, previous = _raw(env, "MANAGEMENT_KEY"), _raw(env, "MANAGEMENT_KEY_PREVIOUS")
+    if previous and not current:
+        raise SettingsError("setting MANAGEMENT_KEY_PREVIOUS is set without MANAGEMENT_KEY: set the new key too")
+    keys = [k for k in (current, previous) if k]
+    for name, key in zip(("MANAGEMENT_KEY", "MANAGEMENT_KEY_PREVIOUS"), keys, strict=False):
         if len(key) < MIN_KEY_LENGTH:
             raise SettingsError(f"setting {name} must be at least {MIN_KEY_LENGTH} characters long")
         if any(c.isspace() or c in "&#?%+" for c in key):

@@ -18,6 +18,8 @@ TENANT_ID = "7a1f3c5e-0000-4000-8000-00000000aaaa"
 CLIENT_STATE_SECRET = "test-client-state-secret-0123456789"
 DIME_API_KEY = "test-api-key"
 DIME_PUBLICATIONS_KEY = "test-publications-key-0123456789abcdef"  # not the runner's host key
+MANAGEMENT_KEY = "test-management-key-0123456789abcdef-0"  # opens /api/manage; not a host key either
+MANAGE_HEADERS = {"x-functions-key": MANAGEMENT_KEY}  # what the console (and the tests) send
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,7 @@ def settings_env(azurite: Azurite, graph_url: str, dime_url: str, **overrides: s
         "DIME_BASE_URL": dime_url,
         "DIME_API_KEY": DIME_API_KEY,
         "DIME_PUBLICATIONS_KEY": DIME_PUBLICATIONS_KEY,
+        "MANAGEMENT_KEY": MANAGEMENT_KEY,
         "DIME_TIME_ZONE": "UTC",  # required; the tests of offset-less local times set their own
     }
     env.update(overrides)

@@ -6,6 +6,8 @@ It runs the real function code, unchanged, the way the Functions host would:
   `METHOD /api/<route>` to the indexed function whose trigger declares that route and method
   (route parameters such as `{mailbox}` become `req.route_params`). Functions with auth level
   FUNCTION or ADMIN want the runner's key in `?code=` or `x-functions-key`; ANONYMOUS ones do not.
+  The management routes are ANONYMOUS to the host and check the app's own MANAGEMENT_KEY (or a
+  signed-in principal): `runner.request` sends `runner.management_key` in `x-functions-key`.
 * **Queues**: every queue-triggered function is fed from Azurite by `tests.host` (base64
   messages, up to `batchSize` at once, the dequeue count, `<queue>-poison` after
   `maxDequeueCount`), either on demand (`drain()`) or by a background poller (`start_polling()`).
@@ -264,10 +266,20 @@ class LocalRunner:
         query = urlencode({"code": self.key, **params})
         return f"{self.origin}/api/{route.strip('/')}?{query}"
 
-    def request(self, method: str, route: str, body: Any = None, **params: str) -> tuple[int, Any]:
-        """Call an HTTP function over real HTTP; returns (status, decoded JSON or text)."""
+    @property
+    def management_key(self) -> str:
+        """The app's MANAGEMENT_KEY (what an administrator reads from the app setting or Key Vault)."""
+        keys = self.services.settings.management_keys
+        return keys[0] if keys else ""
+
+    def request(
+        self, method: str, route: str, body: Any = None, headers: dict[str, str] | None = None, **params: str
+    ) -> tuple[int, Any]:
+        """Call an HTTP function over real HTTP; returns (status, decoded JSON or text). The host key
+        rides in ?code= and the management key in x-functions-key (each route takes its own)."""
         content = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
-        response = self._client.request(method, self.url(route, **params), content=content)
+        sent = {"x-functions-key": self.management_key, **(headers or {})}
+        response = self._client.request(method, self.url(route, **params), content=content, headers=sent)
         text = response.text
         if response.headers.get("content-type", "").startswith("application/json") and text:
             return response.status_code, json.loads(text)

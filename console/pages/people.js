@@ -17,7 +17,12 @@ function editor(person, ctx) {
   return h("form", { class: "filters", "aria-label": `Edit ${person.upn}`, onsubmit: async (event) => {
     event.preventDefault();
     const data = new FormData(event.target);
-    const body = { enabled: data.get("enabled") === "on", showAs: data.getAll("showAs"), sensitivities: data.getAll("sensitivities") };
+    // Only what changed: every consent field an administrator sets is locked on the person's own page.
+    const body = {};
+    const same = (a, b) => [...a].sort().join() === [...(b || [])].sort().join();
+    if ((data.get("enabled") === "on") !== Boolean(person.enabled)) body.enabled = data.get("enabled") === "on";
+    if (!same(data.getAll("showAs"), person.showAs)) body.showAs = data.getAll("showAs");
+    if (!same(data.getAll("sensitivities"), person.sensitivities)) body.sensitivities = data.getAll("sensitivities");
     const email = String(data.get("email") || "").trim();
     if (email) body.email = email;
     try {
@@ -49,7 +54,11 @@ export async function render(main, ctx) {
     show(outcome, message("status", `Onboarding ${who}…`));
     try {
       const person = await api(`resources/${part(who)}`, { method: "PUT" });
-      flash = message("ok", `Onboarded ${person.upn}: subscription created, their calendar is being read now.`);
+      const mail = person.onboardingMail === undefined ? ""
+        : { sent: " The link to their own settings was mailed to them.", off: "" }[person.onboardingMail];
+      flash = message(String(person.onboardingMail || "").startsWith("failed") ? "error" : "ok",
+        `Onboarded ${person.upn}: subscription created, their calendar is being read now.`,
+        mail ?? ` The mail with the link to their own settings was not sent (${person.onboardingMail}).`);
       ctx.go("#/people");
     } catch (error) {
       if (error.status) show(outcome, message("error", `Could not onboard ${who} (${error.message}).`));
@@ -95,7 +104,8 @@ export async function render(main, ctx) {
     outcome,
     table([
       { head: "Person", cell: (p) => [link(`#/transactions${query({ mailbox: p.id })}`, p.upn), h("br"), h("span", { class: "muted" }, p.email)] },
-      { head: "Consent", cell: (p) => (p.enabled ? `${(p.showAs || []).join(", ")} · ${(p.sensitivities || []).join(", ")}` : h("span", { class: "status-failed" }, "disabled")) },
+      { head: "Consent", cell: (p) => [p.enabled ? `${(p.showAs || []).join(", ")} · ${(p.sensitivities || []).join(", ")}` : h("span", { class: "status-failed" }, "disabled"),
+        (p.locked || []).length ? h("span", { class: "muted" }, ` · locked: ${p.locked.join(", ")}`) : null] },
       { head: "Subscription expires", cell: (p) => (p.subscription ? time(p.subscription.expiresAt) : "none"), class: "hide-narrow" },
       { head: "Last sync", cell: (p) => { const run = runs.get(p.id); return run ? [time(pick(run, "startedAt")), ` ${pick(run, "outcome")}`] : "not yet"; } },
       { head: "Actions", cell: actions },

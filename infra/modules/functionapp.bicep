@@ -22,6 +22,18 @@ param appSettings object
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+@description('App Service Authentication with Entra ID (authsettingsV2) for the console, /api/manage and /api/me.')
+param signIn bool = false
+
+@description('Application (client) id of the sign-in app registration (the one defining Connector.Admin).')
+param signInClientId string = ''
+
+@description('Tenant whose people sign in.')
+param signInTenantId string = tenant().tenantId
+
+@description('App setting holding the sign-in registration\'s client secret; empty: ID tokens only.')
+param signInCredentialSetting string = 
+
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -94,6 +106,62 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
   properties: appSettings
+}
+
+// App Service Authentication ("Easy Auth") with Entra ID, when signIn is on. Unauthenticated
+// requests are let through (AllowAnonymous) and the app decides per route, because the platform's
+// unauthenticated action is one for the whole app: /api/manage answers 401 itself (a script with
+// MANAGEMENT_KEY still works), the console offers "Sign in with your work account"
+// (/.auth/login/aad), and /api/me answers 401 until the person signs in. The platform strips any
+// X-MS-CLIENT-PRINCIPAL a caller sends and sets WEBSITE_AUTH_ENABLED, the app's signal that the
+// header can be trusted (shared/core/principal.py). The routes other services call are excluded
+// from the module entirely: Graph's webhooks, Dime.Scheduler's publications, the health probe.
+// /api/manage, /api/me and /api/session must never be excluded (tests/infra checks it).
+var signInExcludedPaths = [
+  '/api/notifications'
+  '/api/lifecycle'
+  '/api/health'
+  '/api/dime/publications'
+  '/api/dime/publications/created'
+  '/api/dime/publications/updated'
+  '/api/dime/publications/deleted'
+]
+
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (signIn) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+      excludedPaths: signInExcludedPaths
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: signInClientId
+          clientSecretSettingName: empty(signInCredentialSetting) ? null : signInCredentialSetting
+          openIdIssuer: '${environment().authentication.loginEndpoint}${signInTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            signInClientId
+            'api://${signInClientId}'
+          ]
+        }
+      }
+    }
+  }
+  dependsOn: [
+    settings // the client secret's app setting exists before the module reads it
+  ]
 }
 
 output name string = site.name

@@ -18,6 +18,9 @@ param principalId string
 ])
 param userReadPermission string = 'User.ReadBasic.All'
 
+@description('Grant Mail.Send: only when ONBOARDING_MAIL_FROM is set (the onboarding mail). Off by default.')
+param grantMailSend bool = false
+
 // Application-permission (app role) ids of Microsoft Graph; the same in every tenant.
 // Least privilege: only what the code calls. MailboxSettings.Read is not granted: every request asks
 // Graph for UTC (Prefer: outlook.timezone="UTC"), so no mailbox's time zone is ever read.
@@ -30,6 +33,9 @@ var appRoleIds = {
   'User.ReadBasic.All': '97235f07-e226-4f63-ace3-39588e11d3a1'
   // Fallback for tenants where the basic role is refused: reads full user profiles.
   'User.Read.All': 'df021288-bdef-4463-88db-98f22de89214'
+  // Only with ONBOARDING_MAIL_FROM: POST /users/{from}/sendMail, the onboarding mail. Application
+  // Mail.Send can send as any mailbox: restrict it to the sender in Exchange (docs/deploy.md).
+  'Mail.Send': 'b633e1c5-b582-4048-a93e-9f11b44c7e96'
 }
 
 resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
@@ -48,7 +54,10 @@ resource userRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
   appRoleId: appRoleIds[userReadPermission]
 }
 
-output grantedPermissions array = [
-  'Calendars.ReadWrite'
-  userReadPermission
-]
+resource mailSend 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (grantMailSend) {
+  principalId: principalId
+  resourceId: graph.id
+  appRoleId: appRoleIds['Mail.Send']
+}
+
+output grantedPermissions array = concat(['Calendars.ReadWrite', userReadPermission], grantMailSend ? ['Mail.Send'] : [])

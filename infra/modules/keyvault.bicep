@@ -37,6 +37,19 @@ param dimePublicationsKey string
 param dimePublicationsKeyPrevious string?
 
 @secure()
+@minLength(32)
+@description('MANAGEMENT_KEY: the key the console and the management routes accept.')
+param managementKey string
+
+@secure()
+@description('MANAGEMENT_KEY_PREVIOUS: the previous management key, only during a rotation. Omit otherwise.')
+param managementKeyPrevious string?
+
+@secure()
+@description('MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: the sign-in app registration\'s client secret, only with consoleSignIn and a secret.')
+param signInClientSecret string?
+
+@secure()
 @description('GRAPH_CLIENT_SECRET: only when Graph is reached with an app registration and a secret.')
 param graphClientSecret string?
 
@@ -53,6 +66,9 @@ var secretNames = {
   dimePublicationsKey: 'dime-publications-key'
   dimePublicationsKeyPrevious: 'dime-publications-key-previous'
   graphClientSecret: 'graph-client-secret'
+  managementKey: 'management-key'
+  managementKeyPrevious: 'management-key-previous'
+  signInClientSecret: 'sign-in-client-secret'
 }
 
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
@@ -120,6 +136,33 @@ resource dimePublicationsKeyPreviousSecret 'Microsoft.KeyVault/vaults/secrets@20
   name: secretNames.dimePublicationsKeyPrevious
   properties: {
     value: dimePublicationsKeyPrevious!
+    contentType: 'text/plain'
+  }
+}
+
+resource managementKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: secretNames.managementKey
+  properties: {
+    value: managementKey
+    contentType: 'text/plain'
+  }
+}
+
+resource managementKeyPreviousSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(managementKeyPrevious ?? '')) {
+  parent: vault
+  name: secretNames.managementKeyPrevious
+  properties: {
+    value: managementKeyPrevious!
+    contentType: 'text/plain'
+  }
+}
+
+resource signInClientSecretResource 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(signInClientSecret ?? '')) {
+  parent: vault
+  name: secretNames.signInClientSecret
+  properties: {
+    value: signInClientSecret!
     contentType: 'text/plain'
   }
 }

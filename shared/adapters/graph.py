@@ -353,6 +353,28 @@ class GraphGateway(SubscriptionCalls):
         listed = await self._collect(mailbox, builder, info, "calendar view")
         return {str(item.get("id")) for item in listed}
 
+    async def send_mail(self, sender: str, body: dict[str, Any]) -> None:
+        """`POST /users/{sender}/sendMail` (application permission Mail.Send): the onboarding mail.
+        Graph answers 202 without a body; a 404 (no such sender mailbox) is a SyncError here."""
+        info = _json_request("POST", f"/users/{quote(sender, safe='')}/sendMail", body)
+        if await self._send(sender, info, "onboarding mail") is None:
+            raise SyncError(ErrorCode.GRAPH_NOT_FOUND, f"the onboarding mail's sender {sender} has no mailbox")
+
+    async def calendar_view(self, mailbox: str, start: str, end: str) -> list[dict[str, Any]]:
+        """Every event of the primary calendar over a range (ISO start, end), full data (singles,
+        occurrences, exceptions; never a master, graph.md): what a person's consent preview reads."""
+        from msgraph.generated.users.item.calendar.calendar_view.calendar_view_request_builder import (
+            CalendarViewRequestBuilder,
+        )
+
+        builder = self._graph().users.by_user_id(mailbox).calendar.calendar_view
+        query = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
+            start_date_time=start, end_date_time=end, select=EVENT_FIELDS, expand=[EXPAND_TAG], top=INSTANCES_PAGE_SIZE
+        )
+        return await self._collect(
+            mailbox, builder, builder.to_get_request_information(_config(query)), "calendar view"
+        )
+
     async def _collect(self, mailbox: str, builder: Any, info: Any, what: str) -> list[dict[str, Any]]:
         """Every item of a paged collection; a 404 (no such series or mailbox) is an empty list."""
         items: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-# The Functions host passes the function/master key as ?code=: every route accepts it.
+# Keys ride in ?code= (the host's function keys; the management key may too): every route accepts it.
 HOST_PARAMS = frozenset({"code"})
 
 

@@ -16,7 +16,8 @@ from shared.core.api_format import iso_utc
 from shared.core.consent import Consent
 from shared.core.resources import Resource
 
-FIELDS = ("email", "enabled", "showAs", "sensitivities")
+FIELDS = ("email", "enabled", "showAs", "sensitivities", "locked")
+CONSENT_FIELDS = ("enabled", "showAs", "sensitivities")  # what a person may change on their own page
 MAX_BODY_BYTES = 16 * 1024
 _OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -38,6 +39,12 @@ class ResourceInput:
     enabled: bool | None = None
     show_as: tuple[str, ...] | str | None = None
     sensitivities: tuple[str, ...] | str | None = None
+    locked: tuple[str, ...] | None = None  # administrators only: exactly these consent fields locked
+
+    def consent_fields(self) -> tuple[str, ...]:
+        """The consent fields this input sets, by their API names."""
+        given = (self.enabled, self.show_as, self.sensitivities)
+        return tuple(name for name, value in zip(CONSENT_FIELDS, given, strict=True) if value is not None)
 
 
 def is_object_id(mailbox: str) -> bool:
@@ -109,12 +116,42 @@ def parse_resource_body(body: bytes) -> ResourceInput:
         raise InputError("enabled must be true or false")
     show_as = document.get("showAs")
     sensitivities = document.get("sensitivities")
+    locked = document.get("locked")
+    if locked is not None and (
+        not isinstance(locked, list) or not all(isinstance(v, str) and v in CONSENT_FIELDS for v in locked)
+    ):
+        raise InputError(f"locked must be a list of consent fields: any of {', '.join(CONSENT_FIELDS)}")
     return ResourceInput(
         email=email.strip() if isinstance(email, str) else None,
         enabled=enabled,
         show_as=_values("showAs", show_as) if show_as is not None else None,
         sensitivities=_values("sensitivities", sensitivities) if sensitivities is not None else None,
+        locked=tuple(locked) if locked is not None else None,
     )
+
+
+def parse_own_body(body: bytes) -> ResourceInput:
+    """A person's PATCH of their own settings: only the consent fields. The person is the signed-in
+    principal, never a field of the body (an "id", "mailbox" or "email" is refused as unknown)."""
+    change = parse_resource_body(body)
+    if change.email is not None or change.locked is not None:
+        raise InputError(
+            f"unknown field {'email' if change.email is not None else 'locked'!r}; allowed: {', '.join(CONSENT_FIELDS)}"
+        )
+    return change
+
+
+def admin_locks(resource: Resource, change: ResourceInput) -> frozenset[str]:
+    """What an administrator's PUT/PATCH leaves locked: the `locked` list when given (so [] releases
+    every field), else what was locked plus every consent field the administrator set."""
+    if change.locked is not None:
+        return frozenset(change.locked)
+    return resource.locked | frozenset(change.consent_fields())
+
+
+def locked_in(resource: Resource, change: ResourceInput) -> list[str]:
+    """The consent fields a person's change sets although an administrator locked them."""
+    return [name for name in change.consent_fields() if name in resource.locked]
 
 
 def apply_input(resource: Resource, change: ResourceInput) -> Resource:
@@ -145,4 +182,5 @@ def resource_json(resource: Resource) -> dict[str, Any]:
         ),
         "createdAt": iso_utc(resource.created_at),
         "updatedAt": iso_utc(resource.updated_at),
+        "locked": [name for name in CONSENT_FIELDS if name in resource.locked],
     }

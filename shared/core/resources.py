@@ -19,6 +19,9 @@ class Resource:
     created_at: str | None = None
     updated_at: str | None = None
     display_name: str = ""  # Graph's displayName, read at onboarding: the console shows it ("" = unknown)
+    # Consent fields ("enabled", "showAs", "sensitivities") an administrator set: the person's own
+    # page shows them as locked and refuses to change them (resource_requests.locked_in).
+    locked: frozenset[str] = frozenset()
 
 
 def resource_from_user(user: dict[str, Any], consent: Consent) -> Resource:

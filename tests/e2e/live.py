@@ -17,7 +17,7 @@ import pytest
 import function_app
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE
 from shared.services import Services
-from tests.conftest import clean_storage, make_services, settings_env
+from tests.conftest import MANAGE_HEADERS, clean_storage, make_services, settings_env
 from tests.functions_server import FunctionsServer
 from tests.host import call_function, run_queue
 
@@ -45,11 +45,13 @@ def admin(method: str, mailbox: str | None = None, body: Any = None, **params: s
     raw = body if isinstance(body, bytes) else (b"" if body is None else json.dumps(body).encode())
     if mailbox is None:
         url = f"/api/{ADMIN_ROUTE_PREFIX}/resources"
-        request = func.HttpRequest(method, url, params=params, body=raw)
+        request = func.HttpRequest(method, url, params=params, headers=MANAGE_HEADERS, body=raw)
         response = call_function(function_app.manage_resources_list, request)
     else:
         url = f"/api/{ADMIN_ROUTE_PREFIX}/resources/{mailbox}"
-        request = func.HttpRequest(method, url, params=params, route_params={"mailbox": mailbox}, body=raw)
+        request = func.HttpRequest(
+            method, url, params=params, route_params={"mailbox": mailbox}, headers=MANAGE_HEADERS, body=raw
+        )
         response = call_function(function_app.manage_resource, request)
     text = response.get_body().decode()
     return response.status_code, json.loads(text) if text else None

@@ -188,10 +188,10 @@ def test_a_wrong_key_gets_the_401_message_and_the_key_stays_out_of_urls(console,
     assert not page.locator("#nav").is_visible() and not page.get_by_role("button", name="Sign out").is_visible()
     assert page.evaluate("sessionStorage.length") == 0 and page.evaluate("localStorage.length") == 0
     console.shot("sign-in-401")
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="Overview").wait_for()
-    assert page.evaluate("Object.values(sessionStorage)") == [runner.key]
-    assert all(runner.key not in url and "code=" not in url for url in console.requests)
+    assert page.evaluate("Object.values(sessionStorage)") == [runner.management_key]
+    assert all(runner.management_key not in url and "code=" not in url for url in console.requests)
     assert all(url.startswith(runner.origin) for url in console.requests)  # nothing from elsewhere
 
 
@@ -206,7 +206,7 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     graph.flush_notifications()
 
     page = console.open()
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="Overview").wait_for()
     # The failures become visible once the queue gives up (poison) and the overview refreshes.
     wait_for(lambda: runner.request("GET", "manage/transactions/count", status="failed")[1]["count"] == 2, 60)
@@ -216,7 +216,7 @@ def test_outage_failure_detail_then_retry_all_matching_reaches_zero(console, run
     console.shot("overview")
     phone = console.context.new_page()  # sessionStorage is per tab: the new tab gets the key as a person would
     phone.set_viewport_size(PHONE)
-    phone.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.key!r})")
+    phone.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.management_key!r})")
     phone.goto(page.url)
     phone.locator(".card .n").first.wait_for()
     phone.screenshot(path=str(SCREENSHOTS / "overview-phone.png"), full_page=True)
@@ -257,7 +257,7 @@ def test_onboard_a_person_and_see_their_events_arrive_with_hostile_text_kept_as_
     graph.create_event(person["id"], subject=XSS, start=tomorrow(9), end=tomorrow(10), body=XSS, id=XSS_ID)
     graph.create_event(person["id"], subject="Planning", start=tomorrow(13), end=tomorrow(14))
     page = console.open("#/people")
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="People").wait_for()
     assert "Nobody is onboarded yet" in page.locator("main").inner_text()
     page.get_by_label("User principal name or object id").fill("ben@contoso.com")
@@ -299,7 +299,7 @@ def test_onboard_a_person_and_see_their_events_arrive_with_hostile_text_kept_as_
 def test_people_edit_disable_resync_and_remove_with_confirmation(console, runner, graph):
     person = onboard(runner, graph, "cleo@contoso.com")
     page = console.open("#/people")
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("button", name="Edit").click()
     page.get_by_label("Dime.Scheduler e-mail").fill("cleo.planner@contoso.com")
     page.get_by_role("checkbox", name="private").check()
@@ -337,7 +337,7 @@ def test_select_many_and_archive_them_after_confirming(console, runner):
     rows = [tx("aaaaaaaa-0000-4000-8000-000000000001", now - timedelta(minutes=i), message=XSS) for i in range(3)]
     transaction_store(runner.services).add_many(rows)
     page = console.open("#/transactions?status=failed")
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.locator("tbody tr").first.wait_for()
     assert page.locator("tbody tr").count() == 3
     assert page.get_by_role("cell", name=XSS).count() == 3 and page.locator("main img").count() == 0
@@ -359,7 +359,7 @@ def test_the_overview_refreshes_by_itself(console, runner):
     from tests.e2e.test_transactions_admin import tx
 
     page = console.open()
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     card = page.locator(".card", has_text="failed transactions").locator(".n")
     assert card.inner_text() == "0"
     transaction_store(runner.services).add_many([tx("aaaaaaaa-0000-4000-8000-000000000001", datetime.now(UTC))])
@@ -379,7 +379,7 @@ def test_the_dime_reconcile_run_is_shown_on_the_overview_and_the_log_as_text(con
     dime.board.plan("Install", datetime.fromisoformat(tomorrow(9) + "+00:00"),
                     datetime.fromisoformat(tomorrow(10) + "+00:00"), ["R-CLEO"])  # fmt: skip
     page = console.open()
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="Overview").wait_for()
     assert "has not run yet" in page.locator("main").inner_text()
     graph.reset_requests()
@@ -407,7 +407,7 @@ def test_keyboard_only_sign_in_and_navigation(console, runner):
     page = console.open()
     page.get_by_label("Management key").wait_for()
     assert page.evaluate("document.activeElement.id") == "key"  # the field has the focus at once
-    page.keyboard.type(runner.key)
+    page.keyboard.type(runner.management_key)
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Overview").wait_for()
     page.locator("body").focus()
@@ -424,7 +424,7 @@ def test_a_malformed_address_falls_back_to_the_overview_with_the_address_as_text
     """decodeURIComponent throws URIError on a lone "%": the shell shows the default page and says
     why, the address shown as text (no script dialog, no page error: `Console.close` checks)."""
     page = console.open()
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="Overview").wait_for()
     hostile = "transactions/%E0%A4%A<img src=x onerror=alert(3)>"
     rendered(page, lambda: page.evaluate("h => { location.hash = h; }", "#/" + hostile))
@@ -444,7 +444,7 @@ def test_first_load_size_and_time_to_first_render(browser, runner):
     """Figures, not a timing assertion: printed for the README (run with -s). A fresh tab with the
     key already in sessionStorage, so the time runs from navigation to the Overview's numbers."""
     context = browser.new_context(viewport=LAPTOP)
-    context.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.key!r})")
+    context.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.management_key!r})")
     page = context.new_page()
     page.goto(f"{runner.origin}/api/console/")
     page.locator(".card .n").first.wait_for()
@@ -485,7 +485,7 @@ def test_rules_page_preview_then_save_with_hostile_names_kept_as_text(console, r
     wait_for(lambda: len(graph.events(jane["id"])) == 2)
 
     page = console.open("#/rules")
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="Rules").wait_for()
     assert "No rules" in page.locator("main").inner_text()
     draft = [

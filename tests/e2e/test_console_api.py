@@ -100,7 +100,7 @@ def test_console_settings_give_the_application_insights_link(services):
     assert console_settings({"verbose": "1"}, services).status == 400  # unknown parameters: 400 everywhere
 
 
-def test_the_console_route_is_anonymous_and_the_settings_route_is_admin():
+def test_the_console_route_is_anonymous_and_the_settings_route_is_guarded(services):
     from tests.e2e.test_function_app import indexed_functions
 
     levels = {
@@ -113,6 +113,9 @@ def test_the_console_route_is_anonymous_and_the_settings_route_is_admin():
         return str(getattr(levels[name], "value", levels[name])).lower()
 
     assert level("console") == "anonymous"
-    assert level("manage_console_settings") == level("manage_transactions_count") == "admin"
+    # anonymous to the host (whose admin level takes only the master key), guarded by the app itself
+    assert level("manage_console_settings") == level("manage_transactions_count") == "anonymous"
     response = call_function(function_app.console, func.HttpRequest("GET", "/api/console/", body=b""))
     assert response.status_code == 200
+    unkeyed = func.HttpRequest("GET", "/api/manage/console", body=b"")
+    assert call_function(function_app.manage_console_settings, unkeyed).status_code == 401

@@ -20,7 +20,7 @@ from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PR
 from shared.core.resources import resource_from_user
 from shared.names import ADMIN_ROUTE_PREFIX, RESYNC_QUEUE
 from shared.usecases.outlook_to_dime.delta_sync import run_delta
-from tests.conftest import TENANT_ID
+from tests.conftest import MANAGE_HEADERS, TENANT_ID
 from tests.host import call_function, run_queue
 
 
@@ -252,6 +252,7 @@ def test_admin_resync_queues_a_message_the_resync_function_runs(graph, dime, ser
         f"/api/{ADMIN_ROUTE_PREFIX}/resources/{person['id']}/resync",
         body=b"",
         route_params={"mailbox": person["id"]},
+        headers=MANAGE_HEADERS,
     )
     response = call_function(function_app.manage_resource_resync, request)
     assert response.status_code == 202
@@ -265,7 +266,9 @@ def test_admin_resync_queues_a_message_the_resync_function_runs(graph, dime, ser
 
 
 def test_admin_resync_of_an_unknown_mailbox_is_404(services):
-    request = func.HttpRequest("POST", "/api/x", body=b"", route_params={"mailbox": "nobody@contoso.com"})
+    request = func.HttpRequest(
+        "POST", "/api/x", body=b"", route_params={"mailbox": "nobody@contoso.com"}, headers=MANAGE_HEADERS
+    )
     assert call_function(function_app.manage_resource_resync, request).status_code == 404
 
 

@@ -19,7 +19,7 @@ from shared.core.dime_to_outlook.publication import items_of
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
-from tests.conftest import DIME_PUBLICATIONS_KEY, make_services, notification_item, settings_env, track
+from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, make_services, notification_item, settings_env, track
 from tests.host import run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -892,7 +892,7 @@ def dime_reconcile_timer() -> None:
 
 
 def status_run() -> dict | None:
-    answer = function_app.manage_status(func.HttpRequest("GET", "/api/manage/status", body=b""))
+    answer = function_app.manage_status(func.HttpRequest("GET", "/api/manage/status", headers=MANAGE_HEADERS, body=b""))
     assert answer.status_code == 200
     return json.loads(answer.get_body())["dimeReconcile"]
 

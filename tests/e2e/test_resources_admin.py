@@ -14,7 +14,7 @@ from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE
 from shared.names import ADMIN_ROUTE_PREFIX, NOTIFICATIONS_QUEUE, RESYNC_QUEUE
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.outlook_to_dime import webhook as webhook_usecase
-from tests.conftest import DIME_PUBLICATIONS_KEY, drain_queue, notification_item
+from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, drain_queue, notification_item
 from tests.e2e.live import admin, subscription_writes, validations, wire
 from tests.functions_server import FunctionsServer
 from tests.host import call_function, run_queue
@@ -336,6 +336,7 @@ def test_the_resync_route_accepts_a_upn_like_every_mailbox_route(graph, services
             f"/api/manage/resources/{mailbox}/resync",
             params=params,
             route_params={"mailbox": mailbox},
+            headers=MANAGE_HEADERS,
             body=b"",
         )
         response = call_function(function_app.manage_resource_resync, request)
@@ -381,7 +382,7 @@ def _publish_and_work(services, body: dict) -> None:
 
 
 def _unmatched() -> list[tuple[str, str]]:
-    request = func.HttpRequest("GET", f"/api/{ADMIN_ROUTE_PREFIX}/unmatched", body=b"")
+    request = func.HttpRequest("GET", f"/api/{ADMIN_ROUTE_PREFIX}/unmatched", headers=MANAGE_HEADERS, body=b"")
     answer = call_function(function_app.manage_unmatched, request)
     assert answer.status_code == 200
     return [(i["resource"], i["reason"]) for i in json.loads(answer.get_body())["items"]]
@@ -468,3 +469,33 @@ def test_onboarding_keeps_the_directorys_display_name_and_a_second_put_refreshes
     graph._users[person["id"]]["displayName"] = "Jane Smith"  # renamed in the directory
     status, body = admin("PUT", person["id"])
     assert status == 200 and body["displayName"] == "Jane Smith"
+
+
+# The onboarding mail (ONBOARDING_MAIL_FROM) ------------------------------------------------------
+
+
+def test_onboarding_mails_the_person_the_link_to_their_own_page_when_configured(graph, services):
+    from dataclasses import replace
+
+    noreply = graph.add_user(mail="noreply@contoso.com", upn="noreply@contoso.com")
+    jane = graph.add_user(mail="jane@contoso.com")
+    assert admin("PUT", jane["id"])[1]["onboardingMail"] == "off" and graph.sent_mail == []  # off unless set
+
+    services.settings = replace(services.settings, onboarding_mail_from="noreply@contoso.com")
+    john = graph.add_user(mail="john@contoso.com")
+    status, body = admin("PUT", john["id"])
+    assert status == 201 and body["onboardingMail"] == "sent"
+    [(sender, sent)] = graph.sent_mail
+    assert sender == noreply["id"]
+    text = sent["message"]["body"]["content"]
+    assert sent["message"]["toRecipients"] == [{"emailAddress": {"address": "john@contoso.com"}}]
+    assert sent["message"]["body"]["contentType"] == "Text" and sent["saveToSentItems"] is False
+    host = services.settings.notification_url.split("/api/")[0]
+    assert f"{host}/api/console/#/me" in text and "code=" not in text  # the function key stays out
+    assert "onboardingMail" not in admin("PUT", john["id"])[1] and len(graph.sent_mail) == 1  # once
+
+    services.settings = replace(services.settings, onboarding_mail_from="nobody@contoso.com")
+    ann = graph.add_user(mail="ann@contoso.com")
+    status, body = admin("PUT", ann["id"])
+    assert status == 201 and body["onboardingMail"].startswith("failed: ")  # onboarded all the same
+    assert services.store.get_resource(ann["id"]) is not None

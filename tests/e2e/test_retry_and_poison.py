@@ -17,7 +17,7 @@ from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, POISON_SUFFIX
-from tests.conftest import TENANT_ID, drain_queue, notification_item, track
+from tests.conftest import MANAGE_HEADERS, TENANT_ID, drain_queue, notification_item, track
 from tests.host import call_function, run_queue
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -58,7 +58,9 @@ def run_retry_timer() -> None:
 
 
 def admin_retry(body: dict) -> tuple[int, dict]:
-    request = func.HttpRequest("POST", "/api/manage/transactions/retry", body=json.dumps(body).encode())
+    request = func.HttpRequest(
+        "POST", "/api/manage/transactions/retry", headers=MANAGE_HEADERS, body=json.dumps(body).encode()
+    )
     response = call_function(function_app.manage_transactions_retry, request)
     return response.status_code, json.loads(response.get_body())
 

@@ -45,7 +45,10 @@ def test_http_keys_methods_and_anonymous_routes(runner):
     )
     assert httpx.get(f"{runner.origin}/api/manage/status").status_code == 401  # no key
     assert httpx.get(f"{runner.origin}/api/manage/status?code=wrong").status_code == 401
-    assert httpx.get(f"{runner.origin}/api/manage/status", headers={"x-functions-key": runner.key}).status_code == 200
+    # the host key no longer opens the management routes: the app's own MANAGEMENT_KEY does
+    assert httpx.get(f"{runner.origin}/api/manage/status", headers={"x-functions-key": runner.key}).status_code == 401
+    keyed = {"x-functions-key": runner.management_key}
+    assert httpx.get(f"{runner.origin}/api/manage/status", headers=keyed).status_code == 200
     assert httpx.get(f"{runner.origin}/api/nothing-here").status_code == 404
     assert httpx.delete(f"{runner.origin}/api/notifications?code={runner.key}").status_code == 405
 
@@ -90,7 +93,9 @@ def test_background_polling_delivers_without_drain(runner, graph, dime):
 def test_route_parameters_are_url_decoded_like_the_host(runner, graph):
     person = graph.add_user(mail="jane@contoso.com", upn="jane@contoso.onmicrosoft.com")
     assert runner.request("PUT", f"manage/resources/{person['id']}")[0] == 201
-    answer = httpx.get(f"{runner.origin}/api/manage/resources/jane%40contoso.onmicrosoft.com?code={runner.key}")
+    answer = httpx.get(
+        f"{runner.origin}/api/manage/resources/jane%40contoso.onmicrosoft.com?code={runner.management_key}"
+    )
     assert answer.status_code == 200 and answer.json()["id"] == person["id"]
 
 

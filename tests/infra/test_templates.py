@@ -39,6 +39,7 @@ GRAPH_APP_ROLES = {
     "Calendars.ReadWrite": "ef54d2bf-783f-4e0f-bca1-3210c0444d99",
     "User.ReadBasic.All": "97235f07-e226-4f63-ace3-39588e11d3a1",
     "User.Read.All": "df021288-bdef-4463-88db-98f22de89214",
+    "Mail.Send": "b633e1c5-b582-4048-a93e-9f11b44c7e96",  # only with ONBOARDING_MAIL_FROM
 }
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SECRET_SETTINGS = {
@@ -52,6 +53,9 @@ SECRET_SETTINGS = {
     "DIME_PUBLICATIONS_KEY_PREVIOUS",
     "DIME_WEBHOOK_PASSWORD",
     "LIFECYCLE_NOTIFICATION_URL",
+    "MANAGEMENT_KEY",
+    "MANAGEMENT_KEY_PREVIOUS",
+    "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET",  # the sign-in registration's client secret (App Service reads it)
 }
 
 
@@ -387,7 +391,7 @@ def test_secret_looking_params_are_secure():
 
 def test_required_secrets_are_not_nullable():
     declared = params(read(MAIN))
-    for name in ("clientStateSecret", "dimeApiKey", "dimePublicationsKey"):
+    for name in ("clientStateSecret", "dimeApiKey", "dimePublicationsKey", "managementKey"):
         assert declared[name]["secure"] and not declared[name]["nullable"] and declared[name]["default"] is None
 
 
@@ -569,13 +573,19 @@ def test_graph_app_role_ids_are_correct():
 def test_graph_roles_granted_to_the_identity():
     code = read(MODULES / "graph-permissions.bicep")
     grants = resource_blocks(code, "Microsoft.Graph/appRoleAssignedTo")
-    assert len(grants) == 2  # exactly what the code uses: no MailboxSettings.Read (times are asked in UTC)
+    assert len(grants) == 3  # exactly what the code uses: no MailboxSettings.Read (times are asked in UTC)
+    # Mail.Send only for the onboarding mail, and only when ONBOARDING_MAIL_FROM is set
+    assert re.search(
+        r"resource\s+mailSend\s+'Microsoft\.Graph/appRoleAssignedTo@v1\.0'\s*=\s*if\s*\(grantMailSend\)", code
+    )
+    assert literal(params(code)["grantMailSend"]["default"]) == "false"
+    assert re.search(r"grantMailSend:\s*!empty\(onboardingMailFrom\)", read(MAIN))
     role_refs = set()
     for _, block in grants:
         assert re.search(r"principalId:\s*principalId\b", block)
         assert re.search(r"resourceId:\s*graph\.id\b", block)
         role_refs.add(re.search(r"appRoleId:\s*appRoleIds\[([^\]]+)\]", block).group(1))
-    assert role_refs == {"'Calendars.ReadWrite'", "userReadPermission"}
+    assert role_refs == {"'Calendars.ReadWrite'", "userReadPermission", "'Mail.Send'"}
     main = params(read(MAIN))
     module = params(code)
     assert literal(main["graphUserReadPermission"]["default"]) == "User.ReadBasic.All"
@@ -670,3 +680,110 @@ def test_the_publications_url_never_carries_the_host_key_and_the_key_is_its_own(
     for name in ("dime_publications", "dime_publications_change"):
         # anonymous to the host: a FUNCTION route would also open to the host keys; the code checks ours
         assert str(getattr(routes[name].auth_level, "value", routes[name].auth_level)).lower() == "anonymous"
+
+
+# --------------------------------------------------------------------------------------------
+# The management key and Entra ID sign-in (App Service Authentication)
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_management_key_is_its_own_required_secret():
+    """MANAGEMENT_KEY replaces the master key for /api/manage: a required secure parameter of the
+    code's minimum length, stored in Key Vault, read from the environment, with a previous one for
+    rotations that exists only while given."""
+    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
+
+    for path in (MAIN, MODULES / "keyvault.bicep"):
+        code = read(path)
+        spec = params(code)["managementKey"]
+        assert spec["secure"] and not spec["nullable"] and spec["default"] is None
+        assert f"@minLength({MIN_KEY_LENGTH})" in code[: code.index("param managementKey ")].split("param ")[-1]
+        assert params(code)["managementKeyPrevious"]["nullable"]
+    base, optional = app_settings()
+    assert base["MANAGEMENT_KEY"] == "kvRef(vaultUri, secretNames.managementKey)"
+    assert "MANAGEMENT_KEY_PREVIOUS" in optional and "MANAGEMENT_KEY_PREVIOUS" not in base
+    kv = read(MODULES / "keyvault.bicep")
+    assert "value: managementKey\n" in kv and "value: managementKeyPrevious!" in kv
+    assert "readEnvironmentVariable('MANAGEMENT_KEY')" in read(PARAMS)
+
+
+def test_website_auth_enabled_is_never_set_by_the_templates():
+    """The app trusts X-MS-CLIENT-PRINCIPAL only when WEBSITE_AUTH_ENABLED says App Service
+    Authentication is on; App Service sets it. A template setting it would make a forged header
+    trusted on an app without authentication."""
+    for path in [*bicep_files(), PARAMS]:
+        assert "WEBSITE_AUTH_ENABLED" not in read(path), path.name
+
+
+def _auth_settings() -> tuple[str, str, str]:
+    code = read(MODULES / "functionapp.bicep")
+    [(symbol, block)] = [
+        (name, block)
+        for name, block in resource_blocks(code, "Microsoft.Web/sites/config")
+        if "authsettingsV2" in block
+    ]
+    return code, symbol, block
+
+
+def test_sign_in_is_a_switch_off_by_default():
+    code, symbol, _ = _auth_settings()
+    assert re.search(rf"resource\s+{symbol}\s+'Microsoft\.Web/sites/config@[^']+'\s*=\s*if\s*\(signIn\)", code)
+    assert literal(params(code)["signIn"]["default"]) == "false"
+    main = read(MAIN)
+    assert literal(params(main)["consoleSignIn"]["default"]) == "false"
+    assert re.search(r"signIn:\s*consoleSignIn\b", main) and re.search(r"signInClientId:\s*signInClientId\b", main)
+    assert params(main)["signInClientSecret"]["secure"] and params(main)["signInClientSecret"]["nullable"]
+
+
+def test_sign_in_is_entra_id_and_the_app_decides_per_route():
+    _, _, block = _auth_settings()
+    assert re.search(r"platform:\s*\{\s*enabled:\s*true\s*\}", block)
+    # One unauthenticated action for the whole app: let requests through, the app answers 401 on
+    # /api/manage itself (so the management key keeps working) and the console offers the sign-in.
+    assert re.search(r"requireAuthentication:\s*false\b", block)
+    assert "unauthenticatedClientAction: 'AllowAnonymous'" in block
+    assert re.search(r"clientId:\s*signInClientId\b", block)
+    assert re.search(
+        r"openIdIssuer:\s*'\$\{environment\(\)\.authentication\.loginEndpoint\}\$\{signInTenantId\}/v2\.0'", block
+    )
+    assert "requireHttps: true" in block
+
+
+def test_excluded_paths_are_exactly_the_routes_other_services_call():
+    """Every HTTP route a service calls without a person (Graph's webhooks, Dime.Scheduler's
+    publications with each change, the health probe) is excluded; the routes that read the
+    principal (/api/manage, /api/me, /api/session) never are."""
+    import function_app
+    from shared.core.dime_to_outlook.publication import CHANGES
+    from tests.runner import indexed_functions
+
+    code = read(MODULES / "functionapp.bicep")
+    excluded = set(re.findall(r"'([^']+)'", block_after(code, code.index("var signInExcludedPaths"))))
+    reads_principal = ("manage/", "me", "session", "console")
+    expected = set()
+    for function in indexed_functions(function_app.app):
+        trigger = function.get_trigger()
+        if trigger.type != "httpTrigger" or trigger.route.startswith(reads_principal):
+            continue
+        stem = trigger.route.split("{")[0].rstrip("/")
+        if "{change}" in trigger.route:
+            expected |= {f"/api/{stem}/{change}" for change in CHANGES}
+        else:
+            expected.add(f"/api/{stem}")
+    assert excluded == expected
+    assert not any(path.startswith(("/api/manage", "/api/me", "/api/session")) for path in excluded)
+
+
+def test_deploy_md_explains_the_sign_in_and_the_app_role():
+    docs = DEPLOY_MD.read_text(encoding="utf-8")
+    for needle in (
+        "Connector.Admin",
+        "authsettingsV2",
+        "/.auth/login/aad/callback",
+        "WEBSITE_AUTH_ENABLED",
+        "MANAGEMENT_KEY_PREVIOUS",
+        "#/me",
+        "Mail.Send",
+        "Graph Bicep extension",
+    ):
+        assert needle in docs, needle

@@ -58,7 +58,7 @@ def test_full_body():
         (b'{"email": "a@b"}', "email must be"),
         (b'{"showAs": [1]}', "showAs must be a list of strings"),
         (b'{"sensitivities": {"a": 1}}', "sensitivities must be a list"),
-        (b'{"id": "x"}', "unknown field 'id'; allowed: email, enabled, showAs, sensitivities"),
+        (b'{"id": "x"}', "unknown field 'id'; allowed: email, enabled, showAs, sensitivities, locked"),
         (b" " * 20000, "too large"),
     ],
 )
@@ -84,6 +84,31 @@ def test_resource_json():
         "subscription": None,
         "createdAt": None,
         "updatedAt": None,
+        "locked": [],
     }
     with_sub = Resource(BASE.object_id, BASE.upn, BASE.email, BASE.consent, "s1", "2026-03-01T12:00:00Z")
     assert resource_json(with_sub)["subscription"] == {"id": "s1", "expiresAt": "2026-03-01T12:00:00Z"}
+
+
+def test_an_administrators_consent_fields_are_locked_and_locked_sets_the_list_exactly():
+    from shared.core.resource_requests import admin_locks
+
+    assert admin_locks(BASE, parse_resource_body(b'{"email": "j@contoso.com"}')) == frozenset()
+    assert admin_locks(BASE, parse_resource_body(b'{"showAs": ["busy"], "enabled": true}')) == {"showAs", "enabled"}
+    locked = Resource(BASE.object_id, BASE.upn, BASE.email, BASE.consent, locked=frozenset({"enabled"}))
+    assert admin_locks(locked, parse_resource_body(b'{"sensitivities": []}')) == {"enabled", "sensitivities"}
+    assert admin_locks(locked, parse_resource_body(b'{"showAs": ["busy"], "locked": []}')) == frozenset()
+    with pytest.raises(InputError, match="locked must be a list of consent fields"):
+        parse_resource_body(b'{"locked": ["email"]}')
+    assert resource_json(locked)["locked"] == ["enabled"]
+
+
+def test_a_person_may_set_only_their_consent_and_not_the_locked_fields():
+    from shared.core.resource_requests import locked_in, parse_own_body
+
+    locked = Resource(BASE.object_id, BASE.upn, BASE.email, BASE.consent, locked=frozenset({"sensitivities"}))
+    assert locked_in(locked, parse_own_body(b'{"showAs": ["busy"]}')) == []
+    assert locked_in(locked, parse_own_body(b'{"sensitivities": ["normal"], "enabled": true}')) == ["sensitivities"]
+    for body in (b'{"email": "x@contoso.com"}', b'{"locked": []}', b'{"id": "someone-else"}'):
+        with pytest.raises(InputError, match="unknown field"):
+            parse_own_body(body)

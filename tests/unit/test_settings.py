@@ -494,3 +494,26 @@ def test_an_unknown_dime_time_zone_is_a_settings_error_naming_it(given: str) -> 
     with pytest.raises(SettingsError, match="DIME_TIME_ZONE") as caught:
         load_settings(minimal_env(DIME_TIME_ZONE=given))
     assert "Europe/Brussels" in str(caught.value) and "Romance Standard Time" in str(caught.value)
+
+
+MANAGEMENT = "management-key-0123456789abcdef-0123"
+
+
+def test_the_management_key_is_optional_validated_and_rotates() -> None:
+    assert load_settings(minimal_env()).management_keys == ()  # then only a signed-in admin opens /api/manage
+    keys = load_settings(minimal_env(MANAGEMENT_KEY=MANAGEMENT, MANAGEMENT_KEY_PREVIOUS=MANAGEMENT[::-1]))
+    assert keys.management_keys == (MANAGEMENT, MANAGEMENT[::-1])
+    with pytest.raises(SettingsError, match="MANAGEMENT_KEY must be at least 32"):
+        load_settings(minimal_env(MANAGEMENT_KEY="short"))
+    with pytest.raises(SettingsError, match="MANAGEMENT_KEY must be URL-safe"):
+        load_settings(minimal_env(MANAGEMENT_KEY=MANAGEMENT + "&x"))
+    with pytest.raises(SettingsError, match="MANAGEMENT_KEY_PREVIOUS is set without MANAGEMENT_KEY"):
+        load_settings(minimal_env(MANAGEMENT_KEY_PREVIOUS=MANAGEMENT))
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"),
+    [(None, False), ("false", False), ("True", True), ("true", True), ("1", False), ("yes", False)],
+)
+def test_app_service_authentication_is_on_only_when_the_platform_says_true(value, trusted) -> None:
+    assert load_settings(minimal_env(WEBSITE_AUTH_ENABLED=value)).app_service_auth is trusted

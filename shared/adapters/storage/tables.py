@@ -252,6 +252,7 @@ def _resource_entity(resource: Resource) -> dict[str, Any]:
         "SubscriptionExpiry": resource.subscription_expiry or "",
         "CreatedAt": resource.created_at or "",
         "UpdatedAt": resource.updated_at or "",
+        "Locked": ",".join(sorted(resource.locked)),
     }
 
 
@@ -266,6 +267,8 @@ def _resource_from_entity(entity: dict[str, Any]) -> Resource:
         subscription_expiry=entity.get("SubscriptionExpiry") or None,
         created_at=entity.get("CreatedAt") or None,
         updated_at=entity.get("UpdatedAt") or None,
+        # Rows written before locks existed carry no column: nothing was locked then.
+        locked=frozenset(v for v in str(entity.get("Locked") or "").split(",") if v),
     )
 
 

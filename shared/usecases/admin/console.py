@@ -2,7 +2,9 @@
 
 The console is plain ES modules and CSS committed in `console/` (no build step, no CDN): the page
 itself holds no data and no secret, so it is served without a key; every call it makes goes to the
-management API with the master key the administrator types in (`x-functions-key`).
+management API with the management key the administrator types in (MANAGEMENT_KEY, in
+`x-functions-key`), or, behind App Service Authentication, with the platform's session cookie
+(shared/usecases/admin/access.py decides; /api/session tells the page which).
 
 Only files that exist under `console/` with a known extension are served: the path must match a
 strict pattern (lower-case names, no `..`, no backslash, no leading `/`) and must resolve inside the

@@ -29,6 +29,7 @@ from shared.core.resource_requests import (
     Conflict,
     InputError,
     ResourceInput,
+    admin_locks,
     apply_input,
     email_owner,
     parse_mailbox,
@@ -186,7 +187,7 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
             upn=str(user.get("userPrincipalName") or existing.upn),
             display_name=str(user.get("displayName") or existing.display_name),
         )
-    resource = replace(apply_input(base, change), updated_at=now)
+    resource = replace(apply_input(base, change), updated_at=now, locked=admin_locks(base, change))
     _forget_cached_mailboxes(services, resource, existing)
     try:
         if resource.consent.enabled:
@@ -195,7 +196,30 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
             resource = await _disable(services, resource, ONBOARDED_REASON if existing is None else DISABLED_REASON)
     except SyncError as error:
         return _upstream_error(error, "could not subscribe to the mailbox's calendar")
-    return _json(201 if existing is None else 200, resource_json(resource))
+    answer = resource_json(resource)
+    if existing is None:
+        answer["onboardingMail"] = await _onboarding_mail(services, user, resource)
+    return _json(201 if existing is None else 200, answer)
+
+
+async def _onboarding_mail(services: Services, user: dict[str, Any], resource: Resource) -> str:
+    """Mail a newly onboarded person the link to their own page, when ONBOARDING_MAIL_FROM is set:
+    "sent", "off", or "failed: <reason>" (the onboarding itself stands; the answer says so, and
+    the administrator can send the link by hand)."""
+    from shared.core.onboarding_mail import onboarding_message, own_page_url
+
+    sender = services.settings.onboarding_mail_from
+    if not sender:
+        return "off"
+    recipient = str(user.get("mail") or resource.upn)
+    name = str(user.get("displayName") or "")
+    message = onboarding_message(recipient, name, own_page_url(services.settings.notification_url))
+    try:
+        await services.graph.send_mail(sender, message)
+    except SyncError as error:
+        log.warning("onboarding mail to %s not sent: %s", resource.object_id, error.message)
+        return f"failed: {error.message}"
+    return "sent"
 
 
 def _forget_cached_mailboxes(services: Services, resource: Resource, before: Resource | None) -> None:
@@ -208,12 +232,21 @@ def _forget_cached_mailboxes(services: Services, resource: Resource, before: Res
 
 
 async def _patch(services: Services, mailbox: str, change: ResourceInput) -> HttpAnswer:
+    """An administrator's change: what they set is locked against the person's own page."""
     _check_consent_values(change)
     existing = await find_resource(services, mailbox)
     if existing is None:
         return _not_onboarded(mailbox)
     await _refuse_taken_email(services, change, existing.object_id)
-    resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat())
+    return await apply_change(services, existing, change, admin_locks(existing, change))
+
+
+async def apply_change(
+    services: Services, existing: Resource, change: ResourceInput, locked: frozenset[str]
+) -> HttpAnswer:
+    """Store a change of a tracked person and make it take effect (subscribe, unsubscribe or
+    resync), whoever made it: an administrator (_patch) or the person (usecases/admin/me.py)."""
+    resource = replace(apply_input(existing, change), updated_at=services.clock().isoformat(), locked=locked)
     new_email = resource.email.lower() != existing.email.lower()
     if new_email:
         _forget_cached_mailboxes(services, resource, existing)

@@ -69,8 +69,16 @@ class RefusalLog:
     not become a flood of log lines (ingestion is billed). The first refusal is logged at once;
     the ones after it are counted and logged with the first refusal after the interval."""
 
-    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        what: str = "publication(s) without DIME_PUBLICATIONS_KEY",
+        logger: logging.Logger = log,
+    ) -> None:
+        self.logger = logger
         self.interval = interval
+        self.what = what
         self.clock = clock
         self._counts: Counter[str] = Counter()
         self._last = -math.inf
@@ -83,9 +91,10 @@ class RefusalLog:
             if now - self._last < self.interval:
                 return
             counts, self._counts, self._last = self._counts, Counter(), now
-        log.warning(
-            "refused %d publication(s) without DIME_PUBLICATIONS_KEY since the last such line: %s",
+        self.logger.warning(
+            "refused %d %s since the last such line: %s",
             sum(counts.values()),
+            self.what,
             ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())),
         )
 

@@ -77,6 +77,8 @@ class FakeGraph(TaggedEventsMixin, EventsMixin, SeriesMixin, DeltaMixin, BatchMi
                 return self._get_user(request, user_ref)
             if rest_low[:1] == ["calendar"] and rest_low[1:2] in (["events"], ["calendarview"]):
                 rest, rest_low = rest[1:], rest_low[1:]  # /calendar/events aliases /events (primary calendar)
+            if rest_low == ["sendmail"] and method == "POST":
+                return self._send_mail(request, user_ref)
             if rest_low[:1] == ["calendars"]:
                 return self._calendars(request, user_ref, rest)
             if rest_low == ["calendarview", "delta"] and method == "GET":

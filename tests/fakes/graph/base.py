@@ -127,6 +127,7 @@ class GraphBase(LoopbackServer):
         self._outbox: list[_Outgoing] = []
         self._faults = FaultInjector()
         self.requests: list[RecordedRequest] = []
+        self.sent_mail: list[tuple[str, dict[str, Any]]] = []  # (sender id, sendMail body), in order
         self.batch_members: list[RecordedRequest] = []
         self.deliveries: list[Delivery] = []
         self._wake = threading.Event()

@@ -325,6 +325,20 @@ class EventsMixin(GraphBase):
                 body.update(user)
             return Response(200, body)
 
+    def _send_mail(self, request: Request, user_ref: str) -> Response:
+        """`POST /users/{id}/sendMail`: 202 Accepted with no body ("user: sendMail", Microsoft Graph
+        v1.0 reference); 404 for an unknown sender, 400 without a message or a recipient."""
+        body = request.json
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, dict) or not message.get("toRecipients"):
+            raise GraphError(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
+        with self._lock:
+            user = self._find_user(user_ref)
+            if user is None:
+                raise GraphError(404, "ErrorInvalidUser", f"The requested user '{user_ref}' is invalid.")
+            self.sent_mail.append((user["id"], body))
+        return Response(202, None)
+
     def _get_event(self, request: Request, user_ref: str, event_id: str) -> Response:
         tz, expand = self._tz_pref(request), self._expand(request)
         with self._lock:
