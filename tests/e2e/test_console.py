@@ -539,7 +539,7 @@ def test_names_subjects_and_times_instead_of_ids_a_private_subject_stays_masked_
     assert "Private appointment" in {a["Subject"] for a in dime.appointments.values()}
 
     page = console.open("#/transactions")
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.get_by_role("heading", name="Transactions").wait_for()
     page.get_by_role("cell", name="Private appointment").wait_for()
     main = page.locator("main")
@@ -615,7 +615,7 @@ def test_the_transactions_table_fits_a_phone(browser, runner):
     tab = Console(browser, runner, PHONE)
     try:
         page = tab.open("#/transactions?status=failed")
-        tab.sign_in(runner.key)
+        tab.sign_in(runner.management_key)
         page.locator("tbody tr").first.wait_for()
         assert page.locator("tbody tr").count() == 3
         widths = page.evaluate(
@@ -649,7 +649,7 @@ def test_unmatched_reads_in_words_in_local_time_and_forgets_an_entry_once_placed
     tab = Console(browser, runner, timezone_id="Pacific/Auckland", locale="en-GB")
     try:
         page = tab.open("#/unmatched")
-        tab.sign_in(runner.key)
+        tab.sign_in(runner.management_key)
         page.locator("tbody tr").first.wait_for()
         heads = page.locator("thead th").all_inner_texts()
         assert heads == ["Subject", "Resource", "Start", "Reason", "Kind", "Appointment"]
@@ -708,7 +708,7 @@ def test_the_overview_charts_show_the_apis_numbers_per_hour_and_day(console, run
     )
 
     page = console.open()
-    console.sign_in(runner.key)
+    console.sign_in(runner.management_key)
     page.locator("#outlookToDime-hours svg").wait_for()
     for key in ("outlookToDime", "dimeToOutlook"):
         for span, buckets in (("hours", history["hours"]), ("days", history["days"])):
@@ -745,7 +745,7 @@ def test_the_overview_charts_show_the_apis_numbers_per_hour_and_day(console, run
     console.shot("overview")
     phone = console.context.new_page()
     phone.set_viewport_size(PHONE)
-    phone.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.key!r})")
+    phone.add_init_script(f"sessionStorage.setItem('console.managementKey', {runner.management_key!r})")
     phone.goto(page.url)
     phone.locator("#dimeToOutlook-days svg").wait_for()
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than a phone
