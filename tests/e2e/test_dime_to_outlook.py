@@ -1082,3 +1082,26 @@ def test_reconcile_sweeps_every_calendar_we_wrote_to_also_one_no_longer_eligible
     stats = reconcile(services)
     assert ours(graph, jane) == [] and [e["subject"] for e in ours(graph, tom)] == ["Visit"]
     assert stats.deleted + stats.healed == 1
+
+
+@pytest.mark.parametrize("edits", ["revert", "keep"])
+def test_reconcile_places_again_an_event_the_calendar_lost(azurite, graph, dime, people, monkeypatch, edits):
+    """Healing the other way (issue 22, seed 68211 of the three-process soak): the row names an
+    event the calendar no longer holds (a deletion whose notification never came, or a create an
+    instance that lost a race undid). Under revert the reconcile places the planner's version again,
+    once; under keep a missing event may be the person's wish and stays away."""
+    services = services_with(azurite, graph, dime, monkeypatch, people, DIME_OUTLOOK_EDITS=edits)
+    jane = people["jane"]["id"]
+    guid = dime.board.plan("Visit", near(1, 8), near(1, 9), ["R-JANE"])
+    publish(planned(dime, guid), "created")
+    work(services)
+    [event] = ours(graph, jane)
+    graph.delete_event(jane, event["id"])  # no notification reaches the app
+
+    stats = reconcile(services)
+    if edits == "keep":
+        assert ours(graph, jane) == [] and stats.healed == 0
+        return
+    [again] = ours(graph, jane)
+    assert again["id"] != event["id"] and again["subject"] == "Visit" and stats.healed == 1
+    assert reconcile(services).healed == 0 and [e["id"] for e in ours(graph, jane)] == [again["id"]]

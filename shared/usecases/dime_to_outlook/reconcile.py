@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.request_meter import RequestMeter, metered
+from shared.adapters.storage.tables import ConcurrentUpdate
 from shared.core.breaker import check_deletes
 from shared.core.decision import Action
 from shared.core.dime_to_outlook.links import EventLink
@@ -224,6 +225,7 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
     # Our events in those calendars, listed before the links are read: an event created and linked
     # meanwhile is then either listed with its link or not listed at all, never judged unlinked.
     tagged: dict[str, list[dict[str, Any]]] = {}
+    listed_at = services.clock()  # rows saved before this moment name events the listing must show
     if not unnamed:
         if only_emails is None:
             # Also every calendar we hold a row for, eligible or not any more (a resource whose
@@ -301,6 +303,62 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 stats.failed += 1
                 stats.problem(f"delete of orphan event {event_id} in {mailbox}: {error}")
                 log.warning("reconcile: delete of orphan %s failed (%s)", event_id, error.code.value)
+
+    await _replace_missing(services, store, links, listed, tagged, unsettled, (start, end), listed_at, stats)
+
+
+async def _replace_missing(
+    services: Services,
+    store: Any,
+    links: list[EventLink],
+    listed: dict[str, Publication],
+    tagged: dict[str, list[dict[str, Any]]],
+    unsettled: set[str],
+    window: tuple[datetime, datetime],
+    listed_at: datetime,
+    stats: DimeReconcileStats,
+) -> None:
+    """The other half of healing: a row names an event of an appointment the planner still plans
+    for that person, saved before the calendar was listed, and the listing does not hold it (a
+    person's deletion whose notification never came, or a create undone by an instance that lost a
+    race). The row forgets the event (a new generation, so a new transactionId) and the planner's
+    version is placed again, as DIME_OUTLOOK_EDITS=revert promises; under `keep` a missing event
+    may be the person's wish, and stays away."""
+    if services.settings.dime_outlook_edits != "revert":
+        return
+    start, end = window
+    shown = {mailbox: {e["id"] for e in events} for mailbox, events in tagged.items()}
+    missing: list[EventLink] = []
+    for link in links:
+        pub = listed.get(link.appointment_guid)
+        if link.event_id is None or link.pending is not None or pub is None or link.mailbox_id not in shown:
+            continue
+        if link.appointment_guid in unsettled or link.event_id in shown[link.mailbox_id]:
+            continue
+        inside = [t for t in (link.start, pub.start) if t is not None and start <= datetime.fromisoformat(t) < end]
+        if len(inside) < 2 or datetime.fromisoformat(link.synced_at) >= listed_at:
+            continue  # not judged: outside the window, or written after the listing began
+        missing.append(link)
+    again: set[str] = set()
+    for link in missing:
+        gone = replace(link, event_id=None, generation=link.generation + 1, sent_hash=None, pending=None)
+        try:
+            await asyncio.to_thread(store.save_link, replace(gone, synced_at=services.clock().isoformat()))
+        except ConcurrentUpdate:
+            continue  # someone wrote the pair meanwhile: theirs stands, the next run looks again
+        await _forget_outlook_side(services, link.mailbox_id, link.event_id or "")
+        log.info("reconcile: event of %s in %s is gone from the calendar; placing it again",
+                 link.appointment_guid, link.mailbox_id)  # fmt: skip
+        again.add(link.appointment_guid)
+    for guid in sorted(again):
+        message = {"change": "updated", "publication": listed[guid].to_message(), "authoritative": True}
+        try:
+            outcome = await apply_publication(message, services)
+        except SyncError as error:
+            stats.failed += 1
+            stats.problem(f"placing appointment {guid} again: {error}; the next run tries again")
+            continue
+        stats.healed += sum(1 for d in outcome.decisions.values() if d.action is Action.UPSERT)
 
 
 async def _delete_orphan(services: Services, mailbox: str, event_id: str, guid: str) -> None:
