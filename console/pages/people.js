@@ -103,7 +103,8 @@ export async function render(main, ctx) {
     onboard,
     outcome,
     table([
-      { head: "Person", cell: (p) => [link(`#/transactions${query({ mailbox: p.id })}`, p.upn), h("br"), h("span", { class: "muted" }, p.email)] },
+      { head: "Person", cell: (p) => [link(`#/transactions${query({ mailbox: p.id })}`, p.displayName || p.upn), h("br"),
+        h("span", { class: "muted" }, p.displayName ? p.upn : p.email)] },
       { head: "Consent", cell: (p) => [p.enabled ? `${(p.showAs || []).join(", ")} · ${(p.sensitivities || []).join(", ")}` : h("span", { class: "status-failed" }, "disabled"),
         (p.locked || []).length ? h("span", { class: "muted" }, ` · locked: ${p.locked.join(", ")}`) : null] },
       { head: "Subscription expires", cell: (p) => (p.subscription ? time(p.subscription.expiresAt) : "none"), class: "hide-narrow" },

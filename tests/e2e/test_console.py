@@ -751,3 +751,52 @@ def test_the_overview_charts_show_the_apis_numbers_per_hour_and_day(console, run
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than a phone
     phone.screenshot(path=str(SCREENSHOTS / "overview-phone.png"), full_page=True)
     phone.close()
+
+
+PAGES_SHOWN = ["overview", "people", "transactions", "appointments", "links", "unmatched", "rules", "log"]
+
+
+def test_every_page_at_phone_and_desktop_width_nothing_scrolls_sideways(browser, runner, graph, dime):
+    """Issue 19's trial on a phone: every page, with data on it (a person and her events, a
+    planner's appointment, one for someone not onboarded, a failure), fits 390 px without a
+    page-wide sideways scroll; wide tables scroll inside their own box. Screenshots of each page
+    at both widths (make screenshots)."""
+    jane = graph.add_user(mail="jane@contoso.com", display_name="Jane Doe")
+    status, _ = runner.request("PUT", f"manage/resources/{jane['id']}")
+    assert status == 201
+    graph.auto_notify = True
+    graph.create_event(jane["id"], subject="Quarterly review " + XSS, start=tomorrow(9), end=tomorrow(10))
+    graph.flush_notifications()
+    dime.board.add_resource("R-JANE", "jane@contoso.com")
+    dime.board.add_resource("R-FINN", "finn@contoso.com")
+    runner.request("PUT", "manage/dime/hooks")
+    start = datetime.fromisoformat(tomorrow(14)).replace(tzinfo=UTC)
+    dime.board.plan("Boiler service", start, start + timedelta(hours=2), ["R-JANE", "R-FINN"])
+    dime.board.flush()
+    wait_for(lambda: len(dime.appointments) == 1 and runner.request("GET", "manage/unmatched")[1]["items"], 60)
+
+    for name, viewport in (("phone", PHONE), ("desktop", LAPTOP)):
+        tab = Console(browser, runner, viewport)
+        try:
+            page = tab.open("#/log")  # the loop starts elsewhere: each step is a navigation
+            tab.sign_in(runner.management_key)
+            page.get_by_role("heading", name="Log").wait_for()
+            for slug in PAGES_SHOWN:
+                rendered(page, lambda page=page, slug=slug: page.goto(f"{runner.origin}/api/console/#/{slug}"))
+                page.locator("main h1").first.wait_for()
+                wide = page.evaluate("() => document.scrollingElement.scrollWidth")
+                assert wide <= viewport["width"], (slug, name, wide)
+                if slug in ("people", "transactions", "appointments", "links"):
+                    page.get_by_text("Jane Doe").first.wait_for()  # the person's name, not an id
+                if name == "phone":
+                    tab.shot(f"{slug}-phone")
+            rendered(page, lambda page=page: page.goto(f"{runner.origin}/api/console/#/appointments"))
+            rendered(page, page.locator("tbody a[href^='#/appointment/']").first.click)
+            page.locator("main h1").first.wait_for()
+            title = page.locator("main h1").inner_text()
+            assert "#/appointment/" in page.url and title in ("Boiler service", "Quarterly review " + XSS)
+            assert page.evaluate("() => document.scrollingElement.scrollWidth") <= viewport["width"]
+            tab.shot("appointment-phone" if name == "phone" else "appointment")
+            assert page.locator("main img").count() == 0 and tab.dialogs == []
+        finally:
+            tab.close()
