@@ -428,20 +428,11 @@ def _zone(env: Mapping[str, str], name: str) -> str:
 def _publications_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     """DIME_PUBLICATIONS_KEY (required: the publications routes are anonymous to the host, so
     without it anyone could post), then DIME_PUBLICATIONS_KEY_PREVIOUS during a rotation."""
-    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
-
     keys = [_required(env, "DIME_PUBLICATIONS_KEY")]
     previous = _raw(env, "DIME_PUBLICATIONS_KEY_PREVIOUS")
     if previous:
         keys.append(previous)
-    for name, key in zip(("DIME_PUBLICATIONS_KEY", "DIME_PUBLICATIONS_KEY_PREVIOUS"), keys, strict=False):
-        if len(key) < MIN_KEY_LENGTH:
-            raise SettingsError(f"setting {name} must be at least {MIN_KEY_LENGTH} characters long")
-        if any(c.isspace() or c in "&#?%+" for c in key):
-            raise SettingsError(
-                f"setting {name} must be URL-safe (letters, digits, - and _; e.g. openssl rand -hex 32)"
-            )
-    return tuple(keys)
+    return _url_safe_keys(("DIME_PUBLICATIONS_KEY", "DIME_PUBLICATIONS_KEY_PREVIOUS"), keys)
 
 
 def _mailbox(env: Mapping[str, str], name: str) -> str | None:
@@ -458,13 +449,19 @@ def _management_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     """MANAGEMENT_KEY, then MANAGEMENT_KEY_PREVIOUS during a rotation. Optional: without it the
     management routes open only to a signed-in Connector.Admin (closed, never open). A previous key
     alone is refused: a rotation keeps a current one."""
-    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
-
     current, previous = _raw(env, "MANAGEMENT_KEY"), _raw(env, "MANAGEMENT_KEY_PREVIOUS")
     if previous and not current:
         raise SettingsError("setting MANAGEMENT_KEY_PREVIOUS is set without MANAGEMENT_KEY: set the new key too")
     keys = [k for k in (current, previous) if k]
-    for name, key in zip(("MANAGEMENT_KEY", "MANAGEMENT_KEY_PREVIOUS"), keys, strict=False):
+    return _url_safe_keys(("MANAGEMENT_KEY", "MANAGEMENT_KEY_PREVIOUS"), keys)
+
+
+def _url_safe_keys(names: tuple[str, str], keys: list[str]) -> tuple[str, ...]:
+    """Keys that travel in ?code= (the current one, then the previous during a rotation): long
+    enough to guess no faster than a brute force, and nothing a URL would mangle."""
+    from shared.core.dime_to_outlook.publications_key import MIN_KEY_LENGTH
+
+    for name, key in zip(names, keys, strict=False):
         if len(key) < MIN_KEY_LENGTH:
             raise SettingsError(f"setting {name} must be at least {MIN_KEY_LENGTH} characters long")
         if any(c.isspace() or c in "&#?%+" for c in key):

@@ -11,20 +11,10 @@ import pytest
 
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.resources import resource_from_user
+from tests.e2e.test_rules_admin import PLACEHOLDERS, SICK
 from tests.runner import runner_for
 
 SOON = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
-
-PLACEHOLDERS = {
-    "name": "Placeholders stay out",
-    "when": {"field": "category", "op": "in", "value": ["PLACEHOLDER", "TEMP"]},
-    "then": {"action": "skip"},
-}
-SICK = {
-    "name": "Sick days are out of office",
-    "when": {"field": "category", "op": "equals", "value": "SICK"},
-    "then": {"action": "place", "showAs": "oof", "sensitivity": "private", "subject": "Absent: {Subject}"},
-}
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ PLACEHOLDERS = {
 SICK = {
     "name": "Sick days are out of office",
     "when": {"field": "category", "op": "equals", "value": "SICK"},
-    "then": {"action": "place", "showAs": "oof", "sensitivity": "private", "reminder": False},
+    "then": {"action": "place", "showAs": "oof", "sensitivity": "private", "subject": "Absent: {Subject}"},
 }
 
 
