@@ -4,7 +4,9 @@ The mirror of `sync_event` (Outlook → Dime.Scheduler). Every path that learns 
 ends here: the publication worker, the reconcile timer, retries, and the Outlook → Dime.Scheduler
 path when a person edited a planner-owned event (`planner_owned`). Order matters as on the other
 side: Graph's write first, the links only after Graph accepted it, so a failure is retried
-instead of forgotten, and a retried create carries the same transactionId (Graph drops it).
+instead of forgotten, and a retried create carries the same transactionId (Graph drops it). A
+create is announced in its row before it is sent (`EventLink.pending`), so a create whose row
+never names it (a crash, a lost race) is found by its tag and undone by the next delivery.
 
 Per appointment: the eligible assigned resources each get one Outlook event; the others' events
 are deleted. Per (appointment, mailbox) the decision is create / PATCH (only when what we would
