@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.storage.tables import ConcurrentUpdate, _conditional
+from shared.adapters.storage.table_rows import ConcurrentUpdate, conditional, delete_unchanged
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.names import EVENT_LINKS_TABLE
 
@@ -135,8 +135,6 @@ class EventLinkStore:
     def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
         """All rows of one appointment go in one table transaction: the state row is etag-
         conditional, so an appointment revived meanwhile keeps its rows."""
-        from shared.adapters.storage.tables import delete_unchanged
-
         return delete_unchanged(self._table, rows, whole_partitions=True)
 
     def _save(self, entity: dict[str, Any], etag: str | None) -> str | None:
@@ -147,7 +145,7 @@ class EventLinkStore:
             if etag is None:
                 metadata = self._table.create_entity(entity)
             else:
-                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, **_conditional(etag))
+                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, **conditional(etag))
         except (ResourceExistsError, ResourceModifiedError) as error:
             raise ConcurrentUpdate(str(error)) from error
         return metadata.get("etag")

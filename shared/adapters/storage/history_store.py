@@ -35,7 +35,7 @@ from shared.names import HISTORY_TABLE
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
-    from shared.adapters.storage.tables import StateStore
+    from shared.adapters.storage.table_rows import TableSource
 
 log = logging.getLogger(__name__)
 
@@ -115,5 +115,5 @@ def _identity(table: Any) -> str:
     return f"{getattr(table, 'url', '')}|{getattr(table, 'table_name', '')}"
 
 
-def history_store(store: StateStore) -> HistoryStore:
+def history_store(store: TableSource) -> HistoryStore:
     return HistoryStore(store.table(HISTORY_TABLE))

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.storage.tables import ConcurrentUpdate, _conditional
+from shared.adapters.storage.table_rows import ConcurrentUpdate, conditional
 from shared.names import RULES_TABLE
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def save_rules_row(store: StateStore, document: list[Any], version: str | None, 
         if version is None:
             answer = table.create_entity(entity)
         else:
-            answer = table.update_entity(entity, mode=UpdateMode.REPLACE, **_conditional(version))
+            answer = table.update_entity(entity, mode=UpdateMode.REPLACE, **conditional(version))
     except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
         raise ConcurrentUpdate("the rule set was saved by someone else meanwhile") from None
     return str(answer["etag"])

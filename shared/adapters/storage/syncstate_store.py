@@ -24,6 +24,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.storage.table_rows import delete_unchanged
 from shared.core.links import Link
 from shared.core.outlook_to_dime.delta import DeltaState, Window, digest
 from shared.core.runs import RunStats
@@ -265,8 +266,6 @@ class SyncStateStore:
         return list(itertools.islice(rows, limit))
 
     def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
-        from shared.adapters.storage.tables import delete_unchanged
-
         return delete_unchanged(self._table, rows)
 
     def recent_webhook_deletes(self, mailbox_id: str, now: datetime) -> list[str]:

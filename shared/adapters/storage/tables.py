@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.storage.history_store import history_store
 from shared.adapters.storage.provisioning import HealingTable, Provisioner
+from shared.adapters.storage.table_rows import BATCH_LIMIT, ConcurrentUpdate, conditional, delete_unchanged
+from shared.adapters.storage.transactions_store import TransactionStore
 from shared.core.consent import Consent
 from shared.core.ids import encode_key
 from shared.core.links import Link
@@ -27,53 +30,8 @@ if TYPE_CHECKING:
 
 RESOURCE_PARTITION = "resource"
 
-
-class ConcurrentUpdate(Exception):
-    """Someone else changed the row first (412/409): re-read and decide again."""
-
-
-def _conditional(entity_etag: str | None) -> dict[str, Any]:
-    from azure.core import MatchConditions
-
-    return {"etag": entity_etag, "match_condition": MatchConditions.IfNotModified}
-
-
-BATCH_LIMIT = 100  # operations per table transaction (one partition each)
-
-
-def delete_unchanged(table: TableClient, entities: list[Any], *, whole_partitions: bool = False) -> tuple[int, int]:
-    """Delete rows as read (each etag-conditional), one table transaction per partition and 100
-    rows; a batch that fails because a row changed or went meanwhile (a tombstone written again)
-    is done row by row, skipping those. `whole_partitions`: the rows of a partition go together
-    or not at all (an appointment revived meanwhile keeps every row). (rows deleted, requests)."""
-    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import TableTransactionError
-
-    by_partition: dict[str, list[Any]] = {}
-    for entity in entities:
-        by_partition.setdefault(entity["PartitionKey"], []).append(entity)
-    deleted = requests = 0
-    for rows in by_partition.values():
-        for start in range(0, len(rows), BATCH_LIMIT):
-            chunk = rows[start : start + BATCH_LIMIT]
-            requests += 1
-            try:
-                table.submit_transaction([("delete", row, _conditional(row.metadata["etag"])) for row in chunk])
-                deleted += len(chunk)
-                continue
-            except TableTransactionError as error:
-                if error.status_code not in (404, 412):
-                    raise
-            if whole_partitions:
-                continue
-            for row in chunk:
-                requests += 1
-                try:
-                    table.delete_entity(row["PartitionKey"], row["RowKey"], **_conditional(row.metadata["etag"]))
-                    deleted += 1
-                except (ResourceModifiedError, ResourceNotFoundError):
-                    continue
-    return deleted, requests
+# Re-exported: the stores and use cases import these from here.
+__all__ = ["BATCH_LIMIT", "RESOURCE_PARTITION", "ConcurrentUpdate", "StateStore", "delete_unchanged"]
 
 
 class StateStore:
@@ -175,7 +133,7 @@ class StateStore:
             if link.etag is None:
                 metadata = table.create_entity(entity)
             else:
-                metadata = table.update_entity(entity, mode=UpdateMode.REPLACE, **_conditional(link.etag))
+                metadata = table.update_entity(entity, mode=UpdateMode.REPLACE, **conditional(link.etag))
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
             raise ConcurrentUpdate(str(error)) from error
         return replace(link, etag=metadata.get("etag"))
@@ -201,7 +159,7 @@ class StateStore:
         from azure.core.exceptions import ResourceModifiedError
 
         try:
-            self.table(LINKS_TABLE).delete_entity(link.mailbox_id, encode_key(link.event_id), **_conditional(link.etag))
+            self.table(LINKS_TABLE).delete_entity(link.mailbox_id, encode_key(link.event_id), **conditional(link.etag))
         except ResourceModifiedError as error:
             raise ConcurrentUpdate(str(error)) from error
 
@@ -222,15 +180,9 @@ class StateStore:
     # (Layout, failure index and paging live in shared/adapters/storage/transactions_store.py.)
 
     def add_transaction(self, transaction: Transaction) -> None:
-        from shared.adapters.storage.history_store import history_store
-        from shared.adapters.storage.transactions_store import TransactionStore
-
         TransactionStore(self.table(TRANSACTIONS_TABLE), history_store(self)).add(transaction)
 
     def transactions_of(self, mailbox_id: str) -> Iterator[Transaction]:
-        from shared.adapters.storage.history_store import history_store
-        from shared.adapters.storage.transactions_store import TransactionStore
-
         yield from TransactionStore(self.table(TRANSACTIONS_TABLE), history_store(self)).of_mailbox(mailbox_id)
 
 

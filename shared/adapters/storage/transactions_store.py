@@ -34,14 +34,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.storage.history_store import HistoryStore, history_store
+from shared.adapters.storage.table_rows import HasStore, delete_unchanged
 from shared.core.transaction_query import TransactionFilter, public_id, row_key_bound
 from shared.core.transactions import Status, Transaction
 from shared.names import TRANSACTIONS_TABLE
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
-
-    from shared.services import Services
 
 INDEX_PREFIX = "~"
 FAILED_PARTITION = "~failed"
@@ -53,7 +52,7 @@ BATCH_LIMIT = 100
 MAX_SHOWN_CHARS = 400  # subject (Graph caps it at 255), display name, UPN: what the console shows
 
 
-def transaction_store(services: Services) -> TransactionStore:
+def transaction_store(services: HasStore) -> TransactionStore:
     return TransactionStore(services.store.table(TRANSACTIONS_TABLE), history_store(services.store))
 
 
@@ -223,8 +222,6 @@ class TransactionStore:
         return list(itertools.islice(rows, limit))
 
     def delete_rows(self, rows: list[Any]) -> tuple[int, int]:
-        from shared.adapters.storage.tables import delete_unchanged
-
         return delete_unchanged(self._table, rows)
 
 

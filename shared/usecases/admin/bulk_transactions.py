@@ -43,7 +43,7 @@ def bulk_message(operation: str, query: TransactionFilter, after: str | None = N
 
 async def run_bulk(message: dict[str, Any], services: Services) -> dict[str, int]:
     """One page of a bulk operation; queues the next page when more may remain."""
-    from shared.usecases.admin.transactions import archive, eligible_statuses
+    from shared.usecases.admin.archive import archive, eligible_statuses
     from shared.usecases.retry import retry_transaction
 
     operation = str(message.get("operation") or "")

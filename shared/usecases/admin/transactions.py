@@ -40,6 +40,7 @@ from shared.core.transaction_query import (
 from shared.core.transactions import Status, Transaction
 from shared.names import ALL_QUEUES, BULK_QUEUE, LINKS_TABLE, SYNCSTATE_TABLE
 from shared.services import Services
+from shared.usecases.admin.archive import archive, eligible_statuses
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.retry import retry_transaction
 
@@ -229,10 +230,6 @@ def parse_selection(body: bytes, operation: str) -> Selection:
     return Selection(None, query, raw_filter)
 
 
-def eligible_statuses(operation: str) -> tuple[Status, ...]:
-    return (Status.FAILED, Status.ARCHIVED) if operation == "retry" else (Status.FAILED,)
-
-
 def _selected(selection: Selection, store: TransactionStore, operation: str) -> list[Transaction] | HttpAnswer:
     if selection.query is not None:
         return list(itertools.islice(store.matching(selection.query), INLINE_LIMIT + 1))
@@ -324,15 +321,6 @@ async def archive_transactions(body: bytes, services: Services) -> HttpAnswer:
     store = transaction_store(services)
     await asyncio.to_thread(archive, services, store, selected)
     return _json(200, {"matched": len(selected), "archived": [public_id(t.mailbox_id, t.id) for t in selected]})
-
-
-def archive(services: Services, store: TransactionStore, transactions: list[Transaction]) -> None:
-    now = services.clock().isoformat()
-    for transaction in transactions:
-        transaction.status = Status.ARCHIVED
-        transaction.next_attempt_at = None
-        transaction.updated_at = now
-        store.save(transaction)
 
 
 # Links, status, health ----------------------------------------------------------------------------
