@@ -667,12 +667,19 @@ def context_from_environment(env: dict[str, str]) -> Context:
     if all(env.get(name) for name in GRAPH_ENV):
         from azure.identity import ClientSecretCredential
 
+        from shared.core.graph_cloud import graph_cloud
+
+        base_url = env.get("TENANT_CHECK_GRAPH_URL") or "https://graph.microsoft.com/v1.0"
+        cloud = graph_cloud(base_url)  # a national cloud: its own scope and sign-in authority
         credential = ClientSecretCredential(
-            env["TENANT_CHECK_TENANT_ID"], env["TENANT_CHECK_CLIENT_ID"], env["TENANT_CHECK_CLIENT_SECRET"]
+            env["TENANT_CHECK_TENANT_ID"],
+            env["TENANT_CHECK_CLIENT_ID"],
+            env["TENANT_CHECK_CLIENT_SECRET"],
+            authority=cloud.authority,
         )
-        token = credential.get_token("https://graph.microsoft.com/.default").token
+        token = credential.get_token(*cloud.scopes).token
         graph = httpx.Client(
-            base_url=env.get("TENANT_CHECK_GRAPH_URL") or "https://graph.microsoft.com/v1.0",
+            base_url=base_url,
             headers={"Authorization": f"Bearer {token}", "Prefer": PREFER},
             timeout=30,
         )

@@ -56,9 +56,11 @@ class Services:
     @cached_property
     def graph(self) -> GraphGateway:
         from shared.adapters.graph import GraphGateway, graph_credential
+        from shared.core.graph_cloud import graph_cloud
 
         s = self.settings
-        credential = graph_credential(s.graph_tenant_id, s.graph_client_id, s.graph_client_secret)
+        authority = graph_cloud(s.graph_base_url).authority
+        credential = graph_credential(s.graph_tenant_id, s.graph_client_id, s.graph_client_secret, authority=authority)
         return GraphGateway(s.graph_base_url, credential)
 
     @cached_property

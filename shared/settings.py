@@ -265,6 +265,19 @@ def _url(env: Mapping[str, str], name: str, *, https_only: bool = False) -> str:
     return raw.rstrip("/")
 
 
+def _graph_url(env: Mapping[str, str]) -> str:
+    """GRAPH_BASE_URL, naming a Microsoft Graph deployment (the token scope and sign-in authority are
+    that cloud's: shared/core/graph_cloud.py), or loopback for local runs and tests."""
+    from shared.core.graph_cloud import UnknownGraphCloud, graph_cloud
+
+    url = _url(env, "GRAPH_BASE_URL", https_only=True)
+    try:
+        graph_cloud(url)
+    except UnknownGraphCloud as error:
+        raise SettingsError(f"setting GRAPH_BASE_URL: {error}") from None
+    return url
+
+
 def _redacted(parts: SplitResult) -> str:
     """A URL as an error may show it: its query (the function key rides in ?code=), fragment and
     user information are left out."""
@@ -353,7 +366,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_tenant_id=_required(env, "GRAPH_TENANT_ID").lower(),
         graph_client_id=_required(env, "GRAPH_CLIENT_ID"),
         graph_client_secret=_raw(env, "GRAPH_CLIENT_SECRET"),
-        graph_base_url=_url(env, "GRAPH_BASE_URL", https_only=True),
+        graph_base_url=_graph_url(env),
         notification_url=_url(env, "NOTIFICATION_URL", https_only=True),
         lifecycle_notification_url=_url(env, "LIFECYCLE_NOTIFICATION_URL", https_only=True),
         client_state_secrets=tuple(secrets),

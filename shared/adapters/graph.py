@@ -22,13 +22,13 @@ from shared.adapters.graph_subscriptions import SubscriptionCalls
 from shared.adapters.request_meter import count_graph
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.core.events import REQUIRED_FIELDS
+from shared.core.graph_cloud import graph_cloud
 from shared.core.transactions import ErrorCode, SyncError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.credentials_async import AsyncTokenCredential
 
-GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
 PREFER = ('IdType="ImmutableId"', 'outlook.timezone="UTC"', 'outlook.body-content-type="text"')
 EVENT_FIELDS = [*REQUIRED_FIELDS, "iCalUId", "seriesMasterId"]  # what a complete event carries, and more
 MAX_CONCURRENT_PER_MAILBOX = 4
@@ -41,9 +41,13 @@ GONE_ON_DELETE = frozenset({"errorcannotdeleteobject"})  # a 403 that means "alr
 EXPAND_TAG = f"singleValueExtendedProperties($filter=id eq '{TAG_PROPERTY_ID}')"
 
 
-def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) -> Callable[[], AsyncTokenCredential]:
+def graph_credential(
+    tenant_id: str, client_id: str, client_secret: str | None, *, authority: str | None = None
+) -> Callable[[], AsyncTokenCredential]:
     """A factory of async credentials: a client secret when configured, else the (user-assigned)
-    managed identity. From ``azure.identity.aio``, because kiota awaits the credential on the
+    managed identity. `authority`: the Microsoft Entra host of the app's cloud (`GraphCloud.authority`);
+    a secret signs in there, while a managed identity's token comes from its own cloud's endpoint.
+    From ``azure.identity.aio``, because kiota awaits the credential on the
     event loop (a sync credential blocks the loop at each token refresh, graph.md); a factory,
     because an async credential belongs to the loop that created it (one per GraphGateway client)."""
 
@@ -51,7 +55,7 @@ def graph_credential(tenant_id: str, client_id: str, client_secret: str | None) 
         from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
 
         if client_secret:
-            return ClientSecretCredential(tenant_id, client_id, client_secret)
+            return ClientSecretCredential(tenant_id, client_id, client_secret, authority=authority)
         return ManagedIdentityCredential(client_id=client_id)
 
     return build
@@ -120,7 +124,8 @@ class GraphGateway(SubscriptionCalls):
         credential = self._credential
         if not hasattr(credential, "get_token"):  # a factory: one async credential per event loop
             credential = credential()  # type: ignore[operator]
-        auth = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES, allowed_hosts=[host])
+        scopes = graph_cloud(self._base_url).scopes  # a national cloud's Graph refuses the public scope
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=scopes, allowed_hosts=[host])
         options = {RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=self._max_retries)}
         http_client = GraphClientFactory.create_with_default_middleware(
             client=httpx.AsyncClient(timeout=self._timeout), options=options
