@@ -8,6 +8,7 @@ SettingsError. Tests hand in their own adapters through the constructor.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,17 +21,41 @@ if TYPE_CHECKING:
     from shared.adapters.storage.queues import QueueSender
     from shared.adapters.storage.subscription_rows import SubscriptionOwners
     from shared.adapters.storage.tables import StateStore
+    from shared.core.dime_to_outlook.rules import RuleSet
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class ProcessCaches:
+    """Every cache a use case keeps for the life of a Services (the process-wide one in Azure, a
+    fresh one per test), named here so that a reader finds them all in one place and a test starts
+    from empty ones. Each is a hint of what was read, never a source of truth: its owner says how
+    long it lives and what drops it."""
+
+    # shared/usecases/dime_to_outlook/rules_in_force.py: (rule set, time.monotonic() of the read),
+    # kept RULES_TTL_SECONDS; a save drops it (`forget_rules`).
+    rules: tuple[RuleSet, float] | None = None
+    # shared/usecases/dime_to_outlook/place_appointment.py `_Directory`: Dime.Scheduler's resources and
+    # Graph's e-mail → mailbox answers (typed Any: a use case's class, which this module may not import).
+    dime_directory: Any = None
+
+
 class Services:
+    # The adapters a test may hand in, replacing the lazily built ones below.
+    ADAPTERS = frozenset({"store", "queues", "subscription_owners", "graph", "dime"})
+
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now, **adapters: Any) -> None:
         self.settings = settings
         self.clock = clock
-        self.__dict__.update(adapters)  # overrides the cached properties below (tests)
+        self.caches = ProcessCaches()
+        if unknown := set(adapters) - self.ADAPTERS:
+            raise TypeError(f"Services: no such adapter(s) {sorted(unknown)}; known: {sorted(self.ADAPTERS)}")
+        # A cached_property stores its value in the instance's __dict__: setting it first is what
+        # replaces the adapter (and the property never builds the real one).
+        self.__dict__.update(adapters)
 
     @cached_property
     def store(self) -> StateStore:

@@ -63,7 +63,7 @@ def untouchable(monkeypatch) -> Services:
     class FakeAzurite:
         connection_string = "UseDevelopmentStorage=true"
 
-    settings = load_settings(settings_env(FakeAzurite(), "https://graph.invalid", "https://dime.invalid"))
+    settings = load_settings(settings_env(FakeAzurite(), "https://graph.microsoft.com/v1.0", "https://dime.invalid"))
     built = Services(settings, store=Untouchable(), queues=Untouchable(), graph=Untouchable(), dime=Untouchable())
     monkeypatch.setattr(function_app, "services", lambda: built)
     return built

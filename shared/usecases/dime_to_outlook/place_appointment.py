@@ -119,7 +119,10 @@ class _Directory:
 
 def directory_of(services: Services) -> _Directory:
     """One cache per Services (the process-wide one in Azure; a fresh one per test)."""
-    return services.__dict__.setdefault("dime_directory", _Directory())  # type: ignore[no-any-return]
+    if services.caches.dime_directory is None:
+        services.caches.dime_directory = _Directory()
+    directory: _Directory = services.caches.dime_directory
+    return directory
 
 
 async def resource_directory(services: Services, *, refresh: bool = False) -> dict[str, DimeResource]:

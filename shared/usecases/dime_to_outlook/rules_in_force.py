@@ -21,7 +21,7 @@ RULES_TTL_SECONDS = 30.0
 
 
 async def rules_in_force(services: Services, *, fresh: bool = False) -> RuleSet:
-    cached: tuple[RuleSet, float] | None = services.__dict__.get("rules_in_force")
+    cached = services.caches.rules
     now = time.monotonic()
     if not fresh and cached is not None and now - cached[1] < RULES_TTL_SECONDS:
         return cached[0]
@@ -30,9 +30,9 @@ async def rules_in_force(services: Services, *, fresh: bool = False) -> RuleSet:
         rules = read_rules(stored.document)
     except (RuleError, ValueError) as error:
         raise SyncError(ErrorCode.RULES_UNREADABLE, f"the stored rule set cannot be read: {error}") from None
-    services.__dict__["rules_in_force"] = (rules, now)
+    services.caches.rules = (rules, now)
     return rules
 
 
 def forget_rules(services: Services) -> None:
-    services.__dict__.pop("rules_in_force", None)
+    services.caches.rules = None
