@@ -136,7 +136,7 @@ def _inner_content(envelope: Any) -> dict[str, Any]:
     """Unwrap {"content": "<json>", "statusCode": 200} (keys read case-insensitively, as the
     vendor's .NET SDK does); some answers are the content itself. A 200 whose inner status is not
     200, or whose content says ``"Success": false`` or carries a non-empty ``Error``, is a failure
-    (dimescheduler.md "Responses")."""
+    (https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs)."""
     if not isinstance(envelope, dict):
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler answered without a JSON envelope")
     if not has_ci(envelope, "statusCode") and not has_ci(envelope, "content"):

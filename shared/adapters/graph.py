@@ -48,7 +48,8 @@ def graph_credential(
     managed identity. `authority`: the Microsoft Entra host of the app's cloud (`GraphCloud.authority`);
     a secret signs in there, while a managed identity's token comes from its own cloud's endpoint.
     From ``azure.identity.aio``, because kiota awaits the credential on the
-    event loop (a sync credential blocks the loop at each token refresh, graph.md); a factory,
+    event loop (a sync credential blocks the loop at each token refresh,
+    https://github.com/microsoft/kiota-authentication-azure-python); a factory,
     because an async credential belongs to the loop that created it (one per GraphGateway client)."""
 
     def build() -> AsyncTokenCredential:
@@ -145,7 +146,8 @@ class GraphGateway(SubscriptionCalls):
         """Send one request; None for 404; SyncError for everything that failed.
 
         weight: how many of the mailbox's 4 concurrent requests it uses (a $batch of n members
-        counts as min(n, 4): Outlook runs up to 4 members of one batch in parallel, graph.md).
+        counts as min(n, 4): Outlook runs up to 4 members of one batch in parallel,
+        https://learn.microsoft.com/graph/json-batching, https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
         A $batch addressing several mailboxes passes {mailbox: members} instead: each mailbox is
         held for its own members (`_hold`)."""
         from kiota_abstractions.api_error import APIError
@@ -244,8 +246,9 @@ class GraphGateway(SubscriptionCalls):
         """Every event of the primary calendar over a range (ISO start, end) with our tag's value,
         every page: one calendarView listing `$select=id,start,end` with
         `$expand=singleValueExtendedProperties($filter=id eq '…')` (the documented way to read an
-        extended property, "Get singleValueLegacyExtendedProperty", Microsoft Learn; graph.md
-        "Event fields"); events without the tag come back without the property and are dropped.
+        extended property, "Get singleValueLegacyExtendedProperty",
+        https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get); events without the tag come back
+        without the property and are dropped.
         Items: {"id", "tag", "start"} (start as Graph's dateTimeTimeZone). None: no such mailbox."""
         from shared.core.dime_to_outlook.tag import tag_of
 
@@ -289,8 +292,8 @@ class GraphGateway(SubscriptionCalls):
     async def delete_event(self, mailbox: str, event_id: str) -> bool:
         """DELETE an event; False when it was already gone: 404, or 403 `ErrorCannotDeleteObject`,
         which a repeated DELETE of an item already in Deleted Items may answer (immutable ids keep
-        the id across the move; msgraph-sdk-dotnet #3047, dime-to-outlook.md "Outlook side of our
-        own events"). Any other 403 stays a permission error."""
+        the id across the move; https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/3047,
+        https://learn.microsoft.com/graph/outlook-immutable-id). Any other 403 stays a permission error."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
 
@@ -324,7 +327,7 @@ class GraphGateway(SubscriptionCalls):
     async def list_instances(self, mailbox: str, master_id: str, window: tuple[str, str]) -> list[dict[str, Any]]:
         """Every instance (occurrences and exceptions, full data) of a series in `window` (ISO
         start, end), following nextLinks: what an edit of a series or of one instance changed
-        (Graph notifies only the master, graph.md "Notifications")."""
+        (Graph notifies only the master, docs/verification.md; https://learn.microsoft.com/graph/api/event-list-instances)."""
         from msgraph.generated.users.item.events.item.instances.instances_request_builder import (
             InstancesRequestBuilder,
         )
@@ -339,13 +342,14 @@ class GraphGateway(SubscriptionCalls):
         """Whether the primary calendar lists the event over its own time range (ISO start, end).
 
         The proof that an event is in the calendar: a GET answering 200 is not (an immutable id
-        survives the move to Deleted Items, graph.md), and notifications cover every calendar of
+        survives the move to Deleted Items, https://learn.microsoft.com/graph/outlook-immutable-id), and notifications
+        cover every calendar of
         the mailbox while the sync covers the primary one."""
         return event_id in await self.calendar_ids(mailbox, start, end)
 
     async def calendar_ids(self, mailbox: str, start: str, end: str) -> set[str]:
         """The ids the primary calendar's calendarView lists over a range (ISO start, end), every
-        page (`$select=id`): singles, occurrences and exceptions (graph.md)."""
+        page (`$select=id`): singles, occurrences and exceptions (https://learn.microsoft.com/graph/api/user-list-calendarview)."""
         from msgraph.generated.users.item.calendar.calendar_view.calendar_view_request_builder import (
             CalendarViewRequestBuilder,
         )
@@ -367,7 +371,8 @@ class GraphGateway(SubscriptionCalls):
 
     async def calendar_view(self, mailbox: str, start: str, end: str) -> list[dict[str, Any]]:
         """Every event of the primary calendar over a range (ISO start, end), full data (singles,
-        occurrences, exceptions; never a master, graph.md): what a person's consent preview reads."""
+        occurrences, exceptions; never a master, https://learn.microsoft.com/graph/api/user-list-calendarview): what a
+        person's consent preview reads."""
         from msgraph.generated.users.item.calendar.calendar_view.calendar_view_request_builder import (
             CalendarViewRequestBuilder,
         )
@@ -449,8 +454,8 @@ class GraphGateway(SubscriptionCalls):
     async def _batch(self, members: list[tuple[str, str]], what: str) -> list[BatchAnswer]:
         """Up to 20 GETs, (mailbox, URL) each, in one $batch request, an answer per member, in
         order: a member Graph did not answer counts as unavailable (503). Each mailbox's limit is
-        held for min(4, its members) while the request runs (graph.md: Outlook runs up to 4
-        members of one mailbox at once)."""
+        held for min(4, its members) while the request runs (Outlook runs up to 4 members of one
+        mailbox at once, https://learn.microsoft.com/graph/json-batching)."""
         from kiota_abstractions.method import Method
         from kiota_abstractions.request_information import RequestInformation
 

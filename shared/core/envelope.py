@@ -1,7 +1,8 @@
 """Reading Dime.Scheduler's answers: keys case-insensitively, failures inside a 200 recognised.
 
-The vendor's .NET SDK reads the envelope's keys case-insensitively (dimescheduler.md
-"Responses"), so ``statusCode``, ``StatusCode`` and ``statuscode`` are the same key here too.
+The vendor's .NET SDK reads the envelope's keys case-insensitively
+(https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs), so ``statusCode``,
+``StatusCode`` and ``statuscode`` are the same key here too.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def content_failure(content: Any) -> str | None:
     return None
 
 
-# Classifying a failed call by its code or number, never by a word of its message (dimescheduler.md
-# "Errors": a SQL deadlock, which is transient, reads "... deadlocked on lock resources ...", and a
+# Classifying a failed call by its code or number, never by a word of its message (observed, docs/verification.md:
+# a SQL deadlock, which is transient, reads "... deadlocked on lock resources ...", and a
 # word match once filed it as a permanent "resource unknown").
 #
 # SQL Server error numbers a retry can fix: 1205 deadlock victim, 1222 lock request time-out, -2

@@ -4,8 +4,7 @@ A tombstone (an Outlook event we deleted; a Dime.Scheduler appointment deleted b
 there to refuse a late or replayed change of what is gone. It must therefore outlive every way an
 old change can still arrive automatically:
 
-* Graph retries a notification it could not deliver for up to 4 hours (graph.md, "Change
-  notifications");
+* Graph retries a notification it could not deliver for up to 4 hours (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks);
 * a queued message lives up to the queue's default time-to-live of 7 days (the app sets none when
   it sends; Azure Storage queues, "Put Message": messagettl defaults to seven days), so a backlog
   can hand us a week-old change;

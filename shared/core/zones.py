@@ -6,7 +6,7 @@ a Windows name is mapped through CLDR's windowsZones table (as packaged by `tzlo
 step with CLDR) to its IANA zone, whose rules `zoneinfo` then reads from the host's zone database
 (a host without one is named in the error, rather than every zone being "unknown").
 
-Wall-clock times at a change of offset (dime-to-outlook.md, "Times"):
+Wall-clock times at a change of offset (Python's zoneinfo, PEP 495 `fold`):
 
 * A time that does not exist (spring forward: 02:30 on 2026-03-29 in Europe/Brussels) is read
   with the offset in force before the change, so it lands as far after the change as it was

@@ -284,7 +284,9 @@ def test_a_replaced_hook_that_cannot_be_deleted_waits_in_its_row(runner, graph, 
 
 
 def test_deletes_reach_outlook_through_one_connector_per_crud_type(runner, graph, dime):
-    """dime-to-outlook.md: a connector with "D" ticked posts deletes with the same schema and
+    """The vendor's SDK (``Connector.CrudTypes``,
+    https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Models/Connector/Crud.cs): a connector with "D" ticked
+    posts deletes with the same schema and
     nothing saying "deleted"; its own URL (/publications/deleted) makes the delete explicit."""
     jane = onboard_jane(runner, graph, dime)
     for change in ("created", "updated", "deleted"):
@@ -302,7 +304,7 @@ def test_deletes_reach_outlook_through_one_connector_per_crud_type(runner, graph
 
 
 def test_a_connector_shaped_delete_removes_the_outlook_events(runner, graph, dime):
-    """The body a Webhook connector posts (hbulens/dela README, dime-to-outlook.md): PascalCase,
+    """The body a Webhook connector posts (https://github.com/hbulens/dela README): PascalCase,
     `Resources`, local times without an offset, no field saying "deleted": the URL says it."""
     jane = onboard_jane(runner, graph, dime)
     dime.board.add_connector(publications_url(runner, "created"), crud=("created",))

@@ -178,7 +178,7 @@ def test_a_lost_create_answer_is_not_retried_by_the_sdk_and_the_stray_is_deleted
 ):
     """Graph answers no 409 to a duplicate: a create retried after a lost answer would leave two
     live subscriptions. The create goes out once even with the SDK's retries on; the one Graph kept
-    is a stray: its first notification is dropped and it is deleted (graph.md "Subscriptions")."""
+    is a stray: its first notification is dropped and it is deleted (https://learn.microsoft.com/graph/api/subscription-post-subscriptions)."""
     from shared.adapters.graph import GraphGateway
     from shared.usecases.outlook_to_dime import webhook
     from tests.fakes.credential import StaticTokenCredential

@@ -129,7 +129,7 @@ def test_two_mebibyte_body_is_413(services):
 
 
 def lifecycle_item(services, mailbox: str = MAILBOX, event: str = "missed", subscription_id: str = "") -> dict:
-    """As Graph sends it: no resource, no resourceData (graph.md "Lifecycle notifications")."""
+    """As Graph sends it: no resource, no resourceData (https://learn.microsoft.com/graph/change-notifications-lifecycle-events)."""
     return {
         "subscriptionId": subscription_id or subscription_id_of(mailbox),
         "subscriptionExpirationDateTime": "2026-11-29T00:00:00Z",

@@ -3,7 +3,10 @@
 Why a fake: the connector writes Outlook events to the planning board through ``POST /import``
 with the Exchange procedures, and must treat an HTTP 200 whose *inner* ``statusCode`` is not 200 as
 a failure. The fake keeps a board (appointment GUID → last upserted parameters) and follows the
-facts in ``/work/shared/reference/dimescheduler.md``: X-API-KEY auth, string-only parallel arrays,
+vendor's .NET SDK (https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Models/Exchange/ExchangeAppointment.cs,
+https://github.com/dime-scheduler/sdk-dotnet/tree/main/src/Import) and API description
+(https://github.com/dime-scheduler/powerplatform-connector/blob/main/src/apiDefinition.swagger.json): X-API-KEY auth,
+string-only parallel arrays,
 ``yyyy-MM-dd HH:mm:ssZ`` dates, integer enumerations, the response envelope, idempotent upserts
 and deletes, and throttling/outage faults.
 
@@ -19,7 +22,7 @@ Deliberate choices:
   them to registered hooks and connectors, and serves ``GET /resource``, ``GET /appointment``
   (its planned appointments, before the REST store's) and the ``/webhooks`` routes.
 
-What the Exchange import enforces (dimescheduler.md "The Exchange import procedures"):
+What the Exchange import enforces (the SDK's ``ExchangeAppointment``, https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Models/Exchange/ExchangeAppointment.cs):
 
 * ``AppointmentId`` is the first parameter, always sent, a long as text: "0" when unknown, else
   the id this fake answered in ``Appointments[].Id`` for that GUID (another id is refused).
@@ -30,7 +33,7 @@ What the Exchange import enforces (dimescheduler.md "The Exchange import procedu
   inner status is 200 but whose content says ``"Success": false`` with an ``Error``.
 * ``deadlock_next``: the import's SQL transaction is chosen as a deadlock victim (SQL Server
   error 1205). Its message is SQL Server's own text for 1205 (sys.messages; the one seen from
-  Dime.Scheduler, dimescheduler.md "Errors"); in which envelope it arrives is unverified, so
+  Dime.Scheduler, docs/verification.md); in which envelope it arrives is unverified, so
   every plausible one is played: inner ``statusCode`` 400 (as a failed call here), 500, or a 200
   whose content says ``"Success": false``. Nothing is applied; the next import succeeds.
 """
@@ -216,7 +219,8 @@ class FakeDime(LoopbackServer):
         """Every call for this appointment GUID fails with ``error``/``description`` (a call the
         service refuses for reasons of its own, e.g. a value its validation rejects): its request
         fails as a whole (the deliberate choice above) with the failure content of
-        dimescheduler.md "Responses", naming the call."""
+        the SDK (https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs), naming
+        the call."""
         with self._lock:
             self._refused[guid] = (error, description)
 

@@ -1,8 +1,10 @@
 """The planning board half of ``FakeDime``: planner operations, resources, hooks and publications.
 
-Follows ``/work/shared/reference/dime-to-outlook.md`` (facts from the vendor's webhook docs,
-"integrations/webhook", "administration/transactions" and the webhook transaction-error codes, the
-published API description ``dimescheduler-api.swagger.json``, and the payload a real Webhook
+Follows the vendor's docs (https://docs.dimescheduler.com/integrations/webhook/configuration,
+https://docs.dimescheduler.com/administration/transactions and the webhook transaction-error codes,
+https://docs.dimescheduler.com/integrations/webhook/transaction-errors), the published API description
+(https://github.com/dime-scheduler/powerplatform-connector/blob/main/src/apiDefinition.swagger.json), and the payload
+a real Webhook
 connector posted, documented in the README of the public repository ``hbulens/dela``):
 
 * **Publications on two channels.** "The full appointment schema is published every time you act
@@ -36,8 +38,9 @@ connector posted, documented in the README of the public repository ``hbulens/de
   **unverified**: ``hook_id_in`` plays ``"location"``, ``"body"`` or ``"both"``.
 * **Connectors** (the Webhook connector configured in Dime.Scheduler's UI, routed per source
   app): ``add_connector`` publishes to one URL, optionally with Basic credentials, the changes of
-  its CRUD types (the vendor's .NET SDK, ``src/Models/Connector/Connector.cs``: ``CrudTypes``, a
-  set of ``Crud.Create`` "I", ``Crud.Update`` "U", ``Crud.Delete`` "D"; dime-to-outlook.md: a
+  its CRUD types (the vendor's .NET SDK,
+  https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Models/Connector/Connector.cs: ``CrudTypes``, a
+  set of ``Crud.Create`` "I", ``Crud.Update`` "U", ``Crud.Delete`` "D"; so a
   connector with "D" ticked posts deletes with the same schema and nothing saying "deleted").
   ``crud`` defaults to create and update (one connector: deletes not distinguishable); one
   connector per CRUD type, each with its own ``/publications/{change}`` URL, makes them explicit.

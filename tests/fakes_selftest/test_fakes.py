@@ -1,4 +1,5 @@
-"""Self-tests of the fakes: they must behave like the services described in /work/shared/reference,
+"""Self-tests of the fakes: they must behave like the services their public documentation describes (each fake cites
+it),
 or every test built on them proves nothing."""
 
 from __future__ import annotations
@@ -385,7 +386,8 @@ def test_subscription_handshake_create_conflict_renew_delete(graph: FakeGraph, r
     assert all(c in token for c in (" ", "+", "/", "<")) and any(ord(c) > 127 for c in token)
     assert all(query["code"] == ["func-key"] for _, query, _ in receiver.posts)
 
-    assert subscribe(graph, uid, receiver.url()).status_code == 201  # no 409 for a duplicate (graph.md)
+    # No 409 for a duplicate (Microsoft Learn, subscription-post-subscriptions).
+    assert subscribe(graph, uid, receiver.url()).status_code == 201
     too_far = subscribe(graph, f"{uid}", receiver.url(), changeType="created")
     assert too_far.status_code == 201
     r = httpx.patch(
@@ -642,7 +644,7 @@ def test_dime_rest_appointment_routes(dime: FakeDime) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Dime.Scheduler: the import as the vendor's SDK sends it (dimescheduler.md)
+# Dime.Scheduler: the import as the vendor's SDK sends it (sdk-dotnet ExchangeAppointment)
 # ------------------------------------------------------------------------------------------
 def test_dime_appointment_id_first_and_matching(dime: FakeDime) -> None:
     no_id = upsert_call("g-1")

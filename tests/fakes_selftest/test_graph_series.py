@@ -1,5 +1,5 @@
 """Self-tests of FakeGraph's recurring series, partial delta items, deleted events and second
-calendars, against /work/shared/reference/graph.md."""
+calendars, against Microsoft Learn (https://learn.microsoft.com/graph/api/event-list-instances, https://learn.microsoft.com/graph/delta-query-events)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""FakeGraph's subscriptions as graph.md documents them: duplicates, limits, lost answers, spellings."""
+"""FakeGraph's subscriptions as Microsoft Learn documents them (tests/fakes/graph/subscriptions.py cites the pages):
+duplicates, limits, lost answers, spellings."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ from shared.core.outlook_to_dime.appointments import (
 DIME_SHOW_AS = {"free": "1", "tentative": "2", "busy": "3", "oof": "4", "workingElsewhere": "5", "unknown": "6"}
 DIME_SENSITIVITY = {"normal": "1", "personal": "2", "private": "3", "confidential": "4"}
 DIME_IMPORTANCE = {"normal": "0", "high": "1", "low": "2"}
-# dimescheduler.md: AppointmentId first ("0" when unknown), as the vendor's .NET SDK sends it.
+# https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Models/Exchange/ExchangeAppointment.cs: AppointmentId
+# first ("0" when unknown), as the vendor's .NET SDK sends it.
 WIRE_NAMES = [
     "AppointmentId",
     "AppointmentGuid",

@@ -1,4 +1,5 @@
-"""What Dime.Scheduler really posts (dime-to-outlook.md, "What Dime.Scheduler really posts"):
+"""What Dime.Scheduler really posts (the body in the https://github.com/hbulens/dela README and the
+`appointment-incoming` schema of https://github.com/dime-scheduler/powerplatform-connector/blob/main/src/apiDefinition.swagger.json):
 offset-less local times, `Resources` in several item shapes, the internal `Id` without a GUID,
 future LastModifiedDates, bodies nested deeper than any real payload; and the board's zone for
 Outlook's all-day events."""

@@ -1,4 +1,5 @@
-"""Dime.Scheduler's answers: keys read case-insensitively, failures inside a 200 (dimescheduler.md)."""
+"""Dime.Scheduler's answers: keys read case-insensitively, failures inside a 200 (the vendor's .NET SDK,
+https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Graph credentials come from azure.identity.aio (graph.md: a sync credential blocks the event loop
-at each token refresh), one per event loop."""
+"""Graph credentials come from azure.identity.aio (https://github.com/microsoft/kiota-authentication-azure-python: the
+provider awaits the
+credential on the event loop, so a sync credential blocks it at each token refresh), one per event loop."""
 
 from __future__ import annotations
 

@@ -183,7 +183,8 @@ def test_etag_to_change_key(etag: str | None, expected: str | None) -> None:
     ],
 )
 def test_valid_item_becomes_change_notification(casing: str) -> None:
-    """Every documented spelling of `resource` (graph.md "Notifications")."""
+    """Every documented spelling of `resource` (Microsoft Learn,
+    https://learn.microsoft.com/graph/change-notifications-delivery-webhooks; docs/verification.md)."""
     parsed = parse(change_item(MAILBOX.upper(), resource_casing=casing))
     assert not parsed.rejected
     assert parsed.lifecycle == []
@@ -434,7 +435,8 @@ def test_verify_item_does_not_mutate_input() -> None:
 
 @pytest.mark.parametrize("event", ["reauthorizationRequired", "subscriptionRemoved", "missed"])
 def test_lifecycle_without_resource_takes_the_mailbox_from_the_client_state(event: str) -> None:
-    """Lifecycle items carry no resource (graph.md "Lifecycle notifications"): no table read needed."""
+    """Lifecycle items carry no resource (https://learn.microsoft.com/graph/change-notifications-lifecycle-events): no
+    table read needed."""
     parsed = parse(lifecycle_item(None, event))
     assert parsed.changes == []
     assert not parsed.rejected

@@ -187,7 +187,8 @@ class SyncStateStore:
 
         Etag-conditional (insert, or replace the row as read), so two processes racing for it
         cannot both win: Outlook keeps few sync-state generations, and two runs following links of
-        the same mailbox at once invalidate each other (graph.md "Delta for events")."""
+        the same mailbox at once invalidate each other (https://learn.microsoft.com/graph/delta-query-events;
+        docs/verification.md)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode

@@ -4,8 +4,8 @@ Dime.Scheduler documents a PascalCase schema (`appointment-incoming`: `Appointme
 `StartDate`, `Task {TaskNo, Job {JobNo}}`, `Assignments [{Resource {ResourceNo, Email}}]`); a
 Webhook connector really posts `Resources` instead of `Assignments`, `Category {Name, Color}`
 instead of `{DisplayName, Color}`, local times without an offset and, as far as the evidence
-shows, the internal `Id` without `AppointmentGuid` (dime-to-outlook.md, "What Dime.Scheduler
-really posts", from the hbulens/dela README); other channels send flat camelCase
+shows, the internal `Id` without `AppointmentGuid` (the body shown in the
+https://github.com/hbulens/dela README); other channels send flat camelCase
 (`appointmentGuid`, `start`, `jobNo`, `resourceNo`). Keys are matched case-insensitively and every
 shape is read into one `Publication`. What is missing stays missing (None): a delete needs only the
 GUID (or the `Id` to look it up by), an upsert needs times, and nothing is guessed.

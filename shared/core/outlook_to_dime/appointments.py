@@ -41,7 +41,9 @@ PARAMETER_NAMES = (
 
 PRIVATE_SUBJECT = "Private appointment"
 UNKNOWN_APPOINTMENT_ID = "0"  # what the vendor's SDK sends while Dime.Scheduler's id is unknown
-# The typed values a delete must repeat (dimescheduler.md: never "" for a date, an enumeration or a
+# The typed values a delete must repeat
+# (https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Models/Exchange/ExchangeAppointment.cs: never "" for a
+# date, an enumeration or a
 # boolean); the link keeps them. Body is left out (it can be large, and a delete needs no text).
 KEPT_FOR_DELETE = (
     "ExchangeId",
@@ -118,7 +120,8 @@ def board_times(event: Event, zone: tzinfo) -> tuple[str, str]:
     """Start and end as the board needs them. An all-day event (Graph: midnight to midnight of its
     dates, microsoft-graph-docs #1802) becomes midnight to midnight in Dime.Scheduler's zone
     (DIME_TIME_ZONE), converted to UTC: the board shows times in its own zone, so UTC midnight
-    would show the day shifted by the zone's offset (dimescheduler.md, "All-day Outlook events")."""
+    would show the day shifted by the zone's offset (all-day events are midnight to midnight,
+    https://learn.microsoft.com/graph/api/resources/event `isAllDay`; docs/verification.md)."""
     if not event.is_all_day:
         return format_time(event.start), format_time(event.end)
     return format_time(local_midnight_utc(event.start, zone)), format_time(local_midnight_utc(event.end, zone))

@@ -32,7 +32,8 @@ LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", 
 # Our own lifecycle-queue message (never accepted from Graph): delete a stray subscription.
 STRAY_EVENT = "strayed"
 
-# The documented spellings of `resource` (graph.md "Notifications"), matched case-insensitively:
+# The documented spellings of `resource` (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks and
+# docs/verification.md), matched case-insensitively:
 #   Users/{guid}/Events/{id}    users/{guid}@{tenant-guid}/events/{id}    Users('{guid}')/Events('{id}')
 _RESOURCE = re.compile(
     r"^/?users(?:/(?P<m1>[^/@()']+)(?:@[^/()']+)?|\('(?P<m2>[^/@()']+)(?:@[^/()']+)?'\))"

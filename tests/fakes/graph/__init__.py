@@ -3,7 +3,13 @@
 Why a fake and not recorded responses: the connector's correctness lives in how it reacts to
 Graph's *behaviour* (changeKeys that move on every edit, delta rounds and expired tokens, duplicate
 and lost notifications, throttling inside ``$batch``), so the fake keeps real state and follows the
-facts written down in ``/work/shared/reference/graph.md``. It is a real HTTP server, so
+documented behaviour: Microsoft Learn's Graph pages
+(https://learn.microsoft.com/graph/change-notifications-delivery-webhooks,
+https://learn.microsoft.com/graph/delta-query-events,
+https://learn.microsoft.com/graph/api/resources/event,
+https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits,
+https://learn.microsoft.com/graph/json-batching), each cited where it is used, and docs/verification.md for what no
+page settles. It is a real HTTP server, so
 msgraph-sdk's middleware, URL encoding of ids and retries all run for real.
 
 Deliberate choices (documented so nobody mistakes them for Graph facts):

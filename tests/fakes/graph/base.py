@@ -75,18 +75,20 @@ class GraphBase(LoopbackServer):
             clock: replaces ``datetime.now(timezone.utc)``, e.g. to age subscriptions.
             deleted_get_status: what ``GET /events/{id}`` answers for a deleted event: 404, or 200
                 with the event as it was (immutable ids survive the move to Deleted Items; whether
-                GET still answers is **unverified**, graph.md "Deleted events and immutable ids").
+                GET still answers is **unverified**, https://learn.microsoft.com/graph/outlook-immutable-id;
+                docs/verification.md).
             deleted_patch_status: what ``PATCH /events/{id}`` answers for a deleted event: 404, or 200
                 with the edit applied to the copy in Deleted Items, which stays there (immutable ids
                 keep the id across the move, so a PATCH of an event the person deleted may succeed:
-                dime-to-outlook.md "Outlook side of our own events"; **unverified**).
+                https://learn.microsoft.com/graph/outlook-immutable-id; **unverified**, docs/verification.md).
             deleted_delete_status: what a repeated ``DELETE /events/{id}`` answers: 404, or 403
                 ``ErrorCannotDeleteObject`` (msgraph-sdk-dotnet #3047, seen for messages; for events
-                **unverified**, dime-to-outlook.md "Outlook side of our own events").
+                **unverified**, https://github.com/microsoftgraph/msgraph-sdk-dotnet/issues/3047).
             delta_body: whether delta items carry the body: None (omitted), "text" or "html" (whether
-                delta honours ``Prefer: outlook.body-content-type`` is **unverified**, graph.md).
+                delta honours ``Prefer: outlook.body-content-type`` is **unverified**, https://learn.microsoft.com/graph/delta-query-events).
             delta_sparse: delta items of single events carry only id, type, changeKey, start, end,
-                subject ("updated items carry at least the changed properties", graph.md); series
+                subject ("updated items carry at least the changed properties",
+                https://learn.microsoft.com/graph/delta-query-events); series
                 items are always partial (id, type, seriesMasterId, start, end, @odata.etag).
 
         ``id_aliases`` (attribute, empty by default): requested id → stored id. A GET (alone or in a

@@ -19,8 +19,10 @@ class BatchMixin(GraphBase):
 
     Members may address different users: each is routed by its own URL ("Combine multiple HTTP
     requests using JSON batching", learn.microsoft.com/graph/json-batching: one batch reads a
-    drive, Planner tasks and a group's calendar), and each is throttled on its own (graph.md
-    "Throttling and batching": a 429 can hide inside a 200), so ``fail_next(path_contains=...)``
+    drive, Planner tasks and a group's calendar), and each is throttled on its own
+    (https://learn.microsoft.com/graph/json-batching: "each request
+    is evaluated individually against throttling limits", so a 429 can hide inside a 200), so
+    ``fail_next(path_contains=...)``
     throttles one member of one mailbox alone."""
 
     # ---------------------------------------------------------------- $batch

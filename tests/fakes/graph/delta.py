@@ -134,7 +134,7 @@ class DeltaMixin(GraphBase):
         return ev.overlaps(start, end)
 
     def _render_delta(self, ev: _Event, tz: str | None) -> dict[str, Any]:
-        """A delta item: partial for series (graph.md "Delta items are partial"), the body only
+        """A delta item: partial for series (https://learn.microsoft.com/graph/delta-query-events), the body only
         when ``delta_body`` says so (and then in that content type), sparse with ``delta_sparse``."""
         full = self._render(ev, tz)
         if ev.data.get("type") in ("seriesMaster", "occurrence", "exception"):

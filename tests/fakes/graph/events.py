@@ -239,7 +239,7 @@ class EventsMixin(GraphBase):
         Graph JSON field verbatim. An unknown ``mailbox_id`` is registered on the fly (as UPN if
         it contains '@', else as object id). ``calendar``: a name other than "primary" puts the
         event into a second calendar of the mailbox: notified (the subscription covers every
-        calendar) but not in calendarView or delta (primary calendar only, graph.md "Delta").
+        calendar) but not in calendarView or delta (primary calendar only, https://learn.microsoft.com/graph/delta-query-events).
         """
         event_id = extra.pop("id", None)
         calendar = str(extra.pop("calendar", "primary"))

@@ -1,6 +1,7 @@
 """Recurring series of ``FakeGraph``: masters with a pattern, occurrences, exceptions, cancellations.
 
-Facts followed (``/work/shared/reference/graph.md``, "Notifications" and "Delta for events"):
+Facts followed (https://learn.microsoft.com/graph/api/event-list-instances,
+https://learn.microsoft.com/graph/delta-query-events; the master-only notification as observed, docs/verification.md):
 
 * An edit of a series, or of one of its instances, is notified on the **series master** only
   (changeType updated, the master's id); occurrences and exceptions get no notifications of their own.

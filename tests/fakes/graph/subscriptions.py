@@ -31,23 +31,30 @@ from .common import (
 class SubscriptionsMixin(GraphBase):
     """Subscriptions (REST and helpers) and the change/lifecycle notifications sent to receivers.
 
-    Behaviour, per ``/work/shared/reference/graph.md`` ("Subscriptions", "Notifications",
-    "Lifecycle notifications"); each option below is an instance attribute tests may set:
+    Behaviour, per Microsoft Learn (https://learn.microsoft.com/graph/api/subscription-post-subscriptions,
+    https://learn.microsoft.com/graph/api/resources/subscription,
+    https://learn.microsoft.com/graph/change-notifications-delivery-webhooks,
+    https://learn.microsoft.com/graph/change-notifications-lifecycle-events); each option below is an instance
+    attribute tests may set:
 
     * No 409 for a duplicate Outlook subscription: every create gets its own id even for the same
-      resource and URLs (graph.md: "No 409 for duplicates on Outlook resources"; the 409 wording
-      came from another workload). Both live subscriptions notify.
+      resource and URLs (https://learn.microsoft.com/graph/api/subscription-post-subscriptions: no 409 is documented
+      for Outlook
+      resources; the 409 wording of one revision came from another workload). Both live subscriptions notify.
     * At ``subscriptions_per_mailbox`` (1,000, all apps together) a create answers 429
-      ``SubscriptionCountReached`` with an absurd Retry-After (graph.md).
+      ``SubscriptionCountReached`` with an absurd Retry-After
+      (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits: 1,000 subscriptions per mailbox).
     * An expiry beyond ``max_subscription_minutes`` answers 400 "Subscription expiration can only be
-      N minutes in the future" on create and renewal (graph.md: services answered 10070).
+      N minutes in the future" on create and renewal (https://learn.microsoft.com/graph/api/resources/subscription
+      documents 10,080 minutes for events; services
+      answered 10070, docs/verification.md).
     * ``lose_create_answers``: that many creates succeed at Graph but answer 504 (the answer is
-      lost): the subscription lives on, a stray for the caller (graph.md: lost create answers and
-      the SDK's own POST retries leave duplicates).
+      lost): the subscription lives on, a stray for the caller (lost create answers and the SDK's own
+      POST retries, https://github.com/microsoft/kiota-http-python RetryHandler, leave duplicates).
     * ``resource_spelling``: which documented spelling of ``resource`` notifications carry:
       "path" ``Users/{id}/Events/{id}``, "tenant" ``users/{id}@{tenant}/events/{id}``, "odata"
       ``Users('{id}')/Events('{id}')``, or "rotate" (each notification the next one).
-    * Lifecycle notifications carry **no** ``resource`` and no ``resourceData`` (graph.md).
+    * Lifecycle notifications carry **no** ``resource`` and no ``resourceData`` (https://learn.microsoft.com/graph/change-notifications-lifecycle-events).
     * ``GET /subscriptions/{id}`` answers 200 with the subscription object, 404 once it is gone
       (Microsoft Learn, "Get subscription", learn.microsoft.com/graph/api/subscription-get:
       "If successful, this method returns a 200 OK response code and subscription object").
@@ -217,7 +224,8 @@ class SubscriptionsMixin(GraphBase):
             return Response(201, copy.deepcopy(sub_json))
 
     def _check_count(self, mailbox: str) -> None:
-        """No 409 for duplicates (graph.md); only the per-mailbox limit refuses a create."""
+        """No 409 for duplicates (https://learn.microsoft.com/graph/api/subscription-post-subscriptions); only the
+        per-mailbox limit refuses a create."""
         self._purge_expired()
         if sum(1 for sub in self._subscriptions.values() if sub.mailbox == mailbox) >= self.subscriptions_per_mailbox:
             raise GraphError(
@@ -380,7 +388,7 @@ class SubscriptionsMixin(GraphBase):
                 "organizationId": self.tenant_id,
                 "clientState": sub.json.get("clientState"),
                 "lifecycleEvent": event,
-            }  # no resource, no resourceData (graph.md "Lifecycle notifications")
+            }  # no resource, no resourceData (https://learn.microsoft.com/graph/change-notifications-lifecycle-events)
             if event == "subscriptionRemoved":
                 self._forget_subscription(subscription_id)
         return self._post("lifecycle", str(url), {"value": [note]})

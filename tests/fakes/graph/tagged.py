@@ -1,6 +1,6 @@
 """Events an app writes and finds again: duplicate creates and lookups by extended property.
 
-Facts (``/work/shared/reference/graph.md``, "Event fields"): a ``transactionId`` on create makes
+Facts (https://learn.microsoft.com/graph/api/resources/event, `transactionId`): a ``transactionId`` on create makes
 the server drop a second POST with the same value; **how it answers the duplicate is unverified**.
 ``duplicate_create`` plays both plausible answers: ``"existing"`` (201 with the event the first
 POST created, the default) or ``"conflict"`` (409 ``ErrorDuplicateTransactionId``). An app that is
