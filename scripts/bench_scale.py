@@ -128,8 +128,7 @@ def measure_floor(services: Any, graph: Any, dime: Any, repeat: int = 100) -> Fl
     # One message per POST of 20 notifications (~7 distinct changes, new to us): per POST a put,
     # a receive, a delete, a link query (as a point read), two $batch requests (as one GET each:
     # the reads, and the calendarView proofs that the events are in the primary calendar, which a
-    # GET 200 cannot give, https://learn.microsoft.com/graph/outlook-immutable-id), one /import, and three table
-    # batches of 7 operations: the
+    # GET 200 cannot give, graph.md), one /import, and three table batches of 7 operations: the
     # Outlook-origin marks (written before the import, or Dime.Scheduler's publication of the new
     # appointments would come back to Outlook), the links and the success transactions.
     changes_per_post = 20 / DUPLICATES
