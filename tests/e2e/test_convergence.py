@@ -31,7 +31,9 @@ planned appointment assigned to the person, with the planner's subject, start an
 pass of every timer then writes nothing on either side (no ping-pong), and the Graph writes the
 app made are bounded by the changes it had to carry.
 
-Replay a run: CONVERGENCE_SEED=<seed> (printed on failure). Size: CONVERGENCE_EVENTS (number of
+Seeds: every run replays the known seeds (each once failed and was fixed: KNOWN_SEEDS) and explores
+one fresh seed, named in its test id (`[fresh-<seed>]`) and printed, so CI is reproducible and still
+explores. Replay a run: CONVERGENCE_SEED=<seed> (only that seed). Size: CONVERGENCE_EVENTS (number of
 operations, default 300).
 """
 
@@ -57,7 +59,21 @@ from tests.fakes import FakeDime, FakeGraph
 from tests.fakes.dime_board import PlanningBoard
 from tests.runner import runner_for
 
-SEED = int(os.environ.get("CONVERGENCE_SEED") or random.SystemRandom().randrange(1, 1_000_000))
+# Seeds that once failed, with the commit that fixed them: 407428 (5a5b958), 939629 (326a80a),
+# 972696 (cb21b9d), 68211 (fabe11b). A new failing seed is added here with its fix.
+KNOWN_SEEDS = (407428, 939629, 972696, 68211)
+FRESH_SEED = random.SystemRandom().randrange(1, 1_000_000)
+
+
+def _seeds() -> list[Any]:
+    replay = os.environ.get("CONVERGENCE_SEED")
+    if replay:
+        return [pytest.param(int(replay), id=f"seed-{int(replay)}")]
+    known = [pytest.param(seed, id=f"known-{seed}") for seed in KNOWN_SEEDS]
+    return [*known, pytest.param(FRESH_SEED, id=f"fresh-{FRESH_SEED}")]
+
+
+SEEDS = _seeds()
 OPERATIONS = int(os.environ.get("CONVERGENCE_EVENTS") or 300)
 MAILBOXES = 20
 GRAPH_FAULT_RATE = 0.2
@@ -410,19 +426,20 @@ def shared_http_client(monkeypatch):
     client.close()
 
 
-def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, shared_http_client, request):
-    converge(azurite, request, worker_processes=0)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_board_converges_under_faults_duplicates_drops_and_reordering(azurite, shared_http_client, request, seed):
+    converge(azurite, request, worker_processes=0, seed=seed)
 
 
-def test_board_converges_with_three_worker_processes(azurite, shared_http_client, request):
+@pytest.mark.parametrize("seed", SEEDS)
+def test_board_converges_with_three_worker_processes(azurite, shared_http_client, request, seed):
     """The same, with the queues drained by three worker processes at once (as three Flex
     Consumption instances would): duplicates of one change land on different processes, so no
     per-process lock can help; the etag-conditional links must keep the board exact."""
-    converge(azurite, request, worker_processes=3)
+    converge(azurite, request, worker_processes=3, seed=seed)
 
 
-def converge(azurite, request, *, worker_processes: int) -> None:
-    seed = SEED
+def converge(azurite, request, *, worker_processes: int, seed: int) -> None:
     request.node.user_properties.append(("convergence_seed", seed))
     print(f"CONVERGENCE_SEED={seed} CONVERGENCE_EVENTS={OPERATIONS}")
     rng = random.Random(seed)
