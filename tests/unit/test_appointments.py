@@ -306,8 +306,14 @@ def test_content_hash_ignores_what_is_not_sent() -> None:
 FIELDS = [f.name for f in dataclasses.fields(Appointment)]
 
 
-def test_every_field_is_covered() -> None:
-    assert len(FIELDS) == 12
+def test_every_field_is_sent_and_everything_sent_is_a_field() -> None:
+    """The content hash covers the fields; the wire carries the parameters: they must be the same
+    values, so a field added but not sent (or sent but not hashed) fails here. AppointmentId is
+    identity and CreatedByExchange a constant, the two slots that are no field."""
+    appointment = Appointment(**{name: f"<{name}>" for name in FIELDS})
+    sent = dict(zip(PARAMETER_NAMES, appointment.parameters("42"), strict=True))
+    assert (sent.pop("AppointmentId"), sent.pop("CreatedByExchange")) == ("42", "True")
+    assert sorted(sent.values()) == sorted(f"<{name}>" for name in FIELDS)
 
 
 @pytest.mark.parametrize("field", FIELDS)
