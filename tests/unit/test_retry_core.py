@@ -111,7 +111,8 @@ def test_any_poisoned_body_is_kept_with_mailbox_unknown(body):
     assert poisoned.mailbox_id == "unknown"
     assert poisoned.direction == "dime-to-outlook"
     assert poisoned.payload["queue"] == "dime-publications"
-    assert "raw" in poisoned.payload or "message" in poisoned.payload
+    assert poisoned.payload["raw"] == body.decode("utf-8", errors="replace")  # kept as it came, readable or not
+    assert not poisoned.readable
 
 
 def test_unsafe_mailbox_ids_become_unknown_and_fingerprints_are_stable():

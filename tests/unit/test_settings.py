@@ -486,7 +486,11 @@ def test_dime_time_zone_is_required_and_named_when_missing() -> None:
 def test_dime_time_zone_accepts_iana_and_windows_names(given: str, iana: str) -> None:
     settings = load_settings(minimal_env(DIME_TIME_ZONE=given))
     assert settings.dime_time_zone == iana
-    assert settings.dime_zone.utcoffset(None) is None or iana == "UTC"
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    for moment in (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC)):  # winter, summer
+        assert moment.astimezone(settings.dime_zone).utcoffset() == moment.astimezone(ZoneInfo(iana)).utcoffset()
 
 
 @pytest.mark.parametrize("given", ["Brussels", "Europe/Atlantis", "Romance Time", "+02:00", "../../etc/passwd"])
