@@ -21,7 +21,7 @@ Environment (Graph checks need the first four, Dime.Scheduler checks the last th
 
 Adding a check: write a function taking a `Context` and returning what was observed (a short
 string), decorate it with `@check(behaviour, expected, agrees=...)`, and register what it
-creates with `ctx.cleanup(...)`. Its unit test (tests/e2e/test_tenant_check.py) runs every check
+creates with `ctx.cleanup(...)`. Its unit test (tests/integration/test_tenant_check.py) runs every check
 against the fakes.
 
     .venv/bin/python scripts/tenant_check.py [--only NAME ...]

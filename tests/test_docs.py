@@ -15,7 +15,7 @@ def test_every_setting_is_in_the_readme_settings_table():
 
 
 def test_every_http_route_is_mentioned_in_the_readme():
-    from tests.e2e.test_function_app import indexed_functions
+    from tests.unit.test_function_app import indexed_functions
 
     routes = [f.get_trigger().route for f in indexed_functions() if f.get_trigger().type == "httpTrigger"]
     stems = {route.split("{")[0].rstrip("/") for route in routes}

@@ -101,7 +101,7 @@ def test_console_settings_give_the_application_insights_link(services):
 
 
 def test_the_console_route_is_anonymous_and_the_settings_route_is_guarded(services):
-    from tests.e2e.test_function_app import indexed_functions
+    from tests.unit.test_function_app import indexed_functions
 
     levels = {
         f.get_function_name(): f.get_trigger().auth_level

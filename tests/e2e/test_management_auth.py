@@ -24,8 +24,8 @@ from shared.names import ADMIN_ROUTE_PREFIX, RESYNC_QUEUE
 from shared.services import Services
 from tests.conftest import MANAGE_HEADERS, MANAGEMENT_KEY, drain_queue, track
 from tests.e2e.live import admin
-from tests.e2e.test_function_app import indexed_functions
 from tests.host import call_function
+from tests.unit.test_function_app import indexed_functions
 from tests.unit.test_principal import principal_header
 
 

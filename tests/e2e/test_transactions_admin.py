@@ -304,7 +304,7 @@ def _azurite(services):
 
 
 def test_admin_routes_are_guarded_by_the_app_and_health_is_anonymous():
-    from tests.e2e.test_function_app import indexed_functions
+    from tests.unit.test_function_app import indexed_functions
 
     routes = {}
     for function in indexed_functions():
