@@ -135,8 +135,11 @@ def _sql(body: Any) -> str:
 def _inner_content(envelope: Any) -> dict[str, Any]:
     """Unwrap {"content": "<json>", "statusCode": 200} (keys read case-insensitively, as the
     vendor's .NET SDK does); some answers are the content itself. A 200 whose inner status is not
-    200, or whose content says ``"Success": false`` or carries a non-empty ``Error``, is a failure
-    (https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs)."""
+    200, or whose content says ``"Success": false`` or carries a non-empty ``Error``, is a failure.
+    The SDK checks HTTP and the inner status
+    (https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Endpoints/Base/Endpoint.cs,
+    https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs);
+    the content's own failure marks are checked here as well, as observed (docs/verification.md)."""
     if not isinstance(envelope, dict):
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler answered without a JSON envelope")
     if not has_ci(envelope, "statusCode") and not has_ci(envelope, "content"):

@@ -1,8 +1,9 @@
 """Reading Dime.Scheduler's answers: keys case-insensitively, failures inside a 200 recognised.
 
-The vendor's .NET SDK reads the envelope's keys case-insensitively
-(https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Import/Response/ImportResponse.cs), so ``statusCode``,
-``StatusCode`` and ``statuscode`` are the same key here too.
+The vendor's .NET SDK reads the envelope (``ImportResponse``: Content, ContentType, StatusCode) with
+``PropertyNameCaseInsensitive = true``
+(https://github.com/dime-scheduler/sdk-dotnet/blob/main/src/Endpoints/Base/Endpoint.cs), so
+``statusCode``, ``StatusCode`` and ``statuscode`` are the same key here too.
 """
 
 from __future__ import annotations
