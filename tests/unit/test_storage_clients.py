@@ -56,13 +56,27 @@ def test_credentials_in_a_netrc_leave_requests_reading_the_environment(
 
 
 def test_both_clients_are_built_with_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the app hands the SDKs' public constructors (the proxies and `use_env_settings`, both
+    documented azure-core transport options), recorded there rather than read back from the
+    clients' private pipeline objects."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    built: dict[str, list[dict[str, object]]] = {"tables": [], "queues": []}
+    for name, cls in (("tables", TableServiceClient), ("queues", QueueServiceClient)):
+        real = cls.from_connection_string.__func__  # type: ignore[attr-defined]
+
+        def record(klass, conn_str, *, _real=real, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            built[_name].append(kwargs)
+            return _real(klass, conn_str, **kwargs)
+
+        monkeypatch.setattr(cls, "from_connection_string", classmethod(record))
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.contoso.com:3128")
     storage = StorageSettings(
         connection_string="DefaultEndpointsProtocol=https;AccountName=contoso;AccountKey=a2V5;EndpointSuffix=core.windows.net"
     )
-    tables, queues = table_service(storage), queue_service(storage)
-    table_transport = tables._client._client._pipeline._transport
-    queue_transport = queues._pipeline._transport
-    assert table_transport._use_env_settings is False and queue_transport._use_env_settings is False
-    proxy_policy = next(p for p in tables._policies if type(p).__name__ == "ProxyPolicy")
-    assert proxy_policy.proxies["https"] == "http://proxy.contoso.com:3128"
+    table_service(storage), queue_service(storage)
+    for name in ("tables", "queues"):
+        final = built[name][-1]  # the client the app keeps
+        assert final["use_env_settings"] is False, name
+        assert final["proxies"]["https"] == "http://proxy.contoso.com:3128", name  # type: ignore[index]
