@@ -44,15 +44,12 @@ class ProcessCaches:
 
 
 class Services:
-    # The adapters a test may hand in, replacing the lazily built ones below.
-    ADAPTERS = frozenset({"store", "queues", "subscription_owners", "graph", "dime"})
-
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now, **adapters: Any) -> None:
         self.settings = settings
         self.clock = clock
         self.caches = ProcessCaches()
-        if unknown := set(adapters) - self.ADAPTERS:
-            raise TypeError(f"Services: no such adapter(s) {sorted(unknown)}; known: {sorted(self.ADAPTERS)}")
+        if unknown := set(adapters) - ADAPTERS:
+            raise TypeError(f"Services: no such adapter(s) {sorted(unknown)}; known: {sorted(ADAPTERS)}")
         # A cached_property stores its value in the instance's __dict__: setting it first is what
         # replaces the adapter (and the property never builds the real one).
         self.__dict__.update(adapters)
@@ -93,6 +90,10 @@ class Services:
         from shared.adapters.dime import DimeGateway
 
         return DimeGateway(self.settings.dime_base_url, self.settings.dime_api_key)
+
+
+# The adapters a test may hand in: every lazily built one (a cached_property of Services).
+ADAPTERS = frozenset(name for name, value in vars(Services).items() if isinstance(value, cached_property))
 
 
 @cache
