@@ -1,0 +1,259 @@
+"""Timers that grow with the tenant: the delta, reconcile and renewal timers hand their mailboxes out
+on the chunk queue, and a queue function runs each chunk.
+
+Why: a timer is a singleton (one instance runs it), so walking every mailbox inside it, eight at a
+time, takes minutes at a few thousand mailboxes and never scales out. Here the timer lists the
+directory once (one partition query), sends one message per CHUNK_SIZE mailboxes and returns; the
+platform scales the queue function out over instances, each running its chunk's mailboxes with the
+same per-mailbox work as before (`delta_mailbox`, `reconcile_mailbox`, `renew_mailbox`).
+
+- The directory, not the message, decides: the worker reads each named mailbox again and works
+  only on those onboarded (delta: and enabled); the rest is counted and logged in one line.
+- A mailbox of a run is claimed first (adapters/storage/mailbox_claims.py): a chunk delivered twice
+  at once runs each mailbox once, and one delivered again after it finished costs a read per
+  mailbox. Delta also keeps its own lease inside `delta_mailbox` (a resync may run it too).
+- A mailbox's failure is its run record's, as before (the next timer run tries again); a failure
+  of the chunk itself (storage) raises, the host delivers it again, and after maxDequeueCount the
+  poison function makes it a failed transaction an administrator sees and retries.
+- Renewal sends only the mailboxes that need a write now (or a move to the current clientState
+  key), and spaces their messages so that the instances together stay under Graph's subscription
+  write limit (each process also paces its own writes).
+- The timer's run record (timer_runs.py) says what it started: mailboxes listed, messages sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from shared.core.fanout import (
+    CHUNK_SIZE,
+    Chunk,
+    Claim,
+    Rejected,
+    chunk_delays,
+    chunk_messages,
+    claim_expiry,
+    parse_chunk,
+    renewal_targets,
+    run_id,
+)
+from shared.core.outlook_to_dime.subscriptions import WINDOW_SECONDS, WRITES_PER_WINDOW
+from shared.core.resources import Resource
+from shared.core.runs import DELTA, RECONCILE, RENEWAL
+from shared.names import MAILBOX_CHUNKS_QUEUE, RESYNC_QUEUE
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+
+CLAIM_MARGIN_SECONDS = 120  # a claim outlives its chunk's budget by this much (then a crashed worker's expires)
+CHUNK_CONCURRENCY = 8  # mailboxes of one chunk run at once (as the timer did)
+# Renewal: a mailbox costs at most 2 subscription writes (a renewal that finds it gone and creates
+# it, or a move to the current key); so many messages per window keep every instance together
+# under WRITES_PER_WINDOW.
+RENEWAL_CHUNKS_PER_WINDOW = max(1, WRITES_PER_WINDOW // (2 * CHUNK_SIZE))
+
+_renewal_pacer: Any = None  # this process's subscription-write pacer, shared by its renewal chunks
+
+
+@dataclass
+class FanOut:
+    """What one timer invocation started."""
+
+    kind: str
+    run: str
+    listed: int  # mailboxes in the directory
+    handed_out: int  # mailboxes named in the messages
+    messages: int
+
+
+@dataclass
+class ChunkReport:
+    """What one chunk did, mailbox by mailbox (the per-mailbox figures are in their run records)."""
+
+    kind: str = ""
+    run: str = ""
+    rejected: str | None = None
+    ran: list[str] = field(default_factory=list)
+    done_already: list[str] = field(default_factory=list)  # this run did them (a message delivered again)
+    held: list[str] = field(default_factory=list)  # another worker holds them
+    not_onboarded: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)  # delta only: nothing to read
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+
+async def fan_out(services: Services, kind: str, *, chunk_size: int = CHUNK_SIZE) -> FanOut:
+    """The timer: list the directory, send the chunks, record the run. Reads nothing from Graph."""
+    from shared.usecases.timer_runs import save_timer_run
+
+    started = services.clock()
+    run = run_id(kind, started, uuid.uuid4().hex)
+    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    ids = await _handed_out(services, kind, resources)
+    messages = chunk_messages(kind, run, ids, chunk_size)
+    delays = (
+        chunk_delays(len(messages), RENEWAL_CHUNKS_PER_WINDOW, WINDOW_SECONDS)
+        if kind == RENEWAL
+        else [0] * len(messages)
+    )
+    await asyncio.to_thread(_send, services, messages, delays)
+    fanned = FanOut(kind, run, len(resources), len(ids), len(messages))
+    log.info("%s timer %s: %d of %d mailboxes in %d messages", kind, run, len(ids), len(resources), len(messages))
+    # changes: mailboxes listed; writes: messages sent; skipped: mailboxes this kind has nothing for
+    await save_timer_run(
+        services, kind, started, changes=len(resources), writes=len(messages), skipped=len(resources) - len(ids),
+        round=f"{run}: {len(ids)} mailboxes in {len(messages)} messages",
+    )  # fmt: skip
+    return fanned
+
+
+async def _handed_out(services: Services, kind: str, resources: list[Resource]) -> list[str]:
+    if kind == DELTA:
+        return [r.object_id for r in resources if r.consent.enabled]
+    if kind == RECONCILE:  # disabled mailboxes too: their links are what the decision removes
+        return [r.object_id for r in resources]
+    from shared.usecases.outlook_to_dime.subscriptions import current_fingerprint
+
+    rows = await asyncio.to_thread(_subscription_fingerprints, services)
+    within = timedelta(minutes=services.settings.renew_within_minutes)
+    return renewal_targets(resources, rows, current_fingerprint(services), services.clock(), within)
+
+
+def _subscription_fingerprints(services: Services) -> dict[str, str]:
+    """Every recorded subscription's fingerprint (one partition query, as the resources)."""
+    from shared.adapters.storage.subscription_rows import SUBSCRIPTION_PARTITION
+    from shared.names import SUBSCRIPTIONS_TABLE
+
+    entities = services.store.table(SUBSCRIPTIONS_TABLE).query_entities(
+        "PartitionKey eq @pk", parameters={"pk": SUBSCRIPTION_PARTITION}, select=["RowKey", "MadeWith"]
+    )
+    return {str(e["RowKey"]): str(e.get("MadeWith") or "") for e in entities}
+
+
+def _send(services: Services, messages: list[dict[str, Any]], delays: list[int]) -> None:
+    now = [message for message, delay in zip(messages, delays, strict=True) if not delay]
+    services.queues.send_many(MAILBOX_CHUNKS_QUEUE, now)
+    for message, delay in zip(messages, delays, strict=True):
+        if delay:
+            services.queues.send(MAILBOX_CHUNKS_QUEUE, message, delay_seconds=delay)
+
+
+async def run_chunk(message: Any, services: Services, *, budget_seconds: float | None = None) -> ChunkReport:
+    """The queue function: each onboarded mailbox of the chunk, claimed, then its timer's work."""
+    from shared.usecases.outlook_to_dime.mailbox_runs import RUN_BUDGET_SECONDS, Budget
+
+    chunk = parse_chunk(message)
+    if isinstance(chunk, Rejected):
+        log.warning("chunk message ignored: %s", chunk.reason)
+        return ChunkReport(rejected=chunk.reason)
+    report = ChunkReport(chunk.kind, chunk.run)
+    resources = await asyncio.gather(*(asyncio.to_thread(services.store.get_resource, i) for i in chunk.mailbox_ids))
+    eligible: list[Resource] = []
+    for mailbox_id, resource in zip(chunk.mailbox_ids, resources, strict=True):
+        if resource is None:
+            report.not_onboarded.append(mailbox_id)
+        elif chunk.kind == DELTA and not resource.consent.enabled:
+            report.disabled.append(mailbox_id)
+        else:
+            eligible.append(resource)
+    budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
+    work = _work(services, chunk, budget)
+    owner, limit = uuid.uuid4().hex, asyncio.Semaphore(CHUNK_CONCURRENCY)
+
+    async def one(resource: Resource) -> None:
+        async with limit:
+            await _claimed(services, chunk, resource, owner, budget.remaining(), work, report)
+
+    failures = [f for f in await asyncio.gather(*(one(r) for r in eligible), return_exceptions=True) if f is not None]
+    log.info(
+        "%s chunk of %s: %d ran, %d done already, %d held elsewhere, %d not onboarded, %d disabled, %d failed",
+        chunk.kind, chunk.run, len(report.ran), len(report.done_already), len(report.held),
+        len(report.not_onboarded), len(report.disabled), len(failures),
+    )  # fmt: skip
+    if chunk.kind == RECONCILE:
+        await _continue_paused(services, report)
+    if failures:  # the host delivers the chunk again: what finished is done, the rest runs again
+        raise failures[0]
+    return report
+
+
+async def _claimed(
+    services: Services,
+    chunk: Chunk,
+    resource: Resource,
+    owner: str,
+    budget_seconds: float,
+    work: Callable[[Resource], Awaitable[str]],
+    report: ChunkReport,
+) -> None:
+    """One mailbox under its claim: done by this run or held elsewhere means nothing to do. A run
+    that raised gives the claim back unfinished (a redelivery runs it again)."""
+    from shared.adapters.storage.mailbox_claims import finish_claim, take_claim
+
+    mailbox, now = resource.object_id, services.clock()
+    expires = claim_expiry(now, budget_seconds, CLAIM_MARGIN_SECONDS)
+    verdict, etag = await asyncio.to_thread(
+        take_claim, services.store, chunk.kind, mailbox, chunk.run, owner, now, expires
+    )
+    if verdict is Claim.DONE:
+        report.done_already.append(mailbox)
+        return
+    if verdict is Claim.HELD:
+        report.held.append(mailbox)
+        return
+    try:
+        report.outcomes[mailbox] = await work(resource)
+    except Exception:
+        await asyncio.to_thread(finish_claim, services.store, chunk.kind, mailbox, "", etag)
+        raise
+    report.ran.append(mailbox)
+    await asyncio.to_thread(finish_claim, services.store, chunk.kind, mailbox, chunk.run, etag)
+
+
+def _work(services: Services, chunk: Chunk, budget: Any) -> Callable[[Resource], Awaitable[str]]:
+    """The per-mailbox work of the chunk's timer, returning its outcome."""
+    from shared.usecases.outlook_to_dime.delta_sync import delta_mailbox
+    from shared.usecases.outlook_to_dime.reconcile import reconcile_mailbox
+
+    if chunk.kind == DELTA:
+
+        async def delta(resource: Resource) -> str:
+            return (await delta_mailbox(services, resource, "timer", budget)).outcome or ""
+
+        return delta
+    if chunk.kind == RECONCILE:
+
+        async def reconcile(resource: Resource) -> str:
+            return (await reconcile_mailbox(services, resource, "timer", budget)).outcome or ""
+
+        return reconcile
+
+    async def renewal(resource: Resource) -> str:
+        from shared.usecases.outlook_to_dime.subscriptions import Pacer, RenewalReport, renew_mailbox
+
+        global _renewal_pacer
+        if _renewal_pacer is None:
+            _renewal_pacer = Pacer()
+        one = RenewalReport()
+        await renew_mailbox(services, resource, _renewal_pacer, one)
+        if one.failed:
+            return "failed"
+        return "renewed" if one.renewed else "created" if one.created else "deleted" if one.deleted else "nothing-due"
+
+    return renewal
+
+
+async def _continue_paused(services: Services, report: ChunkReport) -> None:
+    """A reconcile pass that ran out of time continues through the resync queue (as before)."""
+    from shared.usecases.outlook_to_dime.reconcile import RECONCILE_CONTINUE
+
+    paused = [mailbox for mailbox, outcome in report.outcomes.items() if outcome == "paused"]
+    messages = [{"mailboxId": mailbox, "reason": RECONCILE_CONTINUE} for mailbox in paused]
+    if messages:
+        await asyncio.to_thread(services.queues.send_many, RESYNC_QUEUE, messages)
+        log.info("reconcile continues for %d mailboxes through %s", len(messages), RESYNC_QUEUE)
