@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.adapters.graph_subscriptions import SubscriptionFailed
@@ -22,7 +21,7 @@ from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew_all, subs
 from tests.conftest import drain_queue
 from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
-from tests.host import call_function
+from tests.host import fire_timer
 
 CONSENT = Consent.parse(True, "busy,oof", "normal")
 
@@ -118,7 +117,7 @@ def test_of_100_subscriptions_only_those_within_the_threshold_are_patched(graph,
     assert len(graph.subscriptions()) == 100 and len(due) == 34
     graph.reset_requests()
 
-    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+    fire_timer(function_app.renew_subscriptions, services)
 
     writes = subscription_writes(graph)
     assert writes == {"create": 0, "renew": len(due), "delete": 0, "list": 0, "reauthorize": 0}
@@ -306,7 +305,7 @@ def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(
     seed_current = seed(graph, services, users[2:], [now() + timedelta(days=5)])  # not due, current key
     graph.reset_requests()
 
-    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+    fire_timer(function_app.renew_subscriptions, services)
 
     methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in graph.requests if "/subscriptions" in r.path]
     assert sorted(m for m, _ in methods) == ["DELETE", "DELETE", "POST", "POST"]
@@ -332,7 +331,7 @@ def test_after_a_function_key_rotation_renewal_moves_subscriptions_to_the_new_ur
         lifecycle_notification_url=server.url("lifecycle"),
     )
 
-    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+    fire_timer(function_app.renew_subscriptions, services)
 
     live = graph.subscriptions()
     assert len(live) == 2 and {s["id"] for s in live}.isdisjoint({r.subscription_id for r in old})
