@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.adapters.graph_subscriptions import SubscriptionFailed
@@ -21,7 +22,7 @@ from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew_all, subs
 from tests.conftest import drain_queue
 from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
-from tests.host import fire_timer
+from tests.host import call_function, fire_timer
 
 CONSENT = Consent.parse(True, "busy,oof", "normal")
 
@@ -339,3 +340,24 @@ def test_after_a_function_key_rotation_renewal_moves_subscriptions_to_the_new_ur
         f"code={new_key}" in s["notificationUrl"] and f"code={new_key}" in s["lifecycleNotificationUrl"] for s in live
     )
     assert sorted(m["reason"] for m in drain_queue(services, RESYNC_QUEUE)) == ["subscriptionRecreated"] * 2
+
+
+def test_the_renewal_timer_hands_out_only_the_mailboxes_due_and_writes_nothing_itself(graph, services):
+    """Fanned out (usecases/fanout.py): the timer reads the directory and the subscription rows
+    (two partition queries), and sends the 34 due of 100 mailboxes in two messages."""
+    import json
+
+    from shared.names import MAILBOX_CHUNKS_QUEUE
+
+    users = [graph.add_user(mail=f"u{i}@contoso.com") for i in range(100)]
+    expiries = [now() + timedelta(minutes=(30 + i) if i % 3 == 0 else (1500 + i)) for i in range(100)]
+    live = seed(graph, services, users, expiries)
+    due = {r.object_id for i, r in enumerate(live) if i % 3 == 0}
+    graph.reset_requests()
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    client = services.queues.client(MAILBOX_CHUNKS_QUEUE)
+    messages = [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
+    assert len(messages) == 2 and {i for m in messages for i in m["mailboxIds"]} == due
+    assert subscription_writes(graph) == {"create": 0, "renew": 0, "delete": 0, "list": 0, "reauthorize": 0}
