@@ -54,9 +54,9 @@ log = logging.getLogger(__name__)
 CLAIM_MARGIN_SECONDS = 120  # a claim outlives its chunk's budget by this much (then a crashed worker's expires)
 CHUNK_CONCURRENCY = 8  # mailboxes of one chunk run at once (as the timer did)
 # Renewal: a mailbox costs at most 2 subscription writes (a renewal that finds it gone and creates
-# it, or a move to the current key); so many messages per window keep every instance together
-# under WRITES_PER_WINDOW.
-RENEWAL_CHUNKS_PER_WINDOW = max(1, WRITES_PER_WINDOW // (2 * CHUNK_SIZE))
+# it, or a move to the current key); 5 messages per window is half of WRITES_PER_WINDOW, the other
+# half a margin for the chunks of one window that are still writing when the next become visible.
+RENEWAL_CHUNKS_PER_WINDOW = max(1, WRITES_PER_WINDOW // (4 * CHUNK_SIZE))
 
 _renewal_pacer: Any = None  # this process's subscription-write pacer, shared by its renewal chunks
 
