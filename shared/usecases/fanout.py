@@ -257,3 +257,28 @@ async def _continue_paused(services: Services, report: ChunkReport) -> None:
     if messages:
         await asyncio.to_thread(services.queues.send_many, RESYNC_QUEUE, messages)
         log.info("reconcile continues for %d mailboxes through %s", len(messages), RESYNC_QUEUE)
+
+
+async def reconcile_claimed(services: Services, resource: Resource, reason: str, budget: Any) -> Any:
+    """A reconcile outside the timer (the resync queue: a pass continued, a disabled mailbox) under
+    the same claim as the chunks, so it never runs beside a chunk's pass of the mailbox. Held by
+    another worker: None (that pass continues from the same cursor, and queues its own continuation)."""
+    from shared.adapters.storage.mailbox_claims import finish_claim, take_claim
+    from shared.usecases.outlook_to_dime.reconcile import reconcile_mailbox
+
+    now, mailbox = services.clock(), resource.object_id
+    run = run_id(RECONCILE, now, uuid.uuid4().hex)
+    expires = claim_expiry(now, budget.remaining(), CLAIM_MARGIN_SECONDS)
+    verdict, etag = await asyncio.to_thread(
+        take_claim, services.store, RECONCILE, mailbox, run, uuid.uuid4().hex, now, expires
+    )
+    if verdict is not Claim.TAKE:
+        log.info("reconcile of %s (%s) not run: another worker holds the mailbox", mailbox, reason)
+        return None
+    try:
+        stats = await reconcile_mailbox(services, resource, reason, budget)
+    except Exception:
+        await asyncio.to_thread(finish_claim, services.store, RECONCILE, mailbox, "", etag)
+        raise
+    await asyncio.to_thread(finish_claim, services.store, RECONCILE, mailbox, run, etag)
+    return stats

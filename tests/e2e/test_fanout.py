@@ -205,3 +205,26 @@ def test_the_reconcile_chunks_check_disabled_mailboxes_too(graph, dime, services
 
     assert SyncStateStore(services.store).run(person["id"], RECONCILE)["Deletes"] == 1
     assert services.store.get_link(person["id"], graph.events(person["id"])[0]["id"]) is None
+
+
+def test_a_reconcile_through_the_resync_queue_never_runs_beside_a_chunks_pass(graph, dime, services):
+    from shared.adapters.storage.mailbox_claims import take_claim
+    from shared.usecases.outlook_to_dime.reconcile import RECONCILE_CONTINUE
+    from shared.usecases.resync import resync
+
+    [person] = onboard(graph, services, 1)
+    graph.create_event(person["id"], subject="Linked")
+    fire_timer(function_app.delta_timer, services)
+    now = datetime.now(UTC)
+    held, _ = take_claim(
+        services.store, RECONCILE, person["id"], "reconcile-x", "a-chunk", now, now + timedelta(minutes=5)
+    )
+    graph.reset_requests()
+    message = {"mailboxId": person["id"], "reason": RECONCILE_CONTINUE}
+
+    assert asyncio.run(resync(message, services)) is None
+    assert graph.requests == []
+
+    services.clock = lambda: datetime.now(UTC) + timedelta(minutes=6)  # the chunk's worker died: its claim expired
+    stats = asyncio.run(resync(message, services))
+    assert held.value == "take" and stats.outcome == "completed" and graph.requests
