@@ -10,8 +10,9 @@ same per-mailbox work as before (`delta_mailbox`, `reconcile_mailbox`, `renew_ma
 - The directory, not the message, decides: the worker reads each named mailbox again and works
   only on those onboarded (delta: and enabled); the rest is counted and logged in one line.
 - A mailbox of a run is claimed first (adapters/storage/mailbox_claims.py): a chunk delivered twice
-  at once runs each mailbox once, and one delivered again after it finished costs a read per
-  mailbox. Delta also keeps its own lease inside `delta_mailbox` (a resync may run it too).
+  at once runs each mailbox once, and one delivered again after it finished costs two range reads
+  (its directory rows and its claims). Delta also keeps its own lease inside `delta_mailbox` (a
+  resync may run it too). A chunk's claims are taken together and finished together, at its end.
 - A mailbox's failure is its run record's, as before (the next timer run tries again); a failure
   of the chunk itself (storage) raises, the host delivers it again, and after maxDequeueCount the
   poison function makes it a failed transaction an administrator sees and retries.
@@ -94,7 +95,7 @@ async def fan_out(services: Services, kind: str, *, chunk_size: int = CHUNK_SIZE
     started = services.clock()
     run = run_id(kind, started, uuid.uuid4().hex)
     resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
-    ids = await _handed_out(services, kind, resources)
+    ids = sorted(await _handed_out(services, kind, resources))  # contiguous row keys: one range read per chunk
     messages = chunk_messages(kind, run, ids, chunk_size)
     delays = (
         chunk_delays(len(messages), RENEWAL_CHUNKS_PER_WINDOW, WINDOW_SECONDS)
@@ -145,6 +146,7 @@ def _send(services: Services, messages: list[dict[str, Any]], delays: list[int])
 
 async def run_chunk(message: Any, services: Services, *, budget_seconds: float | None = None) -> ChunkReport:
     """The queue function: each onboarded mailbox of the chunk, claimed, then its timer's work."""
+    from shared.adapters.storage.mailbox_claims import finish_claims, resources_named, take_claims
     from shared.usecases.outlook_to_dime.mailbox_runs import RUN_BUDGET_SECONDS, Budget
 
     chunk = parse_chunk(message)
@@ -152,24 +154,41 @@ async def run_chunk(message: Any, services: Services, *, budget_seconds: float |
         log.warning("chunk message ignored: %s", chunk.reason)
         return ChunkReport(rejected=chunk.reason)
     report = ChunkReport(chunk.kind, chunk.run)
-    resources = await asyncio.gather(*(asyncio.to_thread(services.store.get_resource, i) for i in chunk.mailbox_ids))
-    eligible: list[Resource] = []
-    for mailbox_id, resource in zip(chunk.mailbox_ids, resources, strict=True):
+    named = await asyncio.to_thread(resources_named, services.store, list(chunk.mailbox_ids))
+    eligible: dict[str, Resource] = {}
+    for mailbox_id, resource in named.items():
         if resource is None:
             report.not_onboarded.append(mailbox_id)
         elif chunk.kind == DELTA and not resource.consent.enabled:
             report.disabled.append(mailbox_id)
         else:
-            eligible.append(resource)
+            eligible[mailbox_id] = resource
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
-    work = _work(services, chunk, budget)
-    owner, limit = uuid.uuid4().hex, asyncio.Semaphore(CHUNK_CONCURRENCY)
+    now, owner = services.clock(), uuid.uuid4().hex
+    expires = claim_expiry(now, budget.remaining(), CLAIM_MARGIN_SECONDS)
+    claims = await asyncio.to_thread(
+        take_claims, services.store, chunk.kind, list(eligible), chunk.run, owner, now, expires
+    )
+    taken: dict[str, str | None] = {}
+    for mailbox_id, (verdict, etag) in claims.items():
+        if verdict is Claim.DONE:
+            report.done_already.append(mailbox_id)
+        elif verdict is Claim.HELD:
+            report.held.append(mailbox_id)
+        else:
+            taken[mailbox_id] = etag
+    work, limit = _work(services, chunk, budget), asyncio.Semaphore(CHUNK_CONCURRENCY)
 
-    async def one(resource: Resource) -> None:
+    async def one(mailbox_id: str) -> None:
         async with limit:
-            await _claimed(services, chunk, resource, owner, budget.remaining(), work, report)
+            report.outcomes[mailbox_id] = await work(eligible[mailbox_id])
+            report.ran.append(mailbox_id)
 
-    failures = [f for f in await asyncio.gather(*(one(r) for r in eligible), return_exceptions=True) if f is not None]
+    outcomes = await asyncio.gather(*(one(m) for m in taken), return_exceptions=True)
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    # Done by this run, or given back unfinished ("") when its work raised: a redelivery runs it again.
+    finished = [(m, chunk.run if m in report.outcomes else "", etag) for m, etag in taken.items()]
+    await asyncio.to_thread(finish_claims, services.store, chunk.kind, finished)
     log.info(
         "%s chunk of %s: %d ran, %d done already, %d held elsewhere, %d not onboarded, %d disabled, %d failed",
         chunk.kind, chunk.run, len(report.ran), len(report.done_already), len(report.held),
@@ -180,39 +199,6 @@ async def run_chunk(message: Any, services: Services, *, budget_seconds: float |
     if failures:  # the host delivers the chunk again: what finished is done, the rest runs again
         raise failures[0]
     return report
-
-
-async def _claimed(
-    services: Services,
-    chunk: Chunk,
-    resource: Resource,
-    owner: str,
-    budget_seconds: float,
-    work: Callable[[Resource], Awaitable[str]],
-    report: ChunkReport,
-) -> None:
-    """One mailbox under its claim: done by this run or held elsewhere means nothing to do. A run
-    that raised gives the claim back unfinished (a redelivery runs it again)."""
-    from shared.adapters.storage.mailbox_claims import finish_claim, take_claim
-
-    mailbox, now = resource.object_id, services.clock()
-    expires = claim_expiry(now, budget_seconds, CLAIM_MARGIN_SECONDS)
-    verdict, etag = await asyncio.to_thread(
-        take_claim, services.store, chunk.kind, mailbox, chunk.run, owner, now, expires
-    )
-    if verdict is Claim.DONE:
-        report.done_already.append(mailbox)
-        return
-    if verdict is Claim.HELD:
-        report.held.append(mailbox)
-        return
-    try:
-        report.outcomes[mailbox] = await work(resource)
-    except Exception:
-        await asyncio.to_thread(finish_claim, services.store, chunk.kind, mailbox, "", etag)
-        raise
-    report.ran.append(mailbox)
-    await asyncio.to_thread(finish_claim, services.store, chunk.kind, mailbox, chunk.run, etag)
 
 
 def _work(services: Services, chunk: Chunk, budget: Any) -> Callable[[Resource], Awaitable[str]]:

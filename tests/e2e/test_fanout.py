@@ -12,6 +12,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
+from shared.adapters.storage import mailbox_claims
 from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.fanout import CHUNK_SIZE
@@ -177,10 +178,10 @@ def test_a_chunk_that_fails_every_delivery_becomes_a_failed_transaction(graph, s
     onboard(graph, services, 2)
     call_function(function_app.delta_timer, TimerRequest(past_due=False))
 
-    def storage_down(mailbox_id):
+    def storage_down(store, mailbox_ids):
         raise ConnectionError("table storage unreachable")
 
-    monkeypatch.setattr(services.store, "get_resource", storage_down)
+    monkeypatch.setattr(mailbox_claims, "resources_named", storage_down)
     run = run_queue(services, MAILBOX_CHUNKS_QUEUE, function_app.run_mailbox_chunk)
     poisoned = run_queue(services, MAILBOX_CHUNKS_QUEUE + POISON_SUFFIX, function_app.poisoned_mailbox_chunk)
 
@@ -228,3 +229,22 @@ def test_a_reconcile_through_the_resync_queue_never_runs_beside_a_chunks_pass(gr
     services.clock = lambda: datetime.now(UTC) + timedelta(minutes=6)  # the chunk's worker died: its claim expired
     stats = asyncio.run(resync(message, services))
     assert held.value == "take" and stats.outcome == "completed" and graph.requests
+
+
+def test_claims_taken_together_fall_back_row_by_row_when_another_worker_wrote_one(graph, services, monkeypatch):
+    """Between the read of a chunk's claims and its transaction another worker took one: the
+    transaction fails as a whole, each claim is tried on its own, and only that one is HELD."""
+    people = onboard(graph, services, 3)
+    ids = sorted(p["id"] for p in people)
+    now = datetime.now(UTC)
+    run = "delta-20261206t120000z-0123abcd"
+    mailbox_claims.take_claim(services.store, DELTA, ids[1], run, "the-other-worker", now, now + timedelta(minutes=5))
+    read = mailbox_claims._in_range
+    monkeypatch.setattr(mailbox_claims, "_in_range", lambda table, pk, wanted, select: {})  # read before it wrote
+    claims = mailbox_claims.take_claims(services.store, DELTA, ids, run, "me", now, now + timedelta(minutes=5))
+    monkeypatch.setattr(mailbox_claims, "_in_range", read)
+
+    assert {m: verdict.value for m, (verdict, _) in claims.items()} == {ids[0]: "take", ids[1]: "held", ids[2]: "take"}
+    mailbox_claims.finish_claims(services.store, DELTA, [(m, run, etag) for m, (_, etag) in claims.items()])
+    again = mailbox_claims.take_claims(services.store, DELTA, ids, run, "me-again", now, now + timedelta(minutes=5))
+    assert {m: verdict.value for m, (verdict, _) in again.items()} == {ids[0]: "done", ids[1]: "held", ids[2]: "done"}
