@@ -16,6 +16,9 @@ Idle: every mailbox has been through a first delta round already, so its delta a
   chunk queue, counted from the timer's start.
 
 Each figure checks its own work: every mailbox has a delta run record newer than the run's start.
+What limits the time is printed beside it: the CPU the workers and Azurite used (the "floor" is
+that CPU spread over every core of this machine, with nothing else running) and the load average
+(other processes on the machine take their share of the same cores).
 Goal (issue 20): the timer returns within 10 s; all mailboxes done within 40 s with 2 processes.
 """
 
@@ -72,15 +75,23 @@ def delta_runs_since(services: Any, mailbox_ids: list[str], since: datetime) -> 
     )
 
 
-def before(services: Any, mailbox_ids: list[str]) -> dict[str, Any]:
+def before(services: Any, mailbox_ids: list[str], azurite: Any) -> dict[str, Any]:
     from shared.usecases.outlook_to_dime.delta_sync import run_delta
 
     since = datetime.now(UTC)
+    azurite_before, own_before = process_cpu_seconds(azurite.process.pid), time.process_time()
     started = time.perf_counter()
     asyncio.run(run_delta(services))
     seconds = time.perf_counter() - started
     done = delta_runs_since(services, mailbox_ids, since)
-    return {"timer_seconds": seconds, "all_done_seconds": seconds, "done": done}
+    return {
+        "timer_seconds": seconds,
+        "all_done_seconds": seconds,
+        "done": done,
+        "app_cpu_seconds": time.process_time() - own_before,  # the app, and FakeGraph's threads beside it
+        "azurite_cpu_seconds": process_cpu_seconds(azurite.process.pid) - azurite_before,
+        "load": os.getloadavg()[0],
+    }
 
 
 def after(services: Any, env: dict[str, str], mailbox_ids: list[str], processes: int, azurite: Any) -> dict[str, Any]:
@@ -112,6 +123,7 @@ def after(services: Any, env: dict[str, str], mailbox_ids: list[str], processes:
         "workers_cpu_seconds": sum(r["cpu_seconds"] for r in results),
         "azurite_cpu_seconds": process_cpu_seconds(azurite.process.pid) - azurite_before,
         "storage_requests": sum(r["storage_requests"] for r in results),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -145,11 +157,17 @@ def main() -> None:
             print(f"FakeGraph answers every request after {args.graph_delay * 1000:.0f} ms; Azurite undelayed")
             rows: list[tuple[str, str]] = []
             if not args.skip_before:
-                b = before(services, mailbox_ids)
+                b = before(services, mailbox_ids, azurite)
                 rows.append(
                     ("before: timer invocation (= all mailboxes done, 1 instance)", f"{b['timer_seconds']:.1f} s")
                 )
                 rows.append(("before: mailboxes done", f"{b['done']} of {len(mailbox_ids)}"))
+                rows.append(
+                    (
+                        "before: CPU s app (+ FakeGraph) / Azurite; load average after",
+                        f"{b['app_cpu_seconds']:.1f} / {b['azurite_cpu_seconds']:.1f}; {b['load']:.1f}",
+                    )
+                )
             for processes in args.processes:
                 a = after(services, env, mailbox_ids, processes, azurite)
                 expected = math.ceil(len(mailbox_ids) / 25)
@@ -163,6 +181,14 @@ def main() -> None:
                     (
                         f"after, {processes} process(es): CPU s workers / Azurite; storage requests",
                         f"{a['workers_cpu_seconds']:.1f} / {a['azurite_cpu_seconds']:.1f}; {a['storage_requests']}",
+                    )
+                )
+                cpu = a["workers_cpu_seconds"] + a["azurite_cpu_seconds"]
+                cores = os.cpu_count() or 1
+                rows.append(
+                    (
+                        f"after, {processes} process(es): CPU per mailbox; floor on {cores} cores; load average after",
+                        f"{cpu / len(mailbox_ids) * 1000:.1f} ms; {cpu / cores:.1f} s; {a['load']:.1f}",
                     )
                 )
                 if a["failed_deliveries"]:
