@@ -361,3 +361,19 @@ def test_the_renewal_timer_hands_out_only_the_mailboxes_due_and_writes_nothing_i
     messages = [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
     assert len(messages) == 2 and {i for m in messages for i in m["mailboxIds"]} == due
     assert subscription_writes(graph) == {"create": 0, "renew": 0, "delete": 0, "list": 0, "reauthorize": 0}
+
+
+def test_renewal_messages_beyond_five_become_visible_a_window_later(graph, services):
+    """Instances together stay under Graph's 500 subscription writes per 20 s: 5 messages of 25
+    mailboxes (at most 2 writes each) become visible per 20-second window."""
+    from shared.names import MAILBOX_CHUNKS_QUEUE
+
+    users = [graph.add_user(mail=f"due{i}@contoso.com") for i in range(130)]
+    seed(graph, services, users[:100], [now() + timedelta(minutes=30)] * 100)
+    seed(graph, services, users[100:], [now() + timedelta(minutes=30)] * 30)
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    client = services.queues.client(MAILBOX_CHUNKS_QUEUE)
+    assert len(client.peek_messages(max_messages=32)) == 5  # the sixth waits 20 s
+    assert services.queues.depth(MAILBOX_CHUNKS_QUEUE) == 6
