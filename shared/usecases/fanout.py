@@ -220,16 +220,31 @@ def _work(services: Services, chunk: Chunk, budget: Any) -> Callable[[Resource],
         return reconcile
 
     async def renewal(resource: Resource) -> str:
+        """Renewed, created, deleted or nothing-due; a failure is the mailbox's `renewal-run` record's
+        (beside its delta and reconcile runs: what the timer's own record listed before the fan-out)."""
+        from shared.adapters.storage.syncstate_store import SyncStateStore
+        from shared.core.runs import RunStats
+        from shared.usecases.outlook_to_dime.mailbox_runs import guarded_run
         from shared.usecases.outlook_to_dime.subscriptions import Pacer, RenewalReport, renew_mailbox
 
         global _renewal_pacer
         if _renewal_pacer is None:
             _renewal_pacer = Pacer()
-        one = RenewalReport()
-        await renew_mailbox(services, resource, _renewal_pacer, one)
-        if one.failed:
-            return "failed"
-        return "renewed" if one.renewed else "created" if one.created else "deleted" if one.deleted else "nothing-due"
+        stats = RunStats(RENEWAL, resource.object_id, services.clock(), "timer")
+
+        async def work() -> str:
+            one = RenewalReport()
+            await renew_mailbox(services, resource, _renewal_pacer, one)
+            stats.writes, stats.deletes = len(one.renewed) + len(one.created), len(one.deleted)
+            for reason in one.failed.values():
+                stats.error(reason)
+            if one.failed:
+                return "failed"
+            return (
+                "renewed" if one.renewed else "created" if one.created else "deleted" if one.deleted else "nothing-due"
+            )
+
+        return (await guarded_run(services, stats, work, SyncStateStore(services.store))).outcome or ""
 
     return renewal
 

@@ -13,6 +13,7 @@ from azure.functions.timer import TimerRequest
 import function_app
 from shared.adapters.graph_subscriptions import SubscriptionFailed
 from shared.adapters.storage.subscription_rows import get_subscription, subscriptions_of
+from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.consent import Consent
 from shared.core.outlook_to_dime.subscriptions import TokenBucket, format_expiry, parse_expiry
@@ -22,7 +23,7 @@ from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew_all, subs
 from tests.conftest import drain_queue
 from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
-from tests.host import call_function, fire_timer
+from tests.host import call_function, fire_timer, run_queue
 
 CONSENT = Consent.parse(True, "busy,oof", "normal")
 
@@ -361,6 +362,11 @@ def test_the_renewal_timer_hands_out_only_the_mailboxes_due_and_writes_nothing_i
     messages = [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
     assert len(messages) == 2 and {i for m in messages for i in m["mailboxIds"]} == due
     assert subscription_writes(graph) == {"create": 0, "renew": 0, "delete": 0, "list": 0, "reauthorize": 0}
+
+    run_queue(services, MAILBOX_CHUNKS_QUEUE, function_app.run_mailbox_chunk)
+    store = SyncStateStore(services.store)
+    assert {store.run(m, "renewal")["Outcome"] for m in due} == {"renewed"}  # each mailbox's own record
+    assert store.run(live[1].object_id, "renewal") is None  # not due: not handed out
 
 
 def test_renewal_messages_beyond_five_become_visible_a_window_later(graph, services):
