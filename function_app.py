@@ -10,6 +10,7 @@ import azure.functions as func
 
 from shared import names
 from shared.core.dime_to_outlook.publications_key import presented_key
+from shared.core.runs import DELTA, RECONCILE, RENEWAL
 from shared.names import ADMIN_ROUTE_PREFIX, LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, STORAGE_CONNECTION
 from shared.services import services
 from shared.usecases.admin.access import refused as management_refusal
@@ -34,11 +35,9 @@ from shared.usecases.dime_to_outlook.inbound import receive_publications
 from shared.usecases.dime_to_outlook.place_appointment import apply_publication
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 from shared.usecases.dime_to_outlook.unmatched import unmatched
-from shared.usecases.outlook_to_dime.delta_sync import run_delta
+from shared.usecases.fanout import fan_out, run_chunk
 from shared.usecases.outlook_to_dime.lifecycle import handle_lifecycle
 from shared.usecases.outlook_to_dime.notification_batch import apply_notifications
-from shared.usecases.outlook_to_dime.reconcile import run_reconcile
-from shared.usecases.outlook_to_dime.subscriptions import renew_all
 from shared.usecases.outlook_to_dime.webhook import receive_notifications
 from shared.usecases.poison import keeping_last_error, record_poisoned
 from shared.usecases.resync import request_resync, resync
@@ -112,9 +111,10 @@ async def manage_resource(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%RENEW_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def renew_subscriptions(timer: func.TimerRequest) -> None:
-    """Renew subscriptions near expiry, create missing ones, delete those of disabled mailboxes; then
-    re-register the Dime.Scheduler hooks made with another publications key or URL (a rotation)."""
-    await renew_all(services())
+    """Hand out the mailboxes whose subscription needs a write (renew near expiry, create missing,
+    delete of disabled, move to a new key) on the chunk queue; then re-register the Dime.Scheduler
+    hooks made with another publications key or URL (a rotation)."""
+    await fan_out(services(), RENEWAL)
     await reregister_hooks(services())
 
 
@@ -261,14 +261,29 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.timer_trigger(schedule="%DELTA_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def delta_timer(timer: func.TimerRequest) -> None:
-    """calendarView/delta for every enabled mailbox: what changed reaches Dime.Scheduler."""
-    await run_delta(services())
+    """calendarView/delta for every enabled mailbox, handed out in chunks on the chunk queue."""
+    await fan_out(services(), DELTA)
 
 
 @app.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def reconcile_timer(timer: func.TimerRequest) -> None:
-    """The nightly check-up: every linked event read again ($batch) and decided again."""
-    await run_reconcile(services())
+    """The nightly check-up of every mailbox's linked events, handed out in chunks on the chunk queue."""
+    await fan_out(services(), RECONCILE)
+
+
+@app.queue_trigger(arg_name="msg", queue_name=names.MAILBOX_CHUNKS_QUEUE, connection=STORAGE_CONNECTION)
+async def run_mailbox_chunk(msg: func.QueueMessage) -> None:
+    """{"kind", "run", "mailboxIds"}: a timer's work for those mailboxes (the directory decides which)."""
+    async with keeping_last_error(names.MAILBOX_CHUNKS_QUEUE, msg.get_body(), msg.dequeue_count, services()):
+        await run_chunk(json.loads(msg.get_body()), services())
+
+
+@app.queue_trigger(
+    arg_name="msg", queue_name=names.MAILBOX_CHUNKS_QUEUE + names.POISON_SUFFIX, connection=STORAGE_CONNECTION
+)
+def poisoned_mailbox_chunk(msg: func.QueueMessage) -> None:
+    """A chunk that failed every delivery: a failed transaction, retried by the timer."""
+    record_poisoned(names.MAILBOX_CHUNKS_QUEUE, msg.get_body(), services())
 
 
 @app.queue_trigger(arg_name="msg", queue_name=names.RESYNC_QUEUE, connection=STORAGE_CONNECTION)

@@ -12,8 +12,17 @@ LIFECYCLE_QUEUE = "graph-lifecycle"
 RESYNC_QUEUE = "mailbox-resync"
 PUBLICATIONS_QUEUE = "dime-publications"
 BULK_QUEUE = "transactions-bulk"  # retry/archive "all" beyond one page, a page per message
+# The delta, reconcile and renewal timers' work, a chunk of mailboxes per message (usecases/fanout.py)
+MAILBOX_CHUNKS_QUEUE = "mailbox-chunks"
 
-TRIGGER_QUEUES = (NOTIFICATIONS_QUEUE, LIFECYCLE_QUEUE, RESYNC_QUEUE, PUBLICATIONS_QUEUE, BULK_QUEUE)
+TRIGGER_QUEUES = (
+    NOTIFICATIONS_QUEUE,
+    LIFECYCLE_QUEUE,
+    RESYNC_QUEUE,
+    PUBLICATIONS_QUEUE,
+    BULK_QUEUE,
+    MAILBOX_CHUNKS_QUEUE,
+)
 POISON_SUFFIX = "-poison"
 POISON_QUEUES = tuple(q + POISON_SUFFIX for q in TRIGGER_QUEUES)
 # A poison function that itself fails every delivery moves the message on to "<queue>-poison-poison";

@@ -90,3 +90,15 @@ async def _run_queue(services: Services, queue_name: str, function: Callable[...
             client.delete_message(message)
             run.succeeded += 1
     return run
+
+
+def fire_timer(timer: Callable[..., Any], services: Services) -> QueueRun:
+    """Call a timer function, then deliver what it handed out on the chunk queue (the delta,
+    reconcile and renewal timers fan out: usecases/fanout.py), as the host's listener would."""
+    from azure.functions.timer import TimerRequest
+
+    import function_app
+    from shared.names import MAILBOX_CHUNKS_QUEUE
+
+    call_function(timer, TimerRequest(past_due=False))
+    return run_queue(services, MAILBOX_CHUNKS_QUEUE, function_app.run_mailbox_chunk)

@@ -23,16 +23,19 @@ var queueNames = [
   'mailbox-resync'
   'dime-publications'
   'transactions-bulk'
+  'mailbox-chunks'
   'graph-notifications-poison'
   'graph-lifecycle-poison'
   'mailbox-resync-poison'
   'dime-publications-poison'
   'transactions-bulk-poison'
+  'mailbox-chunks-poison'
   'graph-notifications-poison-poison'
   'graph-lifecycle-poison-poison'
   'mailbox-resync-poison-poison'
   'dime-publications-poison-poison'
   'transactions-bulk-poison-poison'
+  'mailbox-chunks-poison-poison'
 ]
 
 // Must equal shared/names.py ALL_TABLES; a test checks.

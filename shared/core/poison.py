@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.core.transaction_query import is_key_safe
 from shared.core.transactions import DIME_PARTITION
-from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, RESYNC_QUEUE
+from shared.names import LIFECYCLE_QUEUE, MAILBOX_CHUNKS_QUEUE, NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, RESYNC_QUEUE
 
 UNKNOWN_MAILBOX = "unknown"
 OUTLOOK_TO_DIME = "outlook-to-dime"
@@ -63,6 +63,8 @@ def describe_poison(queue: str, body: bytes) -> PoisonedMessage:
     guid = _text(message, "appointmentGuid")
     if queue == NOTIFICATIONS_QUEUE:
         operation = "delete" if message.get("changeType") == "deleted" else "upsert"
+    if queue == MAILBOX_CHUNKS_QUEUE and isinstance(message.get("kind"), str):  # {"kind", "run", "mailboxIds"}
+        operation = f"{message['kind'][:40]}-chunk"
     if queue == PUBLICATIONS_QUEUE:  # {"change", "publication": {"guid", ...}}: about an appointment
         mailbox = DIME_PARTITION
         publication = message.get("publication")

@@ -17,10 +17,11 @@ from shared.adapters.storage.resync_requests import mark_resync_started
 from shared.core.runs import RunStats
 from shared.names import RESYNC_QUEUE
 from shared.services import Services
+from shared.usecases.fanout import reconcile_claimed
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.outlook_to_dime.delta_sync import delta_mailbox
 from shared.usecases.outlook_to_dime.mailbox_runs import RUN_BUDGET_SECONDS, Budget
-from shared.usecases.outlook_to_dime.reconcile import RECONCILE_CONTINUE, reconcile_mailbox
+from shared.usecases.outlook_to_dime.reconcile import RECONCILE_CONTINUE
 from shared.usecases.outlook_to_dime.sync_event import state_store
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ async def resync(
     await asyncio.to_thread(mark_resync_started, services.store, mailbox_id, services.clock())
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     if reason == RECONCILE_CONTINUE:
-        return await reconcile_mailbox(services, resource, reason, budget)
+        return await reconcile_claimed(services, resource, reason, budget)
     if reason == RULES:
         await apply_rules_for(services, {resource.email, resource.upn})
         return None
@@ -58,7 +59,7 @@ async def resync(
         # A disabled mailbox's appointments leave the board: a reconcile pass from the start,
         # whose decision (mailbox-disabled) deletes every linked one. Delta would read nothing.
         await asyncio.to_thread(state_store(services).restart_reconcile, mailbox_id, services.clock())
-        return await reconcile_mailbox(services, resource, reason, budget)
+        return await reconcile_claimed(services, resource, reason, budget)
     return await delta_mailbox(services, resource, reason, budget)
 
 

@@ -1,5 +1,6 @@
-"""The last run of the timers that cover every mailbox at once (retry, renewal): one run record
-each, beside the Dime.Scheduler reconcile's, so the Overview can say when they last ran and how."""
+"""The last run of the timers that cover every mailbox at once (retry, renewal, and what the delta
+and reconcile timers handed out: usecases/fanout.py): one run record each, beside the
+Dime.Scheduler reconcile's, so the Overview can say when they last ran and how."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import asyncio
 import logging
 from datetime import datetime
 
-from shared.core.runs import DIME_SCHEDULER_SCOPE, RENEWAL, RETRY, RunStats
+from shared.core.runs import DELTA, DIME_SCHEDULER_SCOPE, RECONCILE, RENEWAL, RETRY, RunStats
 from shared.services import Services
 
 log = logging.getLogger(__name__)
 
-TIMER_KINDS = (RETRY, RENEWAL)
+TIMER_KINDS = (RETRY, RENEWAL, DELTA, RECONCILE)
 
 
 async def save_timer_run(
@@ -25,13 +26,14 @@ async def save_timer_run(
     deletes: int = 0,
     skipped: int = 0,
     errors: list[str] | None = None,
+    round: str = "",
 ) -> None:
     """Save what one timer run did; a record that cannot be written is logged, never raised (the
     run's own work is done by then)."""
     from shared.adapters.storage.syncstate_store import SyncStateStore
 
     run = RunStats(kind, DIME_SCHEDULER_SCOPE, started_at, reason="timer", changes=changes, writes=writes)
-    run.deletes, run.skipped = deletes, skipped
+    run.deletes, run.skipped, run.round = deletes, skipped, round
     for message in errors or []:
         run.error(message)
     run.finish("completed" if not run.errors else "completed-with-errors", services.clock())

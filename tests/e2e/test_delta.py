@@ -10,7 +10,6 @@ import json
 
 import azure.functions as func
 import pytest
-from azure.functions.timer import TimerRequest
 
 import function_app
 import shared.adapters.graph as graph_adapter
@@ -21,7 +20,7 @@ from shared.core.resources import resource_from_user
 from shared.names import ADMIN_ROUTE_PREFIX, RESYNC_QUEUE
 from shared.usecases.outlook_to_dime.delta_sync import run_delta
 from tests.conftest import MANAGE_HEADERS, TENANT_ID
-from tests.host import call_function, run_queue
+from tests.host import call_function, fire_timer, run_queue
 
 
 def add_mailbox(graph, services, **user):
@@ -36,7 +35,7 @@ def person(graph, services):
 
 
 def delta_timer():
-    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    fire_timer(function_app.delta_timer, function_app.services())
 
 
 def delta_with_budget(services, seconds):

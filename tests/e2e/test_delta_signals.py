@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 import pytest
-from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.adapters.graph import MailboxLimit
@@ -21,7 +20,7 @@ from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE
 from tests.conftest import TENANT_ID, notification_item, track
-from tests.host import call_function, run_queue
+from tests.host import fire_timer, run_queue
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def person(graph, services):
 
 
 def delta_timer():
-    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    fire_timer(function_app.delta_timer, function_app.services())
 
 
 def notify(services, person, event_id, change_type="updated"):

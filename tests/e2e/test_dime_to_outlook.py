@@ -20,7 +20,7 @@ from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, make_services, notification_item, settings_env, track
-from tests.host import run_queue
+from tests.host import fire_timer, run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -462,9 +462,6 @@ def test_delta_never_imports_our_events_whose_link_is_not_saved_yet(graph, dime,
     """Delta reads events new to us as a batch (one /import per page): our own events among them
     (tagged, their link not yet saved, e.g. a delta run between Graph's create and our link write)
     must not go to the planning board, or the planner's appointment comes back as a second one."""
-    from azure.functions.timer import TimerRequest
-
-    from tests.host import call_function
 
     jane = people["jane"]["id"]
     for n in range(3):
@@ -472,7 +469,7 @@ def test_delta_never_imports_our_events_whose_link_is_not_saved_yet(graph, dime,
         graph.create_event(jane, subject=f"Planned {n}", extended_properties={TAG_PROPERTY_ID: tag})
     graph.create_event(jane, subject="Dentist")
     dime.reset_calls()
-    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    fire_timer(function_app.delta_timer, services)
     subjects = sorted(params.get("Subject") for procedure, params in dime.calls if "Subject" in params)
     assert subjects == ["Dentist"]
 
@@ -552,13 +549,10 @@ def test_an_appointment_the_outlook_path_created_is_not_written_back(graph, dime
 def test_appointments_delta_imported_as_a_batch_are_not_written_back(graph, dime, services, people):
     """Delta imports a page of new events in one batch: those appointments are the Outlook path's
     too (marked before the import), so their publications never come back as a second event."""
-    from azure.functions.timer import TimerRequest
-
-    from tests.host import call_function
 
     jane = people["jane"]["id"]
     events = [graph.create_event(jane, subject=f"Dentist {n}") for n in range(3)]
-    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    fire_timer(function_app.delta_timer, services)
     links = [services.store.get_link(jane, event["id"]) for event in events]
     assert all(link is not None and link.origin == "outlook" for link in links)
     graph.reset_requests()

@@ -152,7 +152,12 @@ def test_the_retry_and_renewal_timers_leave_a_run_record_the_status_shows(servic
     from shared.usecases.outlook_to_dime.subscriptions import renew_all
     from shared.usecases.retry import retry_due
 
-    assert get(function_app.manage_status)[1]["timerRuns"] == {"retry": None, "renewal": None}
+    assert get(function_app.manage_status)[1]["timerRuns"] == {
+        "retry": None,
+        "renewal": None,
+        "delta": None,
+        "reconcile": None,
+    }
     store = transaction_store(services)
     store.add(replace(tx(0, Status.FAILED, datetime.now(UTC)), error_code="DIME_REJECTED"))  # permanent: not due
     asyncio.run(retry_due(services))

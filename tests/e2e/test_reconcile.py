@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from azure.functions.timer import TimerRequest
 
 import function_app
 import shared.usecases.outlook_to_dime.mailbox_runs as mailbox_runs
@@ -15,7 +14,7 @@ from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PR
 from shared.names import RESYNC_QUEUE
 from shared.usecases.outlook_to_dime.reconcile import run_reconcile
 from tests.conftest import TENANT_ID, drain_queue
-from tests.host import call_function, run_queue
+from tests.host import fire_timer, run_queue
 from tests.linkseed import add_mailbox, seed_linked_events
 
 
@@ -37,7 +36,7 @@ def waits(monkeypatch):
 
 
 def reconcile_timer():
-    call_function(function_app.reconcile_timer, TimerRequest(past_due=False))
+    fire_timer(function_app.reconcile_timer, function_app.services())
 
 
 def upserts(dime):

@@ -13,6 +13,7 @@ from azure.functions.timer import TimerRequest
 import function_app
 from shared.adapters.graph_subscriptions import SubscriptionFailed
 from shared.adapters.storage.subscription_rows import get_subscription, subscriptions_of
+from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.adapters.storage.transactions_store import transaction_store
 from shared.core.consent import Consent
 from shared.core.outlook_to_dime.subscriptions import TokenBucket, format_expiry, parse_expiry
@@ -22,7 +23,7 @@ from shared.usecases.outlook_to_dime.subscriptions import Pacer, renew_all, subs
 from tests.conftest import drain_queue
 from tests.e2e.live import admin, subscription_writes, wire
 from tests.functions_server import FunctionsServer
-from tests.host import call_function
+from tests.host import call_function, fire_timer, run_queue
 
 CONSENT = Consent.parse(True, "busy,oof", "normal")
 
@@ -118,7 +119,7 @@ def test_of_100_subscriptions_only_those_within_the_threshold_are_patched(graph,
     assert len(graph.subscriptions()) == 100 and len(due) == 34
     graph.reset_requests()
 
-    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+    fire_timer(function_app.renew_subscriptions, services)
 
     writes = subscription_writes(graph)
     assert writes == {"create": 0, "renew": len(due), "delete": 0, "list": 0, "reauthorize": 0}
@@ -306,7 +307,7 @@ def test_after_a_key_rotation_renewal_recreates_subscriptions_under_the_new_key(
     seed_current = seed(graph, services, users[2:], [now() + timedelta(days=5)])  # not due, current key
     graph.reset_requests()
 
-    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+    fire_timer(function_app.renew_subscriptions, services)
 
     methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in graph.requests if "/subscriptions" in r.path]
     assert sorted(m for m, _ in methods) == ["DELETE", "DELETE", "POST", "POST"]
@@ -332,7 +333,7 @@ def test_after_a_function_key_rotation_renewal_moves_subscriptions_to_the_new_ur
         lifecycle_notification_url=server.url("lifecycle"),
     )
 
-    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+    fire_timer(function_app.renew_subscriptions, services)
 
     live = graph.subscriptions()
     assert len(live) == 2 and {s["id"] for s in live}.isdisjoint({r.subscription_id for r in old})
@@ -340,3 +341,45 @@ def test_after_a_function_key_rotation_renewal_moves_subscriptions_to_the_new_ur
         f"code={new_key}" in s["notificationUrl"] and f"code={new_key}" in s["lifecycleNotificationUrl"] for s in live
     )
     assert sorted(m["reason"] for m in drain_queue(services, RESYNC_QUEUE)) == ["subscriptionRecreated"] * 2
+
+
+def test_the_renewal_timer_hands_out_only_the_mailboxes_due_and_writes_nothing_itself(graph, services):
+    """Fanned out (usecases/fanout.py): the timer reads the directory and the subscription rows
+    (two partition queries), and sends the 34 due of 100 mailboxes in two messages."""
+    import json
+
+    from shared.names import MAILBOX_CHUNKS_QUEUE
+
+    users = [graph.add_user(mail=f"u{i}@contoso.com") for i in range(100)]
+    expiries = [now() + timedelta(minutes=(30 + i) if i % 3 == 0 else (1500 + i)) for i in range(100)]
+    live = seed(graph, services, users, expiries)
+    due = {r.object_id for i, r in enumerate(live) if i % 3 == 0}
+    graph.reset_requests()
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    client = services.queues.client(MAILBOX_CHUNKS_QUEUE)
+    messages = [json.loads(m.content) for m in client.peek_messages(max_messages=32)]
+    assert len(messages) == 2 and {i for m in messages for i in m["mailboxIds"]} == due
+    assert subscription_writes(graph) == {"create": 0, "renew": 0, "delete": 0, "list": 0, "reauthorize": 0}
+
+    run_queue(services, MAILBOX_CHUNKS_QUEUE, function_app.run_mailbox_chunk)
+    store = SyncStateStore(services.store)
+    assert {store.run(m, "renewal")["Outcome"] for m in due} == {"renewed"}  # each mailbox's own record
+    assert store.run(live[1].object_id, "renewal") is None  # not due: not handed out
+
+
+def test_renewal_messages_beyond_five_become_visible_a_window_later(graph, services):
+    """Instances together stay under Graph's 500 subscription writes per 20 s: 5 messages of 25
+    mailboxes (at most 2 writes each) become visible per 20-second window."""
+    from shared.names import MAILBOX_CHUNKS_QUEUE
+
+    users = [graph.add_user(mail=f"due{i}@contoso.com") for i in range(130)]
+    seed(graph, services, users[:100], [now() + timedelta(minutes=30)] * 100)
+    seed(graph, services, users[100:], [now() + timedelta(minutes=30)] * 30)
+
+    call_function(function_app.renew_subscriptions, TimerRequest(past_due=False))
+
+    client = services.queues.client(MAILBOX_CHUNKS_QUEUE)
+    assert len(client.peek_messages(max_messages=32)) == 5  # the sixth waits 20 s
+    assert services.queues.depth(MAILBOX_CHUNKS_QUEUE) == 6

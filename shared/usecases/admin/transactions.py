@@ -24,7 +24,7 @@ from shared.adapters.storage.history_store import history_store
 from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.api_format import camel, iso_utc, page, unknown_names, unknown_params_reason
 from shared.core.resources import Resource
-from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RENEWAL, RETRY
+from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE
 from shared.core.transaction_query import (
     FILTER_FIELDS,
     QueryError,
@@ -43,6 +43,7 @@ from shared.services import Services
 from shared.usecases.admin.archive import archive, eligible_statuses
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.retry import retry_transaction
+from shared.usecases.timer_runs import TIMER_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -411,8 +412,9 @@ def status(params: Mapping[str, str], services: Services) -> HttpAnswer:
             "queues": queues,
             "failedTransactions": {"total": sum(by_code.values()), "byCode": dict(sorted(by_code.items()))},
             "dimeReconcile": _dime_reconcile_run(services),
-            # the retry and renewal timers' last runs (null before their first recorded run)
-            "timerRuns": {kind: _dime_reconcile_run(services, kind) for kind in (RETRY, RENEWAL)},
+            # the retry, renewal, delta and reconcile timers' last runs (null before their first
+            # recorded run); the delta and reconcile ones say what they handed out (usecases/fanout.py)
+            "timerRuns": {kind: _dime_reconcile_run(services, kind) for kind in TIMER_KINDS},
             # Succeeded/failed outcomes per hour (24) and day (14), per direction: one range query.
             "history": history_store(services.store).summary(services.clock()),
         },

@@ -216,23 +216,7 @@ async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalRe
     report = RenewalReport()
     await _recreate_under_current_key(services, resources, pacer, report)
     for step, resource in renewal_plan(resources, services.clock(), within):
-        try:
-            if step is Step.RENEW:
-                await renew(services, resource, pacer)
-                report.renewed.append(resource.object_id)
-            elif step is Step.CREATE:
-                await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None), pacer)
-                request_resync(services, resource.object_id, "subscriptionRecreated")
-                report.created.append(resource.object_id)
-            elif step is Step.DELETE:
-                updated = await unsubscribe(services, resource, pacer)
-                await asyncio.to_thread(store.put_resource, updated)
-                report.deleted.append(resource.object_id)
-        except Exception as error:  # one mailbox must not stop the others
-            log.exception("renewal step %s failed for mailbox %s", step.value, resource.object_id)
-            report.failed[resource.object_id] = str(error)
-            if isinstance(error, SyncError) and not error.code.transient:
-                await asyncio.to_thread(record_subscription_failure, services, resource, step, error)
+        await _renewal_step(services, step, resource, pacer, report)
     report.writes = pacer.writes
     log.info(
         "renewal: %d renewed, %d created, %d deleted, %d failed, %d Graph writes",
@@ -248,6 +232,39 @@ async def renew_all(services: Services, pacer: Pacer | None = None) -> RenewalRe
         deletes=len(report.deleted), errors=[f"{mailbox}: {reason}" for mailbox, reason in report.failed.items()],
     )  # fmt: skip
     return report
+
+
+async def renew_mailbox(services: Services, resource: Resource, pacer: Pacer, report: RenewalReport) -> None:
+    """One mailbox's share of the renewal timer, as the fanned-out worker runs it (usecases/fanout.py):
+    moved to the current clientState key when made under another, then renewed, created or deleted
+    as `renewal_step` says. Failures land in the report (and, permanent, as a failed transaction)."""
+    resources = [resource]
+    await _recreate_under_current_key(services, resources, pacer, report)
+    within = timedelta(minutes=services.settings.renew_within_minutes)
+    for step, current in renewal_plan(resources, services.clock(), within):
+        await _renewal_step(services, step, current, pacer, report)
+
+
+async def _renewal_step(
+    services: Services, step: Step, resource: Resource, pacer: Pacer, report: RenewalReport
+) -> None:
+    try:
+        if step is Step.RENEW:
+            await renew(services, resource, pacer)
+            report.renewed.append(resource.object_id)
+        elif step is Step.CREATE:
+            await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None), pacer)
+            request_resync(services, resource.object_id, "subscriptionRecreated")
+            report.created.append(resource.object_id)
+        elif step is Step.DELETE:
+            updated = await unsubscribe(services, resource, pacer)
+            await asyncio.to_thread(services.store.put_resource, updated)
+            report.deleted.append(resource.object_id)
+    except Exception as error:  # one mailbox must not stop the others
+        log.exception("renewal step %s failed for mailbox %s", step.value, resource.object_id)
+        report.failed[resource.object_id] = str(error)
+        if isinstance(error, SyncError) and not error.code.transient:
+            await asyncio.to_thread(record_subscription_failure, services, resource, step, error)
 
 
 async def _recreate_under_current_key(
