@@ -31,6 +31,7 @@ from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.core.ids import encode_key
 from shared.core.links import Link
 from shared.core.resources import Resource
+from shared.core.runs import RunStats
 from shared.core.transactions import Status, Transaction
 from shared.names import EVENT_LINKS_TABLE, LINKS_TABLE, RESOURCES_TABLE, SYNCSTATE_TABLE, TRANSACTIONS_TABLE
 
@@ -220,6 +221,11 @@ class AsyncSyncStateStore:
 
         entity = {"PartitionKey": mailbox_id, "RowKey": row, **values}
         await self.tables.call(SYNCSTATE_TABLE, "upsert_entity", entity, mode=UpdateMode.REPLACE)
+
+    async def save_run(self, run: RunStats) -> None:
+        from shared.adapters.storage.syncstate_store import RUN_ROW_SUFFIX, run_values
+
+        await self._put(run.mailbox_id, run.kind + RUN_ROW_SUFFIX, run_values(run))
 
     async def add_tombstone(self, mailbox_id: str, event_id: str, now: datetime) -> None:
         from shared.adapters.storage.syncstate_store import tombstone_row, tombstone_values

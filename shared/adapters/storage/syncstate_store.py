@@ -316,31 +316,32 @@ class SyncStateStore:
     # Run records ---------------------------------------------------------------------------
 
     def save_run(self, run: RunStats) -> None:
-        values = asdict(run)
-        dime = {} if run.dime_requests is None else {"DimeRequests": run.dime_requests}
-        self._put(
-            run.mailbox_id,
-            run.kind + RUN_ROW_SUFFIX,
-            {
-                **dime,
-                "Kind": run.kind,
-                "StartedAt": run.started_at.isoformat(),
-                "Reason": run.reason,
-                "Outcome": run.outcome,
-                "Round": run.round,
-                "Changes": run.changes,
-                "Writes": run.writes,
-                "Deletes": run.deletes,
-                "Healed": run.healed,
-                "Skipped": run.skipped,
-                "Errors": run.errors,
-                "GraphRequests": run.graph_requests,
-                "DurationMs": run.duration_ms,
-                "LastError": run.last_error,
-                "Breaker": run.breaker,
-                "ErrorMessages": "\n".join(values["error_messages"])[:30_000],
-            },
-        )
+        self._put(run.mailbox_id, run.kind + RUN_ROW_SUFFIX, run_values(run))
 
     def run(self, mailbox_id: str, kind: str) -> dict[str, Any] | None:
         return self._get(mailbox_id, kind + RUN_ROW_SUFFIX)
+
+
+def run_values(run: RunStats) -> dict[str, Any]:
+    """A run record's row (RowKey: its kind + RUN_ROW_SUFFIX, in the run's mailbox partition)."""
+    values = asdict(run)
+    dime = {} if run.dime_requests is None else {"DimeRequests": run.dime_requests}
+    return {
+        **dime,
+        "Kind": run.kind,
+        "StartedAt": run.started_at.isoformat(),
+        "Reason": run.reason,
+        "Outcome": run.outcome,
+        "Round": run.round,
+        "Changes": run.changes,
+        "Writes": run.writes,
+        "Deletes": run.deletes,
+        "Healed": run.healed,
+        "Skipped": run.skipped,
+        "Errors": run.errors,
+        "GraphRequests": run.graph_requests,
+        "DurationMs": run.duration_ms,
+        "LastError": run.last_error,
+        "Breaker": run.breaker,
+        "ErrorMessages": "\n".join(values["error_messages"])[:30_000],
+    }
