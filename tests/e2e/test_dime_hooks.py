@@ -265,19 +265,21 @@ def test_a_replaced_hook_that_cannot_be_deleted_waits_in_its_row(runner, graph, 
     first = set(dime.board.hooks)
     env = {**runner.env, "DIME_PUBLICATIONS_KEY": "r" * 40}
     runner.services = build_services(env, clock=runner.clock)
-    real = runner.services.dime.delete_hook
+    from shared.adapters.dime_async import AsyncDimeGateway
 
-    def down(*args):
+    real = AsyncDimeGateway.delete_hook
+
+    async def down(*args):
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler failed (503)")
 
-    monkeypatch.setattr(runner.services.dime, "delete_hook", down)
+    monkeypatch.setattr(AsyncDimeGateway, "delete_hook", down)
     status, body = runner.request("PUT", "manage/dime/hooks")
     assert status == 502 and len(body["replaced"]) == 3
     assert {e["error"] for e in body["errors"]} == {"HOOK_NOT_REMOVED"}
     assert {r.previous_hook_id for r in hook_rows(runner.services.store)} == first
     assert len(dime.board.hooks) == 6  # old and new both post meanwhile: duplicates are harmless
 
-    monkeypatch.setattr(runner.services.dime, "delete_hook", real)
+    monkeypatch.setattr(AsyncDimeGateway, "delete_hook", real)
     runner.fire("renew_subscriptions")
     assert set(dime.board.hooks).isdisjoint(first) and len(dime.board.hooks) == 3
     assert not any(r.previous_hook_id for r in hook_rows(runner.services.store))
