@@ -869,6 +869,26 @@ def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(
     assert sorted(e["subject"] for e in ours(graph, jane)) == [f"Visit {n}" for n in range(4)]
 
 
+def test_a_reconcile_reads_who_is_onboarded_once_however_many_it_places(graph, dime, services, people, monkeypatch):
+    """The reconcile places its listing as one batch: the people onboarded here are read once per
+    run (before: once for the run and once more for every appointment placed)."""
+    from shared.usecases.dime_to_outlook.place_appointment import Mailboxes
+
+    reads = []
+    real = Mailboxes.read.__func__
+
+    async def counted(cls, services):
+        reads.append(1)
+        return await real(cls, services)
+
+    monkeypatch.setattr(Mailboxes, "read", classmethod(counted))
+    for n in range(5):
+        dime.board.plan(f"Visit {n}", near(1 + n, 8), near(1 + n, 9), ["R-JANE"])
+    stats = reconcile(services)
+    assert stats.created == 5 and len(ours(graph, people["jane"]["id"])) == 5
+    assert len(reads) == 1
+
+
 def test_reconcile_records_a_permanent_failure_as_a_failed_transaction(graph, dime, services, people):
     """A write the reconcile cannot make (Graph refuses it) is not only logged: it becomes a
     visible, retryable failed transaction, like a publication's."""
