@@ -84,15 +84,18 @@ class Services:
 
     @property
     def astore(self) -> AsyncStateStore:
-        return self.__dict__.get("astore") or self.on_this_loop().store
+        given = self.__dict__.get("astore")
+        return given if given is not None else self.on_this_loop().store
 
     @property
     def aqueues(self) -> AsyncQueueSender:
-        return self.__dict__.get("aqueues") or self.on_this_loop().queues
+        given = self.__dict__.get("aqueues")
+        return given if given is not None else self.on_this_loop().queues
 
     @property
     def adime(self) -> AsyncDimeGateway:
-        return self.__dict__.get("adime") or self.on_this_loop().dime
+        given = self.__dict__.get("adime")
+        return given if given is not None else self.on_this_loop().dime
 
     def on_this_loop(self) -> LoopAdapters:
         """The running loop's adapters (built now if this loop has none); must run on a loop."""
