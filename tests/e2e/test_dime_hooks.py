@@ -87,15 +87,17 @@ def test_failed_deliveries_are_retried_by_dime_scheduler(runner, graph, dime, mo
     runner.services.store.put_resource(resource_from_user(jane, runner.services.settings.default_consent))
     dime.board.add_resource("R-JANE", "jane@contoso.com")
     runner.request("PUT", "manage/dime/hooks")
-    broken = runner.services.queues.send_many
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
 
-    def down(*args, **kwargs):
+    working = AsyncQueueSender.send_many
+
+    async def down(*args, **kwargs):
         raise OSError("storage down")
 
-    monkeypatch.setattr(runner.services.queues, "send_many", down)
+    monkeypatch.setattr(AsyncQueueSender, "send_many", down)
     dime.board.plan("Visit", START, END, ["R-JANE"])
     assert dime.board.flush() == [503]
-    monkeypatch.setattr(runner.services.queues, "send_many", broken)
+    monkeypatch.setattr(AsyncQueueSender, "send_many", working)
     assert dime.board.retry_deliveries() == [200]
     runner.drain()
     assert len(ours(graph, jane["id"])) == 1
@@ -188,11 +190,21 @@ def test_only_the_publications_key_opens_the_publications_routes(runner, graph, 
     def touched(*args, **kwargs):
         raise Touched("a refused publication touched state")
 
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
+    from shared.adapters.storage.aio_tables import AsyncTables
+
+    async def touched_async(*args, **kwargs):
+        touched()
+
     with monkeypatch.context() as patch:
         for name in ("send", "send_many"):
             patch.setattr(services.queues, name, touched)
         for name in ("table", "add_transaction"):
             patch.setattr(services.store, name, touched)
+        for name in ("send", "send_many", "send_raw"):  # the asynchronous adapters, every way in
+            patch.setattr(AsyncQueueSender, name, touched_async)
+        for name in ("call", "get", "query", "submit"):
+            patch.setattr(AsyncTables, name, touched_async)
         url, headers = runner.origin + "/api/" + route, {}
         if sent == "host key in ?code=":
             url = runner.url(route)

@@ -20,7 +20,7 @@ from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, make_services, notification_item, settings_env, track
-from tests.host import run_queue
+from tests.host import call_function, run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ def publish(
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     if change is None:
         request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers, params=params)
-        return function_app.dime_publications(request)
+        return call_function(function_app.dime_publications, request)
     request = func.HttpRequest(
         "POST",
         f"/api/dime/publications/{change}",
@@ -43,7 +43,7 @@ def publish(
         params=params,
         route_params={"change": change},
     )
-    return function_app.dime_publications_change(request)
+    return call_function(function_app.dime_publications_change, request)
 
 
 def work(services) -> None:
@@ -652,7 +652,12 @@ def test_503_when_the_queue_is_unreachable(services, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("queue down")
 
-    monkeypatch.setattr(services.queues, "send_many", broken)
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
+
+    async def broken_async(*args, **kwargs):
+        broken()
+
+    monkeypatch.setattr(AsyncQueueSender, "send_many", broken_async)
     body = {"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000001", "StartDate": "2026-11-25T08:00:00Z"}
     body["EndDate"] = "2026-11-25T09:00:00Z"
     assert publish(body, "created").status_code == 503
