@@ -309,21 +309,23 @@ async def manage_resource_resync(req: func.HttpRequest) -> func.HttpResponse:
 # Anonymous to the host on purpose: a function-level route also accepts the host keys, which the
 # Graph notification URLs carry. The use case accepts DIME_PUBLICATIONS_KEY and nothing else.
 @app.route(route="dime/publications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def dime_publications(req: func.HttpRequest) -> func.HttpResponse:
+async def dime_publications(req: func.HttpRequest) -> func.HttpResponse:
     """Dime.Scheduler's publications (webhook connector): parse, split, enqueue; 200 when queued or, for
     what no retry can fix, recorded once (Dime.Scheduler retries every other answer); 503 to be retried."""
     key = presented_key(req.params, req.headers)
     return _http(
-        receive_publications(req.get_body(), None, req.headers.get("Authorization"), services, presented_key=key)
+        await receive_publications(req.get_body(), None, req.headers.get("Authorization"), services, presented_key=key)
     )
 
 
 @app.route(route="dime/publications/{change}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def dime_publications_change(req: func.HttpRequest) -> func.HttpResponse:
+async def dime_publications_change(req: func.HttpRequest) -> func.HttpResponse:
     """The same, from a hook or connector whose URL names the change (created, updated, deleted)."""
     change, key = req.route_params.get("change", ""), presented_key(req.params, req.headers)
     return _http(
-        receive_publications(req.get_body(), change, req.headers.get("Authorization"), services, presented_key=key)
+        await receive_publications(
+            req.get_body(), change, req.headers.get("Authorization"), services, presented_key=key
+        )
     )
 
 

@@ -4,7 +4,10 @@ concurrent upserts against a real Azurite, two ways, back to back:
 - what the app does: the sync `TableClient` (with the app's `environment_options`) through
   `asyncio.to_thread` (the default executor: min(32, cores + 4) threads);
 - `azure.data.tables.aio.TableClient` (aiohttp) on the event loop;
-- for reference, the sync client one call after another (no concurrency, no thread hand-off).
+- for reference, the sync client one call after another (no concurrency, no thread hand-off);
+- the app's own adapters (links: `get_link`, `save_link`, etag-conditional): the sync `StateStore`
+  through `asyncio.to_thread` (before issue 20) and `services.astore` (the aio adapters), with the
+  app's environment options (a CA bundle named in the environment included).
 
 Prints the median wall time of each round (of `ROUNDS`) and the process CPU per operation.
 `.venv/bin/python scripts/bench_async_tables.py`
@@ -110,11 +113,66 @@ async def timed(round_) -> tuple[float, float]:
     return statistics.median(walls), (time.process_time() - cpu) / (ROUNDS * CONCURRENT)
 
 
+def app_services(connection_string: str) -> Any:
+    from shared.services import Services
+    from shared.settings import load_settings
+    from tests.conftest import settings_env
+
+    class Account:
+        pass
+
+    account = Account()
+    account.connection_string = connection_string  # type: ignore[attr-defined]
+    return Services(load_settings(settings_env(account, "http://127.0.0.1:9", "http://127.0.0.1:9")))
+
+
+def link(n: int) -> Any:
+    from shared.core.links import Link
+
+    return Link("bench", f"AAMk/{n:03d}=", f"guid-{n}", "outlook", "ck", "hash", "a@example.com", "2026-12-06T12:00:00")
+
+
+async def app_threads(connection_string: str) -> dict[str, tuple[float, float]]:
+    """The app's sync StateStore (links: get_link, save_link) through asyncio.to_thread, as before issue 20."""
+    store = app_services(connection_string).store
+    saved = [store.save_link(link(n)) for n in range(CONCURRENT)]
+
+    async def read_round() -> None:
+        await asyncio.gather(*(asyncio.to_thread(store.get_link, "bench", s.event_id) for s in saved))
+
+    async def save_round() -> None:
+        fresh = await asyncio.gather(*(asyncio.to_thread(store.save_link, s) for s in saved))
+        saved[:] = fresh
+
+    return {"get_link": await timed(read_round), "save_link": await timed(save_round)}
+
+
+async def app_aio(connection_string: str) -> dict[str, tuple[float, float]]:
+    """The app's AsyncStateStore (services.astore): the same calls on the event loop."""
+    services = app_services(connection_string)
+    store = services.astore
+    saved = list(await asyncio.gather(*(store.save_link(link(n + CONCURRENT)) for n in range(CONCURRENT))))
+
+    async def read_round() -> None:
+        await asyncio.gather(*(store.get_link("bench", s.event_id) for s in saved))
+
+    async def save_round() -> None:
+        saved[:] = await asyncio.gather(*(store.save_link(s) for s in saved))
+
+    return {"get_link": await timed(read_round), "save_link": await timed(save_round)}
+
+
 def main() -> None:
     azurite = start_azurite()
     try:
         results = {}
-        for name, run in (("to_thread(sync)", with_threads), ("aio", with_aio), ("sync, one by one", sequential)):
+        for name, run in (
+            ("to_thread(sync)", with_threads),
+            ("aio", with_aio),
+            ("sync, one by one", sequential),
+            ("app: to_thread", app_threads),
+            ("app: astore", app_aio),
+        ):
             results[name] = asyncio.run(run(azurite.connection_string))
         print(f"{CONCURRENT} concurrent operations per round, median of {ROUNDS} rounds, against Azurite")
         print("client           | operation  | round (ms) | per op (ms) | CPU per op (ms)")

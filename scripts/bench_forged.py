@@ -161,7 +161,7 @@ def measure_publications(appointments: int | None = None, targets: str = "onboar
     from shared.usecases.dime_to_outlook import inbound
     from tests.conftest import DIME_API_KEY, track
     from tests.fakes import FakeDime, FakeGraph
-    from tests.host import run_queue
+    from tests.host import call_function, run_queue
     from tests.storage_counter import StorageCounter
 
     count = inbound.MAX_ITEMS if appointments is None else appointments
@@ -193,7 +193,7 @@ def measure_publications(appointments: int | None = None, targets: str = "onboar
             request = func.HttpRequest(
                 "POST", "/api/dime/publications/created", body=body, route_params={"change": "created"}
             )
-            status = function_app.dime_publications_change(request).status_code
+            status = call_function(function_app.dime_publications_change, request).status_code
             answered = time.perf_counter() - started
             run = run_queue(services, PUBLICATIONS_QUEUE, function_app.apply_dime_publication, max_rounds=10_000)
             seconds = time.perf_counter() - started

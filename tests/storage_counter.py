@@ -1,6 +1,7 @@
 """Counting the storage round trips a process makes (benchmarks): an instrumented transport.
 
-The table and queue SDKs send every request through azure-core's ``RequestsTransport``; counting
+The table and queue SDKs send every request through azure-core's ``RequestsTransport`` (the sync
+clients) or ``AioHttpTransport`` (the aio clients of shared/adapters/storage/aio_*.py); counting
 there sees every round trip (retries included), whichever adapter made it, without touching the
 app. Counts are per service (table / queue), told apart by the endpoint's port or host.
 """
@@ -25,16 +26,22 @@ class StorageCounter:
     def install(cls) -> StorageCounter:
         if cls._installed is not None:
             return cls._installed
-        from azure.core.pipeline.transport import RequestsTransport
+        from azure.core.pipeline.transport import AioHttpTransport, RequestsTransport
 
         counter = cls()
         original = RequestsTransport.send
+        original_async = AioHttpTransport.send
 
         def send(transport: Any, request: Any, **kwargs: Any) -> Any:
             counter.add(_service_of(request.url))
             return original(transport, request, **kwargs)
 
+        async def send_async(transport: Any, request: Any, **kwargs: Any) -> Any:
+            counter.add(_service_of(request.url))
+            return await original_async(transport, request, **kwargs)
+
         RequestsTransport.send = send  # type: ignore[method-assign]
+        AioHttpTransport.send = send_async  # type: ignore[method-assign]
         cls._installed = counter
         return counter
 

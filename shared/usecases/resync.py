@@ -40,7 +40,7 @@ async def resync(
     if not mailbox_id:
         log.warning("resync message without mailboxId ignored: %s", message)
         return None
-    resource = await asyncio.to_thread(services.store.get_resource, mailbox_id)
+    resource = await services.astore.get_resource(mailbox_id)
     if resource is None:
         log.warning("resync of unknown mailbox %s ignored (reason %s)", mailbox_id, reason)
         return None
@@ -114,7 +114,7 @@ async def request_resync(
     if resource is None:
         return _json(404, {"error": "unknown mailbox", "mailbox": mailbox.strip().lower()[:320]})
     message = {"mailboxId": resource.object_id, "reason": reason}
-    await asyncio.to_thread(services.queues.send, RESYNC_QUEUE, message)
+    await services.aqueues.send(RESYNC_QUEUE, message)
     return _json(202, {"queued": True, **message})
 
 

@@ -4,7 +4,6 @@ Dime.Scheduler reconcile's, so the Overview can say when they last ran and how."
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -30,14 +29,12 @@ async def save_timer_run(
 ) -> None:
     """Save what one timer run did; a record that cannot be written is logged, never raised (the
     run's own work is done by then)."""
-    from shared.adapters.storage.syncstate_store import SyncStateStore
-
     run = RunStats(kind, DIME_SCHEDULER_SCOPE, started_at, reason="timer", changes=changes, writes=writes)
     run.deletes, run.skipped, run.round = deletes, skipped, round
     for message in errors or []:
         run.error(message)
     run.finish("completed" if not run.errors else "completed-with-errors", services.clock())
     try:
-        await asyncio.to_thread(SyncStateStore(services.store).save_run, run)
+        await services.astore.syncstate.save_run(run)
     except Exception as error:
         log.warning("%s timer: run record not saved: %s", kind, str(error)[:300])

@@ -87,15 +87,17 @@ def test_failed_deliveries_are_retried_by_dime_scheduler(runner, graph, dime, mo
     runner.services.store.put_resource(resource_from_user(jane, runner.services.settings.default_consent))
     dime.board.add_resource("R-JANE", "jane@contoso.com")
     runner.request("PUT", "manage/dime/hooks")
-    broken = runner.services.queues.send_many
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
 
-    def down(*args, **kwargs):
+    working = AsyncQueueSender.send_many
+
+    async def down(*args, **kwargs):
         raise OSError("storage down")
 
-    monkeypatch.setattr(runner.services.queues, "send_many", down)
+    monkeypatch.setattr(AsyncQueueSender, "send_many", down)
     dime.board.plan("Visit", START, END, ["R-JANE"])
     assert dime.board.flush() == [503]
-    monkeypatch.setattr(runner.services.queues, "send_many", broken)
+    monkeypatch.setattr(AsyncQueueSender, "send_many", working)
     assert dime.board.retry_deliveries() == [200]
     runner.drain()
     assert len(ours(graph, jane["id"])) == 1
@@ -188,11 +190,21 @@ def test_only_the_publications_key_opens_the_publications_routes(runner, graph, 
     def touched(*args, **kwargs):
         raise Touched("a refused publication touched state")
 
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
+    from shared.adapters.storage.aio_tables import AsyncTables
+
+    async def touched_async(*args, **kwargs):
+        touched()
+
     with monkeypatch.context() as patch:
         for name in ("send", "send_many"):
             patch.setattr(services.queues, name, touched)
         for name in ("table", "add_transaction"):
             patch.setattr(services.store, name, touched)
+        for name in ("send", "send_many", "send_raw"):  # the asynchronous adapters, every way in
+            patch.setattr(AsyncQueueSender, name, touched_async)
+        for name in ("call", "get", "query", "submit"):
+            patch.setattr(AsyncTables, name, touched_async)
         url, headers = runner.origin + "/api/" + route, {}
         if sent == "host key in ?code=":
             url = runner.url(route)
@@ -265,19 +277,21 @@ def test_a_replaced_hook_that_cannot_be_deleted_waits_in_its_row(runner, graph, 
     first = set(dime.board.hooks)
     env = {**runner.env, "DIME_PUBLICATIONS_KEY": "r" * 40}
     runner.services = build_services(env, clock=runner.clock)
-    real = runner.services.dime.delete_hook
+    from shared.adapters.dime_async import AsyncDimeGateway
 
-    def down(*args):
+    real = AsyncDimeGateway.delete_hook
+
+    async def down(*args):
         raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler failed (503)")
 
-    monkeypatch.setattr(runner.services.dime, "delete_hook", down)
+    monkeypatch.setattr(AsyncDimeGateway, "delete_hook", down)
     status, body = runner.request("PUT", "manage/dime/hooks")
     assert status == 502 and len(body["replaced"]) == 3
     assert {e["error"] for e in body["errors"]} == {"HOOK_NOT_REMOVED"}
     assert {r.previous_hook_id for r in hook_rows(runner.services.store)} == first
     assert len(dime.board.hooks) == 6  # old and new both post meanwhile: duplicates are harmless
 
-    monkeypatch.setattr(runner.services.dime, "delete_hook", real)
+    monkeypatch.setattr(AsyncDimeGateway, "delete_hook", real)
     runner.fire("renew_subscriptions")
     assert set(dime.board.hooks).isdisjoint(first) and len(dime.board.hooks) == 3
     assert not any(r.previous_hook_id for r in hook_rows(runner.services.store))

@@ -20,7 +20,7 @@ from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, make_services, notification_item, settings_env, track
-from tests.host import fire_timer, run_queue
+from tests.host import call_function, fire_timer, run_queue
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ def publish(
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     if change is None:
         request = func.HttpRequest("POST", "/api/dime/publications", body=data, headers=headers, params=params)
-        return function_app.dime_publications(request)
+        return call_function(function_app.dime_publications, request)
     request = func.HttpRequest(
         "POST",
         f"/api/dime/publications/{change}",
@@ -43,7 +43,7 @@ def publish(
         params=params,
         route_params={"change": change},
     )
-    return function_app.dime_publications_change(request)
+    return call_function(function_app.dime_publications_change, request)
 
 
 def work(services) -> None:
@@ -406,9 +406,16 @@ def test_a_hundred_forged_assignments_cost_a_bounded_number_of_requests(
             assignments.append({"ResourceNo": f"R-FORGED-{n}", "Email": f"victim{n}@contoso.com"})
         else:
             assignments.append({"Email": f"victim{n}@contoso.com"})
+    from shared.adapters.storage.aio_stores import AsyncStateStore
+
     reads = []
-    real = services.store.list_resources
-    monkeypatch.setattr(services.store, "list_resources", lambda: reads.append(1) or real())
+    real = AsyncStateStore.list_resources
+
+    async def counted(store):
+        reads.append(1)
+        return await real(store)
+
+    monkeypatch.setattr(AsyncStateStore, "list_resources", counted)
     graph.reset_requests()
     dime.reset_calls()
     publish(forged("6c1b6a2e-1111-4c3d-9e8f-00000000f004", assignments), "created")
@@ -639,7 +646,12 @@ def test_503_when_the_queue_is_unreachable(services, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("queue down")
 
-    monkeypatch.setattr(services.queues, "send_many", broken)
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
+
+    async def broken_async(*args, **kwargs):
+        broken()
+
+    monkeypatch.setattr(AsyncQueueSender, "send_many", broken_async)
     body = {"AppointmentGuid": "6c1b6a2e-1111-4c3d-9e8f-000000000001", "StartDate": "2026-11-25T08:00:00Z"}
     body["EndDate"] = "2026-11-25T09:00:00Z"
     assert publish(body, "created").status_code == 503
@@ -825,7 +837,9 @@ def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, peopl
 
 
 @pytest.mark.parametrize("spoil", ["date", "guid"])
-def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(graph, dime, services, people, spoil):
+def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(
+    graph, dime, services, people, spoil, monkeypatch
+):
     """An appointment the listing carries but we cannot read (a date we do not understand, no
     GUID) did not vanish: missing means read it again, never delete its Outlook event."""
     jane = people["jane"]["id"]
@@ -833,10 +847,12 @@ def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(gr
     for guid in guids:
         publish(planned(dime, guid), "created")
     work(services)
-    real = services.dime.list_appointments
+    from shared.adapters.dime_async import AsyncDimeGateway
 
-    def listing(*args):
-        document = real(*args)
+    real = AsyncDimeGateway.list_appointments
+
+    async def listing(client, *args):
+        document = await real(client, *args)
         items = document if isinstance(document, list) else items_of(document)
         for item in items:
             if str(item.get("AppointmentGuid", "")).lower() == guids[0]:
@@ -846,10 +862,30 @@ def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(gr
                     del item["AppointmentGuid"]
         return document
 
-    services.dime.list_appointments = listing
+    monkeypatch.setattr(AsyncDimeGateway, "list_appointments", listing)
     stats = reconcile(services)
     assert stats.unreadable == 1 and stats.deleted == 0
     assert sorted(e["subject"] for e in ours(graph, jane)) == [f"Visit {n}" for n in range(4)]
+
+
+def test_a_reconcile_reads_who_is_onboarded_once_however_many_it_places(graph, dime, services, people, monkeypatch):
+    """The reconcile places its listing as one batch: the people onboarded here are read once per
+    run (before: once for the run and once more for every appointment placed)."""
+    from shared.usecases.dime_to_outlook.place_appointment import Mailboxes
+
+    reads = []
+    real = Mailboxes.read.__func__
+
+    async def counted(cls, services):
+        reads.append(1)
+        return await real(cls, services)
+
+    monkeypatch.setattr(Mailboxes, "read", classmethod(counted))
+    for n in range(5):
+        dime.board.plan(f"Visit {n}", near(1 + n, 8), near(1 + n, 9), ["R-JANE"])
+    stats = reconcile(services)
+    assert stats.created == 5 and len(ours(graph, people["jane"]["id"])) == 5
+    assert len(reads) == 1
 
 
 def test_reconcile_records_a_permanent_failure_as_a_failed_transaction(graph, dime, services, people):

@@ -64,7 +64,8 @@ def untouchable(monkeypatch) -> Services:
         connection_string = "UseDevelopmentStorage=true"
 
     settings = load_settings(settings_env(FakeAzurite(), "https://graph.microsoft.com/v1.0", "https://dime.invalid"))
-    built = Services(settings, store=Untouchable(), queues=Untouchable(), graph=Untouchable(), dime=Untouchable())
+    adapters = ("store", "queues", "graph", "dime", "astore", "aqueues", "adime")  # the async ones too
+    built = Services(settings, **{name: Untouchable() for name in adapters})
     monkeypatch.setattr(function_app, "services", lambda: built)
     return built
 

@@ -22,6 +22,9 @@ PACKAGE = "shared"
 ALLOWED_CYCLES: set[frozenset[str]] = {
     frozenset(
         {
+            "shared.usecases.dime_to_outlook.pipeline.batch",
+            "shared.usecases.dime_to_outlook.pipeline.read",
+            "shared.usecases.dime_to_outlook.pipeline.write",
             "shared.usecases.dime_to_outlook.place_appointment",
             "shared.usecases.outlook_to_dime.series",
             "shared.usecases.outlook_to_dime.sync_event",

@@ -77,7 +77,7 @@ def _check_consent_values(change: ResourceInput) -> None:
 
 
 async def _all(services: Services) -> list[Resource]:
-    return await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    return await services.astore.list_resources()
 
 
 async def find_resource(services: Services, mailbox: str) -> Resource | None:
@@ -145,7 +145,7 @@ async def _enable(services: Services, resource: Resource, reason: str) -> Resour
 
     row = await asyncio.to_thread(get_subscription, services.store, resource.subscription_id or "")
     if resource.subscription_id and row is not None:
-        await asyncio.to_thread(services.store.put_resource, resource)
+        await services.astore.put_resource(resource)
         live = resource
     else:
         live = await subscribe(services, replace(resource, subscription_id=None, subscription_expiry=None))
@@ -161,7 +161,7 @@ async def _disable(services: Services, resource: Resource, reason: str = DISABLE
     from shared.adapters.storage.subscription_rows import unmark_removed
 
     updated = await unsubscribe(services, resource)
-    await asyncio.to_thread(services.store.put_resource, updated)
+    await services.astore.put_resource(updated)
     await asyncio.to_thread(unmark_removed, services.store, resource.object_id)
     await asyncio.to_thread(request_resync, services, resource.object_id, reason)
     return updated
@@ -177,7 +177,7 @@ async def _put(services: Services, mailbox: str, change: ResourceInput) -> HttpA
         return _error(404, f"no user {mailbox} in this tenant (Graph answered 404)")
     object_id = str(user["id"]).lower()
     await _refuse_taken_email(services, change, object_id)
-    existing = await asyncio.to_thread(services.store.get_resource, object_id)
+    existing = await services.astore.get_resource(object_id)
     now = services.clock().isoformat()
     if existing is None:
         base = replace(resource_from_user(user, services.settings.default_consent), created_at=now)
@@ -256,7 +256,7 @@ async def apply_change(
         elif not resource.consent.enabled and existing.consent.enabled:
             resource = await _disable(services, resource)
         else:
-            await asyncio.to_thread(services.store.put_resource, resource)
+            await services.astore.put_resource(resource)
             if new_email:
                 # Another Dime.Scheduler e-mail: the planner's appointments of that resource now.
                 await asyncio.to_thread(request_resync, services, resource.object_id, ONBOARDED_REASON)
@@ -301,7 +301,7 @@ async def _remove_appointments(services: Services, resource: Resource) -> int:
         except MissingDeleteValues as error:  # never send "" for typed values: leave it, say so
             log.warning("appointment %s of %s not deleted: %s", k.appointment_guid, resource.object_id, error)
     for start in range(0, len(calls), DELETE_BATCH):
-        await asyncio.to_thread(services.dime.run_import, calls[start : start + DELETE_BATCH])
+        await services.adime.run_import(calls[start : start + DELETE_BATCH])
     for link in links:
         await asyncio.to_thread(_forget_link, store, link)
     return len(calls)

@@ -89,9 +89,9 @@ async def _apply_to_everyone(services: Services) -> str:
     from shared.usecases.resync import RULES
 
     try:
-        people = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+        people = await services.astore.list_resources()
         messages = [{"mailboxId": p.object_id, "reason": RULES} for p in people]
-        await asyncio.to_thread(services.queues.send_many, RESYNC_QUEUE, messages)
+        await services.aqueues.send_many(RESYNC_QUEUE, messages)
     except Exception:
         log.exception("rules saved, but the reconcile could not be queued; the nightly reconcile applies them")
         return "Saved, but applying them now could not be queued: the nightly reconcile applies them."
@@ -133,7 +133,7 @@ async def preview_rules(body: bytes, services: Services) -> HttpAnswer:
         publications, unreadable, partial = {}, 0, False
         for offset in range(0, len(numbers), RESOURCES_PER_REQUEST):
             chunk = numbers[offset : offset + RESOURCES_PER_REQUEST]
-            listing = await asyncio.to_thread(services.dime.list_appointments, _iso(start), _iso(end), chunk)
+            listing = await services.adime.list_appointments(_iso(start), _iso(end), chunk)
             for item in items_of(listing):
                 try:
                     pub = parse_publication(item, zone)

@@ -81,7 +81,7 @@ async def manage_hooks(method: str, services: Services) -> HttpAnswer:
             try:
                 for hook_id in (row.previous_hook_id, row.hook_id):
                     if hook_id:
-                        await asyncio.to_thread(services.dime.delete_hook, row.type, hook_id)
+                        await services.adime.delete_hook(row.type, hook_id)
                 await asyncio.to_thread(delete_hook_row, store, row.source_app, row.type)
                 removed.append(row.shown())
             except SyncError as error:
@@ -144,7 +144,7 @@ async def register_hooks(services: Services, *, only_existing: bool) -> Registra
                 "changeType": [change_type],
             }
             try:
-                answer, headers = await asyncio.to_thread(services.dime.create_hook, hook_type, body)
+                answer, headers = await services.adime.create_hook(hook_type, body)
             except SyncError as error:
                 report.error(source_app, hook_type, error.code.value, error.message)
                 continue
@@ -180,7 +180,7 @@ async def register_hooks(services: Services, *, only_existing: bool) -> Registra
 async def _delete_previous(services: Services, row: HookRow, report: Registration) -> bool:
     """Delete the hook a row replaced (404 counts as done); on failure it stays in the row."""
     try:
-        await asyncio.to_thread(services.dime.delete_hook, row.type, row.previous_hook_id)
+        await services.adime.delete_hook(row.type, row.previous_hook_id)
     except SyncError as error:
         report.error(row.source_app, row.type, "HOOK_NOT_REMOVED", f"{row.previous_hook_id}: {error.message}")
         return False

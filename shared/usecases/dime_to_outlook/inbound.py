@@ -22,6 +22,7 @@ by the queue worker), and nothing heavy is imported.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -120,7 +121,7 @@ def authorised(header: str | None, credentials: tuple[str, str] | None) -> bool:
     return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
 
 
-def receive_publications(
+async def receive_publications(
     body: bytes,
     change: str | None,
     authorization: str | None,
@@ -140,7 +141,7 @@ def receive_publications(
         return HttpAnswer(401, "credentials required")
     if len(body) > MAX_BODY_BYTES:  # a retry cannot make it smaller: 200, recorded once
         reason = f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES} (one appointment per POST is usual)"
-        return _record_once(services, ErrorCode.PUBLICATION_MALFORMED, reason, body, change, None)
+        return await _record_once(services, ErrorCode.PUBLICATION_MALFORMED, reason, body, change, None)
     if nested_deeper_than(body, MAX_NESTING):
         log.warning("refused a publication nested deeper than %d levels (%d bytes)", MAX_NESTING, len(body))
         return HttpAnswer(400, f"the body is nested deeper than {MAX_NESTING} levels: not a Dime.Scheduler publication")
@@ -149,10 +150,10 @@ def receive_publications(
         items = items_of(document)
     except (ValueError, PublicationError, RecursionError) as error:
         reason = f"the body is not an appointment or an array of them: {str(error)[:200]}"
-        return _record_once(services, ErrorCode.PUBLICATION_MALFORMED, reason, body, change, None)
+        return await _record_once(services, ErrorCode.PUBLICATION_MALFORMED, reason, body, change, None)
     if len(items) > MAX_ITEMS:  # a retry cannot split it: 200, recorded once, nothing queued
         reason = f"{len(items)} appointments in one request; at most {MAX_ITEMS}"
-        return _record_once(services, ErrorCode.PUBLICATION_INVALID, reason, body, change, None)
+        return await _record_once(services, ErrorCode.PUBLICATION_INVALID, reason, body, change, None)
     zone = zone_named(services.settings.dime_time_zone)
     received = services.clock()
     good: list[Publication] = []
@@ -168,7 +169,7 @@ def receive_publications(
     now = received.isoformat()
     messages = [{"change": change, "publication": p.to_message(), "receivedAt": now} for p in good]
     try:
-        services.queues.send_many(PUBLICATIONS_QUEUE, messages)
+        await services.aqueues.send_many(PUBLICATIONS_QUEUE, messages)
     except Exception:
         log.exception("could not enqueue publications; answering 503 so Dime.Scheduler delivers again")
         return HttpAnswer(503, "could not accept the publications now")
@@ -176,7 +177,7 @@ def receive_publications(
     if bad:
         reasons = "; ".join(f"item {n}: {error}" for n, error in bad[:20])
         guid = guid_of(items[bad[0][0]]) if len(items) == 1 else None
-        answer = _record_once(services, bad[0][1].code, reasons, body, change, guid)
+        answer = await _record_once(services, bad[0][1].code, reasons, body, change, guid)
         if answer.status == 200 and good:
             return HttpAnswer(200, f"queued {len(good)}; {answer.body}")
         return answer
@@ -188,7 +189,15 @@ def body_fingerprint(body: bytes, change: str | None) -> str:
     return hashlib.sha256(f"{change or 'upsert'}\n".encode() + body).hexdigest()
 
 
-def _record_once(
+async def _record_once(
+    services: Services, code: ErrorCode, reason: str, body: bytes, change: str | None, guid: str | None
+) -> HttpAnswer:
+    """`_record_refused` on a worker thread (refused bodies are rare: the fingerprint look-up is
+    not on the hot path)."""
+    return await asyncio.to_thread(_record_refused, services, code, reason, body, change, guid)
+
+
+def _record_refused(
     services: Services, code: ErrorCode, reason: str, body: bytes, change: str | None, guid: str | None
 ) -> HttpAnswer:
     """Record what no retry can fix as one failed transaction per distinct body, then answer 200.
