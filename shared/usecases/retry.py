@@ -21,11 +21,11 @@ from typing import Any
 
 from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.backoff import is_due, next_attempt_at
+from shared.core.outlook_to_dime.packing import is_packed
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES
 from shared.services import Services
 from shared.usecases.housekeeping import purge_expired
-from shared.usecases.outlook_to_dime.notification_batch import is_packed
 from shared.usecases.poison import REQUEUED
 
 log = logging.getLogger(__name__)
@@ -112,11 +112,12 @@ async def retry_transaction(
             and isinstance(payload.get("message"), dict)
             and not is_packed(payload["message"])
         ):
-            from shared.usecases.outlook_to_dime.sync_event import apply_notification
+            from shared.usecases.outlook_to_dime.notification_batch import apply_notification
 
             outcome = await apply_notification(payload["message"], services, record_failures=False)
             if outcome.error is not None:
                 raise outcome.error
+            assert outcome.decision is not None
             reason = f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
         elif queue == PUBLICATIONS_QUEUE and isinstance(payload.get("message"), dict):
             from shared.usecases.dime_to_outlook.place_appointment import apply_publication

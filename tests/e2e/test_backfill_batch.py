@@ -54,18 +54,26 @@ def test_onboarding_writes_a_page_of_new_events_in_one_import_and_one_table_batc
     assert dime.writes == 0
 
 
-def test_a_failed_batch_falls_back_to_one_event_at_a_time(graph, dime, services):
+def test_a_call_dime_refuses_costs_the_page_a_few_imports_and_fails_alone(graph, dime, services):
+    """Dime.Scheduler applies an import all or nothing: the page's import is split in halves (then
+    call by call under five) until the refused call is alone; the 22 others reach the board, the
+    refused one is a failed transaction without a link. Formerly 1 + 23 imports (one by one)."""
+    from shared.core.ids import appointment_guid
+    from tests.conftest import TENANT_ID
+
     person = add_mailbox(graph, services, mail="onboard@contoso.com")
     create_events(graph, person, 24)  # the first is "free": 23 to write
+    busy = [e for e in graph.events(person["id"]) if e["showAs"] == "busy"]
+    refused = appointment_guid(TENANT_ID, person["id"], busy[7]["id"])
+    dime.refuse_call(refused, "Invalid parameter", "Location is not a known site.")
     dime.reset_calls()
-    dime.fail_next(count=2, status=400, path_contains="/import")  # the batch, then the first event on its own
 
     asyncio.run(resync({"mailboxId": person["id"], "reason": "onboarded"}, services))
 
-    assert len(dime.appointments) == 22
-    assert len([r for r in dime.requests if r.path == "/import"]) == 1 + 23
+    assert len(dime.appointments) == 22 and refused not in dime.appointments
+    imports = [r for r in dime.requests if r.path == "/import"]
+    assert 1 + 2 <= len(imports) <= 12  # 23 -> halves -> ... -> at most 4 one by one; never 1 + 23
     failed = [t for t in services.store.transactions_of(person["id"]) if t.status is Status.FAILED]
-    assert len(failed) == 1 and failed[0].event_id not in {
-        link.event_id for link in services.store.links_of(person["id"])
-    }
+    assert [t.appointment_guid for t in failed] == [refused]
+    assert failed[0].event_id not in {link.event_id for link in services.store.links_of(person["id"])}
     assert len(list(services.store.links_of(person["id"]))) == 22

@@ -22,8 +22,8 @@ from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
 from shared.core.transactions import Status
 from shared.names import NOTIFICATIONS_QUEUE
-from shared.usecases.outlook_to_dime import mailbox_runs
-from shared.usecases.outlook_to_dime.sync_event import state_store
+from shared.usecases.outlook_to_dime.pipeline import read as pipeline_read
+from shared.usecases.outlook_to_dime.pipeline.read import state_store
 from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue
 
@@ -52,7 +52,7 @@ def no_waits(monkeypatch) -> list[float]:
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(mailbox_runs, "sleep", record)
+    monkeypatch.setattr(pipeline_read, "sleep", record)
     return waits
 
 
@@ -236,12 +236,12 @@ def test_a_throttled_proof_is_that_events_transient_failure_only(graph, dime, se
     third = graph.create_event(person["id"], subject="Thursday too", **slot("2026-11-26T10:00:00"))
     post([item(person, e, "created") for e in (first, second, third)])
     # the calendarView around Monday (its range starts the day before) answers 429, five times
-    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=429, path_contains="2026-11-15T08")
+    graph.fail_next(count=pipeline_read.MEMBER_ATTEMPTS, status=429, path_contains="2026-11-15T08")
 
     run = deliver(services)
 
     assert run.succeeded == 2  # the packed message, then Monday's change queued on its own
-    assert len(no_waits) == mailbox_runs.MEMBER_ATTEMPTS - 1
+    assert len(no_waits) == pipeline_read.MEMBER_ATTEMPTS - 1
     upserted = [p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE]
     assert sorted(upserted) == ["Monday", "Thursday", "Thursday too"]  # each written once
     assert len(dime.requests) == 2  # Thursday's pair in one /import, Monday's alone
@@ -350,12 +350,12 @@ def test_a_member_throttled_in_one_mailbox_requeues_only_its_event(graph, dime, 
     ]
     post([item(first, e, "created") for e in mine] + [item(second, e, "created") for e in theirs])
     # the read of one event of the second mailbox answers 429, five times: its retries included
-    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=429, path_contains=theirs[1]["id"])
+    graph.fail_next(count=pipeline_read.MEMBER_ATTEMPTS, status=429, path_contains=theirs[1]["id"])
 
     run = deliver(services)
 
     assert run.succeeded == 2  # the packed message, then the throttled event's change queued on its own
-    assert len(no_waits) == mailbox_runs.MEMBER_ATTEMPTS - 1
+    assert len(no_waits) == pipeline_read.MEMBER_ATTEMPTS - 1
     upserted = [p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE]
     assert sorted(upserted) == sorted(e["subject"] for e in mine + theirs)  # each written once
     assert len(dime.requests) == 2  # five events of two mailboxes in one /import, the throttled one alone

@@ -2,10 +2,10 @@
 even when every notification was lost.
 
 Per mailbox: follow calendarView/delta from the stored deltaLink (or list the whole window in a
-fresh round), page by page, and bring every reported event through `sync_event`. `@removed` is
+fresh round), page by page, and bring every reported event through the pipeline (a page a batch). `@removed` is
 also how Graph reports an event that moved out of the window, so a removed event is only acted on
 when it is linked, and then only after reading it again: gone (404) means delete, found means
-sync_event decides (outside the window: delete). After a full round, linked events the round did
+the pipeline decides (outside the window: delete). After a full round, linked events the round did
 not list are read again the same way (a fresh round does not report earlier deletions). Deletes
 inferred from absence pass the circuit breaker as a set.
 """
@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from shared.core.links import Link
 from shared.core.outlook_to_dime.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
+from shared.core.outlook_to_dime.triage import unchanged
 from shared.core.resources import Resource
 from shared.core.runs import DELTA, RunStats
 from shared.core.transactions import ErrorCode, SyncError
@@ -30,7 +31,7 @@ from shared.usecases.outlook_to_dime.mailbox_runs import (
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.outlook_to_dime.sync_event import state_store
+from shared.usecases.outlook_to_dime.pipeline.read import state_store
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ async def _delta(run: MailboxRun) -> str:
 async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[DeltaState, bool, list[Link]]:
     """Follow the round page by page until the deltaLink (finished) or the budget (paused).
 
-    Events go through sync_event as they come; linked @removed ones are returned for a re-read.
+    Each page's events go through the pipeline as one batch; linked @removed ones are returned for a re-read.
     """
     services, mailbox = run.services, run.mailbox_id
     fresh = state.fresh
@@ -171,7 +172,7 @@ async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link |
     links = await run.links_for([item["id"] for item in items])
     out: list[tuple[str, Link | None]] = []
     for item, link in zip(items, links, strict=True):
-        if item.get("type") == "seriesMaster" or (link is not None and link.change_key == change_key_of(item)):
+        if item.get("type") == "seriesMaster" or unchanged(link, change_key_of(item)):
             run.stats.skipped += 1
             continue
         out.append((item["id"], link))
