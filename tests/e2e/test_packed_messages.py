@@ -439,3 +439,33 @@ def test_two_spellings_of_one_mailbox_in_a_message_write_each_event_once(graph, 
     upserted = sorted(p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE)
     assert upserted == ["Job 0", "Job 1", "Job 2"]
     assert {link.event_id for link in services.store.links_of(person["id"])} == {e["id"] for e in events}
+
+
+def test_two_messages_of_one_mailbox_in_flight_together_share_their_batch_requests(graph, dime, services):
+    """Reads shared across messages: two packed messages of one busy mailbox, worked on at once in
+    one process, ride the same `$batch` requests (formerly each its own, then its own proofs), and
+    the mailbox never has more than 4 requests in flight at Graph (counted by the fake over every
+    client, as Graph counts them)."""
+    from shared.usecases.outlook_to_dime.notification_batch import apply_notifications
+
+    (person,) = people(graph, services, 1)
+    events = [
+        graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-{10 + n}T08:00:00")) for n in range(8)
+    ]
+
+    def change(event: dict) -> dict:
+        return {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": None}
+
+    first, second = {"changes": [change(e) for e in events[:4]]}, {"changes": [change(e) for e in events[4:]]}
+    graph.delay_next(0.2, count=100, path_contains="$batch")  # Graph's ~250 ms per $batch, roughly
+    graph.reset_requests()
+
+    async def together() -> None:
+        await asyncio.gather(apply_notifications(first, services), apply_notifications(second, services))
+
+    asyncio.run(together())
+    shared_requests = [r for r in graph.requests if r.path.endswith("$batch")]
+
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events}
+    assert len(shared_requests) == 2  # one $batch of the 8 reads, one of the 8 proofs (separately: 4)
+    assert graph.max_in_flight[person["id"].lower()] <= 4 and graph.concurrency_refusals == 0

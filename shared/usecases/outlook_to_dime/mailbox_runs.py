@@ -28,6 +28,7 @@ from shared.names import NOTIFICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.outlook_to_dime import pipeline
 from shared.usecases.outlook_to_dime.breaker_alerts import guarded
+from shared.usecases.outlook_to_dime.pipeline.coalesce import shared
 from shared.usecases.outlook_to_dime.pipeline.read import THROTTLED, Budget, GraphBatches, state_store
 from shared.usecases.outlook_to_dime.pipeline.remember import record_failures
 
@@ -252,7 +253,8 @@ class MailboxRun:
     async def _read_batch(self, event_ids: list[str]) -> dict[str, BatchAnswer]:
         """One $batch of event reads, then the throttled members again (`GraphBatches.ask`)."""
         mailbox = self.mailbox_id
-        answers = await self.batches.ask(self.services.graph.read_events_batch, [(mailbox, e) for e in event_ids])
+        reads = shared(self.services.graph, "read_events_batch")
+        answers = await self.batches.ask(reads.ask, [(mailbox, e) for e in event_ids])
         return {event_id: answers[(mailbox, event_id)] for event_id in event_ids}
 
     async def prove_listed(self, events: list[dict]) -> dict[str, bool | SyncError]:

@@ -22,6 +22,7 @@ from shared.core.outlook_to_dime.triage import Need, needed
 from shared.core.runs import RunStats
 from shared.core.transactions import SyncError
 from shared.services import Services
+from shared.usecases.outlook_to_dime.pipeline.coalesce import shared
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
@@ -126,7 +127,9 @@ class GraphBatches:
 
         chunks = [keys[start : start + BATCH_LIMIT] for start in range(0, len(keys), BATCH_LIMIT)]
         answers: dict[tuple[str, str], BatchAnswer] = {}
-        for got in await asyncio.gather(*(self.ask(self.services.graph.read_events_batch, c) for c in chunks)):
+        for got in await asyncio.gather(
+            *(self.ask(shared(self.services.graph, "read_events_batch").ask, c) for c in chunks)
+        ):
             answers.update(got)
         return answers
 
@@ -146,7 +149,8 @@ class GraphBatches:
         distinct = list(dict.fromkeys(wheres))
         chunks = [distinct[start : start + BATCH_LIMIT] for start in range(0, len(distinct), BATCH_LIMIT)]
         pages: dict[tuple[str, tuple[str, str]], BatchAnswer] = {}
-        for got in await asyncio.gather(*(self.ask(graph.calendar_views_of, chunk) for chunk in chunks)):
+        views = shared(graph, "calendar_views_of")  # shared with every caller of this loop
+        for got in await asyncio.gather(*(self.ask(views.ask, chunk) for chunk in chunks)):
             pages.update(got)
         listed = {(mailbox, str(item.get("id"))) for (mailbox, _), page in pages.items() for item in _items(page.body)}
         continued: dict[tuple[str, tuple[str, str]], set[str]] = {}
