@@ -77,3 +77,34 @@ def test_a_call_dime_refuses_costs_the_page_a_few_imports_and_fails_alone(graph,
     assert [t.appointment_guid for t in failed] == [refused]
     assert failed[0].event_id not in {link.event_id for link in services.store.links_of(person["id"])}
     assert len(list(services.store.links_of(person["id"]))) == 22
+
+
+def test_a_backfill_reads_its_next_page_while_the_last_one_is_written(graph, dime, services, monkeypatch):
+    """Overlap, one page ahead: when the first page's /import starts, the second delta page has
+    been asked for (formerly only after the page was written). The import waits for that request
+    (up to 5 s, no timing asserted), so the old order shows as a page never read ahead."""
+    import time
+
+    person = add_mailbox(graph, services, mail="onboard@contoso.com")
+    create_events(graph, person, 150)  # two delta pages of 100
+    graph.reset_requests()
+    real_import = services.dime.run_import
+    read_ahead: list[bool] = []
+
+    def delta_pages() -> int:
+        return sum(1 for r in graph.requests if "delta" in r.path.lower())
+
+    def watched_import(calls):
+        if not read_ahead:
+            deadline = time.monotonic() + 5
+            while delta_pages() < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            read_ahead.append(delta_pages() >= 2)
+        return real_import(calls)
+
+    monkeypatch.setattr(services.dime, "run_import", watched_import)
+    asyncio.run(resync({"mailboxId": person["id"], "reason": "onboarded"}, services))
+
+    assert read_ahead == [True]
+    assert len(dime.appointments) == 150 - 6  # every 25th is "free"
+    assert delta_pages() == 2  # one page ahead, never more
