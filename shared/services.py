@@ -7,7 +7,9 @@ SettingsError. Tests hand in their own adapters through the constructor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,10 @@ from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from shared.adapters.dime import DimeGateway
+    from shared.adapters.dime_async import AsyncDimeGateway
     from shared.adapters.graph import GraphGateway
+    from shared.adapters.storage.aio_queues import AsyncQueueSender
+    from shared.adapters.storage.aio_stores import AsyncStateStore
     from shared.adapters.storage.queues import QueueSender
     from shared.adapters.storage.subscription_rows import SubscriptionOwners
     from shared.adapters.storage.tables import StateStore
@@ -31,6 +36,11 @@ class Services:
         self.settings = settings
         self.clock = clock
         self.__dict__.update(adapters)  # overrides the cached properties below (tests)
+        from shared.adapters.storage.aio_tables import Provisioned
+
+        # Tables and queues created by any loop's adapters: a later loop does not create them again.
+        self.provisioned_tables, self.provisioned_queues = Provisioned(), Provisioned()
+        self._loop_adapters: dict[int, LoopAdapters] = {}
 
     @cached_property
     def store(self) -> StateStore:
@@ -66,6 +76,108 @@ class Services:
         from shared.adapters.dime import DimeGateway
 
         return DimeGateway(self.settings.dime_base_url, self.settings.dime_api_key)
+
+    # Asynchronous adapters (no thread per call). An aio client belongs to the event loop it was
+    # built on, so each running loop gets its own, built on first use and closed when the loop
+    # ends (`LoopAdapters`); the Functions host runs one loop for the process' life. Tests may
+    # hand them in (astore=..., aqueues=..., adime=...).
+
+    @property
+    def astore(self) -> AsyncStateStore:
+        return self.__dict__.get("astore") or self.on_this_loop().store
+
+    @property
+    def aqueues(self) -> AsyncQueueSender:
+        return self.__dict__.get("aqueues") or self.on_this_loop().queues
+
+    @property
+    def adime(self) -> AsyncDimeGateway:
+        return self.__dict__.get("adime") or self.on_this_loop().dime
+
+    def on_this_loop(self) -> LoopAdapters:
+        """The running loop's adapters (built now if this loop has none); must run on a loop."""
+        loop = asyncio.get_running_loop()
+        adapters = self._loop_adapters.get(id(loop))
+        if adapters is None or adapters.loop() is not loop:
+            for key, old in list(self._loop_adapters.items()):  # loops that ended (their ids may be reused)
+                if old.loop() is None or old.loop().is_closed():  # type: ignore[union-attr]
+                    del self._loop_adapters[key]
+            adapters = self._loop_adapters[id(loop)] = LoopAdapters(self, loop)
+        return adapters
+
+
+class LoopAdapters:
+    """One event loop's asynchronous adapters, each built on first use.
+
+    Closed when the loop ends: `asyncio.run` (and the Functions host's loop, at shutdown) closes the
+    loop's asynchronous generators before closing the loop (`loop.shutdown_asyncgens`), so a
+    generator suspended at its first `yield` from here on is that moment's hook; its `finally`
+    closes the clients' sessions on their own loop. A loop that is closed without that step leaves
+    them to the garbage collector."""
+
+    def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
+        import weakref
+
+        self._services = services
+        self.loop = weakref.ref(loop)
+        self._credential: Any = None
+        self._closer = _until_loop_ends(self)
+        step = self._closer.__anext__()  # registers the generator with the running loop ...
+        with contextlib.suppress(StopIteration):
+            step.send(None)  # ... and runs it to its `yield` (nothing there awaits)
+
+    def _storage_credential(self) -> Any:
+        from shared.adapters.storage.clients import async_storage_credential
+
+        storage = self._services.settings.storage
+        if storage.connection_string is None and self._credential is None:
+            self._credential = async_storage_credential(storage)
+        return self._credential
+
+    @cached_property
+    def store(self) -> AsyncStateStore:
+        from shared.adapters.storage.aio_stores import AsyncStateStore
+        from shared.adapters.storage.aio_tables import AsyncTables
+        from shared.adapters.storage.clients import async_table_service
+
+        service = async_table_service(self._services.settings.storage, self._storage_credential())
+        return AsyncStateStore(AsyncTables(service, self._services.provisioned_tables))
+
+    @cached_property
+    def queues(self) -> AsyncQueueSender:
+        from shared.adapters.storage.aio_queues import AsyncQueueSender
+        from shared.adapters.storage.clients import async_queue_service
+
+        service = async_queue_service(self._services.settings.storage, self._storage_credential())
+        return AsyncQueueSender(service, self._services.provisioned_queues)
+
+    @cached_property
+    def dime(self) -> AsyncDimeGateway:
+        """Built like the sync gateway in use (its host, key, retries and timeout), so that a test's
+        or a script's choice holds for both."""
+        from shared.adapters.dime_async import AsyncDimeGateway
+
+        options = getattr(self._services.dime, "options", None)
+        if options is None:
+            s = self._services.settings
+            options = {"base_url": s.dime_base_url, "api_key": s.dime_api_key}
+        return AsyncDimeGateway(**options)
+
+    async def close(self) -> None:
+        """Close whatever was built (each once; a failure to close one does not keep the others open)."""
+        built = [self.__dict__.pop(name) for name in ("store", "queues", "dime") if name in self.__dict__]
+        closers = [b.tables.close() if hasattr(b, "tables") else b.close() for b in built]
+        if self._credential is not None:
+            closers.append(self._credential.close())
+            self._credential = None
+        await asyncio.gather(*closers, return_exceptions=True)
+
+
+async def _until_loop_ends(adapters: LoopAdapters) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await adapters.close()
 
 
 @cache

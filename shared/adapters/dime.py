@@ -25,10 +25,21 @@ def _sent(send: Callable[[], Any], absent: int | None = None) -> Any:
     count_dime()
     try:
         result = send()
-    except httpx.TimeoutException:
-        raise SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out") from None
-    except httpx.TransportError as error:
-        raise SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}") from None
+    except httpx.TransportError as error:  # a timeout included
+        raise unreachable(error) from None
+    return checked(result, absent)
+
+
+def unreachable(error: httpx.TransportError) -> SyncError:
+    """A transport failure (no answer) as the SyncError every caller handles: retried later."""
+    if isinstance(error, httpx.TimeoutException):
+        return SyncError(ErrorCode.DIME_UNAVAILABLE, "Dime.Scheduler timed out")
+    return SyncError(ErrorCode.DIME_UNAVAILABLE, f"Dime.Scheduler unreachable: {type(error).__name__}")
+
+
+def checked(result: Any, absent: int | None = None) -> Any:
+    """An SDK `Result` that is a success, None for an `absent` status, a SyncError otherwise
+    (shared with the asynchronous client, dime_async.py)."""
     if not result.ok:
         response = result.response
         if absent is not None and response.status_code == absent:
@@ -52,6 +63,14 @@ class DimeGateway:
 
         # The SDK takes its host from an Environment enum of the three public hosts; anything
         # with a `.value` works, which is how self-hosted installations and tests are reached.
+        # What the asynchronous client (dime_async.py) is built from: the same host, key and policy.
+        self.options: dict[str, Any] = {
+            "base_url": base_url,
+            "api_key": api_key,
+            "max_retries": max_retries,
+            "max_delay_seconds": max_delay_seconds,
+            "timeout_seconds": timeout_seconds,
+        }
         environment: Any = SimpleNamespace(value=base_url.rstrip("/"))
         retry = RetryConfig(max_retries=max_retries, max_delay_s=max_delay_seconds) if max_retries else False
         self._client = DimeSchedulerClient(

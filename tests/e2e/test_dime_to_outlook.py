@@ -406,9 +406,16 @@ def test_a_hundred_forged_assignments_cost_a_bounded_number_of_requests(
             assignments.append({"ResourceNo": f"R-FORGED-{n}", "Email": f"victim{n}@contoso.com"})
         else:
             assignments.append({"Email": f"victim{n}@contoso.com"})
+    from shared.adapters.storage.aio_stores import AsyncStateStore
+
     reads = []
-    real = services.store.list_resources
-    monkeypatch.setattr(services.store, "list_resources", lambda: reads.append(1) or real())
+    real = AsyncStateStore.list_resources
+
+    async def counted(store):
+        reads.append(1)
+        return await real(store)
+
+    monkeypatch.setattr(AsyncStateStore, "list_resources", counted)
     graph.reset_requests()
     dime.reset_calls()
     publish(forged("6c1b6a2e-1111-4c3d-9e8f-00000000f004", assignments), "created")
@@ -831,7 +838,9 @@ def test_reconcile_breaker_holds_back_a_mass_delete(graph, dime, services, peopl
 
 
 @pytest.mark.parametrize("spoil", ["date", "guid"])
-def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(graph, dime, services, people, spoil):
+def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(
+    graph, dime, services, people, spoil, monkeypatch
+):
     """An appointment the listing carries but we cannot read (a date we do not understand, no
     GUID) did not vanish: missing means read it again, never delete its Outlook event."""
     jane = people["jane"]["id"]
@@ -839,10 +848,12 @@ def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(gr
     for guid in guids:
         publish(planned(dime, guid), "created")
     work(services)
-    real = services.dime.list_appointments
+    from shared.adapters.dime_async import AsyncDimeGateway
 
-    def listing(*args):
-        document = real(*args)
+    real = AsyncDimeGateway.list_appointments
+
+    async def listing(client, *args):
+        document = await real(client, *args)
         items = document if isinstance(document, list) else items_of(document)
         for item in items:
             if str(item.get("AppointmentGuid", "")).lower() == guids[0]:
@@ -852,7 +863,7 @@ def test_reconcile_never_deletes_an_event_whose_appointment_it_could_not_read(gr
                     del item["AppointmentGuid"]
         return document
 
-    services.dime.list_appointments = listing
+    monkeypatch.setattr(AsyncDimeGateway, "list_appointments", listing)
     stats = reconcile(services)
     assert stats.unreadable == 1 and stats.deleted == 0
     assert sorted(e["subject"] for e in ours(graph, jane)) == [f"Visit {n}" for n in range(4)]

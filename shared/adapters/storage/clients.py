@@ -63,7 +63,35 @@ def queue_service(storage: StorageSettings) -> QueueServiceClient:
     return _service(QueueServiceClient, "account_url", storage, storage.queue_service_uri)
 
 
-def _service(cls: Any, url_keyword: str, storage: StorageSettings, service_uri: str | None) -> Any:
+def async_storage_credential(storage: StorageSettings) -> Any:
+    """`storage_credential` for the asynchronous clients (azure.identity.aio: the same choice)."""
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    if (storage.credential or "").lower() == "managedidentity":
+        return (
+            ManagedIdentityCredential(client_id=storage.client_id) if storage.client_id else ManagedIdentityCredential()
+        )
+    return DefaultAzureCredential(managed_identity_client_id=storage.client_id)
+
+
+def async_table_service(storage: StorageSettings, credential: Any = None) -> Any:
+    """An `azure.data.tables.aio.TableServiceClient` for the same account as `table_service`
+    (`credential`: an azure.identity.aio credential, needed when there is no connection string)."""
+    from azure.data.tables.aio import TableServiceClient
+
+    return _service(TableServiceClient, "endpoint", storage, storage.table_service_uri, credential)
+
+
+def async_queue_service(storage: StorageSettings, credential: Any = None) -> Any:
+    """An `azure.storage.queue.aio.QueueServiceClient` for the same account as `queue_service`."""
+    from azure.storage.queue.aio import QueueServiceClient
+
+    return _service(QueueServiceClient, "account_url", storage, storage.queue_service_uri, credential)
+
+
+def _service(
+    cls: Any, url_keyword: str, storage: StorageSettings, service_uri: str | None, credential: Any = None
+) -> Any:
     """A service client from the connection string, else from the service URI with the
     storage credential; either way with the environment's options read once (`environment_options`)."""
     if storage.connection_string:
@@ -71,4 +99,5 @@ def _service(cls: Any, url_keyword: str, storage: StorageSettings, service_uri: 
         options = environment_options(client.url)
         return cls.from_connection_string(storage.connection_string, **options) if options else client
     assert service_uri
-    return cls(**{url_keyword: service_uri}, credential=storage_credential(storage), **environment_options(service_uri))
+    credential = credential if credential is not None else storage_credential(storage)
+    return cls(**{url_keyword: service_uri}, credential=credential, **environment_options(service_uri))

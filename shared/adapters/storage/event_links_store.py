@@ -36,18 +36,9 @@ class EventLinkStore:
         self._table = store.table(EVENT_LINKS_TABLE)
 
     def read(self, guid: str) -> tuple[AppointmentState | None, dict[str, EventLink]]:
-        state: AppointmentState | None = None
-        links: dict[str, EventLink] = {}
-        for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": guid}):
-            if entity["RowKey"] == STATE_ROW:
-                state = _state_from(entity)
-            else:
-                link = _link_from(entity)
-                links[link.mailbox_id] = link
-        # An appointment we placed in a calendar is not Outlook's; only one we hold no event for
-        # costs the look-up of the Outlook → Dime.Scheduler path's mark.
-        if not links and not (state and state.outlook_origin) and self._is_outlook_origin(guid):
-            state = replace(state, outlook_origin=True) if state else _origin_state(guid)
+        state, links = appointment_rows(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": guid}))
+        if needs_origin_look_up(state, links) and self._is_outlook_origin(guid):
+            state = with_outlook_origin(state, guid)
         return state, links
 
     def save_state(self, state: AppointmentState) -> AppointmentState:
@@ -69,15 +60,7 @@ class EventLinkStore:
         Learn), shared by every backfill of every instance; and Azurite's cost per write grows with
         the partition's size (one partition of 10,000 marks took 19 of a backfill's 25 s of Azurite
         CPU). The shard is a function of the GUID alone: a look-up knows nothing else."""
-        by_shard: dict[str, list[dict[str, Any]]] = {}
-        for guid in dict.fromkeys(guids):
-            partition = origin_partition(guid)
-            by_shard.setdefault(partition, []).append({"PartitionKey": partition, "RowKey": guid})
-        batches = [
-            [("upsert", e) for e in entities[start : start + BATCH_LIMIT]]
-            for entities in by_shard.values()
-            for start in range(0, len(entities), BATCH_LIMIT)
-        ]
+        batches = origin_batches(guids)
         if len(batches) <= 1:
             for batch in batches:
                 self._table.submit_transaction(batch)
@@ -151,6 +134,45 @@ class EventLinkStore:
         except (ResourceExistsError, ResourceModifiedError) as error:
             raise ConcurrentUpdate(str(error)) from error
         return metadata.get("etag")
+
+
+# Row mapping (shared by this store and the asynchronous one, shared/adapters/storage/aio_stores.py) ---
+
+
+def appointment_rows(entities: Any) -> tuple[AppointmentState | None, dict[str, EventLink]]:
+    """An appointment's partition as read: its state row and its links by mailbox."""
+    state: AppointmentState | None = None
+    links: dict[str, EventLink] = {}
+    for entity in entities:
+        if entity["RowKey"] == STATE_ROW:
+            state = _state_from(entity)
+        else:
+            link = _link_from(entity)
+            links[link.mailbox_id] = link
+    return state, links
+
+
+def needs_origin_look_up(state: AppointmentState | None, links: dict[str, EventLink]) -> bool:
+    """An appointment we placed in a calendar is not Outlook's; only one we hold no event for
+    costs the look-up of the Outlook → Dime.Scheduler path's mark."""
+    return not links and not (state and state.outlook_origin)
+
+
+def with_outlook_origin(state: AppointmentState | None, guid: str) -> AppointmentState:
+    return replace(state, outlook_origin=True) if state else _origin_state(guid)
+
+
+def origin_batches(guids: list[str]) -> list[list[tuple[str, dict[str, Any]]]]:
+    """The table transactions that mark `guids` as Outlook's: one per shard and 100 marks."""
+    by_shard: dict[str, list[dict[str, Any]]] = {}
+    for guid in dict.fromkeys(guids):
+        partition = origin_partition(guid)
+        by_shard.setdefault(partition, []).append({"PartitionKey": partition, "RowKey": guid})
+    return [
+        [("upsert", e) for e in entities[start : start + BATCH_LIMIT]]
+        for entities in by_shard.values()
+        for start in range(0, len(entities), BATCH_LIMIT)
+    ]
 
 
 def origin_partition(guid: str) -> str:

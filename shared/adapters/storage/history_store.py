@@ -109,6 +109,38 @@ class HistoryStore:
         return summarize(rows, now)
 
 
+# The same counts from the event loop (shared/adapters/storage/aio_stores.py). Coroutines of one loop
+# share a thread, so a thread-local shard would be written by several concurrent writes whose
+# answers may arrive out of order (an older total last). A shard is instead lent to one write at a
+# time: concurrent writes take distinct shards (rows), a finished write gives its shard back.
+_lent: dict[str, list[_Shard]] = {}
+_lent_generation = [0]
+
+
+async def record_async(tables: Any, transactions: Iterable[Transaction]) -> None:
+    """`HistoryStore.record` through an `AsyncTables`: at most one round trip, never raises."""
+    bumps = tally(transactions, datetime.now(UTC))
+    if not bumps:
+        return
+    from azure.data.tables import UpdateMode
+
+    if _lent_generation[0] != _generation[0]:
+        _lent.clear()
+        _lent_generation[0] = _generation[0]
+    free = _lent.setdefault(_identity(tables.client(HISTORY_TABLE)), [])
+    shard = free.pop() if free else _Shard()
+    try:
+        entities = [shard.bump(day, counts) for day, counts in sorted(bumps.items())]
+        if len(entities) == 1:
+            await tables.call(HISTORY_TABLE, "upsert_entity", entities[0], mode=UpdateMode.MERGE)
+        else:
+            await tables.submit(HISTORY_TABLE, [("upsert", e, {"mode": UpdateMode.MERGE}) for e in entities])
+    except Exception as error:  # the picture must never fail a write; the next write carries the totals
+        log.warning("history counts not written (carried by this writer's next write): %s", str(error)[:300])
+    finally:
+        free.append(shard)
+
+
 def _identity(table: Any) -> str:
     """Which table (account and name) a writer's totals belong to: two Services on two accounts in
     one process (tests) must not share totals."""

@@ -50,7 +50,12 @@ def is_missing_container(error: BaseException) -> bool:
     """Storage says the table or queue itself does not exist (not: the entity or message)."""
     code = getattr(error, "error_code", None)
     code = getattr(code, "value", code)  # the tables SDK gives an enum (str() would be its name)
-    return str(code or "") in ("TableNotFound", "QueueNotFound")
+    if code is None:
+        # The tables SDK leaves the code unset for an insert (`create_entity`, sync and aio alike)
+        # and only quotes the answer's JSON in the message: {"odata.error":{"code":"TableNotFound",...
+        text = str(error)
+        return '"code":"TableNotFound"' in text or '"code":"QueueNotFound"' in text
+    return str(code) in ("TableNotFound", "QueueNotFound")
 
 
 class HealingTable:

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 _SENDERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="queue-send")
 
 
+def encoded(message: dict[str, Any]) -> bytes:
+    """A message's body: compact JSON, UTF-8 (the client's policy base64-encodes it). Shared with
+    the asynchronous sender (aio_queues.py): both send the same bytes."""
+    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
 class QueueSender:
     def __init__(self, service: QueueServiceClient) -> None:
         self._service = service
@@ -41,8 +47,7 @@ class QueueSender:
         return self._clients[queue_name]
 
     def send(self, queue_name: str, message: dict[str, Any], *, delay_seconds: int | None = None) -> None:
-        body = json.dumps(message, separators=(",", ":")).encode("utf-8")
-        self.send_raw(queue_name, body, delay_seconds=delay_seconds)
+        self.send_raw(queue_name, encoded(message), delay_seconds=delay_seconds)
 
     def send_raw(self, queue_name: str, body: bytes, *, delay_seconds: int | None = None) -> None:
         """Send bytes as they are; if the queue vanished (storage emptied under us), provision again once."""

@@ -52,6 +52,44 @@ def _time(value: Any) -> datetime | None:
     return None
 
 
+# Row mapping (shared by this store and the asynchronous one, shared/adapters/storage/aio_stores.py) ---
+
+
+def tombstone_row(event_id: str) -> str:
+    """The RowKey of an event's tombstone (event ids may hold characters keys forbid: a digest)."""
+    return TOMBSTONE_PREFIX + digest(event_id)
+
+
+def tombstone_values(event_id: str, now: datetime) -> dict[str, Any]:
+    return {"EventId": event_id, "DeletedAt": now.isoformat()}
+
+
+def names_tombstone(entity: dict[str, Any] | None, event_id: str) -> bool:
+    """The row read at `tombstone_row(event_id)` is that event's (a digest collision is not)."""
+    return entity is not None and entity.get("EventId") == event_id
+
+
+def tombstones_query(mailbox_id: str) -> tuple[str, dict[str, Any]]:
+    """Every tombstone of a mailbox: one range query over its partition."""
+    query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+    return query, {"pk": mailbox_id, "low": TOMBSTONE_PREFIX, "high": TOMBSTONE_PREFIX[:-1] + chr(ord("-") + 1)}
+
+
+def recent_deletes(entity: dict[str, Any] | None, now: datetime) -> list[str]:
+    """The times (ISO) of the `webhook-deletes` row that fall in the last 10 minutes."""
+    try:
+        times = json.loads((entity or {}).get("Times") or "[]")
+    except ValueError:
+        times = []
+    since = now - WEBHOOK_DELETES_WINDOW
+    return [t for t in times if isinstance(t, str) and (_time(t) or since) > since]
+
+
+def one_more_delete(recent: list[str], now: datetime) -> dict[str, Any]:
+    """The `webhook-deletes` row's values with one more delete at `now` (the last 500 kept)."""
+    return {"Times": json.dumps([*recent, now.isoformat()][-500:])}
+
+
 class SyncStateStore:
     def __init__(self, store: StateStore) -> None:
         self._store = store
@@ -239,22 +277,20 @@ class SyncStateStore:
     # Tombstones and notification-driven deletes --------------------------------------------
 
     def add_tombstone(self, mailbox_id: str, event_id: str, now: datetime) -> None:
-        self._put(mailbox_id, TOMBSTONE_PREFIX + digest(event_id), {"EventId": event_id, "DeletedAt": now.isoformat()})
+        self._put(mailbox_id, tombstone_row(event_id), tombstone_values(event_id, now))
 
     def is_tombstoned(self, mailbox_id: str, event_id: str) -> bool:
-        entity = self._get(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
-        return entity is not None and entity.get("EventId") == event_id
+        return names_tombstone(self._get(mailbox_id, tombstone_row(event_id)), event_id)
 
     def tombstoned_events(self, mailbox_id: str) -> set[str]:
         """The event ids of every tombstone of the mailbox: one range query (a batch of new events
         asks once instead of once per event)."""
-        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-        parameters = {"pk": mailbox_id, "low": TOMBSTONE_PREFIX, "high": TOMBSTONE_PREFIX[:-1] + chr(ord("-") + 1)}
+        query, parameters = tombstones_query(mailbox_id)
         rows = self._table.query_entities(query, parameters=parameters, select=["EventId"])
         return {str(row.get("EventId") or "") for row in rows}
 
     def remove_tombstone(self, mailbox_id: str, event_id: str) -> None:
-        self._delete(mailbox_id, TOMBSTONE_PREFIX + digest(event_id))
+        self._delete(mailbox_id, tombstone_row(event_id))
 
     def expired_tombstones(self, before: datetime, limit: int) -> list[Any]:
         """Up to `limit` tombstones of any mailbox last written before `before` (keys and etags):
@@ -271,47 +307,41 @@ class SyncStateStore:
 
     def recent_webhook_deletes(self, mailbox_id: str, now: datetime) -> list[str]:
         """Times (ISO) of the notification-driven deletes of the last 10 minutes."""
-        entity = self._get(mailbox_id, WEBHOOK_DELETES_ROW) or {}
-        try:
-            times = json.loads(entity.get("Times") or "[]")
-        except ValueError:
-            times = []
-        since = now - WEBHOOK_DELETES_WINDOW
-        return [t for t in times if isinstance(t, str) and (_time(t) or since) > since]
+        return recent_deletes(self._get(mailbox_id, WEBHOOK_DELETES_ROW), now)
 
     def note_webhook_delete(self, mailbox_id: str, now: datetime) -> None:
         """Remember one more delete (last writer wins: concurrent deletes may be undercounted)."""
-        times = [*self.recent_webhook_deletes(mailbox_id, now), now.isoformat()][-500:]
-        self._put(mailbox_id, WEBHOOK_DELETES_ROW, {"Times": json.dumps(times)})
+        self._put(mailbox_id, WEBHOOK_DELETES_ROW, one_more_delete(self.recent_webhook_deletes(mailbox_id, now), now))
 
     # Run records ---------------------------------------------------------------------------
 
     def save_run(self, run: RunStats) -> None:
-        values = asdict(run)
-        dime = {} if run.dime_requests is None else {"DimeRequests": run.dime_requests}
-        self._put(
-            run.mailbox_id,
-            run.kind + RUN_ROW_SUFFIX,
-            {
-                **dime,
-                "Kind": run.kind,
-                "StartedAt": run.started_at.isoformat(),
-                "Reason": run.reason,
-                "Outcome": run.outcome,
-                "Round": run.round,
-                "Changes": run.changes,
-                "Writes": run.writes,
-                "Deletes": run.deletes,
-                "Healed": run.healed,
-                "Skipped": run.skipped,
-                "Errors": run.errors,
-                "GraphRequests": run.graph_requests,
-                "DurationMs": run.duration_ms,
-                "LastError": run.last_error,
-                "Breaker": run.breaker,
-                "ErrorMessages": "\n".join(values["error_messages"])[:30_000],
-            },
-        )
+        self._put(run.mailbox_id, run.kind + RUN_ROW_SUFFIX, run_values(run))
 
     def run(self, mailbox_id: str, kind: str) -> dict[str, Any] | None:
         return self._get(mailbox_id, kind + RUN_ROW_SUFFIX)
+
+
+def run_values(run: RunStats) -> dict[str, Any]:
+    """A run record's row (RowKey: its kind + RUN_ROW_SUFFIX, in the run's mailbox partition)."""
+    values = asdict(run)
+    dime = {} if run.dime_requests is None else {"DimeRequests": run.dime_requests}
+    return {
+        **dime,
+        "Kind": run.kind,
+        "StartedAt": run.started_at.isoformat(),
+        "Reason": run.reason,
+        "Outcome": run.outcome,
+        "Round": run.round,
+        "Changes": run.changes,
+        "Writes": run.writes,
+        "Deletes": run.deletes,
+        "Healed": run.healed,
+        "Skipped": run.skipped,
+        "Errors": run.errors,
+        "GraphRequests": run.graph_requests,
+        "DurationMs": run.duration_ms,
+        "LastError": run.last_error,
+        "Breaker": run.breaker,
+        "ErrorMessages": "\n".join(values["error_messages"])[:30_000],
+    }

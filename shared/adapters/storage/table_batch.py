@@ -37,13 +37,37 @@ _STATUS_LINE = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
     """Send `operations` (all of one partition) as one transaction; True when every one was
     applied, False when the SDK must send them again for its error (nothing was applied)."""
+    request = batch_request(client, operations)
+    if request is None:
+        return False
+    # The client's pipeline (auth, retries, transport); streamed, as the SDK does, so that no policy
+    # tries to decode the multipart answer.
+    response = client._client.send_request(request, stream=True)
+    answer = response.read()  # read in full either way: the connection goes back to the pool
+    return batch_applied(response.status_code, answer, len(operations))
+
+
+async def send_batch_async(client: Any, operations: list[tuple[Any, ...]]) -> bool:
+    """`send_batch` through an `azure.data.tables.aio.TableClient`: the same request, the same reading
+    of the answer (one request format, two transports)."""
+    request = batch_request(client, operations)
+    if request is None:
+        return False
+    response = await client._client.send_request(request, stream=True)
+    answer = await response.read()
+    return batch_applied(response.status_code, answer, len(operations))
+
+
+def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
+    """The `$batch` request for `operations` (all of one partition), or None when they are not the
+    plain kind this module writes (the SDK sends those)."""
     from azure.core.rest import HttpRequest
     from azure.data.tables._serialize import _add_entity_properties
 
     if not operations or len(operations) > 100 or any(len(op) != 2 for op in operations):
-        return False
+        return None
     if getattr(client, "_cosmos_endpoint", False):  # Cosmos DB's Table API takes merges differently
-        return False
+        return None
     partition = operations[0][1].get("PartitionKey")
     base = f"{client.scheme}://{client._primary_hostname}"  # what TableBatchOperations uses
     table = quote(client.table_name, safe="")
@@ -54,7 +78,7 @@ def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
     for number, (kind, entity) in enumerate(operations):
         kind = str(kind).lower()
         if kind not in ("create", "upsert") or entity.get("PartitionKey") != partition or "RowKey" not in entity:
-            return False
+            return None
         body = json.dumps(_add_entity_properties(entity))
         if kind == "create":
             line, accept = f"POST {base}/{table} HTTP/1.1", "application/json;odata=minimalmetadata"
@@ -72,7 +96,7 @@ def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
         + "".join(parts)
         + f"--{changeset}--\r\n\r\n--{batch}--\r\n"
     ).encode("utf-8")
-    request = HttpRequest(
+    return HttpRequest(
         "POST",
         f"{base}/$batch",
         headers={
@@ -84,20 +108,20 @@ def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
         },
         content=content,
     )
-    # The client's pipeline (auth, retries, transport); streamed, as the SDK does, so that no policy
-    # tries to decode the multipart answer.
-    response = client._client.send_request(request, stream=True)
-    answer = response.read()  # read in full either way: the connection goes back to the pool
-    if response.status_code != 202:
-        if response.status_code != 404 and response.status_code not in _warned:  # 404: the table is missing
-            _warned.add(response.status_code)
+
+
+def batch_applied(status_code: int, answer: bytes, operations: int) -> bool:
+    """Whether the answer to a `$batch` says every one of `operations` was applied."""
+    if status_code != 202:
+        if status_code != 404 and status_code not in _warned:  # 404: the table is missing
+            _warned.add(status_code)
             log.warning(
                 "a hand-written table transaction was answered %d: sent again through the SDK (logged once)",
-                response.status_code,
+                status_code,
             )
         return False
     statuses = [int(code) for code in _STATUS_LINE.findall(answer)]
-    return len(statuses) == len(operations) and all(200 <= code < 300 for code in statuses)
+    return len(statuses) == operations and all(200 <= code < 300 for code in statuses)
 
 
 def _key(value: Any) -> str:

@@ -20,7 +20,6 @@ describes the last pass over everyone.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -44,16 +43,14 @@ from shared.core.events import EventFormatError, parse_graph_time
 from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RunStats
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction, new_transaction_id
 from shared.services import Services
-from shared.usecases.dime_to_outlook.place_appointment import (
+from shared.usecases.dime_to_outlook.pipeline.read import BatchReads, Mailboxes, mailbox_for, resource_directory
+from shared.usecases.dime_to_outlook.pipeline.remember import (
     DIME_TO_OUTLOOK,
-    Mailboxes,
-    _forget_outlook_side,
-    _remove,
-    _transaction,
-    apply_publication,
-    mailbox_for,
-    resource_directory,
+    forget_outlook_side,
+    record_transaction,
 )
+from shared.usecases.dime_to_outlook.pipeline.write import remove
+from shared.usecases.dime_to_outlook.place_appointment import apply_publications
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +111,7 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
         finally:
             stats.record(run, meter).finish(outcome, services.clock())
             if only_emails is None:
-                await asyncio.to_thread(_save_run, services, run)
+                await _save_run(services, run)
             log.info(
                 "Dime.Scheduler reconcile%s: %s, %d appointments, %d writes, %d deletes (%d orphans healed), "
                 "%d unchanged, %d errors, %d Graph and %d Dime.Scheduler requests, %d ms",
@@ -133,18 +130,14 @@ async def run_dime_reconcile(services: Services, only_emails: set[str] | None = 
     return stats
 
 
-def _save_run(services: Services, run: RunStats) -> None:
-    from shared.adapters.storage.syncstate_store import SyncStateStore
-
+async def _save_run(services: Services, run: RunStats) -> None:
     try:
-        SyncStateStore(services.store).save_run(run)
+        await services.astore.syncstate.save_run(run)
     except Exception:  # the record is for people; the run's own outcome stands
         log.exception("could not save the Dime.Scheduler reconcile run record")
 
 
 async def _reconcile(services: Services, only_emails: set[str] | None, stats: DimeReconcileStats) -> None:
-    from shared.adapters.storage.event_links_store import EventLinkStore
-
     now = services.clock()
     s = services.settings
     start = (now - timedelta(days=s.sync_days_back)).astimezone(UTC)
@@ -168,9 +161,8 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
     zone = zone_named(s.dime_time_zone)
     for offset in range(0, len(numbers), RESOURCES_PER_REQUEST):
         chunk = numbers[offset : offset + RESOURCES_PER_REQUEST]
-        document = await asyncio.to_thread(
-            services.dime.list_appointments, _iso(start), _iso(end), chunk
-        )  # a failure raises: nothing is deleted on a partial listing
+        # A failure raises: nothing is deleted on a partial listing.
+        document = await services.adime.list_appointments(_iso(start), _iso(end), chunk)
         stats.requests += 1
         for item in items_of(document):
             try:
@@ -191,17 +183,16 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
     stats.listed = len(listed)
     unsettled: set[str] = set()  # appointments whose placing failed this run: their events are not judged
     ruled: dict[str, list[tuple[EventLink, str]]] = defaultdict(list)  # events a rule keeps off Outlook
-    for pub in listed.values():
-        try:
-            # Through the worker's own entry: a permanent failure becomes a visible, retryable
-            # failed transaction (as for a publication); a transient one raises.
-            message = {"change": "updated", "publication": pub.to_message(), "authoritative": True}
-            outcome = await apply_publication(message, services)
-        except SyncError as error:
+    # Through the worker's own entry, as one batch (who is onboarded and the rules read once): a
+    # permanent failure becomes a visible, retryable failed transaction (as for a publication).
+    messages = [{"change": "updated", "publication": p.to_message(), "authoritative": True} for p in listed.values()]
+    outcomes = await apply_publications(messages, services, reads=BatchReads(services, onboarded))
+    for pub, outcome in zip(listed.values(), outcomes, strict=True):
+        if isinstance(outcome, SyncError):
             stats.failed += 1
             unsettled.add(pub.guid)
-            stats.problem(f"appointment {pub.guid}: {error}; the next run tries again")
-            log.warning("reconcile: appointment %s failed (%s); the next run tries again", pub.guid, error.code.value)
+            stats.problem(f"appointment {pub.guid}: {outcome}; the next run tries again")
+            log.warning("reconcile: appointment %s failed (%s); the next run tries again", pub.guid, outcome.code.value)
             continue
         if outcome.error is not None:
             stats.failed += 1
@@ -231,7 +222,7 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
             # Also every calendar we hold a row for, eligible or not any more (a resource whose
             # e-mail or Exchange flag changed, a mailbox an earlier version wrote to): an event of
             # ours there that nothing plans is an orphan too.
-            rows = await asyncio.to_thread(lambda: list(EventLinkStore(services.store).links()))
+            rows = await services.astore.eventlinks.links()
             mailboxes |= {row.mailbox_id for row in rows if row.event_id or row.pending is not None}
         for mailbox in sorted(mailboxes):
             found = await services.graph.tagged_in_window(mailbox, _iso(start), _iso(end))
@@ -239,8 +230,7 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 continue  # no such mailbox (any more): nothing of ours to judge there
             tagged[mailbox] = [e for e in found if _starts_inside(e, start, end)]
     # Vanished: linked events of the listed resources, in the window, whose appointment was not listed.
-    store = EventLinkStore(services.store)
-    links = await asyncio.to_thread(lambda: list(store.links()))
+    links = await services.astore.eventlinks.links()
     asked = {r.email for r in directory.values() if r.resource_no in set(numbers) and r.email}
     by_mailbox: dict[str, list[EventLink]] = defaultdict(list)
     candidates: dict[str, list[EventLink]] = defaultdict(list)
@@ -285,11 +275,11 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
             stats.held_back[mailbox] = len(removals) + len(strays)
             stats.breakers.append(f"{mailbox}: {verdict.message}")
             every = [link for link, _ in removals]
-            await asyncio.to_thread(_alert, services, mailbox, verdict.message, every, [g for _, g in strays])
+            await _alert(services, mailbox, verdict.message, every, [g for _, g in strays])
             continue
         for link, reason in removals:
             try:
-                await _remove(services, store, link, reason)
+                await remove(services, link, reason)
                 stats.deleted += 1
             except SyncError as error:
                 stats.failed += 1
@@ -304,12 +294,11 @@ async def _reconcile(services: Services, only_emails: set[str] | None, stats: Di
                 stats.problem(f"delete of orphan event {event_id} in {mailbox}: {error}")
                 log.warning("reconcile: delete of orphan %s failed (%s)", event_id, error.code.value)
 
-    await _replace_missing(services, store, links, listed, tagged, unsettled, (start, end), listed_at, stats)
+    await _replace_missing(services, links, listed, tagged, unsettled, (start, end), listed_at, stats)
 
 
 async def _replace_missing(
     services: Services,
-    store: Any,
     links: list[EventLink],
     listed: dict[str, Publication],
     tagged: dict[str, list[dict[str, Any]]],
@@ -343,20 +332,19 @@ async def _replace_missing(
     for link in missing:
         gone = replace(link, event_id=None, generation=link.generation + 1, sent_hash=None, pending=None)
         try:
-            await asyncio.to_thread(store.save_link, replace(gone, synced_at=services.clock().isoformat()))
+            await services.astore.eventlinks.save_link(replace(gone, synced_at=services.clock().isoformat()))
         except ConcurrentUpdate:
             continue  # someone wrote the pair meanwhile: theirs stands, the next run looks again
-        await _forget_outlook_side(services, link.mailbox_id, link.event_id or "")
+        await forget_outlook_side(services, link.mailbox_id, link.event_id or "")
         log.info("reconcile: event of %s in %s is gone from the calendar; placing it again",
                  link.appointment_guid, link.mailbox_id)  # fmt: skip
         again.add(link.appointment_guid)
-    for guid in sorted(again):
-        message = {"change": "updated", "publication": listed[guid].to_message(), "authoritative": True}
-        try:
-            outcome = await apply_publication(message, services)
-        except SyncError as error:
+    guids = sorted(again)
+    messages = [{"change": "updated", "publication": listed[g].to_message(), "authoritative": True} for g in guids]
+    for guid, outcome in zip(guids, await apply_publications(messages, services), strict=True):
+        if isinstance(outcome, SyncError):
             stats.failed += 1
-            stats.problem(f"placing appointment {guid} again: {error}; the next run tries again")
+            stats.problem(f"placing appointment {guid} again: {outcome}; the next run tries again")
             continue
         stats.healed += sum(1 for d in outcome.decisions.values() if d.action is Action.UPSERT)
 
@@ -364,8 +352,8 @@ async def _replace_missing(
 async def _delete_orphan(services: Services, mailbox: str, event_id: str, guid: str) -> None:
     """Delete an event of ours that nothing plans there (a 404 or 403 "already deleted" is fine)."""
     await services.graph.delete_event(mailbox, event_id)
-    await _forget_outlook_side(services, mailbox, event_id)
-    await _transaction(services, mailbox, event_id, guid, "delete", "orphan")
+    await forget_outlook_side(services, mailbox, event_id)
+    await record_transaction(services, mailbox, event_id, guid, "delete", "orphan")
     log.info("reconcile: deleted orphan event %s of appointment %s in %s", event_id[-12:], guid, mailbox)
 
 
@@ -383,11 +371,11 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _alert(
+async def _alert(
     services: Services, mailbox: str, message: str, gone: list[EventLink], strays: list[str] | None = None
 ) -> None:
     now = services.clock()
-    services.store.add_transaction(
+    await services.astore.add_transaction(
         Transaction(
             id=new_transaction_id(now),
             mailbox_id=mailbox,

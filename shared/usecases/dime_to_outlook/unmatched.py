@@ -22,11 +22,9 @@ MAX_ROWS = 1000
 
 
 async def unmatched(services: Services) -> HttpAnswer:
-    from shared.adapters.storage.event_links_store import EventLinkStore
-
-    store = EventLinkStore(services.store)
-    states = {s.guid: s for s in await asyncio.to_thread(lambda: list(store.states()))}
-    links = await asyncio.to_thread(lambda: list(store.links()))
+    store = services.astore.eventlinks
+    states, links = await asyncio.gather(store.states(), store.links())
+    states = {s.guid: s for s in states}
     items: list[dict[str, Any]] = []
     for link in links:
         if link.event_id is None:

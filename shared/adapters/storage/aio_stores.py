@@ -1,0 +1,348 @@
+"""The app's stores on the event loop: the same method names as the sync stores, `async def`.
+
+`AsyncStateStore` mirrors `StateStore` (resources, links, transactions) for the calls of the hot
+paths; `.syncstate`, `.eventlinks` and `.transactions` mirror `SyncStateStore`,
+`EventLinkStore` and `TransactionStore` likewise. Keys, entity encoding and the ConcurrentUpdate
+rules are the sync stores' own functions (one mapping, two transports): a row written by one is
+read by the other. Transport, provisioning and healing: `aio_tables.AsyncTables`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from shared.adapters.storage.aio_tables import AsyncTables
+from shared.adapters.storage.tables import (
+    FILTER_KEYS,
+    RESOURCE_PARTITION,
+    ConcurrentUpdate,
+    _conditional,
+    _link_entity,
+    _link_from_entity,
+    _resource_entity,
+    _resource_from_entity,
+)
+from shared.core.dime_to_outlook.links import AppointmentState, EventLink
+from shared.core.ids import encode_key
+from shared.core.links import Link
+from shared.core.resources import Resource
+from shared.core.runs import RunStats
+from shared.core.transactions import Status, Transaction
+from shared.names import EVENT_LINKS_TABLE, LINKS_TABLE, RESOURCES_TABLE, SYNCSTATE_TABLE, TRANSACTIONS_TABLE
+
+
+class AsyncStateStore:
+    def __init__(self, tables: AsyncTables) -> None:
+        self.tables = tables
+        self.syncstate = AsyncSyncStateStore(tables)
+        self.eventlinks = AsyncEventLinkStore(tables)
+        self.transactions = AsyncTransactionStore(tables)
+
+    # Resources -------------------------------------------------------------------------------
+
+    async def get_resource(self, object_id: str) -> Resource | None:
+        entity = await self.tables.get(RESOURCES_TABLE, RESOURCE_PARTITION, object_id.lower())
+        return None if entity is None else _resource_from_entity(entity)
+
+    async def list_resources(self) -> list[Resource]:
+        entities = await self.tables.query(RESOURCES_TABLE, "PartitionKey eq @pk", {"pk": RESOURCE_PARTITION})
+        return [_resource_from_entity(entity) for entity in entities]
+
+    async def put_resource(self, resource: Resource) -> None:
+        from azure.data.tables import UpdateMode
+
+        await self.tables.call(RESOURCES_TABLE, "upsert_entity", _resource_entity(resource), mode=UpdateMode.REPLACE)
+
+    # Links -----------------------------------------------------------------------------------
+
+    async def get_link(self, mailbox_id: str, event_id: str) -> Link | None:
+        entity = await self.tables.get(LINKS_TABLE, mailbox_id, encode_key(event_id))
+        return None if entity is None else _link_from_entity(entity)
+
+    async def links_among(self, mailbox_id: str, event_ids: list[str]) -> dict[str, Link]:
+        """The links of these events of one mailbox, by event id: one query per 14 events (a
+        filter holds at most 15 comparisons), the queries sent at once."""
+        unique = list(dict.fromkeys(event_ids))
+        queries = []
+        for start in range(0, len(unique), FILTER_KEYS):
+            chunk = unique[start : start + FILTER_KEYS]
+            parameters = {"pk": mailbox_id, **{f"r{n}": encode_key(e) for n, e in enumerate(chunk)}}
+            keys = " or ".join(f"RowKey eq @r{n}" for n in range(len(chunk)))
+            queries.append(self.tables.query(LINKS_TABLE, f"PartitionKey eq @pk and ( {keys} )", parameters))
+        found: dict[str, Link] = {}
+        for entities in await asyncio.gather(*queries):
+            for entity in entities:
+                link = _link_from_entity(entity)
+                found[link.event_id] = link
+        return found
+
+    async def save_link(self, link: Link) -> Link:
+        """Insert (link.etag None) or replace only if unchanged since read; ConcurrentUpdate otherwise,
+        also when the row is gone (another instance deleted it since we read it)."""
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        entity = _link_entity(link)
+        try:
+            if link.etag is None:
+                metadata = await self.tables.call(LINKS_TABLE, "create_entity", entity)
+            else:
+                metadata = await self.tables.call(
+                    LINKS_TABLE, "update_entity", entity, mode=UpdateMode.REPLACE, **_conditional(link.etag)
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+            raise ConcurrentUpdate(str(error)) from error
+        return replace(link, etag=metadata.get("etag"))
+
+    async def insert_links(self, links: list[Link]) -> None:
+        """Insert new links of one mailbox, 100 per table transaction (all or nothing each);
+        ConcurrentUpdate when one of a batch exists already (another instance linked it)."""
+        from azure.data.tables import TableTransactionError
+
+        for start in range(0, len(links), 100):
+            operations = [("create", _link_entity(link)) for link in links[start : start + 100]]
+            try:
+                await self.tables.submit(LINKS_TABLE, operations)
+            except TableTransactionError as error:
+                if error.status_code == 409:
+                    raise ConcurrentUpdate(str(error)) from error
+                raise
+
+    async def delete_link(self, link: Link) -> None:
+        """Delete only if unchanged since read (ConcurrentUpdate otherwise); a row already gone is
+        the same outcome and is not an error."""
+        from azure.core.exceptions import ResourceModifiedError
+
+        try:
+            await self.tables.call(
+                LINKS_TABLE, "delete_entity", link.mailbox_id, encode_key(link.event_id), **_conditional(link.etag)
+            )
+        except ResourceModifiedError as error:
+            raise ConcurrentUpdate(str(error)) from error
+
+    async def links_of(self, mailbox_id: str) -> list[Link]:
+        entities = await self.tables.query(LINKS_TABLE, "PartitionKey eq @pk", {"pk": mailbox_id})
+        return [_link_from_entity(entity) for entity in entities]
+
+    async def links_of_series(self, mailbox_id: str, series_master_id: str) -> list[Link]:
+        """The links of one series' instances (a scan of the mailbox's partition)."""
+        query = "PartitionKey eq @pk and SeriesMasterId eq @master"
+        entities = await self.tables.query(LINKS_TABLE, query, {"pk": mailbox_id, "master": series_master_id})
+        return [_link_from_entity(entity) for entity in entities]
+
+    # Transactions ----------------------------------------------------------------------------
+
+    async def add_transaction(self, transaction: Transaction) -> None:
+        await self.transactions.add(transaction)
+
+
+class AsyncTransactionStore:
+    """`TransactionStore`'s writes: the failure index kept in step, outcomes counted in history."""
+
+    def __init__(self, tables: AsyncTables) -> None:
+        self.tables = tables
+
+    async def add(self, transaction: Transaction) -> None:
+        from azure.data.tables import UpdateMode
+
+        from shared.adapters.storage.history_store import record_async
+        from shared.adapters.storage.transactions_store import _index_entity, transaction_entity
+
+        if transaction.status is Status.FAILED:  # index first: a crash between leaves the failure visible
+            index = _index_entity(transaction)
+            await self.tables.call(TRANSACTIONS_TABLE, "upsert_entity", index, mode=UpdateMode.REPLACE)
+        await self.tables.call(TRANSACTIONS_TABLE, "create_entity", transaction_entity(transaction))
+        await record_async(self.tables, [transaction])
+
+    async def save(self, transaction: Transaction) -> None:
+        """Replace the row after a status change, and keep the failure index in step."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        from shared.adapters.storage.history_store import record_async
+        from shared.adapters.storage.transactions_store import FAILED_PARTITION, _index_entity, transaction_entity
+        from shared.core.transaction_query import public_id
+
+        row = transaction_entity(transaction)
+        if transaction.status is Status.FAILED:
+            index = _index_entity(transaction)
+            await self.tables.call(TRANSACTIONS_TABLE, "upsert_entity", index, mode=UpdateMode.REPLACE)
+            await self.tables.call(TRANSACTIONS_TABLE, "upsert_entity", row, mode=UpdateMode.REPLACE)
+        else:
+            await self.tables.call(TRANSACTIONS_TABLE, "upsert_entity", row, mode=UpdateMode.REPLACE)
+            try:
+                key = public_id(transaction.mailbox_id, transaction.id)
+                await self.tables.call(TRANSACTIONS_TABLE, "delete_entity", FAILED_PARTITION, key)
+            except ResourceNotFoundError:
+                pass  # the index row is gone already
+        await record_async(self.tables, [transaction])
+
+    async def add_many(self, transactions: Iterable[Transaction]) -> None:
+        """Batch insert (table transactions of at most 100 rows per partition, sent at once),
+        indexes included; history counted once for the whole batch."""
+        from shared.adapters.storage.history_store import record_async
+        from shared.adapters.storage.transactions_store import (
+            BATCH_LIMIT,
+            FAILED_PARTITION,
+            _index_entity,
+            transaction_entity,
+        )
+
+        transactions = list(transactions)
+        by_partition: dict[str, list[dict[str, Any]]] = {}
+        for transaction in transactions:
+            by_partition.setdefault(transaction.mailbox_id, []).append(transaction_entity(transaction))
+            if transaction.status is Status.FAILED:
+                by_partition.setdefault(FAILED_PARTITION, []).append(_index_entity(transaction))
+        # The failure index first (as `add` does): a crash between leaves the failures visible.
+        for first in (True, False):
+            await _all(
+                self.tables.submit(TRANSACTIONS_TABLE, [("upsert", e) for e in entities[start : start + BATCH_LIMIT]])
+                for partition, entities in by_partition.items()
+                if (partition == FAILED_PARTITION) is first
+                for start in range(0, len(entities), BATCH_LIMIT)
+            )
+        await record_async(self.tables, transactions)
+
+
+class AsyncSyncStateStore:
+    """`SyncStateStore`'s tombstones and notification-driven delete counts, and its run records."""
+
+    def __init__(self, tables: AsyncTables) -> None:
+        self.tables = tables
+
+    async def _put(self, mailbox_id: str, row: str, values: dict[str, Any]) -> None:
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": mailbox_id, "RowKey": row, **values}
+        await self.tables.call(SYNCSTATE_TABLE, "upsert_entity", entity, mode=UpdateMode.REPLACE)
+
+    async def save_run(self, run: RunStats) -> None:
+        from shared.adapters.storage.syncstate_store import RUN_ROW_SUFFIX, run_values
+
+        await self._put(run.mailbox_id, run.kind + RUN_ROW_SUFFIX, run_values(run))
+
+    async def add_tombstone(self, mailbox_id: str, event_id: str, now: datetime) -> None:
+        from shared.adapters.storage.syncstate_store import tombstone_row, tombstone_values
+
+        await self._put(mailbox_id, tombstone_row(event_id), tombstone_values(event_id, now))
+
+    async def is_tombstoned(self, mailbox_id: str, event_id: str) -> bool:
+        from shared.adapters.storage.syncstate_store import names_tombstone, tombstone_row
+
+        return names_tombstone(await self.tables.get(SYNCSTATE_TABLE, mailbox_id, tombstone_row(event_id)), event_id)
+
+    async def tombstoned_events(self, mailbox_id: str) -> set[str]:
+        from shared.adapters.storage.syncstate_store import tombstones_query
+
+        query, parameters = tombstones_query(mailbox_id)
+        rows = await self.tables.query(SYNCSTATE_TABLE, query, parameters, select=["EventId"])
+        return {str(row.get("EventId") or "") for row in rows}
+
+    async def remove_tombstone(self, mailbox_id: str, event_id: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from shared.adapters.storage.syncstate_store import tombstone_row
+
+        with contextlib.suppress(ResourceNotFoundError):
+            await self.tables.call(SYNCSTATE_TABLE, "delete_entity", mailbox_id, tombstone_row(event_id))
+
+    async def recent_webhook_deletes(self, mailbox_id: str, now: datetime) -> list[str]:
+        from shared.adapters.storage.syncstate_store import WEBHOOK_DELETES_ROW, recent_deletes
+
+        return recent_deletes(await self.tables.get(SYNCSTATE_TABLE, mailbox_id, WEBHOOK_DELETES_ROW), now)
+
+    async def note_webhook_delete(self, mailbox_id: str, now: datetime) -> None:
+        """Remember one more delete (last writer wins: concurrent deletes may be undercounted)."""
+        from shared.adapters.storage.syncstate_store import WEBHOOK_DELETES_ROW, one_more_delete
+
+        recent = await self.recent_webhook_deletes(mailbox_id, now)
+        await self._put(mailbox_id, WEBHOOK_DELETES_ROW, one_more_delete(recent, now))
+
+
+class AsyncEventLinkStore:
+    """`EventLinkStore` (Dime.Scheduler → Outlook state, one partition per appointment)."""
+
+    def __init__(self, tables: AsyncTables) -> None:
+        self.tables = tables
+
+    async def read(self, guid: str) -> tuple[AppointmentState | None, dict[str, EventLink]]:
+        from shared.adapters.storage.event_links_store import (
+            appointment_rows,
+            needs_origin_look_up,
+            with_outlook_origin,
+        )
+
+        entities = await self.tables.query(EVENT_LINKS_TABLE, "PartitionKey eq @pk", {"pk": guid})
+        state, links = appointment_rows(entities)
+        if needs_origin_look_up(state, links) and await self.is_outlook_origin(guid):
+            state = with_outlook_origin(state, guid)
+        return state, links
+
+    async def save_state(self, state: AppointmentState) -> AppointmentState:
+        from shared.adapters.storage.event_links_store import _state_entity
+
+        return replace(state, etag=await self._save(_state_entity(state), state.etag))
+
+    async def save_link(self, link: EventLink) -> EventLink:
+        from shared.adapters.storage.event_links_store import _link_entity as event_link_entity
+
+        return replace(link, etag=await self._save(event_link_entity(link), link.etag))
+
+    async def mark_outlook_origin(self, guid: str) -> None:
+        """The Outlook → Dime.Scheduler path created this appointment: never write it back."""
+        await self.mark_outlook_origins([guid])
+
+    async def mark_outlook_origins(self, guids: list[str]) -> None:
+        """One table transaction per shard and 100 marks, sent at once (see EventLinkStore)."""
+        from shared.adapters.storage.event_links_store import origin_batches
+
+        await _all(self.tables.submit(EVENT_LINKS_TABLE, batch) for batch in origin_batches(guids))
+
+    async def is_outlook_origin(self, guid: str) -> bool:
+        from shared.adapters.storage.event_links_store import origin_partition
+
+        mark = await self.tables.get(EVENT_LINKS_TABLE, origin_partition(guid), guid, select=["RowKey"])
+        return mark is not None
+
+    async def links(self) -> list[EventLink]:
+        from shared.adapters.storage.event_links_store import ORIGIN_PREFIX, STATE_ROW, _link_from
+
+        query = "RowKey ne @row and (PartitionKey lt @origins or PartitionKey ge @after )"  # the SDK splits on spaces
+        parameters = {"row": STATE_ROW, "origins": ORIGIN_PREFIX, "after": ORIGIN_PREFIX[:-1] + chr(ord("-") + 1)}
+        return [_link_from(entity) for entity in await self.tables.query(EVENT_LINKS_TABLE, query, parameters)]
+
+    async def states(self) -> list[AppointmentState]:
+        from shared.adapters.storage.event_links_store import STATE_ROW, _state_from
+
+        entities = await self.tables.query(EVENT_LINKS_TABLE, "RowKey eq @row", {"row": STATE_ROW})
+        return [_state_from(entity) for entity in entities]
+
+    async def _save(self, entity: dict[str, Any], etag: str | None) -> str | None:
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        try:
+            if etag is None:
+                metadata = await self.tables.call(EVENT_LINKS_TABLE, "create_entity", entity)
+            else:
+                metadata = await self.tables.call(
+                    EVENT_LINKS_TABLE, "update_entity", entity, mode=UpdateMode.REPLACE, **_conditional(etag)
+                )
+        except (ResourceExistsError, ResourceModifiedError) as error:
+            raise ConcurrentUpdate(str(error)) from error
+        return metadata.get("etag")
+
+
+async def _all(calls: Iterable[Any]) -> None:
+    """Await every call concurrently; when several fail, every one has finished before the first
+    error is raised (the writes are idempotent: a redelivery repeats them)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

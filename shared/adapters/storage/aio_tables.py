@@ -1,0 +1,173 @@
+"""Table Storage on the event loop: `azure.data.tables.aio`, no thread per call.
+
+Why: every table call of the hot path used to go through `asyncio.to_thread` (a 6-thread pool on
+2 cores), and under realistic latencies the wait for a thread reached p99 150-290 ms (issue 20).
+`scripts/bench_async_tables.py` measured the aio client against that.
+
+This module is the transport only: which table, provisioning on first use, healing when a table
+vanished under a running process, and table transactions (the hand-written `$batch` of
+`table_batch`, the SDK for everything else). The entity <-> model mapping is the sync stores'
+(`tables.py`, `syncstate_store.py`, `event_links_store.py`, `transactions_store.py`): one mapping,
+two transports. The stores themselves are in `aio_stores.py`.
+
+An aio client belongs to one event loop (its aiohttp session does): `Services` builds one
+`AsyncTables` per running loop and closes it when the loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shared.adapters.storage.provisioning import is_missing_container
+from shared.names import ALL_TABLES
+
+
+class Provisioned:
+    """The names already created in this process: shared by every loop's adapters (a second
+    `asyncio.run` does not create the tables again); cleared when storage says one is missing."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+
+class AsyncTables:
+    def __init__(self, service: Any, provisioned: Provisioned | None = None) -> None:
+        self._service = service
+        self._clients: dict[str, Any] = {}
+        self._provisioned = provisioned or Provisioned()
+        self._lock = asyncio.Lock()
+
+    async def ensure(self, name: str) -> None:
+        """The first use of any table creates every table of the app (concurrently, idempotently),
+        as the sync store's Provisioner does; after that, a set look-up."""
+        if name in self._provisioned.names:
+            return
+        async with self._lock:
+            if name in self._provisioned.names:
+                return
+            missing = [n for n in dict.fromkeys((*ALL_TABLES, name)) if n not in self._provisioned.names]
+            await asyncio.gather(*(self._service.create_table_if_not_exists(n) for n in missing))
+            self._provisioned.names.update(missing)
+
+    async def _heal(self, name: str) -> None:
+        self._provisioned.names.clear()
+        await self.ensure(name)
+
+    def client(self, name: str) -> Any:
+        if name not in self._clients:
+            self._clients[name] = self._service.get_table_client(name)
+        return self._clients[name]
+
+    async def call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One call of the aio TableClient (`get_entity`, `create_entity`, ...); a missing table
+        is provisioned again and the call repeated once."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        await self.ensure(name)
+        try:
+            return await getattr(self.client(name), method)(*args, **kwargs)
+        except ResourceNotFoundError as error:
+            if not is_missing_container(error):
+                raise
+        await self._heal(name)
+        return await getattr(self.client(name), method)(*args, **kwargs)
+
+    async def get(self, name: str, partition: str, row: str, **kwargs: Any) -> Any | None:
+        """The entity, or None when there is none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return await self.call(name, "get_entity", partition, row, **kwargs)
+        except ResourceNotFoundError:
+            return None
+
+    async def query(
+        self, name: str, query: str, parameters: dict[str, Any] | None = None, select: list[str] | None = None
+    ) -> list[Any]:
+        """Every entity matching the filter (all pages)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        await self.ensure(name)
+        try:
+            return await self._query(name, query, parameters, select)
+        except ResourceNotFoundError as error:
+            if not is_missing_container(error):
+                raise
+        await self._heal(name)
+        return await self._query(name, query, parameters, select)
+
+    async def _query(self, name: str, query: str, parameters: Any, select: Any) -> list[Any]:
+        kwargs: dict[str, Any] = {"parameters": parameters} if parameters else {}
+        if select:
+            kwargs["select"] = select
+        return [entity async for entity in self.client(name).query_entities(query, **kwargs)]
+
+    async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> None:
+        """A table transaction: plain creates and upserts as one hand-written request
+        (`table_batch`), anything else, or any answer but a clean success, through the SDK's
+        `submit_transaction`, which raises its exact error (a failed transaction applied nothing).
+        A missing table heals here too (reported as a TableTransactionError)."""
+        from azure.core.exceptions import HttpResponseError
+
+        await self.ensure(name)
+        try:
+            await self._submit(name, operations, kwargs)
+            return
+        except HttpResponseError as error:
+            if not is_missing_container(error):
+                raise
+        await self._heal(name)
+        await self._submit(name, operations, kwargs)
+
+    async def _submit(self, name: str, operations: list[Any], kwargs: dict[str, Any]) -> None:
+        from shared.adapters.storage.table_batch import send_batch_async
+
+        client = self.client(name)
+        if not kwargs and await send_batch_async(client, operations):
+            return
+        await client.submit_transaction(operations, **kwargs)
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        await self._service.close()
+
+
+async def delete_unchanged_async(
+    tables: AsyncTables, name: str, entities: list[Any], *, whole_partitions: bool = False
+) -> tuple[int, int]:
+    """`tables.delete_unchanged` on the event loop: each row etag-conditional, one transaction per
+    partition and 100 rows, a failed batch row by row (unless `whole_partitions`)."""
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+    from azure.data.tables import TableTransactionError
+
+    from shared.adapters.storage.tables import BATCH_LIMIT, _conditional
+
+    by_partition: dict[str, list[Any]] = {}
+    for entity in entities:
+        by_partition.setdefault(entity["PartitionKey"], []).append(entity)
+    deleted = requests = 0
+    for rows in by_partition.values():
+        for start in range(0, len(rows), BATCH_LIMIT):
+            chunk = rows[start : start + BATCH_LIMIT]
+            requests += 1
+            try:
+                await tables.submit(name, [("delete", row, _conditional(row.metadata["etag"])) for row in chunk])
+                deleted += len(chunk)
+                continue
+            except TableTransactionError as error:
+                if error.status_code not in (404, 412):
+                    raise
+            if whole_partitions:
+                continue
+            for row in chunk:
+                requests += 1
+                try:
+                    etag = _conditional(row.metadata["etag"])
+                    await tables.call(name, "delete_entity", row["PartitionKey"], row["RowKey"], **etag)
+                    deleted += 1
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+    return deleted, requests
