@@ -192,8 +192,7 @@ async def retry_many(
                     _succeeded(
                         services, transaction, f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
                     )
-        saves = [asyncio.to_thread(store.save, transaction) for _, transaction, _ in batched]
-        await asyncio.gather(*saves)
+        await asyncio.gather(*(services.astore.transactions.save(transaction) for _, transaction, _ in batched))
         for index, transaction, _ in batched:
             results[index] = RetryOutcome(transaction, retried=True)
     limit = asyncio.Semaphore(CONCURRENT_RETRIES)

@@ -88,22 +88,25 @@ def test_a_backfill_reads_its_next_page_while_the_last_one_is_written(graph, dim
     person = add_mailbox(graph, services, mail="onboard@contoso.com")
     create_events(graph, person, 150)  # two delta pages of 100
     graph.reset_requests()
-    real_import = services.dime.run_import
+    real_import = services.dime.run_import  # the same calls, on a thread: the test may block
     read_ahead: list[bool] = []
 
     def delta_pages() -> int:
         return sum(1 for r in graph.requests if "delta" in r.path.lower())
 
-    def watched_import(calls):
+    async def watched_import(calls):
         if not read_ahead:
             deadline = time.monotonic() + 5
             while delta_pages() < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
+                await asyncio.sleep(0.01)
             read_ahead.append(delta_pages() >= 2)
-        return real_import(calls)
+        return await asyncio.to_thread(real_import, calls)
 
-    monkeypatch.setattr(services.dime, "run_import", watched_import)
-    asyncio.run(resync({"mailboxId": person["id"], "reason": "onboarded"}, services))
+    async def onboard() -> None:
+        monkeypatch.setattr(services.adime, "run_import", watched_import)
+        await resync({"mailboxId": person["id"], "reason": "onboarded"}, services)
+
+    asyncio.run(onboard())
 
     assert read_ahead == [True]
     assert len(dime.appointments) == 150 - 6  # every 25th is "free"

@@ -268,7 +268,7 @@ def test_a_call_dime_refuses_fails_alone_and_the_others_reach_the_board(graph, d
 
 def test_an_event_another_message_works_on_waits_for_it_and_is_written_once(graph, dime, services):
     """Duplicates of one event in two messages handled at once (the host's batch): the second
-    message leaves it to sync_event, which takes its turn and finds the first one's link."""
+    message runs it as a batch of one that waits its turn and finds the first one's link."""
     (person,) = people(graph, services, 1)
     events = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(4)]
     post([item(person, e, "created") for e in events[:3]])

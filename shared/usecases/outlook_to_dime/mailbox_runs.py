@@ -71,7 +71,7 @@ class WindowListing:
         """Whether the calendar no longer lists an event that, by its own times, lies well inside
         the window (a day from either edge, so all-day events and zones cannot make it miss). An
         event near or outside the edges is left to the decision (outside the window: a delete
-        without the breaker), and one without readable times to sync_event, which reports it."""
+        without the breaker), and one without readable times to the pipeline, which reports it."""
         if str(event_json.get("id")) in self.ids:
             return False
         try:
@@ -113,13 +113,11 @@ class MailboxRun:
         once per run (one partition query instead of a read per event, e.g. a full listing). A
         link written meanwhile by another path is met again where it matters: its etag-conditional
         write conflicts and the pipeline reads it and decides again."""
-        store = self.services.store
+        store = self.services.astore
         if len(event_ids) < LINK_SNAPSHOT_MIN and self._links is None:
-            return list(
-                await asyncio.gather(*(asyncio.to_thread(store.get_link, self.mailbox_id, e) for e in event_ids))
-            )
+            return list(await asyncio.gather(*(store.get_link(self.mailbox_id, e) for e in event_ids)))
         if self._links is None:
-            links = await asyncio.to_thread(lambda: list(store.links_of(self.mailbox_id)))
+            links = await store.links_of(self.mailbox_id)
             self._links = {link.event_id: link for link in links}
         return [self._links.get(event_id) for event_id in event_ids]
 
@@ -143,7 +141,7 @@ class MailboxRun:
                         self.mailbox_id,
                         outcome.error,
                     )
-                    await asyncio.to_thread(self.services.queues.send, NOTIFICATIONS_QUEUE, as_message(change))
+                    await self.services.aqueues.send(NOTIFICATIONS_QUEUE, as_message(change))
                 else:
                     permanent.append((change, outcome.error))
             elif outcome.decision is not None and outcome.decision.action is Action.UPSERT:
@@ -244,7 +242,7 @@ class MailboxRun:
                     change = Change(self.mailbox_id, event_id)
                     self.stats.error(f"{event_id[-12:]}: {error}")
                     if error.code.transient:
-                        await asyncio.to_thread(self.services.queues.send, NOTIFICATIONS_QUEUE, as_message(change))
+                        await self.services.aqueues.send(NOTIFICATIONS_QUEUE, as_message(change))
                     else:
                         await record_failures(self.services, [(change, error)])
         await self.apply(changes)

@@ -15,7 +15,6 @@ it again, then poisons it), a permanent one becomes a failed transaction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -111,4 +110,4 @@ async def apply_notifications(message: dict[str, Any], services: Services) -> No
     log.info("packed message: %d changes, %d again", len(folded), len(again))
     if again:
         log.warning("%d of %d changes of a packed message failed: queued on their own", len(again), len(folded))
-        await asyncio.to_thread(services.queues.send_many, NOTIFICATIONS_QUEUE, again)
+        await services.aqueues.send_many(NOTIFICATIONS_QUEUE, again)

@@ -85,7 +85,7 @@ async def run(
 
 async def _resources(services: Services, items: list[Item], known: dict[str, Resource]) -> None:
     missing = {item.change.mailbox_id for item in items} - set(known)
-    found = await asyncio.gather(*(asyncio.to_thread(services.store.get_resource, m) for m in missing))
+    found = await asyncio.gather(*(services.astore.get_resource(m) for m in missing))
     known.update({m: r for m, r in zip(missing, found, strict=True) if r is not None})
     for item in items:
         item.resource = known.get(item.change.mailbox_id)

@@ -199,15 +199,15 @@ def _by_mailbox(items: list[Item]) -> dict[str, list[Item]]:
 
 async def _read_links(services: Services, batches: GraphBatches, items: list[Item]) -> None:
     """The links of a mailbox's events in one go (a point read for a lone one)."""
-    store = services.store
+    store = services.astore
 
     async def one_mailbox(mailbox: str, group: list[Item]) -> None:
         try:
             if len(group) == 1:
-                link = await asyncio.to_thread(store.get_link, mailbox, group[0].change.event_id)
+                link = await store.get_link(mailbox, group[0].change.event_id)
                 found = {group[0].change.event_id: link} if link else {}
             else:
-                found = await asyncio.to_thread(store.links_among, mailbox, [i.change.event_id for i in group])
+                found = await store.links_among(mailbox, [i.change.event_id for i in group])
         except SyncError as error:
             for item in group:
                 item.fail(error)
@@ -221,26 +221,22 @@ async def _read_links(services: Services, batches: GraphBatches, items: list[Ite
 async def _read_series_links(services: Services, batches: GraphBatches, items: list[Item]) -> None:
     async def one(item: Item) -> None:
         change = item.change
-        item.known.series_links = await asyncio.to_thread(
-            services.store.links_of_series, change.mailbox_id, change.event_id
-        )
+        item.known.series_links = await services.astore.links_of_series(change.mailbox_id, change.event_id)
 
     await asyncio.gather(*(one(item) for item in items))
 
 
 async def _read_tombstones(services: Services, batches: GraphBatches, items: list[Item]) -> None:
     """Whether we deleted these events' appointments before (one query per mailbox for many)."""
-    store = state_store(services)
+    store = services.astore.syncstate
 
     async def one_mailbox(mailbox: str, group: list[Item]) -> None:
         if len(group) == 1:
             tombstoned = (
-                {group[0].change.event_id}
-                if await asyncio.to_thread(store.is_tombstoned, mailbox, group[0].change.event_id)
-                else set()
+                {group[0].change.event_id} if await store.is_tombstoned(mailbox, group[0].change.event_id) else set()
             )
         else:
-            tombstoned = await asyncio.to_thread(store.tombstoned_events, mailbox)
+            tombstoned = await store.tombstoned_events(mailbox)
         for item in group:
             item.known.tombstoned = item.change.event_id in tombstoned
 

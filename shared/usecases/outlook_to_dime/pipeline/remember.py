@@ -23,7 +23,6 @@ from shared.core.outlook_to_dime.triage import Change, Step, answered, failure, 
 from shared.core.transactions import ErrorCode, SyncError, Transaction
 from shared.services import Services
 from shared.usecases.outlook_to_dime.pipeline.item import Item
-from shared.usecases.outlook_to_dime.pipeline.read import state_store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ async def remember_all(services: Services, items: list[Item], successes: list[Tr
         if v.step is Step.DONE:
             if v.fresh is not None:  # an unproven link the primary calendar lists: ordinary again
                 with contextlib.suppress(ConcurrentUpdate):
-                    await asyncio.to_thread(services.store.save_link, v.fresh)
+                    await services.astore.save_link(v.fresh)
             item.done(v.decision)
         elif v.step is Step.WRITE and v.decision.action is Action.UPSERT and v.link is None and item.written:
             new.setdefault(item.change.mailbox_id, []).append(item)
@@ -51,7 +50,7 @@ async def remember_all(services: Services, items: list[Item], successes: list[Tr
     await asyncio.gather(
         *(_insert_new(services, group) for group in new.values()), *(_save_one(services, item) for item in others)
     )
-    store = state_store(services)
+    store = services.astore.syncstate
     for item in items:
         v = item.verdict
         if item.outcome is not None or v is None or v.step is not Step.WRITE:
@@ -60,11 +59,11 @@ async def remember_all(services: Services, items: list[Item], successes: list[Tr
             continue  # its import failed: the item failed with it
         mailbox, event_id = item.change.key
         if v.decision.action is Action.UPSERT and v.clear_tombstone:
-            await asyncio.to_thread(store.remove_tombstone, mailbox, event_id)
+            await store.remove_tombstone(mailbox, event_id)
         if v.decision.action is Action.DELETE and v.gone:
-            await asyncio.to_thread(store.add_tombstone, mailbox, event_id, now)
+            await store.add_tombstone(mailbox, event_id, now)
             if not item.change.breaker_passed:
-                await asyncio.to_thread(store.note_webhook_delete, mailbox, now)
+                await store.note_webhook_delete(mailbox, now)
         if v.decision.action is not Action.RELINK:
             successes.append(success(item.resource, mailbox, event_id, v, now))
         item.done(v.decision)
@@ -82,7 +81,7 @@ async def _insert_new(services: Services, group: list[Item]) -> None:
 
     links = [_fresh(item) for item in group]
     try:
-        await asyncio.to_thread(services.store.insert_links, links)
+        await services.astore.insert_links(links)
     except ConcurrentUpdate:
         log.info("a batch of %d links met a link written meanwhile: one by one", len(links))
         await asyncio.gather(*(_save_one(services, item) for item in group))
@@ -98,10 +97,10 @@ async def _save_one(services: Services, item: Item) -> None:
     try:
         if v.decision.action is Action.DELETE:
             assert v.link is not None
-            await asyncio.to_thread(services.store.delete_link, v.link)
+            await services.astore.delete_link(v.link)
         else:
             assert fresh is not None
-            await asyncio.to_thread(services.store.save_link, fresh)
+            await services.astore.save_link(fresh)
     except ConcurrentUpdate:
         written = fresh if v.decision.action is Action.UPSERT else None
         if written is not None:
@@ -122,7 +121,7 @@ async def hold_unlinked(services: Services, written: Link) -> None:
 
     held = replace(written, etag=None, unproven=True)
     try:
-        await asyncio.to_thread(services.store.save_link, held)
+        await services.astore.save_link(held)
         log.info(
             "event %s of %s: our write lost its link; held it as unproven", written.event_id[-12:], written.mailbox_id
         )
@@ -134,7 +133,7 @@ async def remove_orphan(services: Services, written: Link) -> None:
     """We wrote an appointment, lost the link to another instance, and the fresh decision keeps no
     appointment: unless a link exists now, delete what we wrote, or it would stay on the board
     with nothing pointing at it."""
-    link = await asyncio.to_thread(services.store.get_link, written.mailbox_id, written.event_id)
+    link = await services.astore.get_link(written.mailbox_id, written.event_id)
     if link is not None:
         return
     try:
@@ -145,25 +144,23 @@ async def remove_orphan(services: Services, written: Link) -> None:
         raise SyncError(
             ErrorCode.DIME_REJECTED, f"cannot delete appointment {written.appointment_guid}: {error}"
         ) from None
-    await asyncio.to_thread(services.dime.run_import, [call])
+    await services.adime.run_import([call])
     log.info(
         "event %s of %s: deleted the appointment our lost race left unlinked",
         written.event_id[-12:],
         written.mailbox_id,
     )
-    await asyncio.to_thread(services.store.add_transaction, orphan_deleted(written, services.clock()))
+    await services.astore.add_transaction(orphan_deleted(written, services.clock()))
 
 
 async def record_successes(services: Services, successes: list[Transaction]) -> None:
     """Success transactions in one table batch per mailbox. They are history for the admin views,
     written after the writes they describe: a storage failure here is logged, never a reason to
     run the writes again."""
-    from shared.adapters.storage.transactions_store import transaction_store
-
     if not successes:
         return
     try:
-        await asyncio.to_thread(transaction_store(services).add_many, successes)
+        await services.astore.transactions.add_many(successes)
     except Exception:
         log.exception("could not record %d success transactions", len(successes))
 
@@ -173,6 +170,4 @@ async def record_failures(services: Services, failed: list[tuple[Change, SyncErr
     now = services.clock()
     for change, error in failed:
         log.error("failed permanently (%s): %s", error.code.value, error.message)
-        await asyncio.to_thread(
-            services.store.add_transaction, failure(change, error, services.settings.graph_tenant_id, now)
-        )
+        await services.astore.add_transaction(failure(change, error, services.settings.graph_tenant_id, now))

@@ -11,7 +11,6 @@ is never on the board (`series-master`). The pipeline hands its own `run` in (no
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -46,7 +45,7 @@ async def expand_series(
     settings, mailbox, master_id = services.settings, resource.object_id, str(master["id"])
     window = Window.around(services.clock(), settings.sync_days_back, settings.sync_days_forward)
     instances = await services.graph.list_instances(mailbox, master_id, window.iso())
-    linked = await asyncio.to_thread(services.store.links_of_series, mailbox, master_id)
+    linked = await services.astore.links_of_series(mailbox, master_id)
     # A series new to us: is it in the primary calendar (notifications cover every calendar)?
     if prove_new and not linked and instances and not await in_primary_calendar(services, mailbox, instances[0]):
         return Decision(Action.SKIP, "not-in-calendar")

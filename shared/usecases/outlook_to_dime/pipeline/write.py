@@ -20,7 +20,6 @@ from shared.core.transactions import ErrorCode, SyncError
 from shared.services import Services
 from shared.usecases.outlook_to_dime.breaker_alerts import guarded
 from shared.usecases.outlook_to_dime.pipeline.item import Item
-from shared.usecases.outlook_to_dime.pipeline.read import state_store
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ async def check_breaker(services: Services, items: list[Item]) -> None:
             by_mailbox.setdefault(item.change.mailbox_id, []).append(item)
     now = services.clock()
     for mailbox, group in by_mailbox.items():
-        recent = await asyncio.to_thread(state_store(services).recent_webhook_deletes, mailbox, now)
+        recent = await services.astore.syncstate.recent_webhook_deletes(mailbox, now)
         links = [item.verdict.link for item in group if item.verdict and item.verdict.link]
         verdict, _ = await guarded(services, mailbox, "notifications", links, recent=len(recent), record=False)
         if not verdict.allowed:
@@ -67,21 +66,19 @@ async def planner_owned_all(services: Services, items: list[Item]) -> None:
 
 async def import_all(services: Services, items: list[Item]) -> None:
     """Every upsert and delete of the batch, 100 calls per /import (see the module docstring)."""
-    from shared.adapters.storage.event_links_store import EventLinkStore
-
     writing = [i for i in items if i.outcome is None and i.verdict and i.verdict.call is not None]
     if not writing:
         return
     new = [i.verdict.guid for i in writing if i.verdict.link is None and i.verdict.guid]
     if new:
-        await asyncio.to_thread(EventLinkStore(services.store).mark_outlook_origins, new)
+        await services.astore.eventlinks.mark_outlook_origins(new)
     chunks = [writing[start : start + IMPORT_LIMIT] for start in range(0, len(writing), IMPORT_LIMIT)]
     await asyncio.gather(*(_import(services, chunk) for chunk in chunks))
 
 
 async def _import(services: Services, chunk: list[Item]) -> None:
     try:
-        answer = await asyncio.to_thread(services.dime.run_import, [item.verdict.call for item in chunk])
+        answer = await services.adime.run_import([item.verdict.call for item in chunk])
     except SyncError as error:
         if len(chunk) == 1 or error.code.transient:
             for item in chunk:
