@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_PER_RUN = 200  # the timer's share of work per run; the rest waits for the next run
 CONCURRENT_RETRIES = 8  # retries of other queues' messages at once
+CONCURRENT_SAVES = 8  # row updates of a batch of retries in flight at once
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,13 @@ async def retry_many(
                     _succeeded(
                         services, transaction, f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
                     )
-        await asyncio.gather(*(services.astore.transactions.save(transaction) for _, transaction, _ in batched))
+        saving = asyncio.Semaphore(CONCURRENT_SAVES)
+
+        async def save(transaction: Transaction) -> None:
+            async with saving:  # a few at once: each new connection of the async table client costs CPU
+                await services.astore.transactions.save(transaction)
+
+        await asyncio.gather(*(save(transaction) for _, transaction, _ in batched))
         for index, transaction, _ in batched:
             results[index] = RetryOutcome(transaction, retried=True)
     limit = asyncio.Semaphore(CONCURRENT_RETRIES)
