@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.usecases.outlook_to_dime.sync_event import apply_notification  # noqa: E402
+from shared.usecases.outlook_to_dime.notification_batch import apply_notification  # noqa: E402
 from tests.azurite import start_azurite  # noqa: E402
 from tests.conftest import DIME_API_KEY, TENANT_ID, clean_storage, make_services, settings_env  # noqa: E402
 from tests.fakes import FakeDime, FakeGraph  # noqa: E402

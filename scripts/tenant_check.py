@@ -225,6 +225,22 @@ def delta_occurrences_are_partial(ctx: Context) -> str:
 
 
 @check(
+    "a $batch of 20 GETs of one mailbox, nothing else in flight (issue 20: reads shared across messages)",
+    "0 members throttled: a $batch holds min(4, its members) of the mailbox's 4 concurrent requests "
+    "(FakeGraph counts it so; 429 MailboxConcurrency only beyond 4)",
+    lambda seen: seen == "0 of 20 throttled",
+)
+def batch_of_one_mailbox_within_its_limit(ctx: Context) -> str:
+    event = ctx.create_event("batch")
+    url = f"{ctx.user_path()}/events/{quote(event['id'], safe='')}?$select=id"
+    members = [{"id": str(n), "method": "GET", "url": url} for n in range(1, 21)]
+    answer = ctx.g().post("/$batch", json={"requests": members})
+    answer.raise_for_status()
+    throttled = sum(1 for member in answer.json().get("responses", []) if member.get("status") == 429)
+    return f"{throttled} of 20 throttled"
+
+
+@check(
     "/events/{master}/instances and GET of an occurrence id",
     "3 instances with full data; GET of one returns the full occurrence",
     lambda seen: seen == "3 full, get 200",

@@ -1,6 +1,6 @@
 """Many linked events, fast: fake Graph events plus link rows written straight to the table.
 
-The link rows hold exactly what sync_event would have stored (the changeKey, and the content hash
+The link rows hold exactly what the pipeline would have stored (the changeKey, and the content hash
 computed through shared.core.outlook_to_dime.appointments), so a reconcile over them finds nothing to write.
 """
 

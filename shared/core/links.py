@@ -28,7 +28,7 @@ class Link:
     kept_values: dict[str, str] | None = field(default=None, compare=False)  # last typed values sent
     # Written by an instance that lost this link to another one after writing the appointment: what
     # it wrote is on the board, the event may be gone. Whoever reads it next proves the event is in
-    # the primary calendar before trusting it (sync_event), so a redelivery deletes that appointment.
+    # the primary calendar before trusting it (the triage), so a redelivery deletes that appointment.
     unproven: bool = False
     # What the console shows (issue 19), written with the link, never read back by the sync: the
     # subject as the board shows it (a private event's masked one) and the start (ISO 8601 UTC).

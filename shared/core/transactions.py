@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     # failures keeps the last one's code; its message says "poisoned: ...").
     POISON_MESSAGE = "POISON_MESSAGE"
     CIRCUIT_BREAKER_TRIPPED = "CIRCUIT_BREAKER_TRIPPED"
+    # The event's link kept changing under our writes (other instances working on it): retried.
+    LINK_CONTESTED = "LINK_CONTESTED"
     PUBLICATION_MALFORMED = "PUBLICATION_MALFORMED"
     PUBLICATION_INVALID = "PUBLICATION_INVALID"
     RULES_UNREADABLE = "RULES_UNREADABLE"  # the stored rule set cannot be read: fix it, then retry
@@ -58,6 +60,7 @@ _TRANSIENT = {
     ErrorCode.DIME_UNAVAILABLE,
     ErrorCode.DIME_THROTTLED,
     ErrorCode.POISON_MESSAGE,
+    ErrorCode.LINK_CONTESTED,
 }
 
 

@@ -21,8 +21,8 @@ from shared.usecases.fanout import reconcile_claimed
 from shared.usecases.http_answer import HttpAnswer
 from shared.usecases.outlook_to_dime.delta_sync import delta_mailbox
 from shared.usecases.outlook_to_dime.mailbox_runs import RUN_BUDGET_SECONDS, Budget
+from shared.usecases.outlook_to_dime.pipeline.read import state_store
 from shared.usecases.outlook_to_dime.reconcile import RECONCILE_CONTINUE
-from shared.usecases.outlook_to_dime.sync_event import state_store
 
 log = logging.getLogger(__name__)
 

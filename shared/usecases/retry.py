@@ -1,8 +1,9 @@
 """Retrying failed transactions: the timer (automatic, transient codes, backoff) and the admin API.
 
-A retry runs the same use case as the first attempt: a notification payload goes through
-`apply_notification` again, a publication through `apply_publication` (idempotent: deterministic
-GUIDs and transactionIds, links written after the write);
+A retry runs the same use case as the first attempt: a notification payload goes through the
+Outlook → Dime.Scheduler pipeline again (many retries as one batch: `retry_many`), a publication
+through `apply_publication` (idempotent: deterministic GUIDs and transactionIds, links written
+after the write);
 a message of another queue is sent back to that queue, whose own function then runs it (if it
 poisons again, the poison handler reopens this transaction). Success turns the row into
 `succeeded` (the failure index row is removed, the error fields are cleared); failure counts an
@@ -21,16 +22,18 @@ from typing import Any
 
 from shared.adapters.storage.transactions_store import TransactionStore, transaction_store
 from shared.core.backoff import is_due, next_attempt_at
+from shared.core.outlook_to_dime.packing import is_packed
 from shared.core.transactions import ErrorCode, Status, SyncError, Transaction
 from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, TRIGGER_QUEUES
 from shared.services import Services
 from shared.usecases.housekeeping import purge_expired
-from shared.usecases.outlook_to_dime.notification_batch import is_packed
 from shared.usecases.poison import REQUEUED
 
 log = logging.getLogger(__name__)
 
 MAX_PER_RUN = 200  # the timer's share of work per run; the rest waits for the next run
+CONCURRENT_RETRIES = 8  # retries of other queues' messages at once
+CONCURRENT_SAVES = 8  # row updates of a batch of retries in flight at once
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,7 @@ async def retry_due(services: Services) -> dict[str, Any]:
     failed = await asyncio.to_thread(lambda: list(store.failed()))
     due = [t for t in failed if due_for_retry(t, now, services.settings.retry_max_attempts)][:MAX_PER_RUN]
     summary = {"open": len(failed), "due": len(due), "succeeded": 0, "failed": 0, "poisonPoison": poison_poison}
-    for transaction in due:
-        outcome = await retry_transaction(services, transaction, store)
+    for outcome in await retry_many(services, due, store):
         summary["succeeded" if outcome.transaction.status is Status.SUCCEEDED else "failed"] += 1
     summary["purged"] = await asyncio.to_thread(purge_expired, services)
     log.info("retry timer: %s", summary)
@@ -112,11 +114,12 @@ async def retry_transaction(
             and isinstance(payload.get("message"), dict)
             and not is_packed(payload["message"])
         ):
-            from shared.usecases.outlook_to_dime.sync_event import apply_notification
+            from shared.usecases.outlook_to_dime.notification_batch import apply_notification
 
             outcome = await apply_notification(payload["message"], services, record_failures=False)
             if outcome.error is not None:
                 raise outcome.error
+            assert outcome.decision is not None
             reason = f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
         elif queue == PUBLICATIONS_QUEUE and isinstance(payload.get("message"), dict):
             from shared.usecases.dime_to_outlook.place_appointment import apply_publication
@@ -134,15 +137,89 @@ async def retry_transaction(
         log.exception("retry of transaction %s failed", transaction.id)
         _failed(services, transaction, transaction.error_code or ErrorCode.POISON_MESSAGE.value, _describe(error))
     else:
-        transaction.status = Status.SUCCEEDED
-        transaction.attempts += 1
-        transaction.reason = reason
-        transaction.error_code = None  # a success carries no stale error (the attempts count tells it was retried)
-        transaction.message = None
-        transaction.next_attempt_at = None
-        transaction.updated_at = services.clock().isoformat()
+        _succeeded(services, transaction, reason)
     await asyncio.to_thread(store.save, transaction)
     return RetryOutcome(transaction, retried=True)
+
+
+def _notification(transaction: Transaction) -> dict[str, Any] | None:
+    """The plain notification a retryable transaction carries, else None."""
+    payload = transaction.payload
+    message = payload.get("message")
+    if payload.get("queue") == NOTIFICATIONS_QUEUE and isinstance(message, dict) and not is_packed(message):
+        return message
+    return None
+
+
+async def retry_many(
+    services: Services, transactions: list[Transaction], store: TransactionStore | None = None
+) -> list[RetryOutcome]:
+    """Run many transactions again: the notifications among them as one pipeline batch (one
+    resource read per mailbox, links and events read together, one /import per 100), the others
+    one by one (`retry_transaction`), a few at a time. An outcome per transaction, in order."""
+    from shared.usecases.outlook_to_dime import pipeline
+    from shared.usecases.outlook_to_dime.notification_batch import change_of
+
+    store = store or transaction_store(services)
+    batched: list[tuple[int, Transaction, Any]] = []
+    others: list[tuple[int, Transaction]] = []
+    for index, transaction in enumerate(transactions):
+        message = _notification(transaction) if is_retryable(transaction) else None
+        try:
+            change = change_of(message) if message is not None else None
+        except (KeyError, TypeError, ValueError):
+            change = None  # unreadable: retry_transaction records why
+        if change is None:
+            others.append((index, transaction))
+        else:
+            batched.append((index, transaction, change))
+    results: list[RetryOutcome | None] = [None] * len(transactions)
+    if batched:
+        try:
+            outcomes = await pipeline.run(services, [change for _, _, change in batched])
+        except Exception as error:  # storage failed for the batch: each counts an attempt, visibly
+            log.exception("a batch of %d retries failed", len(batched))
+            for _, transaction, _ in batched:
+                _failed(
+                    services, transaction, transaction.error_code or ErrorCode.POISON_MESSAGE.value, _describe(error)
+                )
+        else:
+            for (_, transaction, _), outcome in zip(batched, outcomes, strict=True):
+                if outcome.error is not None:
+                    error = outcome.error
+                    _failed(services, transaction, error.code.value, error.message, error.retry_after)
+                else:
+                    assert outcome.decision is not None
+                    _succeeded(
+                        services, transaction, f"retried: {outcome.decision.action.value} ({outcome.decision.reason})"
+                    )
+        saving = asyncio.Semaphore(CONCURRENT_SAVES)
+
+        async def save(transaction: Transaction) -> None:
+            async with saving:  # a few at once: each new connection of the async table client costs CPU
+                await services.astore.transactions.save(transaction)
+
+        await asyncio.gather(*(save(transaction) for _, transaction, _ in batched))
+        for index, transaction, _ in batched:
+            results[index] = RetryOutcome(transaction, retried=True)
+    limit = asyncio.Semaphore(CONCURRENT_RETRIES)
+
+    async def one(index: int, transaction: Transaction) -> None:
+        async with limit:
+            results[index] = await retry_transaction(services, transaction, store)
+
+    await asyncio.gather(*(one(index, transaction) for index, transaction in others))
+    return [result for result in results if result is not None]
+
+
+def _succeeded(services: Services, transaction: Transaction, reason: str) -> None:
+    transaction.status = Status.SUCCEEDED
+    transaction.attempts += 1
+    transaction.reason = reason
+    transaction.error_code = None  # a success carries no stale error (the attempts count tells it was retried)
+    transaction.message = None
+    transaction.next_attempt_at = None
+    transaction.updated_at = services.clock().isoformat()
 
 
 def _failed(

@@ -20,7 +20,8 @@ from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.names import EVENT_LINKS_TABLE, SYNCSTATE_TABLE, TRANSACTIONS_TABLE
 from shared.services import Services
 from shared.usecases.housekeeping import purge_expired
-from shared.usecases.outlook_to_dime.sync_event import sync_event
+from shared.usecases.outlook_to_dime import pipeline
+from shared.usecases.outlook_to_dime.pipeline import Change
 from tests.conftest import track
 from tests.e2e.test_series_and_deletes import day, notify
 from tests.host import call_function
@@ -150,8 +151,10 @@ def test_a_tombstone_still_refuses_a_late_change_until_its_retention_ends(graph,
 
     retry_timer(at(services, deleted_at + timedelta(days=RETENTION - 1)), monkeypatch)
     assert SyncStateStore(services.store).is_tombstoned(person["id"], event["id"])
-    decision = asyncio.run(sync_event(services, resource, event["id"]))
-    assert decision.reason == "not-in-calendar" and dime.appointments == {}
+    (outcome,) = asyncio.run(
+        pipeline.run(services, [Change(person["id"], event["id"])], resources={person["id"]: resource})
+    )
+    assert outcome.decision is not None and outcome.decision.reason == "not-in-calendar" and dime.appointments == {}
 
     retry_timer(at(services, deleted_at + timedelta(days=RETENTION, seconds=5)), monkeypatch)
     assert not SyncStateStore(services.store).is_tombstoned(person["id"], event["id"])

@@ -1,7 +1,7 @@
 """Several instances at once: nothing may rely on a lock inside one process.
 
 Flex Consumption runs the app on several instances that share the queues and the storage
-account; the per-event lock in `sync_event` serialises work within one process only. Across
+account; the per-event lock in the pipeline serialises work within one process only. Across
 processes the etag-conditional link decides, and a loser must leave the board right. These tests
 run a second instance as a real process (tests/worker_process.py) against the same Azurite and fakes.
 """
@@ -20,7 +20,7 @@ from shared.core.dime_to_outlook.publication import parse_publication, zone_name
 from shared.core.ids import appointment_guid
 from shared.names import NOTIFICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.place_appointment import apply_publication
-from shared.usecases.outlook_to_dime.sync_event import apply_notification
+from shared.usecases.outlook_to_dime.notification_batch import apply_notification
 from tests.conftest import TENANT_ID, settings_env, track
 from tests.e2e.test_dime_to_outlook import END, START, ours, planned, publish, work
 from tests.linkseed import add_mailbox

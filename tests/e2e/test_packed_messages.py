@@ -22,8 +22,8 @@ from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import UPSERT_PROCEDURE
 from shared.core.transactions import Status
 from shared.names import NOTIFICATIONS_QUEUE
-from shared.usecases.outlook_to_dime import mailbox_runs
-from shared.usecases.outlook_to_dime.sync_event import state_store
+from shared.usecases.outlook_to_dime.pipeline import read as pipeline_read
+from shared.usecases.outlook_to_dime.pipeline.read import state_store
 from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue
 
@@ -52,7 +52,7 @@ def no_waits(monkeypatch) -> list[float]:
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(mailbox_runs, "sleep", record)
+    monkeypatch.setattr(pipeline_read, "sleep", record)
     return waits
 
 
@@ -236,12 +236,12 @@ def test_a_throttled_proof_is_that_events_transient_failure_only(graph, dime, se
     third = graph.create_event(person["id"], subject="Thursday too", **slot("2026-11-26T10:00:00"))
     post([item(person, e, "created") for e in (first, second, third)])
     # the calendarView around Monday (its range starts the day before) answers 429, five times
-    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=429, path_contains="2026-11-15T08")
+    graph.fail_next(count=pipeline_read.MEMBER_ATTEMPTS, status=429, path_contains="2026-11-15T08")
 
     run = deliver(services)
 
     assert run.succeeded == 2  # the packed message, then Monday's change queued on its own
-    assert len(no_waits) == mailbox_runs.MEMBER_ATTEMPTS - 1
+    assert len(no_waits) == pipeline_read.MEMBER_ATTEMPTS - 1
     upserted = [p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE]
     assert sorted(upserted) == ["Monday", "Thursday", "Thursday too"]  # each written once
     assert len(dime.requests) == 2  # Thursday's pair in one /import, Monday's alone
@@ -268,7 +268,7 @@ def test_a_call_dime_refuses_fails_alone_and_the_others_reach_the_board(graph, d
 
 def test_an_event_another_message_works_on_waits_for_it_and_is_written_once(graph, dime, services):
     """Duplicates of one event in two messages handled at once (the host's batch): the second
-    message leaves it to sync_event, which takes its turn and finds the first one's link."""
+    message runs it as a batch of one that waits its turn and finds the first one's link."""
     (person,) = people(graph, services, 1)
     events = [graph.create_event(person["id"], subject=f"Job {n}") for n in range(4)]
     post([item(person, e, "created") for e in events[:3]])
@@ -350,12 +350,12 @@ def test_a_member_throttled_in_one_mailbox_requeues_only_its_event(graph, dime, 
     ]
     post([item(first, e, "created") for e in mine] + [item(second, e, "created") for e in theirs])
     # the read of one event of the second mailbox answers 429, five times: its retries included
-    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=429, path_contains=theirs[1]["id"])
+    graph.fail_next(count=pipeline_read.MEMBER_ATTEMPTS, status=429, path_contains=theirs[1]["id"])
 
     run = deliver(services)
 
     assert run.succeeded == 2  # the packed message, then the throttled event's change queued on its own
-    assert len(no_waits) == mailbox_runs.MEMBER_ATTEMPTS - 1
+    assert len(no_waits) == pipeline_read.MEMBER_ATTEMPTS - 1
     upserted = [p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE]
     assert sorted(upserted) == sorted(e["subject"] for e in mine + theirs)  # each written once
     assert len(dime.requests) == 2  # five events of two mailboxes in one /import, the throttled one alone
@@ -439,3 +439,33 @@ def test_two_spellings_of_one_mailbox_in_a_message_write_each_event_once(graph, 
     upserted = sorted(p["Subject"] for procedure, p in dime.calls if procedure == UPSERT_PROCEDURE)
     assert upserted == ["Job 0", "Job 1", "Job 2"]
     assert {link.event_id for link in services.store.links_of(person["id"])} == {e["id"] for e in events}
+
+
+def test_two_messages_of_one_mailbox_in_flight_together_share_their_batch_requests(graph, dime, services):
+    """Reads shared across messages: two packed messages of one busy mailbox, worked on at once in
+    one process, ride the same `$batch` requests (formerly each its own, then its own proofs), and
+    the mailbox never has more than 4 requests in flight at Graph (counted by the fake over every
+    client, as Graph counts them)."""
+    from shared.usecases.outlook_to_dime.notification_batch import apply_notifications
+
+    (person,) = people(graph, services, 1)
+    events = [
+        graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-{10 + n}T08:00:00")) for n in range(8)
+    ]
+
+    def change(event: dict) -> dict:
+        return {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": None}
+
+    first, second = {"changes": [change(e) for e in events[:4]]}, {"changes": [change(e) for e in events[4:]]}
+    graph.delay_next(0.2, count=100, path_contains="$batch")  # Graph's ~250 ms per $batch, roughly
+    graph.reset_requests()
+
+    async def together() -> None:
+        await asyncio.gather(apply_notifications(first, services), apply_notifications(second, services))
+
+    asyncio.run(together())
+    shared_requests = [r for r in graph.requests if r.path.endswith("$batch")]
+
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events}
+    assert len(shared_requests) == 2  # one $batch of the 8 reads, one of the 8 proofs (separately: 4)
+    assert graph.max_in_flight[person["id"].lower()] <= 4 and graph.concurrency_refusals == 0

@@ -16,7 +16,7 @@ from shared.adapters.storage.subscription_rows import delete_resource_row
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
 from shared.names import NOTIFICATIONS_QUEUE
-from shared.usecases.outlook_to_dime import mailbox_runs
+from shared.usecases.outlook_to_dime.pipeline import read as pipeline_read
 from tests.conftest import TENANT_ID, notification_item, track
 from tests.host import run_queue
 
@@ -332,17 +332,17 @@ def test_a_transient_failure_in_a_packed_message_requeues_only_that_change(graph
     async def no_sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(mailbox_runs, "sleep", no_sleep)
+    monkeypatch.setattr(pipeline_read, "sleep", no_sleep)
     first = graph.create_event(person["id"], subject="First")
     second = graph.create_event(person["id"], subject="Second")
     items = [notification_item(person["id"], e["id"], "created", e["changeKey"]) for e in (first, second)]
     assert post(items).status_code == 202
-    graph.fail_next(count=mailbox_runs.MEMBER_ATTEMPTS, status=503, path_contains=second["id"])
+    graph.fail_next(count=pipeline_read.MEMBER_ATTEMPTS, status=503, path_contains=second["id"])
 
     run = run_queue(services, NOTIFICATIONS_QUEUE, function_app.apply_change)
 
     assert run.failed == 0 and run.succeeded == 2  # the packed message, then the requeued change
-    assert waits == [1.0] * (mailbox_runs.MEMBER_ATTEMPTS - 1)  # its Retry-After, honoured between attempts
+    assert waits == [1.0] * (pipeline_read.MEMBER_ATTEMPTS - 1)  # its Retry-After, honoured between attempts
     assert len(dime.appointments) == 2
     assert len([p for p in upserts(dime) if p["Subject"] == "First"]) == 1  # never re-run
 
@@ -351,7 +351,7 @@ def test_a_member_throttled_once_is_asked_again_within_the_message(graph, dime, 
     async def no_sleep(seconds: float) -> None:
         pass
 
-    monkeypatch.setattr(mailbox_runs, "sleep", no_sleep)
+    monkeypatch.setattr(pipeline_read, "sleep", no_sleep)
     first = graph.create_event(person["id"], subject="First")
     second = graph.create_event(person["id"], subject="Second")
     items = [notification_item(person["id"], e["id"], "created", e["changeKey"]) for e in (first, second)]
@@ -389,13 +389,21 @@ def test_a_batch_answer_under_another_id_is_refused(graph, dime, services, perso
     import asyncio
 
     from shared.core.decision import Action
-    from shared.usecases.outlook_to_dime.sync_event import sync_event
+    from shared.usecases.outlook_to_dime import pipeline
+    from shared.usecases.outlook_to_dime.pipeline import Change
 
     event = graph.create_event(person["id"], subject="Audit")
     resource = services.store.get_resource(person["id"])
     answer = graph.get_event(person["id"], event["id"])
 
-    decision = asyncio.run(sync_event(services, resource, event["id"].swapcase(), event_json=answer))
+    (outcome,) = asyncio.run(
+        pipeline.run(
+            services,
+            [Change(person["id"], event["id"].swapcase(), event_json=answer)],
+            resources={person["id"]: resource},
+        )
+    )
+    decision = outcome.decision
 
     assert (decision.action, decision.reason) == (Action.SKIP, "id-mismatch")
     assert dime.appointments == {} and services.store.get_link(person["id"], event["id"].swapcase()) is None

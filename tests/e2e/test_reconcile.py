@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import function_app
-import shared.usecases.outlook_to_dime.mailbox_runs as mailbox_runs
+import shared.usecases.outlook_to_dime.pipeline.read as pipeline_read
 from shared.adapters.storage.syncstate_store import SyncStateStore
 from shared.core.ids import appointment_guid
 from shared.core.outlook_to_dime.appointments import DELETE_PROCEDURE, UPSERT_PROCEDURE
@@ -31,7 +31,7 @@ def waits(monkeypatch):
     async def fake_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(mailbox_runs, "sleep", fake_sleep)
+    monkeypatch.setattr(pipeline_read, "sleep", fake_sleep)
     return recorded
 
 

@@ -190,7 +190,7 @@ def test_success_false_inside_a_200_is_a_failure_and_retried(graph, dime, servic
 
 
 def test_a_deleted_event_that_comes_back_is_synchronised_again_and_loses_its_tombstone(graph, dime, services, person):
-    from shared.usecases.outlook_to_dime.sync_event import state_store
+    from shared.usecases.outlook_to_dime.pipeline.read import state_store
 
     event = graph.create_event(person["id"], "Restored", start=day(1, 9), end=day(1, 10))
     notify(services, person, event["id"], "created")

@@ -392,3 +392,48 @@ def test_all_beyond_a_page_answers_202_and_the_bulk_queue_works_through_every_ro
     assert run.succeeded == 3 and run.failed == 0  # 100 + 100 + 50 rows, one message each
     assert list(store.failed()) == []
     assert {t.status for t in store.of_mailbox(MAILBOXES[0])} == {Status.ARCHIVED}
+
+
+def test_a_bulk_retry_runs_each_page_of_notifications_as_one_batch(graph, dime, services):
+    """A page of failed notifications is one batch of the pipeline: one /import per page (formerly
+    one per row), and a row Dime.Scheduler still refuses stays failed alone, its attempt counted."""
+    from shared.core.ids import appointment_guid
+    from shared.names import BULK_QUEUE
+    from tests.conftest import TENANT_ID, track
+    from tests.host import run_queue
+
+    people = [graph.add_user(mail=f"p{n}@contoso.com") for n in range(2)]
+    for person in people:
+        track(services, person)
+    store = transaction_store(services)
+    rows = []
+    for i in range(120):
+        person = people[i % 2]
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1, hours=i)
+        event = graph.create_event(
+            person["id"],
+            subject=f"Job {i}",
+            start=start.strftime("%Y-%m-%dT%H:%M:%S"),
+            end=(start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+        message = {"mailboxId": person["id"], "eventId": event["id"], "changeType": "created", "changeKey": "x"}
+        rows.append(
+            tx(person["id"], DAY + timedelta(seconds=i), payload={"queue": NOTIFICATIONS_QUEUE, "message": message})
+        )
+    store.add_many(rows)
+    refused = rows[7]
+    refused_guid = appointment_guid(TENANT_ID, refused.mailbox_id, refused.payload["message"]["eventId"])
+    dime.refuse_call(refused_guid, "Invalid parameter", "Location is not a known site.")
+    dime.reset_calls()
+
+    status, _ = post(function_app.manage_transactions_retry, {"all": True})
+    assert status == 202
+    run = run_queue(services, BULK_QUEUE, function_app.bulk_transactions)
+
+    assert run.failed == 0 and len(dime.appointments) == 119
+    imports = [r for r in dime.requests if r.path == "/import"]
+    # page 1: 100 calls, refused, halved five times (2 imports each) down to 4 tried call by call;
+    # page 2: one. Formerly one import per row: 120.
+    assert len(imports) <= 1 + 5 * 2 + 4 + 1
+    still = list(store.failed())
+    assert [(t.id, t.attempts, t.error_code) for t in still] == [(refused.id, 2, "DIME_REJECTED")]  # 1 + this retry

@@ -345,6 +345,40 @@ def test_batch_member_can_be_throttled_inside_a_200_envelope(graph: FakeGraph) -
     assert httpx.post(f"{graph.base_url}/$batch", json={"requests": too_many}, headers=AUTH).status_code == 400
 
 
+def test_a_mailbox_over_four_concurrent_requests_is_throttled_across_clients(graph: FakeGraph) -> None:
+    """Graph's Outlook limit, 4 concurrent requests per app per mailbox
+    (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits), counted
+    over every client: five slow GETs from five threads, then a $batch while four are in flight."""
+    uid, other = graph.add_user()["id"], graph.add_user()["id"]
+    event = graph.create_event(uid)["id"]
+    graph.delay_next(0.5, count=4, path_contains=event)
+    url = f"{graph.base_url}/users/{uid}/events/{quote(event, safe='')}"
+    answers: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(httpx.get(url, headers=AUTH))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while graph.max_in_flight[uid.lower()] < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    fifth = httpx.get(url, headers=AUTH)  # a fifth client while four are served
+    members = [
+        {"id": "1", "method": "GET", "url": f"/users/{uid}/events/{quote(event, safe='')}"},
+        {"id": "2", "method": "GET", "url": f"/users/{other}/calendar"},
+    ]
+    batch = httpx.post(f"{graph.base_url}/$batch", json={"requests": members}, headers=AUTH).json()["responses"]
+    for thread in threads:
+        thread.join()
+
+    assert fifth.status_code == 429 and fifth.json()["error"]["code"] == "MailboxConcurrency"
+    assert fifth.headers["Retry-After"] == "1"
+    by_id = {m["id"]: m for m in batch}
+    assert by_id["1"]["status"] == 429 and by_id["1"]["body"]["error"]["code"] == "MailboxConcurrency"
+    assert by_id["2"]["status"] != 429  # another mailbox is not throttled by this one's load
+    assert sorted(a.status_code for a in answers) == [200] * 4
+    assert graph.max_in_flight[uid.lower()] == 4 and graph.concurrency_refusals == 2
+    assert httpx.get(url, headers=AUTH).status_code == 200  # the slots are free again
+
+
 # ------------------------------------------------------------------------------------------
 # Graph: subscriptions and notifications
 # ------------------------------------------------------------------------------------------

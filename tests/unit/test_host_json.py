@@ -12,7 +12,7 @@ from typing import Any
 from shared.adapters.storage.queues import QueueSender
 from shared.core.retention import QUEUE_MESSAGE_TTL
 from shared.usecases.outlook_to_dime.mailbox_runs import RUN_BUDGET_SECONDS
-from shared.usecases.outlook_to_dime.notification_batch import MESSAGE_BUDGET_SECONDS
+from shared.usecases.outlook_to_dime.pipeline import BATCH_BUDGET_SECONDS
 
 HOST = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text())
 QUEUES = HOST["extensions"]["queues"]
@@ -67,4 +67,4 @@ def test_budgets_end_before_the_host_stops_the_function():
     wait for throttled reads must end before it, with time left to save where they stopped."""
     limit = timespan(HOST["functionTimeout"])
     assert timedelta(seconds=RUN_BUDGET_SECONDS) + timedelta(minutes=1) <= limit
-    assert timedelta(seconds=MESSAGE_BUDGET_SECONDS) + timedelta(minutes=1) <= limit
+    assert timedelta(seconds=BATCH_BUDGET_SECONDS) + timedelta(minutes=1) <= limit

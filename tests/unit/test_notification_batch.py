@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared.usecases.outlook_to_dime.notification_batch import PACK_LIMIT, fold, is_packed, pack
+from shared.core.outlook_to_dime.packing import PACK_LIMIT, fold, is_packed, pack
 
 
 def change(event: str, key: str | None = "k1", kind: str = "updated", sub: str = "s") -> dict:

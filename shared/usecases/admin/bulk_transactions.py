@@ -2,7 +2,7 @@
 
 The management API answers 202 when more than a page's worth match, and puts one message on the
 bulk queue: {"operation": "retry"|"archive", "filter": {...}, "after": public id | null}. Each
-message handles at most PAGE rows (retries run a few at once), then queues the next message with a
+message handles at most PAGE rows (its notifications as one batch of the pipeline), then queues the next message with a
 cursor, so no invocation runs long and a crash repeats one page at most. The cursor walks the
 failure index in time order: a row that fails again is not visited twice by the same operation.
 Archived rows (a retry's other eligible status) leave that status when retried, so they need none.
@@ -24,7 +24,6 @@ from shared.services import Services
 log = logging.getLogger(__name__)
 
 PAGE = 100
-CONCURRENT_RETRIES = 8
 OPERATIONS = ("retry", "archive")
 
 
@@ -44,7 +43,7 @@ def bulk_message(operation: str, query: TransactionFilter, after: str | None = N
 async def run_bulk(message: dict[str, Any], services: Services) -> dict[str, int]:
     """One page of a bulk operation; queues the next page when more may remain."""
     from shared.usecases.admin.archive import archive, eligible_statuses
-    from shared.usecases.retry import retry_transaction
+    from shared.usecases.retry import retry_many
 
     operation = str(message.get("operation") or "")
     try:
@@ -62,13 +61,7 @@ async def run_bulk(message: dict[str, Any], services: Services) -> dict[str, int
     if operation == "archive":
         await asyncio.to_thread(archive, services, store, rows)
     else:
-        limit = asyncio.Semaphore(CONCURRENT_RETRIES)
-
-        async def one(transaction: Any) -> None:
-            async with limit:
-                await retry_transaction(services, transaction, store)
-
-        await asyncio.gather(*(one(t) for t in rows))
+        await retry_many(services, rows, store)  # the page's notifications as one pipeline batch
     if len(rows) == PAGE:
         last = public_id(rows[-1].mailbox_id, rows[-1].id)
         await asyncio.to_thread(services.queues.send, BULK_QUEUE, bulk_message(operation, query, last))

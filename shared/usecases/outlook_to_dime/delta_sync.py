@@ -2,10 +2,10 @@
 even when every notification was lost.
 
 Per mailbox: follow calendarView/delta from the stored deltaLink (or list the whole window in a
-fresh round), page by page, and bring every reported event through `sync_event`. `@removed` is
+fresh round), page by page, and bring every reported event through the pipeline (a page a batch). `@removed` is
 also how Graph reports an event that moved out of the window, so a removed event is only acted on
 when it is linked, and then only after reading it again: gone (404) means delete, found means
-sync_event decides (outside the window: delete). After a full round, linked events the round did
+the pipeline decides (outside the window: delete). After a full round, linked events the round did
 not list are read again the same way (a fresh round does not report earlier deletions). Deletes
 inferred from absence pass the circuit breaker as a set.
 """
@@ -13,12 +13,15 @@ inferred from absence pass the circuit breaker as a set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from shared.core.links import Link
 from shared.core.outlook_to_dime.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
+from shared.core.outlook_to_dime.triage import unchanged
 from shared.core.resources import Resource
 from shared.core.runs import DELTA, RunStats
 from shared.core.transactions import ErrorCode, SyncError
@@ -30,7 +33,7 @@ from shared.usecases.outlook_to_dime.mailbox_runs import (
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.outlook_to_dime.sync_event import state_store
+from shared.usecases.outlook_to_dime.pipeline.read import state_store
 
 log = logging.getLogger(__name__)
 
@@ -132,36 +135,54 @@ async def _delta(run: MailboxRun) -> str:
 async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[DeltaState, bool, list[Link]]:
     """Follow the round page by page until the deltaLink (finished) or the budget (paused).
 
-    Events go through sync_event as they come; linked @removed ones are returned for a re-read.
+    Each page's events go through the pipeline as one batch while the next page is read (one page
+    ahead, no more: a backfill's reads and writes overlap, and a paused round loses at most one
+    page read, which the next run reads again from the nextLink). Linked @removed ones are
+    returned for a re-read.
     """
     services, mailbox = run.services, run.mailbox_id
     fresh = state.fresh
     link = state.next_link or (None if fresh else state.delta_link)
     window = state.window.iso() if state.window else None
     removed: dict[str, Link] = {}
-    while True:
+
+    def fetch(link: str | None) -> asyncio.Task[Any]:
         run.stats.graph_requests += 1
-        page = read_page(await services.graph.calendar_delta(mailbox, link, None if link else window))
-        run.stats.changes += len(page.events) + len(page.removed)
-        if fresh:
-            seen.update(digest(event["id"]) for event in page.events)
-        for event in page.events:
-            removed.pop(event["id"], None)
-        gone = await run.read_and_apply(await _to_read(run, page.events))
-        removed.update((link.event_id, link) for link in gone)
-        for event_id in page.removed:
-            linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
-            if linked is not None:
-                removed[event_id] = linked
-            else:
-                run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
-        if page.delta_link:
-            return state.finished(page.delta_link), True, list(removed.values())
-        if not page.next_link:
-            raise SyncError(ErrorCode.GRAPH_REJECTED, "a delta page carried neither a nextLink nor a deltaLink")
-        link = page.next_link
-        if run.budget.expired():
-            return state.paused_at(link), False, list(removed.values())
+        return asyncio.ensure_future(services.graph.calendar_delta(mailbox, link, None if link else window))
+
+    ahead: asyncio.Task[Any] | None = fetch(link)
+    try:
+        while ahead is not None:
+            page = read_page(await ahead)
+            ahead = None
+            if page.next_link and not page.delta_link and not run.budget.expired():
+                ahead = fetch(page.next_link)  # read while this page is written
+            run.stats.changes += len(page.events) + len(page.removed)
+            if fresh:
+                seen.update(digest(event["id"]) for event in page.events)
+            for event in page.events:
+                removed.pop(event["id"], None)
+            gone = await run.read_and_apply(await _to_read(run, page.events))
+            removed.update((link.event_id, link) for link in gone)
+            for event_id in page.removed:
+                linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
+                if linked is not None:
+                    removed[event_id] = linked
+                else:
+                    run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
+            if page.delta_link:
+                return state.finished(page.delta_link), True, list(removed.values())
+            if not page.next_link:
+                raise SyncError(ErrorCode.GRAPH_REJECTED, "a delta page carried neither a nextLink nor a deltaLink")
+            if ahead is None or run.budget.expired():
+                return state.paused_at(page.next_link), False, list(removed.values())
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
+        if ahead is not None:
+            with contextlib.suppress(BaseException):
+                await ahead
 
 
 async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link | None]]:
@@ -171,7 +192,7 @@ async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link |
     links = await run.links_for([item["id"] for item in items])
     out: list[tuple[str, Link | None]] = []
     for item, link in zip(items, links, strict=True):
-        if item.get("type") == "seriesMaster" or (link is not None and link.change_key == change_key_of(item)):
+        if item.get("type") == "seriesMaster" or unchanged(link, change_key_of(item)):
             run.stats.skipped += 1
             continue
         out.append((item["id"], link))

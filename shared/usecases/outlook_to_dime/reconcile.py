@@ -1,6 +1,6 @@
 """Reconcile, nightly: the check-up of every tracked appointment.
 
-Every linked event is read again with $batch (20 per request) and brought through `sync_event`:
+Every linked event is read again with $batch (20 per request) and brought through the pipeline:
 changed means an upsert, unchanged means nothing, no longer allowed (private, consent withdrawn,
 outside the window) means a delete by the same decision as everywhere else. Events that are gone
 are deleted as a set, through the circuit breaker: a 404, or an event the primary calendar no
@@ -31,7 +31,7 @@ from shared.usecases.outlook_to_dime.mailbox_runs import (
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.outlook_to_dime.sync_event import state_store
+from shared.usecases.outlook_to_dime.pipeline.read import state_store
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from shared.core.outlook_to_dime.packing import pack
 from shared.core.outlook_to_dime.webhook import (
     MAX_BODY_BYTES,
     STRAY_EVENT,
@@ -32,7 +33,6 @@ from shared.core.outlook_to_dime.webhook import (
 from shared.names import LIFECYCLE_QUEUE, NOTIFICATIONS_QUEUE
 from shared.services import Services
 from shared.usecases.http_answer import HttpAnswer
-from shared.usecases.outlook_to_dime.notification_batch import pack
 
 log = logging.getLogger(__name__)
 

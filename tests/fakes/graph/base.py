@@ -8,10 +8,11 @@ import random
 import re
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Self
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from .._http import FaultInjector, LoopbackServer, RecordedRequest, Request, Response
 from .common import (
@@ -32,6 +33,22 @@ from .common import (
     parse_prefer,
     zone,
 )
+
+# Outlook service limits: "4 concurrent requests" per app per mailbox, beyond which Graph answers
+# 429 with Retry-After (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits;
+# JSON batching: members are evaluated individually against the limits,
+# https://learn.microsoft.com/en-us/graph/json-batching#throttling-and-batching). Counted here across
+# every client of the fake (several worker processes share it), keyed on the user segment of the path.
+MAILBOX_CONCURRENCY = 4
+CONCURRENCY_RETRY_AFTER = 1  # seconds, as a real 429 states
+
+
+def _mailbox_of(path: str) -> str | None:
+    """The mailbox (user segment, lower-cased) a Graph path addresses, if any."""
+    parts = [unquote(p) for p in urlsplit(path).path.split("/") if p]
+    if parts and parts[0].lower() == "v1.0":
+        parts = parts[1:]
+    return parts[1].lower() if len(parts) >= 2 and parts[0].lower() == "users" else None
 
 
 class GraphBase(LoopbackServer):
@@ -110,6 +127,10 @@ class GraphBase(LoopbackServer):
         self._rng = random.Random(seed)
         self._notify_rng = random.Random(None if seed is None else seed + 1)
         self._lock = threading.RLock()
+        self._in_flight: Counter[str] = Counter()  # mailbox → requests being served (all clients)
+        self.max_in_flight: Counter[str] = Counter()  # mailbox → the most served at once
+        self.concurrency_refusals = 0  # requests and members answered 429 MailboxConcurrency
+        self._refused = threading.local()  # the mailboxes over their limit for this thread's $batch
         self._users: dict[str, dict[str, Any]] = {}
         self._events: dict[str, dict[str, _Event]] = {}
         self._tombstones: dict[str, dict[str, int]] = {}
@@ -393,7 +414,50 @@ class GraphBase(LoopbackServer):
         segments = request.segments
         if not segments or segments[0].lower() != "v1.0":
             return graph_error(400, "BadRequest", "Invalid version.")
-        return self._serve(request, segments[1:], member=False)
+        weights = self._weights(request, segments)
+        with self._lock:
+            refused = {m for m, w in weights.items() if self._in_flight[m] + w > MAILBOX_CONCURRENCY}
+            held = {m: w for m, w in weights.items() if m not in refused}
+            for mailbox, weight in held.items():
+                self._in_flight[mailbox] += weight
+                self.max_in_flight[mailbox] = max(self.max_in_flight[mailbox], self._in_flight[mailbox])
+        try:
+            if refused and [s.lower() for s in segments[1:]] != ["$batch"]:
+                with self._lock:
+                    self.concurrency_refusals += 1
+                return self.concurrency_refusal()
+            self._refused.mailboxes = refused
+            return self._serve(request, segments[1:], member=False)
+        finally:
+            self._refused.mailboxes = set()
+            with self._lock:
+                for mailbox, weight in held.items():
+                    self._in_flight[mailbox] -= weight
+
+    @staticmethod
+    def concurrency_refusal() -> Response:
+        return graph_error(
+            429,
+            "MailboxConcurrency",
+            "Application is over its MailboxConcurrency limit.",
+            {"Retry-After": str(CONCURRENCY_RETRY_AFTER)},
+        )
+
+    @staticmethod
+    def _weights(request: Request, segments: list[str]) -> dict[str, int]:
+        """The mailbox slots a request holds while served: one for a request addressing a user; for
+        a `$batch`, min(4, its members) per mailbox (Outlook runs up to 4 of one mailbox at once)."""
+        if [s.lower() for s in segments[1:]] == ["$batch"]:
+            body = request.json if request.body else None
+            members = body.get("requests") if isinstance(body, dict) else None
+            counts: Counter[str] = Counter()
+            for member in members if isinstance(members, list) else []:
+                mailbox = _mailbox_of("/v1.0" + str(member.get("url") or "")) if isinstance(member, dict) else None
+                if mailbox:
+                    counts[mailbox] += 1
+            return {m: min(MAILBOX_CONCURRENCY, n) for m, n in counts.items()}
+        mailbox = _mailbox_of(request.path)
+        return {mailbox: 1} if mailbox else {}
 
     def _serve(self, request: Request, segments: list[str], *, member: bool) -> Response:
         """Delay, fault, then route. Shared by top-level requests and ``$batch`` members."""

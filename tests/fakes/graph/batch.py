@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._http import RecordedRequest, Request, Response
-from .base import GraphBase
+from .base import GraphBase, _mailbox_of
 from .common import (
     MAX_BATCH,
     GraphError,
@@ -22,8 +22,9 @@ class BatchMixin(GraphBase):
     drive, Planner tasks and a group's calendar), and each is throttled on its own
     (https://learn.microsoft.com/graph/json-batching: "each request
     is evaluated individually against throttling limits", so a 429 can hide inside a 200), so
-    ``fail_next(path_contains=...)``
-    throttles one member of one mailbox alone."""
+    ``fail_next(path_contains=...)`` throttles one member of one mailbox alone. A mailbox over its
+    4 concurrent requests (counted across every client, see base.MAILBOX_CONCURRENCY) has its
+    members answer 429 MailboxConcurrency with Retry-After inside the 200."""
 
     # ---------------------------------------------------------------- $batch
     def _batch(self, request: Request) -> Response:
@@ -57,7 +58,12 @@ class BatchMixin(GraphBase):
         sub = Request.parse(str(member.get("method") or "GET"), "/v1.0" + url, headers, data)
         with self._lock:
             self.batch_members.append(RecordedRequest.of(sub))
-        resp = self._serve(sub, sub.segments[1:], member=True)
+        if _mailbox_of(sub.path) in getattr(self._refused, "mailboxes", set()):
+            with self._lock:
+                self.concurrency_refusals += 1
+            resp = self.concurrency_refusal()  # over the mailbox's 4: this member alone is throttled
+        else:
+            resp = self._serve(sub, sub.segments[1:], member=True)
         out: dict[str, Any] = {"id": str(member.get("id")), "status": resp.status}
         out_headers = dict(resp.headers)
         if resp.body is not None and "Content-Type" not in out_headers:

@@ -244,6 +244,6 @@ async def appointment_rows(services: Services, guid: str) -> tuple[AppointmentSt
 async def in_primary_calendar(services: Services, mailbox: str, answer: dict[str, Any]) -> bool:
     """Whether the primary calendar lists a patched event over its own time range (the proof the
     Outlook → Dime.Scheduler path asks of a claimed delete; a 200 from PATCH is not one)."""
-    from shared.usecases.outlook_to_dime.sync_event import in_primary_calendar as listed
+    from shared.usecases.calendar_proof import in_primary_calendar as listed
 
     return await listed(services, mailbox, answer)
