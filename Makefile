@@ -53,8 +53,11 @@ demo: install
 console: install
 	$(BIN)/python scripts/demo.py --serve
 
+# Every figure under the loopback and the realistic latency profile (PROFILE=loopback|realistic for
+# one; BENCH_QUICK=1 for a short run on small workloads). See README, "Performance".
+PROFILE ?= both
 bench: install
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py --profile $(PROFILE)
 	$(BIN)/python scripts/bench_dime_to_outlook.py
 
 # The three-process convergence test on SEEDS fresh seeds in a row (stops at the first failure and

@@ -67,3 +67,27 @@ def test_storage_endpoints_are_split_into_the_origin_to_proxy_and_the_account_pa
     assert endpoints["AccountKey"] == "a2V5=="  # the key's own '=' survive
     assert _origin_and_path(endpoints["TableEndpoint"]) == ("http://127.0.0.1:10002", "/devstoreaccount1")
     assert _origin_and_path("https://acct.queue.core.windows.net") == ("https://acct.queue.core.windows.net", "")
+
+
+def test_the_readme_states_the_delay_the_proxy_waits_for_each_class() -> None:
+    """The README's table of the realistic profile is what the bench measured under: a figure
+    changed in one place and not the other fails here."""
+    from pathlib import Path
+
+    from scripts.latency_proxy import PROFILES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {
+        GRAPH_GET: "| Graph GET |",
+        GRAPH_BATCH: "| Graph `$batch`",
+        GRAPH_WRITE: "| Graph writes",
+        DIME_IMPORT: "| Dime.Scheduler `/import` |",
+        DIME_OTHER: "| other Dime.Scheduler calls |",
+        TABLE_POINT: "| Azure Table Storage: point operation or query |",
+        TABLE_BATCH: "| Azure Table Storage: entity-group transaction",
+        QUEUE_OP: "| Azure Queue Storage: any operation |",
+    }
+    for request_class, start in rows.items():
+        line = readme[readme.index(start) :].splitlines()[0]
+        stated = line.split("|")[2].strip()
+        assert stated == f"{PROFILES['realistic'].delay(request_class) * 1000:.0f} ms", (request_class, line)
