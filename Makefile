@@ -58,7 +58,7 @@ console: install
 PROFILE ?= both
 bench: install
 	$(BIN)/python scripts/bench.py --profile $(PROFILE)
-	$(BIN)/python scripts/bench_dime_to_outlook.py
+	$(BIN)/python scripts/bench_dime_to_outlook.py --profile $(PROFILE)
 
 # The three-process convergence test on SEEDS fresh seeds in a row (stops at the first failure and
 # prints its seed): races between instances depend on timing, so one passing run proves little.

@@ -210,6 +210,8 @@ def bench_end_to_end(
         dime.reset_calls()
         counter.reset()
         fakes_cpu_before = graph.stats.snapshot()[2] + dime.stats.snapshot()[2]
+        proxy_pid = getattr(storage, "proxy_pid", None)
+        proxy_before = bench_scale.process_cpu_seconds(proxy_pid) if proxy_pid else 0.0
         cpu_before = time.process_time()
         started = time.perf_counter()
         for items in posts:
@@ -219,6 +221,7 @@ def bench_end_to_end(
         cpu = (
             time.process_time() - cpu_before - (graph.stats.snapshot()[2] + dime.stats.snapshot()[2] - fakes_cpu_before)
         )
+        proxy_cpu = bench_scale.process_cpu_seconds(proxy_pid) - proxy_before if proxy_pid else 0.0
         distinct = mailboxes * changes_per_mailbox
         assert run.poisoned == 0 and len(dime.appointments) == distinct, (run.errors[:3], len(dime.appointments))
         storage_calls = counter.by_service()
@@ -232,6 +235,7 @@ def bench_end_to_end(
             "queue_per_change": storage_calls.get("queue", 0) / distinct,
             "messages_per_second": sum(map(len, posts)) / elapsed,
             "cpu_ms_per_change": cpu / distinct * 1000,
+            "proxy_cpu_share": proxy_cpu / elapsed,  # of one core: the proxies must not be what limits
         }
 
 
@@ -442,6 +446,10 @@ def print_profile(result: dict, size: Sizes) -> None:
             f"bound: CPU ({os.cpu_count()} cores / this run's CPU per change, bench order; interleaved)",
             f"{os.cpu_count() / ours['cpu_ms_per_change'] * 1000:.0f}; "
             f"{os.cpu_count() / interleaved['cpu_ms_per_change'] * 1000:.0f} changes/s",
+        ),
+        (
+            "CPU of the latency proxies (cores): ours bench order / interleaved / naive",
+            f"{ours['proxy_cpu_share']:.2f} / {interleaved['proxy_cpu_share']:.2f} / {naive['proxy_cpu_share']:.2f}",
         ),
         (
             "CPU per distinct change, app process: ours bench order / interleaved / naive",

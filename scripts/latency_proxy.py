@@ -251,6 +251,7 @@ class RoutedStorage:
 
     connection_string: str
     process: Any
+    proxy_pid: int | None = None  # the proxies' process (its CPU is measured apart from the app's)
 
 
 def _endpoints(connection_string: str) -> dict[str, str]:
@@ -283,7 +284,8 @@ def routed(profile: str, azurite: Any, **fakes: Any) -> Iterator[Any]:
         endpoints["TableEndpoint"] = proxies.urls["table"] + table_path
         endpoints["QueueEndpoint"] = proxies.urls["queue"] + queue_path
         try:
-            yield RoutedStorage(";".join(f"{k}={v}" for k, v in endpoints.items()) + ";", azurite.process)
+            connection = ";".join(f"{k}={v}" for k, v in endpoints.items()) + ";"
+            yield RoutedStorage(connection, azurite.process, proxies.pid)
         finally:
             for fake in fakes.values():
                 fake.public_origin = None
