@@ -577,10 +577,11 @@ def summary(results: list[dict], size: Sizes, sweep: list[dict]) -> None:
     width = max(len(label) for label, _ in rows)
     widths = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
     print(f"\n=== summary ({'BENCH_QUICK: small workloads' if QUICK else 'full workloads'}) ===")
-    print(f"{'figure'.ljust(width)} | " + " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
-    print(f"{'-' * width}-|-" + "-|-".join("-" * w for w in widths))
-    for label, values in rows:
-        print(f"{label.ljust(width)} | " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)))
+    if results:
+        print(f"{'figure'.ljust(width)} | " + " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
+        print(f"{'-' * width}-|-" + "-|-".join("-" * w for w in widths))
+        for label, values in rows:
+            print(f"{label.ljust(width)} | " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)))
     if sweep:
         print(
             f"\nhost concurrency (realistic, 1 worker process, {size.scale_mailboxes} mailboxes interleaved): "
@@ -595,15 +596,44 @@ def summary(results: list[dict], size: Sizes, sweep: list[dict]) -> None:
     print(f"(load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} cores)")
 
 
+MAX_BATCH_SIZE = 32  # Queue storage: at most 32 messages per receive; host.json's batchSize: at most 32
+
+
+def sweep_concurrency(azurite, size: Sizes, batch_sizes: list[int]) -> list[dict]:
+    """One worker process under the realistic profile at each host batch size (printed as measured)."""
+    sweep = []
+    for batch_size in batch_sizes:
+        run = bench_scale.bench_scale_out(
+            azurite, 1, size.scale_mailboxes, size.scale_changes, post_workload, "realistic", batch_size=batch_size
+        )
+        sweep.append({**run, "batch_size": batch_size})
+        print(f"  [realistic] batchSize {batch_size}: {run['changes_per_second']:.1f} changes/s", flush=True)
+    return sweep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench: every figure under loopback and realistic latencies")
     parser.add_argument("--profile", choices=["loopback", "realistic", "both"], default="both")
     parser.add_argument(
         "--concurrency",
         default="" if QUICK else "8,16,32",
-        help="host batch sizes to measure under the realistic profile (comma-separated; empty: none)",
+        help="host batch sizes to measure under the realistic profile (comma-separated, each 1 to 32: a "
+        "queue receive returns at most 32 messages, and host.json's batchSize allows no more; empty: none)",
+    )
+    parser.add_argument(
+        "--concurrency-only", action="store_true", help="only the host concurrency measurement (realistic)"
     )
     args = parser.parse_args()
+    batch_sizes = [int(b) for b in args.concurrency.split(",") if b.strip()]
+    if any(not 1 <= b <= MAX_BATCH_SIZE for b in batch_sizes):
+        parser.error(f"--concurrency: each batch size 1 to {MAX_BATCH_SIZE}")
+    if args.concurrency_only:
+        azurite = start_azurite()
+        try:
+            summary([], sizes(), sweep_concurrency(azurite, sizes(), batch_sizes))
+        finally:
+            azurite.stop()
+        return
     profiles = ["loopback", "realistic"] if args.profile == "both" else [args.profile]
     size = sizes()
     load = os.getloadavg()
@@ -620,19 +650,8 @@ def main() -> None:
         for i, profile in enumerate(profiles):
             results.append(bench_profile(azurite, profile, size, once=i == 0))
             print_profile(results[-1], size)
-        batch_sizes = [int(b) for b in args.concurrency.split(",") if b.strip()]
         if "realistic" in profiles:
-            for batch_size in batch_sizes:
-                run = bench_scale.bench_scale_out(
-                    azurite,
-                    1,
-                    size.scale_mailboxes,
-                    size.scale_changes,
-                    post_workload,
-                    "realistic",
-                    batch_size=batch_size,
-                )
-                sweep.append({**run, "batch_size": batch_size})
+            sweep = sweep_concurrency(azurite, size, batch_sizes)
     finally:
         azurite.stop()
     from scripts.bench_forged import measure as forged_posts
