@@ -53,9 +53,12 @@ demo: install
 console: install
 	$(BIN)/python scripts/demo.py --serve
 
+# Every figure under the loopback and the realistic latency profile (PROFILE=loopback|realistic for
+# one; BENCH_QUICK=1 for a short run on small workloads). See README, "Performance".
+PROFILE ?= both
 bench: install
-	$(BIN)/python scripts/bench.py
-	$(BIN)/python scripts/bench_dime_to_outlook.py
+	$(BIN)/python scripts/bench.py --profile $(PROFILE)
+	$(BIN)/python scripts/bench_dime_to_outlook.py --profile $(PROFILE)
 
 # The three-process convergence test on SEEDS fresh seeds in a row (stops at the first failure and
 # prints its seed): races between instances depend on timing, so one passing run proves little.

@@ -167,17 +167,25 @@ def process_cpu_seconds(pid: int) -> float:
 # ------------------------------------------------------------------------------------ backfill
 
 
-def bench_backfill(azurite: Any, mailboxes: int = 10, events: int = 1000) -> dict[str, float]:
+def bench_backfill(
+    azurite: Any, mailboxes: int = 10, events: int = 1000, profile: str = "loopback"
+) -> dict[str, float]:
     """Onboard `mailboxes` people with `events` events each in the window (a full delta round per
-    mailbox, as the onboarding resync runs it, the mailboxes concurrently like one host batch)."""
+    mailbox, as the onboarding resync runs it, the mailboxes concurrently like one host batch),
+    the services behind the delaying proxies of `profile` (scripts/latency_proxy.py)."""
+    from scripts.latency_proxy import routed
     from shared.usecases.resync import resync
     from tests.conftest import TENANT_ID, clean_storage, make_services, settings_env
     from tests.fakes import FakeDime, FakeGraph
     from tests.linkseed import add_mailbox
 
     counter = StorageCounter.install()
-    with FakeGraph(tenant_id=TENANT_ID, seed=3) as graph, FakeDime(api_key="test-api-key") as dime:
-        services = make_services(settings_env(azurite, graph.base_url, dime.base_url))
+    with (
+        FakeGraph(tenant_id=TENANT_ID, seed=3) as graph,
+        FakeDime(api_key="test-api-key") as dime,
+        routed(profile, azurite, graph=graph, dime=dime) as storage,
+    ):
+        services = make_services(settings_env(storage, graph.base_url, dime.base_url))
         clean_storage(services)
         base = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0) + timedelta(days=1)
         people = []
@@ -231,12 +239,15 @@ def bench_backfill(azurite: Any, mailboxes: int = 10, events: int = 1000) -> dic
 # ----------------------------------------------------------------------------------- scale-out
 
 
-def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[str]]:
+def start_workers(env: dict[str, str], count: int, batch_size: int | None = None) -> list[subprocess.Popen[str]]:
+    """`count` worker processes, each delivering up to `batch_size` messages at once (host.json's
+    batchSize when None)."""
+    extra = {"HOST_BATCH_SIZE": str(batch_size)} if batch_size else {}
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.worker_process", "drain"],
             cwd=ROOT,
-            env={**os.environ, "WORKER_SETTINGS": json.dumps(env)},
+            env={**os.environ, "WORKER_SETTINGS": json.dumps(env), **extra},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -252,22 +263,35 @@ def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[str]
 
 
 def bench_scale_out(
-    azurite: Any, processes: int, mailboxes: int, changes_per_mailbox: int, post_items
+    azurite: Any,
+    processes: int,
+    mailboxes: int,
+    changes_per_mailbox: int,
+    post_items,
+    profile: str = "loopback",
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Notifications for `mailboxes` x `changes_per_mailbox` distinct changes (x3) enqueued through
-    the webhook, then drained by `processes` worker processes started together. `post_items(graph,
-    services, mailboxes, changes)` creates the workload and posts it; it returns the mailbox ids."""
+    the webhook, then drained by `processes` worker processes started together, each delivering up
+    to `batch_size` messages at once (host.json's when None), every request behind the delaying
+    proxies of `profile`. `post_items(graph, services, mailboxes, changes)` creates the workload
+    and posts it; it returns the mailbox ids."""
     import function_app
+    from scripts.latency_proxy import routed
     from shared.core.ids import appointment_guid
     from tests.conftest import TENANT_ID, clean_storage, make_services, settings_env
     from tests.fakes import FakeDime, FakeGraph
 
-    with FakeGraph(tenant_id=TENANT_ID, seed=4) as graph, FakeDime(api_key="test-api-key") as dime:
-        env = settings_env(azurite, graph.base_url, dime.base_url)
+    with (
+        FakeGraph(tenant_id=TENANT_ID, seed=4) as graph,
+        FakeDime(api_key="test-api-key") as dime,
+        routed(profile, azurite, graph=graph, dime=dime) as storage,
+    ):
+        env = settings_env(storage, graph.base_url, dime.base_url)
         services = make_services(env)
         clean_storage(services)
         function_app.services = lambda: services
-        workers = start_workers(env, processes)
+        workers = start_workers(env, processes, batch_size)
         mailbox_ids = post_items(graph, services, mailboxes, changes_per_mailbox)
         graph_before, dime_before = graph.stats.snapshot(), dime.stats.snapshot()
         azurite_before = process_cpu_seconds(azurite.process.pid)
@@ -301,4 +325,6 @@ def bench_scale_out(
             "workers_cpu_share": sum(r["cpu_seconds"] for r in results) / elapsed,
             "fakes_cpu_share": (graph_after[2] - graph_before[2] + dime_after[2] - dime_before[2]) / elapsed,
             "storage_requests": sum(r["storage_requests"] for r in results),
+            "workers_cpu_per_change": sum(r["cpu_seconds"] for r in results) / distinct,
+            "distinct": distinct,
         }

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,9 @@ class QueueRun:
     errors: list[str] = field(default_factory=list)
 
 
-BATCH_SIZE = HOST_JSON["extensions"]["queues"]["batchSize"]
+# HOST_BATCH_SIZE overrides host.json's batchSize: the bench measures the throughput of several
+# settings with it (scripts/bench_scale.py, `concurrency`) before host.json is set.
+BATCH_SIZE = int(os.environ.get("HOST_BATCH_SIZE") or HOST_JSON["extensions"]["queues"]["batchSize"])
 
 
 def call_function(function: Callable[..., Any], *args: Any) -> Any:

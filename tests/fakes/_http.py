@@ -348,9 +348,19 @@ class LoopbackServer:
             raise RuntimeError(f"{type(self).__name__} is not started")
         return self._server.stats
 
+    # The address clients reach the fake at, when something stands in front of it (the bench's
+    # delaying proxy, scripts/latency_proxy.py); None: the fake's own. The links a fake hands out
+    # (@odata.nextLink, delta links) name it, as a real service's name its public host.
+    public_origin: str | None = None
+
     @property
     def origin(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash)."""
+        """``http://127.0.0.1:<port>`` (no trailing slash), or ``public_origin`` when set."""
+        return self.public_origin or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def own_origin(self) -> str:
+        """Where the fake itself listens, whatever ``public_origin`` says (what a proxy forwards to)."""
         return f"http://127.0.0.1:{self.port}"
 
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
