@@ -38,7 +38,15 @@ class QueueRun:
 
 # HOST_BATCH_SIZE overrides host.json's batchSize: the bench measures the throughput of several
 # settings with it (scripts/bench_scale.py, `concurrency`) before host.json is set.
-BATCH_SIZE = int(os.environ.get("HOST_BATCH_SIZE") or HOST_JSON["extensions"]["queues"]["batchSize"])
+QUEUES_JSON = HOST_JSON["extensions"]["queues"]
+BATCH_SIZE = int(os.environ.get("HOST_BATCH_SIZE") or QUEUES_JSON["batchSize"])
+NEW_BATCH_THRESHOLD = int(
+    os.environ.get("HOST_NEW_BATCH_THRESHOLD") or QUEUES_JSON.get("newBatchThreshold", BATCH_SIZE // 2)
+)
+# While messages are in flight and the queue showed none, the listener receives again when one of
+# them settles (a failed one becomes visible again then), or after this long at the latest (a
+# message sent meanwhile by someone else). The host backs off up to maxPollingInterval instead.
+POLL_SECONDS = 0.25
 
 
 def call_function(function: Callable[..., Any], *args: Any) -> Any:
@@ -56,42 +64,72 @@ async def _invoke(function: Callable[..., Any], message: QueueMessage) -> None:
         await result
 
 
-def run_queue(services: Services, queue_name: str, function: Callable[..., Any], *, max_rounds: int = 20) -> QueueRun:
-    """Deliver every message (again on failure) until the queue is empty.
+def run_queue(services: Services, queue_name: str, function: Callable[..., Any], *, max_rounds: int = 200) -> QueueRun:
+    """Deliver every message (again on failure) until the queue is empty and nothing is in flight.
 
-    Like the host: one event loop for the worker's lifetime, and up to `batchSize` messages
-    handled concurrently, so duplicates of one notification really do arrive at the same time.
+    Like the host's queue listener (WebJobs `QueuesOptions`, learn.microsoft.com/azure/azure-functions/
+    functions-bindings-storage-queue#host-json): one event loop for the worker's lifetime; it
+    receives `batchSize` messages and receives again whenever the messages in flight drop to
+    `newBatchThreshold` or fewer (at most batchSize + newBatchThreshold at once), so duplicates of
+    one notification really do arrive at the same time, and a slow message never holds up the
+    next receive. Each message is deleted as soon as its function returns (or made visible again
+    when it raised; moved to `<queue>-poison` after `maxDequeueCount` deliveries). `max_rounds`
+    bounds the receives that returned messages (a guard against a message that never settles).
     """
     return asyncio.run(_run_queue(services, queue_name, function, max_rounds))
 
 
 async def _run_queue(services: Services, queue_name: str, function: Callable[..., Any], max_rounds: int) -> QueueRun:
-    client = services.queues.client(queue_name)
+    sender = services.aqueues
+    await sender.ensure(queue_name)
+    client = sender.client(queue_name)
     run = QueueRun()
-    for _ in range(max_rounds):
-        batch = list(
-            client.receive_messages(messages_per_page=BATCH_SIZE, max_messages=BATCH_SIZE, visibility_timeout=60)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def handle(message: Any) -> None:
+        incoming = QueueMessage(
+            id=message.id, body=message.content, dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt
         )
-        if not batch:
-            break
-        inputs = [
-            QueueMessage(id=m.id, body=m.content, dequeue_count=m.dequeue_count, pop_receipt=m.pop_receipt)
-            for m in batch
-        ]
-        outcomes = await asyncio.gather(*(_invoke(function, i) for i in inputs), return_exceptions=True)
-        for message, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                run.failed += 1
-                run.errors.append(f"{type(outcome).__name__}: {outcome}")
-                if message.dequeue_count >= MAX_DEQUEUE_COUNT:
-                    services.queues.send_raw(queue_name + POISON_SUFFIX, message.content)
-                    client.delete_message(message)
-                    run.poisoned += 1
-                else:
-                    client.update_message(message, visibility_timeout=0)
+        try:
+            await _invoke(function, incoming)
+        except Exception as error:  # the host records the failure and delivers the message again
+            run.failed += 1
+            run.errors.append(f"{type(error).__name__}: {error}")
+            if message.dequeue_count >= MAX_DEQUEUE_COUNT:
+                await sender.send_raw(queue_name + POISON_SUFFIX, message.content)
+                await client.delete_message(message)
+                run.poisoned += 1
+            else:
+                await client.update_message(message, visibility_timeout=0)
+            return
+        await client.delete_message(message)
+        run.succeeded += 1
+
+    rounds = 0
+    try:
+        while rounds < max_rounds:
+            batch = []
+            if len(in_flight) <= NEW_BATCH_THRESHOLD:
+                batch = [
+                    m
+                    async for m in client.receive_messages(
+                        messages_per_page=BATCH_SIZE, max_messages=BATCH_SIZE, visibility_timeout=60
+                    )
+                ]
+            if batch:
+                rounds += 1
+                for message in batch:
+                    task = asyncio.create_task(handle(message))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
                 continue
-            client.delete_message(message)
-            run.succeeded += 1
+            if not in_flight:
+                break
+            # Wait for a message to settle (then receive again), or poll while failed ones wait.
+            await asyncio.wait(in_flight, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
     return run
 
 
