@@ -21,6 +21,7 @@ class StorageCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._requests: Counter[str] = Counter()  # "METHOD table" (tables only)
 
     @classmethod
     def install(cls) -> StorageCounter:
@@ -33,11 +34,11 @@ class StorageCounter:
         original_async = AioHttpTransport.send
 
         def send(transport: Any, request: Any, **kwargs: Any) -> Any:
-            counter.add(_service_of(request.url))
+            counter.add(_service_of(request.url), request)
             return original(transport, request, **kwargs)
 
         async def send_async(transport: Any, request: Any, **kwargs: Any) -> Any:
-            counter.add(_service_of(request.url))
+            counter.add(_service_of(request.url), request)
             return await original_async(transport, request, **kwargs)
 
         RequestsTransport.send = send  # type: ignore[method-assign]
@@ -45,9 +46,11 @@ class StorageCounter:
         cls._installed = counter
         return counter
 
-    def add(self, service: str) -> None:
+    def add(self, service: str, request: Any = None) -> None:
         with self._lock:
             self._counts[service] += 1
+            if service == "table" and request is not None:
+                self._requests[f"{request.method} {_table_of(request.url)}"] += 1
 
     @property
     def total(self) -> int:
@@ -58,9 +61,15 @@ class StorageCounter:
         with self._lock:
             return dict(self._counts)
 
+    def table_requests(self) -> dict[str, int]:
+        """Table round trips by "METHOD table" ("DELETE syncstate", "POST $batch", ...)."""
+        with self._lock:
+            return dict(self._requests)
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._requests.clear()
 
 
 def _service_of(url: str) -> str:
@@ -71,3 +80,12 @@ def _service_of(url: str) -> str:
     if "/messages" in path or "comp=metadata" in query or ".queue." in path:
         return "queue"
     return "table"
+
+
+def _table_of(url: str) -> str:
+    """The table a request addresses (`/<account>/<table>(...)` on Azurite, `/<table>(...)` on
+    Azure), or `$batch` / `Tables`."""
+    path = url.partition("?")[0].split("://", 1)[-1].partition("/")[2]
+    segments = [s for s in path.split("/") if s]
+    last = segments[-1] if segments else ""
+    return last.partition("(")[0]

@@ -410,15 +410,15 @@ class GraphGateway(SubscriptionCalls):
         The envelope succeeds even when members fail, so each event gets its own answer: status,
         Graph JSON (200 only) and Retry-After (429/503). Members are not retried here.
         """
-        select, expand = ",".join(EVENT_FIELDS), quote(EXPAND_TAG, safe="(),=$'")
-        members = [
-            (
-                mailbox,
-                f"/users/{quote(mailbox, safe='')}/events/{quote(event_id, safe='')}?$select={select}&$expand={expand}",
-            )
-            for mailbox, event_id in keys
-        ]
+        members = [batch_member(EVENT_READ, mailbox, event_id) for mailbox, event_id in keys]
         return dict(zip(keys, await self._batch(members, "event batch read"), strict=True))
+
+    async def reads_batch(self, keys: list[tuple[str, str, Any]]) -> dict[tuple[str, str, Any], BatchAnswer]:
+        """Up to 20 reads of any kinds and mailboxes in one $batch: (mailbox, kind, what) each,
+        `batch_member`'s kinds (an event in full; a calendarView's first page of ids). Events read
+        and proven at the same moment ride one request, which holds each mailbox once."""
+        members = [batch_member(kind, mailbox, what) for mailbox, kind, what in keys]
+        return dict(zip(keys, await self._batch(members, "batch read"), strict=True))
 
     async def calendar_views_batch(
         self, mailbox: str, ranges: list[tuple[str, str]]
@@ -434,14 +434,7 @@ class GraphGateway(SubscriptionCalls):
         (mailbox, (ISO start, end)) in one $batch, of any mailboxes: `in_primary_calendar` for many
         events at once. A listing proves membership of every id it lists; a page carrying
         `@odata.nextLink` is continued with `calendar_view_ids`. Members are not retried here."""
-        members = [
-            (
-                mailbox,
-                f"/users/{quote(mailbox, safe='')}/calendar/calendarView?startDateTime={quote(start, safe='')}"
-                f"&endDateTime={quote(end, safe='')}&$select=id&$top={INSTANCES_PAGE_SIZE}",
-            )
-            for mailbox, (start, end) in keys
-        ]
+        members = [batch_member(VIEW_IDS, mailbox, where) for mailbox, where in keys]
         return dict(zip(keys, await self._batch(members, "calendar view batch"), strict=True))
 
     async def calendar_view_ids(self, mailbox: str, next_link: str) -> set[str]:
@@ -487,6 +480,27 @@ class GraphGateway(SubscriptionCalls):
             body = body if status == 200 and isinstance(body, dict) else None
             answers[number] = BatchAnswer(status, body, _retry_after(response.get("headers")))
         return answers
+
+
+EVENT_READ = "event"  # a $batch member reading an event in full
+VIEW_IDS = "view"  # a $batch member listing the primary calendar's ids over (ISO start, end)
+
+
+def batch_member(kind: str, mailbox: str, what: Any) -> tuple[str, str]:
+    """One GET member of a `$batch`, (mailbox, URL): EVENT_READ of an event id (every field we
+    hash, and our tag), or VIEW_IDS of a range (the first page of the primary calendar's
+    calendarView, ids only: https://learn.microsoft.com/graph/api/user-list-calendarview)."""
+    user = quote(mailbox, safe="")
+    if kind == EVENT_READ:
+        select, expand = ",".join(EVENT_FIELDS), quote(EXPAND_TAG, safe="(),=$'")
+        return mailbox, f"/users/{user}/events/{quote(str(what), safe='')}?$select={select}&$expand={expand}"
+    if kind == VIEW_IDS:
+        start, end = what
+        return mailbox, (
+            f"/users/{user}/calendar/calendarView?startDateTime={quote(start, safe='')}"
+            f"&endDateTime={quote(end, safe='')}&$select=id&$top={INSTANCES_PAGE_SIZE}"
+        )
+    raise ValueError(f"no $batch member of kind {kind!r}")
 
 
 class MailboxLimit:

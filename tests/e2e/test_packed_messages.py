@@ -469,3 +469,55 @@ def test_two_messages_of_one_mailbox_in_flight_together_share_their_batch_reques
     assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events}
     assert len(shared_requests) == 2  # one $batch of the 8 reads, one of the 8 proofs (separately: 4)
     assert graph.max_in_flight[person["id"].lower()] <= 4 and graph.concurrency_refusals == 0
+
+
+def test_new_events_clear_only_the_tombstones_that_exist(graph, dime, services):
+    """Seven new events, one of which we deleted before (a tombstone): its tombstone goes, and the
+    others cost no blind tombstone delete each (one query beside the links instead)."""
+    from tests.storage_counter import StorageCounter
+
+    (person,) = people(graph, services, 1)
+    events = [
+        graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-{10 + n}T08:00:00")) for n in range(7)
+    ]
+    store = state_store(services)
+    store.add_tombstone(person["id"], events[3]["id"], services.clock())
+    store.add_tombstone(person["id"], "an-event-not-in-this-message", services.clock())
+    counter = StorageCounter.install()
+    counter.reset()
+
+    post([item(person, event, "created") for event in events])
+    deliver(services)
+
+    assert {subject for subject, _ in board_of(dime, person)} == {f"Job {n}" for n in range(7)}
+    assert not store.is_tombstoned(person["id"], events[3]["id"])
+    assert store.is_tombstoned(person["id"], "an-event-not-in-this-message")
+    assert counter.table_requests().get("DELETE syncstate", 0) == 1
+
+
+def test_reads_and_proofs_pending_together_ride_one_batch_request(graph, dime, services):
+    """An event read (one message's first step) and a calendarView proof (another message's second
+    step) of one mailbox, asked at the same moment, go in one `$batch`, holding the mailbox's
+    slots once (formerly one request per kind: each kind had its own coalescer)."""
+    from shared.usecases.outlook_to_dime.pipeline.coalesce import shared
+
+    (person,) = people(graph, services, 1)
+    first, second = (
+        graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-1{n}T08:00:00")) for n in (1, 2)
+    )
+    where = ("2026-11-11T00:00:00", "2026-11-13T00:00:00")
+    graph.reset_requests()
+
+    async def together() -> tuple[dict, dict]:
+        return await asyncio.gather(
+            shared(services.graph, "read_events_batch").ask([(person["id"], first["id"])]),
+            shared(services.graph, "calendar_views_of").ask([(person["id"], where)]),
+        )
+
+    read, views = asyncio.run(together())
+    batches = [r for r in graph.requests if r.path.endswith("$batch")]
+
+    assert len(batches) == 1
+    assert read[(person["id"], first["id"])].body["subject"] == "Job 1"
+    listed = {item["id"] for item in views[(person["id"], where)].body["value"]}
+    assert listed == {first["id"], second["id"]}

@@ -226,7 +226,7 @@ class Verdict:
     call: dict[str, object] | None = None  # the /import call (upsert or delete)
     event: Event | None = None
     gone: bool = False  # a delete because the event is gone: tombstone, and the breaker unless passed
-    clear_tombstone: bool = False  # an upsert of an event we deleted before (proven back in the calendar)
+    clear_tombstone: bool = False  # an upsert of an event we may have deleted before (proven back in the calendar)
     shown: Shown = field(default_factory=Shown)
     error: SyncError | None = None
     master: dict[str, Any] | None = None  # Step.SERIES
@@ -259,7 +259,9 @@ def verdict(change: Change, known: Known, resource: Resource, policy: Policy, no
         if link is None:
             return Verdict(Step.DONE, Decision(Action.SKIP, "not-in-calendar"))
         current = None  # a deleted event that still answers GET, or moved to another calendar
-    return _decided(change, current, link, resource, policy, now, rewrite, proof)
+    # A tombstone read as absent needs no delete (a round trip per new event); unread: delete it.
+    clear = proof in ("new", "tombstone") and known.tombstoned is not False
+    return _decided(change, current, link, resource, policy, now, rewrite, proof, clear)
 
 
 def _decided(
@@ -271,6 +273,7 @@ def _decided(
     now: datetime,
     rewrite: bool,
     proof: str | None,
+    clear_tombstone: bool,
 ) -> Verdict:
     try:
         event = event_from_graph(current) if current is not None else None
@@ -293,9 +296,16 @@ def _decided(
         assert appointment is not None and event is not None
         fresh = upserted_link(resource, change.event_id, guid, event, appointment, link, now)
         call = upsert_call(appointment, link.appointment_id if link else None)
-        clear = proof in ("new", "tombstone")
         return Verdict(
-            Step.WRITE, decision, guid, link, fresh, call, event, clear_tombstone=clear, shown=on_board(appointment)
+            Step.WRITE,
+            decision,
+            guid,
+            link,
+            fresh,
+            call,
+            event,
+            clear_tombstone=clear_tombstone,
+            shown=on_board(appointment),
         )
     if decision.action is Action.DELETE:
         assert link is not None

@@ -1,5 +1,5 @@
 """Reads shared across messages: the `$batch` requests of one process and event loop, shared by
-every caller reading the same kind of thing (events, calendarView proofs).
+every caller and both kinds of read (events in full, calendarView proofs).
 
 A packed message used to take its mailbox's 4 Graph slots for its own `$batch`, and the next
 message of that busy mailbox queued behind it, although their reads fit in one request. Here every
@@ -9,8 +9,9 @@ and then rides the next `$batch` with whatever else is pending (members of any m
 https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits; a `$batch` holds
 min(4, its members) of a mailbox's slots): the gateway's `MailboxLimit` enforces it, and a mailbox
 whose slots our reads hold all gets no new request here until one returns. The same key asked twice
-while pending is read once. One coalescer per event loop (futures belong to one loop) and per
-Graph gateway, kept in a weak table so a finished loop leaves nothing behind.
+while pending is read once. Event reads and calendarView proofs ride the same requests (a
+mailbox's slots are held once for both). One coalescer per event loop (futures belong to one loop)
+and per Graph gateway, kept in a weak table so a finished loop leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -108,17 +109,37 @@ class Coalescer(Generic[K]):
             self._wake()
 
 
-_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], tuple[Any, Coalescer[Any]]]] = (
+# What `shared` is asked for, as the gateway's member kinds (both ride the same requests).
+_KINDS = {"read_events_batch": "event", "calendar_views_of": "view"}
+
+
+class _Kind:
+    """One kind of read through the loop's one coalescer of a Graph gateway: keys (mailbox, what)
+    become (mailbox, kind, what), so event reads and calendarView proofs of one mailbox that are
+    pending together ride one `$batch`, which holds the mailbox's slots once instead of twice."""
+
+    def __init__(self, reads: Coalescer[Any], kind: str) -> None:
+        self._reads = reads
+        self._kind = kind
+
+    async def ask(self, keys: list[tuple[str, Any]]) -> dict[tuple[str, Any], BatchAnswer]:
+        tagged = [(mailbox, self._kind, what) for mailbox, what in keys]
+        answers = await self._reads.ask(tagged)
+        return {key: answers[t] for key, t in zip(keys, tagged, strict=True)}
+
+
+_BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, tuple[Any, Coalescer[Any]]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def shared(graph: Any, kind: str) -> Coalescer[Any]:
-    """This loop's coalescer of `graph`'s `$batch` reads of one kind (`read_events_batch`,
-    `calendar_views_of`)."""
+def shared(graph: Any, kind: str) -> _Kind:
+    """This loop's reads of `graph` of one kind (`read_events_batch`: keys (mailbox, event id);
+    `calendar_views_of`: keys (mailbox, (ISO start, end))), sharing `$batch` requests with every
+    other caller and kind (`graph.reads_batch` sends them)."""
     table = _BY_LOOP.setdefault(asyncio.get_running_loop(), {})
-    found = table.get((id(graph), kind))
+    found = table.get(id(graph))
     if found is None or found[0] is not graph:
-        found = (graph, Coalescer(getattr(graph, kind)))
-        table[(id(graph), kind)] = found
-    return found[1]
+        found = (graph, Coalescer(graph.reads_batch))
+        table[id(graph)] = found
+    return _Kind(found[1], _KINDS[kind])

@@ -174,22 +174,34 @@ def _by_mailbox(items: list[Item]) -> dict[str, list[Item]]:
 
 
 async def _read_links(services: Services, batches: GraphBatches, items: list[Item]) -> None:
-    """The links of a mailbox's events in one go (a point read for a lone one)."""
+    """The links of a mailbox's events in one go (a point read for a lone one). Beside them, for
+    several events new to us (to be proven), their tombstones in one query: an upsert clears a
+    tombstone only where one exists, instead of a blind delete per event."""
     store = services.astore
+
+    async def tombstones(mailbox: str, group: list[Item]) -> set[str] | None:
+        new = [i.change.event_id for i in group if i.change.prove_new and i.known.tombstoned is None]
+        if len(new) < 2:
+            return None  # a lone event: the blind delete costs what the read would
+        return await store.syncstate.tombstoned_among(mailbox, new)
 
     async def one_mailbox(mailbox: str, group: list[Item]) -> None:
         try:
             if len(group) == 1:
                 link = await store.get_link(mailbox, group[0].change.event_id)
-                found = {group[0].change.event_id: link} if link else {}
+                found, tombstoned = ({group[0].change.event_id: link} if link else {}), None
             else:
-                found = await store.links_among(mailbox, [i.change.event_id for i in group])
+                found, tombstoned = await asyncio.gather(
+                    store.links_among(mailbox, [i.change.event_id for i in group]), tombstones(mailbox, group)
+                )
         except SyncError as error:
             for item in group:
                 item.fail(error)
             return
         for item in group:
             item.known.link, item.known.link_read = found.get(item.change.event_id), True
+            if tombstoned is not None and item.change.prove_new and item.known.tombstoned is None:
+                item.known.tombstoned = item.change.event_id in tombstoned
 
     await asyncio.gather(*(one_mailbox(mailbox, group) for mailbox, group in _by_mailbox(items).items()))
 
