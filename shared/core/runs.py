@@ -93,7 +93,8 @@ def with_chunk(row: dict[str, Any] | None, part: RunStats, run: str, finished_at
     total.breaker = "; ".join(b for b in (str(row.get("Breaker") or ""), part.breaker) if b)[:4000]
     earlier = [m for m in str(row.get("ErrorMessages") or "").split("\n") if m]
     total.error_messages = (earlier + part.error_messages)[:20]
-    done, chunks = int(parsed["done"]) + 1, int(parsed["total"])
+    # A failed chunk is not done: the host delivers it again, and that delivery adds its own figures.
+    done, chunks = int(parsed["done"]) + (part.outcome != "failed"), int(parsed["total"])
     total.round = chunked_round(run, done, chunks, int(parsed["mailboxes"]))
     worst = max((str(row.get("Outcome")), part.outcome), key=lambda o: _WORSE.index(o) if o in _WORSE else -1)
     outcome = worst if worst in _WORSE else "completed"
