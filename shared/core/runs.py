@@ -1,8 +1,9 @@
 """What one run did: the figures of the status view.
 
 Outlook → Dime.Scheduler: a delta or reconcile run of one mailbox (its record under the mailbox).
-Dime.Scheduler → Outlook: the reconcile of every eligible resource at once (one record under
-`DIME_SCHEDULER_SCOPE`), the same shape so the status view and the console read both alike.
+Dime.Scheduler → Outlook: the reconcile of every eligible resource (one record under
+`DIME_SCHEDULER_SCOPE`, which its chunks add up: `opened_run`, `with_chunk`), the same shape so
+the status view and the console read both alike.
 """
 
 from __future__ import annotations

@@ -1,21 +1,22 @@
 """The Dime.Scheduler → Outlook reconcile: Outlook converges to what the planning board holds.
 
-A timer (DIME_RECONCILE_SCHEDULE) lists Dime.Scheduler's appointments over the sync window for
-every eligible resource (`GET /appointment`, 20 resources per request), brings each through the
-publication worker's own `place` (missing events created, stale ones PATCHed, unchanged ones
-cost nothing), and deletes the events of appointments that vanished from the listing. Those
-deletes are inferred from absence, so they pass the same circuit breaker as the other direction:
-a mailbox that would lose too many planner events at once loses none, and an alert is recorded.
-It is also the backfill when a person is onboarded, and the only deletion path when Dime.Scheduler
-publishes through a Webhook connector instead of hooks (a connector's payload does not say
-"deleted").
+A pass lists Dime.Scheduler's appointments over the sync window for its eligible resources
+(`GET /appointment`, 20 resources per request): the timer (DIME_RECONCILE_SCHEDULE) hands the
+mailboxes out in chunks, each chunk one pass over its people (reconcile_chunks.py). It brings each
+through the publication worker's own `place` (missing events created, stale ones PATCHed,
+unchanged ones cost nothing), and deletes the events of appointments that vanished from the
+listing. Those deletes are inferred from absence, so they pass the same circuit breaker as the
+other direction: a mailbox that would lose too many planner events at once loses none, and an
+alert is recorded. It is also the backfill when a person is onboarded, and the only deletion path
+when Dime.Scheduler publishes through a Webhook connector instead of hooks (a connector's payload
+does not say "deleted").
 
-A full run (the timer) leaves a run record of the same shape as the other direction's delta and
-reconcile runs (`RunStats`, kind `dime-reconcile`, under `~dime-scheduler` in the syncstate
-table), which `/api/manage/status` and the console show: appointments listed, writes, deletes,
-unchanged, errors, the breaker's message, the Graph and Dime.Scheduler requests it sent, its
-duration and outcome. A one-person backfill (onboarding) is logged only, so the record always
-describes the last pass over everyone.
+A timer run leaves one run record of the same shape as the other direction's delta and reconcile
+runs (`RunStats`, kind `dime-reconcile`, under `~dime-scheduler` in the syncstate table; each
+chunk adds its pass's figures to it), which `/api/manage/status` and the console show:
+appointments listed, writes, deletes, unchanged, errors, the breaker's message, the Graph and
+Dime.Scheduler requests it sent, its duration and outcome. A one-person backfill (onboarding) is
+logged only, so the record always describes the last run over everyone.
 """
 
 from __future__ import annotations
