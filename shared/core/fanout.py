@@ -113,6 +113,29 @@ def claim_verdict(row: ClaimRow | None, run: str, now: datetime) -> Claim:
     return Claim.TAKE
 
 
+@dataclass(frozen=True)
+class Claims:
+    """A chunk's claims as taken: those it works on (with the etag finishing needs), those this run
+    already did, those another worker holds."""
+
+    taken: dict[str, str | None]
+    done: list[str]
+    held: list[str]
+
+
+def split_claims(claims: dict[str, tuple[Claim, str | None]]) -> Claims:
+    """`take_claims`' answer (per mailbox: verdict, etag), sorted by what the worker does with each."""
+    out = Claims({}, [], [])
+    for mailbox_id, (verdict, etag) in claims.items():
+        if verdict is Claim.DONE:
+            out.done.append(mailbox_id)
+        elif verdict is Claim.HELD:
+            out.held.append(mailbox_id)
+        else:
+            out.taken[mailbox_id] = etag
+    return out
+
+
 def claim_expiry(now: datetime, budget_seconds: float, margin_seconds: float) -> datetime:
     """A claim outlives its worker's budget by a margin; a crashed worker's claim then expires."""
     return now + timedelta(seconds=max(budget_seconds, 0) + margin_seconds)

@@ -34,7 +34,7 @@ import uuid
 from typing import Any, Protocol
 
 from shared.adapters.request_meter import metered
-from shared.core.fanout import CHUNK_SIZE, Chunk, Claim, chunk_messages, claim_expiry, run_id
+from shared.core.fanout import CHUNK_SIZE, Chunk, chunk_messages, claim_expiry, run_id, split_claims
 from shared.core.runs import DIME_RECONCILE, DIME_SCHEDULER_SCOPE, RunStats, opened_run, with_chunk
 from shared.names import MAILBOX_CHUNKS_QUEUE, SYNCSTATE_TABLE
 from shared.services import Services
@@ -109,14 +109,10 @@ async def run_dime_chunk(services: Services, chunk: Chunk, report: ChunkOutcome,
     claims = await asyncio.to_thread(
         take_claims, services.store, DIME_RECONCILE, sorted(covered), chunk.run, owner, now, expires
     )
-    taken: dict[str, str | None] = {}
-    for mailbox_id, (verdict, etag) in claims.items():
-        if verdict is Claim.DONE:
-            report.done_already.append(mailbox_id)
-        elif verdict is Claim.HELD:
-            report.held.append(mailbox_id)
-        else:
-            taken[mailbox_id] = etag
+    split = split_claims(claims)
+    taken = split.taken
+    report.done_already.extend(split.done)
+    report.held.extend(split.held)
     outcome = ""
     try:
         if taken:
