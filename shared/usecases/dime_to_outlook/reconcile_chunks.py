@@ -130,7 +130,8 @@ async def run_dime_chunk(services: Services, chunk: Chunk, report: ChunkOutcome,
         await asyncio.to_thread(finish_claims, services.store, DIME_RECONCILE, finished)
         log.info(
             "%s chunk of %s: %d ran (%s), %d done already, %d held elsewhere, %d not covered by the directory",
-            DIME_RECONCILE, chunk.run, len(taken) if outcome else 0, outcome or "failed", len(report.done_already),
+            DIME_RECONCILE, chunk.run, len(taken) if outcome else 0, outcome or ("failed" if taken else "none"),
+            len(report.done_already),
             len(report.held), len(report.not_onboarded),
         )  # fmt: skip
     report.ran.extend(sorted(taken))
