@@ -98,6 +98,7 @@ async def run_dime_reconcile(
     *,
     only_mailboxes: set[str] | None = None,
     record: Callable[[RunStats], Awaitable[None]] | None = None,
+    onboarded: Mailboxes | None = None,
 ) -> DimeReconcileStats:
     """Converge Outlook to the planning board: every eligible resource, or those e-mails only (a
     backfill, a rule change), or the people of those mailboxes (a chunk of the timer's fan-out,
@@ -106,13 +107,14 @@ async def run_dime_reconcile(
     A failure (the listing, storage) is recorded in the run record, then raised as before: the
     timer's invocation (or the chunk's delivery) fails visibly and is tried again; nothing was
     deleted. `record`: where the run's figures go (a chunk adds them to its run's record); by
-    default a pass over everyone saves its own record, a pass over some e-mails only logs."""
+    default a pass over everyone saves its own record, a pass over some e-mails only logs.
+    `onboarded`: who is onboarded, when the caller has just read it (otherwise read here, once)."""
     stats = DimeReconcileStats()
     run = RunStats(DIME_RECONCILE, DIME_SCHEDULER_SCOPE, services.clock(), reason="timer")
     outcome = "failed"
     with metered() as meter:
         try:
-            await _reconcile(services, only_emails, stats, only_mailboxes)
+            await _reconcile(services, only_emails, stats, only_mailboxes, onboarded)
             outcome = "breaker-tripped" if stats.held_back else "completed"
         except SyncError as error:
             run.error(str(error))
@@ -162,6 +164,7 @@ async def _reconcile(
     only_emails: set[str] | None,
     stats: DimeReconcileStats,
     only_mailboxes: set[str] | None = None,
+    onboarded: Mailboxes | None = None,
 ) -> None:
     """One pass. `only_mailboxes`: the people whose e-mail the directory maps to one of these
     mailboxes, and these calendars' orphans; a link of another mailbox is neither read nor judged."""
@@ -171,7 +174,7 @@ async def _reconcile(
     end = (now + timedelta(days=s.sync_days_forward)).astimezone(UTC)
     directory = await resource_directory(services, refresh=True)
     numbers: list[str] = []
-    onboarded = await Mailboxes.read(services)  # who is onboarded: read once per run
+    onboarded = onboarded or await Mailboxes.read(services)  # who is onboarded: read once per run
     mailboxes: set[str] = set()  # the calendars of those resources: swept for orphans below
     for resource in directory.values():
         if not (resource.exchange_enabled and resource.email):

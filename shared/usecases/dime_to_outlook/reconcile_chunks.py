@@ -81,12 +81,14 @@ async def fan_out_dime_reconcile(services: Services, *, chunk_size: int = CHUNK_
     return run, len(ids), len(messages)
 
 
-async def reconciled_mailboxes(services: Services, among: set[str] | None = None, *, refresh: bool = False) -> set[str]:
+async def reconciled_mailboxes(
+    services: Services, among: set[str] | None = None, *, refresh: bool = False, onboarded: Mailboxes | None = None
+) -> set[str]:
     """The mailboxes a reconcile covers (of `among`, when given): those the directory maps an
     eligible resource of Dime.Scheduler to (the same test as the pass itself), and the calendars
     an event-link row of ours names (their orphans are swept)."""
     directory = await resource_directory(services, refresh=refresh)
-    onboarded = await Mailboxes.read(services)
+    onboarded = onboarded or await Mailboxes.read(services)
     found: set[str] = set()
     for resource in directory.values():
         if resource.exchange_enabled and resource.email:
@@ -102,7 +104,8 @@ async def run_dime_chunk(services: Services, chunk: Chunk, report: ChunkOutcome,
     from shared.adapters.storage.mailbox_claims import finish_claims, take_claims
 
     named = set(chunk.mailbox_ids)
-    covered = await reconciled_mailboxes(services, named)
+    onboarded = await Mailboxes.read(services)  # read once for the chunk: its check and its pass
+    covered = await reconciled_mailboxes(services, named, onboarded=onboarded)
     report.not_onboarded.extend(sorted(named - covered))
     now, owner = services.clock(), uuid.uuid4().hex
     expires = claim_expiry(now, PASS_SECONDS, margin_seconds)
@@ -122,7 +125,7 @@ async def run_dime_chunk(services: Services, chunk: Chunk, report: ChunkOutcome,
                 recorded.append(run)
                 await add_to_run_record(services, chunk.run, run)
 
-            await run_dime_reconcile(services, only_mailboxes=set(taken), record=record)
+            await run_dime_reconcile(services, only_mailboxes=set(taken), record=record, onboarded=onboarded)
             outcome = recorded[-1].outcome if recorded else "completed"
     finally:
         # Done by this run, or given back unfinished ("") when the pass raised: a redelivery runs it again.
