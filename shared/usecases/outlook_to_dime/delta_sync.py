@@ -20,7 +20,15 @@ from datetime import timedelta
 from typing import Any
 
 from shared.core.links import Link
-from shared.core.outlook_to_dime.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
+from shared.core.outlook_to_dime.delta import (
+    DeltaExpired,
+    DeltaPage,
+    DeltaState,
+    Window,
+    change_key_of,
+    digest,
+    read_page,
+)
 from shared.core.outlook_to_dime.triage import unchanged
 from shared.core.resources import Resource
 from shared.core.runs import DELTA, RunStats
@@ -29,6 +37,7 @@ from shared.services import Services
 from shared.usecases.outlook_to_dime.mailbox_runs import (
     RUN_BUDGET_SECONDS,
     Budget,
+    EventReads,
     MailboxRun,
     for_each_mailbox,
     guarded_run,
@@ -135,10 +144,13 @@ async def _delta(run: MailboxRun) -> str:
 async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[DeltaState, bool, list[Link]]:
     """Follow the round page by page until the deltaLink (finished) or the budget (paused).
 
-    Each page's events go through the pipeline as one batch while the next page is read (one page
-    ahead, no more: a backfill's reads and writes overlap, and a paused round loses at most one
-    page read, which the next run reads again from the nextLink). Linked @removed ones are
-    returned for a re-read.
+    Three stages overlap, each on its own resource: the next page is fetched (one page ahead), this
+    page's events are read from Graph ($batch), and the previous page's events go through the
+    pipeline (Dime.Scheduler /import and the tables). A page is written only after the previous
+    one is, and in page order, so everything a page's bookkeeping depends on (an event listed after
+    it was reported @removed, a 404 among the reads) happens in the order Graph listed it. A paused
+    round resumes from the nextLink of the last page written: the page read but not written is read
+    again next run (at most one page of reads lost). Linked @removed ones are returned for a re-read.
     """
     services, mailbox = run.services, run.mailbox_id
     fresh = state.fresh
@@ -150,39 +162,54 @@ async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[D
         run.stats.graph_requests += 1
         return asyncio.ensure_future(services.graph.calendar_delta(mailbox, link, None if link else window))
 
+    async def write(page: DeltaPage, reads: EventReads) -> None:
+        """One page, after the previous one: the pipeline, then its linked @removed ones."""
+        gone = await run.apply_reads(reads)
+        removed.update((link.event_id, link) for link in gone)
+        for event_id in page.removed:
+            linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
+            if linked is not None:
+                removed[event_id] = linked
+            else:
+                run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
+
     ahead: asyncio.Task[Any] | None = fetch(link)
+    writing: asyncio.Task[None] | None = None
+    written: DeltaPage | None = None  # the page `writing` writes
     try:
         while ahead is not None:
             page = read_page(await ahead)
             ahead = None
             if page.next_link and not page.delta_link and not run.budget.expired():
-                ahead = fetch(page.next_link)  # read while this page is written
+                ahead = fetch(page.next_link)  # fetched while this page is read and the previous one written
+            reads = await run.read_events(await _to_read(run, page.events))
+            if writing is not None:
+                await writing
+                writing = None
+                if run.budget.expired() and written is not None and written.next_link:
+                    return state.paused_at(written.next_link), False, list(removed.values())
             run.stats.changes += len(page.events) + len(page.removed)
             if fresh:
                 seen.update(digest(event["id"]) for event in page.events)
             for event in page.events:
                 removed.pop(event["id"], None)
-            gone = await run.read_and_apply(await _to_read(run, page.events))
-            removed.update((link.event_id, link) for link in gone)
-            for event_id in page.removed:
-                linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
-                if linked is not None:
-                    removed[event_id] = linked
-                else:
-                    run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
+            writing, written = asyncio.ensure_future(write(page, reads)), page
             if page.delta_link:
+                await writing
                 return state.finished(page.delta_link), True, list(removed.values())
             if not page.next_link:
                 raise SyncError(ErrorCode.GRAPH_REJECTED, "a delta page carried neither a nextLink nor a deltaLink")
-            if ahead is None or run.budget.expired():
+            if ahead is None:
+                await writing
                 return state.paused_at(page.next_link), False, list(removed.values())
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
-        if ahead is not None:
-            with contextlib.suppress(BaseException):
-                await ahead
+        for task in (ahead, writing):  # a page's write is never cut short: it runs to its end
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
 
 
 async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link | None]]:

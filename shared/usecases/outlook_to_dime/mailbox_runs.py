@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 RUN_BUDGET_SECONDS = 8 * 60  # the host stops a run at 10 minutes (host.json functionTimeout)
 MAILBOX_CONCURRENCY = 8  # mailboxes processed at once (Graph's own limit is 4 requests per mailbox)
 
-__all__ = ["Budget", "MailboxRun", "WindowListing", "for_each_mailbox", "guarded_run", "state_store"]
+__all__ = ["Budget", "EventReads", "MailboxRun", "WindowListing", "for_each_mailbox", "guarded_run", "state_store"]
 
 
 async def for_each_mailbox(
@@ -81,6 +81,13 @@ class WindowListing:
         except EventFormatError:
             return False
         return start >= self.start + timedelta(days=1) and end <= self.end - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class EventReads:
+    """A page's events as Graph answered their reads (event id, its link, the answer), not yet acted on."""
+
+    answers: list[tuple[str, Link | None, BatchAnswer]]
 
 
 LINK_SNAPSHOT_MIN = 20  # a page with this many events reads the mailbox's links in one query
@@ -219,32 +226,41 @@ class MailboxRun:
 
     async def read_and_apply(self, items: list[tuple[str, Link | None]]) -> list[Link]:
         """Delta items are signals: read each event in full (20 per $batch) and bring them all
-        through the pipeline as one batch. Returns the links of events that are gone (404). A
-        member Graph kept throttling goes to the notification queue, like any transient failure."""
-        from shared.adapters.graph import BATCH_LIMIT, classify_status
+        through the pipeline as one batch. Returns the links of events that are gone (404)."""
+        return await self.apply_reads(await self.read_events(items))
+
+    async def read_events(self, items: list[tuple[str, Link | None]]) -> EventReads:
+        """Read each event in full, 20 per $batch, all of a page's batches asked at once (the
+        shared coalescer and the gateway's 4 slots per mailbox pace them, so the mailbox's slots
+        never idle between two batches of one page). Only Graph is asked: what the reads mean is
+        acted on by `apply_reads`, so a caller may read the next page while this one is written."""
+        answers = await self.batches.read_events([(self.mailbox_id, event_id) for event_id, _ in items])
+        return EventReads([(event_id, link, answers[(self.mailbox_id, event_id)]) for event_id, link in items])
+
+    async def apply_reads(self, reads: EventReads) -> list[Link]:
+        """Bring the events read (`read_events`) through the pipeline as one batch. Returns the links
+        of events that are gone (404). A member Graph kept throttling goes to the notification
+        queue, like any transient failure; a permanent one becomes a failed transaction."""
+        from shared.adapters.graph import classify_status
 
         missing: list[Link] = []
         changes: list[Change] = []
-        for start in range(0, len(items), BATCH_LIMIT):
-            chunk = items[start : start + BATCH_LIMIT]
-            answers = await self._read_batch([event_id for event_id, _ in chunk])
-            for event_id, link in chunk:
-                answer = answers[event_id]
-                if answer.status == 200 and answer.body is not None:
-                    changes.append(self._change(event_id, answer.body, link))
-                elif answer.status == 404:
-                    if link is not None:
-                        missing.append(link)
-                    else:
-                        self.stats.skipped += 1
+        for event_id, link, answer in reads.answers:
+            if answer.status == 200 and answer.body is not None:
+                changes.append(self._change(event_id, answer.body, link))
+            elif answer.status == 404:
+                if link is not None:
+                    missing.append(link)
                 else:
-                    error = classify_status(answer.status, {"Retry-After": answer.retry_after}, "event read")
-                    change = Change(self.mailbox_id, event_id)
-                    self.stats.error(f"{event_id[-12:]}: {error}")
-                    if error.code.transient:
-                        await self.services.aqueues.send(NOTIFICATIONS_QUEUE, as_message(change))
-                    else:
-                        await record_failures(self.services, [(change, error)])
+                    self.stats.skipped += 1
+            else:
+                error = classify_status(answer.status, {"Retry-After": answer.retry_after}, "event read")
+                change = Change(self.mailbox_id, event_id)
+                self.stats.error(f"{event_id[-12:]}: {error}")
+                if error.code.transient:
+                    await self.services.aqueues.send(NOTIFICATIONS_QUEUE, as_message(change))
+                else:
+                    await record_failures(self.services, [(change, error)])
         await self.apply(changes)
         return missing
 
