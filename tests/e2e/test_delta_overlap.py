@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from shared.adapters.graph import EVENT_READ
 from shared.usecases.outlook_to_dime import pipeline
 from shared.usecases.outlook_to_dime.delta_sync import run_delta
 from shared.usecases.outlook_to_dime.pipeline import read as pipeline_read
@@ -43,14 +44,14 @@ def test_the_next_pages_reads_run_while_a_page_is_written_and_pages_are_written_
     later_read = asyncio.Event()
     overlapped: list[bool] = []
 
-    original_reads = services.graph.read_events_batch
+    original_reads = services.graph.reads_batch  # every shared $batch read (pipeline/coalesce.py)
 
     async def reads(keys):
-        if first_page and any(event_id not in first_page for _, event_id in keys):
+        if first_page and any(kind == EVENT_READ and event_id not in first_page for _, kind, event_id in keys):
             later_read.set()
         return await original_reads(keys)
 
-    monkeypatch.setattr(services.graph, "read_events_batch", reads)
+    monkeypatch.setattr(services.graph, "reads_batch", reads)
     original_run = pipeline.run
 
     async def run(services_, changes, **kwargs):
