@@ -34,7 +34,6 @@ from shared.usecases.outlook_to_dime.pipeline.remember import record_failures
 
 if TYPE_CHECKING:
     from shared.adapters.graph import BatchAnswer
-    from shared.adapters.storage.syncstate_store import SyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +282,14 @@ class MailboxRun:
 
 
 async def guarded_run(
-    services: Services, stats: RunStats, work: Callable[[], Awaitable[str]], store: SyncStateStore
+    services: Services,
+    stats: RunStats,
+    work: Callable[[], Awaitable[str]],
+    save: Callable[[RunStats], Awaitable[None]] | None = None,
 ) -> RunStats:
-    """Run one mailbox's work, turning any failure into a recorded outcome, and save the record."""
+    """Run one mailbox's work, turning any failure into a recorded outcome, and save the record
+    (`save`: the run's own way of writing it, e.g. delta's one transaction with its lease and
+    position; by default the run record row alone)."""
     try:
         outcome = await work()
     except SyncError as error:
@@ -297,7 +301,7 @@ async def guarded_run(
         outcome = "failed"
     stats.finish(outcome, services.clock())
     try:
-        await asyncio.to_thread(store.save_run, stats)
+        await (save or services.astore.syncstate.save_run)(stats)
     except Exception:
         log.exception("could not save the %s run record of %s", stats.kind, stats.mailbox_id)
     log.info(
