@@ -135,6 +135,33 @@ def test_a_delta_run_never_overlaps_another_for_the_same_mailbox(graph, dime, se
     assert len(upserts(dime)) == 1
 
 
+def test_a_run_whose_lease_was_taken_over_stores_no_position(graph, dime, services, person, monkeypatch):
+    """A run outlived its lease (it expired; another run took the mailbox): its closing transaction
+    gives back only a lease still ours, so it applies nothing, the delta row keeps the position the
+    other run follows from, and the run record says what happened. (Before: the position was
+    written over the other run's, unconditionally.)"""
+    graph.create_event(person["id"], "Visit", start=day(1, 9), end=day(1, 10))
+    delta_timer()
+    store = SyncStateStore(services.store)
+    position = store.delta_state(person["id"])
+    calendar_delta = services.graph.calendar_delta
+
+    async def while_another_run_takes_over(*args, **kwargs):
+        page = await calendar_delta(*args, **kwargs)
+        later = datetime.now(UTC) + timedelta(hours=1)  # our lease has expired by then
+        assert store.take_lease(person["id"], "the-next-run", later, timedelta(minutes=10))
+        return page
+
+    monkeypatch.setattr(services.graph, "calendar_delta", while_another_run_takes_over)
+    delta_timer()
+
+    assert store.delta_state(person["id"]) == position
+    record = store.run(person["id"], "delta")
+    assert record["Outcome"] == "completed" and "lease expired" in record["LastError"]
+    lease = services.store.table("syncstate").get_entity(person["id"], "delta-lease")
+    assert lease["Owner"] == "the-next-run"  # still theirs
+
+
 def test_a_batch_weighs_up_to_four_of_the_mailbox_limit():
     async def scenario() -> list[int]:
         limit = MailboxLimit(4)
