@@ -293,7 +293,7 @@ class AsyncSyncStateStore:
         record = {"PartitionKey": mailbox_id, "RowKey": run.kind + RUN_ROW_SUFFIX, **run_values(run)}
         operations.append(("upsert", record, replace_mode))
         try:
-            await self.tables.call(SYNCSTATE_TABLE, "submit_transaction", operations)
+            await self.tables.submit(SYNCSTATE_TABLE, operations)  # hand-written $batch (table_batch)
         except TableTransactionError as error:
             if error.status_code not in (404, 412):
                 raise
