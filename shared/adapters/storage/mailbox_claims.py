@@ -187,7 +187,7 @@ async def finish_claims(tables: AsyncTables, kind: str, finished: Iterable[tuple
         return
     operations = [("update", _entity(kind, m, run, "", None), _conditional(etag)) for m, run, etag in rows]
     try:
-        await tables.call(SYNCSTATE_TABLE, "submit_transaction", operations)
+        await tables.submit(SYNCSTATE_TABLE, operations)  # hand-written $batch (table_batch): no etags needed
     except TableTransactionError:
         for mailbox, run, etag in rows:
             await finish_claim(tables, kind, mailbox, run, etag)
