@@ -162,6 +162,32 @@ def test_a_run_whose_lease_was_taken_over_stores_no_position(graph, dime, servic
     assert lease["Owner"] == "the-next-run"  # still theirs
 
 
+@pytest.mark.parametrize("same_link", [True, False], ids=["same-deltalink", "new-deltalink"])
+def test_an_idle_run_writes_its_position_only_when_it_moved(graph, dime, services, person, monkeypatch, same_link):
+    """Whether Graph answers an idle delta with the same deltaLink or a new one is not documented
+    (FakeGraph issues a new one): both are played. The same one leaves the delta row unwritten;
+    a new one is stored. The run record is written either way."""
+    delta_timer()
+    store = SyncStateStore(services.store)
+    stored = store.delta_state(person["id"])
+    before = services.store.table("syncstate").get_entity(person["id"], "delta").metadata["etag"]
+    calendar_delta = services.graph.calendar_delta
+
+    async def answer(*args, **kwargs):
+        page = await calendar_delta(*args, **kwargs)
+        return {**page, "@odata.deltaLink": stored.delta_link} if same_link else page
+
+    monkeypatch.setattr(services.graph, "calendar_delta", answer)
+    started = datetime.now(UTC)
+    delta_timer()
+
+    after = services.store.table("syncstate").get_entity(person["id"], "delta").metadata["etag"]
+    assert (after == before) is same_link
+    assert (store.delta_state(person["id"]) == stored) is same_link
+    record = store.run(person["id"], "delta")
+    assert record["Outcome"] == "completed" and datetime.fromisoformat(record["StartedAt"]) >= started
+
+
 def test_a_batch_weighs_up_to_four_of_the_mailbox_limit():
     async def scenario() -> list[int]:
         limit = MailboxLimit(4)
