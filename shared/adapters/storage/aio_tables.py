@@ -67,25 +67,38 @@ class AsyncTables:
             return None
 
     async def query(
-        self, name: str, query: str, parameters: dict[str, Any] | None = None, select: list[str] | None = None
+        self,
+        name: str,
+        query: str,
+        parameters: dict[str, Any] | None = None,
+        select: list[str] | None = None,
+        limit: int | None = None,
     ) -> list[Any]:
-        """Every entity matching the filter (all pages)."""
+        """Every entity matching the filter (all pages), or the first `limit` of them (pages of
+        that size: what a bounded read costs does not depend on how many rows match)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         await self.ensure(name)
         try:
-            return await self._query(name, query, parameters, select)
+            return await self._query(name, query, parameters, select, limit)
         except ResourceNotFoundError as error:
             if not is_missing_container(error):
                 raise
         await self._heal(name)
-        return await self._query(name, query, parameters, select)
+        return await self._query(name, query, parameters, select, limit)
 
-    async def _query(self, name: str, query: str, parameters: Any, select: Any) -> list[Any]:
+    async def _query(self, name: str, query: str, parameters: Any, select: Any, limit: int | None) -> list[Any]:
         kwargs: dict[str, Any] = {"parameters": parameters} if parameters else {}
         if select:
             kwargs["select"] = select
-        return [entity async for entity in self.client(name).query_entities(query, **kwargs)]
+        if limit is not None:
+            kwargs["results_per_page"] = min(limit, 1000)
+        out: list[Any] = []
+        async for entity in self.client(name).query_entities(query, **kwargs):
+            out.append(entity)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
 
     async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> None:
         """A table transaction: plain creates and upserts as one hand-written request

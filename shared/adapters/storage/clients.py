@@ -121,6 +121,11 @@ def _aio_options(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "transport": shared_tls_transport(**transport)}
 
 
+# An idle connection is reused for at most this long (below every server's idle timeout we know of:
+# Azurite's 5 s; a new connection after a pause costs one handshake).
+KEEPALIVE_SECONDS = 3.0
+
+
 @functools.cache
 def _tls_context(cafile: str) -> Any:
     import ssl
@@ -136,12 +141,34 @@ def _transport_class() -> Any:
         """azure-core's aiohttp transport builds a new SSLContext, loading the whole CA bundle, for
         every request when `connection_verify` names a bundle (`AioHttpTransport._build_ssl_config`,
         azure-core 1.41): about 50 ms of CPU per table call on this machine, measured by
-        scripts/bench_dime_async.py. The context depends only on the bundle: built once, shared."""
+        scripts/bench_dime_async.py. The context depends only on the bundle: built once, shared.
+
+        Its session also reuses an idle connection for at most KEEPALIVE_SECONDS (`open`)."""
 
         def _build_ssl_config(self, cert: Any, verify: Any) -> Any:
             if cert or verify in (True, False):
                 return super()._build_ssl_config(cert, verify)
             return _tls_context(str(verify))
+
+        async def open(self) -> None:
+            """azure-core's session, with a connector that forgets idle connections sooner than a
+            server closes them. aiohttp keeps one for 15 s; Azurite (Node's HTTP server) closes
+            it after 5 s (DEFAULT_TABLE_KEEP_ALIVE_TIMEOUT / DEFAULT_QUEUE_KEEP_ALIVE_TIMEOUT in
+            azurite/dist/src/*/utils/constants.js). A request sent on a connection the server has
+            just closed fails before any answer, and azure-core retries no POST that failed so
+            (`RetryPolicyBase._is_method_retryable`): a create or a `$batch` would fail outright.
+            The delta timer's 2,000 idle mailboxes hit it (bench_timers: 10 failed chunk
+            deliveries of 80 with 2 processes before this)."""
+            import aiohttp
+
+            if self.session is None and self._session_owner:
+                self.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+                    trust_env=self._use_env_settings,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False,
+                )
+            await super().open()
 
     return _SharedTls
 

@@ -12,8 +12,12 @@ Learn) and sends it through the client's own pipeline (authentication, retries, 
 Only the clean success is handled here: an answer other than 202 with one 2xx part per operation
 returns False, and the caller sends the same operations again through `submit_transaction`,
 which raises the SDK's exact error. That is safe because a transaction is atomic (a failed one
-applied nothing). Transport errors propagate as they would from the SDK. Operations other than
-`create` and `upsert` (merge, no extra arguments) also go to the SDK.
+applied nothing). Transport errors propagate as they would from the SDK. Written here: `create`,
+`upsert` (merge, no extra arguments), `upsert` with mode REPLACE only, and `update` with mode REPLACE
+and an etag it must still have (`If-Match`, as the SDK's update_entity sends it): the writes of
+delta's closing transaction (syncstate's lease, position and run record). Anything else goes to the
+SDK, including `("create", entity, {})`, which callers use to get each row's etag back (this
+module answers none).
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
     from azure.core.rest import HttpRequest
     from azure.data.tables._serialize import _add_entity_properties
 
-    if not operations or len(operations) > 100 or any(len(op) != 2 for op in operations):
+    if not operations or len(operations) > 100:
         return None
     if getattr(client, "_cosmos_endpoint", False):  # Cosmos DB's Table API takes merges differently
         return None
@@ -75,21 +79,25 @@ def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
     date = formatdate(usegmt=True)
     changeset, batch = f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}"
     parts: list[str] = []
-    for number, (kind, entity) in enumerate(operations):
-        kind = str(kind).lower()
-        if kind not in ("create", "upsert") or entity.get("PartitionKey") != partition or "RowKey" not in entity:
+    for number, operation in enumerate(operations):
+        written = _written(operation)
+        entity = operation[1] if len(operation) >= 2 else {}
+        if written is None or entity.get("PartitionKey") != partition or "RowKey" not in entity:
             return None
+        method, if_match = written
         body = json.dumps(_add_entity_properties(entity))
-        if kind == "create":
+        if method == "POST":
             line, accept = f"POST {base}/{table} HTTP/1.1", "application/json;odata=minimalmetadata"
         else:
             keys = f"PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}'"
-            line, accept = f"PATCH {base}/{table}({keys}) HTTP/1.1", "application/json"
+            line, accept = f"{method} {base}/{table}({keys}) HTTP/1.1", "application/json"
+        condition = f"If-Match: {if_match}\r\n" if if_match else ""
         parts.append(
             f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
             f"Content-ID: {number}\r\n\r\n{line}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body.encode('utf-8'))}\r\nx-ms-version: {version}\r\n"
-            f"DataServiceVersion: 3.0\r\nAccept: {accept}\r\nx-ms-date: {date}\r\nDate: {date}\r\n\r\n{body}\r\n"
+            f"DataServiceVersion: 3.0\r\nAccept: {accept}\r\n{condition}x-ms-date: {date}\r\nDate: {date}\r\n\r\n"
+            f"{body}\r\n"
         )
     content = (
         f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
@@ -108,6 +116,26 @@ def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
         },
         content=content,
     )
+
+
+def _written(operation: tuple[Any, ...]) -> tuple[str, str | None] | None:
+    """(HTTP method, If-Match etag) of an operation this module writes, or None (the SDK sends it)."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    kind = str(operation[0]).lower() if operation else ""
+    if len(operation) == 2:
+        return {"create": ("POST", None), "upsert": ("PATCH", None)}.get(kind)
+    if len(operation) != 3 or not isinstance(operation[2], dict):
+        return None
+    options = operation[2]
+    if kind == "upsert" and options == {"mode": UpdateMode.REPLACE}:
+        return "PUT", None  # insert or replace: no If-Match
+    etag = options.get("etag")
+    conditional = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
+    if kind == "update" and etag and options == conditional:
+        return "PUT", str(etag)
+    return None
 
 
 def batch_applied(status_code: int, answer: bytes, operations: int) -> bool:

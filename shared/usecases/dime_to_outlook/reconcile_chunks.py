@@ -28,7 +28,6 @@ orphans deleted under the per-mailbox breaker), so the platform's scale-out does
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any, Protocol
@@ -109,9 +108,8 @@ async def run_dime_chunk(services: Services, chunk: Chunk, report: ChunkOutcome,
     report.not_onboarded.extend(sorted(named - covered))
     now, owner = services.clock(), uuid.uuid4().hex
     expires = claim_expiry(now, PASS_SECONDS, margin_seconds)
-    claims = await asyncio.to_thread(
-        take_claims, services.store, DIME_RECONCILE, sorted(covered), chunk.run, owner, now, expires
-    )
+    tables = services.astore.tables
+    claims = await take_claims(tables, DIME_RECONCILE, sorted(covered), chunk.run, owner, now, expires)
     split = split_claims(claims)
     taken = split.taken
     report.done_already.extend(split.done)
@@ -130,7 +128,7 @@ async def run_dime_chunk(services: Services, chunk: Chunk, report: ChunkOutcome,
     finally:
         # Done by this run, or given back unfinished ("") when the pass raised: a redelivery runs it again.
         finished = [(m, chunk.run if outcome else "", etag) for m, etag in taken.items()]
-        await asyncio.to_thread(finish_claims, services.store, DIME_RECONCILE, finished)
+        await finish_claims(tables, DIME_RECONCILE, finished)
         log.info(
             "%s chunk of %s: %d ran (%s), %d done already, %d held elsewhere, %d not covered by the directory",
             DIME_RECONCILE, chunk.run, len(taken) if outcome else 0, outcome or ("failed" if taken else "none"),

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.core.links import Link
 from shared.core.outlook_to_dime.delta import (
@@ -42,7 +43,9 @@ from shared.usecases.outlook_to_dime.mailbox_runs import (
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.outlook_to_dime.pipeline.read import state_store
+
+if TYPE_CHECKING:
+    from shared.adapters.storage.aio_stores import AsyncSyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -57,40 +60,70 @@ async def run_delta(
 ) -> list[RunStats]:
     """The delta timer: every enabled mailbox, a few at a time, within one time budget."""
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
-    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    resources = await services.astore.list_resources()
     enabled = [resource for resource in resources if resource.consent.enabled]
     return await for_each_mailbox(enabled, lambda resource: delta_mailbox(services, resource, reason, budget))
 
 
+@dataclass
+class _Lease:
+    """One run's hold on its mailbox: what it read, the lease it took, the position to store.
+
+    Why one object: an idle mailbox (delta answers no change) costs three table requests, the
+    fewest that keep the guarantees: the delta and lease rows read together (one range read), the
+    lease taken (a conditional write: two instances never run one mailbox at once), and at the end
+    one table transaction giving the lease back with the new position (only when it moved) and the
+    run record. If the lease was lost meanwhile (it expired and another run took it), that
+    transaction applies nothing and only the run record is written: the position is the other
+    run's now."""
+
+    store: AsyncSyncStateStore
+    mailbox_id: str
+    read: DeltaState = field(default_factory=DeltaState)
+    etag: str | None = None  # our lease row's, once taken
+    state: DeltaState | None = None  # the position to store (None: the run did not get that far)
+
+    async def save(self, stats: RunStats) -> None:
+        """`guarded_run`'s saver: the closing transaction, or the run record alone."""
+        if self.etag is None:
+            await self.store.save_run(stats)
+            return
+        moved = self.state if self.state is not None and self.state != self.read else None
+        if not await self.store.close_delta(self.mailbox_id, self.etag, moved, stats):
+            log.warning("delta lease of %s expired and another run took it: position not stored", self.mailbox_id)
+            stats.error("the mailbox's lease expired during the run; the position was not stored")
+            await self.store.save_run(stats)
+
+
 async def delta_mailbox(services: Services, resource: Resource, reason: str, budget: Budget) -> RunStats:
     stats = RunStats(DELTA, resource.object_id, services.clock(), reason)
-    store = state_store(services)
     run = MailboxRun(services, resource, stats, budget)
-    return await guarded_run(services, stats, lambda: _leased(run), store)
+    lease = _Lease(services.astore.syncstate, resource.object_id)
+    return await guarded_run(services, stats, lambda: _leased(run, lease), lease.save)
 
 
-async def _leased(run: MailboxRun) -> str:
+async def _leased(run: MailboxRun, lease: _Lease) -> str:
     """Run delta only while holding the mailbox's lease (a Table Storage row, so it holds across
     processes and instances): two runs following links of one mailbox would invalidate each
     other's sync state. Another holder means this run has nothing to do."""
-    store, mailbox, owner = state_store(run.services), run.mailbox_id, uuid.uuid4().hex
-    lease = timedelta(seconds=max(run.budget.remaining(), 0) + LEASE_MARGIN_SECONDS)
-    if not await asyncio.to_thread(store.take_lease, mailbox, owner, run.services.clock(), lease):
+    mailbox, owner, now = run.mailbox_id, uuid.uuid4().hex, run.services.clock()
+    duration = timedelta(seconds=max(run.budget.remaining(), 0) + LEASE_MARGIN_SECONDS)
+    rows = await lease.store.open_delta(mailbox)
+    lease.read = rows.state
+    lease.etag = await lease.store.take_lease(mailbox, rows.lease, owner, now, duration)
+    if lease.etag is None:
         run.stats.round = "leased-elsewhere"
         return "skipped-leased"
-    try:
-        return await _delta(run)
-    finally:
-        await asyncio.to_thread(store.release_lease, mailbox, owner)
+    return await _delta(run, lease)
 
 
-async def _delta(run: MailboxRun) -> str:
+async def _delta(run: MailboxRun, lease: _Lease) -> str:
     services, mailbox = run.services, run.mailbox_id
-    store = state_store(services)
+    store = lease.store
     settings = services.settings
     now = services.clock()
     window = Window.around(now, settings.sync_days_back, settings.sync_days_forward)
-    state = await asyncio.to_thread(store.delta_state, mailbox)
+    state = lease.read
     fresh_reason = state.fresh_round_due(now, window)
     if run.stats.reason in FULL_ROUND_REASONS:
         fresh_reason = "requested-" + run.stats.reason
@@ -100,7 +133,7 @@ async def _delta(run: MailboxRun) -> str:
         run.stats.round = fresh_reason
     elif state.fresh:
         run.stats.round = "full-listing-continued"
-        seen = await asyncio.to_thread(store.seen, mailbox)
+        seen = await store.seen(mailbox)
     else:
         run.stats.round = "incremental"
     full_listing = state.fresh
@@ -122,7 +155,7 @@ async def _delta(run: MailboxRun) -> str:
         if not seen:
             empty_listing = True  # the breaker trips if links exist
         else:
-            links = await asyncio.to_thread(lambda: [link for _, link in store.links_after(mailbox, None)])
+            links = await services.astore.links_of(mailbox)
             unseen = [link for link in links if digest(link.event_id) not in seen]
             if unseen:
                 log.info("%d linked events of %s not listed by the full round: reading them", len(unseen), mailbox)
@@ -132,10 +165,10 @@ async def _delta(run: MailboxRun) -> str:
 
     if full_listing:
         if finished:
-            await asyncio.to_thread(store.clear_seen, mailbox)
+            await store.clear_seen(mailbox)
         else:
-            await asyncio.to_thread(store.save_seen, mailbox, seen)
-    await asyncio.to_thread(store.save_delta_state, mailbox, state, run.stats)
+            await store.save_seen(mailbox, seen)
+    lease.state = state  # stored with the lease's release, in one transaction (_Lease.save)
     if verdict is not None and not verdict.allowed:
         return "breaker-tripped"
     return "completed" if finished else "paused"
@@ -167,7 +200,7 @@ async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[D
         gone = await run.apply_reads(reads)
         removed.update((link.event_id, link) for link in gone)
         for event_id in page.removed:
-            linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
+            linked = await services.astore.get_link(mailbox, event_id)
             if linked is not None:
                 removed[event_id] = linked
             else:
