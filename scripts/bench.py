@@ -532,7 +532,7 @@ def print_profile(result: dict, size: Sizes) -> None:
     )
     print(
         "processes | changes/s | vs 1 process | board exact | workers CPU | CPU/change | Azurite CPU | fakes CPU"
-        " | poisoned"
+        " | poisoned | Graph 429s"
     )
     one = scale[0]["changes_per_second"]
     for run in scale:
@@ -540,7 +540,7 @@ def print_profile(result: dict, size: Sizes) -> None:
             f"{run['processes']:>9} | {run['changes_per_second']:>9.1f} | {run['changes_per_second'] / one:>11.2f}x | "
             f"{'yes' if run['exact'] else 'NO':>11} | {run['workers_cpu_share']:>11.0%} | "
             f"{run['workers_cpu_per_change'] * 1000:>7.2f} ms | {run['azurite_cpu_share']:>11.0%} | "
-            f"{run['fakes_cpu_share']:>9.0%} | {run['poisoned']:>8}"
+            f"{run['fakes_cpu_share']:>9.0%} | {run['poisoned']:>8} | {run['graph_refusals']:>10}"
         )
     print(f"(CPU shares: CPU seconds per second of the run, of {os.cpu_count()} cores in all)")
 

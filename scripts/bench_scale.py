@@ -295,6 +295,7 @@ def bench_scale_out(
         workers = start_workers(env, processes, batch_size)
         mailbox_ids = post_items(graph, services, mailboxes, changes_per_mailbox)
         graph_before, dime_before = graph.stats.snapshot(), dime.stats.snapshot()
+        refusals_before = graph.concurrency_refusals
         azurite_before = process_cpu_seconds(azurite.process.pid)
         started = time.time()
         for worker in workers:
@@ -328,4 +329,6 @@ def bench_scale_out(
             "storage_requests": sum(r["storage_requests"] for r in results),
             "workers_cpu_per_change": sum(r["cpu_seconds"] for r in results) / distinct,
             "distinct": distinct,
+            # 429 MailboxConcurrency: the processes' requests of one mailbox over Graph's 4 at once
+            "graph_refusals": graph.concurrency_refusals - refusals_before,
         }
