@@ -229,18 +229,23 @@ class AsyncBulkTransactions:
     def __init__(self, tables: AsyncTables) -> None:
         self.tables = tables
 
-    async def failed_page(self, query: TransactionFilter, after: str | None, size: int) -> list[FailedRow]:
-        """Up to `size` open failures matching `query` after the cursor `after` (a public id), in
-        the failure index's time order; one request unless a filter leaves pages short."""
-        from shared.adapters.storage.transactions_store import query_for, transaction_from_entity
+    async def failed_keys(self, query: TransactionFilter, after: str | None, limit: int) -> list[str]:
+        """The public ids (failure-index row keys) of up to `limit` open failures matching
+        `query` after the cursor `after`, in time order: keys only, a request per 1,000."""
+        text, parameters = _failed_filter(query, after, None)
+        entities = await self.tables.first(TRANSACTIONS_TABLE, text, parameters, limit, select=["RowKey"])
+        return [str(e["RowKey"]) for e in entities]
+
+    async def failed_page(
+        self, query: TransactionFilter, after: str | None, through: str | None, size: int
+    ) -> list[FailedRow]:
+        """Up to `size` open failures matching `query` after the cursor `after` and up to
+        `through` (public ids; None: unbounded), in the failure index's time order: one request
+        unless a filter leaves pages short."""
+        from shared.adapters.storage.transactions_store import transaction_from_entity
         from shared.core.retry_claims import CLAIM_FIELD
 
-        if query.status is not Status.FAILED:
-            raise ValueError("a page of failures walks the failure index only")
-        text, parameters = query_for(query)
-        if after is not None:
-            text += " and RowKey gt @after"
-            parameters["after"] = after
+        text, parameters = _failed_filter(query, after, through)
         entities = await self.tables.first(TRANSACTIONS_TABLE, text, parameters, size)
         return [FailedRow(transaction_from_entity(e), e.metadata["etag"], e.get(CLAIM_FIELD) or None) for e in entities]
 
@@ -330,6 +335,21 @@ class AsyncBulkTransactions:
 
 
 BATCH_ROWS = 100  # operations per table transaction
+
+
+def _failed_filter(query: TransactionFilter, after: str | None, through: str | None) -> tuple[str, dict[str, Any]]:
+    from shared.adapters.storage.transactions_store import query_for
+
+    if query.status is not Status.FAILED:
+        raise ValueError("a walk of failures reads the failure index only")
+    text, parameters = query_for(query)
+    if after is not None:
+        text += " and RowKey gt @after"
+        parameters["after"] = after
+    if through is not None:
+        text += " and RowKey le @through"
+        parameters["through"] = through
+    return text, parameters
 
 
 def _claim_operation(row: FailedRow, until: str) -> tuple[str, dict[str, Any], dict[str, Any]]:

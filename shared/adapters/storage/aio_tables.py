@@ -97,24 +97,33 @@ class AsyncTables:
         await self._heal(name)
         return await self._query(name, query, parameters, select)
 
-    async def first(self, name: str, query: str, parameters: dict[str, Any], limit: int) -> list[Any]:
-        """At most `limit` entities matching the filter, asking for no more than that (`$top`):
-        a page of a walk, not the table's default 1,000 rows of which the caller keeps a few."""
+    async def first(
+        self, name: str, query: str, parameters: dict[str, Any], limit: int, select: list[str] | None = None
+    ) -> list[Any]:
+        """At most `limit` entities matching the filter, asking for no more than that (`$top`,
+        at most 1,000 a request): a page of a walk, not the table's default 1,000 rows of which
+        the caller keeps a few."""
         from azure.core.exceptions import ResourceNotFoundError
 
         await self.ensure(name)
         try:
-            return await self._first(name, query, parameters, limit)
+            return await self._first(name, query, parameters, limit, select)
         except ResourceNotFoundError as error:
             if not is_missing_container(error):
                 raise
         await self._heal(name)
-        return await self._first(name, query, parameters, limit)
+        return await self._first(name, query, parameters, limit, select)
 
-    async def _first(self, name: str, query: str, parameters: dict[str, Any], limit: int) -> list[Any]:
+    async def _first(
+        self, name: str, query: str, parameters: dict[str, Any], limit: int, select: list[str] | None
+    ) -> list[Any]:
+        kwargs: dict[str, Any] = {"select": select} if select else {}
+        pages = self.client(name).query_entities(
+            query, parameters=parameters, results_per_page=min(limit, 1000), **kwargs
+        )
         found: list[Any] = []
-        async for entity in self.client(name).query_entities(query, parameters=parameters, results_per_page=limit):
-            found.append(entity)  # the pager asks for the next page only if this one held fewer
+        async for entity in pages:
+            found.append(entity)  # the pager asks for the next page only when this one is used up
             if len(found) >= limit:
                 break
         return found
