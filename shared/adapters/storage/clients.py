@@ -128,6 +128,9 @@ def _tls_context(cafile: str) -> Any:
     return ssl.create_default_context(cafile=cafile)
 
 
+KEEPALIVE_SECONDS = 4.0  # below Azurite's 5 s; Azure Storage keeps idle connections longer
+
+
 @functools.cache
 def _transport_class() -> Any:
     from azure.core.pipeline.transport import AioHttpTransport
@@ -142,6 +145,24 @@ def _transport_class() -> Any:
             if cert or verify in (True, False):
                 return super()._build_ssl_config(cert, verify)
             return _tls_context(str(verify))
+
+        async def open(self) -> None:
+            """The session azure-core would build, with connections kept idle for at most
+            KEEPALIVE_SECONDS: aiohttp keeps them 15 s, and a server that closes them sooner
+            (Azurite after 5 s: Node's keepAliveTimeout) had closed some that were then reused,
+            failing a table transaction (a POST, which no retry policy repeats) with "Connection
+            reset by peer" when many connections had opened at once and sat idle (a fanned-out
+            bulk retry, measured by scripts/bench_bulk.py)."""
+            import aiohttp
+
+            if not self.session and self._session_owner:
+                self.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+                    trust_env=self._use_env_settings,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    auto_decompress=False,
+                )
+            await super().open()
 
     return _SharedTls
 
