@@ -266,7 +266,6 @@ class AsyncBulkTransactions:
                     raise
                 claimed += [r for r in await asyncio.gather(*(self._claim_one(r, until) for r in chunk)) if r]
                 continue
-            assert answers is not None  # conditional merges go through the SDK, which answers etags
             claimed += [_claimed(row, until, answer.get("etag")) for row, answer in zip(chunk, answers, strict=True)]
         return claimed
 
@@ -303,15 +302,16 @@ class AsyncBulkTransactions:
 
         failing = [t for t in transactions if t.status is Status.FAILED]
         resolved = [t for t in transactions if t.status is not Status.FAILED]
-        first = [("upsert", _index_entity(t)) for t in failing] + [("upsert", transaction_entity(t)) for t in resolved]
-        second = [("upsert", transaction_entity(t)) for t in failing] + [
+        # REPLACE, as `save`: the whole row as the transaction says (a claim or an old payload chunk goes)
+        first = [_replace(_index_entity(t)) for t in failing] + [_replace(transaction_entity(t)) for t in resolved]
+        second = [_replace(transaction_entity(t)) for t in failing] + [
             ("delete", {"PartitionKey": FAILED_PARTITION, "RowKey": public_id(t.mailbox_id, t.id)}) for t in resolved
         ]
         for operations in (first, second):
             await _all(self._transaction(chunk) for chunk in _by_partition(operations))
         await record_async(self.tables, transactions)
 
-    async def _transaction(self, operations: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _transaction(self, operations: list[tuple[Any, ...]]) -> None:
         """One table transaction; one whose delete found its row gone already (a manual retry of
         the same row resolved it) is sent row by row, the missing deletes skipped."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -321,7 +321,7 @@ class AsyncBulkTransactions:
             await self.tables.submit(TRANSACTIONS_TABLE, operations)
             return
         except TableTransactionError as error:
-            if error.status_code != 404 or not any(kind == "delete" for kind, _ in operations):
+            if error.status_code != 404 or not any(operation[0] == "delete" for operation in operations):
                 raise
 
         async def one(kind: str, entity: dict[str, Any]) -> None:
@@ -331,7 +331,7 @@ class AsyncBulkTransactions:
             with contextlib.suppress(ResourceNotFoundError):
                 await self.tables.call(TRANSACTIONS_TABLE, "delete_entity", entity["PartitionKey"], entity["RowKey"])
 
-        await _all(one(kind, entity) for kind, entity in operations)
+        await _all(one(operation[0], operation[1]) for operation in operations)
 
 
 BATCH_ROWS = 100  # operations per table transaction
@@ -352,6 +352,12 @@ def _failed_filter(query: TransactionFilter, after: str | None, through: str | N
     return text, parameters
 
 
+def _replace(entity: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from azure.data.tables import UpdateMode
+
+    return ("upsert", entity, {"mode": UpdateMode.REPLACE})
+
+
 def _claim_operation(row: FailedRow, until: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     from azure.data.tables import UpdateMode
 
@@ -370,9 +376,9 @@ def _claimed(row: FailedRow, until: str, etag: Any) -> FailedRow:
     return replace(row, etag=str(etag), claimed_until=until)
 
 
-def _by_partition(operations: list[tuple[str, dict[str, Any]]]) -> list[list[tuple[str, dict[str, Any]]]]:
+def _by_partition(operations: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
     """Operations grouped per partition, in order, at most BATCH_ROWS each."""
-    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    groups: dict[str, list[tuple[Any, ...]]] = {}
     for operation in operations:
         groups.setdefault(operation[1]["PartitionKey"], []).append(operation)
     return [rows[start : start + BATCH_ROWS] for rows in groups.values() for start in range(0, len(rows), BATCH_ROWS)]

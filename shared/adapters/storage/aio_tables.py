@@ -134,12 +134,12 @@ class AsyncTables:
             kwargs["select"] = select
         return [entity async for entity in self.client(name).query_entities(query, **kwargs)]
 
-    async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> list[Any] | None:
+    async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> list[Any]:
         """A table transaction: plain creates and upserts as one hand-written request
         (`table_batch`), anything else, or any answer but a clean success, through the SDK's
         `submit_transaction`, which raises its exact error (a failed transaction applied nothing).
-        A missing table heals here too (reported as a TableTransactionError). Returns the SDK's
-        metadata per operation (new etags) when the SDK sent it, None for the hand-written one."""
+        A missing table heals here too (reported as a TableTransactionError). Returns the
+        metadata of each operation ({"etag": ...} at least; None for a delete's etag)."""
         from azure.core.exceptions import HttpResponseError
 
         await self.ensure(name)
@@ -151,12 +151,14 @@ class AsyncTables:
         await self._heal(name)
         return await self._submit(name, operations, kwargs)
 
-    async def _submit(self, name: str, operations: list[Any], kwargs: dict[str, Any]) -> list[Any] | None:
+    async def _submit(self, name: str, operations: list[Any], kwargs: dict[str, Any]) -> list[Any]:
         from shared.adapters.storage.table_batch import send_batch_async
 
         client = self.client(name)
-        if not kwargs and await send_batch_async(client, operations):
-            return None
+        if not kwargs:
+            etags = await send_batch_async(client, operations)
+            if etags is not None:
+                return [{"etag": etag} for etag in etags]
         return list(await client.submit_transaction(operations, **kwargs))
 
     async def close(self) -> None:
