@@ -39,17 +39,20 @@ _PART = re.compile(rb"^HTTP/1\.1 (\d{3})[^\r\n]*\r?\n((?:[^\r\n]+\r?\n)*)", re.M
 _ETAG = re.compile(rb"^ETag:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
-def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
-    """Send `operations` (all of one partition) as one transaction; True when every one was
-    applied, False when the SDK must send them again for its error (nothing was applied)."""
+def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> list[str | None] | None:
+    """Send `operations` (all of one partition) as one transaction; the ETag of each (None for
+    a delete) when every one was applied, None when the SDK must send them again for its error
+    (nothing was applied)."""
     request = batch_request(client, operations)
     if request is None:
-        return False
+        return None
     # The client's pipeline (auth, retries, transport); streamed, as the SDK does, so that no policy
     # tries to decode the multipart answer.
     response = client._client.send_request(request, stream=True)
     answer = response.read()  # read in full either way: the connection goes back to the pool
-    return batch_applied(response.status_code, answer, len(operations))
+    if not batch_applied(response.status_code, answer, len(operations)):
+        return None
+    return batch_etags(answer)
 
 
 async def send_batch_async(client: Any, operations: list[tuple[Any, ...]]) -> list[str | None] | None:
