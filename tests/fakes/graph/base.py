@@ -266,24 +266,14 @@ class GraphBase(LoopbackServer):
         ev: _Event,
         tz_pref: str | None = None,
         expand: set[str] | bool = False,
-        select: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Graph JSON of an event. ``expand``: True = all extended properties, a set = those ids.
-        ``select`` (``$select``): only the named properties (case-insensitive, as Graph reads
-        them) plus ``id`` and ``@odata.etag``, which Graph always returns ("select parameter",
-        https://learn.microsoft.com/graph/query-parameters#select-parameter)."""
-        wanted = {name.lower() for name in select} | {"id"} if select else None
-        if wanted is None:
-            out = copy.deepcopy(ev.data)
-        else:
-            out = {key: copy.deepcopy(value) for key, value in ev.data.items() if key.lower() in wanted}
+        """Graph JSON of an event. ``expand``: True = all extended properties, a set = those ids."""
+        out = copy.deepcopy(ev.data)
         out["@odata.etag"] = f'W/"{ev.data["changeKey"]}"'
         start_zone = tz_pref or ev.start_zone
         end_zone = tz_pref or ev.end_zone
-        if wanted is None or "start" in wanted:
-            out["start"] = {"dateTime": format_local(ev.start_utc, start_zone), "timeZone": start_zone}
-        if wanted is None or "end" in wanted:
-            out["end"] = {"dateTime": format_local(ev.end_utc, end_zone), "timeZone": end_zone}
+        out["start"] = {"dateTime": format_local(ev.start_utc, start_zone), "timeZone": start_zone}
+        out["end"] = {"dateTime": format_local(ev.end_utc, end_zone), "timeZone": end_zone}
         if expand and ev.ext_props:
             wanted = {i.lower() for i in expand} if isinstance(expand, set) else None
             props = [{"id": k, "value": v} for k, v in ev.ext_props.items() if wanted is None or k.lower() in wanted]

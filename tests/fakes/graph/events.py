@@ -371,11 +371,10 @@ class EventsMixin(GraphBase):
         start, end = self._window(request)
         tz, expand = self._tz_pref(request), self._expand(request)
         top, skip = self._paging(request)
-        select = [s.strip() for s in request.query.get("$select", "").split(",") if s.strip()]
         with self._lock:
             mailbox = self._mailbox(user_ref)
             matching = [ev for ev in self._view_events(mailbox) if ev.overlaps(start, end)]
-            value = [self._render(ev, tz, expand, select) for ev in matching[skip : skip + top]]
+            value = [self._render(ev, tz, expand) for ev in matching[skip : skip + top]]
         return self._page(request, value, len(matching), top, skip)
 
     def _calendars(self, request: Request, user_ref: str, rest: list[str]) -> Response:
