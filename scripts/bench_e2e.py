@@ -39,7 +39,8 @@ def main() -> None:
                 f"{' naive' if args.naive else ''}: {result['changes_per_second']:.1f} changes/s, "
                 f"{result['seconds']:.2f} s, CPU {result['cpu_ms_per_change']:.2f} ms/change, "
                 f"tables {result['table_per_change']:.2f}/change, queue {result['queue_per_change']:.2f}/change, "
-                f"Graph {result['graph_per_change']:.2f}, Dime {result['dime_requests_per_change']:.2f}",
+                f"Graph {result['graph_per_change']:.2f}, Dime {result['dime_requests_per_change']:.2f}, "
+                f"429 MailboxConcurrency {result['graph_refusals']}, failed deliveries {result['redeliveries']}",
                 flush=True,
             )
     finally:

@@ -242,7 +242,8 @@ def bench_backfill(
 def start_workers(env: dict[str, str], count: int, batch_size: int | None = None) -> list[subprocess.Popen[str]]:
     """`count` worker processes, each delivering up to `batch_size` messages at once (host.json's
     batchSize when None)."""
-    extra = {"HOST_BATCH_SIZE": str(batch_size)} if batch_size else {}
+    # The host's newBatchThreshold follows (half of batchSize, as host.json sets it).
+    extra = {"HOST_BATCH_SIZE": str(batch_size), "HOST_NEW_BATCH_THRESHOLD": str(batch_size // 2)} if batch_size else {}
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.worker_process", "drain"],

@@ -8,6 +8,13 @@ forwards it unchanged (method, path, query, headers and body bytes, both ways, s
 the answer back. The proxy only delays: it bounds no concurrency (connection pools without limit,
 one coroutine per request), keeps connections alive both sides, and rewrites no body.
 
+Graph's delay is the one exception to "waits, then forwards": Graph counts a request against a
+mailbox's 4 concurrent requests for as long as it serves it, so the proxy forwards at once with the
+delay in a header (`GRAPH_SERVICE_TIME_HEADER`), and FakeGraph spends it while the request holds its
+mailbox's slots. A client that sends a busy mailbox more than 4 requests at once then meets the
+429 MailboxConcurrency real Graph answers (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits),
+where a delay spent here, before the fake's 1 ms of work, would hide it.
+
 One proxy per upstream (Graph, Dime.Scheduler, the Table and the Queue endpoint of Azurite), all in
 one process of their own (so their CPU is not the measured app's):
 
@@ -35,6 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES = ("graph", "dime", "table", "queue")
+
+GRAPH_SERVICE_TIME_HEADER = "X-Fake-Service-Seconds"  # tests/fakes/graph/base.py: SERVICE_TIME_HEADER
 
 # Request classes, one delay each in a profile.
 GRAPH_GET = "graph GET"
@@ -130,12 +139,16 @@ async def serve(profile: Profile, upstreams: Mapping[str, str]) -> tuple[dict[st
 
     def handler_for(service: str, upstream: str) -> Any:
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
-            await asyncio.sleep(profile.delay(classify(service, request.method, request.path)))
+            delay = profile.delay(classify(service, request.method, request.path))
             headers = [
                 (name, value)
                 for name, value in request.headers.items()
                 if name.lower() not in HOP_BY_HOP and name.lower() not in ("host", "transfer-encoding")
             ]
+            if service == "graph":  # FakeGraph spends it holding the mailbox's slots (see the docstring)
+                headers.append((GRAPH_SERVICE_TIME_HEADER, f"{delay:.3f}"))
+            else:
+                await asyncio.sleep(delay)
             has_body = request.can_read_body
             async with session.request(
                 request.method,

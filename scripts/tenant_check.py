@@ -225,6 +225,26 @@ def delta_occurrences_are_partial(ctx: Context) -> str:
 
 
 @check(
+    "the deltaLink answered to an idle delta (nothing changed since the last one)",
+    "same or new (FakeGraph issues a new one; tests play both: the delta row is written only when it moved)",
+    lambda seen: seen in ("same", "new"),
+)
+def idle_delta_link(ctx: Context) -> str:
+    def follow(url: str, params: dict[str, str] | None) -> str:
+        while True:
+            page = ctx.g().get(url, params=params, headers={"Prefer": f"{PREFER}, odata.maxpagesize=50"})
+            page.raise_for_status()
+            body = page.json()
+            if body.get("@odata.deltaLink"):
+                return str(body["@odata.deltaLink"])
+            url, params = body["@odata.nextLink"], None
+
+    first = follow(f"{ctx.user_path()}/calendarView/delta", ctx.window())
+    idle = follow(first, None)
+    return "same" if follow(idle, None) == idle else "new"
+
+
+@check(
     "a $batch of 20 GETs of one mailbox, nothing else in flight (issue 20: reads shared across messages)",
     "0 members throttled: a $batch holds min(4, its members) of the mailbox's 4 concurrent requests "
     "(FakeGraph counts it so; 429 MailboxConcurrency only beyond 4)",

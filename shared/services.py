@@ -186,10 +186,10 @@ class LoopAdapters:
         from shared.adapters.dime_async import AsyncDimeGateway
 
         options = getattr(self._services.dime, "options", None)
-        if options is None:
+        if options is None:  # a test's stand-in for the sync gateway: the settings' host and key
             s = self._services.settings
-            options = {"base_url": s.dime_base_url, "api_key": s.dime_api_key}
-        return AsyncDimeGateway(**options)
+            return AsyncDimeGateway(s.dime_base_url, s.dime_api_key)
+        return AsyncDimeGateway.like(options)
 
     async def close(self) -> None:
         """Close whatever was built (each once; a failure to close one does not keep the others open)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -48,33 +49,58 @@ def checked(result: Any, absent: int | None = None) -> Any:
     return result
 
 
+class RetryPolicy(TypedDict, total=False):
+    """How a gateway retries and waits (the SDK's `RetryConfig` and timeout); unset: the defaults."""
+
+    max_retries: int
+    max_delay_seconds: float
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class DimeOptions:
+    """One description of how both gateways reach Dime.Scheduler (this one, and dime_async.py's, which
+    is built from the sync gateway's `options` so that a test's or a script's choice holds for both):
+    the host, the key, the SDK's retry policy and timeout."""
+
+    base_url: str
+    api_key: str
+    max_retries: int = 3
+    max_delay_seconds: float = 30.0
+    timeout_seconds: float = 30.0
+
+    @property
+    def host(self) -> str:
+        """The host as the SDK uses it (`environment.value`)."""
+        return self.base_url.rstrip("/")
+
+    def retry_config(self) -> Any:
+        """The SDK's `RetryConfig`, or None when retries are off (`max_retries` 0)."""
+        from dimescheduler import RetryConfig
+
+        if not self.max_retries:
+            return None
+        return RetryConfig(max_retries=self.max_retries, max_delay_s=self.max_delay_seconds)
+
+
 class DimeGateway:
     def __init__(
         self,
         base_url: str,
         api_key: str,
         *,
-        max_retries: int = 3,
-        max_delay_seconds: float = 30.0,
-        timeout_seconds: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        **policy: Unpack[RetryPolicy],
     ) -> None:
-        from dimescheduler import DimeSchedulerClient, RetryConfig
+        from dimescheduler import DimeSchedulerClient
 
+        self.options = DimeOptions(base_url, api_key, **policy)
         # The SDK takes its host from an Environment enum of the three public hosts; anything
         # with a `.value` works, which is how self-hosted installations and tests are reached.
-        # What the asynchronous client (dime_async.py) is built from: the same host, key and policy.
-        self.options: dict[str, Any] = {
-            "base_url": base_url,
-            "api_key": api_key,
-            "max_retries": max_retries,
-            "max_delay_seconds": max_delay_seconds,
-            "timeout_seconds": timeout_seconds,
-        }
-        environment: Any = SimpleNamespace(value=base_url.rstrip("/"))
-        retry = RetryConfig(max_retries=max_retries, max_delay_s=max_delay_seconds) if max_retries else False
+        environment: Any = SimpleNamespace(value=self.options.host)
+        retry = self.options.retry_config() or False
         self._client = DimeSchedulerClient(
-            api_key, environment, timeout=timeout_seconds, retry=retry, transport=transport
+            api_key, environment, timeout=self.options.timeout_seconds, retry=retry, transport=transport
         )
 
     def run_import(self, calls: list[dict[str, object]]) -> dict[str, Any]:

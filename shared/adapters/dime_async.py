@@ -19,12 +19,13 @@ the wire changes (tests/integration/test_dime_async.py pins it by capturing both
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Unpack
 from urllib.parse import quote
 
 import httpx
 
-from shared.adapters.dime import _inner_content, checked, unreachable
+from shared.adapters.dime import DimeOptions, RetryPolicy, _inner_content, checked, unreachable
 from shared.adapters.request_meter import count_dime
 from shared.core.transactions import SyncError
 
@@ -63,26 +64,29 @@ class AsyncDimeGateway:
         base_url: str,
         api_key: str,
         *,
-        max_retries: int = 3,
-        max_delay_seconds: float = 30.0,
-        timeout_seconds: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        **policy: Unpack[RetryPolicy],
     ) -> None:
         from dimescheduler.client import USER_AGENT
-        from dimescheduler.retry import RetryConfig, RetryTransport
+        from dimescheduler.retry import RetryTransport
 
         if not api_key:
             raise ValueError("api_key is required")  # as the SDK's client says
+        options = DimeOptions(base_url, api_key, **policy)
         inner = transport or httpx.AsyncHTTPTransport()
-        if max_retries:
-            config = RetryConfig(max_retries=max_retries, max_delay_s=max_delay_seconds)
+        if (config := options.retry_config()) is not None:
             inner = _AsyncRetryTransport(RetryTransport(config=config, inner=httpx.MockTransport(_never)), inner)
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=options.host,
             headers={"X-API-KEY": api_key, "User-Agent": USER_AGENT},
-            timeout=timeout_seconds,
+            timeout=options.timeout_seconds,
             transport=inner,
         )
+
+    @classmethod
+    def like(cls, options: DimeOptions) -> AsyncDimeGateway:
+        """Built as a sync gateway was (its `options`)."""
+        return cls(**asdict(options))
 
     async def _send(
         self,

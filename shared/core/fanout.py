@@ -1,11 +1,12 @@
 """Timers that grow with the tenant (pure: no I/O): which mailboxes a timer run hands out, in which
 messages, and what a worker makes of a message and of a mailbox's claim row.
 
-A timer (delta, reconcile, renewal) lists the directory once and sends one message per CHUNK_SIZE
-mailboxes to the chunk queue, so the platform's scale-out runs them and the timer returns in
-seconds. A message names its timer's kind, the run (one id per timer invocation) and mailbox ids;
-it chooses nothing else: the worker reads each mailbox again from the directory, and works only on
-those onboarded (and, for delta, enabled).
+A timer (delta, reconcile, renewal, the Dime.Scheduler reconcile) lists the directory once and
+sends one message per CHUNK_SIZE mailboxes to the chunk queue, so the platform's scale-out runs
+them and the timer returns in seconds. A message names its timer's kind, the run (one id per timer
+invocation) and mailbox ids; it chooses nothing else: the worker reads each mailbox again from the
+directory, and works only on those onboarded (and, for delta, enabled; for the Dime.Scheduler
+reconcile, those a resource of its directory maps to or a row of ours names).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 
 from shared.core.outlook_to_dime.subscriptions import Step, renewal_step
 from shared.core.resources import Resource
-from shared.core.runs import DELTA, RECONCILE, RENEWAL
+from shared.core.runs import DELTA, DIME_RECONCILE, RECONCILE, RENEWAL
 from shared.core.transaction_query import is_key_safe
 
-KINDS = (DELTA, RECONCILE, RENEWAL)
+KINDS = (DELTA, RECONCILE, RENEWAL, DIME_RECONCILE)
 CHUNK_SIZE = 25  # mailboxes per message: ~one round trip to send, a few seconds of a worker's time when idle
 # A message may name at most this many (room for a CHUNK_SIZE changed between two deployments);
 # more is not a message we sent.
@@ -110,6 +111,29 @@ def claim_verdict(row: ClaimRow | None, run: str, now: datetime) -> Claim:
     if row.owner and row.expires_at is not None and row.expires_at > now:
         return Claim.HELD
     return Claim.TAKE
+
+
+@dataclass(frozen=True)
+class Claims:
+    """A chunk's claims as taken: those it works on (with the etag finishing needs), those this run
+    already did, those another worker holds."""
+
+    taken: dict[str, str | None]
+    done: list[str]
+    held: list[str]
+
+
+def split_claims(claims: dict[str, tuple[Claim, str | None]]) -> Claims:
+    """`take_claims`' answer (per mailbox: verdict, etag), sorted by what the worker does with each."""
+    out = Claims({}, [], [])
+    for mailbox_id, (verdict, etag) in claims.items():
+        if verdict is Claim.DONE:
+            out.done.append(mailbox_id)
+        elif verdict is Claim.HELD:
+            out.held.append(mailbox_id)
+        else:
+            out.taken[mailbox_id] = etag
+    return out
 
 
 def claim_expiry(now: datetime, budget_seconds: float, margin_seconds: float) -> datetime:

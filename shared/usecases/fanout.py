@@ -5,7 +5,9 @@ Why: a timer is a singleton (one instance runs it), so walking every mailbox ins
 time, takes minutes at a few thousand mailboxes and never scales out. Here the timer lists the
 directory once (one partition query), sends one message per CHUNK_SIZE mailboxes and returns; the
 platform scales the queue function out over instances, each running its chunk's mailboxes with the
-same per-mailbox work as before (`delta_mailbox`, `reconcile_mailbox`, `renew_mailbox`).
+same per-mailbox work as before (`delta_mailbox`, `reconcile_mailbox`, `renew_mailbox`). The
+Dime.Scheduler reconcile's chunks (kind `dime-reconcile`) are one pass over their people each:
+dime_to_outlook/reconcile_chunks.py, which has its own timer and its own directory test.
 
 - The directory, not the message, decides: the worker reads each named mailbox again and works
   only on those onboarded (delta: and enabled); the rest is counted and logged in one line.
@@ -43,10 +45,11 @@ from shared.core.fanout import (
     parse_chunk,
     renewal_targets,
     run_id,
+    split_claims,
 )
 from shared.core.outlook_to_dime.subscriptions import WINDOW_SECONDS, WRITES_PER_WINDOW
 from shared.core.resources import Resource
-from shared.core.runs import DELTA, RECONCILE, RENEWAL
+from shared.core.runs import DELTA, DIME_RECONCILE, RECONCILE, RENEWAL
 from shared.names import MAILBOX_CHUNKS_QUEUE, RESYNC_QUEUE
 from shared.services import Services
 
@@ -94,7 +97,7 @@ async def fan_out(services: Services, kind: str, *, chunk_size: int = CHUNK_SIZE
 
     started = services.clock()
     run = run_id(kind, started, uuid.uuid4().hex)
-    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    resources = await services.astore.list_resources()
     ids = sorted(await _handed_out(services, kind, resources))  # contiguous row keys: one range read per chunk
     messages = chunk_messages(kind, run, ids, chunk_size)
     delays = (
@@ -102,7 +105,7 @@ async def fan_out(services: Services, kind: str, *, chunk_size: int = CHUNK_SIZE
         if kind == RENEWAL
         else [0] * len(messages)
     )
-    await asyncio.to_thread(_send, services, messages, delays)
+    await _send(services, messages, delays)
     fanned = FanOut(kind, run, len(resources), len(ids), len(messages))
     log.info("%s timer %s: %d of %d mailboxes in %d messages", kind, run, len(ids), len(resources), len(messages))
     # changes: mailboxes listed; writes: messages sent; skipped: mailboxes this kind has nothing for
@@ -120,28 +123,28 @@ async def _handed_out(services: Services, kind: str, resources: list[Resource]) 
         return [r.object_id for r in resources]
     from shared.usecases.outlook_to_dime.subscriptions import current_fingerprint
 
-    rows = await asyncio.to_thread(_subscription_fingerprints, services)
+    rows = await _subscription_fingerprints(services)
     within = timedelta(minutes=services.settings.renew_within_minutes)
     return renewal_targets(resources, rows, current_fingerprint(services), services.clock(), within)
 
 
-def _subscription_fingerprints(services: Services) -> dict[str, str]:
+async def _subscription_fingerprints(services: Services) -> dict[str, str]:
     """Every recorded subscription's fingerprint (one partition query, as the resources)."""
     from shared.adapters.storage.subscription_rows import SUBSCRIPTION_PARTITION
     from shared.names import SUBSCRIPTIONS_TABLE
 
-    entities = services.store.table(SUBSCRIPTIONS_TABLE).query_entities(
-        "PartitionKey eq @pk", parameters={"pk": SUBSCRIPTION_PARTITION}, select=["RowKey", "MadeWith"]
+    entities = await services.astore.tables.query(
+        SUBSCRIPTIONS_TABLE, "PartitionKey eq @pk", {"pk": SUBSCRIPTION_PARTITION}, select=["RowKey", "MadeWith"]
     )
     return {str(e["RowKey"]): str(e.get("MadeWith") or "") for e in entities}
 
 
-def _send(services: Services, messages: list[dict[str, Any]], delays: list[int]) -> None:
+async def _send(services: Services, messages: list[dict[str, Any]], delays: list[int]) -> None:
     now = [message for message, delay in zip(messages, delays, strict=True) if not delay]
-    services.queues.send_many(MAILBOX_CHUNKS_QUEUE, now)
+    await services.aqueues.send_many(MAILBOX_CHUNKS_QUEUE, now)
     for message, delay in zip(messages, delays, strict=True):
         if delay:
-            services.queues.send(MAILBOX_CHUNKS_QUEUE, message, delay_seconds=delay)
+            await services.aqueues.send(MAILBOX_CHUNKS_QUEUE, message, delay_seconds=delay)
 
 
 async def run_chunk(message: Any, services: Services, *, budget_seconds: float | None = None) -> ChunkReport:
@@ -154,7 +157,12 @@ async def run_chunk(message: Any, services: Services, *, budget_seconds: float |
         log.warning("chunk message ignored: %s", chunk.reason)
         return ChunkReport(rejected=chunk.reason)
     report = ChunkReport(chunk.kind, chunk.run)
-    named = await asyncio.to_thread(resources_named, services.store, list(chunk.mailbox_ids))
+    if chunk.kind == DIME_RECONCILE:  # one pass over the chunk's people, not one per mailbox
+        from shared.usecases.dime_to_outlook.reconcile_chunks import run_dime_chunk
+
+        return await run_dime_chunk(services, chunk, report, CLAIM_MARGIN_SECONDS)
+    tables = services.astore.tables
+    named = await resources_named(tables, list(chunk.mailbox_ids))
     eligible: dict[str, Resource] = {}
     for mailbox_id, resource in named.items():
         if resource is None:
@@ -166,17 +174,11 @@ async def run_chunk(message: Any, services: Services, *, budget_seconds: float |
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
     now, owner = services.clock(), uuid.uuid4().hex
     expires = claim_expiry(now, budget.remaining(), CLAIM_MARGIN_SECONDS)
-    claims = await asyncio.to_thread(
-        take_claims, services.store, chunk.kind, list(eligible), chunk.run, owner, now, expires
-    )
-    taken: dict[str, str | None] = {}
-    for mailbox_id, (verdict, etag) in claims.items():
-        if verdict is Claim.DONE:
-            report.done_already.append(mailbox_id)
-        elif verdict is Claim.HELD:
-            report.held.append(mailbox_id)
-        else:
-            taken[mailbox_id] = etag
+    claims = await take_claims(tables, chunk.kind, list(eligible), chunk.run, owner, now, expires)
+    split = split_claims(claims)
+    taken = split.taken
+    report.done_already.extend(split.done)
+    report.held.extend(split.held)
     work, limit = _work(services, chunk, budget), asyncio.Semaphore(CHUNK_CONCURRENCY)
 
     async def one(mailbox_id: str) -> None:
@@ -188,7 +190,7 @@ async def run_chunk(message: Any, services: Services, *, budget_seconds: float |
     failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     # Done by this run, or given back unfinished ("") when its work raised: a redelivery runs it again.
     finished = [(m, chunk.run if m in report.outcomes else "", etag) for m, etag in taken.items()]
-    await asyncio.to_thread(finish_claims, services.store, chunk.kind, finished)
+    await finish_claims(tables, chunk.kind, finished)
     log.info(
         "%s chunk of %s: %d ran, %d done already, %d held elsewhere, %d not onboarded, %d disabled, %d failed",
         chunk.kind, chunk.run, len(report.ran), len(report.done_already), len(report.held),
@@ -222,7 +224,6 @@ def _work(services: Services, chunk: Chunk, budget: Any) -> Callable[[Resource],
     async def renewal(resource: Resource) -> str:
         """Renewed, created, deleted or nothing-due; a failure is the mailbox's `renewal-run` record's
         (beside its delta and reconcile runs: what the timer's own record listed before the fan-out)."""
-        from shared.adapters.storage.syncstate_store import SyncStateStore
         from shared.core.runs import RunStats
         from shared.usecases.outlook_to_dime.mailbox_runs import guarded_run
         from shared.usecases.outlook_to_dime.subscriptions import Pacer, RenewalReport, renew_mailbox
@@ -244,7 +245,7 @@ def _work(services: Services, chunk: Chunk, budget: Any) -> Callable[[Resource],
                 "renewed" if one.renewed else "created" if one.created else "deleted" if one.deleted else "nothing-due"
             )
 
-        return (await guarded_run(services, stats, work, SyncStateStore(services.store))).outcome or ""
+        return (await guarded_run(services, stats, work)).outcome or ""
 
     return renewal
 
@@ -256,7 +257,7 @@ async def _continue_paused(services: Services, report: ChunkReport) -> None:
     paused = [mailbox for mailbox, outcome in report.outcomes.items() if outcome == "paused"]
     messages = [{"mailboxId": mailbox, "reason": RECONCILE_CONTINUE} for mailbox in paused]
     if messages:
-        await asyncio.to_thread(services.queues.send_many, RESYNC_QUEUE, messages)
+        await services.aqueues.send_many(RESYNC_QUEUE, messages)
         log.info("reconcile continues for %d mailboxes through %s", len(messages), RESYNC_QUEUE)
 
 
@@ -270,16 +271,15 @@ async def reconcile_claimed(services: Services, resource: Resource, reason: str,
     now, mailbox = services.clock(), resource.object_id
     run = run_id(RECONCILE, now, uuid.uuid4().hex)
     expires = claim_expiry(now, budget.remaining(), CLAIM_MARGIN_SECONDS)
-    verdict, etag = await asyncio.to_thread(
-        take_claim, services.store, RECONCILE, mailbox, run, uuid.uuid4().hex, now, expires
-    )
+    tables = services.astore.tables
+    verdict, etag = await take_claim(tables, RECONCILE, mailbox, run, uuid.uuid4().hex, now, expires)
     if verdict is not Claim.TAKE:
         log.info("reconcile of %s (%s) not run: another worker holds the mailbox", mailbox, reason)
         return None
     try:
         stats = await reconcile_mailbox(services, resource, reason, budget)
     except Exception:
-        await asyncio.to_thread(finish_claim, services.store, RECONCILE, mailbox, "", etag)
+        await finish_claim(tables, RECONCILE, mailbox, "", etag)
         raise
-    await asyncio.to_thread(finish_claim, services.store, RECONCILE, mailbox, run, etag)
+    await finish_claim(tables, RECONCILE, mailbox, run, etag)
     return stats

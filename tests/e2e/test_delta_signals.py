@@ -135,6 +135,59 @@ def test_a_delta_run_never_overlaps_another_for_the_same_mailbox(graph, dime, se
     assert len(upserts(dime)) == 1
 
 
+def test_a_run_whose_lease_was_taken_over_stores_no_position(graph, dime, services, person, monkeypatch):
+    """A run outlived its lease (it expired; another run took the mailbox): its closing transaction
+    gives back only a lease still ours, so it applies nothing, the delta row keeps the position the
+    other run follows from, and the run record says what happened. (Before: the position was
+    written over the other run's, unconditionally.)"""
+    graph.create_event(person["id"], "Visit", start=day(1, 9), end=day(1, 10))
+    delta_timer()
+    store = SyncStateStore(services.store)
+    position = store.delta_state(person["id"])
+    calendar_delta = services.graph.calendar_delta
+
+    async def while_another_run_takes_over(*args, **kwargs):
+        page = await calendar_delta(*args, **kwargs)
+        later = datetime.now(UTC) + timedelta(hours=1)  # our lease has expired by then
+        assert store.take_lease(person["id"], "the-next-run", later, timedelta(minutes=10))
+        return page
+
+    monkeypatch.setattr(services.graph, "calendar_delta", while_another_run_takes_over)
+    delta_timer()
+
+    assert store.delta_state(person["id"]) == position
+    record = store.run(person["id"], "delta")
+    assert record["Outcome"] == "completed" and "lease expired" in record["LastError"]
+    lease = services.store.table("syncstate").get_entity(person["id"], "delta-lease")
+    assert lease["Owner"] == "the-next-run"  # still theirs
+
+
+@pytest.mark.parametrize("same_link", [True, False], ids=["same-deltalink", "new-deltalink"])
+def test_an_idle_run_writes_its_position_only_when_it_moved(graph, dime, services, person, monkeypatch, same_link):
+    """Whether Graph answers an idle delta with the same deltaLink or a new one is not documented
+    (FakeGraph issues a new one): both are played. The same one leaves the delta row unwritten;
+    a new one is stored. The run record is written either way."""
+    delta_timer()
+    store = SyncStateStore(services.store)
+    stored = store.delta_state(person["id"])
+    before = services.store.table("syncstate").get_entity(person["id"], "delta").metadata["etag"]
+    calendar_delta = services.graph.calendar_delta
+
+    async def answer(*args, **kwargs):
+        page = await calendar_delta(*args, **kwargs)
+        return {**page, "@odata.deltaLink": stored.delta_link} if same_link else page
+
+    monkeypatch.setattr(services.graph, "calendar_delta", answer)
+    started = datetime.now(UTC)
+    delta_timer()
+
+    after = services.store.table("syncstate").get_entity(person["id"], "delta").metadata["etag"]
+    assert (after == before) is same_link
+    assert (store.delta_state(person["id"]) == stored) is same_link
+    record = store.run(person["id"], "delta")
+    assert record["Outcome"] == "completed" and datetime.fromisoformat(record["StartedAt"]) >= started
+
+
 def test_a_batch_weighs_up_to_four_of_the_mailbox_limit():
     async def scenario() -> list[int]:
         limit = MailboxLimit(4)

@@ -178,7 +178,7 @@ def test_a_chunk_that_fails_every_delivery_becomes_a_failed_transaction(graph, s
     onboard(graph, services, 2)
     call_function(function_app.delta_timer, TimerRequest(past_due=False))
 
-    def storage_down(store, mailbox_ids):
+    async def storage_down(tables, mailbox_ids):
         raise ConnectionError("table storage unreachable")
 
     monkeypatch.setattr(mailbox_claims, "resources_named", storage_down)
@@ -217,9 +217,12 @@ def test_a_reconcile_through_the_resync_queue_never_runs_beside_a_chunks_pass(gr
     graph.create_event(person["id"], subject="Linked")
     fire_timer(function_app.delta_timer, services)
     now = datetime.now(UTC)
-    held, _ = take_claim(
-        services.store, RECONCILE, person["id"], "reconcile-x", "a-chunk", now, now + timedelta(minutes=5)
-    )
+    later = now + timedelta(minutes=5)
+
+    async def a_chunk_holds_it():
+        return await take_claim(services.astore.tables, RECONCILE, person["id"], "reconcile-x", "a-chunk", now, later)
+
+    held, _ = asyncio.run(a_chunk_holds_it())
     graph.reset_requests()
     message = {"mailboxId": person["id"], "reason": RECONCILE_CONTINUE}
 
@@ -238,13 +241,53 @@ def test_claims_taken_together_fall_back_row_by_row_when_another_worker_wrote_on
     ids = sorted(p["id"] for p in people)
     now = datetime.now(UTC)
     run = "delta-20261206t120000z-0123abcd"
-    mailbox_claims.take_claim(services.store, DELTA, ids[1], run, "the-other-worker", now, now + timedelta(minutes=5))
-    read = mailbox_claims._in_range
-    monkeypatch.setattr(mailbox_claims, "_in_range", lambda table, pk, wanted, select: {})  # read before it wrote
-    claims = mailbox_claims.take_claims(services.store, DELTA, ids, run, "me", now, now + timedelta(minutes=5))
-    monkeypatch.setattr(mailbox_claims, "_in_range", read)
+    later = now + timedelta(minutes=5)
+
+    async def nothing_yet(tables, name, pk, wanted, select):
+        return {}  # read before the other worker wrote
+
+    async def scenario() -> tuple[dict, dict]:
+        tables = services.astore.tables
+        await mailbox_claims.take_claim(tables, DELTA, ids[1], run, "the-other-worker", now, later)
+        read = mailbox_claims._in_range
+        monkeypatch.setattr(mailbox_claims, "_in_range", nothing_yet)
+        claims = await mailbox_claims.take_claims(tables, DELTA, ids, run, "me", now, later)
+        monkeypatch.setattr(mailbox_claims, "_in_range", read)
+        await mailbox_claims.finish_claims(tables, DELTA, [(m, run, etag) for m, (_, etag) in claims.items()])
+        return claims, await mailbox_claims.take_claims(tables, DELTA, ids, run, "me-again", now, later)
+
+    claims, again = asyncio.run(scenario())
 
     assert {m: verdict.value for m, (verdict, _) in claims.items()} == {ids[0]: "take", ids[1]: "held", ids[2]: "take"}
-    mailbox_claims.finish_claims(services.store, DELTA, [(m, run, etag) for m, (_, etag) in claims.items()])
-    again = mailbox_claims.take_claims(services.store, DELTA, ids, run, "me-again", now, now + timedelta(minutes=5))
     assert {m: verdict.value for m, (verdict, _) in again.items()} == {ids[0]: "done", ids[1]: "held", ids[2]: "done"}
+
+
+def test_an_idle_mailboxs_delta_costs_three_table_requests_and_a_chunk_four_more(graph, services):
+    """Issue 20: what limits 2,000 idle mailboxes is CPU per storage request. An idle mailbox (delta
+    answers no change) reads its delta and lease rows together, takes the lease, and writes its
+    new position, the lease's release and its run record in one transaction: 3 requests (7 before:
+    lease read + write, state read, state write, lease read + write, run record). A chunk adds its
+    directory read and its claims (read, take, finish): 4, whatever its size."""
+    from tests.storage_counter import StorageCounter
+
+    people = onboard(graph, services, 25)
+    counter = StorageCounter.install()
+    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    [message] = queued(services)
+    asyncio.run(run_chunk(message, services))  # each mailbox's first round: idle from now on
+    services.clock = lambda: datetime.now(UTC) + timedelta(minutes=5)  # the next timer run
+    services.queues.client(MAILBOX_CHUNKS_QUEUE).clear_messages()
+    call_function(function_app.delta_timer, TimerRequest(past_due=False))
+    [message] = queued(services)
+    graph.reset_requests()
+
+    counter.reset()
+    report = asyncio.run(run_chunk(message, services))
+
+    assert sorted(report.ran) == sorted(p["id"] for p in people)
+    assert set(report.outcomes.values()) == {"completed"}
+    assert counter.by_service().get("table", 0) == 4 + 3 * len(people)
+    assert counter.by_service().get("queue", 0) == 0
+    assert [delta_requests(graph, p["id"]) for p in people] == [1] * len(people)
+    store = SyncStateStore(services.store)
+    assert all(store.run(p["id"], DELTA)["Round"] == "incremental" for p in people)

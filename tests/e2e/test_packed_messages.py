@@ -521,3 +521,29 @@ def test_reads_and_proofs_pending_together_ride_one_batch_request(graph, dime, s
     assert read[(person["id"], first["id"])].body["subject"] == "Job 1"
     listed = {item["id"] for item in views[(person["id"], where)].body["value"]}
     assert listed == {first["id"], second["id"]}
+
+
+def test_messages_of_one_mailbox_worked_on_together_read_its_resource_once(graph, dime, services):
+    """A queue receive hands out many messages of a busy mailbox at once: worked on together in one
+    process, they share one read of its resource row (formerly one read each)."""
+    from shared.usecases.outlook_to_dime.notification_batch import apply_notifications
+    from tests.storage_counter import StorageCounter
+
+    (person,) = people(graph, services, 1)
+    events = [
+        graph.create_event(person["id"], subject=f"Job {n}", **slot(f"2026-11-{10 + n}T08:00:00")) for n in range(6)
+    ]
+    messages = [
+        {"changes": [{"mailboxId": person["id"], "eventId": e["id"], "changeType": "created", "changeKey": None}]}
+        for e in events
+    ]
+    counter = StorageCounter.install()
+    counter.reset()
+
+    async def together() -> None:
+        await asyncio.gather(*(apply_notifications(message, services) for message in messages))
+
+    asyncio.run(together())
+
+    assert set(dime.appointments) == {appointment_guid(TENANT_ID, person["id"], e["id"]) for e in events}
+    assert counter.table_requests().get("GET resources", 0) == 1

@@ -247,3 +247,35 @@ def test_the_ca_bundle_is_loaded_once_not_per_request(services: Services, monkey
 
     asyncio.run(calls())
     assert made == [certifi.where()]
+
+
+def test_an_idle_connection_is_dropped_before_azurite_closes_it(services: Services, monkeypatch: pytest.MonkeyPatch):
+    """Azurite closes a keep-alive connection idle 5 s, aiohttp would reuse it for 15 s, and
+    azure-core retries no POST that failed before an answer: a create or `$batch` sent on such a
+    connection failed (bench_timers, 2 processes). Our sessions keep idle connections for less."""
+    import re
+    from pathlib import Path
+
+    import aiohttp
+
+    constants = str(Path(__file__).resolve().parents[2] / "node_modules/azurite/dist/src/{}/utils/constants.js")
+    timeouts = [
+        float(
+            re.search(
+                rf"DEFAULT_{kind.upper()}_KEEP_ALIVE_TIMEOUT = ([0-9.]+);", Path(constants.format(kind)).read_text()
+            )[1]
+        )
+        for kind in ("table", "queue")
+    ]
+    made: list[Any] = []
+    real = aiohttp.TCPConnector
+    monkeypatch.setattr(
+        aiohttp, "TCPConnector", lambda *a, **k: made.append(k.get("keepalive_timeout")) or real(*a, **k)
+    )
+
+    async def calls() -> None:
+        await services.astore.get_link("mbx-1", "e1")
+        await services.aqueues.send(PUBLICATIONS_QUEUE, {"n": 1})
+
+    asyncio.run(calls())
+    assert len(made) == 2 and all(t is not None and t < min(timeouts) for t in made)

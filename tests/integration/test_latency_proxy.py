@@ -93,3 +93,26 @@ def test_the_bench_routes_storage_and_the_fakes_through_the_proxy(azurite: Azuri
             assert time.perf_counter() - started >= 0.1
         assert answer.status_code == 200 and answer.json()["mail"] == "proxy@contoso.com"
     assert graph.base_url == own  # and afterwards the fake names itself again
+
+
+def test_graph_counts_a_request_against_its_mailbox_for_the_whole_service_time(
+    azurite: Azurite, graph: Any, dime: Any
+) -> None:
+    """Graph allows 4 concurrent requests per mailbox for as long as it serves them: behind the
+    realistic proxy, 8 GETs of one mailbox sent at once meet 429 MailboxConcurrency for the ones
+    beyond 4 (a delay spent in the proxy, before the fake's millisecond, let all 8 through)."""
+    person = graph.add_user(mail="busy@contoso.com")
+    event = graph.create_event(person["id"], subject="Busy", start="2026-11-24T08:00:00", end="2026-11-24T09:00:00")
+    with routed("realistic", azurite, graph=graph, dime=dime):
+        url = f"{graph.base_url}/users/{person['id']}/events/{event['id']}"
+
+        async def eight() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                return await asyncio.gather(*(client.get(url, headers={"Authorization": "Bearer t"}) for _ in range(8)))
+
+        answers = asyncio.run(eight())
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(200) >= 1 and statuses.count(429) >= 1, statuses
+    assert statuses.count(200) <= 4
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.json()["error"]["code"] == "MailboxConcurrency" and refused.headers["Retry-After"]

@@ -74,6 +74,46 @@ def test_a_failed_transaction_raises_the_sdks_error_and_applies_nothing(services
     assert [r["RowKey"] for r in rows(table, "conflict")] == ["taken"]  # "new" was not applied either
 
 
+def test_conditional_replaces_and_replacing_upserts_are_written_by_hand_too(services, monkeypatch):
+    """Delta's closing transaction (lease given back if still ours, position, run record): an
+    `update` REPLACE with an etag it must still have (If-Match) and `upsert`s in REPLACE mode, one
+    request; a stale etag fails the whole transaction with the SDK's 412 and applies nothing."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    table = services.store.table(TRANSACTIONS_TABLE)
+    table.submit_transaction([("create", {"PartitionKey": "close", "RowKey": "lease", "Owner": "me", "Extra": 1})])
+    table.submit_transaction([("create", {"PartitionKey": "close", "RowKey": "run", "Old": "gone after replace"})])
+    etag = table.get_entity("close", "lease").metadata["etag"]
+    replace = {"mode": UpdateMode.REPLACE}
+
+    def closing(etag: str) -> list:
+        still_ours = {**replace, "etag": etag, "match_condition": MatchConditions.IfNotModified}
+        return [
+            ("update", {"PartitionKey": "close", "RowKey": "lease", "Owner": ""}, still_ours),
+            ("upsert", {"PartitionKey": "close", "RowKey": "position", "Link": "it's new"}, replace),
+            ("upsert", {"PartitionKey": "close", "RowKey": "run", "Outcome": "completed"}, replace),
+        ]
+
+    sdk = TableClient.submit_transaction
+    counter = StorageCounter.install()
+    counter.reset()
+    monkeypatch.setattr(TableClient, "submit_transaction", lambda *a, **k: pytest.fail("went through the SDK"))
+    table.submit_transaction(closing(etag))
+
+    assert counter.by_service().get("table") == 1
+    written = {r["RowKey"]: r for r in rows(table, "close")}
+    assert {k: v for k, v in written["lease"].items() if k != "PartitionKey"} == {"RowKey": "lease", "Owner": ""}
+    assert written["position"]["Link"] == "it's new"
+    assert "Old" not in written["run"] and written["run"]["Outcome"] == "completed"  # replaced, not merged
+
+    monkeypatch.setattr(TableClient, "submit_transaction", sdk)
+    with pytest.raises(TableTransactionError) as raised:
+        table.submit_transaction(closing(etag))  # the lease changed since: that etag is stale
+    assert raised.value.status_code == 412
+    assert rows(table, "close") == list(written.values())  # nothing applied
+
+
 def test_the_hand_written_request_refuses_what_it_does_not_handle(services):
     raw = services.store.table(TRANSACTIONS_TABLE)._client  # the SDK's TableClient inside HealingTable
     assert not send_batch(raw, [("update", {"PartitionKey": "p", "RowKey": "r"}, {"etag": "W/x"})])  # no condition

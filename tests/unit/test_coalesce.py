@@ -71,3 +71,26 @@ def test_a_failed_envelope_fails_every_read_it_carried() -> None:
 
     outcomes = asyncio.run(scenario())
     assert [type(o).__name__ for o in outcomes] == ["RuntimeError", "RuntimeError"]
+
+
+def test_reads_asked_first_leave_ahead_of_those_already_waiting() -> None:
+    """A busy mailbox's pending reads leave 20 per `$batch` in the order asked, except reads asked
+    `first` (a change's last read, its proof), which ride the next `$batch` ahead of them."""
+
+    async def scenario() -> Sender:
+        sender = Sender()
+        reads = Coalescer(sender)
+        busy = asyncio.ensure_future(reads.ask([("m", f"e{n}") for n in range(4)]))  # holds m's 4 slots
+        while not sender.batches:
+            await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(reads.ask([("m", f"w{n}") for n in range(25)]))
+        await asyncio.sleep(0)
+        proof = asyncio.ensure_future(reads.ask([("m", "proof")], first=True))
+        await asyncio.sleep(0)
+        sender.release.set()
+        await asyncio.gather(busy, waiting, proof)
+        return sender
+
+    sender = asyncio.run(scenario())
+    assert sender.batches[1][0] == ("m", "proof") and len(sender.batches[1]) == 20
+    assert sender.batches[2] == [("m", f"w{n}") for n in range(19, 25)]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.core.outlook_to_dime.delta import DeltaState, Window, digest, read_page
+from shared.core.outlook_to_dime.delta import DeltaState, Window, digest, lease_free, read_page
 
 NOW = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
 
@@ -84,3 +84,14 @@ def test_change_key_of_a_partial_delta_item(item, expected):
     from shared.core.outlook_to_dime.delta import change_key_of
 
     assert change_key_of(item) == expected
+
+
+def test_a_lease_is_free_when_released_ours_or_expired_and_held_otherwise():
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    later, earlier = now + timedelta(minutes=1), now - timedelta(minutes=1)
+    assert lease_free("", later, "me", now)  # given back
+    assert lease_free("me", later, "me", now)
+    assert lease_free("other", earlier, "me", now)  # a crashed holder's lease expired
+    assert lease_free("other", now, "me", now)
+    assert lease_free("other", None, "me", now)  # no readable expiry: never held forever
+    assert not lease_free("other", later, "me", now)

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from shared.adapters.storage.aio_tables import Provisioned
-from shared.adapters.storage.provisioning import is_missing_container
+from shared.adapters.storage.provisioning import AsyncProvisioner, Provisioned, is_missing_container
 from shared.adapters.storage.queues import encoded
 from shared.names import ALL_QUEUES
 
@@ -22,26 +21,17 @@ class AsyncQueueSender:
     def __init__(self, service: Any, provisioned: Provisioned | None = None) -> None:
         self._service = service
         self._clients: dict[str, Any] = {}
-        self._provisioned = provisioned or Provisioned()
-        self._lock = asyncio.Lock()
+        # The first use of any queue creates every queue of the app (concurrently, idempotently).
+        self._provisioner = AsyncProvisioner(ALL_QUEUES, self._create, provisioned)
 
-    async def ensure(self, name: str) -> None:
-        """The first use of any queue creates every queue of the app (concurrently, idempotently)."""
+    async def _create(self, queue: str) -> None:
         from azure.core.exceptions import ResourceExistsError
 
-        if name in self._provisioned.names:
-            return
-        async with self._lock:
-            if name in self._provisioned.names:
-                return
-            missing = [n for n in dict.fromkeys((*ALL_QUEUES, name)) if n not in self._provisioned.names]
+        with contextlib.suppress(ResourceExistsError):
+            await self._service.create_queue(queue)
 
-            async def create(queue: str) -> None:
-                with contextlib.suppress(ResourceExistsError):
-                    await self._service.create_queue(queue)
-
-            await asyncio.gather(*(create(n) for n in missing))
-            self._provisioned.names.update(missing)
+    async def ensure(self, name: str) -> None:
+        await self._provisioner.ensure(name)
 
     def client(self, name: str) -> Any:
         from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
@@ -68,8 +58,7 @@ class AsyncQueueSender:
         except ResourceNotFoundError as error:
             if not is_missing_container(error):
                 raise
-        self._provisioned.names.clear()
-        await self.ensure(queue_name)
+        await self._provisioner.again(queue_name)
         await self.client(queue_name).send_message(body, visibility_timeout=delay_seconds)
 
     async def send_many(self, queue_name: str, messages: list[dict[str, Any]]) -> None:

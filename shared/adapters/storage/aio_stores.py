@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.adapters.storage.aio_tables import AsyncTables
@@ -30,6 +30,7 @@ from shared.adapters.storage.tables import (
 from shared.core.dime_to_outlook.links import AppointmentState, EventLink
 from shared.core.ids import encode_key
 from shared.core.links import Link
+from shared.core.outlook_to_dime.delta import DeltaState
 from shared.core.resources import Resource
 from shared.core.runs import RunStats
 from shared.core.transaction_query import TransactionFilter
@@ -384,11 +385,128 @@ def _by_partition(operations: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...
     return [rows[start : start + BATCH_ROWS] for rows in groups.values() for start in range(0, len(rows), BATCH_ROWS)]
 
 
+@dataclass(frozen=True)
+class DeltaRows:
+    """A mailbox's "delta" row (as a DeltaState) and its "delta-lease" row as read (None: none yet)."""
+
+    state: DeltaState
+    lease: Any | None
+
+
 class AsyncSyncStateStore:
-    """`SyncStateStore`'s tombstones and notification-driven delete counts, and its run records."""
+    """`SyncStateStore`'s delta position and lease, tombstones and notification-driven delete
+    counts, and its run records."""
 
     def __init__(self, tables: AsyncTables) -> None:
         self.tables = tables
+
+    # Delta: an idle mailbox's run is three requests (open_delta, take_lease, close_delta) -------
+
+    async def open_delta(self, mailbox_id: str) -> DeltaRows:
+        """The delta row and the lease row in one range read: "delta" < "delta-lease", and no row of
+        a mailbox's partition sorts between them ("delta-run" and "delta-seen-*" sort after)."""
+        from shared.adapters.storage.syncstate_store import DELTA_ROW, LEASE_ROW, delta_state_from
+
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey le @high"
+        rows = await self.tables.query(SYNCSTATE_TABLE, query, {"pk": mailbox_id, "low": DELTA_ROW, "high": LEASE_ROW})
+        by_key = {row["RowKey"]: row for row in rows}
+        return DeltaRows(delta_state_from(by_key.get(DELTA_ROW)), by_key.get(LEASE_ROW))
+
+    async def take_lease(
+        self, mailbox_id: str, lease: Any | None, owner: str, now: datetime, duration: timedelta
+    ) -> str | None:
+        """Take the mailbox's delta lease as read by `open_delta` (`SyncStateStore.take_lease`'s
+        rules: insert, or replace the row as read, so two processes racing cannot both win).
+        Returns the etag of our lease row (what `close_delta` gives back), None when another
+        owner holds it or won the race."""
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        from shared.adapters.storage.syncstate_store import lease_entity, may_take_lease
+
+        entity = lease_entity(mailbox_id, owner, now + duration)
+        try:
+            if lease is None:
+                metadata = await self.tables.call(SYNCSTATE_TABLE, "create_entity", entity)
+            elif not may_take_lease(lease, owner, now):
+                return None
+            else:
+                metadata = await self.tables.call(
+                    SYNCSTATE_TABLE,
+                    "update_entity",
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    **conditional(lease.metadata["etag"]),
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return str(metadata["etag"])
+
+    async def close_delta(self, mailbox_id: str, lease_etag: str, state: DeltaState | None, run: RunStats) -> bool:
+        """One table transaction (one partition: all or nothing): the lease given back only if
+        still ours (etag-conditional), the delta row when `state` is given (its position moved),
+        and the run record. False when the lease is no longer ours (it expired and another run
+        took it): nothing was written, and the position belongs to that run now."""
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        from shared.adapters.storage.syncstate_store import (
+            DELTA_ROW,
+            RUN_ROW_SUFFIX,
+            delta_values,
+            lease_entity,
+            run_values,
+        )
+
+        replace_mode = {"mode": UpdateMode.REPLACE}
+        operations: list[Any] = [
+            ("update", lease_entity(mailbox_id, "", None), {**replace_mode, **conditional(lease_etag)})
+        ]
+        if state is not None:
+            row = {"PartitionKey": mailbox_id, "RowKey": DELTA_ROW, **delta_values(state, run)}
+            operations.append(("upsert", row, replace_mode))
+        record = {"PartitionKey": mailbox_id, "RowKey": run.kind + RUN_ROW_SUFFIX, **run_values(run)}
+        operations.append(("upsert", record, replace_mode))
+        try:
+            await self.tables.submit(SYNCSTATE_TABLE, operations)  # hand-written $batch (table_batch)
+        except TableTransactionError as error:
+            if error.status_code not in (404, 412):
+                raise
+            return False
+        return True
+
+    async def seen(self, mailbox_id: str) -> set[str]:
+        """`SyncStateStore.seen`: fingerprints a paused full listing has seen."""
+        from shared.adapters.storage.syncstate_store import SEEN_ROW_PREFIX
+
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        rows = await self.tables.query(
+            SYNCSTATE_TABLE, query, {"pk": mailbox_id, "lo": SEEN_ROW_PREFIX, "hi": SEEN_ROW_PREFIX + "~"}
+        )
+        seen: set[str] = set()
+        for row in rows:
+            for key, value in row.items():
+                if key.startswith("Ids") and value:
+                    seen.update(value.split(","))
+        return seen
+
+    async def save_seen(self, mailbox_id: str, fingerprints: set[str]) -> None:
+        """`SyncStateStore.save_seen`: the old rows removed, the fingerprints written in chunks."""
+        from shared.adapters.storage.syncstate_store import SEEN_ROW_PREFIX, seen_rows
+
+        await self.clear_seen(mailbox_id)
+        for row, values in enumerate(seen_rows(fingerprints)):
+            await self._put(mailbox_id, f"{SEEN_ROW_PREFIX}{row:03d}", values)
+
+    async def clear_seen(self, mailbox_id: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from shared.adapters.storage.syncstate_store import SEEN_ROW_PREFIX
+
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        parameters = {"pk": mailbox_id, "lo": SEEN_ROW_PREFIX, "hi": SEEN_ROW_PREFIX + "~"}
+        for row in await self.tables.query(SYNCSTATE_TABLE, query, parameters, select=["PartitionKey", "RowKey"]):
+            with contextlib.suppress(ResourceNotFoundError):
+                await self.tables.call(SYNCSTATE_TABLE, "delete_entity", mailbox_id, row["RowKey"])
 
     async def _put(self, mailbox_id: str, row: str, values: dict[str, Any]) -> None:
         from azure.data.tables import UpdateMode
@@ -509,11 +627,15 @@ class AsyncEventLinkStore:
         mark = await self.tables.get(EVENT_LINKS_TABLE, origin_partition(guid), guid, select=["RowKey"])
         return mark is not None
 
-    async def links(self) -> list[EventLink]:
+    async def links(self, between: tuple[str, str] | None = None) -> list[EventLink]:
+        """Every link; `between`: those whose mailbox (RowKey) is in that range, bounds included."""
         from shared.adapters.storage.event_links_store import ORIGIN_PREFIX, STATE_ROW, _link_from
 
         query = "RowKey ne @row and (PartitionKey lt @origins or PartitionKey ge @after )"  # the SDK splits on spaces
         parameters = {"row": STATE_ROW, "origins": ORIGIN_PREFIX, "after": ORIGIN_PREFIX[:-1] + chr(ord("-") + 1)}
+        if between is not None:
+            query += " and RowKey ge @low and RowKey le @high"
+            parameters.update(low=between[0], high=between[1])
         return [_link_from(entity) for entity in await self.tables.query(EVENT_LINKS_TABLE, query, parameters)]
 
     async def states(self) -> list[AppointmentState]:

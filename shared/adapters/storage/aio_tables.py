@@ -16,43 +16,27 @@ An aio client belongs to one event loop (its aiohttp session does): `Services` b
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from shared.adapters.storage.provisioning import is_missing_container
+from shared.adapters.storage.provisioning import AsyncProvisioner, Provisioned, is_missing_container
 from shared.names import ALL_TABLES
 
-
-class Provisioned:
-    """The names already created in this process: shared by every loop's adapters (a second
-    `asyncio.run` does not create the tables again); cleared when storage says one is missing."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
+__all__ = ["AsyncTables", "Provisioned", "delete_unchanged_async"]
 
 
 class AsyncTables:
     def __init__(self, service: Any, provisioned: Provisioned | None = None) -> None:
         self._service = service
         self._clients: dict[str, Any] = {}
-        self._provisioned = provisioned or Provisioned()
-        self._lock = asyncio.Lock()
+        # The first use of any table creates every table of the app (concurrently, idempotently),
+        # as the sync store's Provisioner does; after that, a set look-up.
+        self._provisioner = AsyncProvisioner(ALL_TABLES, service.create_table_if_not_exists, provisioned)
 
     async def ensure(self, name: str) -> None:
-        """The first use of any table creates every table of the app (concurrently, idempotently),
-        as the sync store's Provisioner does; after that, a set look-up."""
-        if name in self._provisioned.names:
-            return
-        async with self._lock:
-            if name in self._provisioned.names:
-                return
-            missing = [n for n in dict.fromkeys((*ALL_TABLES, name)) if n not in self._provisioned.names]
-            await asyncio.gather(*(self._service.create_table_if_not_exists(n) for n in missing))
-            self._provisioned.names.update(missing)
+        await self._provisioner.ensure(name)
 
     async def _heal(self, name: str) -> None:
-        self._provisioned.names.clear()
-        await self.ensure(name)
+        await self._provisioner.again(name)
 
     def client(self, name: str) -> Any:
         if name not in self._clients:
@@ -83,19 +67,25 @@ class AsyncTables:
             return None
 
     async def query(
-        self, name: str, query: str, parameters: dict[str, Any] | None = None, select: list[str] | None = None
+        self,
+        name: str,
+        query: str,
+        parameters: dict[str, Any] | None = None,
+        select: list[str] | None = None,
+        limit: int | None = None,
     ) -> list[Any]:
-        """Every entity matching the filter (all pages)."""
+        """Every entity matching the filter (all pages), or the first `limit` of them (pages of
+        that size: what a bounded read costs does not depend on how many rows match)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         await self.ensure(name)
         try:
-            return await self._query(name, query, parameters, select)
+            return await self._query(name, query, parameters, select, limit)
         except ResourceNotFoundError as error:
             if not is_missing_container(error):
                 raise
         await self._heal(name)
-        return await self._query(name, query, parameters, select)
+        return await self._query(name, query, parameters, select, limit)
 
     async def first(
         self, name: str, query: str, parameters: dict[str, Any], limit: int, select: list[str] | None = None
@@ -128,11 +118,18 @@ class AsyncTables:
                 break
         return found
 
-    async def _query(self, name: str, query: str, parameters: Any, select: Any) -> list[Any]:
+    async def _query(self, name: str, query: str, parameters: Any, select: Any, limit: int | None) -> list[Any]:
         kwargs: dict[str, Any] = {"parameters": parameters} if parameters else {}
         if select:
             kwargs["select"] = select
-        return [entity async for entity in self.client(name).query_entities(query, **kwargs)]
+        if limit is not None:
+            kwargs["results_per_page"] = min(limit, 1000)
+        out: list[Any] = []
+        async for entity in self.client(name).query_entities(query, **kwargs):
+            out.append(entity)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
 
     async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> list[Any]:
         """A table transaction: plain creates and upserts as one hand-written request
@@ -171,36 +168,15 @@ class AsyncTables:
 async def delete_unchanged_async(
     tables: AsyncTables, name: str, entities: list[Any], *, whole_partitions: bool = False
 ) -> tuple[int, int]:
-    """`tables.delete_unchanged` on the event loop: each row etag-conditional, one transaction per
-    partition and 100 rows, a failed batch row by row (unless `whole_partitions`)."""
-    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-    from azure.data.tables import TableTransactionError
+    """`table_rows.delete_rows` through the aio client (the sync `delete_unchanged`'s rule, on the
+    event loop). (rows deleted, requests)."""
+    from shared.adapters.storage.table_rows import conditional, delete_rows
 
-    from shared.adapters.storage.table_rows import BATCH_LIMIT, conditional
+    async def submit(operations: list[Any]) -> None:
+        await tables.submit(name, operations)
 
-    by_partition: dict[str, list[Any]] = {}
-    for entity in entities:
-        by_partition.setdefault(entity["PartitionKey"], []).append(entity)
-    deleted = requests = 0
-    for rows in by_partition.values():
-        for start in range(0, len(rows), BATCH_LIMIT):
-            chunk = rows[start : start + BATCH_LIMIT]
-            requests += 1
-            try:
-                await tables.submit(name, [("delete", row, conditional(row.metadata["etag"])) for row in chunk])
-                deleted += len(chunk)
-                continue
-            except TableTransactionError as error:
-                if error.status_code not in (404, 412):
-                    raise
-            if whole_partitions:
-                continue
-            for row in chunk:
-                requests += 1
-                try:
-                    etag = conditional(row.metadata["etag"])
-                    await tables.call(name, "delete_entity", row["PartitionKey"], row["RowKey"], **etag)
-                    deleted += 1
-                except (ResourceModifiedError, ResourceNotFoundError):
-                    continue
-    return deleted, requests
+    async def delete(row: Any) -> None:
+        etag = conditional(row.metadata["etag"])
+        await tables.call(name, "delete_entity", row["PartitionKey"], row["RowKey"], **etag)
+
+    return await delete_rows(entities, submit, delete, whole_partitions=whole_partitions)

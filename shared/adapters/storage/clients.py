@@ -121,14 +121,16 @@ def _aio_options(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "transport": shared_tls_transport(**transport)}
 
 
+# An idle connection is reused for at most this long (below every server's idle timeout we know of:
+# Azurite's 5 s; a new connection after a pause costs one handshake).
+KEEPALIVE_SECONDS = 3.0
+
+
 @functools.cache
 def _tls_context(cafile: str) -> Any:
     import ssl
 
     return ssl.create_default_context(cafile=cafile)
-
-
-KEEPALIVE_SECONDS = 4.0  # below Azurite's 5 s; Azure Storage keeps idle connections longer
 
 
 @functools.cache
@@ -139,7 +141,9 @@ def _transport_class() -> Any:
         """azure-core's aiohttp transport builds a new SSLContext, loading the whole CA bundle, for
         every request when `connection_verify` names a bundle (`AioHttpTransport._build_ssl_config`,
         azure-core 1.41): about 50 ms of CPU per table call on this machine, measured by
-        scripts/bench_dime_async.py. The context depends only on the bundle: built once, shared."""
+        scripts/bench_dime_async.py. The context depends only on the bundle: built once, shared.
+
+        Its session also reuses an idle connection for at most KEEPALIVE_SECONDS (`open`)."""
 
         def _build_ssl_config(self, cert: Any, verify: Any) -> Any:
             if cert or verify in (True, False):
@@ -147,15 +151,17 @@ def _transport_class() -> Any:
             return _tls_context(str(verify))
 
         async def open(self) -> None:
-            """The session azure-core would build, with connections kept idle for at most
-            KEEPALIVE_SECONDS: aiohttp keeps them 15 s, and a server that closes them sooner
-            (Azurite after 5 s: Node's keepAliveTimeout) had closed some that were then reused,
-            failing a table transaction (a POST, which no retry policy repeats) with "Connection
-            reset by peer" when many connections had opened at once and sat idle (a fanned-out
-            bulk retry, measured by scripts/bench_bulk.py)."""
+            """azure-core's session, with a connector that forgets idle connections sooner than a
+            server closes them. aiohttp keeps one for 15 s; Azurite (Node's HTTP server) closes
+            it after 5 s (DEFAULT_TABLE_KEEP_ALIVE_TIMEOUT / DEFAULT_QUEUE_KEEP_ALIVE_TIMEOUT in
+            azurite/dist/src/*/utils/constants.js). A request sent on a connection the server has
+            just closed fails before any answer, and azure-core retries no POST that failed so
+            (`RetryPolicyBase._is_method_retryable`): a create or a `$batch` would fail outright.
+            The delta timer's 2,000 idle mailboxes hit it (bench_timers: 10 failed chunk
+            deliveries of 80 with 2 processes before this)."""
             import aiohttp
 
-            if not self.session and self._session_owner:
+            if self.session is None and self._session_owner:
                 self.session = aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
                     trust_env=self._use_env_settings,

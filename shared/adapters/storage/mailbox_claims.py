@@ -15,6 +15,8 @@ table transaction each (every claim of a kind shares a partition): four storage 
 chunk instead of four per mailbox. A range read stops after a bound (a forged message naming a
 wide range costs no more than a genuine one; what the bound left out is read by point reads), and
 a transaction that loses a race to another worker falls back to one conditional write per row.
+Every call is on the event loop (`aio_tables.AsyncTables`, `Services.astore.tables`): no thread
+per request.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from shared.core.fanout import Claim, ClaimRow, claim_verdict
 from shared.names import RESOURCES_TABLE, SYNCSTATE_TABLE
 
 if TYPE_CHECKING:
-    from shared.adapters.storage.tables import StateStore
+    from shared.adapters.storage.aio_tables import AsyncTables
     from shared.core.resources import Resource
 
 CLAIMS_PARTITION_PREFIX = "~claims-"
@@ -47,44 +49,40 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def _in_range(table: Any, partition: str, ids: list[str], select: list[str] | None) -> dict[str, Any]:
+async def _in_range(
+    tables: AsyncTables, name: str, partition: str, ids: list[str], select: list[str] | None
+) -> dict[str, Any]:
     """The rows of `partition` whose RowKey is one of `ids`: one range query from the lowest to the
     highest id, read for at most len(ids) + RANGE_SLACK rows; ids the bound left out are read one
     by one. A missing row is absent from the answer."""
-    from azure.core.exceptions import ResourceNotFoundError
-
     wanted = set(ids)
     found: dict[str, Any] = {}
     if not ids:
         return found
-    low, high = min(ids), max(ids)
-    rows = table.query_entities(
+    bound = len(ids) + RANGE_SLACK
+    rows = await tables.query(
+        name,
         "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
-        parameters={"pk": partition, "low": low, "high": high},
+        {"pk": partition, "low": min(ids), "high": max(ids)},
         select=select,
-        results_per_page=min(len(ids) + RANGE_SLACK, 1000),
+        limit=bound,
     )
-    complete = True
-    for read, row in enumerate(rows, start=1):
+    for row in rows:
         if row["RowKey"] in wanted:
             found[row["RowKey"]] = row
-        if read >= len(ids) + RANGE_SLACK:
-            complete = False
-            break
-    if not complete:
+    if len(rows) >= bound:
         for missing in sorted(wanted - found.keys()):
-            try:
-                found[missing] = table.get_entity(partition, missing, select=select)
-            except ResourceNotFoundError:
-                continue
+            row = await tables.get(name, partition, missing, select=select)
+            if row is not None:
+                found[missing] = row
     return found
 
 
-def resources_named(store: StateStore, mailbox_ids: list[str]) -> dict[str, Resource | None]:
+async def resources_named(tables: AsyncTables, mailbox_ids: list[str]) -> dict[str, Resource | None]:
     """The directory's rows of these mailboxes (None: not onboarded)."""
     from shared.adapters.storage.tables import RESOURCE_PARTITION, _resource_from_entity
 
-    rows = _in_range(store.table(RESOURCES_TABLE), RESOURCE_PARTITION, mailbox_ids, None)
+    rows = await _in_range(tables, RESOURCES_TABLE, RESOURCE_PARTITION, mailbox_ids, None)
     return {i: (_resource_from_entity(rows[i]) if i in rows else None) for i in mailbox_ids}
 
 
@@ -109,8 +107,8 @@ def _conditional(etag: str) -> dict[str, Any]:
     return {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
-def take_claims(
-    store: StateStore,
+async def take_claims(
+    tables: AsyncTables,
     kind: str,
     mailbox_ids: list[str],
     run: str,
@@ -123,8 +121,8 @@ def take_claims(
     race is HELD)."""
     from azure.data.tables import TableTransactionError
 
-    table = store.table(SYNCSTATE_TABLE)
-    current = _in_range(table, claims_partition(kind), mailbox_ids, ["RowKey", "Run", "Owner", "ExpiresAt"])
+    select = ["RowKey", "Run", "Owner", "ExpiresAt"]
+    current = await _in_range(tables, SYNCSTATE_TABLE, claims_partition(kind), mailbox_ids, select)
     out: dict[str, tuple[Claim, str | None]] = {}
     free: list[str] = []
     for mailbox in mailbox_ids:
@@ -144,42 +142,40 @@ def take_claims(
     if not operations:
         return out
     try:
-        written = table.submit_transaction(operations)
+        written = await tables.call(SYNCSTATE_TABLE, "submit_transaction", operations)
     except TableTransactionError:
         for mailbox in free:
-            out[mailbox] = take_claim(store, kind, mailbox, run, owner, now, expires_at)
+            out[mailbox] = await take_claim(tables, kind, mailbox, run, owner, now, expires_at)
         return out
     for mailbox, metadata in zip(free, written or [{}] * len(free), strict=True):
         out[mailbox] = (Claim.TAKE, metadata.get("etag"))  # None: not finished (expires instead)
     return out
 
 
-def take_claim(
-    store: StateStore, kind: str, mailbox_id: str, run: str, owner: str, now: datetime, expires_at: datetime
+async def take_claim(
+    tables: AsyncTables, kind: str, mailbox_id: str, run: str, owner: str, now: datetime, expires_at: datetime
 ) -> tuple[Claim, str | None]:
     """One mailbox's claim, read and written on its own."""
     from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-    table = store.table(SYNCSTATE_TABLE)
     entity = _entity(kind, mailbox_id, run, owner, expires_at)
-    try:
-        current = table.get_entity(claims_partition(kind), mailbox_id)
-    except ResourceNotFoundError:
+    current = await tables.get(SYNCSTATE_TABLE, claims_partition(kind), mailbox_id)
+    if current is None:
         try:
-            return Claim.TAKE, _etag(table.create_entity(entity))
+            return Claim.TAKE, _etag(await tables.call(SYNCSTATE_TABLE, "create_entity", entity))
         except ResourceExistsError:
             return Claim.HELD, None
     verdict = claim_verdict(_row(current), run, now)
     if verdict is not Claim.TAKE:
         return verdict, None
     try:
-        written = table.update_entity(entity, **_conditional(current.metadata["etag"]))
+        written = await tables.call(SYNCSTATE_TABLE, "update_entity", entity, **_conditional(current.metadata["etag"]))
     except (ResourceModifiedError, ResourceNotFoundError):
         return Claim.HELD, None
     return Claim.TAKE, _etag(written)
 
 
-def finish_claims(store: StateStore, kind: str, finished: Iterable[tuple[str, str, str | None]]) -> None:
+async def finish_claims(tables: AsyncTables, kind: str, finished: Iterable[tuple[str, str, str | None]]) -> None:
     """(mailbox, run, etag) per claim: marked with that run and no owner ("" run: given back
     unfinished), only where the row is still as we wrote it (a claim that expired and was taken by
     another worker is theirs). One transaction; if one row changed meanwhile, row by row."""
@@ -190,20 +186,21 @@ def finish_claims(store: StateStore, kind: str, finished: Iterable[tuple[str, st
         return
     operations = [("update", _entity(kind, m, run, "", None), _conditional(etag)) for m, run, etag in rows]
     try:
-        store.table(SYNCSTATE_TABLE).submit_transaction(operations)
+        await tables.submit(SYNCSTATE_TABLE, operations)  # hand-written $batch (table_batch): no etags needed
     except TableTransactionError:
         for mailbox, run, etag in rows:
-            finish_claim(store, kind, mailbox, run, etag)
+            await finish_claim(tables, kind, mailbox, run, etag)
 
 
-def finish_claim(store: StateStore, kind: str, mailbox_id: str, run: str, etag: str | None) -> bool:
+async def finish_claim(tables: AsyncTables, kind: str, mailbox_id: str, run: str, etag: str | None) -> bool:
     """One claim marked done by `run` ("" gives it back unfinished), if still ours."""
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
     if etag is None:
         return False
     try:
-        store.table(SYNCSTATE_TABLE).update_entity(_entity(kind, mailbox_id, run, "", None), **_conditional(etag))
+        entity = _entity(kind, mailbox_id, run, "", None)
+        await tables.call(SYNCSTATE_TABLE, "update_entity", entity, **_conditional(etag))
     except (ResourceModifiedError, ResourceNotFoundError):
         return False
     return True

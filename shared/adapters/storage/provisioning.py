@@ -10,10 +10,16 @@ table or queue is missing after all (the account was emptied under a running pro
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+
+def still_missing(names: Iterable[str], name: str, done: set[str]) -> list[str]:
+    """What a first use of `name` creates: every name of the app (and `name`) not created yet."""
+    return [n for n in dict.fromkeys((*names, name)) if n not in done]
 
 
 class Provisioner:
@@ -31,7 +37,7 @@ class Provisioner:
         with self._lock:
             if name in self._done:
                 return
-            missing = [n for n in dict.fromkeys((*self._names, name)) if n not in self._done]
+            missing = still_missing(self._names, name, self._done)
             with ThreadPoolExecutor(max_workers=min(8, len(missing)), thread_name_prefix="provision") as pool:
                 list(pool.map(self._create, missing))  # raises the first failure: nothing marked done
             self._done.update(missing)
@@ -44,6 +50,43 @@ class Provisioner:
         """Storage said a table or queue is missing after all: provision everything once more."""
         self.forget()
         self.ensure(name)
+
+
+class Provisioned:
+    """The names already created in this process: shared by every loop's adapters (a second
+    `asyncio.run` does not create the tables again); cleared when storage says one is missing."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+
+class AsyncProvisioner:
+    """`Provisioner` on the event loop (the aio tables and queues): `create(name)` for every name
+    once, concurrently, before the first use of any; what was created is recorded in a `Provisioned`
+    that every loop's adapters share, the lock is this loop's (an asyncio lock belongs to one loop)."""
+
+    def __init__(
+        self, names: Iterable[str], create: Callable[[str], Awaitable[None]], done: Provisioned | None = None
+    ) -> None:
+        self._names = tuple(names)
+        self._create = create
+        self.done = done or Provisioned()
+        self._lock = asyncio.Lock()
+
+    async def ensure(self, name: str) -> None:
+        if name in self.done.names:  # the hot path: a set lookup, no I/O
+            return
+        async with self._lock:
+            if name in self.done.names:
+                return
+            missing = still_missing(self._names, name, self.done.names)
+            await asyncio.gather(*(self._create(n) for n in missing))  # raises: nothing marked done
+            self.done.names.update(missing)
+
+    async def again(self, name: str) -> None:
+        """Storage said a table or queue is missing after all: provision everything once more."""
+        self.done.names.clear()
+        await self.ensure(name)
 
 
 def is_missing_container(error: BaseException) -> bool:

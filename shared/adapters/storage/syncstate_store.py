@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.adapters.storage.table_rows import delete_unchanged
 from shared.core.links import Link
-from shared.core.outlook_to_dime.delta import DeltaState, Window, digest
+from shared.core.outlook_to_dime.delta import DeltaState, Window, digest, lease_free
 from shared.core.runs import RunStats
 from shared.names import LINKS_TABLE, SYNCSTATE_TABLE
 
@@ -54,6 +54,70 @@ def _time(value: Any) -> datetime | None:
 
 
 # Row mapping (shared by this store and the asynchronous one, shared/adapters/storage/aio_stores.py) ---
+
+
+def delta_state_from(entity: dict[str, Any] | None) -> DeltaState:
+    """The "delta" row as a DeltaState (no row: a mailbox that never ran)."""
+    if entity is None:
+        return DeltaState()
+    start, end = _time(entity.get("WindowStart")), _time(entity.get("WindowEnd"))
+    return DeltaState(
+        delta_link=entity.get("DeltaLink") or None,
+        next_link=entity.get("NextLink") or None,
+        round_started_at=_time(entity.get("RoundStartedAt")),
+        window=Window(start, end) if start and end else None,
+        fresh=bool(entity.get("Fresh")),
+    )
+
+
+def delta_values(state: DeltaState, run: RunStats | None = None) -> dict[str, Any]:
+    """The "delta" row's values (with the run's summary when given)."""
+    values: dict[str, Any] = {
+        "DeltaLink": state.delta_link or "",
+        "NextLink": state.next_link or "",
+        "RoundStartedAt": state.round_started_at.isoformat() if state.round_started_at else "",
+        "WindowStart": state.window.start.isoformat() if state.window else "",
+        "WindowEnd": state.window.end.isoformat() if state.window else "",
+        "Fresh": state.fresh,
+    }
+    if run is not None:
+        values.update(LastRunAt=run.started_at.isoformat(), LastOutcome=run.outcome, LastChanges=run.changes)
+    return values
+
+
+def lease_entity(mailbox_id: str, owner: str, expires_at: datetime | None) -> dict[str, Any]:
+    """The "delta-lease" row: held by `owner` until `expires_at`, or given back (owner "")."""
+    return {
+        "PartitionKey": mailbox_id,
+        "RowKey": LEASE_ROW,
+        "Owner": owner,
+        "ExpiresAt": expires_at.isoformat() if expires_at else "",
+    }
+
+
+def may_take_lease(entity: dict[str, Any] | None, owner: str, now: datetime) -> bool:
+    """Whether the lease row as read may be taken by `owner` (`lease_free`; no row: free)."""
+    if entity is None:
+        return True
+    return lease_free(str(entity.get("Owner") or ""), _time(entity.get("ExpiresAt")), owner, now)
+
+
+def seen_rows(fingerprints: set[str]) -> list[dict[str, Any]]:
+    """The "delta-seen-NNN" rows' values: comma-joined fingerprints, a string property per 30,000
+    characters, 12 properties per row."""
+    chunks: list[str] = []
+    current = ""
+    for fingerprint in sorted(fingerprints):
+        if len(current) + len(fingerprint) + 1 > _CHUNK_CHARS:
+            chunks.append(current)
+            current = ""
+        current = f"{current},{fingerprint}" if current else fingerprint
+    if current:
+        chunks.append(current)
+    return [
+        {f"Ids{i:02d}": chunk for i, chunk in enumerate(chunks[start : start + _CHUNKS_PER_ROW])}
+        for start in range(0, len(chunks), _CHUNKS_PER_ROW)
+    ]
 
 
 def tombstone_row(event_id: str) -> str:
@@ -121,30 +185,10 @@ class SyncStateStore:
     # Delta ---------------------------------------------------------------------------------
 
     def delta_state(self, mailbox_id: str) -> DeltaState:
-        entity = self._get(mailbox_id, DELTA_ROW)
-        if entity is None:
-            return DeltaState()
-        start, end = _time(entity.get("WindowStart")), _time(entity.get("WindowEnd"))
-        return DeltaState(
-            delta_link=entity.get("DeltaLink") or None,
-            next_link=entity.get("NextLink") or None,
-            round_started_at=_time(entity.get("RoundStartedAt")),
-            window=Window(start, end) if start and end else None,
-            fresh=bool(entity.get("Fresh")),
-        )
+        return delta_state_from(self._get(mailbox_id, DELTA_ROW))
 
     def save_delta_state(self, mailbox_id: str, state: DeltaState, run: RunStats | None = None) -> None:
-        values: dict[str, Any] = {
-            "DeltaLink": state.delta_link or "",
-            "NextLink": state.next_link or "",
-            "RoundStartedAt": state.round_started_at.isoformat() if state.round_started_at else "",
-            "WindowStart": state.window.start.isoformat() if state.window else "",
-            "WindowEnd": state.window.end.isoformat() if state.window else "",
-            "Fresh": state.fresh,
-        }
-        if run is not None:
-            values.update(LastRunAt=run.started_at.isoformat(), LastOutcome=run.outcome, LastChanges=run.changes)
-        self._put(mailbox_id, DELTA_ROW, values)
+        self._put(mailbox_id, DELTA_ROW, delta_values(state, run))
 
     def seen(self, mailbox_id: str) -> set[str]:
         """Fingerprints a paused full listing has seen (empty when none was paused)."""
@@ -160,17 +204,7 @@ class SyncStateStore:
 
     def save_seen(self, mailbox_id: str, fingerprints: set[str]) -> None:
         self.clear_seen(mailbox_id)
-        chunks: list[str] = []
-        current = ""
-        for fingerprint in sorted(fingerprints):
-            if len(current) + len(fingerprint) + 1 > _CHUNK_CHARS:
-                chunks.append(current)
-                current = ""
-            current = f"{current},{fingerprint}" if current else fingerprint
-        if current:
-            chunks.append(current)
-        for row, start in enumerate(range(0, len(chunks), _CHUNKS_PER_ROW)):
-            values = {f"Ids{i:02d}": chunk for i, chunk in enumerate(chunks[start : start + _CHUNKS_PER_ROW])}
+        for row, values in enumerate(seen_rows(fingerprints)):
             self._put(mailbox_id, f"{SEEN_ROW_PREFIX}{row:03d}", values)
 
     def clear_seen(self, mailbox_id: str) -> None:
@@ -231,12 +265,7 @@ class SyncStateStore:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
-        entity = {
-            "PartitionKey": mailbox_id,
-            "RowKey": LEASE_ROW,
-            "Owner": owner,
-            "ExpiresAt": (now + duration).isoformat(),
-        }
+        entity = lease_entity(mailbox_id, owner, now + duration)
         try:
             current = self._table.get_entity(mailbox_id, LEASE_ROW)
         except ResourceNotFoundError:
@@ -245,8 +274,7 @@ class SyncStateStore:
                 return True
             except ResourceExistsError:
                 return False
-        expires = _time(current.get("ExpiresAt"))
-        if current.get("Owner") not in (owner, "") and expires is not None and expires > now:
+        if not may_take_lease(current, owner, now):
             return False
         try:
             self._table.update_entity(
@@ -269,7 +297,7 @@ class SyncStateStore:
             if current.get("Owner") != owner:
                 return
             self._table.update_entity(
-                {"PartitionKey": mailbox_id, "RowKey": LEASE_ROW, "Owner": "", "ExpiresAt": ""},
+                lease_entity(mailbox_id, "", None),
                 etag=current.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )

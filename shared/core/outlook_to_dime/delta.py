@@ -73,6 +73,13 @@ class DeltaState:
         return replace(self, delta_link=delta_link, next_link=None, fresh=False)
 
 
+def lease_free(holder: str, expires_at: datetime | None, owner: str, now: datetime) -> bool:
+    """Whether `owner` may take a mailbox's delta lease whose row names `holder` until `expires_at`:
+    nobody holds it (released: ""), we do, or the holder's time is up (a crashed run's lease
+    expires). The write that takes it is conditional on the row as read."""
+    return holder in (owner, "") or expires_at is None or expires_at <= now
+
+
 @dataclass(frozen=True)
 class DeltaPage:
     events: list[dict[str, Any]]  # current state of changed events (last one wins per id)

@@ -16,11 +16,20 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.core.links import Link
-from shared.core.outlook_to_dime.delta import DeltaExpired, DeltaState, Window, change_key_of, digest, read_page
+from shared.core.outlook_to_dime.delta import (
+    DeltaExpired,
+    DeltaPage,
+    DeltaState,
+    Window,
+    change_key_of,
+    digest,
+    read_page,
+)
 from shared.core.outlook_to_dime.triage import unchanged
 from shared.core.resources import Resource
 from shared.core.runs import DELTA, RunStats
@@ -29,11 +38,14 @@ from shared.services import Services
 from shared.usecases.outlook_to_dime.mailbox_runs import (
     RUN_BUDGET_SECONDS,
     Budget,
+    EventReads,
     MailboxRun,
     for_each_mailbox,
     guarded_run,
 )
-from shared.usecases.outlook_to_dime.pipeline.read import state_store
+
+if TYPE_CHECKING:
+    from shared.adapters.storage.aio_stores import AsyncSyncStateStore
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +60,70 @@ async def run_delta(
 ) -> list[RunStats]:
     """The delta timer: every enabled mailbox, a few at a time, within one time budget."""
     budget = Budget(RUN_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
-    resources = await asyncio.to_thread(lambda: list(services.store.list_resources()))
+    resources = await services.astore.list_resources()
     enabled = [resource for resource in resources if resource.consent.enabled]
     return await for_each_mailbox(enabled, lambda resource: delta_mailbox(services, resource, reason, budget))
 
 
+@dataclass
+class _Lease:
+    """One run's hold on its mailbox: what it read, the lease it took, the position to store.
+
+    Why one object: an idle mailbox (delta answers no change) costs three table requests, the
+    fewest that keep the guarantees: the delta and lease rows read together (one range read), the
+    lease taken (a conditional write: two instances never run one mailbox at once), and at the end
+    one table transaction giving the lease back with the new position (only when it moved) and the
+    run record. If the lease was lost meanwhile (it expired and another run took it), that
+    transaction applies nothing and only the run record is written: the position is the other
+    run's now."""
+
+    store: AsyncSyncStateStore
+    mailbox_id: str
+    read: DeltaState = field(default_factory=DeltaState)
+    etag: str | None = None  # our lease row's, once taken
+    state: DeltaState | None = None  # the position to store (None: the run did not get that far)
+
+    async def save(self, stats: RunStats) -> None:
+        """`guarded_run`'s saver: the closing transaction, or the run record alone."""
+        if self.etag is None:
+            await self.store.save_run(stats)
+            return
+        moved = self.state if self.state is not None and self.state != self.read else None
+        if not await self.store.close_delta(self.mailbox_id, self.etag, moved, stats):
+            log.warning("delta lease of %s expired and another run took it: position not stored", self.mailbox_id)
+            stats.error("the mailbox's lease expired during the run; the position was not stored")
+            await self.store.save_run(stats)
+
+
 async def delta_mailbox(services: Services, resource: Resource, reason: str, budget: Budget) -> RunStats:
     stats = RunStats(DELTA, resource.object_id, services.clock(), reason)
-    store = state_store(services)
     run = MailboxRun(services, resource, stats, budget)
-    return await guarded_run(services, stats, lambda: _leased(run), store)
+    lease = _Lease(services.astore.syncstate, resource.object_id)
+    return await guarded_run(services, stats, lambda: _leased(run, lease), lease.save)
 
 
-async def _leased(run: MailboxRun) -> str:
+async def _leased(run: MailboxRun, lease: _Lease) -> str:
     """Run delta only while holding the mailbox's lease (a Table Storage row, so it holds across
     processes and instances): two runs following links of one mailbox would invalidate each
     other's sync state. Another holder means this run has nothing to do."""
-    store, mailbox, owner = state_store(run.services), run.mailbox_id, uuid.uuid4().hex
-    lease = timedelta(seconds=max(run.budget.remaining(), 0) + LEASE_MARGIN_SECONDS)
-    if not await asyncio.to_thread(store.take_lease, mailbox, owner, run.services.clock(), lease):
+    mailbox, owner, now = run.mailbox_id, uuid.uuid4().hex, run.services.clock()
+    duration = timedelta(seconds=max(run.budget.remaining(), 0) + LEASE_MARGIN_SECONDS)
+    rows = await lease.store.open_delta(mailbox)
+    lease.read = rows.state
+    lease.etag = await lease.store.take_lease(mailbox, rows.lease, owner, now, duration)
+    if lease.etag is None:
         run.stats.round = "leased-elsewhere"
         return "skipped-leased"
-    try:
-        return await _delta(run)
-    finally:
-        await asyncio.to_thread(store.release_lease, mailbox, owner)
+    return await _delta(run, lease)
 
 
-async def _delta(run: MailboxRun) -> str:
+async def _delta(run: MailboxRun, lease: _Lease) -> str:
     services, mailbox = run.services, run.mailbox_id
-    store = state_store(services)
+    store = lease.store
     settings = services.settings
     now = services.clock()
     window = Window.around(now, settings.sync_days_back, settings.sync_days_forward)
-    state = await asyncio.to_thread(store.delta_state, mailbox)
+    state = lease.read
     fresh_reason = state.fresh_round_due(now, window)
     if run.stats.reason in FULL_ROUND_REASONS:
         fresh_reason = "requested-" + run.stats.reason
@@ -91,7 +133,7 @@ async def _delta(run: MailboxRun) -> str:
         run.stats.round = fresh_reason
     elif state.fresh:
         run.stats.round = "full-listing-continued"
-        seen = await asyncio.to_thread(store.seen, mailbox)
+        seen = await store.seen(mailbox)
     else:
         run.stats.round = "incremental"
     full_listing = state.fresh
@@ -113,7 +155,7 @@ async def _delta(run: MailboxRun) -> str:
         if not seen:
             empty_listing = True  # the breaker trips if links exist
         else:
-            links = await asyncio.to_thread(lambda: [link for _, link in store.links_after(mailbox, None)])
+            links = await services.astore.links_of(mailbox)
             unseen = [link for link in links if digest(link.event_id) not in seen]
             if unseen:
                 log.info("%d linked events of %s not listed by the full round: reading them", len(unseen), mailbox)
@@ -123,10 +165,10 @@ async def _delta(run: MailboxRun) -> str:
 
     if full_listing:
         if finished:
-            await asyncio.to_thread(store.clear_seen, mailbox)
+            await store.clear_seen(mailbox)
         else:
-            await asyncio.to_thread(store.save_seen, mailbox, seen)
-    await asyncio.to_thread(store.save_delta_state, mailbox, state, run.stats)
+            await store.save_seen(mailbox, seen)
+    lease.state = state  # stored with the lease's release, in one transaction (_Lease.save)
     if verdict is not None and not verdict.allowed:
         return "breaker-tripped"
     return "completed" if finished else "paused"
@@ -135,10 +177,13 @@ async def _delta(run: MailboxRun) -> str:
 async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[DeltaState, bool, list[Link]]:
     """Follow the round page by page until the deltaLink (finished) or the budget (paused).
 
-    Each page's events go through the pipeline as one batch while the next page is read (one page
-    ahead, no more: a backfill's reads and writes overlap, and a paused round loses at most one
-    page read, which the next run reads again from the nextLink). Linked @removed ones are
-    returned for a re-read.
+    Three stages overlap, each on its own resource: the next page is fetched (one page ahead), this
+    page's events are read from Graph ($batch), and the previous page's events go through the
+    pipeline (Dime.Scheduler /import and the tables). A page is written only after the previous
+    one is, and in page order, so everything a page's bookkeeping depends on (an event listed after
+    it was reported @removed, a 404 among the reads) happens in the order Graph listed it. A paused
+    round resumes from the nextLink of the last page written: the page read but not written is read
+    again next run (at most one page of reads lost). Linked @removed ones are returned for a re-read.
     """
     services, mailbox = run.services, run.mailbox_id
     fresh = state.fresh
@@ -150,39 +195,54 @@ async def _follow(run: MailboxRun, state: DeltaState, seen: set[str]) -> tuple[D
         run.stats.graph_requests += 1
         return asyncio.ensure_future(services.graph.calendar_delta(mailbox, link, None if link else window))
 
+    async def write(page: DeltaPage, reads: EventReads) -> None:
+        """One page, after the previous one: the pipeline, then its linked @removed ones."""
+        gone = await run.apply_reads(reads)
+        removed.update((link.event_id, link) for link in gone)
+        for event_id in page.removed:
+            linked = await services.astore.get_link(mailbox, event_id)
+            if linked is not None:
+                removed[event_id] = linked
+            else:
+                run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
+
     ahead: asyncio.Task[Any] | None = fetch(link)
+    writing: asyncio.Task[None] | None = None
+    written: DeltaPage | None = None  # the page `writing` writes
     try:
         while ahead is not None:
             page = read_page(await ahead)
             ahead = None
             if page.next_link and not page.delta_link and not run.budget.expired():
-                ahead = fetch(page.next_link)  # read while this page is written
+                ahead = fetch(page.next_link)  # fetched while this page is read and the previous one written
+            reads = await run.read_events(await _to_read(run, page.events))
+            if writing is not None:
+                await writing
+                writing = None
+                if run.budget.expired() and written is not None and written.next_link:
+                    return state.paused_at(written.next_link), False, list(removed.values())
             run.stats.changes += len(page.events) + len(page.removed)
             if fresh:
                 seen.update(digest(event["id"]) for event in page.events)
             for event in page.events:
                 removed.pop(event["id"], None)
-            gone = await run.read_and_apply(await _to_read(run, page.events))
-            removed.update((link.event_id, link) for link in gone)
-            for event_id in page.removed:
-                linked = await asyncio.to_thread(services.store.get_link, mailbox, event_id)
-                if linked is not None:
-                    removed[event_id] = linked
-                else:
-                    run.stats.skipped += 1  # never synchronised, or moved out of the window unseen: nothing to do
+            writing, written = asyncio.ensure_future(write(page, reads)), page
             if page.delta_link:
+                await writing
                 return state.finished(page.delta_link), True, list(removed.values())
             if not page.next_link:
                 raise SyncError(ErrorCode.GRAPH_REJECTED, "a delta page carried neither a nextLink nor a deltaLink")
-            if ahead is None or run.budget.expired():
+            if ahead is None:
+                await writing
                 return state.paused_at(page.next_link), False, list(removed.values())
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
         if ahead is not None and not ahead.done():
             ahead.cancel()
-        if ahead is not None:
-            with contextlib.suppress(BaseException):
-                await ahead
+        for task in (ahead, writing):  # a page's write is never cut short: it runs to its end
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
 
 
 async def _to_read(run: MailboxRun, items: list[dict]) -> list[tuple[str, Link | None]]:

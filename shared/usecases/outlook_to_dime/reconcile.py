@@ -62,7 +62,7 @@ async def run_reconcile(
 async def reconcile_mailbox(services: Services, resource: Resource, reason: str, budget: Budget) -> RunStats:
     stats = RunStats(RECONCILE, resource.object_id, services.clock(), reason)
     run = MailboxRun(services, resource, stats, budget)
-    return await guarded_run(services, stats, lambda: _reconcile(run), state_store(services))
+    return await guarded_run(services, stats, lambda: _reconcile(run))
 
 
 async def _reconcile(run: MailboxRun) -> str:

@@ -33,7 +33,7 @@ from shared.services import Services
 from shared.usecases.event_locks import event_locks
 from shared.usecases.outlook_to_dime.pipeline.decide import decide_all
 from shared.usecases.outlook_to_dime.pipeline.item import Item, Outcome
-from shared.usecases.outlook_to_dime.pipeline.read import Budget, GraphBatches, read_needs
+from shared.usecases.outlook_to_dime.pipeline.read import Budget, GraphBatches, read_needs, read_resources
 from shared.usecases.outlook_to_dime.pipeline.remember import record_successes, remember_all, remove_orphan
 from shared.usecases.outlook_to_dime.pipeline.series import expand_series, series_gone
 from shared.usecases.outlook_to_dime.pipeline.write import check_breaker, import_all, planner_owned_all
@@ -85,8 +85,8 @@ async def run(
 
 async def _resources(services: Services, items: list[Item], known: dict[str, Resource]) -> None:
     missing = {item.change.mailbox_id for item in items} - set(known)
-    found = await asyncio.gather(*(services.astore.get_resource(m) for m in missing))
-    known.update({m: r for m, r in zip(missing, found, strict=True) if r is not None})
+    found = await read_resources(services, missing)
+    known.update({m: r for m, r in found.items() if r is not None})
     for item in items:
         item.resource = known.get(item.change.mailbox_id)
         if item.resource is not None and item.change.mailbox_id != item.resource.object_id:

@@ -44,14 +44,17 @@ class Coalescer(Generic[K]):
         self.requests = 0  # $batch requests sent
         self.peak: Counter[str] = Counter()  # mailbox → most slots held at once
 
-    async def ask(self, keys: list[K]) -> dict[K, BatchAnswer]:
-        """The answers to these reads, each read in whatever `$batch` it rides."""
+    async def ask(self, keys: list[K], *, first: bool = False) -> dict[K, BatchAnswer]:
+        """The answers to these reads, each read in whatever `$batch` it rides. `first`: ahead of
+        the reads already pending (a batch's last read, whose answer finishes work already begun)."""
         loop = asyncio.get_running_loop()
         futures: dict[K, asyncio.Future[BatchAnswer]] = {}
+        new: dict[K, asyncio.Future[BatchAnswer]] = {}
         for key in keys:
-            if key not in self._pending:
-                self._pending[key] = loop.create_future()
-            futures[key] = self._pending[key]
+            if key not in self._pending and key not in new:
+                new[key] = loop.create_future()
+            futures[key] = self._pending.get(key) or new[key]
+        self._pending = {**new, **self._pending} if first else {**self._pending, **new}
         self._wake()
         answers = await asyncio.gather(*futures.values())
         return dict(zip(futures, answers, strict=True))
@@ -124,7 +127,9 @@ class _Kind:
 
     async def ask(self, keys: list[tuple[str, Any]]) -> dict[tuple[str, Any], BatchAnswer]:
         tagged = [(mailbox, self._kind, what) for mailbox, what in keys]
-        answers = await self._reads.ask(tagged)
+        # A proof is the last read of its changes (their events were read): sent ahead of pending
+        # event reads, it lets those changes finish (and their messages go) a $batch earlier.
+        answers = await self._reads.ask(tagged, first=self._kind == "view")
         return {key: answers[t] for key, t in zip(keys, tagged, strict=True)}
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core.outlook_to_dime.triage import Need, needed
+from shared.core.resources import Resource
 from shared.core.runs import RunStats
 from shared.core.transactions import SyncError
 from shared.services import Services
@@ -56,6 +58,33 @@ def state_store(services: Services) -> SyncStateStore:
     from shared.adapters.storage.syncstate_store import SyncStateStore
 
     return SyncStateStore(services.store)
+
+
+# Reads of a resource row in flight on a loop, by (store, mailbox): a burst of messages of one
+# mailbox (a queue receive hands out 32 at once) shares one read instead of one each. Joining a
+# read that started a moment earlier is the same as having been delivered a moment earlier.
+_RESOURCE_READS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Future[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def read_resources(services: Services, mailboxes: Iterable[str]) -> dict[str, Resource | None]:
+    """The resources (onboarded people) of these mailboxes, each row read once however many
+    batches of this loop ask for it at the same moment."""
+    store = services.astore
+    in_flight = _RESOURCE_READS.setdefault(asyncio.get_running_loop(), {})
+
+    async def one(mailbox: str) -> Resource | None:
+        key = (id(store), mailbox)
+        future = in_flight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(store.get_resource(mailbox))
+            in_flight[key] = future
+            future.add_done_callback(lambda _: in_flight.pop(key, None))
+        return await asyncio.shield(future)
+
+    wanted = list(dict.fromkeys(mailboxes))
+    return dict(zip(wanted, await asyncio.gather(*(one(m) for m in wanted)), strict=True))
 
 
 def _items(page: dict | None) -> list[dict]:
