@@ -124,8 +124,12 @@ async def serve(profile: Profile, upstreams: Mapping[str, str]) -> tuple[dict[st
     from yarl import URL
 
     # limit=0: no cap on connections, so the proxy never queues a request the app sent concurrently.
+    # keepalive_timeout: an idle upstream connection is dropped before Azurite's server closes it
+    # (Node's keepAliveTimeout, 5 s in Azurite: DEFAULT_TABLE_KEEP_ALIVE_TIMEOUT); aiohttp's default
+    # 15 s reused connections Azurite had closed, and the request failed with "Connection reset by
+    # peer" whenever many connections had opened at once and then sat idle (a fanned-out bulk retry).
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False),
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False, keepalive_timeout=4.0),
         auto_decompress=False,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),

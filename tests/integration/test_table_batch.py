@@ -116,7 +116,8 @@ def test_conditional_replaces_and_replacing_upserts_are_written_by_hand_too(serv
 
 def test_the_hand_written_request_refuses_what_it_does_not_handle(services):
     raw = services.store.table(TRANSACTIONS_TABLE)._client  # the SDK's TableClient inside HealingTable
-    assert not send_batch(raw, [("delete", {"PartitionKey": "p", "RowKey": "r"})])
+    assert not send_batch(raw, [("update", {"PartitionKey": "p", "RowKey": "r"}, {"etag": "W/x"})])  # no condition
+    assert not send_batch(raw, [("merge", {"PartitionKey": "p", "RowKey": "r"})])
     assert not send_batch(
         raw, [("upsert", {"PartitionKey": "p", "RowKey": "a"}), ("upsert", {"PartitionKey": "q", "RowKey": "b"})]
     )
@@ -131,6 +132,58 @@ def test_the_hand_written_request_refuses_what_it_does_not_handle(services):
         services.store.table(TRANSACTIONS_TABLE).submit_transaction(
             [("upsert", {"PartitionKey": "p", "RowKey": "a"}), ("upsert", {"PartitionKey": "q", "RowKey": "b"})]
         )
+
+
+def test_replaces_conditional_merges_and_deletes_go_by_hand_answering_each_rows_etag(services, monkeypatch):
+    """What a bulk retry sends (its claims, saves and index deletes): one request, the rows the
+    SDK would leave, the new etag of each written row; a stale etag applies nothing and raises
+    the SDK's own error."""
+    import asyncio
+
+    from azure.data.tables import UpdateMode
+    from azure.data.tables.aio import TableClient as AsyncTableClient
+
+    from shared.adapters.storage.table_rows import conditional
+
+    def merge_if(etag):
+        return {"mode": UpdateMode.MERGE, **conditional(etag)}
+
+    table = services.store.table(TRANSACTIONS_TABLE)
+    table.submit_transaction([("upsert", {"PartitionKey": "c", "RowKey": f"r{n}", "A": 1, "B": 2}) for n in range(3)])
+    read = {r["RowKey"]: r.metadata["etag"] for r in table.query_entities("PartitionKey eq 'c'")}
+    operations = [
+        ("upsert", {"PartitionKey": "c", "RowKey": "r0", "A": 5}, {"mode": UpdateMode.REPLACE}),
+        (
+            "update",
+            {"PartitionKey": "c", "RowKey": "r1", "C": 3},
+            {"mode": UpdateMode.MERGE, **conditional(read["r1"])},
+        ),
+        ("delete", {"PartitionKey": "c", "RowKey": "r2"}),
+    ]
+
+    async def submit(operations):
+        tables = services.astore.tables
+        return await tables.submit(TRANSACTIONS_TABLE, operations)
+
+    counter = StorageCounter.install()
+    counter.reset()
+    with monkeypatch.context() as patched:
+        patched.setattr(AsyncTableClient, "submit_transaction", lambda *a, **k: pytest.fail("went through the SDK"))
+        answers = asyncio.run(submit(operations))
+
+    assert {k: n for k, n in counter.table_requests().items() if k != "POST Tables"} == {"POST $batch": 1}
+    after = {r["RowKey"]: r for r in table.query_entities("PartitionKey eq 'c'")}
+    assert {key: dict(row) for key, row in after.items()} == {
+        "r0": {"PartitionKey": "c", "RowKey": "r0", "A": 5},  # replaced: B is gone
+        "r1": {"PartitionKey": "c", "RowKey": "r1", "A": 1, "B": 2, "C": 3},  # merged
+    }
+    assert [a["etag"] for a in answers] == [after["r0"].metadata["etag"], after["r1"].metadata["etag"], None]
+
+    stale = [("delete", {"PartitionKey": "c", "RowKey": "r0"}), operations[1]]  # r1's etag changed above
+    with pytest.raises(TableTransactionError) as raised:
+        asyncio.run(submit(stale))
+    assert raised.value.status_code == 412
+    assert sorted(r["RowKey"] for r in table.query_entities("PartitionKey eq 'c'")) == ["r0", "r1"]
 
 
 def test_a_transaction_heals_a_vanished_table(services):

@@ -33,6 +33,7 @@ from shared.core.links import Link
 from shared.core.outlook_to_dime.delta import DeltaState
 from shared.core.resources import Resource
 from shared.core.runs import RunStats
+from shared.core.transaction_query import TransactionFilter
 from shared.core.transactions import Status, Transaction
 from shared.names import EVENT_LINKS_TABLE, LINKS_TABLE, RESOURCES_TABLE, SYNCSTATE_TABLE, TRANSACTIONS_TABLE
 
@@ -43,6 +44,7 @@ class AsyncStateStore:
         self.syncstate = AsyncSyncStateStore(tables)
         self.eventlinks = AsyncEventLinkStore(tables)
         self.transactions = AsyncTransactionStore(tables)
+        self.bulk = AsyncBulkTransactions(tables)
 
     # Resources -------------------------------------------------------------------------------
 
@@ -212,6 +214,178 @@ class AsyncTransactionStore:
         # history counts go with the rows (record_async never raises): one round trip, not two.
         await _all(batches(index=True))
         await _all([*batches(index=False), record_async(self.tables, transactions)])
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A failure-index row as a page read returned it: the transaction, the row's etag (what a
+    claim is conditional on) and its claim (`shared.core.retry_claims`; None when unclaimed)."""
+
+    transaction: Transaction
+    etag: str
+    claimed_until: str | None
+
+
+class AsyncBulkTransactions:
+    """What a bulk retry does to the transactions table, in few round trips: a page of the failure
+    index read once (`$top`), claims and saves as table transactions of up to 100 rows."""
+
+    def __init__(self, tables: AsyncTables) -> None:
+        self.tables = tables
+
+    async def failed_keys(self, query: TransactionFilter, after: str | None, limit: int) -> list[str]:
+        """The public ids (failure-index row keys) of up to `limit` open failures matching
+        `query` after the cursor `after`, in time order: keys only, a request per 1,000."""
+        text, parameters = _failed_filter(query, after, None)
+        entities = await self.tables.first(TRANSACTIONS_TABLE, text, parameters, limit, select=["RowKey"])
+        return [str(e["RowKey"]) for e in entities]
+
+    async def failed_page(
+        self, query: TransactionFilter, after: str | None, through: str | None, size: int
+    ) -> list[FailedRow]:
+        """Up to `size` open failures matching `query` after the cursor `after` and up to
+        `through` (public ids; None: unbounded), in the failure index's time order: one request
+        unless a filter leaves pages short."""
+        from shared.adapters.storage.transactions_store import transaction_from_entity
+        from shared.core.retry_claims import CLAIM_FIELD
+
+        text, parameters = _failed_filter(query, after, through)
+        entities = await self.tables.first(TRANSACTIONS_TABLE, text, parameters, size)
+        return [FailedRow(transaction_from_entity(e), e.metadata["etag"], e.get(CLAIM_FIELD) or None) for e in entities]
+
+    async def claim(self, rows: list[FailedRow], until: str) -> list[FailedRow]:
+        """Mark `rows` as taken until `until`, each only if unchanged since read (its etag): one
+        table transaction per 100; a transaction refused because one row changed (another worker
+        claimed or saved it) is done row by row, keeping those still unchanged. The rows claimed,
+        with their new etags (what `release` is conditional on)."""
+        from azure.data.tables import TableTransactionError
+
+        claimed: list[FailedRow] = []
+        for start in range(0, len(rows), BATCH_ROWS):
+            chunk = rows[start : start + BATCH_ROWS]
+            try:
+                answers = await self.tables.submit(TRANSACTIONS_TABLE, [_claim_operation(r, until) for r in chunk])
+            except TableTransactionError as error:
+                if error.status_code not in (404, 412):
+                    raise
+                claimed += [r for r in await asyncio.gather(*(self._claim_one(r, until) for r in chunk)) if r]
+                continue
+            claimed += [_claimed(row, until, answer.get("etag")) for row, answer in zip(chunk, answers, strict=True)]
+        return claimed
+
+    async def _claim_one(self, row: FailedRow, until: str) -> FailedRow | None:
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        operation = _claim_operation(row, until)
+        try:
+            answer = await self.tables.call(TRANSACTIONS_TABLE, "update_entity", operation[1], **operation[2])
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None  # another worker has it, or it was resolved meanwhile
+        return _claimed(row, until, answer.get("etag"))
+
+    async def release(self, rows: list[FailedRow]) -> None:
+        """Clear our claims on rows not saved since (etag-conditional: a row saved or claimed by
+        another worker meanwhile is left as it is), so a redelivery can take them at once."""
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        async def one(row: FailedRow) -> None:
+            operation = _claim_operation(row, "")
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                await self.tables.call(TRANSACTIONS_TABLE, "update_entity", operation[1], **operation[2])
+
+        await _all(one(row) for row in rows)
+
+    async def save_many(self, transactions: list[Transaction]) -> None:
+        """`AsyncTransactionStore.save` for many rows, as table transactions of up to 100 rows
+        per partition, in the same order: the failure index written before the main row of a
+        failure, the main row before the index row is deleted on resolution, so a crash between
+        the two rounds leaves a failure visible, never hidden. History counted once."""
+        from shared.adapters.storage.history_store import record_async
+        from shared.adapters.storage.transactions_store import FAILED_PARTITION, _index_entity, transaction_entity
+        from shared.core.transaction_query import public_id
+
+        failing = [t for t in transactions if t.status is Status.FAILED]
+        resolved = [t for t in transactions if t.status is not Status.FAILED]
+        # REPLACE, as `save`: the whole row as the transaction says (a claim or an old payload chunk goes)
+        first = [_replace(_index_entity(t)) for t in failing] + [_replace(transaction_entity(t)) for t in resolved]
+        second = [_replace(transaction_entity(t)) for t in failing] + [
+            ("delete", {"PartitionKey": FAILED_PARTITION, "RowKey": public_id(t.mailbox_id, t.id)}) for t in resolved
+        ]
+        for operations in (first, second):
+            await _all(self._transaction(chunk) for chunk in _by_partition(operations))
+        await record_async(self.tables, transactions)
+
+    async def _transaction(self, operations: list[tuple[Any, ...]]) -> None:
+        """One table transaction; one whose delete found its row gone already (a manual retry of
+        the same row resolved it) is sent row by row, the missing deletes skipped."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        try:
+            await self.tables.submit(TRANSACTIONS_TABLE, operations)
+            return
+        except TableTransactionError as error:
+            if error.status_code != 404 or not any(operation[0] == "delete" for operation in operations):
+                raise
+
+        async def one(kind: str, entity: dict[str, Any]) -> None:
+            if kind == "upsert":
+                await self.tables.call(TRANSACTIONS_TABLE, "upsert_entity", entity, mode=UpdateMode.REPLACE)
+                return
+            with contextlib.suppress(ResourceNotFoundError):
+                await self.tables.call(TRANSACTIONS_TABLE, "delete_entity", entity["PartitionKey"], entity["RowKey"])
+
+        await _all(one(operation[0], operation[1]) for operation in operations)
+
+
+BATCH_ROWS = 100  # operations per table transaction
+
+
+def _failed_filter(query: TransactionFilter, after: str | None, through: str | None) -> tuple[str, dict[str, Any]]:
+    from shared.adapters.storage.transactions_store import query_for
+
+    if query.status is not Status.FAILED:
+        raise ValueError("a walk of failures reads the failure index only")
+    text, parameters = query_for(query)
+    if after is not None:
+        text += " and RowKey gt @after"
+        parameters["after"] = after
+    if through is not None:
+        text += " and RowKey le @through"
+        parameters["through"] = through
+    return text, parameters
+
+
+def _replace(entity: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from azure.data.tables import UpdateMode
+
+    return ("upsert", entity, {"mode": UpdateMode.REPLACE})
+
+
+def _claim_operation(row: FailedRow, until: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from azure.data.tables import UpdateMode
+
+    from shared.adapters.storage.transactions_store import FAILED_PARTITION
+    from shared.core.retry_claims import CLAIM_FIELD
+    from shared.core.transaction_query import public_id
+
+    t = row.transaction
+    entity = {"PartitionKey": FAILED_PARTITION, "RowKey": public_id(t.mailbox_id, t.id), CLAIM_FIELD: until}
+    return ("update", entity, {"mode": UpdateMode.MERGE, **conditional(row.etag)})
+
+
+def _claimed(row: FailedRow, until: str, etag: Any) -> FailedRow:
+    if not etag:  # every successful write answers its new etag; without it no release is possible
+        raise ValueError("a claim was answered without an etag")
+    return replace(row, etag=str(etag), claimed_until=until)
+
+
+def _by_partition(operations: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Operations grouped per partition, in order, at most BATCH_ROWS each."""
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for operation in operations:
+        groups.setdefault(operation[1]["PartitionKey"], []).append(operation)
+    return [rows[start : start + BATCH_ROWS] for rows in groups.values() for start in range(0, len(rows), BATCH_ROWS)]
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,37 @@ class AsyncTables:
         await self._heal(name)
         return await self._query(name, query, parameters, select, limit)
 
+    async def first(
+        self, name: str, query: str, parameters: dict[str, Any], limit: int, select: list[str] | None = None
+    ) -> list[Any]:
+        """At most `limit` entities matching the filter, asking for no more than that (`$top`,
+        at most 1,000 a request): a page of a walk, not the table's default 1,000 rows of which
+        the caller keeps a few."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        await self.ensure(name)
+        try:
+            return await self._first(name, query, parameters, limit, select)
+        except ResourceNotFoundError as error:
+            if not is_missing_container(error):
+                raise
+        await self._heal(name)
+        return await self._first(name, query, parameters, limit, select)
+
+    async def _first(
+        self, name: str, query: str, parameters: dict[str, Any], limit: int, select: list[str] | None
+    ) -> list[Any]:
+        kwargs: dict[str, Any] = {"select": select} if select else {}
+        pages = self.client(name).query_entities(
+            query, parameters=parameters, results_per_page=min(limit, 1000), **kwargs
+        )
+        found: list[Any] = []
+        async for entity in pages:
+            found.append(entity)  # the pager asks for the next page only when this one is used up
+            if len(found) >= limit:
+                break
+        return found
+
     async def _query(self, name: str, query: str, parameters: Any, select: Any, limit: int | None) -> list[Any]:
         kwargs: dict[str, Any] = {"parameters": parameters} if parameters else {}
         if select:
@@ -100,30 +131,32 @@ class AsyncTables:
                 break
         return out
 
-    async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> None:
+    async def submit(self, name: str, operations: list[Any], **kwargs: Any) -> list[Any]:
         """A table transaction: plain creates and upserts as one hand-written request
         (`table_batch`), anything else, or any answer but a clean success, through the SDK's
         `submit_transaction`, which raises its exact error (a failed transaction applied nothing).
-        A missing table heals here too (reported as a TableTransactionError)."""
+        A missing table heals here too (reported as a TableTransactionError). Returns the
+        metadata of each operation ({"etag": ...} at least; None for a delete's etag)."""
         from azure.core.exceptions import HttpResponseError
 
         await self.ensure(name)
         try:
-            await self._submit(name, operations, kwargs)
-            return
+            return await self._submit(name, operations, kwargs)
         except HttpResponseError as error:
             if not is_missing_container(error):
                 raise
         await self._heal(name)
-        await self._submit(name, operations, kwargs)
+        return await self._submit(name, operations, kwargs)
 
-    async def _submit(self, name: str, operations: list[Any], kwargs: dict[str, Any]) -> None:
+    async def _submit(self, name: str, operations: list[Any], kwargs: dict[str, Any]) -> list[Any]:
         from shared.adapters.storage.table_batch import send_batch_async
 
         client = self.client(name)
-        if not kwargs and await send_batch_async(client, operations):
-            return
-        await client.submit_transaction(operations, **kwargs)
+        if not kwargs:
+            etags = await send_batch_async(client, operations)
+            if etags is not None:
+                return [{"etag": etag} for etag in etags]
+        return list(await client.submit_transaction(operations, **kwargs))
 
     async def close(self) -> None:
         for client in self._clients.values():

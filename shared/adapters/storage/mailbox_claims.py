@@ -135,8 +135,7 @@ async def take_claims(
     for mailbox in free:
         entity = _entity(kind, mailbox, run, owner, expires_at)
         row = current.get(mailbox)
-        # ("create", entity, {}): three items, so the SDK sends it and answers each row's etag
-        # (the hand-written fast path for plain creates answers none).
+        # each row's etag is answered (by the hand-written transaction or the SDK): what finishing needs
         operations.append(
             ("create", entity, {}) if row is None else ("update", entity, _conditional(row.metadata["etag"]))
         )

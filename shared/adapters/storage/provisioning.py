@@ -153,8 +153,10 @@ class HealingTable:
     def _transaction(self, operations: list[Any], kwargs: dict[str, Any]) -> Any:
         from shared.adapters.storage.table_batch import send_batch
 
-        if not kwargs and send_batch(self._client, operations):
-            return None
+        if not kwargs:
+            etags = send_batch(self._client, operations)
+            if etags is not None:  # what the SDK answers, as far as callers read it: each row's etag
+                return [{"etag": etag} for etag in etags]
         return self._client.submit_transaction(operations, **kwargs)
 
 

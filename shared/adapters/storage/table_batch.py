@@ -12,12 +12,10 @@ Learn) and sends it through the client's own pipeline (authentication, retries, 
 Only the clean success is handled here: an answer other than 202 with one 2xx part per operation
 returns False, and the caller sends the same operations again through `submit_transaction`,
 which raises the SDK's exact error. That is safe because a transaction is atomic (a failed one
-applied nothing). Transport errors propagate as they would from the SDK. Written here: `create`,
-`upsert` (merge, no extra arguments), `upsert` with mode REPLACE only, and `update` with mode REPLACE
-and an etag it must still have (`If-Match`, as the SDK's update_entity sends it): the writes of
-delta's closing transaction (syncstate's lease, position and run record). Anything else goes to the
-SDK, including `("create", entity, {})`, which callers use to get each row's etag back (this
-module answers none).
+applied nothing). Transport errors propagate as they would from the SDK. Handled: `create`,
+`upsert` (merge or replace), `update` and `delete` (unconditional or If-Match an etag); anything
+else goes to the SDK. A bulk retry's claims (conditional merges) and index deletes made the SDK's
+multipart machinery its largest CPU cost (scripts/bench_bulk.py under py-spy).
 """
 
 from __future__ import annotations
@@ -36,30 +34,39 @@ _warned: set[int] = set()  # outer statuses already logged (once per process eac
 # One status line per answered part ("HTTP/1.1 204 No Content"); a JSON body is one line, so
 # it cannot hold a line of its own starting like this.
 _STATUS_LINE = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
+# A part's status line and its header lines (up to the blank line); the ETag among them.
+_PART = re.compile(rb"^HTTP/1\.1 (\d{3})[^\r\n]*\r?\n((?:[^\r\n]+\r?\n)*)", re.MULTILINE)
+_ETAG = re.compile(rb"^ETag:\s*(.+?)\s*$", re.MULTILINE | re.IGNORECASE)
 
 
-def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> bool:
-    """Send `operations` (all of one partition) as one transaction; True when every one was
-    applied, False when the SDK must send them again for its error (nothing was applied)."""
+def send_batch(client: Any, operations: list[tuple[Any, ...]]) -> list[str | None] | None:
+    """Send `operations` (all of one partition) as one transaction; the ETag of each (None for
+    a delete) when every one was applied, None when the SDK must send them again for its error
+    (nothing was applied)."""
     request = batch_request(client, operations)
     if request is None:
-        return False
+        return None
     # The client's pipeline (auth, retries, transport); streamed, as the SDK does, so that no policy
     # tries to decode the multipart answer.
     response = client._client.send_request(request, stream=True)
     answer = response.read()  # read in full either way: the connection goes back to the pool
-    return batch_applied(response.status_code, answer, len(operations))
+    if not batch_applied(response.status_code, answer, len(operations)):
+        return None
+    return batch_etags(answer)
 
 
-async def send_batch_async(client: Any, operations: list[tuple[Any, ...]]) -> bool:
+async def send_batch_async(client: Any, operations: list[tuple[Any, ...]]) -> list[str | None] | None:
     """`send_batch` through an `azure.data.tables.aio.TableClient`: the same request, the same reading
-    of the answer (one request format, two transports)."""
+    of the answer (one request format, two transports). The ETag of each operation when every
+    one was applied (None for a delete), else None (the SDK must send them again)."""
     request = batch_request(client, operations)
     if request is None:
-        return False
+        return None
     response = await client._client.send_request(request, stream=True)
     answer = await response.read()
-    return batch_applied(response.status_code, answer, len(operations))
+    if not batch_applied(response.status_code, answer, len(operations)):
+        return None
+    return batch_etags(answer)
 
 
 def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
@@ -68,7 +75,7 @@ def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
     from azure.core.rest import HttpRequest
     from azure.data.tables._serialize import _add_entity_properties
 
-    if not operations or len(operations) > 100:
+    if not operations or len(operations) > 100 or any(len(op) not in (2, 3) for op in operations):
         return None
     if getattr(client, "_cosmos_endpoint", False):  # Cosmos DB's Table API takes merges differently
         return None
@@ -80,18 +87,27 @@ def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
     changeset, batch = f"changeset_{uuid.uuid4()}", f"batch_{uuid.uuid4()}"
     parts: list[str] = []
     for number, operation in enumerate(operations):
-        written = _written(operation)
-        entity = operation[1] if len(operation) >= 2 else {}
-        if written is None or entity.get("PartitionKey") != partition or "RowKey" not in entity:
+        kind, entity = str(operation[0]).lower(), operation[1]
+        plan = _plan(kind, operation[2] if len(operation) == 3 else {})
+        if plan is None or entity.get("PartitionKey") != partition or "RowKey" not in entity:
             return None
-        method, if_match = written
-        body = json.dumps(_add_entity_properties(entity))
+        method, if_match = plan
+        keys = f"PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}'"
         if method == "POST":
             line, accept = f"POST {base}/{table} HTTP/1.1", "application/json;odata=minimalmetadata"
+        elif method == "DELETE":
+            line, accept = f"DELETE {base}/{table}({keys}) HTTP/1.1", "application/json;odata=minimalmetadata"
         else:
-            keys = f"PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}'"
             line, accept = f"{method} {base}/{table}({keys}) HTTP/1.1", "application/json"
-        condition = f"If-Match: {if_match}\r\n" if if_match else ""
+        condition = f"If-Match: {if_match}\r\n" if if_match is not None else ""
+        if method == "DELETE":  # no body, as the SDK's delete part
+            parts.append(
+                f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+                f"Content-ID: {number}\r\n\r\n{line}\r\nx-ms-version: {version}\r\nDataServiceVersion: 3.0\r\n"
+                f"Accept: {accept}\r\n{condition}x-ms-date: {date}\r\nDate: {date}\r\n\r\n\r\n"
+            )
+            continue
+        body = json.dumps(_add_entity_properties(entity))
         parts.append(
             f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
             f"Content-ID: {number}\r\n\r\n{line}\r\nContent-Type: application/json\r\n"
@@ -118,26 +134,6 @@ def batch_request(client: Any, operations: list[tuple[Any, ...]]) -> Any | None:
     )
 
 
-def _written(operation: tuple[Any, ...]) -> tuple[str, str | None] | None:
-    """(HTTP method, If-Match etag) of an operation this module writes, or None (the SDK sends it)."""
-    from azure.core import MatchConditions
-    from azure.data.tables import UpdateMode
-
-    kind = str(operation[0]).lower() if operation else ""
-    if len(operation) == 2:
-        return {"create": ("POST", None), "upsert": ("PATCH", None)}.get(kind)
-    if len(operation) != 3 or not isinstance(operation[2], dict):
-        return None
-    options = operation[2]
-    if kind == "upsert" and options == {"mode": UpdateMode.REPLACE}:
-        return "PUT", None  # insert or replace: no If-Match
-    etag = options.get("etag")
-    conditional = {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}
-    if kind == "update" and etag and options == conditional:
-        return "PUT", str(etag)
-    return None
-
-
 def batch_applied(status_code: int, answer: bytes, operations: int) -> bool:
     """Whether the answer to a `$batch` says every one of `operations` was applied."""
     if status_code != 202:
@@ -150,6 +146,43 @@ def batch_applied(status_code: int, answer: bytes, operations: int) -> bool:
         return False
     statuses = [int(code) for code in _STATUS_LINE.findall(answer)]
     return len(statuses) == operations and all(200 <= code < 300 for code in statuses)
+
+
+def _plan(kind: str, options: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(HTTP method, If-Match or None) of one operation as the SDK's `TableBatchOperations`
+    sends it, or None for what this module leaves to the SDK: `create`; `upsert` (MERGE by
+    default: PATCH, REPLACE: PUT, never conditional); `update` (the same methods, If-Match the
+    etag under IfNotModified, `*` unconditionally); `delete` (If-Match likewise)."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    allowed = {"create": set(), "upsert": {"mode"}, "update": {"mode", "etag", "match_condition"}}
+    allowed["delete"] = {"etag", "match_condition"}
+    if kind not in allowed or not set(options) <= allowed[kind]:
+        return None
+    if kind == "create":
+        return "POST", None
+    mode = options.get("mode", UpdateMode.MERGE)
+    if kind in ("upsert", "update") and mode not in (UpdateMode.MERGE, UpdateMode.REPLACE):
+        return None
+    method = "DELETE" if kind == "delete" else "PATCH" if mode == UpdateMode.MERGE else "PUT"
+    if kind == "upsert":
+        return method, None
+    condition, etag = options.get("match_condition"), options.get("etag")
+    if condition in (None, MatchConditions.Unconditionally) and etag is None:
+        return method, "*"
+    if condition is MatchConditions.IfNotModified and etag:
+        return method, str(etag)
+    return None  # another condition (or an etag without one): the SDK's rules
+
+
+def batch_etags(answer: bytes) -> list[str | None]:
+    """The ETag of each answered part, in order (None for a part without one: a delete)."""
+    etags: list[str | None] = []
+    for part in _PART.finditer(answer):
+        found = _ETAG.search(part.group(2))
+        etags.append(found.group(1).decode("latin-1").strip() if found else None)
+    return etags
 
 
 def _key(value: Any) -> str:

@@ -272,7 +272,7 @@ class GraphBase(LoopbackServer):
         expand: set[str] | bool = False,
     ) -> dict[str, Any]:
         """Graph JSON of an event. ``expand``: True = all extended properties, a set = those ids."""
-        out = copy.deepcopy(ev.data)
+        out = _json_copy(ev.data)
         out["@odata.etag"] = f'W/"{ev.data["changeKey"]}"'
         start_zone = tz_pref or ev.start_zone
         end_zone = tz_pref or ev.end_zone
@@ -492,6 +492,20 @@ class GraphBase(LoopbackServer):
             messages.get(fault.status, "Injected fault."),
             headers,
         )
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): what `copy.deepcopy` gives for it, several
+    times faster (no memo, no dispatch). A calendarView renders every event it lists, and a bench
+    that proves 1,500 events lists ~200 events each: the in-process fake's deepcopy competed with
+    the app for the GIL (scripts/bench_bulk.py under py-spy)."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return copy.deepcopy(value)  # anything else a test stored: as before
 
 
 def _service_seconds(request: Request) -> float:
