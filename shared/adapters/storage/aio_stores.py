@@ -202,6 +202,7 @@ class AsyncTransactionStore:
             by_partition.setdefault(transaction.mailbox_id, []).append(transaction_entity(transaction))
             if transaction.status is Status.FAILED:
                 by_partition.setdefault(FAILED_PARTITION, []).append(_index_entity(transaction))
+
         def batches(index: bool) -> list[Any]:
             return [
                 self.tables.submit(TRANSACTIONS_TABLE, [("upsert", e) for e in entities[start : start + BATCH_LIMIT]])
