@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.core.outlook_to_dime.triage import Need, needed
+from shared.core.proof_windows import merged_windows
 from shared.core.resources import Resource
 from shared.core.runs import RunStats
 from shared.core.transactions import SyncError
@@ -141,7 +142,8 @@ class GraphBatches:
     async def prove_listed(self, events: list[tuple[str, dict]]) -> dict[tuple[str, str], bool | SyncError]:
         """`in_primary_calendar` for many (mailbox, event) in few requests: the calendarView of
         each event's own range as members of a $batch (20 per request; events of one mailbox
-        sharing a range share a member), then every id any page lists is proven (a calendarView
+        whose ranges overlap share one listing of their union, `core/proof_windows.py`), then
+        every id any page lists is proven (a calendarView
         lists the primary calendar only). An event a page with more pages did not list is looked
         for in the rest of that listing. Per (mailbox, event id): True, False (not listed, or no
         time range to look in), or the SyncError of a member that failed (throttled after its
@@ -149,7 +151,11 @@ class GraphBatches:
         from shared.adapters.graph import BATCH_LIMIT, classify_status
 
         graph = self.services.graph
-        ranges = {(mailbox, str(event.get("id"))): proof_range(event) for mailbox, event in events}
+        own = {(mailbox, str(event.get("id"))): proof_range(event) for mailbox, event in events}
+        ranges: dict[tuple[str, str], tuple[str, str] | None] = dict.fromkeys(own)
+        for mailbox in {mailbox for mailbox, _ in own}:  # overlapping ranges of a mailbox: one listing
+            windows = merged_windows([w for (m, _), w in own.items() if m == mailbox and w is not None])
+            ranges.update({key: windows[w] for key, w in own.items() if key[0] == mailbox and w is not None})
         wheres = [(mailbox, where) for (mailbox, _), where in ranges.items() if where is not None]
         distinct = list(dict.fromkeys(wheres))
         chunks = [distinct[start : start + BATCH_LIMIT] for start in range(0, len(distinct), BATCH_LIMIT)]
@@ -158,7 +164,16 @@ class GraphBatches:
         for got in await asyncio.gather(*(self.ask(views.ask, chunk) for chunk in chunks)):
             pages.update(got)
         listed = {(mailbox, str(item.get("id"))) for (mailbox, _), page in pages.items() for item in _items(page.body)}
-        continued: dict[tuple[str, tuple[str, str]], set[str]] = {}
+        # Listings with more pages than the first, continued (at once) for the events not yet seen.
+        unseen = {
+            (key[0], where): str((pages[(key[0], where)].body or {}).get("@odata.nextLink") or "")
+            for key, where in ranges.items()
+            if where is not None and key not in listed and pages[(key[0], where)].status == 200
+        }
+        unseen = {listing: link for listing, link in unseen.items() if link}
+        self.stats.graph_requests += len(unseen)
+        rest = await asyncio.gather(*(graph.calendar_view_ids(mailbox, link) for (mailbox, _), link in unseen.items()))
+        continued = dict(zip(unseen, rest, strict=True))
         out: dict[tuple[str, str], bool | SyncError] = {}
         for key, where in ranges.items():
             mailbox, event_id = key
@@ -166,10 +181,6 @@ class GraphBatches:
             if key in listed or page is None:
                 out[key] = key in listed
             elif page.status == 200:
-                next_link = (page.body or {}).get("@odata.nextLink")
-                if next_link and (mailbox, where) not in continued:
-                    self.stats.graph_requests += 1
-                    continued[(mailbox, where)] = await graph.calendar_view_ids(mailbox, str(next_link))
                 out[key] = event_id in continued.get((mailbox, where), set())
             elif page.status == 404:
                 out[key] = False  # no such calendar: listed nowhere (as in_primary_calendar)
