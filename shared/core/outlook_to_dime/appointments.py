@@ -185,13 +185,21 @@ def delete_call(
     return import_call(DELETE_PROCEDURE, [values[name] for name in PARAMETER_NAMES])
 
 
-def appointment_id_of(content: dict[str, object], guid: str) -> str | None:
-    """Dime.Scheduler's internal id for `guid` in an import answer (``Appointments[].Id``)."""
+def appointment_ids(content: dict[str, object]) -> dict[str, str]:
+    """Dime.Scheduler's internal ids in an import answer (``Appointments[].Id``), by lower-cased
+    GUID: read once per answer (an import of 100 calls answers 100 appointments)."""
     from shared.core.envelope import get_ci
 
+    ids: dict[str, str] = {}
     for item in get_ci(content, "Appointments") or []:
-        if isinstance(item, dict) and str(get_ci(item, "Guid") or "").lower() == guid.lower():
-            value = get_ci(item, "Id")
-            if isinstance(value, int | str) and str(value).strip() not in ("", "0"):
-                return str(value).strip()
-    return None
+        if not isinstance(item, dict):
+            continue
+        guid, value = str(get_ci(item, "Guid") or "").lower(), get_ci(item, "Id")
+        if guid and guid not in ids and isinstance(value, int | str) and str(value).strip() not in ("", "0"):
+            ids[guid] = str(value).strip()
+    return ids
+
+
+def appointment_id_of(content: dict[str, object], guid: str) -> str | None:
+    """Dime.Scheduler's internal id for `guid` in an import answer (``Appointments[].Id``)."""
+    return appointment_ids(content).get(guid.lower())

@@ -21,6 +21,7 @@ The final decision for an ordinary event is `shared.core.decision.decide`, uncha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -34,7 +35,6 @@ from shared.core.outlook_to_dime.appointments import (
     Appointment,
     MissingDeleteValues,
     appointment_for,
-    appointment_id_of,
     delete_call,
     upsert_call,
 )
@@ -367,11 +367,10 @@ def upserted_link(
     )
 
 
-def answered(fresh: Link, answer: dict[str, Any] | None) -> Link:
-    """The link with Dime.Scheduler's appointment id as the import answered it (else the known one)."""
-    return replace(
-        fresh, appointment_id=appointment_id_of(answer or {}, fresh.appointment_guid) or fresh.appointment_id
-    )
+def answered(fresh: Link, ids: Mapping[str, str] | None) -> Link:
+    """The link with Dime.Scheduler's appointment id as the import answered it (`appointment_ids`
+    of the answer: by lower-cased GUID), else the known one."""
+    return replace(fresh, appointment_id=(ids or {}).get(fresh.appointment_guid.lower()) or fresh.appointment_id)
 
 
 def success(resource: Resource | None, mailbox_id: str, event_id: str, v: Verdict, now: datetime) -> Transaction:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from shared.core.decision import Decision
 from shared.core.links import Link
@@ -28,7 +27,7 @@ class Item:
     known: Known | None = None  # type: ignore[assignment]
     verdict: Verdict | None = None
     outcome: Outcome | None = None
-    answer: dict[str, Any] | None = None  # the /import's answer for this item's call
+    answer: dict[str, str] | None = None  # the /import's answer: appointment ids by lower-cased GUID
     written: bool = False  # the import carrying this item's call was accepted
 
     def __post_init__(self) -> None:

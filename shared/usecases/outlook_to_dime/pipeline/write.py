@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from shared.core.outlook_to_dime.appointments import appointment_ids
 from shared.core.outlook_to_dime.triage import Step
 from shared.core.transactions import ErrorCode, SyncError
 from shared.services import Services
@@ -92,5 +93,6 @@ async def _import(services: Services, chunk: list[Item]) -> None:
         half = len(chunk) // 2
         await asyncio.gather(_import(services, chunk[:half]), _import(services, chunk[half:]))
         return
+    ids = appointment_ids(answer or {})  # read once for the whole import
     for item in chunk:
-        item.answer, item.written = answer, True
+        item.answer, item.written = ids, True
