@@ -70,15 +70,9 @@ class AsyncStateStore:
     async def links_among(self, mailbox_id: str, event_ids: list[str]) -> dict[str, Link]:
         """The links of these events of one mailbox, by event id: one query per 14 events (a
         filter holds at most 15 comparisons), the queries sent at once."""
-        unique = list(dict.fromkeys(event_ids))
-        queries = []
-        for start in range(0, len(unique), FILTER_KEYS):
-            chunk = unique[start : start + FILTER_KEYS]
-            parameters = {"pk": mailbox_id, **{f"r{n}": encode_key(e) for n, e in enumerate(chunk)}}
-            keys = " or ".join(f"RowKey eq @r{n}" for n in range(len(chunk)))
-            queries.append(self.tables.query(LINKS_TABLE, f"PartitionKey eq @pk and ( {keys} )", parameters))
         found: dict[str, Link] = {}
-        for entities in await asyncio.gather(*queries):
+        rows = [encode_key(e) for e in dict.fromkeys(event_ids)]
+        for entities in await rows_among(self.tables, LINKS_TABLE, mailbox_id, rows):
             for entity in entities:
                 link = _link_from_entity(entity)
                 found[link.event_id] = link
@@ -546,22 +540,12 @@ class AsyncSyncStateStore:
         tombstone delete each (a round trip per event) when none exists, as is usual."""
         from shared.adapters.storage.syncstate_store import names_tombstone, tombstone_row
 
-        unique = list(dict.fromkeys(event_ids))
-        queries = []
-        for start in range(0, len(unique), FILTER_KEYS):
-            chunk = unique[start : start + FILTER_KEYS]
-            parameters = {"pk": mailbox_id, **{f"r{n}": tombstone_row(e) for n, e in enumerate(chunk)}}
-            keys = " or ".join(f"RowKey eq @r{n}" for n in range(len(chunk)))
-            queries.append(
-                self.tables.query(
-                    SYNCSTATE_TABLE, f"PartitionKey eq @pk and ( {keys} )", parameters, select=["RowKey", "EventId"]
-                )
-            )
-        wanted = set(unique)
+        wanted = set(event_ids)
+        rows = [tombstone_row(e) for e in dict.fromkeys(event_ids)]
         return {
             str(row.get("EventId"))
-            for rows in await asyncio.gather(*queries)
-            for row in rows
+            for found in await rows_among(self.tables, SYNCSTATE_TABLE, mailbox_id, rows, select=["RowKey", "EventId"])
+            for row in found
             if row.get("EventId") in wanted and names_tombstone(row, str(row.get("EventId")))
         }
 
@@ -662,6 +646,20 @@ class AsyncEventLinkStore:
         except (ResourceExistsError, ResourceModifiedError) as error:
             raise ConcurrentUpdate(str(error)) from error
         return metadata.get("etag")
+
+
+async def rows_among(
+    tables: AsyncTables, table: str, partition: str, row_keys: list[str], select: list[str] | None = None
+) -> list[list[Any]]:
+    """The rows of one partition with these keys: one query per FILTER_KEYS keys (a filter holds
+    at most 15 comparisons), the queries sent at once; a list of rows per query."""
+    queries = []
+    for start in range(0, len(row_keys), FILTER_KEYS):
+        chunk = row_keys[start : start + FILTER_KEYS]
+        parameters = {"pk": partition, **{f"r{n}": key for n, key in enumerate(chunk)}}
+        keys = " or ".join(f"RowKey eq @r{n}" for n in range(len(chunk)))
+        queries.append(tables.query(table, f"PartitionKey eq @pk and ( {keys} )", parameters, select=select))
+    return list(await asyncio.gather(*queries))
 
 
 async def _all(calls: Iterable[Any]) -> None:
