@@ -451,4 +451,3 @@ class EventsMixin(GraphBase):
             self._delete(self._event_or_404(mailbox, event_id))
         self._wake.set()
         return Response(204)
-
