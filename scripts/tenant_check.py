@@ -501,6 +501,30 @@ def calendar_view_expands_tag(ctx: Context) -> str:
     return "tag expanded on our event, absent on others" if expanded and not items.get(theirs["id"]) else f"{items}"
 
 
+@check(
+    "$select with $expand on calendarView: which properties come back",
+    "id, @odata.etag, the selected ones and the expanded tag; nothing unselected (FakeGraph applies every $select)",
+    lambda seen: seen == "selected, etag and tag only",
+)
+def select_with_expand_keys(ctx: Context) -> str:
+    value = f"{uuid.uuid4()}|tenant-check"
+    ours = ctx.create_event("tagged, select", singleValueExtendedProperties=[{"id": TAG_ID, "value": value}])
+    view = ctx.g().get(
+        f"{ctx.user_path()}/calendar/calendarView",
+        params={
+            **ctx.window(),
+            "$select": "id,start,end",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{TAG_ID}')",
+        },
+        headers={"Prefer": PREFER},
+    )
+    view.raise_for_status()
+    [item] = [item for item in view.json().get("value", []) if item.get("id") == ours["id"]] or [{}]
+    keys = sorted(item)
+    wanted = ["@odata.etag", "end", "id", "singleValueExtendedProperties", "start"]
+    return "selected, etag and tag only" if keys == wanted else f"keys {keys}"
+
+
 def _resource_no(ctx: Context) -> tuple[str, dict[str, Any]]:
     listing = ctx.d().get("/resource")
     listing.raise_for_status()

@@ -233,10 +233,7 @@ class GraphGateway(SubscriptionCalls):
 
         literal = value.replace("'", "''")  # OData string literal
         text = f"singleValueExtendedProperties/any(ep: ep/id eq '{TAG_PROPERTY_ID}' and ep/value eq '{literal}')"
-        query = "&".join(
-            f"{name}={quote(v, safe='(),$')}"
-            for name, v in (("$filter", text), ("$select", ",".join(EVENT_FIELDS)), ("$expand", EXPAND_TAG))
-        )
+        query = _literal_query((("$filter", text), ("$select", ",".join(EVENT_FIELDS)), ("$expand", EXPAND_TAG)))
         info = RequestInformation(Method.GET, "{+baseurl}" + f"/users/{quote(mailbox, safe='')}/events?{query}", {})
         found = await self._send(mailbox, info, "tagged event lookup") or {}
         items = found.get("value") if isinstance(found.get("value"), list) else []
@@ -253,9 +250,8 @@ class GraphGateway(SubscriptionCalls):
         from shared.core.dime_to_outlook.tag import tag_of
 
         path = f"/users/{quote(mailbox, safe='')}/calendar/calendarView"
-        query = "&".join(
-            f"{name}={quote(v, safe='(),$:')}"
-            for name, v in (
+        query = _literal_query(
+            (
                 ("startDateTime", start),
                 ("endDateTime", end),
                 ("$select", "id,start,end"),
@@ -537,6 +533,15 @@ def _graph_error_code(error: Any) -> str | None:
     """The Graph error code ("syncStateNotFound", ...) of an ODataError, when it has one."""
     code = getattr(getattr(error, "error", None), "code", None)
     return code if isinstance(code, str) else None
+
+
+def _literal_query(pairs: tuple[tuple[str, str], ...]) -> str:
+    """A query string to append to a `RequestInformation` URL template, every value percent-encoded
+    but for ``()$:``. Never a raw comma: kiota expands the whole URL as an RFC 6570 template
+    (std-uritemplate), which drops the commas of its literal text, so ``$select=id,start,end``
+    went out as ``$select=idstartend``; ``%2C`` reaches Graph as the comma it decodes (and a tag
+    value holding a comma keeps it)."""
+    return "&".join(f"{name}={quote(value, safe='()$:')}" for name, value in pairs)
 
 
 def _json_request(method: str, path: str, body: dict[str, Any]) -> Any:

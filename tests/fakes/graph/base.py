@@ -335,6 +335,23 @@ class GraphBase(LoopbackServer):
         return tz
 
     @staticmethod
+    def _selected(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """An event as Graph answers a ``$select``: only the named properties (matched without regard
+        to case, as OData names are here), plus ``id`` and ``@odata.etag``, which come back whatever
+        the list ("Use query parameters", select parameter,
+        https://learn.microsoft.com/graph/query-parameters#select-parameter), plus what ``$expand``
+        asked for: an expanded navigation property such as ``singleValueExtendedProperties`` is
+        returned beside the selected ones, since ``$expand`` is the only way to read an extended
+        property ("Get singleValueLegacyExtendedProperty",
+        https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get). A named
+        property the event does not carry is simply absent. No ``$select``: the whole event."""
+        names = {s.strip().lower() for s in request.query.get("$select", "").split(",") if s.strip()}
+        if not names:
+            return body
+        keep = names | {"id", "@odata.etag", "@odata.context", "singlevalueextendedproperties"}
+        return {k: v for k, v in body.items() if k.lower() in keep}
+
+    @staticmethod
     def _expand(request: Request) -> set[str] | bool:
         expand = request.query.get("$expand", "")
         if "singlevalueextendedproperties" not in expand.lower():

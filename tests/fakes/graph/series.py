@@ -290,5 +290,5 @@ class SeriesMixin(GraphBase):
             if master.data.get("type") != "seriesMaster":
                 raise GraphError(400, "ErrorInvalidRequest", "The specified event is not a recurring series master.")
             matching = [ev for ev in self._instances_of(master) if ev.overlaps(start, end)]
-            value = [self._render(ev, tz) for ev in matching[skip : skip + top]]
+            value = [self._selected(request, self._render(ev, tz)) for ev in matching[skip : skip + top]]
         return self._page(request, value, len(matching), top, skip)

@@ -49,7 +49,7 @@ class TaggedEventsMixin(EventsMixin):
         with self._lock:
             mailbox = self._mailbox(user_ref)
             found = [
-                self._render(ev, tz, expand)
+                self._selected(request, self._render(ev, tz, expand))
                 for ev in self._events[mailbox].values()
                 if any(k.lower() == prop_id.lower() and v == value for k, v in ev.ext_props.items())
             ]
