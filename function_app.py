@@ -33,7 +33,7 @@ from shared.usecases.admin.transactions import status as sync_status
 from shared.usecases.dime_to_outlook.hooks import manage_hooks, reregister_hooks
 from shared.usecases.dime_to_outlook.inbound import receive_publications
 from shared.usecases.dime_to_outlook.place_appointment import apply_publication
-from shared.usecases.dime_to_outlook.reconcile_chunks import fan_out_dime_reconcile
+from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
 from shared.usecases.dime_to_outlook.unmatched import unmatched
 from shared.usecases.fanout import fan_out, run_chunk
 from shared.usecases.outlook_to_dime.lifecycle import handle_lifecycle
@@ -338,9 +338,8 @@ async def apply_dime_publication(msg: func.QueueMessage) -> None:
 
 @app.timer_trigger(schedule="%DIME_RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def dime_reconcile_timer(timer: func.TimerRequest) -> None:
-    """Outlook converges to the planning board (missing events created, stale updated, vanished
-    deleted), handed out in chunks of people on the chunk queue (`run_mailbox_chunk` runs them)."""
-    await fan_out_dime_reconcile(services())
+    """Outlook converges to the planning board: missing events created, stale updated, vanished deleted."""
+    await run_dime_reconcile(services())
 
 
 @app.route(

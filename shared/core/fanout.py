@@ -1,12 +1,11 @@
 """Timers that grow with the tenant (pure: no I/O): which mailboxes a timer run hands out, in which
 messages, and what a worker makes of a message and of a mailbox's claim row.
 
-A timer (delta, reconcile, renewal, the Dime.Scheduler reconcile) lists the directory once and
-sends one message per CHUNK_SIZE mailboxes to the chunk queue, so the platform's scale-out runs
-them and the timer returns in seconds. A message names its timer's kind, the run (one id per timer
-invocation) and mailbox ids; it chooses nothing else: the worker reads each mailbox again from the
-directory, and works only on those onboarded (and, for delta, enabled; for the Dime.Scheduler
-reconcile, those a resource of its directory maps to or a row of ours names).
+A timer (delta, reconcile, renewal) lists the directory once and sends one message per CHUNK_SIZE
+mailboxes to the chunk queue, so the platform's scale-out runs them and the timer returns in
+seconds. A message names its timer's kind, the run (one id per timer invocation) and mailbox ids;
+it chooses nothing else: the worker reads each mailbox again from the directory, and works only on
+those onboarded (and, for delta, enabled).
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from typing import Any
 
 from shared.core.outlook_to_dime.subscriptions import Step, renewal_step
 from shared.core.resources import Resource
-from shared.core.runs import DELTA, DIME_RECONCILE, RECONCILE, RENEWAL
+from shared.core.runs import DELTA, RECONCILE, RENEWAL
 from shared.core.transaction_query import is_key_safe
 
-KINDS = (DELTA, RECONCILE, RENEWAL, DIME_RECONCILE)
+KINDS = (DELTA, RECONCILE, RENEWAL)
 CHUNK_SIZE = 25  # mailboxes per message: ~one round trip to send, a few seconds of a worker's time when idle
 # A message may name at most this many (room for a CHUNK_SIZE changed between two deployments);
 # more is not a message we sent.

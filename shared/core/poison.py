@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.core.runs import DIME_RECONCILE
 from shared.core.transaction_query import is_key_safe
 from shared.core.transactions import DIME_PARTITION
 from shared.names import LIFECYCLE_QUEUE, MAILBOX_CHUNKS_QUEUE, NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE, RESYNC_QUEUE
@@ -66,8 +65,6 @@ def describe_poison(queue: str, body: bytes) -> PoisonedMessage:
         operation = "delete" if message.get("changeType") == "deleted" else "upsert"
     if queue == MAILBOX_CHUNKS_QUEUE and isinstance(message.get("kind"), str):  # {"kind", "run", "mailboxIds"}
         operation = f"{message['kind'][:40]}-chunk"
-        if message["kind"] == DIME_RECONCILE:  # the planner's appointments into Outlook
-            direction = DIME_TO_OUTLOOK
     if queue == PUBLICATIONS_QUEUE:  # {"change", "publication": {"guid", ...}}: about an appointment
         mailbox = DIME_PARTITION
         publication = message.get("publication")

@@ -5,9 +5,7 @@ Why: a timer is a singleton (one instance runs it), so walking every mailbox ins
 time, takes minutes at a few thousand mailboxes and never scales out. Here the timer lists the
 directory once (one partition query), sends one message per CHUNK_SIZE mailboxes and returns; the
 platform scales the queue function out over instances, each running its chunk's mailboxes with the
-same per-mailbox work as before (`delta_mailbox`, `reconcile_mailbox`, `renew_mailbox`). The
-Dime.Scheduler reconcile's chunks (kind `dime-reconcile`) are one pass over their people each:
-dime_to_outlook/reconcile_chunks.py, which has its own timer and its own directory test.
+same per-mailbox work as before (`delta_mailbox`, `reconcile_mailbox`, `renew_mailbox`).
 
 - The directory, not the message, decides: the worker reads each named mailbox again and works
   only on those onboarded (delta: and enabled); the rest is counted and logged in one line.
@@ -49,7 +47,7 @@ from shared.core.fanout import (
 )
 from shared.core.outlook_to_dime.subscriptions import WINDOW_SECONDS, WRITES_PER_WINDOW
 from shared.core.resources import Resource
-from shared.core.runs import DELTA, DIME_RECONCILE, RECONCILE, RENEWAL
+from shared.core.runs import DELTA, RECONCILE, RENEWAL
 from shared.names import MAILBOX_CHUNKS_QUEUE, RESYNC_QUEUE
 from shared.services import Services
 
@@ -157,10 +155,6 @@ async def run_chunk(message: Any, services: Services, *, budget_seconds: float |
         log.warning("chunk message ignored: %s", chunk.reason)
         return ChunkReport(rejected=chunk.reason)
     report = ChunkReport(chunk.kind, chunk.run)
-    if chunk.kind == DIME_RECONCILE:  # one pass over the chunk's people, not one per mailbox
-        from shared.usecases.dime_to_outlook.reconcile_chunks import run_dime_chunk
-
-        return await run_dime_chunk(services, chunk, report, CLAIM_MARGIN_SECONDS)
     tables = services.astore.tables
     named = await resources_named(tables, list(chunk.mailbox_ids))
     eligible: dict[str, Resource] = {}

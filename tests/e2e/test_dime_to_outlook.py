@@ -13,14 +13,12 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 import pytest
-from azure.functions.timer import TimerRequest
 
 import function_app
 from shared.core.dime_to_outlook.publication import items_of
 from shared.core.dime_to_outlook.tag import TAG_PROPERTY_ID
-from shared.names import MAILBOX_CHUNKS_QUEUE, NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
+from shared.names import NOTIFICATIONS_QUEUE, PUBLICATIONS_QUEUE
 from shared.usecases.dime_to_outlook.reconcile import run_dime_reconcile
-from shared.usecases.fanout import run_chunk
 from tests.conftest import DIME_PUBLICATIONS_KEY, MANAGE_HEADERS, make_services, notification_item, settings_env, track
 from tests.host import call_function, fire_timer, run_queue
 
@@ -915,10 +913,12 @@ def test_reconcile_fails_whole_when_the_listing_fails(graph, dime, services, peo
     assert len(ours(graph, people["jane"]["id"])) == 1
 
 
-def dime_reconcile_timer(services) -> None:
-    """The timer hands its people out on the chunk queue; the chunks run as the host would run them."""
-    run = fire_timer(function_app.dime_reconcile_timer, services)
-    assert run.failed == 0, run.errors
+def dime_reconcile_timer() -> None:
+    from azure.functions.timer import TimerRequest
+
+    from tests.host import call_function
+
+    call_function(function_app.dime_reconcile_timer, TimerRequest(past_due=False))
 
 
 def status_run() -> dict | None:
@@ -944,7 +944,7 @@ def test_the_reconcile_timer_leaves_a_run_record_that_status_shows(graph, dime, 
     graph.reset_requests()
     dime.reset_calls()
 
-    dime_reconcile_timer(services)
+    dime_reconcile_timer()
     run = status_run()
     assert (run["rowKey"], run["kind"], run["outcome"], run["reason"]) == (
         "dime-reconcile-run",
@@ -969,11 +969,8 @@ def test_a_failed_read_and_a_tripped_breaker_are_the_record_s_outcome(graph, dim
     jane = people["jane"]["id"]
     guids = eight_visits_for_jane(dime, services)
     dime.fail_next(1, status=503)  # Dime.Scheduler is down for the run's first read
-    with pytest.raises(SyncError):  # the timer's (a directory read it could not reuse), or else its chunk's
-        call_function(function_app.dime_reconcile_timer, TimerRequest(past_due=False))
-        [chunk] = [json.loads(m.content) for m in services.queues.client(MAILBOX_CHUNKS_QUEUE).receive_messages()]
-        asyncio.run(run_chunk(chunk, services))
-    services.queues.client(MAILBOX_CHUNKS_QUEUE).clear_messages()
+    with pytest.raises(SyncError):
+        dime_reconcile_timer()
     run = status_run()
     assert (run["outcome"], run["errors"], run["deletes"]) == ("failed", 1, 0)
     assert "DIME_UNAVAILABLE" in run["lastError"] or "503" in run["lastError"]
@@ -981,7 +978,7 @@ def test_a_failed_read_and_a_tripped_breaker_are_the_record_s_outcome(graph, dim
     for guid in guids:
         dime.board.delete(guid)
     dime.board.outbox.clear()
-    dime_reconcile_timer(services)
+    dime_reconcile_timer()
     run = status_run()
     assert (run["outcome"], run["deletes"], run["changes"]) == ("breaker-tripped", 0, 0)
     assert run["breaker"].startswith(jane + ": ") and "8" in run["breaker"]

@@ -615,15 +615,11 @@ class AsyncEventLinkStore:
         mark = await self.tables.get(EVENT_LINKS_TABLE, origin_partition(guid), guid, select=["RowKey"])
         return mark is not None
 
-    async def links(self, between: tuple[str, str] | None = None) -> list[EventLink]:
-        """Every link; `between`: those whose mailbox (RowKey) is in that range, bounds included."""
+    async def links(self) -> list[EventLink]:
         from shared.adapters.storage.event_links_store import ORIGIN_PREFIX, STATE_ROW, _link_from
 
         query = "RowKey ne @row and (PartitionKey lt @origins or PartitionKey ge @after )"  # the SDK splits on spaces
         parameters = {"row": STATE_ROW, "origins": ORIGIN_PREFIX, "after": ORIGIN_PREFIX[:-1] + chr(ord("-") + 1)}
-        if between is not None:
-            query += " and RowKey ge @low and RowKey le @high"
-            parameters.update(low=between[0], high=between[1])
         return [_link_from(entity) for entity in await self.tables.query(EVENT_LINKS_TABLE, query, parameters)]
 
     async def states(self) -> list[AppointmentState]:

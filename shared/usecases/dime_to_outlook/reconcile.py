@@ -1,29 +1,27 @@
 """The Dime.Scheduler → Outlook reconcile: Outlook converges to what the planning board holds.
 
-A pass lists Dime.Scheduler's appointments over the sync window for its eligible resources
-(`GET /appointment`, 20 resources per request): the timer (DIME_RECONCILE_SCHEDULE) hands the
-mailboxes out in chunks, each chunk one pass over its people (reconcile_chunks.py). It brings each
-through the publication worker's own `place` (missing events created, stale ones PATCHed,
-unchanged ones cost nothing), and deletes the events of appointments that vanished from the
-listing. Those deletes are inferred from absence, so they pass the same circuit breaker as the
-other direction: a mailbox that would lose too many planner events at once loses none, and an
-alert is recorded. It is also the backfill when a person is onboarded, and the only deletion path
-when Dime.Scheduler publishes through a Webhook connector instead of hooks (a connector's payload
-does not say "deleted").
+A timer (DIME_RECONCILE_SCHEDULE) lists Dime.Scheduler's appointments over the sync window for
+every eligible resource (`GET /appointment`, 20 resources per request), brings each through the
+publication worker's own `place` (missing events created, stale ones PATCHed, unchanged ones
+cost nothing), and deletes the events of appointments that vanished from the listing. Those
+deletes are inferred from absence, so they pass the same circuit breaker as the other direction:
+a mailbox that would lose too many planner events at once loses none, and an alert is recorded.
+It is also the backfill when a person is onboarded, and the only deletion path when Dime.Scheduler
+publishes through a Webhook connector instead of hooks (a connector's payload does not say
+"deleted").
 
-A timer run leaves one run record of the same shape as the other direction's delta and reconcile
-runs (`RunStats`, kind `dime-reconcile`, under `~dime-scheduler` in the syncstate table; each
-chunk adds its pass's figures to it), which `/api/manage/status` and the console show:
-appointments listed, writes, deletes, unchanged, errors, the breaker's message, the Graph and
-Dime.Scheduler requests it sent, its duration and outcome. A one-person backfill (onboarding) is
-logged only, so the record always describes the last run over everyone.
+A full run (the timer) leaves a run record of the same shape as the other direction's delta and
+reconcile runs (`RunStats`, kind `dime-reconcile`, under `~dime-scheduler` in the syncstate
+table), which `/api/manage/status` and the console show: appointments listed, writes, deletes,
+unchanged, errors, the breaker's message, the Graph and Dime.Scheduler requests it sent, its
+duration and outcome. A one-person backfill (onboarding) is logged only, so the record always
+describes the last pass over everyone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,29 +90,17 @@ class DimeReconcileStats:
         return run
 
 
-async def run_dime_reconcile(
-    services: Services,
-    only_emails: set[str] | None = None,
-    *,
-    only_mailboxes: set[str] | None = None,
-    record: Callable[[RunStats], Awaitable[None]] | None = None,
-    onboarded: Mailboxes | None = None,
-) -> DimeReconcileStats:
-    """Converge Outlook to the planning board: every eligible resource, or those e-mails only (a
-    backfill, a rule change), or the people of those mailboxes (a chunk of the timer's fan-out,
-    reconcile_chunks.py).
+async def run_dime_reconcile(services: Services, only_emails: set[str] | None = None) -> DimeReconcileStats:
+    """Converge Outlook to the planning board (every eligible resource, or those e-mails only).
 
     A failure (the listing, storage) is recorded in the run record, then raised as before: the
-    timer's invocation (or the chunk's delivery) fails visibly and is tried again; nothing was
-    deleted. `record`: where the run's figures go (a chunk adds them to its run's record); by
-    default a pass over everyone saves its own record, a pass over some e-mails only logs.
-    `onboarded`: who is onboarded, when the caller has just read it (otherwise read here, once)."""
+    timer's invocation fails visibly and the next run starts over; nothing was deleted."""
     stats = DimeReconcileStats()
     run = RunStats(DIME_RECONCILE, DIME_SCHEDULER_SCOPE, services.clock(), reason="timer")
     outcome = "failed"
     with metered() as meter:
         try:
-            await _reconcile(services, only_emails, stats, only_mailboxes, onboarded)
+            await _reconcile(services, only_emails, stats)
             outcome = "breaker-tripped" if stats.held_back else "completed"
         except SyncError as error:
             run.error(str(error))
@@ -124,14 +110,12 @@ async def run_dime_reconcile(
             raise
         finally:
             stats.record(run, meter).finish(outcome, services.clock())
-            if record is not None:
-                await record(run)
-            elif only_emails is None and only_mailboxes is None:
+            if only_emails is None:
                 await _save_run(services, run)
             log.info(
                 "Dime.Scheduler reconcile%s: %s, %d appointments, %d writes, %d deletes (%d orphans healed), "
                 "%d unchanged, %d errors, %d Graph and %d Dime.Scheduler requests, %d ms",
-                _scope(only_emails, only_mailboxes),
+                "" if only_emails is None else f" of {len(only_emails)} e-mail(s)",
                 run.outcome,
                 run.changes,
                 run.writes,
@@ -146,12 +130,6 @@ async def run_dime_reconcile(
     return stats
 
 
-def _scope(only_emails: set[str] | None, only_mailboxes: set[str] | None) -> str:
-    if only_emails is not None:
-        return f" of {len(only_emails)} e-mail(s)"
-    return "" if only_mailboxes is None else f" of {len(only_mailboxes)} mailbox(es)"
-
-
 async def _save_run(services: Services, run: RunStats) -> None:
     try:
         await services.astore.syncstate.save_run(run)
@@ -159,22 +137,14 @@ async def _save_run(services: Services, run: RunStats) -> None:
         log.exception("could not save the Dime.Scheduler reconcile run record")
 
 
-async def _reconcile(
-    services: Services,
-    only_emails: set[str] | None,
-    stats: DimeReconcileStats,
-    only_mailboxes: set[str] | None = None,
-    onboarded: Mailboxes | None = None,
-) -> None:
-    """One pass. `only_mailboxes`: the people whose e-mail the directory maps to one of these
-    mailboxes, and these calendars' orphans; a link of another mailbox is neither read nor judged."""
+async def _reconcile(services: Services, only_emails: set[str] | None, stats: DimeReconcileStats) -> None:
     now = services.clock()
     s = services.settings
     start = (now - timedelta(days=s.sync_days_back)).astimezone(UTC)
     end = (now + timedelta(days=s.sync_days_forward)).astimezone(UTC)
     directory = await resource_directory(services, refresh=True)
     numbers: list[str] = []
-    onboarded = onboarded or await Mailboxes.read(services)  # who is onboarded: read once per run
+    onboarded = await Mailboxes.read(services)  # who is onboarded: read once per run
     mailboxes: set[str] = set()  # the calendars of those resources: swept for orphans below
     for resource in directory.values():
         if not (resource.exchange_enabled and resource.email):
@@ -182,7 +152,7 @@ async def _reconcile(
         if only_emails is not None and resource.email not in only_emails:
             continue
         mailbox = await mailbox_for(services, resource.email, onboarded)
-        if mailbox is not None and (only_mailboxes is None or mailbox in only_mailboxes):
+        if mailbox is not None:
             numbers.append(resource.resource_no)
             mailboxes.add(mailbox)
     listed: dict[str, Publication] = {}
@@ -252,7 +222,7 @@ async def _reconcile(
             # Also every calendar we hold a row for, eligible or not any more (a resource whose
             # e-mail or Exchange flag changed, a mailbox an earlier version wrote to): an event of
             # ours there that nothing plans is an orphan too.
-            rows = await links_of(services, only_mailboxes)
+            rows = await services.astore.eventlinks.links()
             mailboxes |= {row.mailbox_id for row in rows if row.event_id or row.pending is not None}
         for mailbox in sorted(mailboxes):
             found = await services.graph.tagged_in_window(mailbox, _iso(start), _iso(end))
@@ -260,7 +230,7 @@ async def _reconcile(
                 continue  # no such mailbox (any more): nothing of ours to judge there
             tagged[mailbox] = [e for e in found if _starts_inside(e, start, end)]
     # Vanished: linked events of the listed resources, in the window, whose appointment was not listed.
-    links = await links_of(services, only_mailboxes)
+    links = await services.astore.eventlinks.links()
     asked = {r.email for r in directory.values() if r.resource_no in set(numbers) and r.email}
     by_mailbox: dict[str, list[EventLink]] = defaultdict(list)
     candidates: dict[str, list[EventLink]] = defaultdict(list)
@@ -325,17 +295,6 @@ async def _reconcile(
                 log.warning("reconcile: delete of orphan %s failed (%s)", event_id, error.code.value)
 
     await _replace_missing(services, links, listed, tagged, unsettled, (start, end), listed_at, stats)
-
-
-async def links_of(services: Services, mailboxes: set[str] | None) -> list[EventLink]:
-    """Every event link, or those of these mailboxes (a link's RowKey is its mailbox: one range read
-    from the lowest to the highest, the rest dropped here)."""
-    if mailboxes is None:
-        return await services.astore.eventlinks.links()
-    if not mailboxes:
-        return []
-    found = await services.astore.eventlinks.links(between=(min(mailboxes), max(mailboxes)))
-    return [link for link in found if link.mailbox_id in mailboxes]
 
 
 async def _replace_missing(
